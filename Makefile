@@ -1,0 +1,41 @@
+# excon — set-up and the two main jobs. `make demo` and `make test` work on a fresh machine:
+# they create .venv with python3 -m venv when it is missing and install the project into it.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test lint typecheck pytest bench fmt check clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+## demo: check the repository's rulebooks and show their canonical layout is kept
+demo: $(STAMP)
+	$(BIN)/excon check rulebooks
+	$(BIN)/excon fmt --check rulebooks
+
+## test: ruff, mypy on dsl/ and kb/, then pytest
+test: lint typecheck pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check dsl kb tests bench
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+pytest: $(STAMP)
+	$(BIN)/pytest
+
+## bench: benchmarks under bench/ (not part of `make test`)
+bench: $(STAMP)
+	$(BIN)/python -m bench
+
+fmt: $(STAMP)
+	$(BIN)/excon fmt rulebooks
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

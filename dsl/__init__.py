@@ -1,0 +1,42 @@
+"""The excon rules language: parse, check and format rulebooks.
+
+    >>> from dsl import load
+    >>> result = load(["rulebooks/cn-strategic-minerals"], schema)
+    >>> result.ok, result.rulebook.rules.keys()
+
+`dsl` knows nothing about the knowledge base: the schema of the facts rules talk about is
+passed in (`dsl.schema.Schema`).
+"""
+
+from dsl.check import CheckedRulebook, check
+from dsl.diagnostics import CODES, Diagnostic, render
+from dsl.format import format_file
+from dsl.load import LoadResult, load, parse_paths
+from dsl.parse import parse_bytes, parse_text
+from dsl.schema import FieldSpec, Schema
+
+
+def format_text(text: str, file: str = "<text>") -> tuple[str | None, list[Diagnostic]]:
+    """The canonical layout of `text`, or None and the syntax errors when it does not parse."""
+    sf, diags = parse_text(text, file)
+    if diags:
+        return None, diags
+    return format_file(sf), []
+
+
+__all__ = [
+    "CODES",
+    "CheckedRulebook",
+    "Diagnostic",
+    "FieldSpec",
+    "LoadResult",
+    "Schema",
+    "check",
+    "format_file",
+    "format_text",
+    "load",
+    "parse_bytes",
+    "parse_paths",
+    "parse_text",
+    "render",
+]

@@ -1,0 +1,96 @@
+"""Find and read rulebook files: folders are read recursively (`*.excon`, sorted), and each
+`use "path"` brings in another file or folder, relative to the file that uses it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from dsl import ast
+from dsl.check import CheckedRulebook, check
+from dsl.diagnostics import Diagnostic, sort_key
+from dsl.parse import parse_bytes
+from dsl.schema import Schema
+
+SUFFIX = ".excon"
+
+
+@dataclass
+class LoadResult:
+    """Parsed files, their text (for rendering diagnostics) and every diagnostic found."""
+
+    files: list[ast.SourceFile] = field(default_factory=list)
+    sources: dict[str, str] = field(default_factory=dict)
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+    rulebook: CheckedRulebook | None = None
+
+    @property
+    def errors(self) -> list[Diagnostic]:
+        return [d for d in self.diagnostics if d.is_error]
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+
+def display_path(path: Path) -> str:
+    """Paths in diagnostics are relative to the working directory when that is shorter."""
+    try:
+        rel = os.path.relpath(path)
+    except ValueError:
+        return str(path)
+    return rel if not rel.startswith("..") else str(path)
+
+
+def rulebook_files(path: Path) -> list[Path]:
+    if path.is_dir():
+        return sorted(p for p in path.rglob(f"*{SUFFIX}") if p.is_file())
+    return [path]
+
+
+def parse_paths(paths: Iterable[Path | str], follow_uses: bool = True) -> LoadResult:
+    """Parse every rulebook file under `paths` (and what they `use`), each file once."""
+    result = LoadResult()
+    seen: set[Path] = set()
+    queue: list[tuple[Path, ast.Span | None]] = [(Path(p), None) for p in paths]
+    while queue:
+        path, used_at = queue.pop(0)
+        if not path.exists():
+            span = used_at or ast.Span(display_path(path), 0, 0, 0, 0)
+            code = "E207" if used_at else "E002"
+            result.diagnostics.append(Diagnostic(code, f"'{path}' does not exist", span))
+            continue
+        for file in rulebook_files(path):
+            real = file.resolve()
+            if real in seen:
+                continue
+            seen.add(real)
+            name = display_path(file)
+            try:
+                data = file.read_bytes()
+            except OSError as e:
+                span = ast.Span(name, 0, 0, 0, 0)
+                result.diagnostics.append(Diagnostic("E002", f"cannot read it: {e.strerror}", span))
+                continue
+            sf, diags = parse_bytes(data, name)
+            result.files.append(sf)
+            result.diagnostics.extend(diags)
+            result.sources[name] = data.decode("utf-8", errors="replace").lstrip("\ufeff")
+            if follow_uses:
+                for d in sf.declarations:
+                    if isinstance(d, ast.Use):
+                        queue.append((file.parent / d.path.value, d.path.span))
+    return result
+
+
+def load(paths: Iterable[Path | str], schema: Schema) -> LoadResult:
+    """Parse and check: the one call an embedding tool needs."""
+    result = parse_paths(paths)
+    rb, diags = check(result.files, schema)
+    result.rulebook = rb
+    result.diagnostics.extend(diags)
+    result.diagnostics.sort(key=sort_key)
+    return result

@@ -1,0 +1,73 @@
+"""The facts a rulebook may talk about, described by whoever embeds the language.
+
+`dsl` never imports `kb`: the knowledge base passes a `Schema` describing its declarations table
+(and, when it has them, the valid country codes and HS subheadings) to the checker.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+# Dimensions of the units the language knows; a comparison must not mix dimensions.
+UNIT_DIMENSIONS: dict[str, str] = {
+    "%": "percent",
+    "kg": "mass",
+    "t": "mass",
+    "g": "mass",
+    "USD": "money",
+    "USD/kg": "money per mass",
+    "MPa": "pressure",
+    "g/cm3": "density",
+    "um": "length",
+    "µm": "length",
+    "nm": "length",
+    "Wh/kg": "specific energy",
+    "per cm2": "areal density",
+    "days": "duration",
+}
+
+# Factors to the base unit of each dimension (kg, µm), so thresholds compare across units.
+UNIT_FACTORS: dict[str, float] = {"kg": 1.0, "t": 1000.0, "g": 0.001, "um": 1.0, "µm": 1.0,
+                                  "nm": 0.001}
+
+FIELD_TYPES = ("text", "number", "date", "country", "code", "party")
+
+
+@dataclass(frozen=True, slots=True)
+class FieldSpec:
+    """One fact of a declaration: its type, dimension (for numbers), and whether it may be empty."""
+
+    name: str
+    type: str
+    dimension: str | None = None
+    required: bool = False
+    description: str = ""
+    aliases: tuple[str, ...] = ()
+    country_field: str | None = None  # for parties: the field holding their country
+
+
+@dataclass(frozen=True, slots=True)
+class Schema:
+    """What the checker type-checks conditions, examples and explanations against."""
+
+    fields: tuple[FieldSpec, ...]
+    party_links: tuple[str, ...] = ("address", "phone", "parent")
+    countries: frozenset[str] | None = None
+    hs_subheadings: frozenset[str] | None = None
+    window_keys: tuple[str, ...] = ("group", "item")
+    _index: dict[str, FieldSpec] = field(default_factory=dict, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        for f in self.fields:
+            self._index[f.name] = f
+            for a in f.aliases:
+                self._index[a] = f
+
+    def field(self, name: str) -> FieldSpec | None:
+        return self._index.get(name)
+
+    def names(self) -> list[str]:
+        return sorted(self._index)
+
+    def party_roles(self) -> list[str]:
+        return [f.name for f in self.fields if f.type == "party"]

@@ -1,0 +1,1 @@
+"""excon knowledge base."""

@@ -1,0 +1,68 @@
+"""The facts of an export declaration (the `declarations.csv` contract in DESIGN.md), described
+for the rules-language checker, plus the reference sets it validates codes against.
+"""
+
+from __future__ import annotations
+
+import csv
+from functools import cache
+from importlib import resources
+
+import pycountry
+
+from dsl.schema import FieldSpec, Schema
+
+DECLARATION_FIELDS: tuple[FieldSpec, ...] = (
+    FieldSpec("id", "text", required=True, description="Declaration line identifier"),
+    FieldSpec("declared_on", "date", required=True, description="Date of the export declaration",
+              aliases=("date",)),
+    FieldSpec("exporter", "party", required=True, description="Exporter (domestic consignor)"),
+    FieldSpec("consignee", "party", required=True, description="Foreign consignee",
+              country_field="consignee_country"),
+    FieldSpec("consignee_country", "country", required=True,
+              description="Consignee's country, ISO 3166 alpha-2"),
+    FieldSpec("end_user", "party", description="Declared end user (may be empty)",
+              country_field="end_user_country"),
+    FieldSpec("end_user_country", "country", description="End user's country (may be empty)"),
+    FieldSpec("destination_country", "country", required=True,
+              description="Country of destination, ISO 3166 alpha-2", aliases=("destination",)),
+    FieldSpec("hs_code", "code", required=True, description="Customs code, 8 or 10 digits",
+              aliases=("code",)),
+    FieldSpec("description", "text", required=True, description="Goods description as declared"),
+    FieldSpec("quantity_kg", "number", "mass", required=True, description="Net quantity in kg",
+              aliases=("quantity",)),
+    FieldSpec("value_usd", "number", "money", required=True, description="Declared value, USD",
+              aliases=("value",)),
+    FieldSpec("purity_pct", "number", "percent", description="Declared purity in % (may be empty)",
+              aliases=("purity",)),
+    FieldSpec("licence_no", "text", description="Export licence number (may be empty)",
+              aliases=("licence",)),
+    FieldSpec("unit_value", "number", "money per mass",
+              description="Derived: value_usd / quantity_kg (USD per kg)"),
+)
+
+
+@cache
+def country_codes() -> frozenset[str]:
+    """ISO 3166-1 alpha-2 codes from pycountry."""
+    return frozenset(c.alpha_2 for c in pycountry.countries)
+
+
+@cache
+def hs_subheadings() -> frozenset[str]:
+    """Six-digit HS 2022 subheadings, from the nomenclature shipped in kb/data/hs2022."""
+    path = resources.files("kb").joinpath("data/hs2022/harmonized-system.csv")
+    with path.open(encoding="utf-8") as f:
+        return frozenset(
+            row["hscode"] for row in csv.DictReader(f) if row["level"] == "6"
+        )
+
+
+@cache
+def declaration_schema() -> Schema:
+    """The schema the checker uses for rulebooks that run on this knowledge base."""
+    return Schema(
+        fields=DECLARATION_FIELDS,
+        countries=country_codes(),
+        hs_subheadings=hs_subheadings(),
+    )
