@@ -136,7 +136,8 @@ class Checker:
             return True
         other = self._kind_of(ref.name)
         if other:
-            self.error("E203", f"'{ref.name}' is {other}, not {wanted}", ref.span)
+            article = "an" if wanted[0] in "aeiou" else "a"
+            self.error("E203", f"'{ref.name}' is {other}, not {article} {wanted}", ref.span)
         else:
             candidates = [n for t in tables for n in t]
             self.error("E202", f"there is no {wanted} called '{ref.name}'", ref.span,
@@ -767,10 +768,12 @@ class Checker:
         if left[0] == "number" and left[1] != right[1]:
             if left[1] is None or right[1] is None:
                 known = left[1] or right[1]
-                self.error("E402", f"a number without a unit is compared with a {known}",
+                self.error("E402", f"a number without a unit is compared with "
+                           f"{_describe(('number', known))}",
                            node.span, f"write the unit, for example {_example_unit(known)}")
             else:
-                self.error("E402", f"cannot compare a {left[1]} with a {right[1]}", node.span)
+                self.error("E402", f"cannot compare {_describe(left)} with {_describe(right)}",
+                           node.span)
         for side, other in ((node.left, left), (node.right, right)):
             if isinstance(side, ast.Quantity) and other[1] == "percent" and \
                     not Decimal(0) <= side.value <= Decimal(100):
@@ -969,9 +972,16 @@ def _fmt(iv: Interval) -> str:
     return f"{iv.start or '…'} to {iv.end or '…'}"
 
 
+DIMENSION_WORDS = {
+    "mass": "a mass (kg)", "money": "an amount of money (USD)", "percent": "a percentage",
+    "money per mass": "a unit value (USD/kg)", "density": "a density (g/cm3)",
+    "pressure": "a pressure (MPa)", "length": "a length", "duration": "a number of days",
+}
+
+
 def _describe(t: Type) -> str:
     if t[0] == "number":
-        return f"a {t[1]}" if t[1] else "a plain number"
+        return DIMENSION_WORDS.get(t[1], f"a {t[1]}") if t[1] else "a plain number"
     return f"a {t[0]}"
 
 

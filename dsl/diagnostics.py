@@ -6,6 +6,7 @@ Every code is documented in docs/diagnostics.md (tests/test_docs.py keeps the tw
 from __future__ import annotations
 
 import difflib
+import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
@@ -108,6 +109,11 @@ def _excerpt(line: str, start: int, end: int) -> tuple[str, int, int]:
     return shown, start + off, min(end + off, len(shown))
 
 
+def _width(text: str) -> int:
+    """Terminal columns: CJK and other wide characters take two."""
+    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+
+
 def render(diagnostic: Diagnostic, sources: Mapping[str, str] | None = None) -> str:
     """`file:line:col: error[E202]: message`, the source line, a caret under the span, the hint."""
     d = diagnostic
@@ -121,10 +127,11 @@ def render(diagnostic: Diagnostic, sources: Mapping[str, str] | None = None) -> 
             end = d.span.end_column - 1 if d.span.end_line == d.span.line else len(line)
             end = max(end, start + 1)
             shown, s, e = _excerpt(line, start, end)
+            shown = "".join(c if c.isprintable() else "\ufffd" for c in shown)
             gutter = str(d.span.line)
             pad = " " * len(gutter)
             out.append(f" {gutter} | {shown}")
-            out.append(f" {pad} | {' ' * s}{'^' * max(1, e - s)}")
+            out.append(f" {pad} | {' ' * _width(shown[:s])}{'^' * max(1, _width(shown[s:e]))}")
     if d.hint:
         out.append(f"   = {d.hint}")
     for span, note in d.related:

@@ -20,7 +20,11 @@ INDENT = "  "
 def quote(text: str) -> str:
     """A string literal for `text`, escaping what the grammar requires."""
     body = text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\t", "\\t")
-    body = "".join(c if c.isprintable() or c == " " else f"\\u{ord(c):04x}" for c in body)
+    body = "".join(
+        c if c.isprintable() or c == " " else
+        f"\\u{ord(c):04x}" if ord(c) <= 0xFFFF else f"\\U{ord(c):08x}"
+        for c in body
+    )
     return f'"{body}"'
 
 
@@ -187,6 +191,8 @@ def field_text(f: ast.DeclarationField) -> str:
     in_country = f" in {f.country.name}" if f.country else ""
     if f.name in _FIELD_WORDS:
         return f"{_FIELD_WORDS[f.name]} {_value(f.value)}{in_country}"
+    if f.name == "purity_pct" and isinstance(f.value, ast.Quantity):
+        return f"purity {_value(f.value)}"
     if f.name == "kind" or f.name in ("quantity_kg", "value_usd", "amount"):
         return _value(f.value)
     if f.name == "items":
@@ -363,8 +369,14 @@ def format_file(sf: ast.SourceFile) -> str:
     out: list[str] = []
 
     def leading(before_line: int, indent: str) -> None:
+        """Comments above a line; at the top level a blank line after a comment is kept."""
         while pending and pending[0].span.line < before_line:
-            out.append(indent + pending.pop(0).text.rstrip())
+            c = pending.pop(0)
+            out.append(indent + c.text.rstrip())
+            following = pending[0].span.line if pending and pending[0].span.line < before_line \
+                else before_line
+            if not indent and following > c.span.line + 1:
+                out.append("")
 
     def emit(lines: list[str], indent: str, first: int, last: int) -> None:
         tail = [trailing.pop(n) for n in sorted(trailing) if first <= n <= last]
@@ -386,6 +398,8 @@ def format_file(sf: ast.SourceFile) -> str:
             end = max(_end_line(g) for g in group) or start
             leading(start, INDENT)
             emit(lines, INDENT, start, end)
+    if pending and sf.declarations and pending[0].span.line > sf.declarations[-1].span.end_line + 1:
+        out.append("")
     leading(10**12, "")
     for c in sorted(trailing.values(), key=lambda c: c.span.line):
         out.append(c.text.rstrip())

@@ -62,7 +62,7 @@ class SyntaxProblem(Exception):
         self.code, self.message, self.line, self.column = code, message, line, column
 
 
-_ESCAPE = re.compile(r"\\(u[0-9a-fA-F]{4}|.)")
+_ESCAPE = re.compile(r"\\(u[0-9a-fA-F]{4}|U[0-9a-fA-F]{8}|.)")
 _ESCAPES = {"n": "\n", "t": "\t", '"': '"', "\\": "\\"}
 
 
@@ -74,8 +74,11 @@ def unescape(quoted: str) -> str:
 
     def one(m: re.Match[str]) -> str:
         s = m.group(1)
-        if s.startswith("u") and len(s) == 5:
-            return chr(int(s[1:], 16))
+        if s[0] in "uU" and len(s) > 1:
+            code = int(s[1:], 16)
+            # Lone surrogates and out-of-range code points cannot be stored as UTF-8.
+            valid = code <= 0x10FFFF and not 0xD800 <= code <= 0xDFFF
+            return chr(code) if valid else "\ufffd"
         return _ESCAPES.get(s, "\\" + s)
 
     return _ESCAPE.sub(one, body)
@@ -477,6 +480,10 @@ class _Builder(lark.Transformer[Token, Any]):
         name = "value_usd" if unit == "USD" else "quantity_kg" if unit in MASS_UNITS else "amount"
         return self._field(name, c, q)
 
+    def purity(self, c: list[Any]) -> ast.DeclarationField:
+        q = ast.Quantity(Decimal(str(c[0])), str(c[1]), self._span(c))
+        return self._field("purity_pct", c, q)
+
     def _party_field(self, name: str, c: list[Any]) -> ast.DeclarationField:
         country = self._ref(c[1]) if len(c) > 1 else None
         return self._field(name, c, self._text(c[0]), country)
@@ -618,6 +625,9 @@ class _Parser:
             propagate_positions=True,
             maybe_placeholders=False,
             keep_all_tokens=True,
+            # The strict collision check takes about a second; the analysed grammar is cached
+            # in the temp directory, keyed by the grammar's hash and Lark's version.
+            cache=True,
             transformer=self.builder,
             lexer_callbacks={"COMMENT": self.comments.append},
         )
@@ -724,8 +734,8 @@ def _error_to_diagnostic(
         end_col = tok.end_column if tok.end_line == tok.line and tok.end_column else column + 1
         span = ast.Span(file, line, column, line, end_col)
         hint = did_you_mean(value, keywords) if re.fullmatch(r"[A-Za-z\-]+", value) else None
-        if tok.type == "NUMBER" or tok.type == "CUSTOMS_CODE":
-            at = err.pos_in_stream or 0
+        if "DATE" in (err.expected or ()):
+            at = tok.start_pos or 0
             hint = hint or _bad_date_hint(text[at : at + 12])
         return Diagnostic("E101", f"unexpected '{shown}' here; expected {expected}", span, hint)
     span = ast.Span(file, line, column, line, column + 1)  # pragma: no cover - lark adds no others
@@ -818,9 +828,9 @@ def decode(data: bytes, file: str) -> tuple[str | None, list[Diagnostic]]:
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as e:
-        before = data[: e.start]
-        line = before.count(b"\n") + 1
-        col = len(before) - (before.rfind(b"\n") + 1) + 1
+        before = data[: e.start].decode("utf-8")  # valid up to the error
+        line = before.count("\n") + 1
+        col = len(before) - (before.rfind("\n") + 1) + 1
         span = ast.Span(file, line, col, line, col + 1)
         msg = f"byte 0x{data[e.start]:02X} is not valid UTF-8 text"
         return None, [Diagnostic("E001", msg, span, "save the file as UTF-8")]

@@ -1,0 +1,25 @@
+"""Shared fixtures: the repository layout and the knowledge base's declaration schema."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from dsl.schema import Schema
+from kb.schema import declaration_schema
+
+ROOT = Path(__file__).resolve().parent.parent
+RULEBOOKS = ROOT / "rulebooks"
+DATA = Path(__file__).resolve().parent / "data"
+GOLDEN = Path(__file__).resolve().parent / "golden"
+
+
+@pytest.fixture(scope="session")
+def schema() -> Schema:
+    return declaration_schema()
+
+
+def rulebook_files() -> list[Path]:
+    """Every rulebook file in the repository and in the test data."""
+    return sorted([*RULEBOOKS.rglob("*.excon"), *DATA.rglob("*.excon")])
