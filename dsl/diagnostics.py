@@ -46,8 +46,6 @@ CODES: dict[str, str] = {
     "E601": "an expectation names an unknown rule or declaration",
     "E602": "an example without a declaration or without an expectation",
     "W101": "a customs code whose HS subheading is not in HS 2022",
-    "W102": "an entry without a source or citation",
-    "W103": "a suspension that has ended",
 }
 
 

@@ -378,8 +378,18 @@ def format_file(sf: ast.SourceFile) -> str:
             if not indent and following > c.span.line + 1:
                 out.append("")
 
-    def emit(lines: list[str], indent: str, first: int, last: int) -> None:
-        tail = [trailing.pop(n) for n in sorted(trailing) if first <= n <= last]
+    # A trailing comment belongs to the last construct that has code on its line.
+    owner: dict[int, tuple[int, int]] = {}
+    for n, d in enumerate(sf.declarations):
+        owner[d.span.line] = (n, -1)
+        for g, (group, _) in enumerate(_join_validity(getattr(d, "attrs", ()))):
+            start = _line(group[0])
+            for line in range(start, max(_end_line(a) for a in group) + 1) if start else ():
+                owner[line] = (n, g)
+
+    def emit(lines: list[str], indent: str, first: int, last: int, key: tuple[int, int]) -> None:
+        tail = [trailing.pop(n) for n in sorted(trailing)
+                if first <= n <= last and owner.get(n, key) == key]
         printed = [indent + ln for ln in lines]
         if tail:
             printed[-1] += "  " + "  ".join(c.text.rstrip() for c in tail)
@@ -392,12 +402,12 @@ def format_file(sf: ast.SourceFile) -> str:
         attrs = getattr(d, "attrs", ())
         head_end = d.span.line
         first_attr_line = min((_line(a) for a in attrs if _line(a)), default=d.span.end_line + 1)
-        emit([header(d)], "", d.span.line, max(head_end, first_attr_line - 1))
-        for group, lines in _join_validity(attrs):
+        emit([header(d)], "", d.span.line, max(head_end, first_attr_line - 1), (n, -1))
+        for g, (group, lines) in enumerate(_join_validity(attrs)):
             start = _line(group[0]) or head_end
-            end = max(_end_line(g) for g in group) or start
+            end = max(_end_line(a) for a in group) or start
             leading(start, INDENT)
-            emit(lines, INDENT, start, end)
+            emit(lines, INDENT, start, end, (n, g))
     if pending and sf.declarations and pending[0].span.line > sf.declarations[-1].span.end_line + 1:
         out.append("")
     leading(10**12, "")

@@ -641,7 +641,8 @@ def _parser() -> _Parser:
 @cache
 def bare_lark() -> lark.Lark:
     """The same grammar with Lark's default tree building: the baseline for benchmarks."""
-    return lark.Lark(grammar_text(), parser="lalr", strict=True, propagate_positions=True)
+    return lark.Lark(grammar_text(), parser="lalr", strict=True, propagate_positions=True,
+                     cache=True)
 
 
 def _chunks(text: str) -> list[tuple[int, str]]:

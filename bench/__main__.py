@@ -1,0 +1,39 @@
+"""`python -m bench [--quick]`: run every benchmark, print a table, write bench/results.json."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sqlite3
+import sys
+from pathlib import Path
+
+from bench import frontend
+
+
+def machine() -> dict[str, object]:
+    return {
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "sqlite": sqlite3.sqlite_version,
+        "platform": platform.platform(),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="tiny sizes: a smoke run")
+    parser.add_argument("--out", default=str(Path(__file__).parent / "results.json"))
+    args = parser.parse_args(argv)
+    lines, repeat = (300, 1) if args.quick else (10_000, 7)
+    results = {"machine": machine(), "frontend": frontend.run(lines, repeat)}
+    print(frontend.report(results["frontend"]))
+    Path(args.out).write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    print(f"results written to {args.out}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,28 @@
+"""The benchmarks run at a tiny size in the test suite so that they cannot rot."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import dsl
+from bench.__main__ import main
+from bench.generate import rulebook_text
+from kb.schema import declaration_schema
+
+
+def test_generated_benchmark_rulebook_is_valid() -> None:
+    sf, diags = dsl.parse_text(rulebook_text(400), "gen.excon")
+    assert diags == []
+    _, problems = dsl.check([sf], declaration_schema())
+    assert [d for d in problems if d.is_error] == []
+
+
+def test_quick_benchmark_run_writes_figures(tmp_path: Path, capsys: object) -> None:
+    out = tmp_path / "results.json"
+    assert main(["--quick", "--out", str(out)]) == 0
+    results = json.loads(out.read_text(encoding="utf-8"))
+    fe = results["frontend"]
+    assert fe["lines"] >= 300 and fe["lines_per_s"] > 0
+    assert fe["ratio_front_end_to_bare"] > 0
+    assert results["machine"]["cores"] >= 1

@@ -1,0 +1,110 @@
+"""`excon check` and `excon fmt` as policy staff and CI use them: output and exit status."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from kb.cli import cli
+from tests.conftest import GOLDEN, RULEBOOKS
+
+BROKEN = 'rule r "R"\n  per NOWHERE\n  when item in nothing\n  then prohibited\n'
+MESSY = 'rule r "R"   per X\nwhen destination in usa   and quantity > 1 kg then prohibited # why\n'
+
+
+@pytest.fixture
+def runner() -> CliRunner:
+    return CliRunner()
+
+
+def test_check_is_clean_on_the_repository_rulebooks(runner: CliRunner) -> None:
+    result = runner.invoke(cli, ["check", str(RULEBOOKS)])
+    assert result.exit_code == 0, result.output
+    assert "0 error(s)" in result.output
+
+
+def test_check_defaults_to_the_rulebooks_folder(runner: CliRunner, tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    shutil.copytree(RULEBOOKS, tmp_path / "rulebooks")
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(cli, ["check"])
+    assert result.exit_code == 0
+    assert "6 file(s)" in result.output
+
+
+def test_check_exits_1_and_names_file_line_and_column(runner: CliRunner, tmp_path: Path) -> None:
+    path = tmp_path / "broken.excon"
+    path.write_text(BROKEN, encoding="utf-8")
+    result = runner.invoke(cli, ["check", str(path)])
+    assert result.exit_code == 1
+    assert f"{path}:2:7: error[E202]: there is no instrument called 'NOWHERE'" in result.output
+    assert "   |       ^^^^^^^" in result.output
+    assert "2 error(s)" in result.output
+
+
+def test_check_json_lists_every_diagnostic(runner: CliRunner) -> None:
+    result = runner.invoke(cli, ["check", "--format", "json", str(GOLDEN / "dates.excon")])
+    assert result.exit_code == 1
+    payload = json.loads(result.stdout)
+    assert [d["code"] for d in payload] == ["E302", "E304", "E301", "E302", "E305", "E303"]
+    assert payload[0]["line"] == 10 and payload[0]["severity"] == "error"
+
+
+def test_usage_errors_exit_2(runner: CliRunner, tmp_path: Path,
+                             monkeypatch: pytest.MonkeyPatch) -> None:
+    assert runner.invoke(cli, ["check", "--format", "xml"]).exit_code == 2
+    assert runner.invoke(cli, ["nonsense"]).exit_code == 2
+    monkeypatch.chdir(tmp_path)  # no ./rulebooks here
+    result = runner.invoke(cli, ["check"])
+    assert result.exit_code == 2 and "give a rulebook file or folder" in result.output
+
+
+def test_missing_path_is_reported_not_crashed(runner: CliRunner, tmp_path: Path) -> None:
+    result = runner.invoke(cli, ["check", str(tmp_path / "nope.excon")])
+    assert result.exit_code == 1
+    assert "error[E002]" in result.output
+
+
+def test_fmt_rewrites_in_place_and_then_has_nothing_to_do(runner: CliRunner,
+                                                           tmp_path: Path) -> None:
+    path = tmp_path / "messy.excon"
+    path.write_text(MESSY, encoding="utf-8")
+    check = runner.invoke(cli, ["fmt", "--check", str(tmp_path)])
+    assert check.exit_code == 1 and "would reformat" in check.output
+    assert path.read_text(encoding="utf-8") == MESSY  # --check changes nothing
+    assert runner.invoke(cli, ["fmt", str(tmp_path)]).exit_code == 0
+    assert path.read_text(encoding="utf-8") == (
+        'rule r "R"\n  per X\n  when destination in usa\n   and quantity > 1 kg\n'
+        "  then prohibited  # why\n"
+    )
+    again = runner.invoke(cli, ["fmt", "--check", str(tmp_path)])
+    assert again.exit_code == 0 and again.output == ""
+
+
+def test_fmt_leaves_a_broken_file_untouched(runner: CliRunner, tmp_path: Path) -> None:
+    path = tmp_path / "broken.excon"
+    text = "rule r\n  then maybe\n"
+    path.write_text(text, encoding="utf-8")
+    result = runner.invoke(cli, ["fmt", str(path)])
+    assert result.exit_code == 1 and "error[E101]" in result.output
+    assert path.read_text(encoding="utf-8") == text
+
+
+def test_fmt_diff_and_stdin(runner: CliRunner, tmp_path: Path) -> None:
+    path = tmp_path / "messy.excon"
+    path.write_text(MESSY, encoding="utf-8")
+    diff = runner.invoke(cli, ["fmt", "--diff", str(path)])
+    assert diff.exit_code == 1 and "+  when destination in usa" in diff.output
+    piped = runner.invoke(cli, ["fmt", "-"], input=MESSY)
+    assert piped.exit_code == 0 and piped.output.startswith('rule r "R"\n  per X\n')
+
+
+def test_help_lists_every_command(runner: CliRunner) -> None:
+    result = runner.invoke(cli, ["--help"])
+    assert result.exit_code == 0
+    for name in cli.commands:
+        assert name in result.output

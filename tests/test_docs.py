@@ -1,0 +1,61 @@
+"""The documentation stays in step with the grammar, the diagnostics and the command line."""
+
+from __future__ import annotations
+
+import re
+
+import click
+import pytest
+
+import dsl
+from dsl.parse import grammar_text
+from kb.cli import cli
+from tests.conftest import ROOT
+
+DOCS = ROOT / "docs"
+
+
+def grammar_keywords() -> set[str]:
+    grammar = re.sub(r"//[^\n]*", "", grammar_text())
+    literals = re.findall(r'"([^"]+)"', grammar)
+    # word alternatives of regex terminals such as LEVEL: /(high|medium|low)(?!…)/
+    literals += [w for alts in re.findall(r"/\(([a-z|]+)\)", grammar) for w in alts.split("|")]
+    return {w for lit in literals for w in lit.split() if re.match(r"[a-z]", w)}
+
+
+def test_every_grammar_keyword_is_in_the_language_reference() -> None:
+    reference = (DOCS / "language.md").read_text(encoding="utf-8")
+    prose = re.sub(r"```.*?```", "", reference, flags=re.S)
+    documented = set(re.findall(r"`([^`]+)`", prose))
+    documented_words = {w for d in documented for w in d.split()}
+    missing = sorted(k for k in grammar_keywords() if k not in documented_words)
+    assert missing == [], f"keywords missing from docs/language.md: {missing}"
+
+
+def test_every_code_block_in_the_language_reference_parses() -> None:
+    reference = (DOCS / "language.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```\n(.*?)```", reference, flags=re.S)
+    assert len(blocks) >= 15
+    for block in blocks:
+        _, diags = dsl.parse_text(block, "docs/language.md")
+        assert diags == [], f"{block}\n{[d.message for d in diags]}"
+
+
+def test_every_diagnostic_code_is_documented() -> None:
+    page = (DOCS / "diagnostics.md").read_text(encoding="utf-8")
+    documented = set(re.findall(r"^\| ([EW]\d{3}) \|", page, flags=re.M))
+    assert documented == set(dsl.CODES)
+
+
+@pytest.mark.parametrize("name", sorted(cli.commands))
+def test_every_command_has_help_and_a_docs_entry(name: str) -> None:
+    command = cli.commands[name]
+    assert isinstance(command, click.Command) and command.help
+    page = (DOCS / "cli.md").read_text(encoding="utf-8")
+    assert f"## excon {name}" in page
+
+
+def test_dsl_never_imports_kb() -> None:
+    for path in (ROOT / "dsl").glob("*.py"):
+        text = path.read_text(encoding="utf-8")
+        assert not re.search(r"^\s*(from|import)\s+kb\b", text, flags=re.M), path.name
