@@ -13,10 +13,14 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
-## demo: check the repository's rulebooks and show their canonical layout is kept
+DEMO_N ?= 20000
+
+## demo: check the rulebooks, generate demo data, build kb.db from both
 demo: $(STAMP)
 	$(BIN)/excon check rulebooks
-	$(BIN)/excon fmt --check rulebooks
+	$(BIN)/excon demo-data --declarations $(DEMO_N) --seed 1 --out demo
+	$(BIN)/excon build rulebooks --db kb.db --declarations demo/declarations.csv \
+	    --licences demo/licences.csv --parties demo/parties.csv
 
 ## test: ruff, mypy on dsl/ and kb/, then pytest
 test: lint typecheck pytest

@@ -143,6 +143,73 @@ def fmt(paths: tuple[str, ...], check_only: bool, diff: bool) -> None:
         sys.exit(1)
 
 
+@cli.command()
+@click.argument("rulebooks", nargs=-1, type=click.Path())
+@click.option("--db", "db_path", default="kb.db", show_default=True, type=click.Path(),
+              help="The knowledge base file to (re)build.")
+@click.option("--declarations", type=click.Path(allow_dash=True),
+              help="declarations.csv ('-' for standard input).")
+@click.option("--licences", type=click.Path(allow_dash=True), help="licences.csv")
+@click.option("--parties", type=click.Path(allow_dash=True), help="parties.csv")
+def build(rulebooks: tuple[str, ...], db_path: str, declarations: str | None,
+          licences: str | None, parties: str | None) -> None:
+    """Build the knowledge base from rulebooks (default ./rulebooks) and input files.
+
+    Writes a new file next to the target and swaps it in only when it is complete and passes
+    its integrity check; a failed build leaves the previous database untouched. Bad input rows
+    are reported and kept in the rejected_rows table; good rows load.
+    """
+    from kb.build import BuildError
+    from kb.build import build as build_kb
+
+    try:
+        report = build_kb(Path(db_path), [Path(p) for p in _paths(rulebooks)],
+                          declarations, licences, parties)
+    except BuildError as e:
+        _print_diagnostics(e.diagnostics, e.sources)
+        click.echo(f"error: {e}", err=True)
+        sys.exit(1)
+    _print_diagnostics(report.warnings, {})
+    for load in report.loads:
+        click.echo(load.summary(), err=True)
+        for p in load.problems[:10]:
+            click.echo(f"  {load.file}:{p.line}: {p.column}: {p.value!r}: expected {p.expected}",
+                       err=True)
+        if load.rejected_rows > len(load.problems[:10]):
+            click.echo("  … every rejected row is in the rejected_rows table", err=True)
+    c = report.counts
+    click.echo(f"built {db_path}: {c.get('rules', 0)} rules, {c.get('instruments', 0)} "
+               f"instruments, {c.get('items', 0)} items, {c.get('declarations', 0):,} "
+               f"declarations (rulebook version {report.rulebook_version})", err=True)
+
+
+@cli.command("demo-data")
+@click.option("--declarations", "n", default=20_000, show_default=True,
+              help="How many declarations.")
+@click.option("--seed", default=1, show_default=True, help="Random seed (same seed, same data).")
+@click.option("--out", default="demo", show_default=True, type=click.Path(),
+              help="Folder for declarations.csv, licences.csv, parties.csv, truth.csv.")
+@click.option("--rulebooks", "rulebook_paths", multiple=True, type=click.Path(),
+              help="Rulebooks whose items and codes to use (default ./rulebooks).")
+def demo_data(n: int, seed: int, out: str, rulebook_paths: tuple[str, ...]) -> None:
+    """Write realistic synthetic input files with planted violations and a truth file.
+
+    Controlled goods use the rulebook's items and customs codes; licences cover most of them;
+    truth.csv lists every planted case (unlicensed, banned destination, listed party,
+    relabelled, transshipment, split consignments, related parties).
+    """
+    from kb import demo
+
+    try:
+        data = demo.generate(n, seed, [Path(p) for p in _paths(rulebook_paths)])
+    except ValueError as e:
+        raise click.ClickException(str(e)) from None
+    files = demo.write(data, Path(out))
+    click.echo(f"wrote {len(data.declarations):,} declarations, {len(data.licences):,} "
+               f"licences, {len(data.parties):,} parties and {len(data.truth):,} planted "
+               f"declarations to {out}/ ({', '.join(p.name for p in files.values())})", err=True)
+
+
 def main() -> None:
     cli(prog_name="excon")
 

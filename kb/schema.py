@@ -52,7 +52,7 @@ def country_codes() -> frozenset[str]:
 def hs_subheadings() -> frozenset[str]:
     """Six-digit HS 2022 subheadings, from the nomenclature shipped in kb/data/hs2022."""
     path = resources.files("kb").joinpath("data/hs2022/harmonized-system.csv")
-    with path.open(encoding="utf-8") as f:
+    with path.open(encoding="utf-8-sig") as f:
         return frozenset(
             row["hscode"] for row in csv.DictReader(f) if row["level"] == "6"
         )

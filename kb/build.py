@@ -1,0 +1,160 @@
+"""Build the whole knowledge base into a new file and swap it in atomically.
+
+The build writes `.<name>.building-<pid>` next to the target, checks it (`PRAGMA
+integrity_check`, foreign keys), runs ANALYZE, and only then replaces the target with
+`os.replace`. A failed build — a bad rulebook, an unreadable input, a full disk, Ctrl-C — removes
+its temporary file and leaves the previous database untouched. The result is deterministic: the
+same inputs give the same content (and, with SOURCE_DATE_EPOCH set, the same bytes).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import os
+import sqlite3
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+from sqlite_utils import Database
+
+import dsl
+from dsl.diagnostics import Diagnostic
+from kb.load import LoadError, LoadReport, load_csv
+from kb.reference import load_reference
+from kb.rulebook_rows import load_rulebook
+from kb.schema import declaration_schema, hs_subheadings
+from kb.tables import MIGRATIONS
+
+DEFAULT_DB = Path("kb.db")
+DEFAULT_RULEBOOKS = (Path("rulebooks"),)
+
+
+class BuildError(Exception):
+    """The build failed; the previous database is untouched. `diagnostics` for rulebooks."""
+
+    def __init__(self, message: str, diagnostics: Sequence[Diagnostic] = (),
+                 sources: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.diagnostics = list(diagnostics)
+        self.sources = sources or {}
+
+
+@dataclass
+class BuildReport:
+    db: Path
+    rulebook_version: str
+    counts: dict[str, int] = field(default_factory=dict)
+    loads: list[LoadReport] = field(default_factory=list)
+    warnings: list[Diagnostic] = field(default_factory=list)
+
+
+def software_version() -> str:
+    try:
+        return version("excon")
+    except PackageNotFoundError:  # pragma: no cover - running from a source tree
+        return "0+unknown"
+
+
+def build_time() -> str:
+    """Now in UTC, or SOURCE_DATE_EPOCH (reproducible builds) when it is set."""
+    epoch = os.environ.get("SOURCE_DATE_EPOCH")
+    when = (dt.datetime.fromtimestamp(int(epoch), dt.UTC) if epoch
+            else dt.datetime.now(dt.UTC).replace(microsecond=0))
+    return when.isoformat()
+
+
+def build(
+    db_path: Path = DEFAULT_DB,
+    rulebooks: Sequence[Path] = DEFAULT_RULEBOOKS,
+    declarations: str | Path | None = None,
+    licences: str | Path | None = None,
+    parties: str | Path | None = None,
+) -> BuildReport:
+    """Build the knowledge base at `db_path` from rulebooks and input files."""
+    result = dsl.load(rulebooks, declaration_schema())
+    if not result.ok or result.rulebook is None:
+        n = len(result.errors)
+        raise BuildError(f"the rulebooks have {n} error(s); nothing was built",
+                         result.errors, result.sources)
+    rb = result.rulebook
+    db_path = Path(db_path)
+    db_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = db_path.with_name(f".{db_path.name}.building-{os.getpid()}")
+    for leftover in (tmp, Path(f"{tmp}-journal")):
+        leftover.unlink(missing_ok=True)
+    report = BuildReport(db_path, rb.version,
+                         warnings=[d for d in result.diagnostics if not d.is_error])
+    try:
+        db = Database(tmp)
+        try:
+            _fill(db, rb, report, declarations, licences, parties)
+        finally:
+            db.close()
+        _fsync(tmp)
+        tmp.replace(db_path)
+        _fsync_dir(db_path.parent)
+    except BaseException as e:
+        tmp.unlink(missing_ok=True)
+        Path(f"{tmp}-journal").unlink(missing_ok=True)
+        if isinstance(e, LoadError):
+            raise BuildError(f"{e}; nothing was built") from e
+        if isinstance(e, sqlite3.Error | OSError):
+            raise BuildError(f"the build failed ({e}); {db_path} is unchanged") from e
+        raise
+    return report
+
+
+def _fill(db: Database, rb: dsl.CheckedRulebook, report: BuildReport,
+          declarations: str | Path | None, licences: str | Path | None,
+          parties: str | Path | None) -> None:
+    db.execute("PRAGMA journal_mode = DELETE")  # a served file has no -wal/-shm side files
+    db.execute("PRAGMA foreign_keys = ON")
+    MIGRATIONS.apply(db)
+    when = build_time()
+    counts = load_reference(db)
+    counts |= load_rulebook(db, rb, hs_subheadings())
+    run_id = 1
+    db.table("runs").insert({"id": run_id, "started_at": when, "kind": "build",
+                             "rulebook_version": rb.version,
+                             "software_version": software_version()})
+    inputs = []
+    for table, source in (("trade_parties", parties), ("licences", licences),
+                          ("declarations", declarations)):
+        if source is None:
+            continue
+        load = load_csv(db, table, source, run_id=run_id)
+        report.loads.append(load)
+        inputs.append({"table": table, "file": load.file, "sha256": load.sha256})
+        counts[table] = load.loaded
+        counts[f"{table}_rejected"] = load.rejected_rows
+    db.table("runs").update(run_id, {"inputs": json.dumps(inputs),
+                                     "counts": json.dumps(counts, sort_keys=True)})
+    # Migrations record when they were applied; the build's own time keeps the file reproducible.
+    db.execute("UPDATE _sqlite_migrations SET applied_at = ?", [when])
+    db.conn.commit()
+    problems = [r[0] for r in db.execute("PRAGMA integrity_check").fetchall()]
+    if problems != ["ok"]:
+        raise BuildError(f"integrity check failed: {'; '.join(problems[:5])}")
+    fk = db.execute("PRAGMA foreign_key_check").fetchall()
+    if fk:
+        raise BuildError(f"{len(fk)} foreign key violation(s), first: {fk[0]}")
+    db.execute("ANALYZE")
+    db.conn.commit()
+    report.counts = counts
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_dir(path: Path) -> None:
+    with contextlib.suppress(OSError):  # some file systems cannot fsync a directory
+        _fsync(path)

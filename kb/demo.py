@@ -1,0 +1,366 @@
+"""Synthetic but realistic demo data: declarations, licences, parties, and a truth file.
+
+Controlled goods use the rulebook's own items and reference customs codes, in shares and at
+unit values close to the real trade (gallium a few hundred USD/kg, germanium over a thousand,
+antimony oxide tens); other goods use real HS codes of everyday exports. Licences cover most
+controlled shipments. Planted among them, and listed in `truth.csv` with their kind: unlicensed
+exports, shipments to a banned destination, listed consignees under other spellings, relabelled
+goods, transshipment, split consignments and related parties.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import random
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import dsl
+from dsl import ast
+from dsl.check import normalise_customs_code
+from kb.schema import declaration_schema
+
+START = dt.date(2023, 1, 1)
+END = dt.date(2026, 11, 27)
+
+# group -> (USD/kg low, high, date its licence requirement starts, typical consignment kg)
+CONTROLLED = {
+    "gallium": (280.0, 720.0, dt.date(2023, 8, 1), (20, 400)),
+    "germanium": (1200.0, 3200.0, dt.date(2023, 8, 1), (10, 250)),
+    "graphite": (0.6, 6.0, dt.date(2023, 12, 1), (2000, 25000)),
+    "antimony": (8.0, 60.0, dt.date(2024, 9, 15), (500, 20000)),
+    "tungsten": (30.0, 65.0, dt.date(2025, 2, 4), (500, 10000)),
+    "medium-heavy-rare-earths": (20.0, 90.0, dt.date(2025, 4, 4), (50, 2000)),
+    "superhard": (100.0, 450.0, dt.date(2099, 1, 1), (5, 200)),  # No. 55 suspended
+}
+GROUP_SHARE = {"gallium": 10, "germanium": 6, "graphite": 30, "antimony": 22, "tungsten": 18,
+               "medium-heavy-rare-earths": 10, "superhard": 4}
+BANNED_TO_US = ("gallium", "germanium", "antimony")
+BAN = (dt.date(2024, 12, 3), dt.date(2025, 11, 8))  # No. 46 cl. 2, before No. 72's suspension
+
+# (customs code, description, USD/kg low, high): everyday exports, real HS codes
+ORDINARY = (
+    ("7201100000", "pig iron, non-alloy", 0.35, 0.55),
+    ("7208510000", "hot-rolled steel plate", 0.6, 0.9),
+    ("7901120000", "unwrought zinc blocks", 2.4, 3.4),
+    ("7403111100", "refined copper cathodes", 8.0, 10.5),
+    ("7601100000", "unwrought aluminium ingots", 2.0, 2.9),
+    ("6907210000", "ceramic floor tiles", 0.3, 0.8),
+    ("3213100000", "artists' colours in sets (art supplies)", 3.0, 9.0),
+    ("8539520000", "LED lamps", 6.0, 15.0),
+    ("9403600000", "wooden furniture", 2.0, 6.0),
+    ("6109100000", "cotton T-shirts", 8.0, 20.0),
+    ("7202210000", "ferro-silicon", 1.0, 1.8),
+)
+RELABEL_AS = (("7201100000", "iron ingots"), ("7901120000", "zinc blocks"),
+              ("3213100000", "art supplies"), ("7208510000", "iron plates"))
+COUNTRY_MIX = {"JP": 15, "KR": 12, "US": 12, "DE": 10, "NL": 7, "BE": 4, "TW": 6, "IN": 6,
+               "VN": 5, "GB": 5, "FR": 4, "HK": 5, "TH": 2, "MX": 2, "IT": 3, "CA": 2}
+CITIES = ("Changsha", "Ganzhou", "Baotou", "Kunming", "Shenzhen", "Hengyang", "Xiamen",
+          "Zhuzhou", "Jinan", "Nanning", "Qingdao", "Shanghai")
+TRADES = ("Nonferrous Metals", "Rare Metals", "Minerals", "New Materials", "Metallurgy",
+          "Import & Export", "Advanced Materials", "Mining")
+FOREIGN_STEMS = ("Apex", "Northgate", "Bluewater", "Meridian", "Keystone", "Silverline",
+                 "Orion", "Crescent", "Summit", "Harbor", "Pioneer", "Atlas", "Vertex", "Lumen")
+FOREIGN_TRADES = ("Metals", "Materials", "Trading", "Electronics", "Semiconductors", "Alloys",
+                  "Industries", "Resources")
+LEGAL_FORMS = {"US": "Inc.", "DE": "GmbH", "NL": "B.V.", "BE": "NV", "JP": "K.K.",
+               "KR": "Co., Ltd.", "TW": "Co., Ltd.", "IN": "Pvt. Ltd.", "VN": "JSC",
+               "GB": "Ltd", "FR": "SAS", "HK": "Limited", "TH": "Co., Ltd.", "MX": "S.A. de C.V.",
+               "IT": "S.p.A.", "CA": "Inc."}
+LISTED_SPELLINGS = ("LOCKHEED MARTIN CORP", "Lockheed Martin Corporation",
+                    "Lockheed Martin Corp.", "lockheed martin corp")
+
+
+@dataclass
+class Company:
+    name: str
+    country: str
+    address: str
+    phone: str
+    parent: str = ""
+
+
+@dataclass
+class DemoData:
+    declarations: list[dict[str, object]] = field(default_factory=list)
+    licences: list[dict[str, object]] = field(default_factory=list)
+    parties: list[Company] = field(default_factory=list)
+    truth: list[dict[str, object]] = field(default_factory=list)
+
+
+def _group_codes(rulebooks: Sequence[Path]) -> dict[str, list[str]]:
+    """Reference customs codes of each item group, from the rulebook itself."""
+    result = dsl.load(rulebooks, declaration_schema())
+    if result.rulebook is None or not result.ok:
+        raise ValueError("the rulebooks have errors; run `excon check` first")
+    rb = result.rulebook
+    codes: dict[str, list[str]] = {}
+    for group in CONTROLLED:
+        found: list[str] = []
+        for item in sorted(rb.group_items.get(group, ())):
+            for a in ast.attrs_of(rb.items[item], ast.Customs):
+                found.extend(normalise_customs_code(c.text) for c in a.codes)
+        codes[group] = sorted({c if len(c) == 10 else c + "00" for c in found})
+    return {g: c for g, c in codes.items() if c}
+
+
+class _Generator:
+    def __init__(self, n: int, seed: int, rulebooks: Sequence[Path]) -> None:
+        self.n = n
+        self.rng = random.Random(seed)
+        self.codes = _group_codes(rulebooks)
+        self.data = DemoData()
+        self.names: set[str] = set()
+        self.exporters = [self._exporter(i) for i in range(max(12, n // 400 + 1))]
+        self.consignees: dict[str, list[Company]] = {
+            c: [self._consignee(c, i) for i in range(max(3, n // 1500 + 1))]
+            for c in COUNTRY_MIX
+        }
+        self.days = (END - START).days
+        self.case = 0
+
+    # ---------------------------------------------------------------- companies
+    def _exporter(self, i: int) -> Company:
+        rng = self.rng
+        city = rng.choice(CITIES)
+        name = f"{city} {rng.choice(TRADES)} Co., Ltd."
+        while name in self.names:
+            name = f"{city} {rng.choice(CITIES)} {rng.choice(TRADES)} Co., Ltd."
+            if name in self.names:
+                name = f"{city} {rng.choice(TRADES)} {rng.randint(2, 9999)} Co., Ltd."
+        self.names.add(name)
+        return Company(
+            name, "CN",
+            f"No. {rng.randint(1, 999)} {rng.choice(('Renmin', 'Jiefang', 'Zhongshan', 'Xinhua'))}"
+            f" Road, {city}, China",
+            f"+86 {rng.randint(10, 999)} {rng.randint(1000, 9999)} {rng.randint(1000, 9999)}",
+        )
+
+    def _consignee(self, country: str, i: int) -> Company:
+        rng = self.rng
+        stem, trade = rng.choice(FOREIGN_STEMS), rng.choice(FOREIGN_TRADES)
+        name = f"{stem} {trade} {LEGAL_FORMS[country]}"
+        while name in self.names:
+            name = f"{stem} {trade} {rng.randint(2, 9999)} {LEGAL_FORMS[country]}"
+        self.names.add(name)
+        return Company(
+            name, country, f"{rng.randint(1, 400)} Harbour Street, {country}",
+            f"+{rng.randint(1, 99)} {rng.randint(100, 999)} {rng.randint(100000, 999999)}",
+        )
+
+    def _country(self) -> str:
+        return self.rng.choices(list(COUNTRY_MIX), weights=list(COUNTRY_MIX.values()))[0]
+
+    def _date(self, lo: dt.date = START, hi: dt.date = END) -> dt.date:
+        return lo + dt.timedelta(days=self.rng.randint(0, (hi - lo).days))
+
+    # ---------------------------------------------------------------- declarations
+    def _row(self, when: dt.date, exporter: Company, consignee: Company, code: str,
+             description: str, kg: float, usd_per_kg: float, purity: float | None = None,
+             destination: str | None = None, end_user: Company | None = None,
+             licence: str = "") -> dict[str, object]:
+        return {
+            "id": "", "declared_on": when.isoformat(), "exporter": exporter.name,
+            "consignee": consignee.name, "consignee_country": consignee.country,
+            "end_user": end_user.name if end_user else "",
+            "end_user_country": end_user.country if end_user else "",
+            "destination_country": destination or consignee.country, "hs_code": code,
+            "description": description, "quantity_kg": round(kg, 1),
+            "value_usd": round(kg * usd_per_kg, 2),
+            "purity_pct": "" if purity is None else purity, "licence_no": licence,
+        }
+
+    def _controlled(self, group: str, when: dt.date | None = None,
+                    country: str | None = None) -> dict[str, object]:
+        rng = self.rng
+        lo, hi, _, (kg_lo, kg_hi) = CONTROLLED[group]
+        code = rng.choice(self.codes[group])
+        when = when or self._date()
+        country = country or self._country()
+        if group in BANNED_TO_US and country == "US" and BAN[0] <= when <= BAN[1]:
+            country = "JP"  # ordinary trade follows the law; violations are planted separately
+        consignee = rng.choice(self.consignees[country])
+        purity = None if rng.random() < 0.06 else round(rng.uniform(99.0, 99.9999), 4)
+        row = self._row(when, rng.choice(self.exporters), consignee, code,
+                        f"{group.replace('-', ' ')} products", rng.uniform(kg_lo, kg_hi),
+                        rng.uniform(lo, hi), purity)
+        row["_group"] = group
+        return row
+
+    def _ordinary(self) -> dict[str, object]:
+        rng = self.rng
+        code, desc, lo, hi = rng.choice(ORDINARY)
+        consignee = rng.choice(self.consignees[self._country()])
+        return self._row(self._date(), rng.choice(self.exporters), consignee, code, desc,
+                         rng.uniform(200, 30000), rng.uniform(lo, hi))
+
+    def _plant(self, kind: str, rows: list[dict[str, object]], detail: str) -> None:
+        self.case += 1
+        for r in rows:
+            r["_truth"] = (self.case, kind, detail)
+            r.setdefault("_group", None)
+        self.data.declarations.extend(rows)
+
+    def plant_cases(self) -> None:
+        rng = self.rng
+        per_kind = max(3, self.n // 200)
+        for _ in range(per_kind):
+            group: str = rng.choice([g for g in ("gallium", "germanium", "antimony", "graphite")
+                                     if g in self.codes])
+            start = CONTROLLED[group][2]
+            row = self._controlled(group, self._date(start + dt.timedelta(days=1)))
+            row["_no_licence"] = True
+            self._plant("unlicensed", [row], f"{group} exported without a licence")
+        for _ in range(per_kind):
+            group = rng.choice([g for g in BANNED_TO_US if g in self.codes])
+            row = self._controlled(group, self._date(*BAN), "JP")
+            us = rng.choice(self.consignees["US"])
+            row.update(consignee=us.name, consignee_country="US", destination_country="US")
+            self._plant("banned_destination", [row], f"{group} to the US under MOFCOM-2024-46")
+        for _ in range(per_kind):
+            group = rng.choice(list(self.codes))
+            row = self._controlled(group, self._date(dt.date(2025, 1, 3)), "US")
+            row.update(consignee=rng.choice(LISTED_SPELLINGS), consignee_country="US",
+                       destination_country="US")
+            self._plant("listed_party", [row], "consignee on the Control List (MOFCOM-2025-1)")
+        for _ in range(per_kind):
+            code, desc = rng.choice(RELABEL_AS)
+            lo, hi, *_ = CONTROLLED["gallium"]
+            consignee = rng.choice(self.consignees[self._country()])
+            when = self._date(dt.date(2023, 9, 1))
+            label = rng.choice((desc, desc, f"{desc} (镓)", f"{desc}, contains gallium"))
+            row = self._row(when, rng.choice(self.exporters), consignee, code, label,
+                            rng.uniform(10, 150), rng.uniform(lo, hi))
+            self._plant("relabelled", [row], f"gallium declared as {desc} ({code})")
+        for _ in range(per_kind):
+            group = "antimony" if "antimony" in self.codes else next(iter(self.codes))
+            hub = rng.choice(("TH", "MX", "HK"))
+            row = self._controlled(group, self._date(dt.date(2024, 12, 3)), hub)
+            end_user = rng.choice(self.consignees["US"])
+            row.update(end_user=end_user.name, end_user_country="US")
+            self._plant("transshipment", [row], f"{group} to {hub}, end user in the US")
+        for _ in range(max(2, per_kind // 2)):
+            group = "germanium" if "germanium" in self.codes else next(iter(self.codes))
+            first = self._date(dt.date(2023, 9, 1), END - dt.timedelta(days=40))
+            exporter = rng.choice(self.exporters)
+            consignee = rng.choice(self.consignees[rng.choice(("DE", "NL", "JP"))])
+            rows = []
+            for k in range(rng.randint(5, 7)):
+                row = self._controlled(group, first + dt.timedelta(days=3 * k),
+                                       consignee.country)
+                kg = round(rng.uniform(170, 240), 1)
+                usd_per_kg = float(str(row["value_usd"])) / float(str(row["quantity_kg"]))
+                row.update(exporter=exporter.name, consignee=consignee.name, quantity_kg=kg,
+                           value_usd=round(kg * usd_per_kg, 2))
+                rows.append(row)
+            self._plant("split", rows, f"{len(rows)} consignments of {group} in "
+                        f"{3 * (len(rows) - 1)} days, each under 250 kg")
+        for _ in range(per_kind):
+            exporter = rng.choice(self.exporters)
+            country = rng.choice(("HK", "SG" if "SG" in self.consignees else "VN"))
+            link = rng.choice(("address", "phone", "parent"))
+            front = Company(f"{rng.choice(FOREIGN_STEMS)} Global Trading Ltd {self.case}",
+                            country, f"{rng.randint(1, 400)} Queen's Road, {country}",
+                            f"+852 {rng.randint(1000, 9999)} {rng.randint(1000, 9999)}")
+            if link == "address":
+                front.address = exporter.address
+            elif link == "phone":
+                front.phone = exporter.phone
+            else:
+                front.parent = exporter.name
+            self.data.parties.append(front)
+            group = rng.choice(list(self.codes))
+            row = self._controlled(group, None, "JP")
+            row.update(exporter=exporter.name, consignee=front.name, consignee_country=country,
+                       destination_country=country)
+            self._plant("related_parties", [row], f"consignee shares the exporter's {link}")
+
+    # ---------------------------------------------------------------- licences
+    def licences(self) -> None:
+        """One licence per exporter, group, destination and year, covering its shipments."""
+        rng = self.rng
+        need: dict[tuple[str, str, str, int], list[dict[str, object]]] = defaultdict(list)
+        for r in self.data.declarations:
+            group = r.get("_group")
+            if not group or r.get("_no_licence"):
+                continue
+            when = dt.date.fromisoformat(str(r["declared_on"]))
+            if when < CONTROLLED[str(group)][2]:
+                continue
+            need[(str(r["exporter"]), str(group), str(r["destination_country"]),
+                  when.year)].append(r)
+        for n, (key, rows) in enumerate(sorted(need.items()), 1):
+            exporter, group, country, year = key
+            number = f"MOFCOM-{year}-{n:06d}"
+            total = sum(float(str(r["quantity_kg"])) for r in rows)
+            general = len(rows) > 3
+            self.data.licences.append({
+                "licence_no": number, "kind": "general" if general else "individual",
+                "holder": exporter, "items": ";".join(self.codes[group]),
+                "destination_country": country, "end_user": "",
+                "quantity_kg": round(total * rng.uniform(1.1, 1.6), 1),
+                "valid_from": f"{year}-01-01", "valid_to": f"{year}-12-31",
+            })
+            for r in rows:
+                r["licence_no"] = number
+
+    # ---------------------------------------------------------------- all
+    def generate(self) -> DemoData:
+        rng = self.rng
+        self.plant_cases()
+        planted = len(self.data.declarations)
+        groups = [g for g in GROUP_SHARE if g in self.codes]
+        weights = [GROUP_SHARE[g] for g in groups]
+        for _ in range(max(0, self.n - planted)):
+            if rng.random() < 0.3:
+                self.data.declarations.append(
+                    self._controlled(rng.choices(groups, weights=weights)[0]))
+            else:
+                self.data.declarations.append(self._ordinary())
+        self.data.declarations.sort(key=lambda r: (str(r["declared_on"]), rng.random()))
+        for i, r in enumerate(self.data.declarations, 1):
+            r["id"] = f"D{i:08d}"
+            truth = r.get("_truth")
+            if isinstance(truth, tuple):
+                self.data.truth.append({"case_id": truth[0], "declaration_id": r["id"],
+                                        "kind": truth[1], "detail": truth[2]})
+        self.licences()
+        self.data.parties[:0] = [*self.exporters,
+                                 *(c for cs in self.consignees.values() for c in cs)]
+        return self.data
+
+
+def generate(n: int, seed: int = 1, rulebooks: Sequence[Path] = (Path("rulebooks"),)) -> DemoData:
+    """Demo data with about `n` declarations (at least the planted cases)."""
+    return _Generator(n, seed, rulebooks).generate()
+
+
+DECLARATION_COLUMNS = ("id", "declared_on", "exporter", "consignee", "consignee_country",
+                       "end_user", "end_user_country", "destination_country", "hs_code",
+                       "description", "quantity_kg", "value_usd", "purity_pct", "licence_no")
+LICENCE_COLUMNS = ("licence_no", "kind", "holder", "items", "destination_country", "end_user",
+                   "quantity_kg", "valid_from", "valid_to")
+
+
+def write(data: DemoData, out: Path) -> dict[str, Path]:
+    """Write declarations.csv, licences.csv, parties.csv and truth.csv into `out`."""
+    out.mkdir(parents=True, exist_ok=True)
+    files = {name: out / f"{name}.csv" for name in ("declarations", "licences", "parties",
+                                                    "truth")}
+    tables: dict[str, tuple[tuple[str, ...], list[dict[str, object]]]] = {
+        "declarations": (DECLARATION_COLUMNS, data.declarations),
+        "licences": (LICENCE_COLUMNS, data.licences),
+        "parties": (("name", "country", "address", "phone", "parent"),
+                    [vars(c) for c in data.parties]),
+        "truth": (("case_id", "declaration_id", "kind", "detail"), data.truth),
+    }
+    for name, (columns, rows) in tables.items():
+        with files[name].open("w", encoding="utf-8", newline="") as f:
+            w = csv.DictWriter(f, columns, extrasaction="ignore", lineterminator="\n")
+            w.writeheader()
+            w.writerows(rows)
+    return files

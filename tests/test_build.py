@@ -1,0 +1,130 @@
+"""`excon build`: the whole knowledge base, atomically swapped in, deterministic, ready to serve."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+import kb.build
+from kb.build import BuildError, build
+from kb.cli import cli
+from tests.conftest import DATA, RULEBOOKS
+
+INPUTS = DATA / "inputs"
+
+
+def sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def query(db: Path, sql: str) -> list[tuple[object, ...]]:
+    with sqlite3.connect(db) as conn:
+        return conn.execute(sql).fetchall()
+
+
+@pytest.fixture
+def built(tmp_path: Path) -> Path:
+    db = tmp_path / "kb.db"
+    build(db, [RULEBOOKS], INPUTS / "declarations.csv", INPUTS / "licences.csv",
+          INPUTS / "parties.csv")
+    return db
+
+
+def test_the_rulebook_is_in_the_knowledge_base_with_its_citations(built: Path) -> None:
+    assert query(built, "select outcome, instrument_id, provision, valid_from from rules "
+                 "where name = 'us-critical-minerals-ban'") == [
+        ("prohibited", "MOFCOM-2024-46", "clause 2", "2024-12-03")]
+    assert query(built, "select action, target_name, target_provision, instrument_id, "
+                 "valid_from, valid_until from amendments where id = 1") == [
+        ("suspend", "MOFCOM-2024-46", "clause 2", "MOFCOM-2025-72", "2025-11-09", "2026-11-27")]
+    assert query(built, "select item from item_customs_codes where code = '8112929010'") == [
+        ("gallium-metal",)]
+    assert ("antimony", "antimony-oxides") in query(
+        built, "select group_name, item from item_group_members")
+    assert query(built, "select count(*) from examples")[0][0] >= 3
+    notes = query(built, "select kind, entry from unverified_facts")
+    assert ("item", "germanium-tetrachloride") in notes
+
+
+def test_reference_data_and_full_text_search(built: Path) -> None:
+    assert query(built, "select description from hs_codes where hscode = '811292'")[0][0]
+    assert query(built, "select name from countries where alpha2 = 'TH'") == [("Thailand",)]
+    found = query(built, "select items.name from items join items_fts on items.rowid = "
+                 "items_fts.rowid where items_fts match 'gallium' order by 1")
+    assert ("gallium-metal",) in found
+    assert query(built, "select parties.name from parties join party_aliases_fts f on 1=1 "
+                 "join party_aliases a on a.rowid = f.rowid and a.party = parties.name "
+                 "where party_aliases_fts match 'corporation'") == [("lockheed-martin",)]
+
+
+def test_inputs_rejected_rows_and_the_audit_run(built: Path) -> None:
+    assert query(built, "select count(*) from declarations") == [(3,)]
+    assert query(built, "select count(*), count(distinct line) from rejected_rows "
+                 "where file like '%declarations.csv'") == [(6, 3)]
+    run = query(built, "select kind, rulebook_version, inputs, counts from runs")[0]
+    assert run[0] == "build" and len(str(run[1])) == 16
+    inputs = {i["table"]: i for i in json.loads(str(run[2]))}
+    assert inputs["declarations"]["sha256"] == sha(INPUTS / "declarations.csv")
+    assert json.loads(str(run[3]))["declarations_rejected"] == 3
+
+
+def test_ready_to_serve_no_side_files_analyzed_and_migrated(built: Path) -> None:
+    assert sorted(p.name for p in built.parent.iterdir()) == ["kb.db"]
+    assert query(built, "pragma journal_mode") == [("delete",)]
+    assert query(built, "select count(*) from sqlite_stat1")[0][0] > 0
+    assert query(built, "select name from _sqlite_migrations") == [("m001_initial_schema",)]
+    assert query(built, "pragma integrity_check") == [("ok",)]
+
+
+def test_same_inputs_give_the_same_bytes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1764000000")
+    a, b = tmp_path / "a" / "kb.db", tmp_path / "b" / "kb.db"
+    for db in (a, b):
+        build(db, [RULEBOOKS], INPUTS / "declarations.csv", INPUTS / "licences.csv")
+    assert sha(a) == sha(b)
+    assert query(a, "select started_at from runs") == [("2025-11-24T16:00:00+00:00",)]
+
+
+def test_a_bad_rulebook_leaves_the_previous_database_untouched(built: Path,
+                                                               tmp_path: Path) -> None:
+    before = sha(built)
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "rules.excon").write_text("rule r\n  per NOWHERE\n  then prohibited\n",
+                                     encoding="utf-8")
+    result = CliRunner().invoke(cli, ["build", "--db", str(built), str(bad)])
+    assert result.exit_code == 1
+    assert "error[E202]" in result.output and "nothing was built" in result.output
+    assert sha(built) == before
+    assert sorted(p.name for p in built.parent.iterdir()) == ["bad", "kb.db"]
+
+
+def test_a_bad_input_file_leaves_the_previous_database_untouched(built: Path,
+                                                                 tmp_path: Path) -> None:
+    before = sha(built)
+    bad = tmp_path / "declarations.csv"
+    bad.write_text("id;declared_on\n", encoding="utf-8")
+    with pytest.raises(BuildError, match="header lacks"):
+        build(built, [RULEBOOKS], bad)
+    assert sha(built) == before
+
+
+@pytest.mark.parametrize("exc", [KeyboardInterrupt(), sqlite3.OperationalError(
+    "database or disk is full")])
+def test_an_interrupted_build_leaves_the_previous_database_untouched(
+        built: Path, monkeypatch: pytest.MonkeyPatch, exc: BaseException) -> None:
+    before = sha(built)
+
+    def fail(*args: object, **kwargs: object) -> None:
+        raise exc
+
+    monkeypatch.setattr(kb.build, "load_csv", fail)
+    with pytest.raises((KeyboardInterrupt, BuildError)):
+        build(built, [RULEBOOKS], INPUTS / "declarations.csv")
+    assert sha(built) == before
+    assert sorted(p.name for p in built.parent.iterdir()) == ["kb.db"]

@@ -1,0 +1,133 @@
+"""Loading the input files: validation, rejected rows, atomicity, idempotence, stdin."""
+
+from __future__ import annotations
+
+import io
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from sqlite_utils import Database
+
+from kb.cli import cli
+from kb.load import LoadError, load_csv
+from kb.tables import MIGRATIONS
+from tests.conftest import DATA, RULEBOOKS
+
+INPUTS = DATA / "inputs"
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Database:
+    database = Database(tmp_path / "kb.db")
+    MIGRATIONS.apply(database)
+    return database
+
+
+def rejected(db: Database) -> list[tuple[int, str, str, str]]:
+    return [(r["line"], r["column"], r["value"], r["expected"])
+            for r in db["rejected_rows"].rows_where(order_by="id")]
+
+
+def test_good_rows_load_and_bad_rows_are_kept_with_their_reason(db: Database) -> None:
+    report = load_csv(db, "declarations", INPUTS / "declarations.csv")
+    assert report.loaded == 3 and report.rejected_rows == 3
+    assert [r["id"] for r in db["declarations"].rows_where(order_by="id")] == ["D1", "D4", "D5"]
+    assert rejected(db) == [
+        (3, "declared_on", "2025-02-30", "a real calendar date YYYY-MM-DD"),
+        (4, "consignee_country", "USA", "an ISO 3166 alpha-2 country code (such as US, DE, TH)"),
+        (4, "hs_code", "811292901", "a customs code of 8 or 10 digits (dots and spaces allowed)"),
+        (4, "quantity_kg", "-5", "a number that is not negative"),
+        (4, "purity_pct", "120", "a percentage between 0 and 100"),
+        (6, "id", "D1", "a unique id; line 2 has it"),
+    ]
+    row = json.loads(db["rejected_rows"].get(1)["row"])
+    assert row["id"] == "D2" and row["exporter"] == "Hunan Antimony Co."
+
+
+def test_values_are_normalised_and_text_kept_exactly(db: Database) -> None:
+    load_csv(db, "declarations", INPUTS / "declarations.csv")
+    d1 = db["declarations"].get("D1")
+    assert d1["hs_code"] == "8112929010" and d1["purity_pct"] == 99.99
+    assert d1["end_user"] is None and d1["licence_no"] is None
+    d5 = db["declarations"].get("D5")
+    assert d5["exporter"] == "镓业有限公司"
+    assert d5["description"] == 'natural flake graphite, "premium"'
+
+
+def test_reloading_the_same_file_changes_nothing(db: Database) -> None:
+    load_csv(db, "declarations", INPUTS / "declarations.csv")
+    first = list(db["declarations"].rows_where(order_by="id"))
+    report = load_csv(db, "declarations", INPUTS / "declarations.csv")
+    assert report.loaded == 3
+    assert list(db["declarations"].rows_where(order_by="id")) == first
+
+
+def test_licences_and_parties_follow_their_contracts(db: Database) -> None:
+    report = load_csv(db, "licences", INPUTS / "licences.csv")
+    assert report.loaded == 1
+    assert rejected(db) == [(3, "kind", "temporary", "individual or general")]
+    assert db["licences"].get("L-1")["items"] == "2825800010;1C902"
+    assert load_csv(db, "trade_parties", INPUTS / "parties.csv").loaded == 2
+
+
+class _FailingStream(io.RawIOBase):
+    """Serves the first bytes of a file, then fails as a dying disk or a Ctrl-C would."""
+
+    def __init__(self, data: bytes, fail_after: int, exc: BaseException) -> None:
+        self.data, self.fail_after, self.exc, self.pos = data, fail_after, exc, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: bytearray) -> int:  # type: ignore[override]
+        if self.pos >= self.fail_after:
+            raise self.exc
+        chunk = self.data[self.pos:self.pos + min(len(b), 64)]
+        b[:len(chunk)] = chunk
+        self.pos += len(chunk)
+        return len(chunk)
+
+
+@pytest.mark.parametrize("exc", [OSError("device error"), KeyboardInterrupt()])
+def test_an_interrupted_load_leaves_the_database_as_it_was(db: Database,
+                                                           exc: BaseException) -> None:
+    header = (INPUTS / "declarations.csv").read_bytes().split(b"\n")[0]
+    rows = b"".join(b"\nX%d,2025-01-01,E,C,US,,,US,8112929010,g,1,1,," % i for i in range(20000))
+    data = header + rows + b"\n"
+    with pytest.raises(type(exc)):
+        load_csv(db, "declarations", _FailingStream(data, len(data) // 2, exc))  # type: ignore[arg-type]
+    assert db["declarations"].count == 0 and db["rejected_rows"].count == 0
+    assert not db.conn.in_transaction
+
+
+def test_a_file_without_the_contract_columns_is_refused_whole(db: Database,
+                                                              tmp_path: Path) -> None:
+    bad = tmp_path / "declarations.csv"
+    bad.write_text("id,declared_on\nD1,2025-01-01\n", encoding="utf-8")
+    with pytest.raises(LoadError, match="the header lacks the column"):
+        load_csv(db, "declarations", bad)
+    assert db["declarations"].count == 0
+
+
+def test_a_file_that_is_not_utf8_is_refused(db: Database, tmp_path: Path) -> None:
+    bad = tmp_path / "declarations.csv"
+    good = (INPUTS / "declarations.csv").read_text(encoding="utf-8")
+    bad.write_bytes(good.encode("utf-8") + "D9,2025-01-01,Müller".encode("latin-1") + b"\n")
+    with pytest.raises(LoadError, match="not UTF-8"):
+        load_csv(db, "declarations", bad)
+    assert db["declarations"].count == 0
+
+
+def test_build_reads_declarations_from_stdin(tmp_path: Path) -> None:
+    data = (INPUTS / "declarations.csv").read_bytes()
+    out = tmp_path / "kb.db"
+    result = CliRunner().invoke(cli, ["build", "--db", str(out), str(RULEBOOKS),
+                                      "--declarations", "-"], input=data)
+    assert result.exit_code == 0, result.output
+    assert "<stdin>: 3 declarations rows loaded, 3 rejected" in result.output
+    assert "<stdin>:3: declared_on: '2025-02-30': expected a real calendar date" in result.output
+    with sqlite3.connect(out) as conn:
+        assert conn.execute("select count(*) from declarations").fetchone() == (3,)
