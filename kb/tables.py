@@ -241,8 +241,8 @@ TABLES: tuple[TableSpec, ...] = (
         _c("value_usd", float, "Value, USD", True),
         _c("purity_pct", float, "Declared purity, %"),
         _c("licence_no", str, "Licence number, if any"),
-    ), pk="id", indexes=(("declared_on",), ("hs_code",), ("exporter", "declared_on"),
-                         ("consignee",), ("destination_country",)), public=False),
+    ), pk="id", indexes=(("hs_code",), ("exporter", "declared_on"), ("consignee",)),
+        public=False),
     TableSpec("licences", "Export licences (licences.csv)", (
         _c("licence_no", str, "Licence number", True),
         _c("kind", str, "individual or general", True),

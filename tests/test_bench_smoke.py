@@ -25,4 +25,6 @@ def test_quick_benchmark_run_writes_figures(tmp_path: Path, capsys: object) -> N
     fe = results["frontend"]
     assert fe["lines"] >= 300 and fe["lines_per_s"] > 0
     assert fe["ratio_front_end_to_bare"] > 0
+    assert results["load"]["rows"] >= 2000 and results["load"]["rejected"] == 0
+    assert results["load"]["ratio_to_raw"] > 0
     assert results["machine"]["cores"] >= 1

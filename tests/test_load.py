@@ -131,3 +131,25 @@ def test_build_reads_declarations_from_stdin(tmp_path: Path) -> None:
     assert "<stdin>:3: declared_on: '2025-02-30': expected a real calendar date" in result.output
     with sqlite3.connect(out) as conn:
         assert conn.execute("select count(*) from declarations").fetchone() == (3,)
+
+
+def test_line_numbers_count_quoted_line_breaks_and_short_rows(db: Database,
+                                                              tmp_path: Path) -> None:
+    header = (INPUTS / "declarations.csv").read_text(encoding="utf-8").split("\n")[0]
+    path = tmp_path / "declarations.csv"
+    path.write_text(
+        header + "\n"
+        'A1,2025-01-01,E,C,US,,,US,8112929010,"two\nlines",1,1,,\n'
+        "A2,2025-01-01,E,C,US,,,US,8112929010,short row\n"
+        "\n"
+        "A3,2025-01-01,E,C,XX,,,US,8112929010,ok,1,1,,\n",
+        encoding="utf-8",
+    )
+    report = load_csv(db, "declarations", path)
+    assert report.loaded == 1
+    assert db["declarations"].get("A1")["description"] == "two\nlines"
+    assert rejected(db) == [
+        (4, "(row)", "10 fields", "14 fields, as in the header"),
+        (6, "consignee_country", "XX",
+         "an ISO 3166 alpha-2 country code (such as US, DE, TH)"),
+    ]
