@@ -45,6 +45,7 @@ CODES: dict[str, str] = {
     "E503": "a rule that overrides itself or a rule that does not conflict with it",
     "E601": "an expectation names an unknown rule or declaration",
     "E602": "an example without a declaration or without an expectation",
+    "E701": "a construct the SQL compiler does not support yet",
     "W101": "a customs code whose HS subheading is not in HS 2022",
 }
 

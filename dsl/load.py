@@ -88,9 +88,14 @@ def parse_paths(paths: Iterable[Path | str], follow_uses: bool = True) -> LoadRe
 
 def load(paths: Iterable[Path | str], schema: Schema) -> LoadResult:
     """Parse and check: the one call an embedding tool needs."""
+    from dsl.compile import compile_rulebook
+
     result = parse_paths(paths)
     rb, diags = check(result.files, schema)
     result.rulebook = rb
     result.diagnostics.extend(diags)
+    if not result.errors:
+        _, compile_diags = compile_rulebook(rb, schema)
+        result.diagnostics.extend(compile_diags)
     result.diagnostics.sort(key=sort_key)
     return result

@@ -6,6 +6,7 @@ reformat), 2 for usage errors (click's own convention).
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import json
 import os
@@ -208,6 +209,110 @@ def demo_data(n: int, seed: int, out: str, rulebook_paths: tuple[str, ...]) -> N
     click.echo(f"wrote {len(data.declarations):,} declarations, {len(data.licences):,} "
                f"licences, {len(data.parties):,} parties and {len(data.truth):,} planted "
                f"declarations to {out}/ ({', '.join(p.name for p in files.values())})", err=True)
+
+
+FAIL_ON_HELP = "Exit 1 when a finding has one of these outcomes (comma-separated)."
+
+
+@cli.command()
+@click.argument("declarations", type=click.Path(allow_dash=True))
+@click.option("--licences", type=click.Path(allow_dash=True), help="licences.csv")
+@click.option("--parties", type=click.Path(allow_dash=True), help="parties.csv")
+@click.option("--as-of", "as_of", help="Judge every declaration by the law of this date.")
+@click.option("--format", "fmt", type=click.Choice(["csv", "json", "jsonl"]), default="csv",
+              show_default=True)
+@click.option("-o", "--output", type=click.Path(), help="Write findings here (default stdout).")
+@click.option("--rulebooks", "rulebook_paths", multiple=True, type=click.Path(),
+              help="Rulebooks to screen against (default ./rulebooks).")
+@click.option("--fail-on", default="", help=FAIL_ON_HELP)
+def screen(declarations: str, licences: str | None, parties: str | None, as_of: str | None,
+           fmt: str, output: str | None, rulebook_paths: tuple[str, ...], fail_on: str) -> None:
+    """Screen a declarations file against the rulebooks and print the findings.
+
+    Every finding names the declaration, the rule, the outcome (prohibited, unlicensed,
+    undetermined, risk), the instrument and provision, and a sentence saying why. Screening
+    uses a private in-memory knowledge base; no database file is modified. Exit status 0, or 1
+    with --fail-on when a finding has one of the listed outcomes; 2 for usage errors.
+    """
+    import csv as csv_module
+    import datetime as dt
+
+    from dsl.compile import FINDING_COLUMNS
+    from kb.load import LoadError
+    from kb.screen import Screener, ScreeningError
+
+    if as_of is not None:
+        try:
+            dt.date.fromisoformat(as_of)
+        except ValueError:
+            raise click.BadParameter("expected a date YYYY-MM-DD", param_hint="--as-of") from None
+    wanted = {o.strip() for o in fail_on.split(",") if o.strip()}
+    unknown = wanted - {"prohibited", "unlicensed", "undetermined", "risk"}
+    if unknown:
+        raise click.BadParameter(f"unknown outcome(s): {', '.join(sorted(unknown))}",
+                                 param_hint="--fail-on")
+    try:
+        screener = Screener([Path(p) for p in _paths(rulebook_paths)])
+        findings, reports = screener.screen_files(declarations, licences, parties, as_of)
+    except (ScreeningError, LoadError) as e:
+        click.echo(f"error: {e}", err=True)
+        sys.exit(1)
+    for r in reports:
+        if r.rejected_rows:
+            click.echo(r.summary(), err=True)
+            for p in r.problems[:10]:
+                click.echo(f"  {r.file}:{p.line}: {p.column}: {p.value!r}: expected "
+                           f"{p.expected}", err=True)
+    with (Path(output).open("w", encoding="utf-8", newline="") if output
+          else contextlib.nullcontext(sys.stdout)) as out:
+        if fmt == "csv":
+            writer = csv_module.writer(out, lineterminator="\n")
+            writer.writerow(FINDING_COLUMNS)
+            writer.writerows([getattr(f, c) for c in FINDING_COLUMNS] for f in findings)
+        elif fmt == "json":
+            out.write(json.dumps([f.as_dict() for f in findings], ensure_ascii=False, indent=2))
+            out.write("\n")
+        else:
+            for f in findings:
+                out.write(json.dumps(f.as_dict(), ensure_ascii=False) + "\n")
+    counts: dict[str, int] = {}
+    for f in findings:
+        counts[f.outcome] = counts.get(f.outcome, 0) + 1
+    summary = ", ".join(f"{n} {o}" for o, n in sorted(counts.items())) or "no findings"
+    click.echo(f"{len(findings)} finding(s): {summary} (rulebook version {screener.version})",
+               err=True)
+    if wanted & set(counts):
+        sys.exit(1)
+
+
+@cli.command("test")
+@click.argument("paths", nargs=-1, type=click.Path())
+def test_examples(paths: tuple[str, ...]) -> None:
+    """Run every example in the rulebooks through the compiled checks (default ./rulebooks).
+
+    Prints each failing example with its file and line, what was expected and what was found;
+    exit status 1 when an example fails.
+    """
+    from kb.examples import run_examples
+    from kb.screen import ScreeningError
+
+    failed = total = 0
+    try:
+        for result in run_examples([Path(p) for p in _paths(paths)]):
+            total += 1
+            if result.passed:
+                continue
+            failed += 1
+            click.echo(f"{result.location}: FAILED example \"{result.example.title.value}\"",
+                       err=True)
+            for expect, why in result.failures:
+                click.echo(f"  {expect.span}: {why}", err=True)
+    except ScreeningError as e:
+        click.echo(f"error: {e}", err=True)
+        sys.exit(1)
+    click.echo(f"{total - failed} passed, {failed} failed", err=True)
+    if failed:
+        sys.exit(1)
 
 
 def main() -> None:

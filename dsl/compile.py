@@ -1,0 +1,552 @@
+"""Compile a checked rulebook into SQL checks, built as sqlglot expression trees.
+
+Each rule becomes a view `check_<rule>` with one row per finding, and `findings` is their
+union, with the columns `declaration_id, rule, outcome, severity, instrument, provision,
+explanation, rulebook_version`. Values are literals made by sqlglot; identifiers come from the
+schema and the documented support relations below, never from rulebook text.
+
+Conditions are three-valued: for each condition the compiler builds the SQL that makes it
+certainly true (t) and certainly false (f); when neither holds, a fact the rule needs is
+missing and the finding is `undetermined`, naming the missing fields — never a silent pass.
+
+Support relations the checks read (the knowledge base creates them, `excon export` documents
+them): `judged_declarations` (declarations with `judged_on`, the date the law is taken from,
+and `unit_value`), `declaration_items` (declaration → matching item), `licence_cover`
+(declaration → whether its licence covers it, and why not), `party_name_keys` and
+`listed_party_keys` (normalised names), `list_entry_periods` (listings in force).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+import sqlglot
+from sqlglot import exp
+
+from dsl import ast
+from dsl.check import EXPLAIN_FACTS, CheckedRulebook, Interval
+from dsl.diagnostics import Diagnostic
+from dsl.periods import Periods, rule_periods
+from dsl.schema import UNIT_FACTORS, Schema
+
+FINDING_COLUMNS = ("declaration_id", "rule", "outcome", "severity", "instrument", "provision",
+                   "explanation", "rulebook_version")
+OUTCOME_OF = {"prohibited": "prohibited", "licence required": "unlicensed",
+              "undetermined": "undetermined", "risk": "risk"}
+OUTCOME_RANK = {"prohibited": 0, "unlicensed": 1, "risk": 2, "undetermined": 3}
+DIALECTS = ("sqlite", "duckdb", "postgres")
+# Functions a generated statement may call; the linter rejects anything else.
+ALLOWED_FUNCTIONS = frozenset({
+    "AND", "OR", "CASE", "IF", "CAST", "CONCAT", "COALESCE", "ROW_NUMBER", "EXISTS", "LOWER",
+    "STR_POSITION", "NULLIF",
+})
+
+D = "d"  # alias of the judged declaration in every check
+
+
+class CompileError(Exception):
+    """A construct that cannot be compiled; carries diagnostics with spans."""
+
+
+@dataclass
+class Truth:
+    """SQL for 'certainly true' and 'certainly false', and the fields whose absence matters."""
+
+    t: exp.Expression
+    f: exp.Expression
+    missing: list[str] = field(default_factory=list)
+
+
+TRUE = exp.true()
+FALSE = exp.false()
+
+
+def _col(name: str, table: str = D) -> exp.Column:
+    return exp.column(name, table=table)
+
+
+def _lit(value: object) -> exp.Expression:
+    if value is None:
+        return exp.null()
+    if isinstance(value, bool):
+        return exp.true() if value else exp.false()
+    if isinstance(value, int | float):
+        return exp.Literal.number(value)
+    return exp.Literal.string(str(value))
+
+
+def _and(*parts: exp.Expression) -> exp.Expression:
+    kept = [p for p in parts if p is not TRUE]
+    if any(p is FALSE for p in kept):
+        return FALSE
+    if not kept:
+        return TRUE
+    return exp.and_(*kept) if len(kept) > 1 else kept[0]  # type: ignore[return-value]
+
+
+def _or(*parts: exp.Expression) -> exp.Expression:
+    kept = [p for p in parts if p is not FALSE]
+    if any(p is TRUE for p in kept):
+        return TRUE
+    if not kept:
+        return FALSE
+    return exp.or_(*kept) if len(kept) > 1 else kept[0]  # type: ignore[return-value]
+
+
+def _not(e: exp.Expression) -> exp.Expression:
+    if e is TRUE:
+        return FALSE
+    if e is FALSE:
+        return TRUE
+    return exp.not_(e)
+
+
+def _in(col: exp.Expression, values: Iterable[str]) -> exp.Expression:
+    vals = sorted(set(values))
+    if not vals:
+        return FALSE
+    return exp.In(this=col, expressions=[_lit(v) for v in vals])
+
+
+def _is_null(e: exp.Expression) -> exp.Expression:
+    return exp.Is(this=e, expression=exp.null())
+
+
+def _not_null(e: exp.Expression) -> exp.Expression:
+    return exp.not_(_is_null(e))
+
+
+def in_force(periods: Periods, day: exp.Expression) -> exp.Expression:
+    """`day` falls in one of the periods (ISO dates compare as text on every engine)."""
+    parts = []
+    for iv in periods.intervals:
+        lo = exp.GTE(this=day.copy(), expression=_lit(iv.start.isoformat())) if iv.start \
+            else TRUE
+        hi = exp.LTE(this=day.copy(), expression=_lit(iv.end.isoformat())) if iv.end else TRUE
+        parts.append(_and(lo, hi))
+    return exp.paren(_or(*parts)) if len(parts) > 1 else (parts[0] if parts else FALSE)
+
+
+def _interval_test(iv: Interval, day: exp.Expression) -> exp.Expression:
+    return _and(
+        exp.GTE(this=day.copy(), expression=_lit(iv.start.isoformat())) if iv.start else TRUE,
+        exp.LTE(this=day.copy(), expression=_lit(iv.end.isoformat())) if iv.end else TRUE,
+    )
+
+
+@dataclass
+class CompiledRule:
+    name: str
+    view: str
+    query: exp.Select
+    outcome: str
+
+    def sql(self, dialect: str = "sqlite") -> str:
+        return self.query.sql(dialect=dialect, pretty=True)
+
+
+@dataclass
+class CompiledRulebook:
+    version: str
+    rules: list[CompiledRule]
+    periods: dict[str, Periods]
+
+    def findings_query(self) -> exp.Expression:
+        selects = [exp.select(*FINDING_COLUMNS).from_(exp.to_table(r.view)) for r in self.rules]
+        if not selects:
+            cols = [exp.alias_(exp.cast(exp.null(), "TEXT"), c) for c in FINDING_COLUMNS]
+            return exp.select(*cols).where(FALSE)
+        query: exp.Expression = selects[0]
+        for s in selects[1:]:
+            query = exp.union(query, s, distinct=False)
+        return query
+
+    def statements(self, dialect: str = "sqlite") -> list[str]:
+        """CREATE VIEW statements for every check and for `findings`, in order."""
+        out = []
+        for r in self.rules:
+            out.append(exp.Create(this=exp.to_table(r.view), kind="VIEW",
+                                  expression=r.query).sql(dialect=dialect, pretty=True))
+        out.append(exp.Create(this=exp.to_table("findings"), kind="VIEW",
+                              expression=self.findings_query()).sql(dialect=dialect,
+                                                                    pretty=True))
+        return out
+
+
+def view_name(rule: str) -> str:
+    return "check_" + re.sub(r"[^0-9A-Za-z]+", "_", rule).strip("_").lower()
+
+
+class Compiler:
+    def __init__(self, rb: CheckedRulebook, schema: Schema) -> None:
+        self.rb = rb
+        self.schema = schema
+        self.periods = rule_periods(rb)
+        self.diags: list[Diagnostic] = []
+        self.uses_items = False
+        self.item_conditions: dict[str, ast.Condition] = {
+            name: c.condition for name, it in rb.items.items()
+            if (c := ast.first_attr(it, ast.ControlledIf)) is not None
+        }
+
+    def fail(self, node: object, what: str) -> Truth:
+        span = getattr(node, "span", ast.NO_SPAN)
+        self.diags.append(Diagnostic("E701", f"{what} cannot be compiled to SQL yet", span,
+                                     "the rule is not checked until this is supported; "
+                                     "see docs/language.md"))
+        return Truth(FALSE, TRUE)
+
+    # ------------------------------------------------------------ facts
+    def field_sql(self, name: str) -> tuple[exp.Expression, bool, str]:
+        """The column for a schema field, whether it may be missing, and its canonical name."""
+        spec = self.schema.field(name)
+        assert spec is not None  # the checker has rejected unknown fields
+        return _col(spec.name), not spec.required, spec.name
+
+    def judged_on(self) -> exp.Expression:
+        return _col("judged_on")
+
+    # ------------------------------------------------------------ conditions
+    def truth(self, c: ast.Condition) -> Truth:
+        if isinstance(c, ast.Parenthesised):
+            return self.truth(c.part)
+        if isinstance(c, ast.AllOf):
+            parts = [self.truth(p) for p in c.parts]
+            return Truth(_and(*(p.t for p in parts)), _or(*(p.f for p in parts)),
+                         _merge(p.missing for p in parts))
+        if isinstance(c, ast.AnyOf):
+            parts = [self.truth(p) for p in c.parts]
+            return Truth(_or(*(p.t for p in parts)), _and(*(p.f for p in parts)),
+                         _merge(p.missing for p in parts))
+        if isinstance(c, ast.Negation):
+            inner = self.truth(c.part)
+            return Truth(inner.f, inner.t, inner.missing)
+        if isinstance(c, ast.ItemIn):
+            return self.item_in(c)
+        if isinstance(c, ast.InSet):
+            return self.in_set(c)
+        if isinstance(c, ast.IsMissing):
+            col, _, _ = self.field_sql(c.subject.name)
+            test = _not_null(col) if c.negated else _is_null(col)
+            return Truth(test, _not(test))
+        if isinstance(c, ast.Mentions):
+            return self.mentions(c)
+        if isinstance(c, ast.Listed):
+            return self.listed(c)
+        if isinstance(c, ast.Comparison):
+            return self.comparison(c)
+        return self.fail(c, type(c).__name__.lower().replace("firstseen", "'first seen'"))
+
+    def item_in(self, c: ast.ItemIn) -> Truth:
+        """The declaration's matching item is one of these; the item's own thresholds apply."""
+        self.uses_items = True
+        items = self.rb.items_in(r.name for r in c.members)
+        item = _col("item", "di")
+        member = _in(item, items)
+        t_parts, f_parts, missing = [], [], []
+        for name in sorted(items):
+            cond = self.item_conditions.get(name)
+            if cond is None:
+                continue
+            inner = self.truth(cond)
+            is_it = exp.EQ(this=item.copy(), expression=_lit(name))
+            t_parts.append(_and(is_it, _not(inner.t)))
+            f_parts.append(_and(is_it, inner.f))
+            missing.extend(inner.missing)
+        # certainly in: a member whose thresholds (if any) are met
+        t = _and(member, *(_not(p) for p in t_parts)) if t_parts else member
+        # certainly out: not a member, or a member whose thresholds are certainly not met
+        f = _or(_not(_and(_not_null(item), member)), *f_parts)
+        if c.negated:
+            t, f = f, t
+        return Truth(t, f, missing)
+
+    def in_set(self, c: ast.InSet) -> Truth:
+        col, nullable, _ = self.field_sql(c.subject.name)
+        parts = []
+        codes = []
+        for ref in c.members:
+            if ref.name in self.rb.country_groups:
+                members = self.rb.country_members.get(ref.name, frozenset())
+                iv = self.rb.validity.get(ref.name, Interval(None, None))
+                parts.append(_and(_in(col.copy(), members), _interval_test(iv, self.judged_on())))
+            else:
+                codes.append(ref.name)
+        if codes:
+            parts.append(_in(col.copy(), codes))
+        test = exp.paren(_or(*parts)) if len(parts) > 1 else _or(*parts)
+        present = _not_null(col.copy())
+        t = _and(present, test) if nullable else test
+        f = _and(present, _not(test)) if nullable else _not(test)
+        if c.negated:
+            t, f = f, t
+        return Truth(t, f, [self.field_sql(c.subject.name)[2]] if nullable else [])
+
+    def mentions(self, c: ast.Mentions) -> Truth:
+        col, nullable, name = self.field_sql(c.subject.name)
+        words: list[str] = []
+        for term in c.terms:
+            if isinstance(term, ast.Text):
+                words.append(term.value)
+            else:
+                for w in ast.attrs_of(self.rb.terms[term.name], ast.Words):
+                    words.extend(x.value for x in w.words)
+        lowered = exp.Lower(this=col.copy())
+        tests = [exp.GT(this=exp.StrPosition(this=lowered.copy(), substr=_lit(w.lower())),
+                        expression=_lit(0)) for w in sorted(set(words))]
+        test = exp.paren(_or(*tests)) if len(tests) > 1 else _or(*tests)
+        present = _not_null(col.copy())
+        if nullable:
+            return Truth(_and(present, test), _and(present, _not(test)), [name])
+        return Truth(test, _not(test))
+
+    def listed(self, c: ast.Listed) -> Truth:
+        col, nullable, name = self.field_sql(c.subject.name)
+        lists = [r.name for r in c.lists] or sorted(self.rb.lists)
+        sub = (
+            exp.select(_lit(1))
+            .from_(exp.alias_(exp.to_table("party_name_keys"), "k"))
+            .join(exp.alias_(exp.to_table("listed_party_keys"), "lk"),
+                  on=exp.EQ(this=_col("key", "lk"), expression=_col("key", "k")))
+            .join(exp.alias_(exp.to_table("list_entry_periods"), "p"),
+                  on=exp.EQ(this=_col("party", "p"), expression=_col("party", "lk")))
+            .where(_and(
+                exp.EQ(this=_col("name", "k"), expression=col.copy()),
+                _in(_col("list", "p"), lists),
+                exp.GTE(this=self.judged_on(), expression=_col("valid_from", "p")),
+                exp.paren(_or(_is_null(_col("valid_until", "p")),
+                              exp.LTE(this=self.judged_on(), expression=_col("valid_until", "p")))),
+            ))
+        )
+        test = exp.Exists(this=sub)
+        if nullable:
+            present = _not_null(col.copy())
+            return Truth(_and(present, test), _and(present, _not(test)), [name])
+        return Truth(test, _not(test))
+
+    def comparison(self, c: ast.Comparison) -> Truth:
+        left, lmiss = self.expression(c.left)
+        right, rmiss = self.expression(c.right)
+        ops: dict[str, Callable[..., exp.Expression]] = {
+            ">=": exp.GTE, "<=": exp.LTE, ">": exp.GT, "<": exp.LT, "=": exp.EQ, "!=": exp.NEQ}
+        test = ops[c.op](this=left, expression=right)
+        missing = _merge([lmiss, rmiss])
+        if not missing:
+            return Truth(test, _not(test.copy()))
+        present = _and(*(_not_null(_col(m)) for m in missing))
+        return Truth(_and(present, test), _and(present.copy(), _not(test.copy())), missing)
+
+    def expression(self, e: ast.Expression) -> tuple[exp.Expression, list[str]]:
+        if isinstance(e, ast.Field):
+            col, nullable, name = self.field_sql(e.name.name)
+            return col, [name] if nullable else []
+        if isinstance(e, ast.Quantity):
+            value = float(e.value) * UNIT_FACTORS.get(e.unit or "", 1.0)
+            return _lit(int(value) if value == int(value) else value), []
+        if isinstance(e, ast.DateLiteral):
+            return _lit(e.date.text), []
+        if isinstance(e, ast.TextLiteral):
+            return _lit(e.text.value), []
+        if isinstance(e, ast.Arithmetic):
+            left, lm = self.expression(e.left)
+            right, rm = self.expression(e.right)
+            if e.op == "/":
+                right = exp.Nullif(this=right, expression=_lit(0))
+            node = {"+": exp.Add, "-": exp.Sub, "*": exp.Mul, "/": exp.Div}[e.op](
+                this=left, expression=right)
+            return exp.paren(node), _merge([lm, rm])
+        self.fail(e, "an aggregate over earlier declarations")
+        return exp.null(), []
+
+    # ------------------------------------------------------------ rules
+    def explanation(self, rule: ast.Rule) -> list[exp.Expression]:
+        """The sentence of a finding: the rule's `explain` template, or a standard one."""
+        tmpl = ast.first_attr(rule, ast.Explain)
+        if tmpl is not None:
+            return self.template(tmpl.template.value)
+        cite = ast.first_attr(rule, ast.Citation)
+        where = (f"{cite.instrument.name}" + (f" {cite.provision}" if cite.provision else "")
+                 ) if cite else ""
+        title = rule.title.value if rule.title else rule.name.name
+        parts = self.template("{item_title} (code {hs_code}) to {destination_country} on "
+                              "{declared_on}" if self.uses_items else
+                              "Declaration {id} to {destination_country} on {declared_on}")
+        parts.append(_lit(f": {title[:1].lower() + title[1:]} ({where})"))
+        return parts
+
+    def missing_note(self, missing: list[str]) -> exp.Expression:
+        names = []
+        for m in missing:
+            names.append(exp.Case().when(_is_null(_col(m)), _lit(f" {m}")).else_(_lit("")))
+        return exp.Concat(expressions=[_lit("; cannot be judged, missing:"), *names]) if names \
+            else _lit("; cannot be judged: a fact it needs is missing")
+
+    def template(self, text: str) -> list[exp.Expression]:
+        parts: list[exp.Expression] = []
+        pos = 0
+        for m in re.finditer(r"\{([^{}]*)\}", text):
+            if m.start() > pos:
+                parts.append(_lit(text[pos:m.start()]))
+            parts.append(self.fact(m.group(1).strip()))
+            pos = m.end()
+        if pos < len(text):
+            parts.append(_lit(text[pos:]))
+        return parts
+
+    def fact(self, name: str) -> exp.Expression:
+        if name in ("item", "item_title") and self.uses_items:
+            return exp.Coalesce(this=_col("title" if name == "item_title" else "name", "i"),
+                                expressions=[_lit("an item")])
+        if name == "control_code" and self.uses_items:
+            return exp.Coalesce(this=_col("control_code", "i"), expressions=[_lit("?")])
+        spec = self.schema.field(name)
+        if spec is not None:
+            value: exp.Expression = _col(spec.name)
+            if spec.type == "number":
+                value = exp.cast(value, "TEXT")
+            return exp.Coalesce(this=value, expressions=[_lit("(not declared)")])
+        if name in EXPLAIN_FACTS:
+            return _lit(f"{{{name}}}")
+        return _lit(f"{{{name}}}")
+
+    def rule(self, rule: ast.Rule) -> CompiledRule | None:
+        then = ast.first_attr(rule, ast.Then)
+        when = ast.first_attr(rule, ast.When)
+        if then is None or when is None or then.outcome.kind == "permitted":
+            return None  # permissions produce no findings; they suppress what they override
+        self.uses_items = False
+        truth = self.truth(when.condition)
+        name = rule.name.name
+        cite = ast.first_attr(rule, ast.Citation)
+        outcome_word = OUTCOME_OF.get(then.outcome.kind, then.outcome.kind)
+        licence = then.outcome.kind == "licence required"
+        judged = self.judged_on()
+        force = in_force(self.periods[name], judged)
+        suppress = [self.suppression(x) for x in self.suppressors(name)]
+        unknown = _and(_not(truth.t), _not(truth.f))
+        # `if missing FIELD then …` replaces `undetermined` when that field is the one missing
+        unknown_outcome: exp.Expression = _lit("undetermined")
+        report_unknown: exp.Expression = TRUE
+        for policy in ast.attrs_of(rule, ast.IfMissing):
+            col, _, _ = self.field_sql(policy.field.name)
+            if policy.outcome is None:
+                report_unknown = _and(report_unknown, _not_null(col))
+            else:
+                unknown_outcome = exp.Case().when(
+                    _is_null(col), _lit(OUTCOME_OF.get(policy.outcome.kind,
+                                                       policy.outcome.kind))
+                ).else_(unknown_outcome)
+        covered = exp.EQ(this=exp.Coalesce(this=_col("covered", "lc"), expressions=[_lit(0)]),
+                         expression=_lit(1))
+        fires = _and(truth.t, _not(covered)) if licence else truth.t
+        unknown_fires = _and(unknown, report_unknown, _not(covered) if licence else TRUE)
+        base = self.explanation(rule)
+        licence_note = [_lit("; licence: "), exp.Coalesce(
+            this=_col("problem", "lc"), expressions=[_lit("none declared")])] if licence else []
+        outcome = exp.Case().when(truth.t, _lit(outcome_word)).else_(unknown_outcome)
+        explanation = exp.Case().when(
+            truth.t, exp.Concat(expressions=[*base, *licence_note])
+        ).else_(exp.Concat(expressions=[*(b.copy() for b in base),
+                                        self.missing_note(truth.missing)]))
+        severity = _lit(then.outcome.severity) if then.outcome.severity else exp.null()
+        select = exp.select(
+            exp.alias_(_col("id"), "declaration_id"),
+            exp.alias_(_lit(name), "rule"),
+            exp.alias_(outcome, "outcome"),
+            exp.alias_(exp.cast(severity, "TEXT"), "severity"),
+            exp.alias_(_lit(cite.instrument.name if cite else None), "instrument"),
+            exp.alias_(exp.cast(_lit(str(cite.provision) if cite and cite.provision else None),
+                                "TEXT"), "provision"),
+            exp.alias_(explanation, "explanation"),
+            exp.alias_(_lit(self.rb.version), "rulebook_version"),
+        ).from_(exp.alias_(exp.to_table("judged_declarations"), D))
+        if self.uses_items:
+            select = select.join(
+                exp.alias_(exp.to_table("declaration_items"), "di"),
+                on=exp.EQ(this=_col("declaration_id", "di"), expression=_col("id")),
+                join_type="LEFT",
+            ).join(exp.alias_(exp.to_table("items"), "i"),
+                   on=exp.EQ(this=_col("name", "i"), expression=_col("item", "di")),
+                   join_type="LEFT")
+        if licence:
+            select = select.join(
+                exp.alias_(exp.to_table("licence_cover"), "lc"),
+                on=exp.EQ(this=_col("declaration_id", "lc"), expression=_col("id")),
+                join_type="LEFT")
+        select = select.where(_and(force, exp.paren(_or(fires, unknown_fires)),
+                                   *(_not(s) for s in suppress)))
+        if self.uses_items:
+            # one finding per declaration: the most serious outcome, then the first item
+            ranked = select.select(exp.alias_(
+                exp.Window(this=exp.RowNumber(), partition_by=[_col("id")],
+                           order=exp.Order(expressions=[
+                               exp.Ordered(this=exp.Case().when(truth.t, _lit(0)).else_(_lit(1))),
+                               exp.Ordered(this=_col("item", "di"))])),
+                "finding_rank"))
+            select = exp.select(*FINDING_COLUMNS).from_(
+                exp.alias_(exp.Subquery(this=ranked), "ranked")).where(
+                exp.EQ(this=exp.column("finding_rank"), expression=_lit(1)))
+        return CompiledRule(name, view_name(name), select, outcome_word)
+
+    def suppressors(self, name: str) -> list[ast.Rule | ast.Exception_]:
+        """Exceptions that except this rule, and permissions that override it."""
+        out: list[ast.Rule | ast.Exception_] = []
+        for e in self.rb.exceptions.values():
+            if any(r.name == name for x in ast.attrs_of(e, ast.Excepts) for r in x.rules):
+                out.append(e)
+        for r in self.rb.rules.values():
+            then = ast.first_attr(r, ast.Then)
+            if then and then.outcome.kind == "permitted" and any(
+                    o.name == name for x in ast.attrs_of(r, ast.Overrides) for o in x.rules):
+                out.append(r)
+        return out
+
+    def suppression(self, decl: ast.Rule | ast.Exception_) -> exp.Expression:
+        """Certainly true that the exception or permission applies, and it is in force."""
+        when = ast.first_attr(decl, ast.When)
+        uses = self.uses_items
+        t = self.truth(when.condition).t if when else TRUE
+        self.uses_items = uses or self.uses_items
+        return exp.paren(_and(in_force(self.periods[decl.name.name], self.judged_on()), t))
+
+
+def _merge(lists: Iterable[list[str]]) -> list[str]:
+    out: list[str] = []
+    for lst in lists:
+        for x in lst:
+            if x not in out:
+                out.append(x)
+    return out
+
+
+def compile_rulebook(rb: CheckedRulebook, schema: Schema) -> tuple[CompiledRulebook,
+                                                                    list[Diagnostic]]:
+    """Compile every rule; a construct that cannot compile is an E701 diagnostic."""
+    compiler = Compiler(rb, schema)
+    rules = []
+    for decl in rb.rules.values():
+        compiled = compiler.rule(decl)
+        if compiled is not None:
+            rules.append(compiled)
+    result = CompiledRulebook(rb.version, rules, compiler.periods)
+    for c in rules:
+        lint(c.query)
+    return result, compiler.diags
+
+
+def lint(query: exp.Expression) -> None:
+    """Parse-back check: only allow-listed functions, and the SQL reparses to the same tree."""
+    for node in query.walk():
+        if isinstance(node, exp.Func) and node.sql_name() not in ALLOWED_FUNCTIONS:
+            raise CompileError(f"generated SQL calls {node.sql_name()}, which is not allowed")
+    text = query.sql(dialect="sqlite")
+    again = sqlglot.parse_one(text, read="sqlite")
+    if again.sql(dialect="sqlite") != text:  # pragma: no cover - a generator bug
+        raise CompileError("generated SQL does not reparse to itself")
+
+
+def today() -> dt.date:
+    return dt.date.today()

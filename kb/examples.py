@@ -1,0 +1,130 @@
+"""Run the examples written next to the rules, through the compiled SQL checks.
+
+Each example's declarations (with defaults for facts it does not state), licences and companies
+are screened as of the example's date, and every `expect` line is compared with the findings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from dsl import ast
+from dsl.schema import UNIT_FACTORS
+from kb.schema import declaration_schema
+from kb.screen import Finding, Screener
+
+DEFAULT_EXPORTER = "Example Exporter Co., Ltd."
+DEFAULT_CONSIGNEE = "Example Consignee"
+
+
+@dataclass
+class ExampleResult:
+    example: ast.Example
+    findings: list[Finding]
+    failures: list[tuple[ast.Expect, str]] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return not self.failures
+
+    @property
+    def location(self) -> str:
+        return f"{self.example.span.file}:{self.example.span.line}"
+
+
+def _value(v: object) -> Any:
+    if isinstance(v, ast.Text):
+        return v.value
+    if isinstance(v, ast.Ref):
+        return v.name
+    if isinstance(v, ast.DateValue | ast.Code):
+        return v.text
+    if isinstance(v, ast.Quantity):
+        return float(v.value * Decimal(str(UNIT_FACTORS.get(v.unit or "", 1.0))))
+    if isinstance(v, ast.ItemList):
+        return ";".join(e.name if isinstance(e, ast.Ref) else e.digits for e in v.entries)
+    return v
+
+
+def declaration_rows(ex: ast.Example) -> list[dict[str, Any]]:
+    rows = []
+    for n, d in enumerate(ast.attrs_of(ex, ast.ExampleDeclaration), 1):
+        row: dict[str, Any] = {"id": d.id.name if d.id else f"d{n}",
+                               "exporter": DEFAULT_EXPORTER, "consignee": DEFAULT_CONSIGNEE,
+                               "quantity_kg": 1, "value_usd": 0, "description": ""}
+        for f in d.fields:
+            row[f.name] = _value(f.value)
+            if f.country is not None:
+                row[f"{f.name}_country"] = f.country.name
+        row.setdefault("consignee_country", row.get("destination_country"))
+        rows.append(row)
+    return rows
+
+
+def licence_rows(ex: ast.Example) -> list[dict[str, Any]]:
+    rows = []
+    for lic in ast.attrs_of(ex, ast.ExampleLicence):
+        row: dict[str, Any] = {"licence_no": lic.number.name, "kind": "individual",
+                               "holder": DEFAULT_EXPORTER, "valid_from": "1900-01-01",
+                               "valid_to": "9999-12-31"}
+        for f in lic.fields:
+            if isinstance(f, ast.ValidFrom):
+                row["valid_from"] = f.date.text
+            elif isinstance(f, ast.ValidUntil):
+                row["valid_to"] = f.date.text
+            elif isinstance(f, ast.DeclarationField):
+                row[f.name] = _value(f.value)
+        rows.append(row)
+    return rows
+
+
+def company_rows(ex: ast.Example) -> list[dict[str, Any]]:
+    return [{"name": c.name.value, **{f.name: _value(f.value) for f in c.fields}}
+            for c in ast.attrs_of(ex, ast.Company)]
+
+
+def _matches(f: Finding, x: ast.Expect) -> bool:
+    if x.outcome != "findings" and f.outcome != x.outcome:
+        return False
+    if x.rule is not None and f.rule != x.rule.name:
+        return False
+    if x.declaration is not None and f.declaration_id != x.declaration.name:
+        return False
+    if x.missing is None:
+        return True
+    spec = declaration_schema().field(x.missing.name)
+    return (spec.name if spec else x.missing.name) in f.explanation
+
+
+def describe(x: ast.Expect) -> str:
+    from dsl.format import attribute
+
+    return attribute(x)[0]
+
+
+def run_example(screener: Screener, ex: ast.Example) -> ExampleResult:
+    as_of = ast.first_attr(ex, ast.AsOf)
+    findings = screener.screen(declaration_rows(ex), licence_rows(ex), company_rows(ex),
+                               as_of.date.text if as_of else None)
+    result = ExampleResult(ex, findings)
+    for x in ast.attrs_of(ex, ast.Expect):
+        hits = [f for f in findings if _matches(f, x)]
+        if x.present and not hits:
+            got = "; ".join(f"{f.outcome} by {f.rule} for {f.declaration_id}" for f in findings)
+            result.failures.append((x, f"expected {describe(x)[7:]}, got "
+                                       f"{got or 'no findings'}"))
+        elif not x.present and hits:
+            result.failures.append((x, f"expected {describe(x)[7:]}, got "
+                                       f"{hits[0].outcome} by {hits[0].rule}: "
+                                       f"{hits[0].explanation}"))
+    return result
+
+
+def run_examples(rulebooks: Sequence[Path]) -> Iterator[ExampleResult]:
+    screener = Screener(rulebooks)
+    for ex in screener.rulebook.examples:
+        yield run_example(screener, ex)

@@ -1,0 +1,147 @@
+"""Screening: run the compiled checks on declarations and return findings.
+
+A `Screener` holds a private in-memory knowledge base built from the rulebooks (the law, the
+support relations and the check views, no inputs). Each screening loads its declarations,
+licences and parties into it inside a transaction, reads `findings`, and rolls back — so it
+never touches a served database, and one Screener serves many screenings fast.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import IO, Any
+
+from sqlite_utils import Database
+
+import dsl
+from dsl.compile import FINDING_COLUMNS, CompiledRulebook
+from kb.checks import install, refresh_inputs
+from kb.load import CONTRACTS, LoadReport, load_csv
+from kb.rulebook_rows import load_rulebook
+from kb.schema import declaration_schema
+from kb.tables import MIGRATIONS
+
+DEFAULT_RULEBOOKS = (Path("rulebooks"),)
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One finding: which declaration, which rule, what outcome, and the legal reason."""
+
+    declaration_id: str
+    rule: str
+    outcome: str
+    severity: str | None
+    instrument: str | None
+    provision: str | None
+    explanation: str
+    rulebook_version: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {c: getattr(self, c) for c in FINDING_COLUMNS}
+
+
+class ScreeningError(Exception):
+    """The rulebooks have errors, or an input file cannot be read."""
+
+
+class Screener:
+    """Screens declarations against one set of rulebooks (one screening at a time)."""
+
+    def __init__(self, rulebooks: Sequence[Path] = DEFAULT_RULEBOOKS) -> None:
+        result = dsl.load(rulebooks, declaration_schema())
+        if not result.ok or result.rulebook is None:
+            first = "\n".join(dsl.render(d, result.sources) for d in result.errors[:5])
+            raise ScreeningError(f"the rulebooks have {len(result.errors)} error(s):\n{first}")
+        self.rulebook = result.rulebook
+        self.db = Database(memory=True)
+        MIGRATIONS.apply(self.db)
+        load_rulebook(self.db, self.rulebook, frozenset())
+        self.compiled: CompiledRulebook
+        self.compiled, _ = install(self.db, self.rulebook)
+        self.db.conn.commit()
+
+    @property
+    def version(self) -> str:
+        return self.rulebook.version
+
+    def screen_files(self, declarations: str | Path | IO[bytes],
+                     licences: str | Path | IO[bytes] | None = None,
+                     parties: str | Path | IO[bytes] | None = None,
+                     as_of: str | None = None) -> tuple[list[Finding], list[LoadReport]]:
+        """Screen input files (paths, '-' or binary streams); returns findings and the loads."""
+        conn = self.db.conn
+        reports: list[LoadReport] = []
+        try:
+            for table, source in (("trade_parties", parties), ("licences", licences),
+                                  ("declarations", declarations)):
+                if source is not None:
+                    reports.append(load_csv(self.db, table, source))
+            refresh_inputs(self.db)
+            conn.execute("DELETE FROM excon_settings")
+            if as_of is not None:
+                conn.execute("INSERT INTO excon_settings (as_of) VALUES (?)", [as_of])
+            cursor = conn.execute(
+                "SELECT * FROM findings ORDER BY declaration_id, rule, outcome")
+            findings = [Finding(*row) for row in cursor.fetchall()]
+        finally:
+            if conn.in_transaction:
+                conn.rollback()
+            for table in ("declarations", "licences", "trade_parties", "rejected_rows",
+                          "party_name_keys", "licence_items", "excon_settings"):
+                conn.execute(f'DELETE FROM "{table}"')  # names are ours, not the user's
+            conn.commit()
+        return findings, reports
+
+    def screen(self, declarations: Iterable[Mapping[str, Any]],
+               licences: Iterable[Mapping[str, Any]] = (),
+               parties: Iterable[Mapping[str, Any]] = (),
+               as_of: str | None = None) -> list[Finding]:
+        """Screen in-memory rows (dicts with the contract's columns; missing ones are empty).
+
+        Rows are validated exactly as files are; a row that fails validation raises
+        ScreeningError naming the field and what was expected.
+        """
+        files = {
+            "declarations": _csv_bytes("declarations", declarations),
+            "licences": _csv_bytes("licences", licences),
+            "trade_parties": _csv_bytes("trade_parties", parties),
+        }
+        findings, reports = self.screen_files(
+            io.BytesIO(files["declarations"]), io.BytesIO(files["licences"]),
+            io.BytesIO(files["trade_parties"]), as_of)
+        for r in reports:
+            if r.problems:
+                p = r.problems[0]
+                raise ScreeningError(f"{r.table} row {p.line - 1}: {p.column}: {p.value!r}: "
+                                     f"expected {p.expected}")
+        return findings
+
+
+def _csv_bytes(table: str, rows: Iterable[Mapping[str, Any]]) -> bytes:
+    columns = [f for f, _ in CONTRACTS[table].fields]
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(columns)
+    for row in rows:
+        writer.writerow(["" if row.get(c) is None else row.get(c) for c in columns])
+    return out.getvalue().encode("utf-8")
+
+
+@cache
+def _default_screener(rulebooks: tuple[Path, ...]) -> Screener:
+    return Screener(rulebooks)
+
+
+def screen(rows: Iterable[Mapping[str, Any]], as_of: str | None = None,
+           licences: Iterable[Mapping[str, Any]] = (),
+           parties: Iterable[Mapping[str, Any]] = (),
+           rulebooks: Sequence[Path] = DEFAULT_RULEBOOKS) -> list[Finding]:
+    """Findings for in-memory declarations, for tools that embed excon."""
+    return _default_screener(tuple(Path(p) for p in rulebooks)).screen(rows, licences, parties,
+                                                                       as_of)
