@@ -73,8 +73,12 @@ class Screener:
     def screen_files(self, declarations: str | Path | IO[bytes],
                      licences: str | Path | IO[bytes] | None = None,
                      parties: str | Path | IO[bytes] | None = None,
-                     as_of: str | None = None) -> tuple[list[Finding], list[LoadReport]]:
-        """Screen input files (paths, '-' or binary streams); returns findings and the loads."""
+                     as_of: str | None = None,
+                     engine: str = "sqlite") -> tuple[list[Finding], list[LoadReport]]:
+        """Screen input files (paths, '-' or binary streams); returns findings and the loads.
+
+        `engine="duckdb"` runs the same checks, printed in DuckDB's dialect, on a copy of the
+        data in DuckDB (moved over from Python; no DuckDB extension is needed)."""
         conn = self.db.conn
         reports: list[LoadReport] = []
         try:
@@ -86,9 +90,14 @@ class Screener:
             conn.execute("DELETE FROM excon_settings")
             if as_of is not None:
                 conn.execute("INSERT INTO excon_settings (as_of) VALUES (?)", [as_of])
-            cursor = conn.execute(
-                "SELECT * FROM findings ORDER BY declaration_id, rule, outcome")
-            findings = [Finding(*row) for row in cursor.fetchall()]
+            if engine == "duckdb":
+                from kb.engines import duckdb_findings
+
+                rows = duckdb_findings(conn, self.compiled)
+            else:
+                rows = conn.execute(
+                    "SELECT * FROM findings ORDER BY declaration_id, rule, outcome").fetchall()
+            findings = [Finding(*row) for row in rows]
         finally:
             if conn.in_transaction:
                 conn.rollback()
@@ -101,7 +110,7 @@ class Screener:
     def screen(self, declarations: Iterable[Mapping[str, Any]],
                licences: Iterable[Mapping[str, Any]] = (),
                parties: Iterable[Mapping[str, Any]] = (),
-               as_of: str | None = None) -> list[Finding]:
+               as_of: str | None = None, engine: str = "sqlite") -> list[Finding]:
         """Screen in-memory rows (dicts with the contract's columns; missing ones are empty).
 
         Rows are validated exactly as files are; a row that fails validation raises
@@ -114,7 +123,7 @@ class Screener:
         }
         findings, reports = self.screen_files(
             io.BytesIO(files["declarations"]), io.BytesIO(files["licences"]),
-            io.BytesIO(files["trade_parties"]), as_of)
+            io.BytesIO(files["trade_parties"]), as_of, engine)
         for r in reports:
             if r.problems:
                 p = r.problems[0]
