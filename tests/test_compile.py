@@ -21,7 +21,8 @@ def screener() -> Screener:
     return Screener([DATA / "semantics"])
 
 
-def decl(id: str, on: str, code: str = "8112929010", to: str = "DE", **extra: Any) -> dict[str, Any]:
+def decl(id: str, on: str, code: str = "8112929010", to: str = "DE",
+         **extra: Any) -> dict[str, Any]:
     row = {"id": id, "declared_on": on, "exporter": "Hunan Widgets Co.", "consignee": "Acme GmbH",
            "consignee_country": to, "destination_country": to, "hs_code": code,
            "description": "widgets", "quantity_kg": 50, "value_usd": 1000, "purity_pct": 99.999}
