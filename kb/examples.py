@@ -13,7 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from dsl import ast
+from dsl.interpret import Interpreter
 from dsl.schema import UNIT_FACTORS
+from kb.load import CONTRACTS
 from kb.schema import declaration_schema
 from kb.screen import Finding, Screener
 
@@ -55,7 +57,8 @@ def declaration_rows(ex: ast.Example) -> list[dict[str, Any]]:
     for n, d in enumerate(ast.attrs_of(ex, ast.ExampleDeclaration), 1):
         row: dict[str, Any] = {"id": d.id.name if d.id else f"d{n}",
                                "exporter": DEFAULT_EXPORTER, "consignee": DEFAULT_CONSIGNEE,
-                               "quantity_kg": 1, "value_usd": 0, "description": ""}
+                               "quantity_kg": 1, "value_usd": 0,
+                               "description": "(not stated in the example)"}
         for f in d.fields:
             row[f.name] = _value(f.value)
             if f.country is not None:
@@ -111,6 +114,14 @@ def run_example(screener: Screener, ex: ast.Example) -> ExampleResult:
     findings = screener.screen(declaration_rows(ex), licence_rows(ex), company_rows(ex),
                                as_of.date.text if as_of else None)
     result = ExampleResult(ex, findings)
+    oracle = _interpreter(screener).judge(
+        [_typed("declarations", r) for r in declaration_rows(ex)],
+        [_typed("licences", r) for r in licence_rows(ex)], as_of.date.text if as_of else None)
+    sql = sorted((f.declaration_id, f.rule, f.outcome) for f in findings)
+    ref = sorted((j.declaration_id, j.rule, j.outcome) for j in oracle)
+    if sql != ref:
+        result.failures.append((ast.Expect("findings", True, span=ex.span),
+                                f"the compiled SQL found {sql}, the reference interpreter {ref}"))
     for x in ast.attrs_of(ex, ast.Expect):
         hits = [f for f in findings if _matches(f, x)]
         if x.present and not hits:
@@ -122,6 +133,21 @@ def run_example(screener: Screener, ex: ast.Example) -> ExampleResult:
                                        f"{hits[0].outcome} by {hits[0].rule}: "
                                        f"{hits[0].explanation}"))
     return result
+
+
+_INTERPRETERS: dict[int, Interpreter] = {}
+
+
+def _interpreter(screener: Screener) -> Interpreter:
+    if id(screener) not in _INTERPRETERS:
+        _INTERPRETERS[id(screener)] = Interpreter(screener.rulebook, declaration_schema())
+    return _INTERPRETERS[id(screener)]
+
+
+def _typed(table: str, row: dict[str, Any]) -> dict[str, Any]:
+    """A row as the loader stores it, for the interpreter."""
+    return {name: check("" if row.get(name) is None else str(row[name]))
+            for name, check in CONTRACTS[table].fields}
 
 
 def run_examples(rulebooks: Sequence[Path]) -> Iterator[ExampleResult]:

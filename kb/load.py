@@ -274,7 +274,7 @@ CONTRACTS = {
         ("id", _required), ("declared_on", _date), ("exporter", _required),
         ("consignee", _required), ("consignee_country", _country), ("end_user", _optional),
         ("end_user_country", _optional_country), ("destination_country", _country),
-        ("hs_code", _hs_code), ("description", _optional), ("quantity_kg", _number),
+        ("hs_code", _hs_code), ("description", _required), ("quantity_kg", _number),
         ("value_usd", _number), ("purity_pct", _percent), ("licence_no", _optional),
     )),
     "licences": Contract("licences", "licence_no", (

@@ -236,7 +236,7 @@ TABLES: tuple[TableSpec, ...] = (
         _c("end_user_country", str, "End user country, if declared"),
         _c("destination_country", str, "Destination country (ISO alpha-2)", True),
         _c("hs_code", str, "Customs code, digits only (8 or 10)", True),
-        _c("description", str, "Goods description"),
+        _c("description", str, "Goods description", True),
         _c("quantity_kg", float, "Net quantity, kg", True),
         _c("value_usd", float, "Value, USD", True),
         _c("purity_pct", float, "Declared purity, %"),
