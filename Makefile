@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck pytest bench fmt check clean
+.PHONY: demo test system-deps lint typecheck pytest bench fmt check clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,8 +22,15 @@ demo: $(STAMP)
 	$(BIN)/excon build rulebooks --db kb.db --declarations demo/declarations.csv \
 	    --licences demo/licences.csv --parties demo/parties.csv
 
-## test: ruff, mypy on dsl/ and kb/, then pytest
-test: lint typecheck pytest
+## test: ruff, mypy on dsl/ and kb/, then pytest (PostgreSQL is started by the tests)
+test: system-deps lint typecheck pytest
+
+## system-deps: PostgreSQL's server binaries from Debian, for the cross-engine tests
+system-deps:
+	@if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb >/dev/null; then \
+	    echo "installing PostgreSQL (Debian packages) for the tests"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql; \
+	fi
 
 lint: $(STAMP)
 	$(BIN)/ruff check dsl kb tests bench

@@ -10,7 +10,7 @@ import sqlite3
 import sys
 from pathlib import Path
 
-from bench import frontend, load
+from bench import frontend, load, screen
 
 
 def machine() -> dict[str, object]:
@@ -26,10 +26,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="tiny sizes: a smoke run")
     parser.add_argument("--out", default=str(Path(__file__).parent / "results.json"))
-    parser.add_argument("--only", choices=["frontend", "load"], action="append",
+    parser.add_argument("--only", choices=["frontend", "load", "screen"], action="append",
                         help="run only these benchmarks")
     args = parser.parse_args(argv)
-    only = set(args.only or ["frontend", "load"])
+    only = set(args.only or ["frontend", "load", "screen"])
     lines, repeat = (300, 1) if args.quick else (10_000, 7)
     n, load_repeat = (2_000, 1) if args.quick else (1_000_000, 3)
     results: dict[str, object] = {"machine": machine()}
@@ -39,6 +39,10 @@ def main(argv: list[str] | None = None) -> int:
     if "load" in only:
         results["load"] = ld = load.run(n, load_repeat)
         print(load.report(ld))
+    if "screen" in only:
+        sizes = (1_000, 2_000) if args.quick else (10_000, 100_000)
+        results["screen"] = sc = screen.run(sizes, 1 if args.quick else 3)
+        print(screen.report(sc))
     Path(args.out).write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     print(f"results written to {args.out}", file=sys.stderr)
     return 0

@@ -426,7 +426,6 @@ class Compiler:
         judged = self.judged_on()
         force = in_force(self.periods[name], judged)
         suppress = [self.suppression(x) for x in self.suppressors(name)]
-        unknown = _and(_not(truth.t), _not(truth.f))
         # `if missing FIELD then …` replaces `undetermined` when that field is the one missing
         unknown_outcome: exp.Expression = _lit("undetermined")
         report_unknown: exp.Expression = TRUE
@@ -439,21 +438,67 @@ class Compiler:
                     _is_null(col), _lit(OUTCOME_OF.get(policy.outcome.kind,
                                                        policy.outcome.kind))
                 ).else_(unknown_outcome)
-        covered = exp.EQ(this=exp.Coalesce(this=_col("covered", "lc"), expressions=[_lit(0)]),
-                         expression=_lit(1))
-        fires = _and(truth.t, _not(covered)) if licence else truth.t
-        unknown_fires = _and(unknown, report_unknown, _not(covered) if licence else TRUE)
+        # Inner query: each condition appears once, as the value `truth` (1 true, 0 false,
+        # NULL unknown), so that no engine's planner has to expand nested and/or/not twice.
         base = self.explanation(rule)
-        licence_note = [_lit("; licence: "), exp.Coalesce(
-            this=_col("problem", "lc"), expressions=[_lit("none declared")])] if licence else []
-        outcome = exp.Case().when(truth.t, _lit(outcome_word)).else_(unknown_outcome)
-        explanation = exp.Case().when(
-            truth.t, exp.Concat(expressions=[*base, *licence_note])
-        ).else_(exp.Concat(expressions=[*(b.copy() for b in base),
-                                        self.missing_note(truth.missing)]))
         severity = _lit(then.outcome.severity) if then.outcome.severity else exp.null()
-        select = exp.select(
+        facts = [
             exp.alias_(_col("id"), "declaration_id"),
+            exp.alias_(exp.Case().when(truth.t, _lit(1)).when(truth.f, _lit(0)).else_(
+                exp.cast(exp.null(), "INT")), "truth"),
+            exp.alias_(exp.Case().when(_and(force, *(_not(x) for x in suppress)), _lit(1))
+                       .else_(_lit(0)), "applies"),
+            exp.alias_(exp.Case().when(report_unknown, _lit(1)).else_(_lit(0)),
+                       "report_unknown"),
+            exp.alias_(unknown_outcome, "unknown_outcome"),
+            exp.alias_(exp.Concat(expressions=base), "statement"),
+            exp.alias_(self.missing_note(truth.missing), "missing_note"),
+        ]
+        if licence:
+            facts += [
+                exp.alias_(exp.Coalesce(this=_col("covered", "lc"), expressions=[_lit(0)]),
+                           "covered"),
+                exp.alias_(exp.Coalesce(this=_col("problem", "lc"),
+                                        expressions=[_lit("none declared")]), "licence_problem"),
+            ]
+        facts.append(exp.alias_(_col("item", "di") if self.uses_items else
+                                exp.cast(exp.null(), "TEXT"), "item"))
+        inner = exp.select(*facts).from_(exp.alias_(exp.to_table("judged_declarations"), D))
+        if self.uses_items:
+            inner = inner.join(
+                exp.alias_(exp.to_table("declaration_items"), "di"),
+                on=exp.EQ(this=_col("declaration_id", "di"), expression=_col("id")),
+                join_type="LEFT",
+            ).join(exp.alias_(exp.to_table("items"), "i"),
+                   on=exp.EQ(this=_col("name", "i"), expression=_col("item", "di")),
+                   join_type="LEFT")
+        if licence:
+            inner = inner.join(
+                exp.alias_(exp.to_table("licence_cover"), "lc"),
+                on=exp.EQ(this=_col("declaration_id", "lc"), expression=_col("id")),
+                join_type="LEFT")
+        inner = inner.where(force.copy())
+
+        def c(name: str) -> exp.Column:
+            return exp.column(name, table="facts")
+
+        is_true = exp.EQ(this=c("truth"), expression=_lit(1))
+        is_unknown = _and(_is_null(c("truth")),
+                          exp.EQ(this=c("report_unknown"), expression=_lit(1)))
+        not_covered = exp.EQ(this=c("covered"), expression=_lit(0)) if licence else TRUE
+        licence_note = [_lit("; licence: "), c("licence_problem")] if licence else []
+        outcome = exp.Case().when(is_true.copy(), _lit(outcome_word)).else_(
+            c("unknown_outcome"))
+        explanation = exp.Case().when(
+            is_true.copy(), exp.Concat(expressions=[c("statement"), *licence_note])
+        ).else_(exp.Concat(expressions=[c("statement"), c("missing_note")]))
+        rank = exp.Window(this=exp.RowNumber(), partition_by=[c("declaration_id")],
+                          order=exp.Order(expressions=[
+                              exp.Ordered(this=exp.Case().when(is_true.copy(), _lit(0))
+                                          .else_(_lit(1))),
+                              exp.Ordered(this=c("item"))]))
+        findings = exp.select(
+            exp.alias_(c("declaration_id"), "declaration_id"),
             exp.alias_(_lit(name), "rule"),
             exp.alias_(outcome, "outcome"),
             exp.alias_(exp.cast(severity, "TEXT"), "severity"),
@@ -462,33 +507,14 @@ class Compiler:
                                 "TEXT"), "provision"),
             exp.alias_(explanation, "explanation"),
             exp.alias_(_lit(self.rb.version), "rulebook_version"),
-        ).from_(exp.alias_(exp.to_table("judged_declarations"), D))
-        if self.uses_items:
-            select = select.join(
-                exp.alias_(exp.to_table("declaration_items"), "di"),
-                on=exp.EQ(this=_col("declaration_id", "di"), expression=_col("id")),
-                join_type="LEFT",
-            ).join(exp.alias_(exp.to_table("items"), "i"),
-                   on=exp.EQ(this=_col("name", "i"), expression=_col("item", "di")),
-                   join_type="LEFT")
-        if licence:
-            select = select.join(
-                exp.alias_(exp.to_table("licence_cover"), "lc"),
-                on=exp.EQ(this=_col("declaration_id", "lc"), expression=_col("id")),
-                join_type="LEFT")
-        select = select.where(_and(force, exp.paren(_or(fires, unknown_fires)),
-                                   *(_not(s) for s in suppress)))
-        if self.uses_items:
-            # one finding per declaration: the most serious outcome, then the first item
-            ranked = select.select(exp.alias_(
-                exp.Window(this=exp.RowNumber(), partition_by=[_col("id")],
-                           order=exp.Order(expressions=[
-                               exp.Ordered(this=exp.Case().when(truth.t, _lit(0)).else_(_lit(1))),
-                               exp.Ordered(this=_col("item", "di"))])),
-                "finding_rank"))
-            select = exp.select(*FINDING_COLUMNS).from_(
-                exp.alias_(exp.Subquery(this=ranked), "ranked")).where(
-                exp.EQ(this=exp.column("finding_rank"), expression=_lit(1)))
+            exp.alias_(rank, "finding_rank"),
+        ).from_(exp.alias_(exp.Subquery(this=inner), "facts")).where(_and(
+            exp.EQ(this=c("applies"), expression=_lit(1)),
+            exp.paren(_or(is_true, is_unknown)), not_covered))
+        # one finding per declaration: the most serious outcome, then the first item
+        select = exp.select(*FINDING_COLUMNS).from_(
+            exp.alias_(exp.Subquery(this=findings), "ranked")).where(
+            exp.EQ(this=exp.column("finding_rank"), expression=_lit(1)))
         return CompiledRule(name, view_name(name), select, outcome_word)
 
     def suppressors(self, name: str) -> list[ast.Rule | ast.Exception_]:

@@ -315,6 +315,44 @@ def test_examples(paths: tuple[str, ...]) -> None:
         sys.exit(1)
 
 
+@cli.command()
+@click.option("--dialect", type=click.Choice(["sqlite", "duckdb", "postgres"]),
+              help="Write checks.sql for this SQL engine.")
+@click.option("--format", "fmt", type=click.Choice(["sql", "json"]), default="sql",
+              show_default=True, help="json: the checked rules as rules.json.")
+@click.option("--out", required=True, type=click.Path(), help="Folder to write into.")
+@click.option("--rulebooks", "rulebook_paths", multiple=True, type=click.Path(),
+              help="Rulebooks to export (default ./rulebooks).")
+def export(dialect: str | None, fmt: str, out: str, rulebook_paths: tuple[str, ...]) -> None:
+    """Export the compiled checks for other tools: SQL per dialect, or the rules as JSON.
+
+    SQL: one script with the documented tables, the support relations and a view per rule
+    plus `findings`. JSON: rules.json and its JSON Schema (rules.schema.json).
+    """
+    from kb import export as exporter
+    from kb.screen import Screener, ScreeningError
+
+    if fmt == "sql" and dialect is None:
+        raise click.UsageError("give --dialect sqlite|duckdb|postgres, or --format json")
+    try:
+        screener = Screener([Path(p) for p in _paths(rulebook_paths)])
+    except ScreeningError as e:
+        click.echo(f"error: {e}", err=True)
+        sys.exit(1)
+    folder = Path(out)
+    folder.mkdir(parents=True, exist_ok=True)
+    if fmt == "json":
+        (folder / "rules.json").write_text(
+            exporter.rules_json_text(screener.rulebook, screener.compiled), encoding="utf-8")
+        (folder / "rules.schema.json").write_text(exporter.rules_schema_text(), encoding="utf-8")
+        click.echo(f"wrote {folder / 'rules.json'} and rules.schema.json", err=True)
+        return
+    assert dialect is not None
+    path = folder / f"checks.{dialect}.sql"
+    path.write_text(exporter.sql(screener.compiled, dialect), encoding="utf-8")
+    click.echo(f"wrote {path} ({len(screener.compiled.rules)} checks)", err=True)
+
+
 def main() -> None:
     cli(prog_name="excon")
 

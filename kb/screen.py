@@ -94,6 +94,10 @@ class Screener:
                 from kb.engines import duckdb_findings
 
                 rows = duckdb_findings(conn, self.compiled)
+            elif engine.startswith("postgresql://"):
+                from kb.engines import postgres_findings
+
+                rows = postgres_findings(conn, self.compiled, engine)
             else:
                 rows = conn.execute(
                     "SELECT * FROM findings ORDER BY declaration_id, rule, outcome").fetchall()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,15 @@ GOLDEN = Path(__file__).resolve().parent / "golden"
 @pytest.fixture(scope="session")
 def schema() -> Schema:
     return declaration_schema()
+
+
+@pytest.fixture(scope="session")
+def postgres_dsn() -> Iterator[str]:
+    """A real PostgreSQL server for the whole test session."""
+    from tests.postgres import postgres_server
+
+    with postgres_server() as dsn:
+        yield dsn
 
 
 def rulebook_files() -> list[Path]:

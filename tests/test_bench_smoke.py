@@ -27,4 +27,6 @@ def test_quick_benchmark_run_writes_figures(tmp_path: Path, capsys: object) -> N
     assert fe["ratio_front_end_to_bare"] > 0
     assert results["load"]["rows"] >= 2000 and results["load"]["rejected"] == 0
     assert results["load"]["ratio_to_raw"] > 0
+    assert all(r["same_count"] for r in results["screen"]["runs"])
+    assert results["screen"]["runs"][-1]["findings"] > 0
     assert results["machine"]["cores"] >= 1

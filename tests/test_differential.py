@@ -36,10 +36,14 @@ def key(f: Finding) -> tuple[Any, ...]:
 
 
 def compare(path: str, declarations: list[dict[str, Any]], licences: list[dict[str, Any]],
-            as_of: str | None) -> None:
+            as_of: str | None, postgres: str | None = None) -> None:
     s = screener(path)
     on_sqlite = [key(f) for f in s.screen(declarations, licences, as_of=as_of)]
     on_duckdb = [key(f) for f in s.screen(declarations, licences, as_of=as_of, engine="duckdb")]
+    if postgres is not None:
+        on_postgres = [key(f) for f in s.screen(declarations, licences, as_of=as_of,
+                                                engine=postgres)]
+        assert on_postgres == on_sqlite
     interpreter = Interpreter(s.rulebook, declaration_schema())
     judged = interpreter.judge([typed("declarations", d) for d in declarations],
                                [typed("licences", lic) for lic in licences], as_of)
@@ -101,11 +105,12 @@ def scenario(draw: st.DrawFn) -> tuple[list[dict[str, Any]], list[dict[str, Any]
 @pytest.mark.parametrize("path", ["semantics", "repository"])
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(case=scenario())
-def test_interpreter_sqlite_and_duckdb_agree(path: str, case: tuple[Any, Any, Any]) -> None:
-    compare(path, *case)
+def test_interpreter_sqlite_duckdb_and_postgres_agree(path: str, case: tuple[Any, Any, Any],
+                                                      postgres_dsn: str) -> None:
+    compare(path, *case, postgres=postgres_dsn)
 
 
-def test_every_repository_example_agrees_with_the_interpreter() -> None:
+def test_every_repository_example_agrees_with_the_interpreter(postgres_dsn: str) -> None:
     from kb.examples import declaration_rows, licence_rows
 
     s = screener("repository")
@@ -114,4 +119,4 @@ def test_every_repository_example_agrees_with_the_interpreter() -> None:
 
         as_of = ast.first_attr(ex, ast.AsOf)
         compare("repository", declaration_rows(ex), licence_rows(ex),
-                as_of.date.text if as_of else None)
+                as_of.date.text if as_of else None, postgres_dsn)
