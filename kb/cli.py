@@ -353,6 +353,41 @@ def export(dialect: str | None, fmt: str, out: str, rulebook_paths: tuple[str, .
     click.echo(f"wrote {path} ({len(screener.compiled.rules)} checks)", err=True)
 
 
+@cli.command()
+@click.argument("declaration_id")
+@click.option("--db", "db_path", default="kb.db", show_default=True, type=click.Path(),
+              help="The knowledge base holding the declaration.")
+@click.option("--as-of", "as_of", help="Judge by the law of this date instead of its own.")
+@click.option("--rulebooks", "rulebook_paths", multiple=True, type=click.Path(),
+              help="Rulebooks (default ./rulebooks).")
+def explain(declaration_id: str, db_path: str, as_of: str | None,
+            rulebook_paths: tuple[str, ...]) -> None:
+    """Why a declaration got — or did not get — each finding.
+
+    For every rule: whether it was in force on the judging date (and which suspension or
+    repeal cut it), how each part of its condition came out, which licence was tried and why
+    it did or did not cover, which exception applied, and the finding.
+    """
+    import datetime as dt
+
+    from kb.explain import ExplainError
+    from kb.explain import explain as explain_declaration
+    from kb.screen import ScreeningError
+
+    if as_of is not None:
+        try:
+            dt.date.fromisoformat(as_of)
+        except ValueError:
+            raise click.BadParameter("expected a date YYYY-MM-DD", param_hint="--as-of") from None
+    try:
+        result = explain_declaration(Path(db_path), declaration_id, as_of,
+                                     tuple(Path(p) for p in _paths(rulebook_paths)))
+    except (ExplainError, ScreeningError) as e:
+        click.echo(f"error: {e}", err=True)
+        sys.exit(1)
+    click.echo(result.text(), nl=False)
+
+
 def main() -> None:
     cli(prog_name="excon")
 

@@ -1,0 +1,61 @@
+"""`excon explain`: why a declaration was, or was not, flagged."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from kb.build import build
+from kb.cli import cli
+from tests.conftest import RULEBOOKS
+
+HEADER = ("id,declared_on,exporter,consignee,consignee_country,end_user,end_user_country,"
+          "destination_country,hs_code,description,quantity_kg,value_usd,purity_pct,licence_no\n")
+
+
+def kb_with(tmp_path: Path, rows: str) -> Path:
+    decls = tmp_path / "declarations.csv"
+    decls.write_text(HEADER + rows, encoding="utf-8")
+    db = tmp_path / "kb.db"
+    build(db, [RULEBOOKS], decls)
+    return db
+
+
+def explain(db: Path, *args: str) -> str:
+    result = CliRunner().invoke(cli, ["explain", *args, "--db", str(db), "--rulebooks",
+                                      str(RULEBOOKS)])
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def test_why_a_declaration_was_flagged_and_not_flagged(tmp_path: Path) -> None:
+    db = kb_with(tmp_path, "G1,2025-12-01,Hunan Co.,Acme Inc.,US,,,US,8112929010,gallium,50,"
+                           "20000,99.99,\n")
+    before = hashlib.sha256(db.read_bytes()).hexdigest()
+    text = explain(db, "G1")
+    ban = text.split("us-critical-minerals-ban —")[1].split("\n\n")[0]
+    assert "in force: no — suspended by MOFCOM-2025-72 from 2025-11-09 until 2026-11-27" in ban
+    assert "destination in usa → true" in ban
+    assert "result: no finding" in ban
+    licence = text.split("ga-ge-licence —")[1].split("\n\n")[0]
+    assert "licence: none declared" in licence
+    assert "result: unlicensed — Gallium metal (code 8112929010) to US on 2025-12-01" in licence
+    listed = text.split("control-list-consignee —")[1].split("\n\n")[0]
+    assert "end_user is missing: the rule says no finding" in listed
+    assert hashlib.sha256(db.read_bytes()).hexdigest() == before  # opened read-only
+
+
+def test_as_of_another_date(tmp_path: Path) -> None:
+    db = kb_with(tmp_path, "G1,2025-12-01,Hunan Co.,Acme Inc.,US,,,US,8112929010,gallium,50,"
+                           "20000,99.99,\n")
+    text = explain(db, "G1", "--as-of", "2025-01-15")
+    ban = text.split("us-critical-minerals-ban —")[1].split("\n\n")[0]
+    assert "in force: yes" in ban and "result: prohibited" in ban
+
+
+def test_unknown_declaration_is_an_error(tmp_path: Path) -> None:
+    db = kb_with(tmp_path, "")
+    result = CliRunner().invoke(cli, ["explain", "NOPE", "--db", str(db)])
+    assert result.exit_code == 1 and "there is no declaration 'NOPE'" in result.output
