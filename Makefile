@@ -21,6 +21,9 @@ demo: $(STAMP)
 	$(BIN)/excon demo-data --declarations $(DEMO_N) --seed 1 --out demo
 	$(BIN)/excon build rulebooks --db kb.db --declarations demo/declarations.csv \
 	    --licences demo/licences.csv --parties demo/parties.csv
+	$(BIN)/excon test rulebooks
+	$(BIN)/excon screen demo/declarations.csv --licences demo/licences.csv \
+	    --parties demo/parties.csv -o demo/findings.csv
 
 ## test: ruff, mypy on dsl/ and kb/, then pytest (PostgreSQL is started by the tests)
 test: system-deps lint typecheck pytest

@@ -187,6 +187,7 @@ class Compiler:
         self.periods = rule_periods(rb)
         self.diags: list[Diagnostic] = []
         self.uses_items = False
+        self.listed_columns: list[str] = []
         self.item_conditions: dict[str, ast.Condition] = {
             name: c.condition for name, it in rb.items.items()
             if (c := ast.first_attr(it, ast.ControlledIf)) is not None
@@ -306,6 +307,8 @@ class Compiler:
     def listed(self, c: ast.Listed) -> Truth:
         col, nullable, name = self.field_sql(c.subject.name)
         lists = [r.name for r in c.lists] or sorted(self.rb.lists)
+        if name not in self.listed_columns:
+            self.listed_columns.append(name)
         sub = (
             exp.select(_lit(1))
             .from_(exp.alias_(exp.to_table("party_name_keys"), "k"))
@@ -375,7 +378,37 @@ class Compiler:
                               "{declared_on}" if self.uses_items else
                               "Declaration {id} to {destination_country} on {declared_on}")
         parts.append(_lit(f": {title[:1].lower() + title[1:]} ({where})"))
+        if self.listed_columns:
+            parts.append(exp.Coalesce(this=self.listed_party_note(), expressions=[_lit("")]))
         return parts
+
+    def listed_party_note(self) -> exp.Expression:
+        """'; <role> matches <legal name> on <list> (listed by <instrument>)', or NULL."""
+        notes = []
+        for column in self.listed_columns:
+            sub = (
+                exp.select(exp.Concat(expressions=[
+                    _lit(f"; {column.replace('_', ' ')} matches "), _col("legal_name", "p"),
+                    _lit(" on "), _col("list", "e"), _lit(" (listed by "),
+                    _col("instrument_id", "e"), _lit(")")]))
+                .from_(exp.alias_(exp.to_table("party_name_keys"), "k"))
+                .join(exp.alias_(exp.to_table("listed_party_keys"), "lk"),
+                      on=exp.EQ(this=_col("key", "lk"), expression=_col("key", "k")))
+                .join(exp.alias_(exp.to_table("list_entry_periods"), "e"),
+                      on=exp.EQ(this=_col("party", "e"), expression=_col("party", "lk")))
+                .join(exp.alias_(exp.to_table("parties"), "p"),
+                      on=exp.EQ(this=_col("name", "p"), expression=_col("party", "lk")))
+                .where(_and(
+                    exp.EQ(this=_col("name", "k"), expression=_col(column)),
+                    exp.GTE(this=self.judged_on(), expression=_col("valid_from", "e")),
+                    exp.paren(_or(_is_null(_col("valid_until", "e")),
+                                  exp.LTE(this=self.judged_on(),
+                                          expression=_col("valid_until", "e"))))))
+                .order_by(_col("legal_name", "p"), _col("list", "e"), _col("instrument_id", "e"))
+                .limit(1)
+            )
+            notes.append(exp.Coalesce(this=exp.Subquery(this=sub), expressions=[_lit("")]))
+        return exp.Concat(expressions=notes) if len(notes) > 1 else notes[0]
 
     def missing_note(self, missing: list[str]) -> exp.Expression:
         names = []
@@ -418,6 +451,7 @@ class Compiler:
         if then is None or when is None or then.outcome.kind == "permitted":
             return None  # permissions produce no findings; they suppress what they override
         self.uses_items = False
+        self.listed_columns = []
         truth = self.truth(when.condition)
         name = rule.name.name
         cite = ast.first_attr(rule, ast.Citation)
@@ -477,7 +511,8 @@ class Compiler:
                 exp.alias_(exp.to_table("licence_cover"), "lc"),
                 on=exp.EQ(this=_col("declaration_id", "lc"), expression=_col("id")),
                 join_type="LEFT")
-        inner = inner.where(force.copy())
+        # rows where the condition is certainly false never make a finding: drop them early
+        inner = inner.where(_and(force.copy(), _not(truth.f.copy())))
 
         def c(name: str) -> exp.Column:
             return exp.column(name, table="facts")

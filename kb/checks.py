@@ -122,6 +122,23 @@ def support_statements(dialect: str = "sqlite") -> list[str]:
     return out
 
 
+# Support relations that depend only on the inputs and the rulebook, not on the judging date:
+# SQLite materialises them once per build or screening instead of recomputing them per check.
+MATERIALISED = {"declaration_items": ("declaration_id",), "licence_uses": ("declaration_id",),
+                "licence_cover": ("declaration_id",)}
+
+
+def materialise(db: Database) -> None:
+    """Replace the input-derived support views by tables holding their rows, indexed."""
+    for name, key in MATERIALISED.items():
+        kind = db.execute("SELECT type FROM sqlite_master WHERE name = ?", [name]).fetchone()
+        if kind is not None:
+            db.execute(f"DROP {'VIEW' if kind[0] == 'view' else 'TABLE'} {name}")
+        select = sqlglot.parse_one(SUPPORT_VIEWS[name], read="sqlite").sql(dialect="sqlite")
+        db.execute(f"CREATE TABLE {name} AS {select}")
+        db.execute(f"CREATE INDEX {name}_key ON {name} ({', '.join(key)})")
+
+
 def compile_checks(rb: CheckedRulebook) -> tuple[CompiledRulebook, list[Diagnostic]]:
     return compile_rulebook(rb, declaration_schema())
 
@@ -159,6 +176,7 @@ def refresh_inputs(db: Database) -> None:
     conn.executemany(
         "INSERT OR IGNORE INTO licence_items (licence_no, entry) VALUES (?, ?)",
         ((no, entry) for no, items in licences for entry in str(items).split(";") if entry))
+    materialise(db)
 
 
 def install(db: Database, rb: CheckedRulebook) -> tuple[CompiledRulebook, list[Diagnostic]]:

@@ -18,7 +18,7 @@ _TYPES = {"TEXT": "VARCHAR", "FLOAT": "DOUBLE", "REAL": "DOUBLE", "INTEGER": "BI
 # the tables the checks read
 CHECK_TABLES = ("declarations", "licences", "trade_parties", "items", "item_customs_codes",
                 "item_group_members", "excon_settings", "licence_items", "party_name_keys",
-                "listed_party_keys", "list_entry_periods")
+                "listed_party_keys", "list_entry_periods", "parties")
 
 
 def copy_to_duckdb(conn: sqlite3.Connection, tables: tuple[str, ...] = CHECK_TABLES) -> Any:

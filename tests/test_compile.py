@@ -114,8 +114,12 @@ def test_listed_parties_match_after_normalisation_from_their_listing_date(
             decl("chinese", "2025-02-01", consignee="洛克希德·马丁"),
             decl("early", "2025-01-01", consignee="Lockheed Martin Corp."),
             decl("other", "2025-02-01", consignee="Lockheed Electronics Ltd")]
-    got = outcomes(screener.screen(rows, engine=engine), "listed-consignee")
+    findings = screener.screen(rows, engine=engine)
+    got = outcomes(findings, "listed-consignee")
     assert got == {"caps": "prohibited", "width": "prohibited", "chinese": "prohibited"}
+    caps = next(f for f in findings if f.declaration_id == "caps")
+    assert caps.explanation.endswith(
+        "; consignee matches Lockheed Martin Corp. on control-list (listed by LIST-1)")
 
 
 @pytest.mark.parametrize("engine", ENGINES, indirect=True)
