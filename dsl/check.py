@@ -74,6 +74,18 @@ class CheckedRulebook:
             out |= self.group_items.get(n, frozenset({n}) if n in self.items else frozenset())
         return frozenset(out)
 
+    def suppressors(self, rule: str) -> list[ast.Rule | ast.Exception_]:
+        """Exceptions that except `rule`, and permissions that override it."""
+        out: list[ast.Rule | ast.Exception_] = [
+            e for e in self.exceptions.values()
+            if any(r.name == rule for x in ast.attrs_of(e, ast.Excepts) for r in x.rules)]
+        for r in self.rules.values():
+            then = ast.first_attr(r, ast.Then)
+            if then and then.outcome.kind == "permitted" and any(
+                    o.name == rule for x in ast.attrs_of(r, ast.Overrides) for o in x.rules):
+                out.append(r)
+        return out
+
     def countries_in(self, names: Iterable[str]) -> frozenset[str]:
         out: set[str] = set()
         for n in names:

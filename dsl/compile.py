@@ -553,17 +553,7 @@ class Compiler:
         return CompiledRule(name, view_name(name), select, outcome_word)
 
     def suppressors(self, name: str) -> list[ast.Rule | ast.Exception_]:
-        """Exceptions that except this rule, and permissions that override it."""
-        out: list[ast.Rule | ast.Exception_] = []
-        for e in self.rb.exceptions.values():
-            if any(r.name == name for x in ast.attrs_of(e, ast.Excepts) for r in x.rules):
-                out.append(e)
-        for r in self.rb.rules.values():
-            then = ast.first_attr(r, ast.Then)
-            if then and then.outcome.kind == "permitted" and any(
-                    o.name == name for x in ast.attrs_of(r, ast.Overrides) for o in x.rules):
-                out.append(r)
-        return out
+        return self.rb.suppressors(name)
 
     def suppression(self, decl: ast.Rule | ast.Exception_) -> exp.Expression:
         """Certainly true that the exception or permission applies, and it is in force."""

@@ -251,15 +251,7 @@ class Interpreter:
         return False
 
     def suppressors(self, name: str) -> list[ast.Rule | ast.Exception_]:
-        out: list[ast.Rule | ast.Exception_] = [
-            e for e in self.rb.exceptions.values()
-            if any(r.name == name for x in ast.attrs_of(e, ast.Excepts) for r in x.rules)]
-        for r in self.rb.rules.values():
-            then = ast.first_attr(r, ast.Then)
-            if then and then.outcome.kind == "permitted" and any(
-                    o.name == name for x in ast.attrs_of(r, ast.Overrides) for o in x.rules):
-                out.append(r)
-        return out
+        return self.rb.suppressors(name)
 
     def judge(self, declarations: Sequence[Row], licences: Sequence[Row] = (),
               as_of: str | None = None) -> list[Judgement]:
