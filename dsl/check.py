@@ -594,30 +594,32 @@ class Checker:
 
     def check_conflicts(self) -> None:
         """E501: a `permitted` rule and a restrictive rule that can meet, with no precedence."""
-        rules = list(self.rb.rules.values())
-        for i, a in enumerate(rules):
-            for b in rules[i + 1:]:
-                oa, ob = _outcome(a), _outcome(b)
-                if oa is None or ob is None:
-                    continue
-                kinds = {oa.kind, ob.kind}
-                if "permitted" not in kinds or not kinds & RESTRICTIVE:
-                    continue
-                if _overrides(a, b) or _overrides(b, a):
-                    continue
-                ia, ib = self.rb.validity.get(a.name.name), self.rb.validity.get(b.name.name)
-                if ia and ib and not ia.overlaps(ib):
-                    continue
-                sa, sb = self.scope(a), self.scope(b)
-                if any(x is not None and y is not None and not (x & y)
-                       for x, y in zip(sa, sb, strict=True)):
-                    continue
-                self.error(
-                    "E501", f"rules '{a.name.name}' ({oa}) and '{b.name.name}' ({ob}) can apply "
-                    "to the same declaration and neither states precedence", b.name.span,
-                    f"add 'overrides {a.name.name}' to one of them, or an exception",
-                    related=((a.name.span, f"'{a.name.name}' is declared here"),),
-                )
+        # only a permission and a restriction can conflict: compare those pairs, in source order
+        order = {name: i for i, name in enumerate(self.rb.rules)}
+        outcomes = {name: o for name, r in self.rb.rules.items() if (o := _outcome(r))}
+        permits = [n for n, o in outcomes.items() if o.kind == "permitted"]
+        restricts = [n for n, o in outcomes.items() if o.kind in RESTRICTIVE]
+        pairs = sorted(((min(p, r, key=order.__getitem__), max(p, r, key=order.__getitem__))
+                        for p in permits for r in restricts), key=lambda x: (order[x[0]],
+                                                                             order[x[1]]))
+        for a_name, b_name in pairs:
+            a, b = self.rb.rules[a_name], self.rb.rules[b_name]
+            oa, ob = outcomes[a_name], outcomes[b_name]
+            if _overrides(a, b) or _overrides(b, a):
+                continue
+            ia, ib = self.rb.validity.get(a.name.name), self.rb.validity.get(b.name.name)
+            if ia and ib and not ia.overlaps(ib):
+                continue
+            sa, sb = self.scope(a), self.scope(b)
+            if any(x is not None and y is not None and not (x & y)
+                   for x, y in zip(sa, sb, strict=True)):
+                continue
+            self.error(
+                "E501", f"rules '{a.name.name}' ({oa}) and '{b.name.name}' ({ob}) can apply "
+                "to the same declaration and neither states precedence", b.name.span,
+                f"add 'overrides {a.name.name}' to one of them, or an exception",
+                related=((a.name.span, f"'{a.name.name}' is declared here"),),
+            )
 
     # ------------------------------------------------------------ amendments
     def check_amendments(self) -> None:
