@@ -13,7 +13,8 @@ Support relations the checks read (the knowledge base creates them, `excon expor
 them): `judged_declarations` (declarations with `judged_on`, the date the law is taken from,
 and `unit_value`), `declaration_items` (declaration → matching item), `licence_cover`
 (declaration → whether its licence covers it, and why not), `party_name_keys` and
-`listed_party_keys` (normalised names), `list_entry_periods` (listings in force).
+`listed_party_keys` (normalised names) and `listed_names` (declared names matching a listed
+party), `list_entry_periods` (listings in force).
 """
 
 from __future__ import annotations
@@ -311,11 +312,9 @@ class Compiler:
             self.listed_columns.append(name)
         sub = (
             exp.select(_lit(1))
-            .from_(exp.alias_(exp.to_table("party_name_keys"), "k"))
-            .join(exp.alias_(exp.to_table("listed_party_keys"), "lk"),
-                  on=exp.EQ(this=_col("key", "lk"), expression=_col("key", "k")))
+            .from_(exp.alias_(exp.to_table("listed_names"), "k"))
             .join(exp.alias_(exp.to_table("list_entry_periods"), "p"),
-                  on=exp.EQ(this=_col("party", "p"), expression=_col("party", "lk")))
+                  on=exp.EQ(this=_col("party", "p"), expression=_col("party", "k")))
             .where(_and(
                 exp.EQ(this=_col("name", "k"), expression=col.copy()),
                 _in(_col("list", "p"), lists),
@@ -391,15 +390,13 @@ class Compiler:
                     _lit(f"; {column.replace('_', ' ')} matches "), _col("legal_name", "p"),
                     _lit(" on "), _col("list", "e"), _lit(" (listed by "),
                     _col("instrument_id", "e"), _lit(")")]))
-                .from_(exp.alias_(exp.to_table("party_name_keys"), "k"))
-                .join(exp.alias_(exp.to_table("listed_party_keys"), "lk"),
-                      on=exp.EQ(this=_col("key", "lk"), expression=_col("key", "k")))
+                .from_(exp.alias_(exp.to_table("listed_names"), "lk"))
                 .join(exp.alias_(exp.to_table("list_entry_periods"), "e"),
                       on=exp.EQ(this=_col("party", "e"), expression=_col("party", "lk")))
                 .join(exp.alias_(exp.to_table("parties"), "p"),
                       on=exp.EQ(this=_col("name", "p"), expression=_col("party", "lk")))
                 .where(_and(
-                    exp.EQ(this=_col("name", "k"), expression=_col(column)),
+                    exp.EQ(this=_col("name", "lk"), expression=_col(column)),
                     exp.GTE(this=self.judged_on(), expression=_col("valid_from", "e")),
                     exp.paren(_or(_is_null(_col("valid_until", "e")),
                                   exp.LTE(this=self.judged_on(),

@@ -39,6 +39,10 @@ SUPPORT_VIEWS = {
                  AS judged_on,
                d.value_usd / NULLIF(d.quantity_kg, 0) AS unit_value
         FROM declarations AS d""",
+    # Declared party names that match a listed party after normalisation.
+    "listed_names": """
+        SELECT k.name AS name, lk.party AS party
+        FROM party_name_keys AS k JOIN listed_party_keys AS lk ON lk.key = k.key""",
     # A declaration matches an item through its customs code: exactly for a 10-digit reference
     # code, by prefix for an 8-digit tariff line or a 6-digit HS subheading.
     "declaration_items": """
@@ -124,8 +128,8 @@ def support_statements(dialect: str = "sqlite") -> list[str]:
 
 # Support relations that depend only on the inputs and the rulebook, not on the judging date:
 # SQLite materialises them once per build or screening instead of recomputing them per check.
-MATERIALISED = {"declaration_items": ("declaration_id",), "licence_uses": ("declaration_id",),
-                "licence_cover": ("declaration_id",)}
+MATERIALISED = {"listed_names": ("name",), "declaration_items": ("declaration_id",),
+                "licence_uses": ("declaration_id",), "licence_cover": ("declaration_id",)}
 
 
 def materialise(db: Database) -> None:
