@@ -496,10 +496,15 @@ class Compiler:
                                 exp.cast(exp.null(), "TEXT"), "item"))
         inner = exp.select(*facts).from_(exp.alias_(exp.to_table("judged_declarations"), D))
         if self.uses_items:
+            # When every finding needs one of a few items, start from those items' matches
+            # (an inner join the engine can drive from the item index); otherwise keep every
+            # declaration, matched or not.
+            required = required_items(when.condition, self.rb)
             inner = inner.join(
                 exp.alias_(exp.to_table("declaration_items"), "di"),
-                on=exp.EQ(this=_col("declaration_id", "di"), expression=_col("id")),
-                join_type="LEFT",
+                on=_and(exp.EQ(this=_col("declaration_id", "di"), expression=_col("id")),
+                        *([_in(_col("item", "di"), required)] if required is not None else [])),
+                join_type="INNER" if required is not None else "LEFT",
             ).join(exp.alias_(exp.to_table("items"), "i"),
                    on=exp.EQ(this=_col("name", "i"), expression=_col("item", "di")),
                    join_type="LEFT")
@@ -559,6 +564,23 @@ class Compiler:
         t = self.truth(when.condition).t if when else TRUE
         self.uses_items = uses or self.uses_items
         return exp.paren(_and(in_force(self.periods[decl.name.name], self.judged_on()), t))
+
+
+def required_items(c: ast.Condition, rb: CheckedRulebook) -> frozenset[str] | None:
+    """The items one of which a declaration must match for the condition to be true or
+    unknown, when the condition says so at its top level (`item in …` and …); else None."""
+    if isinstance(c, ast.Parenthesised):
+        return required_items(c.part, rb)
+    if isinstance(c, ast.ItemIn) and not c.negated:
+        return rb.items_in(r.name for r in c.members)
+    if isinstance(c, ast.AllOf):
+        found = [s for p in c.parts if (s := required_items(p, rb)) is not None]
+        if found:
+            out = found[0]
+            for s in found[1:]:
+                out &= s
+            return out
+    return None
 
 
 def _merge(lists: Iterable[list[str]]) -> list[str]:

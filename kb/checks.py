@@ -128,7 +128,7 @@ def support_statements(dialect: str = "sqlite") -> list[str]:
 
 # Support relations that depend only on the inputs and the rulebook, not on the judging date:
 # SQLite materialises them once per build or screening instead of recomputing them per check.
-MATERIALISED = {"listed_names": ("name",), "declaration_items": ("declaration_id",),
+MATERIALISED = {"listed_names": ("name",), "declaration_items": ("declaration_id", "item"),
                 "licence_uses": ("declaration_id",), "licence_cover": ("declaration_id",)}
 
 
@@ -140,7 +140,8 @@ def materialise(db: Database) -> None:
             db.execute(f"DROP {'VIEW' if kind[0] == 'view' else 'TABLE'} {name}")
         select = sqlglot.parse_one(SUPPORT_VIEWS[name], read="sqlite").sql(dialect="sqlite")
         db.execute(f"CREATE TABLE {name} AS {select}")
-        db.execute(f"CREATE INDEX {name}_key ON {name} ({', '.join(key)})")
+        for column in key:
+            db.execute(f"CREATE INDEX {name}_{column} ON {name} ({column})")
 
 
 def compile_checks(rb: CheckedRulebook) -> tuple[CompiledRulebook, list[Diagnostic]]:
