@@ -28,6 +28,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=str(Path(__file__).parent / "results.json"))
     parser.add_argument("--only", choices=["frontend", "load", "screen"], action="append",
                         help="run only these benchmarks")
+    parser.add_argument("--screen-sizes", default="10000,100000",
+                        help="declaration counts for the screening benchmark, e.g. "
+                             "10000,100000,1000000")
     args = parser.parse_args(argv)
     only = set(args.only or ["frontend", "load", "screen"])
     lines, repeat = (300, 1) if args.quick else (10_000, 7)
@@ -40,7 +43,8 @@ def main(argv: list[str] | None = None) -> int:
         results["load"] = ld = load.run(n, load_repeat)
         print(load.report(ld))
     if "screen" in only:
-        sizes = (1_000, 2_000) if args.quick else (10_000, 100_000)
+        sizes = (1_000, 2_000) if args.quick else tuple(
+            int(n) for n in args.screen_sizes.split(","))
         results["screen"] = sc = screen.run(sizes, 1 if args.quick else 3)
         print(screen.report(sc))
     Path(args.out).write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
