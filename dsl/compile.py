@@ -19,7 +19,6 @@ party), `list_entry_periods` (listings in force).
 
 from __future__ import annotations
 
-import datetime as dt
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -28,7 +27,7 @@ import sqlglot
 from sqlglot import exp
 
 from dsl import ast
-from dsl.check import EXPLAIN_FACTS, CheckedRulebook, Interval
+from dsl.check import CheckedRulebook, Interval
 from dsl.diagnostics import Diagnostic
 from dsl.periods import Periods, rule_periods
 from dsl.schema import UNIT_FACTORS, Schema
@@ -438,8 +437,7 @@ class Compiler:
             if spec.type == "number":
                 value = exp.cast(value, "TEXT")
             return exp.Coalesce(this=value, expressions=[_lit("(not declared)")])
-        if name in EXPLAIN_FACTS:
-            return _lit(f"{{{name}}}")
+        # a fact this rule does not have (the checker allowed the name) stays visible as written
         return _lit(f"{{{name}}}")
 
     def rule(self, rule: ast.Rule) -> CompiledRule | None:
@@ -617,6 +615,3 @@ def lint(query: exp.Expression) -> None:
     if again.sql(dialect="sqlite") != text:  # pragma: no cover - a generator bug
         raise CompileError("generated SQL does not reparse to itself")
 
-
-def today() -> dt.date:
-    return dt.date.today()
