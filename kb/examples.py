@@ -115,8 +115,8 @@ def run_example(screener: Screener, ex: ast.Example) -> ExampleResult:
                                as_of.date.text if as_of else None)
     result = ExampleResult(ex, findings)
     oracle = _interpreter(screener).judge(
-        [_typed("declarations", r) for r in declaration_rows(ex)],
-        [_typed("licences", r) for r in licence_rows(ex)], as_of.date.text if as_of else None)
+        [typed_row("declarations", r) for r in declaration_rows(ex)],
+        [typed_row("licences", r) for r in licence_rows(ex)], as_of.date.text if as_of else None)
     sql = sorted((f.declaration_id, f.rule, f.outcome) for f in findings)
     ref = sorted((j.declaration_id, j.rule, j.outcome) for j in oracle)
     if sql != ref:
@@ -144,7 +144,7 @@ def _interpreter(screener: Screener) -> Interpreter:
     return _INTERPRETERS[id(screener)]
 
 
-def _typed(table: str, row: dict[str, Any]) -> dict[str, Any]:
+def typed_row(table: str, row: dict[str, Any]) -> dict[str, Any]:
     """A row as the loader stores it, for the interpreter."""
     return {name: check("" if row.get(name) is None else str(row[name]))
             for name, check in CONTRACTS[table].fields}

@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dsl.interpret import Interpreter
-from kb.load import CONTRACTS
+from kb.examples import typed_row
 from kb.schema import declaration_schema
 from kb.screen import Finding, Screener
 from tests.conftest import DATA, RULEBOOKS
@@ -23,12 +23,6 @@ def screener(path: str) -> Screener:
     if path not in SCREENERS:
         SCREENERS[path] = Screener([DATA / "semantics" if path == "semantics" else RULEBOOKS])
     return SCREENERS[path]
-
-
-def typed(table: str, row: dict[str, Any]) -> dict[str, Any]:
-    """A row as the loader stores it (validated and converted), for the interpreter."""
-    return {name: check("" if row.get(name) is None else str(row[name]))
-            for name, check in CONTRACTS[table].fields}
 
 
 def key(f: Finding) -> tuple[Any, ...]:
@@ -45,8 +39,8 @@ def compare(path: str, declarations: list[dict[str, Any]], licences: list[dict[s
                                                 engine=postgres)]
         assert on_postgres == on_sqlite
     interpreter = Interpreter(s.rulebook, declaration_schema())
-    judged = interpreter.judge([typed("declarations", d) for d in declarations],
-                               [typed("licences", lic) for lic in licences], as_of)
+    judged = interpreter.judge([typed_row("declarations", d) for d in declarations],
+                               [typed_row("licences", lic) for lic in licences], as_of)
     expected = [(j.declaration_id, j.rule, j.outcome, j.severity, j.instrument, j.provision)
                 for j in judged]
     assert on_sqlite == expected
