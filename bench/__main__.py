@@ -10,7 +10,7 @@ import sqlite3
 import sys
 from pathlib import Path
 
-from bench import frontend, load, screen
+from bench import frontend, latency, load, screen
 
 
 def machine() -> dict[str, object]:
@@ -26,13 +26,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="tiny sizes: a smoke run")
     parser.add_argument("--out", default=str(Path(__file__).parent / "results.json"))
-    parser.add_argument("--only", choices=["frontend", "load", "screen"], action="append",
+    parser.add_argument("--only", choices=["frontend", "load", "screen", "latency"],
+                        action="append",
                         help="run only these benchmarks")
     parser.add_argument("--screen-sizes", default="10000,100000",
                         help="declaration counts for the screening benchmark, e.g. "
                              "10000,100000,1000000")
     args = parser.parse_args(argv)
-    only = set(args.only or ["frontend", "load", "screen"])
+    only = set(args.only or ["frontend", "load", "screen", "latency"])
     lines, repeat = (300, 1) if args.quick else (10_000, 7)
     n, load_repeat = (2_000, 1) if args.quick else (1_000_000, 3)
     results: dict[str, object] = {"machine": machine()}
@@ -47,6 +48,9 @@ def main(argv: list[str] | None = None) -> int:
             int(n) for n in args.screen_sizes.split(","))
         results["screen"] = sc = screen.run(sizes, 1 if args.quick else 3)
         print(screen.report(sc))
+    if "latency" in only:
+        results["latency"] = lt = latency.run(50 if args.quick else 1000)
+        print(latency.report(lt))
     Path(args.out).write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     print(f"results written to {args.out}", file=sys.stderr)
     return 0

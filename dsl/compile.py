@@ -322,7 +322,13 @@ class Compiler:
                               exp.LTE(this=self.judged_on(), expression=_col("valid_until", "p")))),
             ))
         )
-        test = exp.Exists(this=sub)
+        # A non-correlated IN over the listed names is computed once per query, so the
+        # correlated date test only runs for the few declarations whose name is listed.
+        names = sub.copy()
+        names.set("expressions", [_col("name", "k")])
+        names.set("where", exp.Where(this=_in(_col("list", "p"), lists)))
+        candidate = exp.In(this=col.copy(), query=exp.Subquery(this=names))
+        test = exp.paren(_and(candidate, exp.Exists(this=sub)))
         if nullable:
             present = _not_null(col.copy())
             return Truth(_and(present, test), _and(present, _not(test)), [name])

@@ -9,6 +9,7 @@ in Python: normalised party names and the in-force periods of listings.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from functools import cache
 
 import sqlglot
 from sqlite_utils import Database
@@ -132,14 +133,25 @@ MATERIALISED = {"listed_names": ("name",), "declaration_items": ("declaration_id
                 "licence_uses": ("declaration_id",), "licence_cover": ("declaration_id",)}
 
 
+@cache
+def _sqlite_select(name: str) -> str:
+    return sqlglot.parse_one(SUPPORT_VIEWS[name], read="sqlite").sql(dialect="sqlite")
+
+
 def materialise(db: Database) -> None:
-    """Replace the input-derived support views by tables holding their rows, indexed."""
+    """Replace the input-derived support views by tables holding their rows, indexed.
+
+    The first call turns each view into an indexed table; later calls refill the tables in
+    place, so the compiled views stay prepared (a screening of one declaration pays no DDL)."""
     for name, key in MATERIALISED.items():
         kind = db.execute("SELECT type FROM sqlite_master WHERE name = ?", [name]).fetchone()
+        if kind is not None and kind[0] == "table":
+            db.execute(f"DELETE FROM {name}")
+            db.execute(f"INSERT INTO {name} {_sqlite_select(name)}")
+            continue
         if kind is not None:
-            db.execute(f"DROP {'VIEW' if kind[0] == 'view' else 'TABLE'} {name}")
-        select = sqlglot.parse_one(SUPPORT_VIEWS[name], read="sqlite").sql(dialect="sqlite")
-        db.execute(f"CREATE TABLE {name} AS {select}")
+            db.execute(f"DROP VIEW {name}")
+        db.execute(f"CREATE TABLE {name} AS {_sqlite_select(name)}")
         for column in key:
             db.execute(f"CREATE INDEX {name}_{column} ON {name} ({column})")
 

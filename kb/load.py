@@ -382,7 +382,7 @@ def load_csv(db: Database, table: str, source: str | Path | IO[bytes], run_id: i
     else:
         stream = sys.stdin.buffer if str(source) == "-" else source  # type: ignore[assignment]
         name = name or "<stdin>"
-        total = None
+        total = stream.getbuffer().nbytes if isinstance(stream, io.BytesIO) else None
     hashing = _HashingReader(stream)
     report = LoadReport(table, name)
     conn = db.conn
@@ -476,7 +476,9 @@ def load_csv(db: Database, table: str, source: str | Path | IO[bytes], run_id: i
         cache.__enter__()
         conn.execute("BEGIN")
         try:
-            defer = deferred_indexes(conn, table)
+            # deferring index builds pays off for big loads; a small one keeps its indexes
+            # (and the schema, so prepared statements stay valid)
+            defer = deferred_indexes(conn, table, bulk=total is None or total >= 1 << 20)
             defer.__enter__()
             for batch, line_of in batches:
                 flush(batch, line_of)
@@ -509,11 +511,13 @@ def bulk_cache(conn: sqlite3.Connection, mebibytes: int = 128) -> Iterator[None]
 
 
 @contextlib.contextmanager
-def deferred_indexes(conn: sqlite3.Connection, table: str) -> Iterator[None]:
+def deferred_indexes(conn: sqlite3.Connection, table: str, bulk: bool = True
+                     ) -> Iterator[None]:
     """Into an empty table, load first and index afterwards: building an index once from
     sorted data is far cheaper than keeping it up to date row by row. Runs inside the
     caller's transaction, so a failure rolls the dropped indexes back too."""
-    empty = conn.execute(f'SELECT NOT EXISTS (SELECT 1 FROM "{table}")').fetchone()[0]
+    empty = bulk and conn.execute(
+        f'SELECT NOT EXISTS (SELECT 1 FROM "{table}")').fetchone()[0]
     indexes = [] if not empty else conn.execute(
         "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = ? "
         "AND sql IS NOT NULL", [table]).fetchall()

@@ -20,7 +20,7 @@ from sqlite_utils import Database
 
 import dsl
 from dsl.compile import FINDING_COLUMNS, CompiledRulebook
-from kb.checks import install, refresh_inputs
+from kb.checks import install, materialise, refresh_inputs
 from kb.load import CONTRACTS, LoadReport, load_csv
 from kb.rulebook_rows import load_rulebook
 from kb.schema import declaration_schema
@@ -64,6 +64,9 @@ class Screener:
         load_rulebook(self.db, self.rulebook, frozenset())
         self.compiled: CompiledRulebook
         self.compiled, _ = install(self.db, self.rulebook)
+        # turn the input-derived views into (empty) tables now, so that each screening
+        # refills them without DDL and the compiled statements stay prepared
+        materialise(self.db)
         self.db.conn.commit()
 
     @property
