@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test system-deps lint typecheck pytest bench fmt check clean
+.PHONY: demo demo-build serve test system-deps lint typecheck pytest bench fmt check clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -15,8 +15,13 @@ $(STAMP): pyproject.toml
 
 DEMO_N ?= 20000
 
-## demo: check the rulebooks, generate demo data, build kb.db from both
-demo: $(STAMP)
+PORT ?= 8001
+
+## demo: check the rulebooks, generate demo data, build kb.db from both, screen, then serve
+demo: demo-build serve
+
+## demo-build: everything `demo` does before serving
+demo-build: $(STAMP)
 	$(BIN)/excon check rulebooks
 	$(BIN)/excon demo-data --declarations $(DEMO_N) --seed 1 --out demo
 	$(BIN)/excon build rulebooks --db kb.db --declarations demo/declarations.csv \
@@ -25,14 +30,28 @@ demo: $(STAMP)
 	$(BIN)/excon screen demo/declarations.csv --licences demo/licences.csv \
 	    --parties demo/parties.csv -o demo/findings.csv
 
+## serve: publish kb.db with Datasette on http://127.0.0.1:$(PORT)/ (demo login: analyst)
+serve: $(STAMP)
+	@mkdir -p demo
+	@test -s demo/analyst-password || $(BIN)/python -c \
+	    "import secrets; print(secrets.token_urlsafe(12))" > demo/analyst-password
+	@$(BIN)/excon password-hash --password - < demo/analyst-password \
+	    | sed 's/^/analyst:/' > demo/credentials
+	@echo "log in as 'analyst' with the password in demo/analyst-password"
+	$(BIN)/excon serve --db kb.db --port $(PORT) --credentials demo/credentials
+
 ## test: ruff, mypy on dsl/ and kb/, then pytest (PostgreSQL is started by the tests)
 test: system-deps lint typecheck pytest
 
-## system-deps: PostgreSQL's server binaries from Debian, for the cross-engine tests
+## system-deps: from Debian, PostgreSQL's server (cross-engine tests) and Chromium (browser tests)
 system-deps:
-	@if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb >/dev/null; then \
-	    echo "installing PostgreSQL (Debian packages) for the tests"; \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql; \
+	@missing=""; \
+	if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb >/dev/null; then \
+	    missing="$$missing postgresql"; fi; \
+	if ! test -x /usr/bin/chromium; then missing="$$missing chromium"; fi; \
+	if test -n "$$missing"; then \
+	    echo "installing$$missing (Debian packages) for the tests"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	fi
 
 lint: $(STAMP)

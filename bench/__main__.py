@@ -10,7 +10,7 @@ import sqlite3
 import sys
 from pathlib import Path
 
-from bench import frontend, latency, load, screen
+from bench import frontend, latency, load, screen, serve
 
 
 def machine() -> dict[str, object]:
@@ -26,14 +26,17 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="tiny sizes: a smoke run")
     parser.add_argument("--out", default=str(Path(__file__).parent / "results.json"))
-    parser.add_argument("--only", choices=["frontend", "load", "screen", "latency"],
+    parser.add_argument("--only", choices=["frontend", "load", "screen", "latency", "serve"],
                         action="append",
                         help="run only these benchmarks")
     parser.add_argument("--screen-sizes", default="10000,100000",
                         help="declaration counts for the screening benchmark, e.g. "
                              "10000,100000,1000000")
+    parser.add_argument("--serve-size", type=int, default=1_000_000,
+                        help="declarations in the knowledge base served for the Datasette "
+                             "benchmark")
     args = parser.parse_args(argv)
-    only = set(args.only or ["frontend", "load", "screen", "latency"])
+    only = set(args.only or ["frontend", "load", "screen", "latency", "serve"])
     lines, repeat = (300, 1) if args.quick else (10_000, 7)
     n, load_repeat = (2_000, 1) if args.quick else (1_000_000, 3)
     results: dict[str, object] = {"machine": machine()}
@@ -51,6 +54,10 @@ def main(argv: list[str] | None = None) -> int:
     if "latency" in only:
         results["latency"] = lt = latency.run(50 if args.quick else 1000)
         print(latency.report(lt))
+    if "serve" in only:
+        results["serve"] = sv = serve.run(2_000 if args.quick else args.serve_size,
+                                          3 if args.quick else 25)
+        print(serve.report(sv))
     Path(args.out).write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     print(f"results written to {args.out}", file=sys.stderr)
     return 0

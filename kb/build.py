@@ -25,6 +25,7 @@ import dsl
 from dsl.diagnostics import Diagnostic
 from kb.checks import install, refresh_inputs
 from kb.load import LoadError, LoadReport, load_csv
+from kb.publish import publish
 from kb.reference import load_reference
 from kb.rulebook_rows import load_rulebook
 from kb.schema import declaration_schema, hs_subheadings
@@ -118,7 +119,7 @@ def _fill(db: Database, rb: dsl.CheckedRulebook, report: BuildReport,
     when = build_time()
     counts = load_reference(db)
     counts |= load_rulebook(db, rb, hs_subheadings())
-    install(db, rb)
+    compiled, _ = install(db, rb)
     run_id = 1
     db.table("runs").insert({"id": run_id, "started_at": when, "kind": "build",
                              "rulebook_version": rb.version,
@@ -134,6 +135,7 @@ def _fill(db: Database, rb: dsl.CheckedRulebook, report: BuildReport,
         counts[table] = load.loaded
         counts[f"{table}_rejected"] = load.rejected_rows
     refresh_inputs(db)
+    publish(db, rb, compiled, when)
     db.table("runs").update(run_id, {"inputs": json.dumps(inputs),
                                      "counts": json.dumps(counts, sort_keys=True)})
     # Migrations record when they were applied; the build's own time keeps the file reproducible.

@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from functools import cache
 
 import sqlglot
+from sqlglot import exp
 from sqlite_utils import Database
 
 from dsl import ast
@@ -205,3 +206,42 @@ def install(db: Database, rb: CheckedRulebook) -> tuple[CompiledRulebook, list[D
     for sql in compiled.statements("sqlite"):
         db.execute(sql)
     return compiled, diags
+
+
+def declaration_findings_query(compiled: CompiledRulebook, dialect: str = "sqlite") -> str:
+    """The findings of one declaration (`:declaration_id`), judged as of `:as_of` (empty or
+    NULL: the declaration's own date), as one statement with named parameters.
+
+    A read-only server cannot set `excon_settings`, so each check's `judged_declarations` is
+    replaced by the same relation with the date taken from the parameter, restricted to the
+    one declaration (built from the trees, not by editing SQL text)."""
+    judged = sqlglot.parse_one(SUPPORT_VIEWS["judged_declarations"], read="sqlite")
+    assert isinstance(judged, exp.Select)
+
+    def as_of(node: exp.Expression) -> exp.Expression:
+        if isinstance(node, exp.Subquery) and node.find(exp.Table) is not None and \
+                node.find(exp.Table).name == "excon_settings":  # type: ignore[union-attr]
+            return exp.Nullif(this=exp.Placeholder(this="as_of"),
+                              expression=exp.Literal.string(""))
+        return node
+
+    judged = judged.transform(as_of)
+    assert isinstance(judged, exp.Select)
+    judged = judged.where(
+        exp.EQ(this=exp.column("id", table="d"),
+               expression=exp.Placeholder(this="declaration_id")))
+
+    def one(node: exp.Expression) -> exp.Expression:
+        if isinstance(node, exp.Table) and node.name == "judged_declarations":
+            return exp.Subquery(this=judged.copy(), alias=exp.TableAlias(
+                this=exp.to_identifier(node.alias_or_name)))
+        return node
+
+    selects = [r.query.transform(one) for r in compiled.rules]
+    if not selects:
+        return compiled.findings_query().sql(dialect=dialect, pretty=True)
+    query: exp.Expression = selects[0]
+    for s in selects[1:]:
+        query = exp.union(query, s, distinct=False)
+    ordered = exp.select("*").from_(exp.Subquery(this=query, alias="f")).order_by("rule")
+    return ordered.sql(dialect=dialect, pretty=True)

@@ -388,6 +388,48 @@ def explain(declaration_id: str, db_path: str, as_of: str | None,
     click.echo(result.text(), nl=False)
 
 
+@cli.command()
+@click.option("--db", "db_path", default="kb.db", show_default=True, type=click.Path(),
+              help="The built knowledge base to serve.")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on (0.0.0.0 for every interface).")
+@click.option("--port", default=8001, show_default=True, type=int, help="Port to listen on.")
+@click.option("--credentials", type=click.Path(),
+              help="File of analyst logins, one name:password-hash per line (also read from "
+                   "the EXCON_CREDENTIALS environment variable).")
+def serve(db_path: str, host: str, port: int, credentials: str | None) -> None:
+    """Publish the knowledge base with Datasette, read-only.
+
+    Reference data (instruments, items, codes, countries, public lists, rules) is public;
+    declarations, licences, findings and runs need an analyst login, as do arbitrary SQL and
+    downloading the database. The server serves a snapshot of the file taken at start: a
+    rebuild does not disturb it. Restart it, or send it SIGHUP, to serve a new build.
+    """
+    from kb.serve import ServeError, read_credentials
+    from kb.serve import serve as run_server
+
+    try:
+        logins = read_credentials(credentials)
+        run_server(Path(db_path), host, port, logins)
+    except ServeError as e:
+        click.echo(f"error: {e}", err=True)
+        sys.exit(1)
+
+
+@cli.command("password-hash")
+@click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True,
+              help="The password (prompted for when not given; '-' reads standard input).")
+def password_hash(password: str) -> None:
+    """Print the hash of a password, for a `name:hash` line of `excon serve --credentials`."""
+    from datasette_auth_passwords.utils import hash_password
+
+    if password == "-":
+        password = sys.stdin.readline().rstrip("\n")
+    if not password:
+        raise click.BadParameter("the password is empty", param_hint="--password")
+    click.echo(hash_password(password))
+
+
 def main() -> None:
     cli(prog_name="excon")
 

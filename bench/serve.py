@@ -1,0 +1,136 @@
+"""Datasette under load: a knowledge base with N demo declarations served by a real
+`excon serve` process, 8 concurrent clients on loopback, logged in as an analyst.
+
+Three requests, each measured separately: the findings table with its facets (outcome, rule,
+instrument, destination, item group), a rule's page (with its findings summary), and the stored
+query that judges one declaration (a different declaration each time). Reported: p50/p95 per
+request. Target (issue 7): p95 ≤ 300 ms with 1,000,000 declarations.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import secrets
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from bench.load import declarations_file
+
+TARGET_P95_MS = 300.0
+CLIENTS = 8
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def _built(n: int, cache: Path) -> Path:
+    from kb.build import build
+
+    decls = declarations_file(n, cache)
+    db = cache / f"kb-serve-{n}.db"
+    build(db, [Path("rulebooks")], decls, decls.parent / "licences.csv",
+          decls.parent / "parties.csv")
+    return db
+
+
+def _percentile(values: list[float], q: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, round(q * (len(values) - 1)))]
+
+
+def run(n: int = 1_000_000, requests_per_client: int = 25,
+        cache: Path | None = None) -> dict[str, Any]:
+    import sqlite3
+
+    from datasette.app import Datasette
+
+    cache = cache or Path(tempfile.gettempdir()) / "excon-bench"
+    cache.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    db = _built(n, cache)
+    build_s = time.perf_counter() - t0
+    with sqlite3.connect(db) as conn:
+        ids = [r[0] for r in conn.execute("SELECT id FROM declarations ORDER BY random() "
+                                          "LIMIT 2000")]
+    secret = secrets.token_hex(16)
+    cookie = "ds_actor=" + Datasette(secret=secret).sign({"a": {"id": "analyst"}}, "actor")
+    port = _free_port()
+    env = dict(os.environ, DATASETTE_SECRET=secret)
+    proc = subprocess.Popen([sys.executable, "-m", "kb.cli", "serve", "--db", str(db),
+                             "--port", str(port)], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}/{db.stem}"
+    paths = {
+        "findings table + facets": lambda rng: "/finding_details",
+        "rule page": lambda rng: "/rules/ga-ge-licence",
+        "stored query, one declaration": lambda rng: (
+            f"/declaration_findings?declaration_id={rng.choice(ids)}&as_of="),
+    }
+
+    def fetch(path: str) -> float:
+        request = urllib.request.Request(base + path, headers={"Cookie": cookie})
+        start = time.perf_counter()
+        with urllib.request.urlopen(request, timeout=60) as response:
+            response.read()
+            assert response.status == 200, (path, response.status)
+        return time.perf_counter() - start
+
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                fetch("/rules")
+                break
+            except OSError:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise RuntimeError("excon serve did not start") from None
+                time.sleep(0.2)
+        out: dict[str, Any] = {"declarations": n, "clients": CLIENTS, "build_s": build_s,
+                               "requests": {}}
+        for label, make in paths.items():
+            fetch(make(random.Random(0)))  # warm the page cache for this request
+            times: list[float] = []
+            lock = threading.Lock()
+
+            def client(seed: int, make: Any = make, times: list[float] = times,
+                       lock: threading.Lock = lock) -> None:
+                rng = random.Random(seed)
+                for _ in range(requests_per_client):
+                    t = fetch(make(rng))
+                    with lock:
+                        times.append(t)
+
+            threads = [threading.Thread(target=client, args=(i,)) for i in range(CLIENTS)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            out["requests"][label] = {"count": len(times),
+                                      "p50_ms": _percentile(times, 0.5) * 1000,
+                                      "p95_ms": _percentile(times, 0.95) * 1000}
+        return out
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+
+
+def report(r: dict[str, Any]) -> str:
+    lines = [f"Datasette: {r['declarations']:,} declarations (build {r['build_s']:.0f} s), "
+             f"{r['clients']} concurrent clients on loopback"]
+    for label, x in r["requests"].items():
+        mark = "met" if x["p95_ms"] <= TARGET_P95_MS else "NOT met"
+        lines.append(f"  {label:32} p50 {x['p50_ms']:7.1f} ms   p95 {x['p95_ms']:7.1f} ms   "
+                     f"({x['count']} requests; target p95 ≤ {TARGET_P95_MS:g} ms: {mark})")
+    return "\n".join(lines)

@@ -1,0 +1,144 @@
+"""excon's Datasette plugin: rule and instrument pages, name matching in SQL, access rules.
+
+Registered through the `datasette` entry point of the package, so `excon serve` (and any
+Datasette started from this environment) loads it. Its templates extend Datasette's own
+(`default:row.html`), so a Datasette upgrade keeps the rest of the page.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from datasette import hookimpl as _hookimpl
+from datasette.utils import tilde_decode
+from rapidfuzz import fuzz
+
+from dsl.names import party_key
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def hookimpl(fn: F) -> F:
+    """Datasette's hook marker, typed (pluggy's marker is untyped)."""
+    marked: F = _hookimpl(fn)
+    return marked
+
+# Datasette 0.65 prints every handled error with rich when rich is importable, including the
+# 404 it raises outside an `except` block; rich refuses that (ValueError), so a missing page
+# became a 500. Without rich it logs plainly and answers 404 (datasette.handle_exception).
+with contextlib.suppress(ImportError, AttributeError):
+    import datasette.handle_exception as _handle_exception
+
+    _handle_exception.rich = None
+
+
+def match_score(query: str | None, name: str | None) -> float | None:
+    """0–100: how closely two party names agree after normalisation (rapidfuzz WRatio)."""
+    if not query or not name:
+        return None
+    return round(fuzz.WRatio(party_key(query), party_key(name)), 1)
+
+
+@hookimpl
+def prepare_connection(conn: Any) -> None:
+    conn.create_function("excon_match_score", 2, match_score, deterministic=True)
+    conn.create_function("excon_party_key", 1, party_key, deterministic=True)
+
+
+@hookimpl
+def permission_allowed(actor: dict[str, Any] | None, action: str) -> bool | None:
+    # the whole database file holds declarations and licences: never for anonymous visitors
+    if action == "view-database-download" and not actor:
+        return False
+    return None
+
+
+@hookimpl
+def extra_css_urls(datasette: Any) -> list[str]:
+    return [datasette.urls.static_plugins("excon", "excon.css")]
+
+
+@hookimpl
+def extra_template_vars(template: str, database: str | None, table: str | None,
+                        view_name: str, request: Any, datasette: Any) -> Any:
+    if view_name != "row" or table not in ("rules", "instruments") or request is None:
+        return {}
+
+    async def inner() -> dict[str, Any]:
+        key = tilde_decode(request.url_vars.get("pks", ""))
+        db = datasette.get_database(database)
+        if table == "rules":
+            return {"excon_rule": await rule_page(datasette, db, db.name, key, request)}
+        return {"excon_instrument": await instrument_page(db, key)}
+
+    return inner
+
+
+async def _rows(db: Any, sql: str, params: dict[str, Any] | list[Any]) -> list[dict[str, Any]]:
+    return [dict(r) for r in (await db.execute(sql, params)).rows]
+
+
+async def rule_page(datasette: Any, db: Any, database: str, name: str,
+                    request: Any) -> dict[str, Any] | None:
+    rows = await _rows(db, "SELECT * FROM rules WHERE name = ?", [name])
+    if not rows:
+        return None
+    rule = rows[0]
+    instrument = None
+    provision = None
+    if rule["instrument_id"]:
+        found = await _rows(db, "SELECT id, title, title_zh, url, issuer, in_force "
+                                "FROM instruments WHERE id = ?", [rule["instrument_id"]])
+        instrument = found[0] if found else None
+        if rule["provision"]:
+            found = await _rows(db, "SELECT * FROM provisions WHERE instrument_id = ? AND "
+                                    "provision = ?", [rule["instrument_id"], rule["provision"]])
+            provision = found[0] if found else None
+    amendments = await _rows(
+        db, "SELECT * FROM amendments WHERE target_name = :rule OR (target_name = :instrument "
+            "AND target_kind = 'instrument' AND (target_provision IS NULL "
+            "OR target_provision = :provision)) ORDER BY valid_from, id",
+        {"rule": name, "instrument": rule["instrument_id"] or "",
+         "provision": rule["provision"] or ""})
+    timeline = await _rows(db, "SELECT * FROM rule_timeline WHERE rule = ? ORDER BY seq",
+                           [name])
+    checks = await _rows(db, "SELECT view, sql FROM rule_checks WHERE rule = ?", [name])
+    examples = await _rows(
+        db, "SELECT * FROM examples WHERE (',' || REPLACE(rules, ' ', '') || ',') LIKE ? "
+            "ORDER BY id", [f"%,{name},%"])
+    findings: dict[str, Any] | None = None
+    if await datasette.permission_allowed(request.actor, "view-table",
+                                          (database, "finding_details"), default=True):
+        total = (await db.execute("SELECT COUNT(*) FROM finding_details WHERE rule = ?",
+                                  [name])).rows[0][0]
+        by_outcome = await _rows(db, "SELECT outcome, COUNT(*) AS n FROM finding_details "
+                                     "WHERE rule = ? GROUP BY outcome ORDER BY n DESC", [name])
+        latest = await _rows(db, "SELECT declaration_id, outcome, declared_on, "
+                                 "destination_country, explanation FROM finding_details "
+                                 "WHERE rule = ? ORDER BY declared_on DESC, declaration_id "
+                                 "LIMIT 20", [name])
+        findings = {"total": total, "by_outcome": by_outcome, "latest": latest}
+    return {
+        "rule": rule, "instrument": instrument, "provision": provision,
+        "amendments": amendments, "timeline": timeline,
+        "check": checks[0] if checks else None, "examples": examples, "findings": findings,
+    }
+
+
+async def instrument_page(db: Any, key: str) -> dict[str, Any] | None:
+    rows = await _rows(db, "SELECT * FROM instruments WHERE id = ?", [key])
+    if not rows:
+        return None
+    provisions = await _rows(db, "SELECT * FROM provisions WHERE instrument_id = ? "
+                                 "ORDER BY rowid", [key])
+    rules = await _rows(db, "SELECT name, title, outcome, provision FROM rules "
+                            "WHERE instrument_id = ? ORDER BY name", [key])
+    amendments = await _rows(db, "SELECT * FROM amendments WHERE instrument_id = ? "
+                                 "ORDER BY id", [key])
+    by_provision: dict[str | None, list[dict[str, Any]]] = {}
+    for r in rules:
+        by_provision.setdefault(r["provision"], []).append(r)
+    return {"instrument": rows[0], "provisions": provisions, "by_provision": by_provision,
+            "amendments": amendments}

@@ -1,0 +1,422 @@
+"""Publishing: what the build writes for Datasette, and the access rules `excon serve` adds.
+
+At build time (`publish`), the knowledge base gets:
+- `finding_details`: the findings of the loaded declarations as of the build, with the
+  declaration facts analysts facet and chart by (date, destination, item group, parties);
+  `findings` stays the live view of the contract, this is its browsable snapshot, indexed;
+- `rule_checks`: each rule's compiled SQL (what its page shows);
+- `excon_metadata`: the Datasette metadata of this database, generated from the rulebooks and
+  the schema (titles, descriptions, column docs, units, sources and licences, sorts, facets,
+  labels, stored queries), rendered with Jinja2 where it is HTML.
+
+`excon serve` reads that metadata back and adds the access rules (`access_metadata`): reference
+data is public; everything derived from declarations, licences and parties needs a login.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Any
+
+import jinja2
+from sqlite_utils import Database
+
+from dsl.check import CheckedRulebook
+from dsl.compile import CompiledRulebook
+from dsl.periods import ONE_DAY, Periods
+from kb.checks import MATERIALISED, SUPPORT_TABLES, SUPPORT_VIEWS, declaration_findings_query
+from kb.reference import COUNTRIES_SOURCE, HS_SOURCE
+from kb.tables import SPECS
+
+# Tables and views derived from the inputs (declarations, licences, trade parties): private.
+PRIVATE_DERIVED = ("findings", "finding_details", *SUPPORT_VIEWS, *SUPPORT_TABLES,
+                   *MATERIALISED)
+# Support tables nobody browses: hidden from the table lists (still reachable by URL if allowed).
+HIDDEN = ("excon_metadata", "_sqlite_migrations", "listed_party_keys", "party_name_keys",
+          "licence_items", "excon_settings", "list_entry_periods", "listed_names",
+          "declaration_items", "licence_uses", "licence_cover", "judged_declarations")
+
+HS_LICENCE = ("ODC-PDDL-1.0", "https://opendatacommons.org/licenses/pddl/1-0/")
+HS_URL = "https://github.com/datasets/harmonized-system"
+COUNTRIES_LICENCE = ("LGPL-2.1 (pycountry; data from Debian iso-codes)",
+                     "https://github.com/pycountry/pycountry/blob/main/LICENSE.txt")
+UNITS = {"quantity_kg": "kg", "purity_pct": "percent"}
+
+FINDING_DETAILS_SQL = """
+CREATE TABLE finding_details AS
+SELECT f.declaration_id, f.rule, f.outcome, f.severity, f.instrument, f.provision,
+       f.explanation, f.rulebook_version, d.declared_on,
+       SUBSTR(d.declared_on, 1, 7) AS declared_month, d.exporter, d.consignee,
+       d.end_user, d.destination_country, d.hs_code, d.quantity_kg,
+       (SELECT MIN(g.group_name) FROM declaration_items AS di
+          JOIN item_group_members AS g ON g.item = di.item
+         WHERE di.declaration_id = f.declaration_id) AS item_group
+FROM findings AS f JOIN declarations AS d ON d.id = f.declaration_id
+"""
+
+FINDING_DETAILS_COLUMNS = {
+    "declaration_id": "Declaration line id",
+    "rule": "Rule that made the finding",
+    "outcome": "prohibited, unlicensed, undetermined or risk",
+    "severity": "For risk indicators: high, medium, low",
+    "instrument": "Instrument the rule cites (canonical id)",
+    "provision": "Provision of the instrument",
+    "explanation": "Why: the facts that matched, in a sentence",
+    "rulebook_version": "Version hash of the rulebooks that made the finding",
+    "declared_on": "Declaration date",
+    "declared_month": "Declaration month (YYYY-MM)",
+    "exporter": "Exporter",
+    "consignee": "Consignee",
+    "end_user": "End user, if declared",
+    "destination_country": "Destination country",
+    "hs_code": "Declared customs code",
+    "quantity_kg": "Net quantity, kg",
+    "item_group": "Item group (mineral) of the declared item",
+}
+
+_env = jinja2.Environment(
+    loader=jinja2.PackageLoader("kb", "datasette/snippets"),
+    autoescape=jinja2.select_autoescape(default=True),
+    undefined=jinja2.StrictUndefined,
+)
+
+
+def publish(db: Database, rb: CheckedRulebook, compiled: CompiledRulebook,
+            built_at: str) -> None:
+    """Write the publishing tables and the metadata into a knowledge base being built."""
+    db.execute("DROP TABLE IF EXISTS finding_details")
+    db.execute(FINDING_DETAILS_SQL)
+    for columns in (("declaration_id",), ("declared_on",), ("outcome", "declared_on"),
+                    ("rule", "declared_on"), ("instrument",), ("destination_country",),
+                    ("item_group",)):
+        db.execute(f"CREATE INDEX finding_details_{'_'.join(columns)} "
+                   f"ON finding_details ({', '.join(columns)})")
+    db.execute("DROP TABLE IF EXISTS rule_checks")
+    db.execute("CREATE TABLE rule_checks (rule TEXT PRIMARY KEY REFERENCES rules(name), "
+               "view TEXT NOT NULL, sql TEXT NOT NULL)")
+    db.conn.executemany("INSERT INTO rule_checks VALUES (?, ?, ?)",
+                        [(r.name, r.view, r.sql("sqlite")) for r in compiled.rules])
+    db.execute("DROP TABLE IF EXISTS rule_timeline")
+    db.execute("CREATE TABLE rule_timeline (rule TEXT NOT NULL REFERENCES rules(name), "
+               "seq INTEGER NOT NULL, valid_from TEXT, valid_until TEXT, status TEXT NOT NULL, "
+               "instrument TEXT, PRIMARY KEY (rule, seq))")
+    db.conn.executemany("INSERT INTO rule_timeline VALUES (?, ?, ?, ?, ?, ?)",
+                        [(rule, seq, *segment) for rule, periods in sorted(compiled.periods.items())
+                         for seq, segment in enumerate(timeline(periods), 1)])
+    db.execute("DROP TABLE IF EXISTS excon_metadata")
+    db.execute("CREATE TABLE excon_metadata (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+    meta = database_metadata(db, rb, compiled, built_at)
+    db.execute("INSERT INTO excon_metadata VALUES ('database', ?)",
+               [json.dumps(meta, ensure_ascii=False, sort_keys=True)])
+
+
+def timeline(periods: Periods) -> list[tuple[str | None, str | None, str, str | None]]:
+    """Consecutive stretches of a rule's life from its validity start: in force, suspended or
+    repealed (naming the instrument), expired. Dates are inclusive ISO days."""
+    def iso(day: dt.date | None) -> str | None:
+        return day.isoformat() if day else None
+
+    out: list[tuple[str | None, str | None, str, str | None]] = []
+    validity = periods.validity
+    cursor = validity.start
+    for iv in periods.intervals:
+        if cursor is not None and iv.start is not None and iv.start > cursor:
+            out.append(_gap(periods, cursor, iv.start - ONE_DAY))
+        out.append((iso(iv.start), iso(iv.end), "in force", None))
+        cursor = iv.end + ONE_DAY if iv.end else None
+    if cursor is not None:
+        if validity.end is None or cursor <= validity.end:
+            gap = periods.gap_on(cursor)
+            end = min((d for d in (gap.end if gap else None, validity.end) if d), default=None)
+            out.append(_gap(periods, cursor, end))
+            cursor = end + ONE_DAY if end else None
+        if cursor is not None and validity.end is not None and cursor > validity.end:
+            out.append((iso(cursor), None, "expired", None))
+    return out
+
+
+def _gap(periods: Periods, start: dt.date, end: dt.date | None
+         ) -> tuple[str | None, str | None, str, str | None]:
+    gap = periods.gap_on(start)
+    status = "not in force" if gap is None else (
+        "suspended" if gap.action == "suspend" else "repealed")
+    return (start.isoformat(), end.isoformat() if end else None, status,
+            gap.instrument if gap else None)
+
+
+def database_metadata(db: Database, rb: CheckedRulebook, compiled: CompiledRulebook,
+                      built_at: str) -> dict[str, Any]:
+    rulebooks = [dict(zip(("name", "title"), r, strict=True))
+                 for r in db.execute("SELECT name, title FROM rulebooks ORDER BY name")]
+    counts = {t: db.execute(f'SELECT COUNT(*) FROM "{t}"').fetchone()[0]  # names are ours
+              for t in ("instruments", "rules", "items", "parties", "declarations",
+                        "finding_details")}
+    tables: dict[str, Any] = {}
+    for spec in SPECS.values():
+        tables[spec.name] = {
+            "title": spec.name.replace("_", " ").capitalize(),
+            "description": spec.doc,
+            "columns": {c.name: c.doc for c in spec.columns},
+        }
+        units = {c: u for c, u in UNITS.items() if c in spec.column_names}
+        if units:
+            tables[spec.name]["units"] = units
+    for name in ("hs_sections", "hs_codes"):
+        tables[name] |= {"source": HS_SOURCE, "source_url": HS_URL,
+                         "license": HS_LICENCE[0], "license_url": HS_LICENCE[1]}
+    tables["countries"] |= {"source": COUNTRIES_SOURCE,
+                            "source_url": "https://pypi.org/project/pycountry/",
+                            "license": COUNTRIES_LICENCE[0],
+                            "license_url": COUNTRIES_LICENCE[1]}
+    labels = {"instruments": "title", "items": "title", "parties": "legal_name",
+              "countries": "name", "rules": "title", "hs_codes": "description",
+              "item_groups": "title", "country_groups": "title", "party_lists": "title",
+              "rulebooks": "title", "hs_sections": "name"}
+    for table, column in labels.items():
+        tables[table]["label_column"] = column
+    presentation: dict[str, dict[str, Any]] = {
+        "instruments": {"sort": "in_force", "facets": ["issuer", "confidence"]},
+        "provisions": {"facets": ["instrument_id"]},
+        "items": {"facets": ["instrument_id", "confidence"]},
+        "item_customs_codes": {"facets": ["item"]},
+        "rules": {"facets": ["outcome", "instrument_id", "kind", "rulebook"]},
+        "parties": {"facets": ["country"]},
+        "amendments": {"facets": ["action", "instrument_id"]},
+        "list_entries": {"facets": ["list", "instrument_id"]},
+        "declarations": {"sort_desc": "declared_on", "facets": ["destination_country"]},
+        "licences": {"sort": "valid_to", "facets": ["kind", "destination_country"]},
+        "rejected_rows": {"facets": ["file", "column"]},
+        "runs": {"sort_desc": "id"},
+    }
+    for table, extra in presentation.items():
+        columns = set(SPECS[table].column_names)
+        keep = {k: v for k, v in extra.items()
+                if (v in columns if isinstance(v, str) else all(c in columns for c in v))}
+        tables[table] |= keep
+    tables["finding_details"] = {
+        "title": "Findings",
+        "description": "Findings of the loaded declarations as of the build, with the legal "
+                       "reason for each and the declaration facts to filter by. The live "
+                       "view of the contract is `findings`.",
+        "columns": FINDING_DETAILS_COLUMNS,
+        "units": {"quantity_kg": "kg"},
+        "sort_desc": "declared_on",
+        "facets": ["outcome", "rule", "instrument", "destination_country", "item_group"],
+    }
+    tables["findings"] = {"title": "Findings (live view)",
+                          "description": "The union of the check views, computed on read."}
+    tables["rule_timeline"] = {"title": "Rule timeline",
+                               "description": "When each rule was in force, suspended, "
+                                              "repealed or expired (inclusive dates)",
+                               "facets": ["status", "instrument"]}
+    tables["rule_checks"] = {"title": "Compiled checks",
+                             "description": "Each rule's check as SQLite SQL (a view)",
+                             "label_column": "view"}
+    for r in compiled.rules:
+        tables[r.view] = {"title": f"Check: {r.name}",
+                          "description": f"Findings of rule {r.name} (compiled view)"}
+    for name in HIDDEN:
+        tables.setdefault(name, {})["hidden"] = True
+    description = _env.get_template("database.html.j2").render(
+        rulebooks=rulebooks, counts=counts, built_at=built_at, version=rb.version,
+        unverified=len(rb.unverified))
+    return {
+        "title": "excon: export-control knowledge base",
+        "description_html": description,
+        "tables": tables,
+        "queries": stored_queries(compiled),
+    }
+
+
+def stored_queries(compiled: CompiledRulebook) -> dict[str, Any]:
+    """Canned queries with named parameters (private ones get an `allow` block at serve)."""
+    return {
+        "declaration_findings": {
+            "title": "Findings for a declaration, as of a date",
+            "description": "Every finding for one declaration line, judged by the law in force "
+                           "on as_of (leave it empty for the declaration's own date).",
+            "sql": declaration_findings_query(compiled),
+            "params": ["declaration_id", "as_of"],
+            "hide_sql": True,  # every check, inlined: long; each rule's page shows its own
+        },
+        "in_force_on": {
+            "title": "What was in force on a date",
+            "description": "Rules, suspensions and list entries in force on a date, each with "
+                           "its instrument.",
+            "sql": IN_FORCE_SQL,
+            "params": ["date"],
+        },
+        "licence_balances": {
+            "title": "Licences and their remaining quantity",
+            "description": "Quantity drawn by covered declarations, in date order, and what "
+                           "remains (for licences with a limit).",
+            "sql": LICENCE_BALANCES_SQL,
+        },
+        "findings_by_instrument": {
+            "title": "Findings by instrument and month",
+            "description": "How many findings each instrument produced per month and outcome.",
+            "sql": "SELECT instrument, declared_month AS month, outcome, COUNT(*) AS findings "
+                   "FROM finding_details GROUP BY instrument, declared_month, outcome "
+                   "ORDER BY month, instrument, outcome",
+        },
+        "findings_by_rule": {
+            "title": "Findings by rule and month",
+            "description": "How many findings each rule produced per month and outcome.",
+            "sql": "SELECT rule, declared_month AS month, outcome, COUNT(*) AS findings "
+                   "FROM finding_details GROUP BY rule, declared_month, outcome "
+                   "ORDER BY month, rule, outcome",
+        },
+        "party_search": {
+            "title": "Party search with match scores",
+            "description": "Listed parties and aliases whose normalised name resembles the "
+                           "name searched for (score 0–100, best first).",
+            "sql": PARTY_SEARCH_SQL,
+            "params": ["name", "min_score"],
+        },
+    }
+
+
+PRIVATE_QUERIES = ("declaration_findings", "licence_balances", "findings_by_instrument",
+                   "findings_by_rule")
+
+IN_FORCE_SQL = """
+SELECT 'rule' AS kind, r.name AS name, r.title AS title, r.outcome AS detail,
+       r.instrument_id AS instrument, r.provision AS provision,
+       CASE WHEN EXISTS (
+              SELECT 1 FROM amendments AS a WHERE a.action = 'suspend'
+                AND (a.target_name = r.name OR a.target_name = r.instrument_id)
+                AND a.valid_from <= :date AND (a.valid_until IS NULL OR a.valid_until >= :date))
+            THEN 'suspended' ELSE 'in force' END AS status
+FROM rules AS r
+WHERE (r.valid_from IS NULL OR r.valid_from <= :date)
+  AND (r.valid_until IS NULL OR r.valid_until >= :date)
+UNION ALL
+SELECT 'suspension', a.target, a.target_kind, a.action, a.instrument_id, a.provision, 'in force'
+FROM amendments AS a
+WHERE a.action = 'suspend' AND a.valid_from <= :date
+  AND (a.valid_until IS NULL OR a.valid_until >= :date)
+UNION ALL
+SELECT 'list entry', e.party, p.legal_name, e.list, e.instrument_id, NULL, 'in force'
+FROM list_entries AS e JOIN parties AS p ON p.name = e.party
+WHERE e.listed_from <= :date AND (e.listed_until IS NULL OR e.listed_until >= :date)
+ORDER BY kind, name
+"""
+
+LICENCE_BALANCES_SQL = """
+SELECT l.licence_no, l.holder, l.kind, l.items, l.destination_country, l.valid_from,
+       l.valid_to, l.quantity_kg AS limit_kg,
+       COALESCE(MAX(CASE WHEN c.covered = 1 THEN c.drawn_kg END), 0) AS drawn_kg,
+       CASE WHEN l.quantity_kg IS NULL THEN NULL
+            ELSE l.quantity_kg - COALESCE(MAX(CASE WHEN c.covered = 1 THEN c.drawn_kg END), 0)
+       END AS remaining_kg,
+       COUNT(c.declaration_id) AS declarations,
+       SUM(CASE WHEN c.covered = 0 THEN 1 ELSE 0 END) AS not_covered
+FROM licences AS l LEFT JOIN licence_cover AS c ON c.licence_no = l.licence_no
+GROUP BY l.licence_no
+ORDER BY remaining_kg IS NULL, remaining_kg, l.licence_no
+"""
+
+PARTY_SEARCH_SQL = """
+SELECT p.name AS party, n.name AS matched_name, p.legal_name, p.country,
+       excon_match_score(:name, n.name) AS score,
+       (SELECT group_concat(e.list || ' (' || e.instrument_id || ')', '; ')
+          FROM list_entries AS e WHERE e.party = p.name) AS listed_on
+FROM (SELECT name AS party, legal_name AS name FROM parties
+      UNION SELECT party, alias FROM party_aliases) AS n
+JOIN parties AS p ON p.name = n.party
+WHERE excon_match_score(:name, n.name) >= COALESCE(NULLIF(:min_score, ''), 60)
+ORDER BY score DESC, p.name
+"""
+
+
+def private_names(db: Database) -> list[str]:
+    """Every table and view that holds or derives from the inputs."""
+    names = {s.name for s in SPECS.values() if not s.public} | set(PRIVATE_DERIVED)
+    names |= {r[0] for r in db.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'view' AND name LIKE 'check\\_%' "
+        "ESCAPE '\\'")}
+    return sorted(names)
+
+
+def credential_variables(credentials: dict[str, str]) -> dict[str, str]:
+    """Environment variables holding the password hashes: the metadata names the variables,
+    so `/-/metadata` shows `$env` references, never a hash."""
+    return {f"EXCON_PASSWORD_HASH_{user.upper().replace('-', '_').replace('.', '_')}": hashed
+            for user, hashed in credentials.items()}
+
+
+def access_metadata(db: Database, database: str, credentials: dict[str, str]) -> dict[str, Any]:
+    """The metadata `excon serve` gives Datasette: the build's metadata plus access rules.
+    The password hashes must be in the environment (`credential_variables`)."""
+    row = db.execute("SELECT value FROM excon_metadata WHERE key = 'database'").fetchone()
+    if row is None:
+        raise ValueError("this database has no publishing metadata; rebuild it with "
+                         "`excon build`")
+    meta: dict[str, Any] = json.loads(row[0])
+    logged_in = {"id": "*"}
+    meta["allow_sql"] = logged_in
+    existing = set(db.table_names()) | set(db.view_names())
+    for name in private_names(db):
+        if name in existing:
+            meta["tables"].setdefault(name, {})["allow"] = logged_in
+    for name in PRIVATE_QUERIES:
+        meta["queries"][name]["allow"] = logged_in
+    top: dict[str, Any] = {
+        "title": meta.pop("title"),
+        "description_html": meta["description_html"],
+        "databases": {database: meta},
+        "plugins": {
+            "datasette-auth-passwords": {
+                f"{user}_password_hash": {"$env": variable}
+                for user, variable in zip(credentials, credential_variables(credentials),
+                                          strict=True)},
+            "datasette-dashboards": dashboards(database),
+        },
+    }
+    return top
+
+
+def dashboards(database: str) -> dict[str, Any]:
+    """The findings dashboard (datasette-dashboards, Vega-Lite charts bundled with it)."""
+
+    def chart(title: str, sql: str, spec: dict[str, Any]) -> dict[str, Any]:
+        return {"title": title, "db": database, "query": sql, "library": "vega-lite",
+                "display": spec}
+
+    return {
+        "findings": {
+            "title": "Findings over time",
+            "description": "Findings of the loaded declarations as of the build, by month.",
+            "layout": [["by-outcome", "by-outcome"], ["by-destination", "by-group"]],
+            "filters": {},
+            "charts": {
+                "by-outcome": chart(
+                    "Findings per month by outcome",
+                    "SELECT declared_month AS month, outcome, COUNT(*) AS findings "
+                    "FROM finding_details GROUP BY 1, 2 ORDER BY 1",
+                    {"mark": {"type": "bar", "tooltip": True},
+                     "encoding": {"x": {"field": "month", "type": "ordinal"},
+                                  "y": {"field": "findings", "type": "quantitative"},
+                                  "color": {"field": "outcome", "type": "nominal"}}}),
+                "by-destination": chart(
+                    "Findings by destination",
+                    "SELECT destination_country AS destination, outcome, COUNT(*) AS findings "
+                    "FROM finding_details GROUP BY 1, 2 ORDER BY 3 DESC LIMIT 200",
+                    {"mark": {"type": "bar", "tooltip": True},
+                     "encoding": {"y": {"field": "destination", "type": "nominal",
+                                        "sort": "-x"},
+                                  "x": {"field": "findings", "type": "quantitative"},
+                                  "color": {"field": "outcome", "type": "nominal"}}}),
+                "by-group": chart(
+                    "Findings per month by item group",
+                    "SELECT declared_month AS month, COALESCE(item_group, '(none)') AS "
+                    "item_group, COUNT(*) AS findings FROM finding_details GROUP BY 1, 2 "
+                    "ORDER BY 1",
+                    {"mark": {"type": "bar", "tooltip": True},
+                     "encoding": {"x": {"field": "month", "type": "ordinal"},
+                                  "y": {"field": "findings", "type": "quantitative"},
+                                  "color": {"field": "item_group", "type": "nominal"}}}),
+            },
+        },
+    }

@@ -1,0 +1,154 @@
+"""The published knowledge base in a real headless browser (Debian's chromium, driven by
+Playwright), against a real `excon serve` process on loopback.
+
+Screenshots are kept under test-artifacts/browser/ for people to look at.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from datasette_auth_passwords.utils import hash_password
+
+from kb.build import build
+from kb.demo import generate, write
+from tests.conftest import ROOT, RULEBOOKS
+
+CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = ROOT / "test-artifacts" / "browser"
+PASSWORD = "a long analyst passphrase"
+# Chromium as root, offline: no sandbox, no background traffic to hosts it cannot reach.
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    folder = tmp_path_factory.mktemp("browser")
+    write(generate(2000, 3, [RULEBOOKS]), folder / "demo")
+    db = folder / "kb.db"
+    build(db, [RULEBOOKS], folder / "demo" / "declarations.csv",
+          folder / "demo" / "licences.csv", folder / "demo" / "parties.csv")
+    port = free_port()
+    env = dict(os.environ, EXCON_CREDENTIALS=f"analyst:{hash_password(PASSWORD)}")
+    proc = subprocess.Popen([sys.executable, "-m", "kb.cli", "serve", "--db", str(db),
+                             "--port", str(port)], env=env, cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                urllib.request.urlopen(base + "/-/versions.json", timeout=2).close()
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    out = proc.stdout.read() if proc.stdout else ""
+                    raise RuntimeError(f"excon serve did not start:\n{out}") from None
+                time.sleep(0.2)
+        yield base
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    assert Path(CHROMIUM).exists(), "Debian's chromium is missing: run `make system-deps`"
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield b
+        b.close()
+
+
+class Page:
+    """A browser page that records console errors and failed requests."""
+
+    def __init__(self, browser: Any, base: str) -> None:
+        self.base = base
+        self.context = browser.new_context(viewport={"width": 1280, "height": 900})
+        self.page = self.context.new_page()
+        self.errors: list[str] = []
+        self.page.on("console",
+                      lambda m: self.errors.append(m.text) if m.type == "error" else None)
+        self.page.on("pageerror", lambda e: self.errors.append(str(e)))
+
+    def open(self, path: str) -> Any:
+        response = self.page.goto(self.base + path)
+        self.page.wait_for_load_state("networkidle")
+        return response
+
+    def shot(self, name: str) -> None:
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        self.page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+    def login(self) -> None:
+        self.open("/-/login")
+        self.page.fill("input[name=username]", "analyst")
+        self.page.fill("input[name=password]", PASSWORD)
+        self.page.click("input[type=submit]")
+        self.page.wait_for_load_state("networkidle")
+
+
+def test_anonymous_visitor_browses_reference_data_and_searches_items(browser: Any,
+                                                                     server: str) -> None:
+    p = Page(browser, server)
+    p.open("/")
+    assert "excon" in p.page.title()
+    assert p.page.locator("text=Declarations, licences and findings need a login").count() == 1
+    p.shot("home")
+    p.open("/kb/items")
+    p.page.fill("input#_search", "germanium")
+    p.page.press("input#_search", "Enter")
+    p.page.wait_for_load_state("networkidle")
+    assert "_search=germanium" in p.page.url
+    titles = p.page.locator("table.rows-and-columns td.col-title").all_inner_texts()
+    assert titles and all("ermanium" in t for t in titles)
+    p.shot("items-search")
+    p.open("/kb/rules/us-critical-minerals-ban")
+    assert p.page.locator("h1").first.inner_text().startswith("Rule us-critical-minerals-ban")
+    timeline = p.page.locator("ol.excon-timeline li").all_inner_texts()
+    assert any("suspended" in t and "MOFCOM-2025-72" in t for t in timeline)
+    p.page.click("text=Show the SQL")
+    assert p.page.locator("pre.excon-sql").is_visible()
+    p.shot("rule-page-anonymous")
+    assert p.open("/kb/declarations").status == 403
+    assert not [e for e in p.errors if "403" not in e], p.errors
+    p.context.close()
+
+
+def test_analyst_logs_in_and_sees_a_declarations_findings(browser: Any, server: str) -> None:
+    p = Page(browser, server)
+    p.login()
+    assert p.page.locator("text=analyst").count() >= 1
+    p.open("/kb/rules/ga-ge-licence")
+    first = p.page.locator(".excon-rule table.rows-and-columns a[href*='/declarations/']").first
+    declaration = first.inner_text()
+    p.shot("rule-page-analyst")
+    p.open(f"/kb/declaration_findings?declaration_id={declaration}&as_of=")
+    cells = p.page.locator("table.rows-and-columns td").all_inner_texts()
+    assert declaration in cells and "ga-ge-licence" in cells
+    p.shot("declaration-findings")
+    p.open("/-/dashboards/findings")
+    p.page.wait_for_selector("svg, canvas", timeout=15_000)
+    p.shot("dashboard")
+    assert p.errors == [], p.errors
+    p.context.close()

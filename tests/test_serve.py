@@ -1,0 +1,229 @@
+"""Publishing: the real Datasette app in-process, on a knowledge base built from demo data.
+
+JSON is read with `_shape=array` (stable across Datasette versions). Anonymous visitors must get
+403 on everything derived from declarations, licences and parties; an analyst gets the data.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from datasette_auth_passwords.utils import hash_password
+
+from kb.build import build
+from kb.demo import generate, write
+from kb.publish import PRIVATE_QUERIES, private_names
+from kb.serve import ServeError, datasette_app, read_credentials, snapshot
+from kb.tables import SPECS
+from tests.conftest import RULEBOOKS
+
+PASSWORD = "correct horse"
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("serve")
+    write(generate(3000, 7, [RULEBOOKS]), folder / "demo")
+    db = folder / "kb.db"
+    build(db, [RULEBOOKS], folder / "demo" / "declarations.csv",
+          folder / "demo" / "licences.csv", folder / "demo" / "parties.csv")
+    return db
+
+
+@pytest.fixture(scope="module")
+def ds(built: Path) -> Iterator[Any]:
+    with snapshot(built) as served:
+        yield datasette_app(served, {"analyst": hash_password(PASSWORD)})
+
+
+def get(ds: Any, path: str, actor: dict[str, str] | None = None) -> Any:
+    cookies = {"ds_actor": ds.sign({"a": actor}, "actor")} if actor else {}
+    return asyncio.run(ds.client.get(path, cookies=cookies))
+
+
+ANALYST = {"id": "analyst"}
+
+
+def rows(ds: Any, path: str, actor: dict[str, str] | None = ANALYST) -> list[dict[str, Any]]:
+    sep = "&" if "?" in path else "?"
+    response = get(ds, f"{path}{sep}_shape=array", actor)
+    assert response.status_code == 200, (path, response.status_code, response.text[:300])
+    result: list[dict[str, Any]] = response.json()
+    return result
+
+
+def query(db: Path, sql: str, *params: object) -> list[tuple[Any, ...]]:
+    with sqlite3.connect(db) as conn:
+        return conn.execute(sql, params).fetchall()
+
+
+def test_every_private_table_view_and_query_is_403_for_anonymous_visitors(ds: Any,
+                                                                          built: Path) -> None:
+    conn = sqlite3.connect(built)
+    from sqlite_utils import Database
+
+    private = private_names(Database(conn))
+    names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master "
+                                         "WHERE type IN ('table', 'view')")}
+    assert {"declarations", "licences", "trade_parties", "findings", "finding_details",
+            "runs", "rejected_rows", "check_ga_ge_licence"} <= set(private)
+    for name in sorted(set(private) & names):
+        for suffix in ("", ".json", ".json?_shape=array", ".csv"):
+            assert get(ds, f"/kb/{name}{suffix}").status_code == 403, (name, suffix)
+        assert get(ds, f"/kb/{name}.json?_shape=array", ANALYST).status_code == 200, name
+    for name in PRIVATE_QUERIES:
+        assert get(ds, f"/kb/{name}.json?_shape=array").status_code == 403, name
+        assert get(ds, f"/kb/{name}.json?_shape=array&declaration_id=x",
+                   ANALYST).status_code == 200, name
+    # arbitrary SQL and the database file
+    assert get(ds, "/kb.json?sql=select+*+from+declarations").status_code == 403
+    assert get(ds, "/kb.db").status_code == 403
+    assert get(ds, "/-/dashboards/findings").status_code == 403
+    assert get(ds, "/kb.json?sql=select+count(*)+as+n+from+declarations&_shape=array",
+               ANALYST).json() == [{"n": 3000}]
+    assert get(ds, "/kb.db", ANALYST).status_code == 200
+
+
+def test_every_table_is_classified_public_or_private(built: Path) -> None:
+    """A new table derived from the inputs cannot become public by accident: anything that is
+    neither reference data nor publishing support must be in the private list."""
+    from sqlite_utils import Database
+
+    conn = sqlite3.connect(built)
+    private = set(private_names(Database(conn)))
+    public = {s.name for s in SPECS.values() if s.public} | {
+        "rule_checks", "rule_timeline", "excon_metadata", "_sqlite_migrations", "sqlite_stat1"}
+    for name, kind in conn.execute("SELECT name, type FROM sqlite_master "
+                                   "WHERE type IN ('table', 'view')"):
+        base = name.split("_fts")[0]
+        assert name in private or name in public or base in public, (name, kind)
+        assert not (name in private and name in public), name
+
+
+def test_reference_data_is_public_with_metadata_labels_and_full_text_search(ds: Any,
+                                                                           built: Path) -> None:
+    items = rows(ds, "/kb/items.json?_search=gallium", actor=None)
+    assert items and all("allium" in (i["title"] or "") for i in items)
+    instruments = rows(ds, "/kb/instruments.json?_search=gallium", actor=None)
+    assert "MOFCOM-2023-23" in {i["id"] for i in instruments}
+    parties = rows(ds, "/kb/parties.json?_search=lockheed", actor=None)
+    assert [p["name"] for p in parties] == ["lockheed-martin"]
+    home = " ".join(get(ds, "/").text.split())
+    n_items = query(built, "SELECT COUNT(*) FROM items")[0][0]
+    assert f"5 rules, {n_items} items, 1 listed parties; 3,000 declarations screened" in home
+    meta = get(ds, "/-/metadata.json").json()
+    tables = meta["databases"]["kb"]["tables"]
+    assert tables["hs_codes"]["license"] == "ODC-PDDL-1.0"
+    assert tables["declarations"]["columns"]["quantity_kg"] == "Net quantity, kg"
+    assert tables["finding_details"]["facets"][:2] == ["outcome", "rule"]
+    assert "pbkdf2" not in json.dumps(meta)  # hashes stay in the environment
+    # foreign keys show labels: a provision links to its instrument by title
+    page = get(ds, "/kb/provisions").text
+    assert "Announcement No. 46 of 2024" in page
+
+
+def test_findings_table_has_facets_and_matches_the_findings_view(ds: Any, built: Path) -> None:
+    response = get(ds, "/kb/finding_details.json?_size=0", ANALYST).json()
+    facets = response["facet_results"]
+    facets = facets.get("results", facets)  # Datasette 0.65 vs 1.0 layouts
+    assert {"outcome", "rule", "instrument", "destination_country", "item_group"} <= set(facets)
+    served = rows(ds, "/kb/finding_details.json?_size=max&_col=declaration_id&_col=rule"
+                      "&_col=outcome&_col=explanation")
+    live = query(built, "SELECT declaration_id, rule, outcome, explanation FROM findings")
+    assert len(live) > 20
+    assert sorted((r["declaration_id"], r["rule"], r["outcome"], r["explanation"])
+                  for r in served) == sorted(live)
+
+
+def test_stored_query_judges_one_declaration_as_of_a_date(ds: Any, built: Path) -> None:
+    us = query(built, "SELECT declaration_id, explanation FROM findings "
+                      "WHERE rule = 'us-critical-minerals-ban' AND outcome = 'prohibited' "
+                      "ORDER BY declaration_id LIMIT 1")
+    assert us, "the demo data plants exports to the US under the ban"
+    decl, explanation = us[0]
+    found = rows(ds, f"/kb/declaration_findings.json?declaration_id={decl}&as_of=")
+    assert {(f["rule"], f["outcome"], f["explanation"]) for f in found} >= {
+        ("us-critical-minerals-ban", "prohibited", explanation)}
+    # while No. 72 suspends clause 2 of No. 46, the same declaration is not prohibited
+    suspended = rows(ds, f"/kb/declaration_findings.json?declaration_id={decl}"
+                         "&as_of=2026-01-15")
+    assert "us-critical-minerals-ban" not in {f["rule"] for f in suspended}
+    # the ban lapses back into force the day after the suspension ends
+    back = rows(ds, f"/kb/declaration_findings.json?declaration_id={decl}&as_of=2026-11-28")
+    assert "us-critical-minerals-ban" in {f["rule"] for f in back}
+
+
+def test_in_force_licence_balance_and_party_search_queries(ds: Any, built: Path) -> None:
+    during = {(r["kind"], r["name"]): r["status"]
+              for r in rows(ds, "/kb/in_force_on.json?date=2026-01-15", actor=None)}
+    assert during[("rule", "us-critical-minerals-ban")] == "suspended"
+    assert during[("rule", "ga-ge-licence")] == "in force"
+    before = {(r["kind"], r["name"]) for r in rows(ds, "/kb/in_force_on.json?date=2023-07-31",
+                                                   actor=None)}
+    assert ("rule", "ga-ge-licence") not in before
+    balances = rows(ds, "/kb/licence_balances.json?_size=max")
+    limited = [b for b in balances if b["limit_kg"] is not None]
+    assert limited
+    for b in limited:
+        assert b["remaining_kg"] == pytest.approx(b["limit_kg"] - b["drawn_kg"])
+    assert len(balances) == query(built, "SELECT COUNT(*) FROM licences")[0][0]
+    matches = rows(ds, "/kb/party_search.json?name=Lockheed-Martin+Corporation&min_score=",
+                   actor=None)
+    assert matches[0]["party"] == "lockheed-martin"
+    assert matches[0]["score"] >= 90
+    assert "control-list" in matches[0]["listed_on"]
+    assert rows(ds, "/kb/party_search.json?name=Acme+Bakery+GmbH&min_score=90",
+                actor=None) == []
+
+
+def test_rule_page_shows_law_timeline_source_sql_and_findings(ds: Any) -> None:
+    anonymous = get(ds, "/kb/rules/us-critical-minerals-ban")
+    assert anonymous.status_code == 200
+    page = anonymous.text
+    assert 'href="/kb/instruments/MOFCOM-2024-46"' in page
+    assert "clause 2" in page
+    assert "suspended</strong> by <a" in page and "MOFCOM-2025-72" in page
+    assert "2025-11-09 – 2026-11-27" in page
+    assert "rulebooks/cn-strategic-minerals/rules.excon:" in page
+    assert "check_us_critical_minerals_ban" in page and "SELECT" in page
+    assert "log in" in page and "D0000" not in page  # no findings for anonymous visitors
+    analyst = get(ds, "/kb/rules/us-critical-minerals-ban", ANALYST).text
+    assert "prohibited" in analyst and "/kb/declarations/D" in analyst
+
+
+def test_instrument_page_lists_provisions_and_the_rules_citing_them(ds: Any) -> None:
+    page = get(ds, "/kb/instruments/MOFCOM-2024-46").text
+    assert "clause 2" in page
+    assert 'href="/kb/rules/us-critical-minerals-ban"' in page
+    assert get(ds, "/kb/instruments/NO-SUCH-THING").status_code == 404
+
+
+def test_a_rebuild_never_disturbs_the_served_snapshot(built: Path, tmp_path: Path) -> None:
+    db = tmp_path / "kb.db"
+    db.write_bytes(built.read_bytes())
+    with snapshot(db) as served:
+        before = query(served, "SELECT COUNT(*) FROM declarations")[0][0]
+        build(db, [RULEBOOKS])  # a rebuild without declarations replaces kb.db
+        assert query(db, "SELECT COUNT(*) FROM declarations")[0][0] == 0
+        assert query(served, "SELECT COUNT(*) FROM declarations")[0][0] == before == 3000
+        assert query(served, "PRAGMA integrity_check") == [("ok",)]
+    assert not served.exists()  # the snapshot goes when the server stops
+
+
+def test_credentials_from_a_file_and_the_environment(tmp_path: Path) -> None:
+    hashed = hash_password("x")
+    f = tmp_path / "logins"
+    f.write_text(f"# analysts\nalice:{hashed}\n\n", encoding="utf-8")
+    assert read_credentials(f, {"EXCON_CREDENTIALS": f"bob:{hashed},carol:{hashed}"}) == {
+        "alice": hashed, "bob": hashed, "carol": hashed}
+    f.write_text("alice:secret\n", encoding="utf-8")
+    with pytest.raises(ServeError, match=r"logins:1: expected name:pbkdf2_sha256"):
+        read_credentials(f, {})
+    with pytest.raises(ServeError, match="cannot read"):
+        read_credentials(tmp_path / "missing", {})
