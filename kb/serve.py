@@ -115,8 +115,9 @@ def datasette_app(db_file: Path, credentials: dict[str, str]) -> Any:
         raise ServeError(f"{db_file}: not a knowledge base built by excon ({e})") from None
     finally:
         conn.close()
+    # DATASETTE_SECRET (as for `datasette serve`) keeps logins valid across restarts
     return Datasette(immutables=[str(db_file)], metadata=metadata, settings=SETTINGS,
-                     cors=False)
+                     cors=False, secret=os.environ.get("DATASETTE_SECRET"))
 
 
 def serve(db_path: Path, host: str, port: int, credentials: dict[str, str]) -> None:

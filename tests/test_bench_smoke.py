@@ -30,3 +30,9 @@ def test_quick_benchmark_run_writes_figures(tmp_path: Path, capsys: object) -> N
     assert all(r["same_count"] for r in results["screen"]["runs"])
     assert results["screen"]["runs"][-1]["findings"] > 0
     assert results["machine"]["cores"] >= 1
+    assert results["latency"]["calls"] == 50
+    assert results["latency"]["p50_ms"] <= results["latency"]["p99_ms"]
+    served = results["serve"]["requests"]
+    assert set(served) == {"findings table + facets", "rule page",
+                           "stored query, one declaration"}
+    assert all(x["count"] == 24 and x["p50_ms"] <= x["p95_ms"] for x in served.values())
