@@ -58,6 +58,19 @@ class Truth:
     t: exp.Expression
     f: exp.Expression
     missing: list[str] = field(default_factory=list)
+    # a missing field that matters only in some cases (an item's threshold): when it does
+    guards: dict[str, exp.Expression] = field(default_factory=dict)
+
+
+def _combine(parts: list[Truth], t: exp.Expression, f: exp.Expression) -> Truth:
+    """and/or of parts: a field's guard survives only if every part that needs it is guarded."""
+    missing = _merge(p.missing for p in parts)
+    guards: dict[str, exp.Expression] = {}
+    for name in missing:
+        needing = [p for p in parts if name in p.missing]
+        if all(name in p.guards for p in needing):
+            guards[name] = _or(*(p.guards[name].copy() for p in needing))
+    return Truth(t, f, missing, guards)
 
 
 TRUE = exp.true()
@@ -216,15 +229,18 @@ class Compiler:
             return self.truth(c.part)
         if isinstance(c, ast.AllOf):
             parts = [self.truth(p) for p in c.parts]
-            return Truth(_and(*(p.t for p in parts)), _or(*(p.f for p in parts)),
-                         _merge(p.missing for p in parts))
+            result = _combine(parts, _and(*(p.t for p in parts)), _or(*(p.f for p in parts)))
+            # `X is not missing and …X…`: when X is absent the whole is false, not unknown
+            present = {self.field_sql(p.subject.name)[2] for p in c.parts
+                       if isinstance(p, ast.IsMissing) and p.negated}
+            result.missing = [m for m in result.missing if m not in present]
+            return result
         if isinstance(c, ast.AnyOf):
             parts = [self.truth(p) for p in c.parts]
-            return Truth(_or(*(p.t for p in parts)), _and(*(p.f for p in parts)),
-                         _merge(p.missing for p in parts))
+            return _combine(parts, _or(*(p.t for p in parts)), _and(*(p.f for p in parts)))
         if isinstance(c, ast.Negation):
             inner = self.truth(c.part)
-            return Truth(inner.f, inner.t, inner.missing)
+            return Truth(inner.f, inner.t, inner.missing, inner.guards)
         if isinstance(c, ast.ItemIn):
             return self.item_in(c)
         if isinstance(c, ast.InSet):
@@ -248,6 +264,7 @@ class Compiler:
         item = _col("item", "di")
         member = _in(item, items)
         t_parts, f_parts, missing = [], [], []
+        guards: dict[str, list[exp.Expression]] = {}
         for name in sorted(items):
             cond = self.item_conditions.get(name)
             if cond is None:
@@ -257,13 +274,15 @@ class Compiler:
             t_parts.append(_and(is_it, _not(inner.t)))
             f_parts.append(_and(is_it, inner.f))
             missing.extend(inner.missing)
+            for m in inner.missing:  # the threshold's field matters only for this item
+                guards.setdefault(m, []).append(exp.EQ(this=item.copy(), expression=_lit(name)))
         # certainly in: a member whose thresholds (if any) are met
         t = _and(member, *(_not(p) for p in t_parts)) if t_parts else member
         # certainly out: not a member, or a member whose thresholds are certainly not met
         f = _or(_not(_and(_not_null(item), member)), *f_parts)
         if c.negated:
             t, f = f, t
-        return Truth(t, f, missing)
+        return Truth(t, f, _merge([missing]), {m: _or(*g) for m, g in guards.items()})
 
     def in_set(self, c: ast.InSet) -> Truth:
         col, nullable, _ = self.field_sql(c.subject.name)
@@ -412,10 +431,14 @@ class Compiler:
             notes.append(exp.Coalesce(this=exp.Subquery(this=sub), expressions=[_lit("")]))
         return exp.Concat(expressions=notes) if len(notes) > 1 else notes[0]
 
-    def missing_note(self, missing: list[str]) -> exp.Expression:
+    def missing_note(self, missing: list[str],
+                     guards: dict[str, exp.Expression] | None = None) -> exp.Expression:
         names = []
         for m in missing:
-            names.append(exp.Case().when(_is_null(_col(m)), _lit(f" {m}")).else_(_lit("")))
+            absent: exp.Expression = _is_null(_col(m))
+            if guards and m in guards:
+                absent = _and(absent, exp.paren(guards[m].copy()))
+            names.append(exp.Case().when(absent, _lit(f" {m}")).else_(_lit("")))
         return exp.Concat(expressions=[_lit("; cannot be judged, missing:"), *names]) if names \
             else _lit("; cannot be judged: a fact it needs is missing")
 
@@ -487,7 +510,7 @@ class Compiler:
                        "report_unknown"),
             exp.alias_(unknown_outcome, "unknown_outcome"),
             exp.alias_(exp.Concat(expressions=base), "statement"),
-            exp.alias_(self.missing_note(truth.missing), "missing_note"),
+            exp.alias_(self.missing_note(truth.missing, truth.guards), "missing_note"),
         ]
         if licence:
             facts += [

@@ -251,8 +251,8 @@ def attribute(a: object) -> list[str]:
     if isinstance(a, ast.MemberOf):
         return [f"member of {names(a.groups)}"]
     if isinstance(a, ast.Customs):
-        return [line.strip() for line in wrapped("customs", [
-            c.text + ("," if i < len(a.codes) - 1 else "") for i, c in enumerate(a.codes)], "")]
+        return wrapped("customs", [
+            c.text + ("," if i < len(a.codes) - 1 else "") for i, c in enumerate(a.codes)], "")
     if isinstance(a, ast.ControlledIf):
         return condition_lines("controlled if", a.condition)
     if isinstance(a, ast.Members):

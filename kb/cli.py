@@ -416,6 +416,27 @@ def serve(db_path: str, host: str, port: int, credentials: str | None) -> None:
         sys.exit(1)
 
 
+@cli.command()
+@click.argument("rulebook", type=click.Path(exists=True))
+@click.option("--out", required=True, type=click.Path(), help="Folder to write NAME.html into.")
+def docs(rulebook: str, out: str) -> None:
+    """Write a readable, printable HTML document of one rulebook.
+
+    Every instrument with its provisions and the rules citing them, every rule in plain words
+    with its validity, amendments and examples, the items with their codes, the lists and
+    parties, a timeline of what was in force from July 2023 to today, and every unverified
+    fact. One self-contained file: no scripts, no network.
+    """
+    from kb.docs import DocsError, write
+
+    try:
+        path = write(Path(rulebook), Path(out))
+    except DocsError as e:
+        click.echo(f"error: {e}", err=True)
+        sys.exit(1)
+    click.echo(f"wrote {path}")
+
+
 @cli.command("password-hash")
 @click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True,
               help="The password (prompted for when not given; '-' reads standard input).")

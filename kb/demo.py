@@ -172,6 +172,7 @@ class _Generator:
             "description": description, "quantity_kg": round(kg, 1),
             "value_usd": round(kg * usd_per_kg, 2),
             "purity_pct": "" if purity is None else purity, "licence_no": licence,
+            "end_use": "civil",
         }
 
     def _controlled(self, group: str, when: dt.date | None = None,
@@ -221,6 +222,15 @@ class _Generator:
             us = rng.choice(self.consignees["US"])
             row.update(consignee=us.name, consignee_country="US", destination_country="US")
             self._plant("banned_destination", [row], f"{group} to the US under MOFCOM-2024-46")
+        for _ in range(per_kind):
+            group = rng.choice([g for g in ("graphite", "tungsten", "germanium")
+                                if g in self.codes])
+            row = self._controlled(group, self._date(*BAN), "US")
+            us = rng.choice(self.consignees["US"])
+            row.update(consignee=us.name, consignee_country="US", destination_country="US",
+                       end_use=rng.choice(("military", "defense systems", "military radar")))
+            self._plant("military_end_use", [row],
+                        f"{group} to the US for a military end use (MOFCOM-2024-46 clause 1)")
         for _ in range(per_kind):
             group = rng.choice(list(self.codes))
             row = self._controlled(group, self._date(dt.date(2025, 1, 3)), "US")
@@ -341,7 +351,8 @@ def generate(n: int, seed: int = 1, rulebooks: Sequence[Path] = (Path("rulebooks
 
 DECLARATION_COLUMNS = ("id", "declared_on", "exporter", "consignee", "consignee_country",
                        "end_user", "end_user_country", "destination_country", "hs_code",
-                       "description", "quantity_kg", "value_usd", "purity_pct", "licence_no")
+                       "description", "quantity_kg", "value_usd", "purity_pct", "licence_no",
+                       "end_use")
 LICENCE_COLUMNS = ("licence_no", "kind", "holder", "items", "destination_country", "end_user",
                    "quantity_kg", "valid_from", "valid_to")
 

@@ -267,6 +267,8 @@ class Contract:
     table: str
     key: str
     fields: tuple[tuple[str, Callable[[str], Any]], ...]
+    # columns a file may leave out entirely (added to the contract later; empty when absent)
+    optional_columns: frozenset[str] = frozenset()
 
 
 CONTRACTS = {
@@ -276,7 +278,9 @@ CONTRACTS = {
         ("end_user_country", _optional_country), ("destination_country", _country),
         ("hs_code", _hs_code), ("description", _required), ("quantity_kg", _number),
         ("value_usd", _number), ("purity_pct", _percent), ("licence_no", _optional),
-    )),
+        ("end_use", _optional), ("re_content_pct", _percent),
+        ("export_country", _optional_country),
+    ), optional_columns=frozenset({"end_use", "re_content_pct", "export_country"})),
     "licences": Contract("licences", "licence_no", (
         ("licence_no", _required), ("kind", _kind), ("holder", _required), ("items", _items),
         ("destination_country", _optional_country), ("end_user", _optional),
@@ -393,11 +397,11 @@ def load_csv(db: Database, table: str, source: str | Path | IO[bytes], run_id: i
             raise LoadError(f"{name}: the file is empty; expected a header row")
         header = [h.strip() for h in first_row]
         wanted = [f for f, _ in contract.fields]
-        missing = [f for f in wanted if f not in header]
+        missing = [f for f in wanted if f not in header and f not in contract.optional_columns]
         if missing:
             raise LoadError(f"{name}:1: the header lacks the column(s) {', '.join(missing)}; "
                             f"expected {','.join(wanted)}")
-        positions = [header.index(f) for f in wanted]
+        positions = [header.index(f) if f in header else None for f in wanted]
         validators = [v for _, v in contract.fields]
         checks = [COLUMN_CHECKS.get(v) or _c_each(v) for v in validators]
         width = len(header)
@@ -435,7 +439,7 @@ def load_csv(db: Database, table: str, source: str | Path | IO[bytes], run_id: i
             values = []
             for field_name, pos, check, validator in zip(wanted, positions, checks, validators,
                                                          strict=True):
-                col = columns[pos]
+                col = columns[pos] if pos is not None else ("",) * len(batch)
                 vals, suspects = check(col)
                 for i in suspects:
                     try:

@@ -125,14 +125,16 @@ def timeline(periods: Periods) -> list[tuple[str | None, str | None, str, str | 
             out.append(_gap(periods, cursor, iv.start - ONE_DAY))
         out.append((iso(iv.start), iso(iv.end), "in force", None))
         cursor = iv.end + ONE_DAY if iv.end else None
-    if cursor is not None:
-        if validity.end is None or cursor <= validity.end:
-            gap = periods.gap_on(cursor)
-            end = min((d for d in (gap.end if gap else None, validity.end) if d), default=None)
-            out.append(_gap(periods, cursor, end))
-            cursor = end + ONE_DAY if end else None
-        if cursor is not None and validity.end is not None and cursor > validity.end:
-            out.append((iso(cursor), None, "expired", None))
+    # after the last stretch in force: consecutive gaps (a suspension, then a repeal…)
+    while cursor is not None and (validity.end is None or cursor <= validity.end):
+        gap = periods.gap_on(cursor)
+        if gap is None:
+            break
+        end = min((d for d in (gap.end, validity.end) if d), default=None)
+        out.append(_gap(periods, cursor, end))
+        cursor = end + ONE_DAY if end else None
+    if cursor is not None and validity.end is not None and cursor > validity.end:
+        out.append((iso(cursor), None, "expired", None))
     return out
 
 

@@ -6,6 +6,7 @@ it marks unverified. Analysts read the law here; the compiled checks join agains
 from __future__ import annotations
 
 from collections.abc import Iterable
+from pathlib import PurePath
 from typing import Any
 
 from sqlite_utils import Database
@@ -172,7 +173,21 @@ def party_rows(rb: CheckedRulebook) -> dict[str, list[Row]]:
             "list_entries": entries}
 
 
-def rule_rows(rb: CheckedRulebook, rulebook: str | None) -> list[Row]:
+def rulebook_of(rb: CheckedRulebook, file: str) -> str | None:
+    """The rulebook a file belongs to: the one declared in its folder (or a parent folder)."""
+    best: tuple[int, str] | None = None
+    for name, decl in rb.rulebooks.items():
+        folder = PurePath(decl.span.file).parent
+        if PurePath(file).is_relative_to(folder):
+            depth = len(folder.parts)
+            if best is None or depth > best[0]:
+                best = (depth, name)
+    if best is None and len(rb.rulebooks) == 1:
+        return next(iter(rb.rulebooks))
+    return best[1] if best else None
+
+
+def rule_rows(rb: CheckedRulebook, rulebook: str | None = None) -> list[Row]:
     rows = []
     for kind, table in (("rule", rb.rules), ("exception", rb.exceptions)):
         for name, r in table.items():
@@ -195,7 +210,8 @@ def rule_rows(rb: CheckedRulebook, rulebook: str | None) -> list[Row]:
                 "explain": _join(a.template.value for a in ast.attrs_of(r, ast.Explain)),
                 "unverified": _texts(r, ast.Unverified),
                 "source_file": r.span.file, "source_line": r.span.line,
-                "source_text": _source_text(r), "rulebook": rulebook,
+                "source_text": _source_text(r),
+                "rulebook": rulebook or rulebook_of(rb, r.span.file),
             })
     return rows
 
@@ -225,9 +241,14 @@ def example_rows(rb: CheckedRulebook) -> list[Row]:
     rows = []
     for n, ex in enumerate(rb.examples, 1):
         expects = ast.attrs_of(ex, ast.Expect)
+        named = {x.rule.name for x in expects if x.rule}
+        # "RULE: …" titles an example of that rule even when it expects no finding at all
+        prefix = ex.title.value.split(":", 1)[0].strip()
+        if ":" in ex.title.value and (prefix in rb.rules or prefix in rb.exceptions):
+            named.add(prefix)
         rows.append({
             "id": n, "title": ex.title.value,
-            "rules": _join(sorted({x.rule.name for x in expects if x.rule})),
+            "rules": _join(sorted(named)),
             "expectations": _join(attribute(x)[0] for x in expects),
             "source_file": ex.span.file, "source_line": ex.span.line,
             "source_text": _source_text(ex),
@@ -261,7 +282,7 @@ def load_rulebook(db: Database, rb: CheckedRulebook, hs6: frozenset[str]) -> dic
     put("country_group_members", members)
     for table, rows in party_rows(rb).items():
         put(table, rows)
-    put("rules", rule_rows(rb, names[0] if len(names) == 1 else None))
+    put("rules", rule_rows(rb))
     put("amendments", amendment_rows(rb))
     put("examples", example_rows(rb))
     put("unverified_facts", [

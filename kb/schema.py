@@ -37,6 +37,15 @@ DECLARATION_FIELDS: tuple[FieldSpec, ...] = (
               aliases=("purity",)),
     FieldSpec("licence_no", "text", description="Export licence number (may be empty)",
               aliases=("licence",)),
+    FieldSpec("end_use", "text",
+              description="Declared end use, e.g. civil or military (optional column)"),
+    FieldSpec("re_content_pct", "number", "percent",
+              description="China-origin rare-earth content of a foreign-made item, % of its "
+                          "value (optional column; MOFCOM-2025-61)",
+              aliases=("rare_earth_content",)),
+    FieldSpec("export_country", "country",
+              description="Country the goods are exported from, ISO 3166 alpha-2 (optional "
+                          "column; for rulebooks of other jurisdictions)"),
     FieldSpec("unit_value", "number", "money per mass",
               description="Derived: value_usd / quantity_kg (USD per kg)"),
 )

@@ -241,6 +241,11 @@ TABLES: tuple[TableSpec, ...] = (
         _c("value_usd", float, "Value, USD", True),
         _c("purity_pct", float, "Declared purity, %"),
         _c("licence_no", str, "Licence number, if any"),
+        _c("end_use", str, "Declared end use (e.g. civil, military), if stated"),
+        _c("re_content_pct", float, "China-origin rare-earth content, % of the item's value "
+                                    "(foreign-made items, MOFCOM-2025-61), if stated"),
+        _c("export_country", str, "Country the goods are exported from (ISO alpha-2), when "
+                                  "the file mixes jurisdictions; empty: not stated"),
     ), pk="id", indexes=(("hs_code",), ("exporter", "declared_on"), ("consignee",)),
         public=False),
     TableSpec("licences", "Export licences (licences.csv)", (
@@ -293,6 +298,17 @@ def m001_initial_schema(db: Database) -> None:
     """Every table, with keys, indexes and full-text search."""
     for spec in TABLES:
         create_table(db, spec)
+
+
+@MIGRATIONS()
+def m002_optional_declaration_facts(db: Database) -> None:
+    """Optional declaration facts: end use (MOFCOM-2024-46 clause 1), China-origin
+    rare-earth content (MOFCOM-2025-61) and the export country (rulebooks of other
+    jurisdictions). New databases get them from the table spec."""
+    have = db.table("declarations").columns_dict
+    for name, typ in (("end_use", str), ("re_content_pct", float), ("export_country", str)):
+        if name not in have:
+            db.table("declarations").add_column(name, typ)
 
 
 def create_table(db: Database, spec: TableSpec) -> None:

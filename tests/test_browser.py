@@ -152,3 +152,25 @@ def test_analyst_logs_in_and_sees_a_declarations_findings(browser: Any, server: 
     p.shot("dashboard")
     assert p.errors == [], p.errors
     p.context.close()
+
+
+def test_rulebook_document_renders_and_prints(browser: Any, tmp_path: Path) -> None:
+    from kb.docs import write as write_docs
+
+    page_file = write_docs(RULEBOOKS / "cn-strategic-minerals", tmp_path)
+    p = Page(browser, "")
+    p.open(page_file.as_uri())
+    assert p.page.locator("h1").inner_text().startswith("China")
+    bars = p.page.locator(".tl-row").count()
+    assert bars >= 15
+    # the timeline's bars have a width: the layout did not collapse
+    box = p.page.locator(".tl-row .tl-seg.suspended").first.bounding_box()
+    assert box is not None and box["width"] > 20
+    p.shot("rulebook-document")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    pdf = ARTIFACTS / "rulebook-document.pdf"
+    p.page.emulate_media(media="print")
+    p.page.pdf(path=str(pdf), format="A4", print_background=True)
+    assert pdf.read_bytes().count(b"/Type /Page") > 10  # several printed pages
+    assert p.errors == [], p.errors
+    p.context.close()

@@ -40,8 +40,9 @@ def test_the_rulebook_is_in_the_knowledge_base_with_its_citations(built: Path) -
                  "where name = 'us-critical-minerals-ban'") == [
         ("prohibited", "MOFCOM-2024-46", "clause 2", "2024-12-03")]
     assert query(built, "select action, target_name, target_provision, instrument_id, "
-                 "valid_from, valid_until from amendments where id = 1") == [
-        ("suspend", "MOFCOM-2024-46", "clause 2", "MOFCOM-2025-72", "2025-11-09", "2026-11-27")]
+                 "valid_from, valid_until from amendments where instrument_id = 'MOFCOM-2025-72'"
+                 ) == [("suspend", "MOFCOM-2024-46", "clause 2", "MOFCOM-2025-72", "2025-11-09",
+                        "2026-11-27")]
     assert query(built, "select item from item_customs_codes where code = '8112929010'") == [
         ("gallium-metal",)]
     assert ("antimony", "antimony-oxides") in query(
@@ -59,7 +60,7 @@ def test_reference_data_and_full_text_search(built: Path) -> None:
     assert ("gallium-metal",) in found
     assert query(built, "select parties.name from parties join party_aliases_fts f on 1=1 "
                  "join party_aliases a on a.rowid = f.rowid and a.party = parties.name "
-                 "where party_aliases_fts match 'corporation'") == [("lockheed-martin",)]
+                 "where party_aliases_fts match 'lockheed corporation'") == [("lockheed-martin",)]
 
 
 def test_inputs_rejected_rows_and_the_audit_run(built: Path) -> None:
@@ -77,8 +78,27 @@ def test_ready_to_serve_no_side_files_analyzed_and_migrated(built: Path) -> None
     assert sorted(p.name for p in built.parent.iterdir()) == ["kb.db"]
     assert query(built, "pragma journal_mode") == [("delete",)]
     assert query(built, "select count(*) from sqlite_stat1")[0][0] > 0
-    assert query(built, "select name from _sqlite_migrations") == [("m001_initial_schema",)]
+    assert query(built, "select name from _sqlite_migrations order by name") == [
+        ("m001_initial_schema",), ("m002_optional_declaration_facts",)]
     assert query(built, "pragma integrity_check") == [("ok",)]
+
+
+def test_a_database_from_before_the_optional_facts_is_migrated(tmp_path: Path) -> None:
+    from sqlite_utils import Database
+
+    from kb.tables import MIGRATIONS
+
+    db = Database(tmp_path / "old.db")
+    MIGRATIONS.apply(db)
+    # as a database made by m001 alone looked: no optional declaration facts
+    db.execute("ALTER TABLE declarations DROP COLUMN end_use")
+    db.execute("ALTER TABLE declarations DROP COLUMN re_content_pct")
+    db.execute("ALTER TABLE declarations DROP COLUMN export_country")
+    db.execute("DELETE FROM _sqlite_migrations WHERE name = 'm002_optional_declaration_facts'")
+    db.conn.commit()
+    MIGRATIONS.apply(db)
+    assert {"end_use", "re_content_pct", "export_country"} <= set(
+        db.table("declarations").columns_dict)
 
 
 def test_same_inputs_give_the_same_bytes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

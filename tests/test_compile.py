@@ -81,6 +81,19 @@ def test_a_threshold_the_declaration_cannot_answer_is_undetermined(screener: Scr
     assert "missing: purity_pct" in missing.explanation
 
 
+@pytest.mark.parametrize("engine", ENGINES, indirect=True)
+def test_the_missing_note_names_only_facts_that_matter_for_the_matched_item(engine: str) -> None:
+    """A group mixes items with and without thresholds: germanium without a declared purity
+    is judged on its end use alone, antimony oxide needs its purity too."""
+    screener = Screener([RULEBOOKS])
+    rows = [decl("ge", "2026-01-10", "8112921010", to="US", purity_pct=None),
+            decl("sb", "2026-01-10", "2825800010", to="US", purity_pct=None)]
+    got = {f.declaration_id: f.explanation for f in screener.screen(rows, engine=engine)
+           if f.rule == "us-military-end-use"}
+    assert got["ge"].endswith("missing: end_use")
+    assert got["sb"].endswith("missing: purity_pct end_use")
+
+
 LICENCE = {"licence_no": "L-1", "kind": "individual", "holder": "Hunan Widgets Co.",
            "items": "8112929010", "destination_country": "DE", "quantity_kg": 1000,
            "valid_from": "2024-01-01", "valid_to": "2024-12-31"}

@@ -52,8 +52,9 @@ def test_truth_file_lists_every_kind_of_planted_case(tmp_path: Path) -> None:
     out = make(tmp_path, "demo")
     truth = rows(out / "truth.csv")
     kinds = Counter(r["kind"] for r in truth)
-    assert set(kinds) == {"unlicensed", "banned_destination", "listed_party", "relabelled",
-                          "transshipment", "split", "related_parties"}
+    assert set(kinds) == {"unlicensed", "banned_destination", "military_end_use",
+                          "listed_party", "relabelled", "transshipment", "split",
+                          "related_parties"}
     decl = {r["id"]: r for r in rows(out / "declarations.csv")}
     for t in truth:
         d = decl[t["declaration_id"]]
@@ -67,6 +68,9 @@ def test_truth_file_lists_every_kind_of_planted_case(tmp_path: Path) -> None:
             assert d["end_user_country"] == "US" != d["destination_country"]
         if t["kind"] == "unlicensed":
             assert d["licence_no"] == ""
+        if t["kind"] == "military_end_use":
+            assert d["destination_country"] == "US"
+            assert d["end_use"] in ("military", "defense systems", "military radar")
 
 
 def test_licences_cover_most_controlled_shipments(tmp_path: Path) -> None:

@@ -57,6 +57,22 @@ def test_values_are_normalised_and_text_kept_exactly(db: Database) -> None:
     assert d5["description"] == 'natural flake graphite, "premium"'
 
 
+def test_optional_columns_may_be_absent_and_are_validated_when_present(db: Database) -> None:
+    load_csv(db, "declarations", INPUTS / "declarations.csv")  # a file without them
+    assert db["declarations"].get("D1")["end_use"] is None
+    head = ("id,declared_on,exporter,consignee,consignee_country,end_user,end_user_country,"
+            "destination_country,hs_code,description,quantity_kg,value_usd,purity_pct,"
+            "licence_no,end_use,re_content_pct,export_country\n")
+    body = ("E1,2026-12-01,A Co.,B GmbH,DE,,,DE,8505111000,magnets,10,500,,,civil,2.5,US\n"
+            "E2,2026-12-01,A Co.,B GmbH,DE,,,DE,8505111000,magnets,10,500,,,,150,USA\n")
+    report = load_csv(db, "declarations", io.BytesIO((head + body).encode()))
+    assert report.loaded == 1
+    e1 = db["declarations"].get("E1")
+    assert (e1["end_use"], e1["re_content_pct"], e1["export_country"]) == ("civil", 2.5, "US")
+    assert [(c, v) for _, c, v, _ in rejected(db) if v in ("150", "USA")][-2:] == [
+        ("re_content_pct", "150"), ("export_country", "USA")]
+
+
 def test_reloading_the_same_file_changes_nothing(db: Database) -> None:
     load_csv(db, "declarations", INPUTS / "declarations.csv")
     first = list(db["declarations"].rows_where(order_by="id"))

@@ -115,8 +115,10 @@ def test_reference_data_is_public_with_metadata_labels_and_full_text_search(ds: 
     parties = rows(ds, "/kb/parties.json?_search=lockheed", actor=None)
     assert [p["name"] for p in parties] == ["lockheed-martin"]
     home = " ".join(get(ds, "/").text.split())
-    n_items = query(built, "SELECT COUNT(*) FROM items")[0][0]
-    assert f"5 rules, {n_items} items, 1 listed parties; 3,000 declarations screened" in home
+    n_rules, n_items, n_parties = (query(built, f"SELECT COUNT(*) FROM {t}")[0][0]
+                                   for t in ("rules", "items", "parties"))
+    assert (f"{n_rules} rules, {n_items} items, {n_parties} listed parties; "
+            "3,000 declarations screened") in home
     meta = get(ds, "/-/metadata.json").json()
     tables = meta["databases"]["kb"]["tables"]
     assert tables["hs_codes"]["license"] == "ODC-PDDL-1.0"

@@ -106,8 +106,8 @@ async def rule_page(datasette: Any, db: Any, database: str, name: str,
                            [name])
     checks = await _rows(db, "SELECT view, sql FROM rule_checks WHERE rule = ?", [name])
     examples = await _rows(
-        db, "SELECT * FROM examples WHERE (',' || REPLACE(rules, ' ', '') || ',') LIKE ? "
-            "ORDER BY id", [f"%,{name},%"])
+        db, "SELECT * FROM examples WHERE (';' || REPLACE(rules, ' ', '') || ';') LIKE ? "
+            "ORDER BY id", [f"%;{name};%"])
     findings: dict[str, Any] | None = None
     if await datasette.permission_allowed(request.actor, "view-table",
                                           (database, "finding_details"), default=True):

@@ -1,0 +1,266 @@
+"""`excon docs`: a readable, printable HTML document of one rulebook (Jinja2).
+
+Every instrument with its provisions and the rules citing them; every rule in plain words with
+its validity, amendments and examples; the items with their codes; the lists and parties; a
+timeline of when each control was in force, suspended and in force again, from July 2023 to the
+document's date; and every fact the rulebook marks unverified. The document is one
+self-contained file (inline CSS and SVG, no scripts, no network).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+import dsl
+from dsl.check import CheckedRulebook
+from dsl.periods import ONE_DAY, Periods, listing_periods
+from kb.checks import compile_checks
+from kb.publish import timeline
+from kb.rulebook_rows import (
+    amendment_rows,
+    example_rows,
+    instrument_rows,
+    item_rows,
+    party_rows,
+    rule_rows,
+)
+from kb.schema import declaration_schema, hs_subheadings
+
+TIMELINE_START = dt.date(2023, 7, 1)
+OUTCOME_WORDS = {
+    "prohibited": "Exports are prohibited",
+    "licence required": "Exports need a licence",
+    "permitted": "Exports are permitted",
+    "undetermined": "Exports cannot be judged",
+    "risk": "Exports are flagged as a risk",
+}
+
+
+class DocsError(Exception):
+    pass
+
+
+@dataclass
+class Bar:
+    """One row of the timeline: a label and its coloured stretches."""
+
+    label: str
+    link: str
+    segments: list[dict[str, Any]]
+
+
+def document_date() -> dt.date:
+    """Today, or SOURCE_DATE_EPOCH's day (reproducible documents)."""
+    epoch = os.environ.get("SOURCE_DATE_EPOCH")
+    return (dt.datetime.fromtimestamp(int(epoch), dt.UTC).date() if epoch
+            else dt.datetime.now(dt.UTC).date())
+
+
+def render(rulebook: Path, today: dt.date | None = None) -> tuple[str, str]:
+    """The HTML of one rulebook folder or file, and the rulebook's name."""
+    result = dsl.load([rulebook], declaration_schema())
+    if not result.ok or result.rulebook is None:
+        first = "\n".join(dsl.render(d, result.sources) for d in result.errors[:5])
+        raise DocsError(f"the rulebook has {len(result.errors)} error(s):\n{first}")
+    rb = result.rulebook
+    if len(rb.rulebooks) != 1:
+        raise DocsError(f"{rulebook}: expected one rulebook, found {len(rb.rulebooks)} "
+                        f"({', '.join(sorted(rb.rulebooks)) or 'none'}); give its folder")
+    today = today or document_date()
+    context = _context(rb, today)
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("kb", "docs_templates"),
+        autoescape=jinja2.select_autoescape(default=True),
+        undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    return env.get_template("rulebook.html.j2").render(**context), context["rulebook"]["name"]
+
+
+def write(rulebook: Path, out: Path, today: dt.date | None = None) -> Path:
+    html, name = render(rulebook, today)
+    out.mkdir(parents=True, exist_ok=True)
+    target = out / f"{name}.html"
+    tmp = target.with_name(f".{target.name}.tmp")
+    tmp.write_text(html, encoding="utf-8")
+    tmp.replace(target)
+    return target
+
+
+def plain_words(rule: dict[str, Any]) -> str:
+    outcome = rule["outcome"] or ""
+    if rule["kind"] == "exception":
+        return f"Exception to {rule['excepts']}: applies when {rule['condition']}."
+    if outcome.startswith("risk"):
+        lead = f"Flagged as a {rule['severity'] or ''} risk".replace("  ", " ")
+    else:
+        lead = OUTCOME_WORDS.get(outcome, outcome.capitalize())
+    return f"{lead} when {rule['condition']}."
+
+
+def _context(rb: CheckedRulebook, today: dt.date) -> dict[str, Any]:
+    name = next(iter(rb.rulebooks))
+    decl = rb.rulebooks[name]
+    compiled, _ = compile_checks(rb)
+    periods = {**compiled.periods, **_all_periods(rb)}
+    instruments, provisions = instrument_rows(rb)
+    items = item_rows(rb, hs_subheadings())
+    parties = party_rows(rb)
+    rules = rule_rows(rb, name)
+    amendments = amendment_rows(rb)
+    examples = example_rows(rb)
+    by_rule: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for e in examples:
+        for r in (e["rules"] or "").split("; "):
+            if r:
+                by_rule[r].append(e)
+    citing: dict[tuple[str, str | None], list[dict[str, Any]]] = defaultdict(list)
+    for r in rules:
+        citing[(r["instrument_id"], r["provision"])].append(r)
+        r["plain"] = plain_words(r)
+        r["timeline"] = [dict(zip(("from", "until", "status", "by"), seg, strict=True))
+                         for seg in timeline(periods[r["name"]])] if r["name"] in periods else []
+        r["amendments"] = [a for a in amendments if _affects(a, r)]
+        r["examples"] = by_rule.get(r["name"], [])
+    provisions_of: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for p in provisions:
+        p["rules"] = citing.get((p["instrument_id"], p["provision"]), [])
+        provisions_of[p["instrument_id"]].append(p)
+    for i in instruments:
+        i["provisions"] = provisions_of.get(i["id"], [])
+        i["rules"] = citing.get((i["id"], None), [])
+        i["amends"] = [a for a in amendments if a["instrument_id"] == i["id"]]
+    codes: dict[str, list[str]] = defaultdict(list)
+    for c in items["item_customs_codes"]:
+        codes[c["item"]].append(c["written"])
+    groups_of: dict[str, list[str]] = defaultdict(list)
+    for m in items["item_group_members"]:
+        groups_of[m["item"]].append(m["group_name"])
+    for it in items["items"]:
+        it["codes"] = codes.get(it["name"], [])
+    entries: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for e in parties["list_entries"]:
+        entries[e["party"]].append(e)
+    for p in parties["parties"]:
+        p["entries"] = entries.get(p["name"], [])
+        p["aliases"] = [a["alias"] for a in parties["party_aliases"] if a["party"] == p["name"]]
+    groups = []
+    for g in items["item_groups"]:
+        members = [it for it in items["items"] if g["name"] in groups_of.get(it["name"], [])]
+        direct = [it for it in members if g["name"] in _direct_groups(rb, it["name"])]
+        if direct:
+            groups.append({**g, "members": direct})
+    bars = [Bar(f"{r['name']}", f"#rule-{r['name']}",
+                _segments(periods[r["name"]], today)) for r in rules if r["name"] in periods]
+    bars += _listing_bars(rb, today)
+    return {
+        "rulebook": {"name": name, "title": decl.title.value,
+                     "jurisdiction": ", ".join(j.country.name for j in
+                                               dsl.ast.attrs_of(decl, dsl.ast.Jurisdiction)),
+                     "source": "; ".join(s.text.value for s in
+                                         dsl.ast.attrs_of(decl, dsl.ast.Source)),
+                     "version": rb.version},
+        "today": today.isoformat(),
+        "instruments": sorted(instruments, key=lambda i: (i["in_force"] or "", i["id"])),
+        "rules": rules, "groups": groups, "lists": parties["party_lists"],
+        "item_count": len(items["items"]),
+        "parties": sorted(parties["parties"], key=lambda p: p["legal_name"].lower()),
+        "amendments": amendments,
+        "unverified": [{"kind": k, "entry": n, "note": t, "where": f"{s.file}:{s.line}"}
+                       for k, n, t, s in rb.unverified],
+        "axis": _axis(today), "bars": bars,
+        "events": _events([(r["name"], periods[r["name"]], r["instrument_id"] or "")
+                           for r in rules if r["name"] in periods]
+                          + [(label, p, label.split(" of ")[-1].split(" ")[0])
+                             for label, p in _listing_periods(rb)]),
+    }
+
+
+def _direct_groups(rb: CheckedRulebook, item: str) -> set[str]:
+    return {g.name for m in dsl.ast.attrs_of(rb.items[item], dsl.ast.MemberOf) for g in m.groups}
+
+
+def _all_periods(rb: CheckedRulebook) -> dict[str, Periods]:
+    from dsl.periods import rule_periods
+
+    return rule_periods(rb)
+
+
+def _affects(a: dict[str, Any], rule: dict[str, Any]) -> bool:
+    if a["target_kind"] == "rule":
+        return bool(a["target_name"] == rule["name"])
+    if a["target_kind"] == "instrument" and a["target_name"] == rule["instrument_id"]:
+        return a["target_provision"] is None or a["target_provision"] == rule["provision"]
+    return False
+
+
+def _x(day: dt.date, today: dt.date) -> float:
+    """Position of a day on the timeline, 0–100 (% of its width)."""
+    span = (today - TIMELINE_START).days or 1
+    return max(0.0, min(100.0, (day - TIMELINE_START).days / span * 100))
+
+
+def _segments(periods: Periods, today: dt.date) -> list[dict[str, Any]]:
+    out = []
+    for start, end, status, by in timeline(periods):
+        s = dt.date.fromisoformat(start) if start else TIMELINE_START
+        e = dt.date.fromisoformat(end) if end else today
+        if e < TIMELINE_START or s > today:
+            continue
+        x0, x1 = _x(s, today), _x(min(e, today) + ONE_DAY, today)
+        out.append({"x": x0, "w": max(x1 - x0, 0.15), "status": status, "by": by,
+                    "title": f"{status}{' by ' + by if by else ''}: {start or '…'} – "
+                             f"{end or ''}"})
+    return out
+
+
+def _listing_periods(rb: CheckedRulebook) -> list[tuple[str, Periods]]:
+    """One entry per (list, listing instrument): when its listings were in force."""
+    seen: dict[tuple[str, str], Periods] = {}
+    counts: dict[tuple[str, str], int] = defaultdict(int)
+    for lp in listing_periods(rb):
+        key = (lp.list, lp.instrument)
+        seen.setdefault(key, lp.periods)
+        counts[key] += 1
+    return [(f"{lst} entries of {ins} ({counts[(lst, ins)]})", p)
+            for (lst, ins), p in sorted(seen.items(), key=lambda kv: kv[0])]
+
+
+def _listing_bars(rb: CheckedRulebook, today: dt.date) -> list[Bar]:
+    return [Bar(label, "#lists", _segments(p, today)) for label, p in _listing_periods(rb)]
+
+
+def _axis(today: dt.date) -> list[dict[str, Any]]:
+    ticks = []
+    day = TIMELINE_START
+    while day <= today:
+        if day.month in (1, 7):
+            ticks.append({"x": _x(day, today), "label": day.strftime("%Y-%m")})
+        day = (day.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
+    return ticks
+
+
+def _events(named: Sequence[tuple[str, Periods, str]]) -> list[dict[str, Any]]:
+    """Dated changes, oldest first, read off the same in-force periods the checks use: a
+    control taking effect, being suspended or repealed, coming back, expiring."""
+    events: list[dict[str, Any]] = []
+    for label, periods, instrument in named:
+        previous = None
+        for start, _end, status, by in timeline(periods):
+            if start is None:
+                previous = status
+                continue
+            if status == "in force":
+                what = f"{label} back in force" if previous in ("suspended", "not in force") \
+                    else f"{label} takes effect"
+            else:
+                what = f"{label} {status}"
+            events.append({"date": start, "what": what, "by": by or instrument})
+            previous = status
+    return sorted(events, key=lambda e: (e["date"], e["what"]))

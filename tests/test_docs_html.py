@@ -1,0 +1,82 @@
+"""`excon docs`: the generated HTML document of a rulebook."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from markupsafe import escape
+
+import dsl
+from kb.cli import cli
+from kb.docs import DocsError, render
+from kb.schema import declaration_schema
+from tests.conftest import RULEBOOKS
+
+CN = RULEBOOKS / "cn-strategic-minerals"
+TODAY = dt.date(2026, 11, 28)
+
+
+@pytest.fixture(scope="module")
+def html() -> str:
+    text, name = render(CN, TODAY)
+    assert name == "cn-strategic-minerals"
+    return text
+
+
+def test_every_instrument_rule_and_unverified_note_is_in_the_document(html: str) -> None:
+    rb = dsl.load([CN], declaration_schema()).rulebook
+    assert rb is not None
+    for name in rb.instruments:
+        assert f'id="instrument-{name}"' in html, name
+    for name in rb.rules:
+        assert f'id="rule-{name}"' in html, name
+        assert f'href="#rule-{name}"' in html, name  # on the timeline
+    for _kind, _entry, note, _span in rb.unverified:
+        assert escape(note) in html, note
+    for item in rb.items.values():
+        assert escape(item.title.value) in html
+
+
+def test_rules_read_in_plain_words_with_their_validity_and_examples(html: str) -> None:
+    rule = html[html.index('id="rule-us-critical-minerals-ban"'):]
+    rule = rule[:rule.index("</article>")]
+    assert "Exports are prohibited when item in us-ban-minerals and destination in usa." in rule
+    assert 'href="#instrument-MOFCOM-2024-46">MOFCOM-2024-46</a> clause 2' in rule
+    assert "suspended</span> 2025-11-09 – 2026-11-27 (by MOFCOM-2025-72)" in rule
+    assert "in force</span> 2026-11-28 –" in rule
+    assert re.search(r"\d+ examples:", rule)
+
+
+def test_the_timeline_shows_suspensions_and_what_came_back(html: str) -> None:
+    row = html[html.index('href="#rule-us-critical-minerals-ban"'):]
+    row = row[:row.index("</div></div>")]
+    assert 'class="tl-seg in-force"' in row and 'class="tl-seg suspended"' in row
+    changes = html[html.index("Changes, in date order"):html.index('id="rules"')]
+    assert "2026-11-28</td><td>us-critical-minerals-ban back in force" in changes
+    assert "2025-11-09</td><td>us-critical-minerals-ban suspended" in changes
+    assert "2025-08-12</td><td>control-list entries of MOFCOM-2025-22 (12) repealed" in changes
+    assert "2023-07" in html and "2026-07" in html  # the axis runs from 2023-07 to today
+
+
+def test_provisions_list_the_rules_citing_them(html: str) -> None:
+    ins = html[html.index('id="instrument-MOFCOM-2024-46"'):]
+    ins = ins[:ins.index("</article>")]
+    clause2 = ins[ins.index("<td>clause 2</td>"):]
+    clause2 = clause2[:clause2.index("</tr>")]
+    assert 'href="#rule-us-critical-minerals-ban"' in clause2
+
+
+def test_the_cli_writes_one_self_contained_file(tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli, ["docs", str(CN), "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    page = (tmp_path / "cn-strategic-minerals.html").read_text(encoding="utf-8")
+    assert "<script" not in page and "http://" not in page.split("<body>")[0]
+
+
+def test_a_folder_of_several_rulebooks_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(DocsError, match="expected one rulebook"):
+        render(tmp_path)
