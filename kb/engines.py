@@ -7,6 +7,7 @@ and the checks are created from the same sqlglot trees, printed in DuckDB's dial
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 from typing import Any
 
@@ -19,6 +20,9 @@ _TYPES = {"TEXT": "VARCHAR", "FLOAT": "DOUBLE", "REAL": "DOUBLE", "INTEGER": "BI
 CHECK_TABLES = ("declarations", "licences", "trade_parties", "items", "item_customs_codes",
                 "item_group_members", "excon_settings", "licence_items", "party_name_keys",
                 "listed_party_keys", "list_entry_periods", "parties")
+# of those, the ones that change with each screening (the rest come from the rulebook)
+INPUT_TABLES = ("declarations", "licences", "trade_parties", "excon_settings", "licence_items",
+                "party_name_keys")
 
 
 def copy_to_duckdb(conn: sqlite3.Connection, tables: tuple[str, ...] = CHECK_TABLES) -> Any:
@@ -40,45 +44,97 @@ _PG_TYPES = {"TEXT": "TEXT", "FLOAT": "DOUBLE PRECISION", "REAL": "DOUBLE PRECIS
              "INTEGER": "BIGINT", "": "TEXT"}
 
 
-def postgres_findings(conn: sqlite3.Connection, compiled: CompiledRulebook,
-                      dsn: str) -> list[tuple[Any, ...]]:
-    """The same checks on PostgreSQL, in a schema of their own that is dropped afterwards."""
+def postgres_findings(conn: sqlite3.Connection, compiled: CompiledRulebook, dsn: str,
+                      cache: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
+    """The same checks on PostgreSQL, in a schema of their own. Without a `cache` the schema
+    is dropped afterwards; with one (a Screener's) it is kept with the rulebook's tables and the
+    views, each call fills the input tables inside a transaction and rolls it back, and
+    `close_engines` drops it."""
     import secrets
 
     import psycopg
 
-    schema = f"excon_{secrets.token_hex(6)}"
-    with psycopg.connect(dsn, autocommit=True) as pg:
+    key = f"postgres:{dsn}"
+    held = cache.get(key) if cache is not None else None
+    if held is None:
+        pg = psycopg.connect(dsn, autocommit=True)
+        schema = f"excon_{secrets.token_hex(6)}"
         pg.execute(f"CREATE SCHEMA {schema}")
-        try:
-            pg.execute(f"SET search_path TO {schema}")
-            # JIT-compiling the wide check expressions costs seconds and saves nothing here
-            pg.execute("SET jit = off")
-            for table in CHECK_TABLES:
-                cols = conn.execute(f'PRAGMA table_info("{table}")').fetchall()
-                ddl = ", ".join(f'"{c[1]}" {_PG_TYPES.get(str(c[2]).upper(), "TEXT")}'
-                                for c in cols)
-                pg.execute(f'CREATE TABLE "{table}" ({ddl})')
-                rows = conn.execute(f'SELECT * FROM "{table}"').fetchall()
-                if rows:
-                    marks = ", ".join("%s" for _ in cols)
-                    with pg.cursor() as cur:
-                        cur.executemany(f'INSERT INTO "{table}" VALUES ({marks})', rows)
-            views = support_statements("postgres")[-len(SUPPORT_VIEWS):]
-            for sql in [*views, *compiled.statements("postgres")]:
-                pg.execute(sql)
+        pg.execute(f"SET search_path TO {schema}")
+        # JIT-compiling the wide check expressions costs seconds and saves nothing here
+        pg.execute("SET jit = off")
+        for table in CHECK_TABLES:
+            cols = conn.execute(f'PRAGMA table_info("{table}")').fetchall()
+            ddl = ", ".join(f'"{c[1]}" {_PG_TYPES.get(str(c[2]).upper(), "TEXT")}'
+                            for c in cols)
+            pg.execute(f'CREATE TABLE "{table}" ({ddl})')
+            if table not in INPUT_TABLES:
+                _pg_insert(pg, conn, table)
+        views = support_statements("postgres")[-len(SUPPORT_VIEWS):]
+        for sql in [*views, *compiled.statements("postgres")]:
+            pg.execute(sql)
+        held = (pg, schema)
+    pg, schema = held
+    try:
+        with pg.transaction(force_rollback=True):
+            for table in INPUT_TABLES:
+                _pg_insert(pg, conn, table)
             result = pg.execute("SELECT * FROM findings ORDER BY declaration_id, rule, outcome")
             return [tuple(r) for r in result.fetchall()]
-        finally:
-            pg.execute(f"DROP SCHEMA {schema} CASCADE")
+    finally:
+        if cache is not None:
+            cache[key] = held
+        else:
+            _drop(pg, schema)
 
 
-def duckdb_findings(conn: sqlite3.Connection, compiled: CompiledRulebook) -> list[tuple[Any, ...]]:
-    duck = copy_to_duckdb(conn)
-    views = support_statements("duckdb")[-len(SUPPORT_VIEWS):]
-    for sql in [*views, *compiled.statements("duckdb")]:
-        duck.execute(sql)
-    rows: list[tuple[Any, ...]] = duck.execute(
+def _pg_insert(pg: Any, conn: sqlite3.Connection, table: str) -> None:
+    rows = conn.execute(f'SELECT * FROM "{table}"').fetchall()  # names are ours
+    if rows:
+        marks = ", ".join("%s" for _ in rows[0])
+        with pg.cursor() as cur:
+            cur.executemany(f'INSERT INTO "{table}" VALUES ({marks})', rows)
+
+
+def _drop(pg: Any, schema: str) -> None:
+    try:
+        pg.execute(f"DROP SCHEMA {schema} CASCADE")
+    finally:
+        pg.close()
+
+
+def close_engines(cache: dict[str, Any]) -> None:
+    """Drop the PostgreSQL schemas and close the connections a Screener's cache holds."""
+    for key, held in list(cache.items()):
+        del cache[key]
+        with contextlib.suppress(Exception):  # a server already gone has nothing to drop
+            if key.startswith("postgres:"):
+                _drop(*held)
+            else:
+                held.close()
+
+
+def duckdb_findings(conn: sqlite3.Connection, compiled: CompiledRulebook,
+                    cache: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
+    """The checks on DuckDB. With a `cache` (a Screener's), the rulebook's tables and the
+    views are made once and each call only replaces the input tables' rows."""
+    duck = cache.get("duckdb") if cache is not None else None
+    if duck is None:
+        duck = copy_to_duckdb(conn)
+        views = support_statements("duckdb")[-len(SUPPORT_VIEWS):]
+        for sql in [*views, *compiled.statements("duckdb")]:
+            duck.execute(sql)
+        if cache is not None:
+            cache["duckdb"] = duck
+    else:
+        for table in INPUT_TABLES:
+            duck.execute(f'DELETE FROM "{table}"')  # names are ours
+            rows = conn.execute(f'SELECT * FROM "{table}"').fetchall()
+            if rows:
+                marks = ", ".join("?" for _ in rows[0])
+                duck.executemany(f'INSERT INTO "{table}" VALUES ({marks})', rows)
+    rows_out: list[tuple[Any, ...]] = duck.execute(
         "SELECT * FROM findings ORDER BY declaration_id, rule, outcome").fetchall()
-    duck.close()
-    return rows
+    if cache is None:
+        duck.close()
+    return rows_out

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
+import weakref
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
@@ -21,6 +22,7 @@ from sqlite_utils import Database
 import dsl
 from dsl.compile import FINDING_COLUMNS, CompiledRulebook
 from kb.checks import install, materialise, refresh_inputs
+from kb.engines import close_engines
 from kb.load import CONTRACTS, LoadReport, load_csv
 from kb.rulebook_rows import load_rulebook
 from kb.schema import declaration_schema
@@ -64,10 +66,16 @@ class Screener:
         load_rulebook(self.db, self.rulebook, frozenset())
         self.compiled: CompiledRulebook
         self.compiled, _ = install(self.db, self.rulebook)
+        self.engines: dict[str, Any] = {}  # other engines' copies of the rulebook tables
+        weakref.finalize(self, close_engines, self.engines)
         # turn the input-derived views into (empty) tables now, so that each screening
         # refills them without DDL and the compiled statements stay prepared
         materialise(self.db)
         self.db.conn.commit()
+
+    def close(self) -> None:
+        """Drop what this screener keeps on other engines (PostgreSQL schemas)."""
+        close_engines(self.engines)
 
     @property
     def version(self) -> str:
@@ -96,11 +104,11 @@ class Screener:
             if engine == "duckdb":
                 from kb.engines import duckdb_findings
 
-                rows = duckdb_findings(conn, self.compiled)
+                rows = duckdb_findings(conn, self.compiled, self.engines)
             elif engine.startswith("postgresql://"):
                 from kb.engines import postgres_findings
 
-                rows = postgres_findings(conn, self.compiled, engine)
+                rows = postgres_findings(conn, self.compiled, engine, self.engines)
             else:
                 rows = conn.execute(
                     "SELECT * FROM findings ORDER BY declaration_id, rule, outcome").fetchall()
