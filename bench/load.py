@@ -61,8 +61,16 @@ print(json.dumps({"seconds": elapsed, "rows": rows,
 
 
 def declarations_file(n: int, cache: Path) -> Path:
-    """The demo generator's declarations.csv with n rows, generated once and cached."""
-    out = cache / f"demo-{n}"
+    """The demo generator's declarations.csv with n rows, generated once and cached (the cache
+    is keyed by the generator's code and the rulebooks, so a change to either regenerates)."""
+    import hashlib
+
+    import kb.demo
+
+    digest = hashlib.sha256(Path(kb.demo.__file__).read_bytes())
+    for f in sorted(Path("rulebooks").rglob("*.excon")):
+        digest.update(f.read_bytes())
+    out = cache / f"demo-{n}-{digest.hexdigest()[:10]}"
     path = out / "declarations.csv"
     if not path.exists():
         from kb.demo import generate, write

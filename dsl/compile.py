@@ -343,15 +343,48 @@ class Compiler:
         )
         # A non-correlated IN over the listed names is computed once per query, so the
         # correlated date test only runs for the few declarations whose name is listed.
-        names = sub.copy()
-        names.set("expressions", [_col("name", "k")])
-        names.set("where", exp.Where(this=_in(_col("list", "p"), lists)))
-        candidate = exp.In(this=col.copy(), query=exp.Subquery(this=names))
+        candidate = self.listed_candidate(col, lists)
         test = exp.paren(_and(candidate, exp.Exists(this=sub)))
         if nullable:
             present = _not_null(col.copy())
             return Truth(_and(present, test), _and(present, _not(test)), [name])
         return Truth(test, _not(test))
+
+    def listed_candidate(self, col: exp.Expression, lists: list[str]) -> exp.Expression:
+        """`col IN (names listed on these lists at any time)`: true for every name that can be
+        listed on some date; an engine computes the set once and can probe an index with it."""
+        names = (exp.select(_col("name", "k"))
+                 .from_(exp.alias_(exp.to_table("listed_names"), "k"))
+                 .join(exp.alias_(exp.to_table("list_entry_periods"), "p"),
+                       on=exp.EQ(this=_col("party", "p"), expression=_col("party", "k")))
+                 .where(_in(_col("list", "p"), lists)))
+        return exp.In(this=col.copy(), query=exp.Subquery(this=names))
+
+    def candidates(self, c: ast.Condition) -> exp.Query | None:
+        """The ids of every declaration for which `c` can be true, as a query an engine answers
+        from indexes (`consignee listed or end_user listed` becomes two index probes with the
+        listed names instead of a scan of every declaration); None when there is none."""
+        if isinstance(c, ast.Parenthesised):
+            return self.candidates(c.part)
+        if isinstance(c, ast.Listed):
+            spec = self.schema.field(c.subject.name)
+            assert spec is not None
+            column = exp.column(spec.name, table="x")
+            lists = [r.name for r in c.lists] or sorted(self.rb.lists)
+            return (exp.select(exp.column("id", table="x"))
+                    .from_(exp.alias_(exp.to_table("declarations"), "x"))
+                    .where(self.listed_candidate(column, lists)))
+        if isinstance(c, ast.AnyOf):
+            parts = [self.candidates(p) for p in c.parts]
+            if any(p is None for p in parts):
+                return None
+            query: exp.Query = parts[0]  # type: ignore[assignment]
+            for p in parts[1:]:
+                query = exp.union(query, p, distinct=False)  # type: ignore[arg-type]
+            return query
+        if isinstance(c, ast.AllOf):
+            return next((x for p in c.parts if (x := self.candidates(p)) is not None), None)
+        return None
 
     def comparison(self, c: ast.Comparison) -> Truth:
         left, lmiss = self.expression(c.left)
@@ -542,6 +575,14 @@ class Compiler:
                 join_type="LEFT")
         # rows where the condition is certainly false never make a finding: drop them early
         inner = inner.where(_and(force.copy(), _not(truth.f.copy())))
+        # When no unknown result can be reported (every fact the condition may lack has an
+        # `if missing … then no finding`), only rows where it can be true matter: restrict
+        # them by a test the engine answers from indexes.
+        silent = {self.field_sql(p.field.name)[2] for p in ast.attrs_of(rule, ast.IfMissing)
+                  if p.outcome is None}
+        candidates = self.candidates(when.condition)
+        if candidates is not None and set(truth.missing) <= silent:
+            inner = inner.where(exp.In(this=_col("id"), query=exp.Subquery(this=candidates)))
 
         def c(name: str) -> exp.Column:
             return exp.column(name, table="facts")

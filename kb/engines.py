@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
+import tempfile
+from pathlib import Path
 from typing import Any
 
 from dsl.compile import CompiledRulebook
@@ -33,11 +35,39 @@ def copy_to_duckdb(conn: sqlite3.Connection, tables: tuple[str, ...] = CHECK_TAB
         cols = conn.execute(f'PRAGMA table_info("{table}")').fetchall()
         ddl = ", ".join(f'"{c[1]}" {_TYPES.get(str(c[2]).upper(), "VARCHAR")}' for c in cols)
         duck.execute(f'CREATE TABLE "{table}" ({ddl})')
-        rows = conn.execute(f'SELECT * FROM "{table}"').fetchall()
-        if rows:
-            marks = ", ".join("?" for _ in cols)
-            duck.executemany(f'INSERT INTO "{table}" VALUES ({marks})', rows)
+        _duck_insert(duck, conn, table)
     return duck
+
+
+BULK_ROWS = 5_000  # above this, rows go to DuckDB through its CSV reader (executemany is slow)
+_NULL = "\\N"
+
+
+def _duck_insert(duck: Any, conn: sqlite3.Connection, table: str) -> None:
+    cursor = conn.execute(f'SELECT * FROM "{table}"')  # names are ours, not the user's
+    first = cursor.fetchmany(BULK_ROWS + 1)
+    if not first:
+        return
+    if len(first) <= BULK_ROWS:
+        marks = ", ".join("?" for _ in first[0])
+        duck.executemany(f'INSERT INTO "{table}" VALUES ({marks})', first)
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / f"{table}.csv"
+        with path.open("w", encoding="utf-8", newline="") as f:
+            for batch in (first, *iter(lambda: cursor.fetchmany(100_000), [])):
+                f.writelines(",".join(map(_csv_field, row)) + "\n" for row in batch)
+        # every text is quoted, so only the unquoted marker is NULL ('' stays '')
+        duck.execute(f"COPY \"{table}\" FROM '{path}' (FORMAT csv, HEADER false, "
+                     f"NULLSTR '{_NULL}', ALLOW_QUOTED_NULLS false, QUOTE '\"', ESCAPE '\"')")
+
+
+def _csv_field(v: object) -> str:
+    if v is None:
+        return _NULL
+    if isinstance(v, int | float):
+        return repr(v)
+    return '"' + str(v).replace('"', '""') + '"'
 
 
 _PG_TYPES = {"TEXT": "TEXT", "FLOAT": "DOUBLE PRECISION", "REAL": "DOUBLE PRECISION",
@@ -129,10 +159,7 @@ def duckdb_findings(conn: sqlite3.Connection, compiled: CompiledRulebook,
     else:
         for table in INPUT_TABLES:
             duck.execute(f'DELETE FROM "{table}"')  # names are ours
-            rows = conn.execute(f'SELECT * FROM "{table}"').fetchall()
-            if rows:
-                marks = ", ".join("?" for _ in rows[0])
-                duck.executemany(f'INSERT INTO "{table}" VALUES ({marks})', rows)
+            _duck_insert(duck, conn, table)
     rows_out: list[tuple[Any, ...]] = duck.execute(
         "SELECT * FROM findings ORDER BY declaration_id, rule, outcome").fetchall()
     if cache is None:

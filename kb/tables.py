@@ -246,7 +246,8 @@ TABLES: tuple[TableSpec, ...] = (
                                     "(foreign-made items, MOFCOM-2025-61), if stated"),
         _c("export_country", str, "Country the goods are exported from (ISO alpha-2), when "
                                   "the file mixes jurisdictions; empty: not stated"),
-    ), pk="id", indexes=(("hs_code",), ("exporter", "declared_on"), ("consignee",)),
+    ), pk="id", indexes=(("hs_code",), ("exporter", "declared_on"), ("consignee",),
+                         ("end_user",)),
         public=False),
     TableSpec("licences", "Export licences (licences.csv)", (
         _c("licence_no", str, "Licence number", True),
@@ -309,6 +310,8 @@ def m002_optional_declaration_facts(db: Database) -> None:
     for name, typ in (("end_use", str), ("re_content_pct", float), ("export_country", str)):
         if name not in have:
             db.table("declarations").add_column(name, typ)
+    # listed-party checks probe end users by index
+    db.execute("CREATE INDEX IF NOT EXISTS idx_declarations_end_user ON declarations (end_user)")
 
 
 def create_table(db: Database, spec: TableSpec) -> None:
