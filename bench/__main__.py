@@ -10,14 +10,18 @@ import sqlite3
 import sys
 from pathlib import Path
 
-from bench import frontend, latency, load, screen, serve
+from bench import frontend, latency, load, screen, serve, targets
 
 
 def machine() -> dict[str, object]:
+    from importlib.metadata import version
+
     return {
         "cores": os.cpu_count(),
         "python": platform.python_version(),
         "sqlite": sqlite3.sqlite_version,
+        "duckdb": version("duckdb"),
+        "datasette": version("datasette"),
         "platform": platform.platform(),
     }
 
@@ -58,6 +62,8 @@ def main(argv: list[str] | None = None) -> int:
         results["serve"] = sv = serve.run(2_000 if args.quick else args.serve_size,
                                           3 if args.quick else 25)
         print(serve.report(sv))
+    results["targets"] = rows = targets.table(results)
+    print(targets.report(rows))
     Path(args.out).write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     print(f"results written to {args.out}", file=sys.stderr)
     return 0

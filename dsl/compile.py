@@ -575,6 +575,10 @@ class Compiler:
                 join_type="LEFT")
         # rows where the condition is certainly false never make a finding: drop them early
         inner = inner.where(_and(force.copy(), _not(truth.f.copy())))
+        if licence:  # nor do declarations a licence covers (before their explanation is built)
+            inner = inner.where(exp.EQ(this=exp.Coalesce(this=_col("covered", "lc"),
+                                                         expressions=[_lit(0)]),
+                                       expression=_lit(0)))
         # When no unknown result can be reported (every fact the condition may lack has an
         # `if missing … then no finding`), only rows where it can be true matter: restrict
         # them by a test the engine answers from indexes.

@@ -43,12 +43,17 @@ class Periods:
 
     @property
     def intervals(self) -> list[Interval]:
+        key = (self.validity, tuple(self.gaps))
+        cached = self.__dict__.get("_intervals")
+        if cached is not None and cached[0] == key:  # judged per declaration: compute once
+            return list(cached[1])
         pieces = [self.validity]
         for gap in sorted(self.gaps, key=lambda g: g.start):
             out = []
             for iv in pieces:
                 out.extend(_subtract(iv, gap.start, gap.end))
             pieces = out
+        self.__dict__["_intervals"] = (key, tuple(pieces))
         return pieces
 
     def in_force(self, day: dt.date) -> bool:
