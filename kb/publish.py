@@ -49,9 +49,16 @@ SELECT f.declaration_id, f.rule, f.outcome, f.severity, f.instrument, f.provisio
        f.explanation, f.rulebook_version, d.declared_on,
        SUBSTR(d.declared_on, 1, 7) AS declared_month, d.exporter, d.consignee,
        d.end_user, d.destination_country, d.hs_code, d.quantity_kg,
-       (SELECT MIN(g.group_name) FROM declaration_items AS di
+       (SELECT g.group_name FROM declaration_items AS di
+          JOIN declarations AS dd ON dd.id = di.declaration_id
           JOIN item_group_members AS g ON g.item = di.item
-         WHERE di.declaration_id = f.declaration_id) AS item_group
+         WHERE di.declaration_id = f.declaration_id
+         ORDER BY (SELECT MAX(LENGTH(c.code)) FROM item_customs_codes AS c
+                    WHERE c.item = di.item AND c.code = SUBSTR(dd.hs_code, 1, LENGTH(c.code)))
+                  DESC,
+                  (SELECT COUNT(*) FROM item_group_members AS m
+                    WHERE m.group_name = g.group_name), g.group_name
+         LIMIT 1) AS item_group
 FROM findings AS f JOIN declarations AS d ON d.id = f.declaration_id
 """
 
@@ -72,7 +79,8 @@ FINDING_DETAILS_COLUMNS = {
     "destination_country": "Destination country",
     "hs_code": "Declared customs code",
     "quantity_kg": "Net quantity, kg",
-    "item_group": "Item group (mineral) of the declared item",
+    "item_group": "Item group (mineral) of the declared item: the smallest group of the item "
+                  "whose customs code matches most precisely",
 }
 
 _env = jinja2.Environment(
@@ -382,9 +390,17 @@ def access_metadata(db: Database, database: str, credentials: dict[str, str]) ->
 def dashboards(database: str) -> dict[str, Any]:
     """The findings dashboard (datasette-dashboards, Vega-Lite charts bundled with it)."""
 
-    def chart(title: str, sql: str, spec: dict[str, Any]) -> dict[str, Any]:
+    def stacked(title: str, sql: str, category: str, colour: str) -> dict[str, Any]:
+        """Stacked bars of `findings` per `category` (months run along, others up)."""
+        count = {"field": "findings", "type": "quantitative"}
+        if category == "month":
+            axes = {"x": {"field": "month", "type": "ordinal"}, "y": count}
+        else:
+            axes = {"y": {"field": category, "type": "nominal", "sort": "-x"}, "x": count}
         return {"title": title, "db": database, "query": sql, "library": "vega-lite",
-                "display": spec}
+                "display": {"mark": {"type": "bar", "tooltip": True},
+                            "encoding": {**axes,
+                                         "color": {"field": colour, "type": "nominal"}}}}
 
     return {
         "findings": {
@@ -393,32 +409,20 @@ def dashboards(database: str) -> dict[str, Any]:
             "layout": [["by-outcome", "by-outcome"], ["by-destination", "by-group"]],
             "filters": {},
             "charts": {
-                "by-outcome": chart(
+                "by-outcome": stacked(
                     "Findings per month by outcome",
                     "SELECT declared_month AS month, outcome, COUNT(*) AS findings "
-                    "FROM finding_details GROUP BY 1, 2 ORDER BY 1",
-                    {"mark": {"type": "bar", "tooltip": True},
-                     "encoding": {"x": {"field": "month", "type": "ordinal"},
-                                  "y": {"field": "findings", "type": "quantitative"},
-                                  "color": {"field": "outcome", "type": "nominal"}}}),
-                "by-destination": chart(
+                    "FROM finding_details GROUP BY 1, 2 ORDER BY 1", "month", "outcome"),
+                "by-destination": stacked(
                     "Findings by destination",
                     "SELECT destination_country AS destination, outcome, COUNT(*) AS findings "
                     "FROM finding_details GROUP BY 1, 2 ORDER BY 3 DESC LIMIT 200",
-                    {"mark": {"type": "bar", "tooltip": True},
-                     "encoding": {"y": {"field": "destination", "type": "nominal",
-                                        "sort": "-x"},
-                                  "x": {"field": "findings", "type": "quantitative"},
-                                  "color": {"field": "outcome", "type": "nominal"}}}),
-                "by-group": chart(
+                    "destination", "outcome"),
+                "by-group": stacked(
                     "Findings per month by item group",
                     "SELECT declared_month AS month, COALESCE(item_group, '(none)') AS "
                     "item_group, COUNT(*) AS findings FROM finding_details GROUP BY 1, 2 "
-                    "ORDER BY 1",
-                    {"mark": {"type": "bar", "tooltip": True},
-                     "encoding": {"x": {"field": "month", "type": "ordinal"},
-                                  "y": {"field": "findings", "type": "quantitative"},
-                                  "color": {"field": "item_group", "type": "nominal"}}}),
+                    "ORDER BY 1", "month", "item_group"),
             },
         },
     }

@@ -135,6 +135,10 @@ def test_findings_table_has_facets_and_matches_the_findings_view(ds: Any, built:
     facets = response["facet_results"]
     facets = facets.get("results", facets)  # Datasette 0.65 vs 1.0 layouts
     assert {"outcome", "rule", "instrument", "destination_country", "item_group"} <= set(facets)
+    # the mineral, not a union group such as dual-use-minerals
+    groups = {v["value"] for v in facets["item_group"]["results"]}
+    assert groups and groups <= {"gallium", "germanium", "graphite", "antimony", "tungsten",
+                                 "superhard", "medium-heavy-rare-earths", "batteries", None}
     served = rows(ds, "/kb/finding_details.json?_size=max&_col=declaration_id&_col=rule"
                       "&_col=outcome&_col=explanation")
     live = query(built, "SELECT declaration_id, rule, outcome, explanation FROM findings")
