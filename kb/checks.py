@@ -235,6 +235,12 @@ def declaration_findings_query(compiled: CompiledRulebook, dialect: str = "sqlit
         if isinstance(node, exp.Table) and node.name == "judged_declarations":
             return exp.Subquery(this=judged.copy(), alias=exp.TableAlias(
                 this=exp.to_identifier(node.alias_or_name)))
+        # a check's candidate filter (`d.id IN (SELECT x.id FROM declarations AS x …)`) is
+        # for scans of every declaration; with one declaration its own tests decide
+        if isinstance(node, exp.In) and isinstance(node.args.get("query"), exp.Subquery) and \
+                any(t.name == "declarations" and t.alias_or_name == "x"
+                    for t in node.args["query"].find_all(exp.Table)):
+            return exp.true()
         return node
 
     selects = [r.query.transform(one) for r in compiled.rules]

@@ -210,7 +210,8 @@ def database_metadata(db: Database, rb: CheckedRulebook, compiled: CompiledRuleb
                        "reason for each and the declaration facts to filter by. The live "
                        "view of the contract is `findings`.",
         "columns": FINDING_DETAILS_COLUMNS,
-        "units": {"quantity_kg": "kg"},
+        # no `units` here: Datasette converts every unit cell through pint, a quarter of this
+        # page's time; the column description says kg
         "sort_desc": "declared_on",
         "facets": ["outcome", "rule", "instrument", "destination_country", "item_group"],
     }
