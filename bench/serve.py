@@ -22,6 +22,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from bench.latency import percentile
 from bench.load import declarations_file
 
 TARGET_P95_MS = 300.0
@@ -44,10 +45,6 @@ def _built(n: int, cache: Path) -> Path:
           decls.parent / "parties.csv")
     return db
 
-
-def _percentile(values: list[float], q: float) -> float:
-    values = sorted(values)
-    return values[min(len(values) - 1, round(q * (len(values) - 1)))]
 
 
 def run(n: int = 1_000_000, requests_per_client: int = 25,
@@ -118,8 +115,8 @@ def run(n: int = 1_000_000, requests_per_client: int = 25,
             for t in threads:
                 t.join()
             out["requests"][label] = {"count": len(times),
-                                      "p50_ms": _percentile(times, 0.5) * 1000,
-                                      "p95_ms": _percentile(times, 0.95) * 1000}
+                                      "p50_ms": percentile(times, 0.5) * 1000,
+                                      "p95_ms": percentile(times, 0.95) * 1000}
         return out
     finally:
         proc.terminate()

@@ -20,7 +20,7 @@ party), `list_entry_periods` (listings in force).
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 import sqlglot
@@ -109,6 +109,14 @@ def _or(*parts: exp.Expression) -> exp.Expression:
     return exp.or_(*kept) if len(kept) > 1 else kept[0]  # type: ignore[return-value]
 
 
+def union_all(queries: Sequence[exp.Expression]) -> exp.Expression:
+    """`q1 UNION ALL q2 …` of one or more queries."""
+    query = queries[0]
+    for q in queries[1:]:
+        query = exp.union(query, q, distinct=False)
+    return query
+
+
 def _not(e: exp.Expression) -> exp.Expression:
     if e is TRUE:
         return FALSE
@@ -172,10 +180,7 @@ class CompiledRulebook:
         if not selects:
             cols = [exp.alias_(exp.cast(exp.null(), "TEXT"), c) for c in FINDING_COLUMNS]
             return exp.select(*cols).where(FALSE)
-        query: exp.Expression = selects[0]
-        for s in selects[1:]:
-            query = exp.union(query, s, distinct=False)
-        return query
+        return union_all(selects)
 
     def statements(self, dialect: str = "sqlite") -> list[str]:
         """CREATE VIEW statements for every check and for `findings`, in order."""
@@ -360,7 +365,7 @@ class Compiler:
                  .where(_in(_col("list", "p"), lists)))
         return exp.In(this=col.copy(), query=exp.Subquery(this=names))
 
-    def candidates(self, c: ast.Condition) -> exp.Query | None:
+    def candidates(self, c: ast.Condition) -> exp.Expression | None:
         """The ids of every declaration for which `c` can be true, as a query an engine answers
         from indexes (`consignee listed or end_user listed` becomes two index probes with the
         listed names instead of a scan of every declaration); None when there is none."""
@@ -376,12 +381,8 @@ class Compiler:
                     .where(self.listed_candidate(column, lists)))
         if isinstance(c, ast.AnyOf):
             parts = [self.candidates(p) for p in c.parts]
-            if any(p is None for p in parts):
-                return None
-            query: exp.Query = parts[0]  # type: ignore[assignment]
-            for p in parts[1:]:
-                query = exp.union(query, p, distinct=False)  # type: ignore[arg-type]
-            return query
+            found = [p for p in parts if p is not None]
+            return union_all(found) if len(found) == len(parts) else None
         if isinstance(c, ast.AllOf):
             return next((x for p in c.parts if (x := self.candidates(p)) is not None), None)
         return None

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from dsl import ast
 from dsl.check import CheckedRulebook, Interval, parse_date
@@ -41,19 +42,16 @@ class Periods:
     validity: Interval
     gaps: list[Gap] = field(default_factory=list)
 
-    @property
+    @cached_property
     def intervals(self) -> list[Interval]:
-        key = (self.validity, tuple(self.gaps))
-        cached = self.__dict__.get("_intervals")
-        if cached is not None and cached[0] == key:  # judged per declaration: compute once
-            return list(cached[1])
+        """Computed once (the interpreter asks per declaration); gaps are complete when a
+        Periods is made."""
         pieces = [self.validity]
         for gap in sorted(self.gaps, key=lambda g: g.start):
             out = []
             for iv in pieces:
                 out.extend(_subtract(iv, gap.start, gap.end))
             pieces = out
-        self.__dict__["_intervals"] = (key, tuple(pieces))
         return pieces
 
     def in_force(self, day: dt.date) -> bool:

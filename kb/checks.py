@@ -17,7 +17,7 @@ from sqlite_utils import Database
 
 from dsl import ast
 from dsl.check import CheckedRulebook
-from dsl.compile import CompiledRulebook, compile_rulebook
+from dsl.compile import CompiledRulebook, compile_rulebook, union_all
 from dsl.diagnostics import Diagnostic
 from dsl.names import party_key
 from dsl.periods import listing_periods
@@ -246,8 +246,6 @@ def declaration_findings_query(compiled: CompiledRulebook, dialect: str = "sqlit
     selects = [r.query.transform(one) for r in compiled.rules]
     if not selects:
         return compiled.findings_query().sql(dialect=dialect, pretty=True)
-    query: exp.Expression = selects[0]
-    for s in selects[1:]:
-        query = exp.union(query, s, distinct=False)
-    ordered = exp.select("*").from_(exp.Subquery(this=query, alias="f")).order_by("rule")
+    ordered = exp.select("*").from_(exp.Subquery(this=union_all(selects), alias="f")).order_by(
+        "rule")
     return ordered.sql(dialect=dialect, pretty=True)

@@ -21,8 +21,7 @@ import jinja2
 
 import dsl
 from dsl.check import CheckedRulebook
-from dsl.periods import ONE_DAY, Periods, listing_periods
-from kb.checks import compile_checks
+from dsl.periods import ONE_DAY, Periods, listing_periods, rule_periods
 from kb.publish import timeline
 from kb.rulebook_rows import (
     amendment_rows,
@@ -107,8 +106,7 @@ def plain_words(rule: dict[str, Any]) -> str:
 def _context(rb: CheckedRulebook, today: dt.date) -> dict[str, Any]:
     name = next(iter(rb.rulebooks))
     decl = rb.rulebooks[name]
-    compiled, _ = compile_checks(rb)
-    periods = {**compiled.periods, **_all_periods(rb)}
+    periods = rule_periods(rb)  # the same in-force periods the compiled checks use
     instruments, provisions = instrument_rows(rb)
     items = item_rows(rb, hs_subheadings())
     parties = party_rows(rb)
@@ -184,12 +182,6 @@ def _context(rb: CheckedRulebook, today: dt.date) -> dict[str, Any]:
 
 def _direct_groups(rb: CheckedRulebook, item: str) -> set[str]:
     return {g.name for m in dsl.ast.attrs_of(rb.items[item], dsl.ast.MemberOf) for g in m.groups}
-
-
-def _all_periods(rb: CheckedRulebook) -> dict[str, Periods]:
-    from dsl.periods import rule_periods
-
-    return rule_periods(rb)
 
 
 def _affects(a: dict[str, Any], rule: dict[str, Any]) -> bool:

@@ -26,7 +26,7 @@ def _bin(name: str) -> str:
     return found
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
@@ -37,7 +37,7 @@ def postgres_server() -> Iterator[str]:
     """Start a cluster (C locale, so text sorts by code point as on SQLite); yield its DSN."""
     root = Path(tempfile.mkdtemp(prefix="excon-pg-"))
     data = root / "data"
-    port = _free_port()
+    port = free_port()
     as_root = os.geteuid() == 0
     prefix = ["runuser", "-u", "postgres", "--"] if as_root else []
     if as_root:

@@ -7,7 +7,6 @@ Screenshots are kept under test-artifacts/browser/ for people to look at.
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -22,6 +21,7 @@ from datasette_auth_passwords.utils import hash_password
 from kb.build import build
 from kb.demo import generate, write
 from tests.conftest import ROOT, RULEBOOKS
+from tests.postgres import free_port
 
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = ROOT / "test-artifacts" / "browser"
@@ -29,13 +29,6 @@ PASSWORD = "a long analyst passphrase"
 # Chromium as root, offline: no sandbox, no background traffic to hosts it cannot reach.
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 @pytest.fixture(scope="module")
