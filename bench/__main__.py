@@ -10,7 +10,7 @@ import sqlite3
 import sys
 from pathlib import Path
 
-from bench import frontend, latency, load, screen, serve, targets
+from bench import frontend, indicators, latency, load, matching, screen, serve, targets
 
 
 def machine() -> dict[str, object]:
@@ -30,7 +30,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="tiny sizes: a smoke run")
     parser.add_argument("--out", default=str(Path(__file__).parent / "results.json"))
-    parser.add_argument("--only", choices=["frontend", "load", "screen", "latency", "serve"],
+    parser.add_argument("--only", choices=["frontend", "load", "screen", "indicators",
+                                           "matching", "latency", "serve"],
                         action="append",
                         help="run only these benchmarks")
     parser.add_argument("--screen-sizes", default="10000,100000",
@@ -39,8 +40,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--serve-size", type=int, default=1_000_000,
                         help="declarations in the knowledge base served for the Datasette "
                              "benchmark")
+    parser.add_argument("--quality-size", type=int, default=100_000,
+                        help="demo declarations for the indicators' precision and recall")
     args = parser.parse_args(argv)
-    only = set(args.only or ["frontend", "load", "screen", "latency", "serve"])
+    only = set(args.only or ["frontend", "load", "screen", "indicators", "matching", "latency",
+                             "serve"])
     lines, repeat = (300, 1) if args.quick else (10_000, 7)
     n, load_repeat = (2_000, 1) if args.quick else (1_000_000, 3)
     results: dict[str, object] = {"machine": machine()}
@@ -55,6 +59,21 @@ def main(argv: list[str] | None = None) -> int:
             int(n) for n in args.screen_sizes.split(","))
         results["screen"] = sc = screen.run(sizes, 1 if args.quick else 3)
         print(screen.report(sc))
+    if "indicators" in only:
+        import tempfile
+
+        sizes = (1_000, 2_000) if args.quick else tuple(
+            int(n) for n in args.screen_sizes.split(","))
+        biggest = Path(tempfile.gettempdir()) / "excon-bench" / f"kb-{sizes[-1]}.db"
+        results["indicators"] = ind = indicators.run(
+            3_000 if args.quick else args.quality_size,
+            biggest if "screen" in only else None, 1 if args.quick else 3)
+        print(indicators.report(ind))
+    if "matching" in only:
+        results["matching"] = mt = matching.run(
+            (1_000, 2_000) if args.quick else (1_000, 10_000, 100_000),
+            200 if args.quick else 2_000)
+        print(matching.report(mt))
     if "latency" in only:
         results["latency"] = lt = latency.run(50 if args.quick else 1000)
         print(latency.report(lt))

@@ -419,6 +419,16 @@ class Related:
 
 
 @dataclass(frozen=True, slots=True)
+class InRange:
+    """`unit_value within range of gallium, germanium`: inside the reference unit-value range
+    of a customs code of one of these items."""
+
+    subject: Ref
+    members: tuple[Ref, ...]
+    span: Span = _span()
+
+
+@dataclass(frozen=True, slots=True)
 class FirstSeen:
     subject: Ref
     days: int
@@ -491,7 +501,7 @@ class SumOf:
 
 Condition = (
     AllOf | AnyOf | Negation | Parenthesised | ItemIn | InSet | IsMissing | Mentions | Listed
-    | Related | FirstSeen | Comparison
+    | Related | FirstSeen | InRange | Comparison
 )
 Expression = Field | Quantity | DateLiteral | TextLiteral | Arithmetic | CountOf | SumOf
 
@@ -613,6 +623,25 @@ class Terms:
 
 
 @dataclass(frozen=True, slots=True)
+class PriceRange:
+    low: Decimal
+    low_unit: str
+    high: Decimal
+    high_unit: str
+    span: Span = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class ValueRange:
+    """`value range NAME "title"`: typical unit values of goods under some customs codes."""
+
+    name: Ref
+    title: Text
+    attrs: tuple[object, ...] = ()
+    span: Span = _span()
+
+
+@dataclass(frozen=True, slots=True)
 class PartyList:
     name: Ref
     title: Text
@@ -673,8 +702,8 @@ class Example:
 
 
 Declaration = (
-    RulebookDecl | Use | Instrument | Item | Group | CountryGroup | Terms | PartyList | Party
-    | Rule | Exception_ | Amendment | Example
+    RulebookDecl | Use | Instrument | Item | Group | CountryGroup | Terms | ValueRange
+    | PartyList | Party | Rule | Exception_ | Amendment | Example
 )
 
 

@@ -11,7 +11,8 @@ import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import TypeVar
+from pathlib import PurePath
+from typing import Any, TypeVar
 
 from dsl import ast
 from dsl.diagnostics import Diagnostic, did_you_mean
@@ -55,6 +56,9 @@ class CheckedRulebook:
     groups: dict[str, ast.Group] = field(default_factory=dict)
     country_groups: dict[str, ast.CountryGroup] = field(default_factory=dict)
     terms: dict[str, ast.Terms] = field(default_factory=dict)
+    value_ranges: dict[str, ast.ValueRange] = field(default_factory=dict)
+    # compile_rulebook's result per schema (compiling is the slow step of loading)
+    compiled: dict[int, Any] = field(default_factory=dict, compare=False, repr=False)
     lists: dict[str, ast.PartyList] = field(default_factory=dict)
     parties: dict[str, ast.Party] = field(default_factory=dict)
     rules: dict[str, ast.Rule] = field(default_factory=dict)
@@ -85,6 +89,56 @@ class CheckedRulebook:
                     o.name == rule for x in ast.attrs_of(r, ast.Overrides) for o in x.rules):
                 out.append(r)
         return out
+
+    def value_range_rows(self) -> list[tuple[str, str, float, float]]:
+        """(value range, customs code, low, high) in USD/kg, for every code of every range."""
+        out = []
+        for name, vr in sorted(self.value_ranges.items()):
+            pr = ast.first_attr(vr, ast.PriceRange)
+            if pr is None:
+                continue
+            for a in ast.attrs_of(vr, ast.Customs):
+                for c in a.codes:
+                    out.append((name, normalise_customs_code(c.text), float(pr.low),
+                                float(pr.high)))
+        return out
+
+    def item_value_ranges(self, names: Iterable[str]) -> list[tuple[float, float]]:
+        """The reference unit-value ranges that apply to these items (or groups' items): those
+        of a value range whose customs code and one of the item's codes are the same line at
+        different precision (one is a prefix of the other)."""
+        names = list(names)
+        codes = [normalise_customs_code(c.text) for i in sorted(self.items_in(names))
+                 for a in ast.attrs_of(self.items[i], ast.Customs) for c in a.codes]
+        found = {(low, high) for vr, code, low, high in self.value_range_rows()
+                 if vr in names or any(code.startswith(c) or c.startswith(code)
+                                       for c in codes)}
+        return sorted(found)
+
+    def rulebook_of(self, file: str) -> str | None:
+        """The rulebook a file belongs to: the one declared in its folder (or a parent folder)."""
+        best: tuple[int, str] | None = None
+        for name, decl in self.rulebooks.items():
+            folder = PurePath(decl.span.file).parent
+            if PurePath(file).is_relative_to(folder):
+                depth = len(folder.parts)
+                if best is None or depth > best[0]:
+                    best = (depth, name)
+        if best is None and len(self.rulebooks) == 1:
+            return next(iter(self.rulebooks))
+        return best[1] if best else None
+
+    def mineral_of(self, item: str, rulebook: str | None) -> str | None:
+        """The item's smallest group in that rulebook (its mineral, not a union such as
+        `dual-use-minerals`); windows `with same group` compare declarations by it."""
+        found = [(len(members), g) for g, members in self.group_items.items()
+                 if item in members and self.rulebook_of(self.groups[g].span.file) == rulebook]
+        return min(found)[1] if found else None
+
+    def mineral_rows(self) -> list[tuple[str, str, str]]:
+        """(item, rulebook, mineral) for every rulebook that groups the item."""
+        return [(item, r, m) for r in sorted(self.rulebooks) for item in sorted(self.items)
+                if (m := self.mineral_of(item, r)) is not None]
 
     def countries_in(self, names: Iterable[str]) -> frozenset[str]:
         out: set[str] = set()
@@ -135,6 +189,7 @@ class Checker:
         for kind, table in (
             ("an instrument", rb.instruments), ("an item", rb.items), ("an item group", rb.groups),
             ("a country group", rb.country_groups), ("a list of terms", rb.terms),
+            ("a value range", rb.value_ranges),
             ("a party list", rb.lists), ("a party", rb.parties), ("a rule", rb.rules),
             ("an exception", rb.exceptions),
         ):
@@ -218,6 +273,8 @@ class Checker:
                     self.declare(rb.country_groups, d.name, d, "countries")
                 elif isinstance(d, ast.Terms):
                     self.declare(rb.terms, d.name, d, "terms")
+                elif isinstance(d, ast.ValueRange):
+                    self.declare(rb.value_ranges, d.name, d, "value range")
                 elif isinstance(d, ast.PartyList):
                     self.declare(rb.lists, d.name, d, "list")
                 elif isinstance(d, ast.Party):
@@ -256,6 +313,8 @@ class Checker:
             self.check_country_group(cg)
         for t in self.rb.terms.values():
             self.required(t, ast.attrs_of(t, ast.Words), "some words", t.name, t.name.span)
+        for vr in self.rb.value_ranges.values():
+            self.check_value_range(vr)
         for pl in self.rb.lists.values():
             self.check_party_list(pl)
         for p in self.rb.parties.values():
@@ -445,6 +504,25 @@ class Checker:
         self.check_citations(cg)
         self.required(cg, ast.attrs_of(cg, ast.Members), "members", cg.name, cg.name.span)
         self.rb.validity[cg.name.name] = self.interval(cg, None)
+
+    def check_value_range(self, vr: ast.ValueRange) -> None:
+        self._annotations(vr, "value range", vr.name.name)
+        self.check_citations(vr)
+        codes = ast.attrs_of(vr, ast.Customs)
+        self.required(vr, codes, "customs codes (customs CODE, …)", vr.name, vr.name.span)
+        for a in codes:
+            for c in a.codes:
+                self.customs_code(c, allow_hs6=True)
+        ranges = ast.attrs_of(vr, ast.PriceRange)
+        self.required(vr, ranges, "a range (range 0.3 USD/kg to 0.7 USD/kg)", vr.name,
+                      vr.name.span)
+        for r in ranges:
+            for unit in (r.low_unit, r.high_unit):
+                if unit != "USD/kg":
+                    self.error("E402", f"a value range is in USD/kg, not {unit}", r.span)
+            if r.high < r.low:
+                self.error("E403", f"the range ends at {r.high} below its start {r.low}",
+                           r.span)
 
     def check_party_list(self, pl: ast.PartyList) -> None:
         self._annotations(pl, "list", pl.name.name)
@@ -725,6 +803,11 @@ class Checker:
                     self.resolve(ref, "item or item group", self.rb.items, self.rb.groups)
             elif isinstance(node, ast.InSet):
                 spec = self.field_ref(node.subject)
+                if spec is not None and spec.type == "code":
+                    # `hs_code in gallium`: the code is one of the items' reference codes
+                    for ref in node.members:
+                        self.resolve(ref, "item or item group", self.rb.items, self.rb.groups)
+                    continue
                 if spec is not None and spec.type != "country":
                     self.error("E401", f"'{node.subject.name}' is not a country; 'in' lists "
                                "countries (use 'item in …' for items)", node.subject.span)
@@ -749,6 +832,17 @@ class Checker:
                 self.related(node)
             elif isinstance(node, ast.FirstSeen):
                 self.party_role(node.subject)
+            elif isinstance(node, ast.InRange):
+                spec = self.field_ref(node.subject)
+                if spec is not None and spec.dimension != "money per mass":
+                    self.error("E402", f"'{node.subject.name}' is not a unit value (USD/kg)",
+                               node.subject.span)
+                for ref in node.members:
+                    self.resolve(ref, "item, item group or value range", self.rb.items,
+                                 self.rb.groups, self.rb.value_ranges)
+                if not self.rb.item_value_ranges(r.name for r in node.members):
+                    self.error("E205", "no value range applies to these items' customs codes",
+                               node.span, "add a `value range` with one of their codes")
             elif isinstance(node, ast.Comparison):
                 self.comparison(node)
 

@@ -94,12 +94,14 @@ def condition(c: ast.Condition) -> str:
             f"party listed on {names(c.other.lists)}"
         text = f"{c.subject.name} related to {other}"
         if c.hops is not None:
-            text += f" within {c.hops} hops"
+            text += f" within {c.hops} hop{'s' if c.hops != 1 else ''}"
         if c.via:
             text += f" via {names(c.via)}"
         return text
     if isinstance(c, ast.FirstSeen):
         return f"{c.subject.name} first seen within {c.days} days"
+    if isinstance(c, ast.InRange):
+        return f"{c.subject.name} within range of {names(c.members)}"
     if isinstance(c, ast.Comparison):
         return f"{expression(c.left)} {c.op} {expression(c.right)}"
     raise TypeError(c)  # pragma: no cover
@@ -261,6 +263,8 @@ def attribute(a: object) -> list[str]:
         return [f"words {', '.join(quote(w.value) for w in a.words)}"]
     if isinstance(a, ast.MatchThreshold):
         return [f"match threshold {number(a.value)}"]
+    if isinstance(a, ast.PriceRange):
+        return [f"range {number(a.low)} {a.low_unit} to {number(a.high)} {a.high_unit}"]
     if isinstance(a, ast.Country):
         return [f"country {a.code.name}"]
     if isinstance(a, ast.Alias):
@@ -332,6 +336,7 @@ def header(d: ast.Declaration) -> str:
         return f"example {quote(d.title.value)}"
     keyword = {
         ast.Item: "item", ast.Group: "group", ast.CountryGroup: "countries", ast.Terms: "terms",
+        ast.ValueRange: "value range",
         ast.PartyList: "list", ast.Party: "party", ast.Rule: "rule",
         ast.Exception_: "exception",
     }[type(d)]

@@ -12,7 +12,9 @@ reproduced (findings are compared on declaration, rule, outcome, severity and ci
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
+import itertools
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -21,7 +23,8 @@ from typing import Any
 from dsl import ast
 from dsl.check import CheckedRulebook, Interval, normalise_customs_code
 from dsl.compile import OUTCOME_OF
-from dsl.names import party_key
+from dsl.graph import PartyFacts, PartyGraph
+from dsl.names import PartyMatcher, party_key
 from dsl.periods import Periods, listing_periods, rule_periods
 from dsl.schema import UNIT_FACTORS, Schema
 
@@ -85,15 +88,133 @@ class Interpreter:
             for a in ast.attrs_of(item, ast.Customs):
                 for c in a.codes:
                     self.codes[normalise_customs_code(c.text)].add(name)
-        self.listed: dict[str, set[str]] = defaultdict(set)  # key -> parties
+        self.key_parties: dict[str, set[str]] = defaultdict(set)  # key -> parties
+        spellings = []
+        self.party_facts = []
+        self.same: dict[str, str] = {}
         for name, party in rb.parties.items():
-            names = {party.title.value} | {n.value for a in ast.attrs_of(party, ast.Alias)
-                                           for n in a.names}
+            names = [party.title.value, *(n.value for a in ast.attrs_of(party, ast.Alias)
+                                          for n in a.names)]
             for n in names:
-                self.listed[party_key(n)].add(name)
+                self.key_parties[party_key(n)].add(name)
+                spellings.append((name, n))
+                self.same[n] = party.title.value
+            owner = ast.first_attr(party, ast.OwnedBy)
+            self.party_facts.append(PartyFacts(
+                party.title.value,
+                "; ".join(a.text.value for a in ast.attrs_of(party, ast.Address)) or None,
+                "; ".join(a.text.value for a in ast.attrs_of(party, ast.Phone)) or None,
+                rb.parties[owner.owner.name].title.value
+                if owner and owner.owner.name in rb.parties else None,
+                float(owner.share_pct) if owner and owner.share_pct is not None else None))
+        self.matcher = PartyMatcher(spellings)
+        self.thresholds = {
+            name: float(t.value) if (t := ast.first_attr(lst, ast.MatchThreshold)) else 100.0
+            for name, lst in rb.lists.items()}
+        self.prepare([], [])
         self.listings: dict[str, list[tuple[str, Periods]]] = defaultdict(list)
         for lp in listing_periods(rb):
             self.listings[lp.party].append((lp.list, lp.periods))
+
+    # ------------------------------------------------------------ history and parties
+    def prepare(self, declarations: Sequence[Row], parties: Sequence[Row]) -> None:
+        """The declarations windows and first-seen dates look back on, and the party links."""
+        self.history = list(declarations)
+        self.days = {d["id"]: _day(d["declared_on"]).toordinal() for d in self.history}
+        self.windows: dict[Any, dict[tuple[Any, ...], tuple[list[int], list[Row]]]] = {}
+        self.minerals = {(d["id"], r): min((m for i in self.items_of(d)
+                                            if (m := self.rb.mineral_of(i, r)) is not None),
+                                           default=None)
+                         for d in self.history for r in self.rb.rulebooks}
+        self.first_day: dict[str, int] = {}
+        for d in self.history:
+            for role in ("exporter", "consignee", "end_user"):
+                if d.get(role) is not None:
+                    key = party_key(str(d[role]))
+                    day = self.days[d["id"]]
+                    self.first_day[key] = min(self.first_day.get(key, day), day)
+        self.code_ranges = self.typical_unit_values()
+        self.graph = PartyGraph([
+            *self.party_facts,
+            *(PartyFacts(str(p["name"]), p.get("address"), p.get("phone"), p.get("parent"))
+              for p in parties)], self.same)
+
+    def typical_unit_values(self) -> dict[str, tuple[float | None, float | None]]:
+        """Per declared code: the value range of the longest matching code, else the 5th–95th
+        percentile of the code's own unit values when it has at least 30."""
+        values: dict[str, list[float]] = defaultdict(list)
+        for d in self.history:
+            q, v = d.get("quantity_kg"), d.get("value_usd")
+            if q is not None and q > 0 and v is not None:
+                values[d["hs_code"]].append(v / q)
+        ranges = self.rb.value_range_rows()
+        out: dict[str, tuple[float | None, float | None]] = {}
+        for code, found in values.items():
+            low = high = None
+            if len(found) >= 30:
+                found.sort()
+                q, r = divmod(len(found), 20)
+                low, high = found[q + (1 if r else 0) - 1], found[len(found) - q]
+            best = sorted(((-len(c), name, lo, hi) for name, c, lo, hi in ranges
+                           if code.startswith(c)))
+            if best:
+                low, high = best[0][2], best[0][3]
+            out[code] = (low, high)
+        return out
+
+    def window(self, e: ast.CountOf | ast.SumOf, d: Row, item: str | None) -> float:
+        """The declarations of the N days ending on d's date that share the `same` facts with
+        it, counted or summed (looked up by those facts, then by day)."""
+        w = e.window
+        rulebook = self.rb.rulebook_of(e.span.file) or ""
+        names = tuple(k.name for k in w.same)
+        index = self.window_index(names, rulebook)
+        mine = self.keys_of(d, names, rulebook, item)
+        if mine is None:
+            return 0.0
+        days, rows = index.get(mine[0], ([], []))
+        day = self.days[d["id"]]
+        total = 0.0
+        for other in rows[bisect.bisect_left(days, day - w.days + 1):
+                          bisect.bisect_right(days, day)]:
+            if isinstance(e, ast.CountOf):
+                total += 1
+            elif (v := self.value(other, e.field.name)) is not None:
+                total += v
+        return total
+
+    def keys_of(self, d: Row, names: tuple[str, ...], rulebook: str, item: str | None = None,
+                every_item: bool = False) -> list[tuple[Any, ...]] | None:
+        """The values d shares by: for `item`, the one being judged, or with `every_item` each
+        of d's items (None: d has no value for one of them, and shares nothing)."""
+        choices: list[list[Any]] = []
+        for name in names:
+            if name == "group":
+                value = self.minerals.get((d["id"], rulebook))
+                choices.append([value] if value is not None else [])
+            elif name == "item":
+                choices.append(self.items_of(d) if every_item else
+                               [item] if item is not None else [])
+            else:
+                value = self.value(d, name)
+                choices.append([value] if value is not None else [])
+        if any(not c for c in choices):
+            return None
+        return [tuple(x) for x in itertools.product(*choices)]
+
+    def window_index(self, names: tuple[str, ...], rulebook: str
+                     ) -> dict[tuple[Any, ...], tuple[list[int], list[Row]]]:
+        key = (names, rulebook)
+        if key not in self.windows:
+            found: dict[tuple[Any, ...], list[tuple[int, int, Row]]] = defaultdict(list)
+            for n, row in enumerate(self.history):
+                for values in self.keys_of(row, names, rulebook, every_item=True) or ():
+                    found[values].append((self.days[row["id"]], n, row))
+            self.windows[key] = {
+                k: ([day for day, _, _ in v], [r for _, _, r in v])
+                for k, v in ((k, sorted(v, key=lambda x: (x[0], x[1])))
+                             for k, v in found.items())}
+        return self.windows[key]
 
     # ------------------------------------------------------------ facts
     def items_of(self, d: Row) -> list[str]:
@@ -111,6 +232,11 @@ class Interpreter:
         if spec.name == "unit_value":
             q, v = d.get("quantity_kg"), d.get("value_usd")
             return None if q in (None, 0) or v is None else v / q
+        if spec.name in ("code_value_low", "code_value_high"):
+            if spec.name in d:  # given with the row (`excon explain` reads the knowledge base)
+                return d[spec.name]
+            found = self.code_ranges.get(d["hs_code"])
+            return None if found is None else found[spec.name == "code_value_high"]
         return d.get(spec.name)
 
     # ------------------------------------------------------------ conditions
@@ -132,6 +258,9 @@ class Interpreter:
                 it = ast.first_attr(self.rb.items[item], ast.ControlledIf)
                 result = True if it is None else self.truth(it.condition, d, item, day)
             return _not(result) if c.negated else result
+        if isinstance(c, ast.InSet) and self.schema.field(c.subject.name).type == "code":  # type: ignore[union-attr]
+            inside = bool(set(self.items_of(d)) & self.rb.items_in(r.name for r in c.members))
+            return (not inside) if c.negated else inside
         if isinstance(c, ast.InSet):
             v = self.value(d, c.subject.name)
             if v is None:
@@ -168,11 +297,26 @@ class Interpreter:
                 return None
             lists = {r.name for r in c.lists} or set(self.rb.lists)
             when = _day(day)
-            return any(lst in lists and periods.in_force(when)
-                       for party in self.listed.get(party_key(str(v)), ())
-                       for lst, periods in self.listings[party])
+            return any(lst in lists and m.score >= self.thresholds[lst] and
+                       periods.in_force(when)
+                       for m in self.matcher.match(str(v), min(self.thresholds.values(),
+                                                                   default=100.0))
+                       for lst, periods in self.listings[m.party])
+        if isinstance(c, ast.Related):
+            return self.related(c, d, day)
+        if isinstance(c, ast.InRange):
+            v = self.value(d, c.subject.name)
+            if v is None:
+                return None
+            return any(low <= v <= high
+                       for low, high in self.rb.item_value_ranges(r.name for r in c.members))
+        if isinstance(c, ast.FirstSeen):
+            v = self.value(d, c.subject.name)
+            if v is None:
+                return None
+            return self.days[d["id"]] - self.first_day[party_key(str(v))] < c.days
         if isinstance(c, ast.Comparison):
-            left, right = self.expression(c.left, d), self.expression(c.right, d)
+            left, right = self.expression(c.left, d, item), self.expression(c.right, d, item)
             if left is None or right is None:
                 return None
             result = {">=": left >= right, "<=": left <= right, ">": left > right,
@@ -180,7 +324,25 @@ class Interpreter:
             return bool(result)
         raise NotImplementedError(type(c).__name__)
 
-    def expression(self, e: ast.Expression, d: Row) -> Any:
+    def related(self, c: ast.Related, d: Row, day: str) -> Truth:
+        a = self.value(d, c.subject.name)
+        links = [v.name for v in c.via]
+        hops = c.hops or 1
+        if isinstance(c.other, ast.Ref):
+            b = self.value(d, c.other.name)
+            if a is None or b is None:
+                return None
+            return self.graph.related(str(a), str(b), links, hops) is not None
+        if a is None:
+            return None
+        lists = {r.name for r in c.other.lists} or set(self.rb.lists)
+        when = _day(day)
+        return any(lst in lists and periods.in_force(when)
+                   for target in self.graph.reach(str(a), links, hops)
+                   for party in self.key_parties.get(target, ())
+                   for lst, periods in self.listings[party])
+
+    def expression(self, e: ast.Expression, d: Row, item: str | None = None) -> Any:
         if isinstance(e, ast.Field):
             return self.value(d, e.name.name)
         if isinstance(e, ast.Quantity):
@@ -189,8 +351,10 @@ class Interpreter:
             return e.date.text
         if isinstance(e, ast.TextLiteral):
             return e.text.value
+        if isinstance(e, ast.CountOf | ast.SumOf):
+            return self.window(e, d, item)
         if isinstance(e, ast.Arithmetic):
-            a, b = self.expression(e.left, d), self.expression(e.right, d)
+            a, b = self.expression(e.left, d, item), self.expression(e.right, d, item)
             if a is None or b is None or (e.op == "/" and b == 0):
                 return None
             return {"+": a + b, "-": a - b, "*": a * b, "/": a / b if b else None}[e.op]
@@ -244,6 +408,11 @@ class Interpreter:
             node = stack.pop()
             if isinstance(node, ast.ItemIn):
                 return True
+            if isinstance(node, ast.Comparison) and any(
+                    isinstance(e, ast.CountOf | ast.SumOf) and
+                    any(k.name == "item" for k in e.window.same)
+                    for e in _expressions(node)):
+                return True
             if isinstance(node, ast.AllOf | ast.AnyOf):
                 stack.extend(node.parts)
             elif isinstance(node, ast.Negation | ast.Parenthesised):
@@ -254,7 +423,8 @@ class Interpreter:
         return self.rb.suppressors(name)
 
     def judge(self, declarations: Sequence[Row], licences: Sequence[Row] = (),
-              as_of: str | None = None) -> list[Judgement]:
+              as_of: str | None = None, parties: Sequence[Row] = ()) -> list[Judgement]:
+        self.prepare(declarations, parties)
         cover = self.licence_cover(declarations, licences)
         out = []
         for name, rule in self.rb.rules.items():
@@ -313,3 +483,14 @@ class Interpreter:
             if m.outcome is not None and self.value(d, m.field.name) is None:
                 outcome = OUTCOME_OF.get(m.outcome.kind, m.outcome.kind)
         return outcome
+
+
+def _expressions(c: ast.Comparison) -> list[ast.Expression]:
+    out: list[ast.Expression] = []
+    stack: list[ast.Expression] = [c.left, c.right]
+    while stack:
+        e = stack.pop()
+        out.append(e)
+        if isinstance(e, ast.Arithmetic):
+            stack += [e.left, e.right]
+    return out

@@ -27,7 +27,8 @@ MASS_UNITS = {"kg": 1, "t": 1000, "g": 0.001}
 MAX_NESTING = 64  # parentheses deeper than this are an error (E003), not a stack overflow
 
 DECLARATION_KEYWORDS = (
-    "rulebook", "use", "instrument", "item", "group", "countries", "terms", "list", "party",
+    "rulebook", "use", "instrument", "item", "group", "countries", "terms", "value", "list",
+    "party",
     "rule", "exception", "suspend", "extend", "repeal", "example",
 )
 
@@ -243,6 +244,13 @@ class _Builder(lark.Transformer[Token, Any]):
     def terms(self, c: list[Any]) -> ast.Terms:
         return ast.Terms(self._ref(c[0]), self._text(c[1]), tuple(c[2:]), self._span(c))
 
+    def value_range(self, c: list[Any]) -> ast.ValueRange:
+        return ast.ValueRange(self._ref(c[0]), self._text(c[1]), tuple(c[2:]), self._span(c))
+
+    def price_range(self, c: list[Any]) -> ast.PriceRange:
+        return ast.PriceRange(Decimal(str(c[0])), str(c[1]), Decimal(str(c[2])), str(c[3]),
+                              self._span(c))
+
     def words(self, c: list[Any]) -> ast.Words:
         return ast.Words(c[0], self._span(c))
 
@@ -411,6 +419,9 @@ class _Builder(lark.Transformer[Token, Any]):
 
     def first_seen(self, c: list[Any]) -> ast.FirstSeen:
         return ast.FirstSeen(self._ref(c[0]), self._int(c[1]), self._span(c))
+
+    def in_range(self, c: list[Any]) -> ast.InRange:
+        return ast.InRange(self._ref(c[0]), c[1], self._span(c))
 
     def comparison(self, c: list[Any]) -> ast.Comparison:
         return ast.Comparison(c[0], str(c[1]), c[2], self._span(c))

@@ -51,7 +51,7 @@ class Schema:
     """What the checker type-checks conditions, examples and explanations against."""
 
     fields: tuple[FieldSpec, ...]
-    party_links: tuple[str, ...] = ("address", "phone", "parent")
+    party_links: tuple[str, ...] = ("address", "owner", "parent", "phone")
     countries: frozenset[str] | None = None
     hs_subheadings: frozenset[str] | None = None
     window_keys: tuple[str, ...] = ("group", "item")

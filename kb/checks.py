@@ -8,7 +8,8 @@ in Python: normalised party names and the in-force periods of listings.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import sqlite3
+from collections import defaultdict
 from functools import cache
 
 import sqlglot
@@ -19,7 +20,8 @@ from dsl import ast
 from dsl.check import CheckedRulebook
 from dsl.compile import CompiledRulebook, compile_rulebook, union_all
 from dsl.diagnostics import Diagnostic
-from dsl.names import party_key
+from dsl.graph import PartyFacts, PartyGraph
+from dsl.names import PartyMatcher, party_key
 from dsl.periods import listing_periods
 from kb.schema import declaration_schema
 
@@ -32,19 +34,66 @@ SUPPORT_TABLES = {
                          " PRIMARY KEY (key, party))",
     "list_entry_periods": "CREATE TABLE list_entry_periods (party TEXT NOT NULL, list TEXT NOT "
                           "NULL, instrument_id TEXT NOT NULL, valid_from TEXT, valid_until TEXT)",
+    # Declared names matching a listed party (dsl.names.PartyMatcher): the spelling on the
+    # list it matched best and the score; the checks apply each list's `match threshold`.
+    "listed_names": "CREATE TABLE listed_names (name TEXT NOT NULL, party TEXT NOT NULL, "
+                    "alias TEXT NOT NULL, score REAL NOT NULL, score_text TEXT NOT NULL, "
+                    "PRIMARY KEY (name, party))",
+    # Parties reachable from each declared party through the links `via` (dsl.graph).
+    "party_reach": "CREATE TABLE party_reach (via TEXT NOT NULL, a TEXT NOT NULL, b TEXT NOT NULL,"
+                   " hops INTEGER NOT NULL, path TEXT NOT NULL, PRIMARY KEY (a, via, b))",
+    # Which link sets the compiled rules follow, and how far (filled from the rulebook).
+    "party_reach_needs": "CREATE TABLE party_reach_needs (via TEXT PRIMARY KEY, "
+                         "hops INTEGER NOT NULL)",
+    # Reference unit values (USD/kg) of customs codes, from the rulebook's `value range`s.
+    "value_range_codes": "CREATE TABLE value_range_codes (value_range TEXT NOT NULL, code TEXT "
+                         "NOT NULL, low REAL NOT NULL, high REAL NOT NULL, "
+                         "PRIMARY KEY (code, value_range))",
+    # Each item's mineral: its smallest group (windows `with same group`).
+    "item_minerals": "CREATE TABLE item_minerals (item TEXT NOT NULL, rulebook TEXT NOT NULL, "
+                     "mineral TEXT NOT NULL, PRIMARY KEY (item, rulebook))",
 }
 
 SUPPORT_VIEWS = {
+    # The typical unit value of each declared customs code: the rulebook's value range for
+    # the longest code that is a prefix of it; else, with at least 30 declarations, the 5th to
+    # 95th percentile of the code's own unit values (NTILE(20): top of the first twentieth,
+    # bottom of the last).
+    "code_value_ranges": """
+        SELECT h.hs_code AS hs_code,
+               COALESCE(r.low, CASE WHEN h.n >= 30 THEN h.p05 END) AS low,
+               COALESCE(r.high, CASE WHEN h.n >= 30 THEN h.p95 END) AS high,
+               CASE WHEN r.low IS NOT NULL THEN 'value range ' || r.value_range
+                    WHEN h.n >= 30 THEN 'history of ' || CAST(h.n AS TEXT) || ' declarations'
+               END AS basis
+        FROM (SELECT t.hs_code AS hs_code, COUNT(t.uv) AS n,
+                     MAX(CASE WHEN t.tile = 1 THEN t.uv END) AS p05,
+                     MIN(CASE WHEN t.tile = 20 THEN t.uv END) AS p95
+              FROM (SELECT d.hs_code AS hs_code, d.value_usd / d.quantity_kg AS uv,
+                           NTILE(20) OVER (PARTITION BY d.hs_code
+                                           ORDER BY d.value_usd / d.quantity_kg) AS tile
+                    FROM declarations AS d
+                    WHERE d.quantity_kg > 0 AND d.value_usd IS NOT NULL) AS t
+              GROUP BY t.hs_code) AS h
+        LEFT JOIN (SELECT x.hs_code AS hs_code, v.low AS low, v.high AS high,
+                          v.value_range AS value_range,
+                          ROW_NUMBER() OVER (PARTITION BY x.hs_code
+                                             ORDER BY LENGTH(v.code) DESC, v.value_range)
+                            AS position
+                   FROM (SELECT DISTINCT hs_code FROM declarations) AS x
+                   JOIN value_range_codes AS v
+                     ON v.code = SUBSTRING(x.hs_code, 1, LENGTH(v.code))) AS r
+          ON r.hs_code = h.hs_code AND r.position = 1""",
     # The date each declaration is judged by: its own date, or one `as of` date for all.
     "judged_declarations": """
         SELECT d.*, COALESCE((SELECT s.as_of FROM excon_settings AS s), d.declared_on)
                  AS judged_on,
-               d.value_usd / NULLIF(d.quantity_kg, 0) AS unit_value
+               d.value_usd / NULLIF(d.quantity_kg, 0) AS unit_value,
+               (SELECT r.low FROM code_value_ranges AS r WHERE r.hs_code = d.hs_code)
+                 AS code_value_low,
+               (SELECT r.high FROM code_value_ranges AS r WHERE r.hs_code = d.hs_code)
+                 AS code_value_high
         FROM declarations AS d""",
-    # Declared party names that match a listed party after normalisation.
-    "listed_names": """
-        SELECT k.name AS name, lk.party AS party
-        FROM party_name_keys AS k JOIN listed_party_keys AS lk ON lk.key = k.key""",
     # A declaration matches an item through its customs code: exactly for a 10-digit reference
     # code, by prefix for an 8-digit tariff line or a 6-digit HS subheading.
     "declaration_items": """
@@ -85,6 +134,34 @@ SUPPORT_VIEWS = {
                     THEN 1 ELSE 0 END AS item_ok
         FROM declarations AS d LEFT JOIN licences AS l ON l.licence_no = d.licence_no
         WHERE d.licence_no IS NOT NULL""",
+    # Each declaration's day number (days since 1970-01-01), for windows over earlier
+    # declarations and first-seen dates. EXCON_DAY is printed per dialect.
+    "declaration_days": """
+        SELECT d.id AS declaration_id, EXCON_DAY(d.declared_on) AS day
+        FROM declarations AS d""",
+    # Each declaration's mineral in each rulebook that groups its item (windows `with same
+    # group`), with its day number.
+    "declaration_minerals": """
+        SELECT di.declaration_id AS declaration_id, m.rulebook AS rulebook,
+               MIN(m.mineral) AS mineral, dd.day AS day
+        FROM declaration_items AS di
+        JOIN item_minerals AS m ON m.item = di.item
+        JOIN declaration_days AS dd ON dd.declaration_id = di.declaration_id
+        GROUP BY di.declaration_id, m.rulebook, dd.day""",
+    # The first declaration naming each party (by normalised name), in any role.
+    "party_first_seen": """
+        SELECT k.key AS key, MIN(x.declared_on) AS first_on, MIN(x.day) AS first_day
+        FROM (SELECT d.exporter AS name, d.declared_on AS declared_on, dd.day AS day
+                FROM declarations AS d JOIN declaration_days AS dd ON dd.declaration_id = d.id
+              UNION ALL
+              SELECT d.consignee, d.declared_on, dd.day
+                FROM declarations AS d JOIN declaration_days AS dd ON dd.declaration_id = d.id
+              UNION ALL
+              SELECT d.end_user, d.declared_on, dd.day
+                FROM declarations AS d JOIN declaration_days AS dd ON dd.declaration_id = d.id
+               WHERE d.end_user IS NOT NULL) AS x
+        JOIN party_name_keys AS k ON k.name = x.name
+        GROUP BY k.key""",
     "licence_cover": """
         SELECT u.declaration_id, u.licence_no,
                CASE WHEN u.found IS NULL OR u.date_ok = 0 OR u.holder_ok = 0
@@ -118,25 +195,49 @@ SUPPORT_VIEWS = {
 }
 
 
+def day_number(date: exp.Expression) -> exp.Expression:
+    """Days from 1970-01-01 to an ISO date, as each dialect computes date differences."""
+    return exp.DateDiff(this=exp.cast(date, "DATE"),
+                        expression=exp.cast(exp.Literal.string("1970-01-01"), "DATE"),
+                        unit=exp.var("DAY"))
+
+
+def view_select(name: str) -> exp.Expression:
+    """The support view's query as a tree (EXCON_DAY(x) becomes `day_number(x)`)."""
+    def day(node: exp.Expression) -> exp.Expression:
+        if isinstance(node, exp.Anonymous) and node.name.upper() == "EXCON_DAY":
+            return day_number(node.expressions[0])
+        return node
+
+    return sqlglot.parse_one(SUPPORT_VIEWS[name], read="sqlite").transform(day)
+
+
 def support_statements(dialect: str = "sqlite") -> list[str]:
     """DDL of the support tables and views, printed for one SQL dialect."""
     out = [sqlglot.transpile(sql, read="sqlite", write=dialect)[0]
            for sql in SUPPORT_TABLES.values()]
-    for name, body in SUPPORT_VIEWS.items():
-        select = sqlglot.parse_one(body, read="sqlite")
-        out.append(f"CREATE VIEW {name} AS\n" + select.sql(dialect=dialect, pretty=True))
+    for name in SUPPORT_VIEWS:
+        out.append(f"CREATE VIEW {name} AS\n" + view_select(name).sql(dialect=dialect,
+                                                                       pretty=True))
     return out
 
 
 # Support relations that depend only on the inputs and the rulebook, not on the judging date:
 # SQLite materialises them once per build or screening instead of recomputing them per check.
-MATERIALISED = {"listed_names": ("name",), "declaration_items": ("declaration_id", "item"),
-                "licence_uses": ("declaration_id",), "licence_cover": ("declaration_id",)}
+MATERIALISED: dict[str, tuple[tuple[str, ...], ...]] = {
+    "code_value_ranges": (("hs_code",),),
+    "declaration_items": (("declaration_id",), ("item",)),
+    "declaration_days": (("declaration_id",), ("day",)),
+    "declaration_minerals": (("declaration_id", "rulebook"), ("rulebook", "mineral", "day")),
+    "party_first_seen": (("key",),),
+    "licence_uses": (("declaration_id",),),
+    "licence_cover": (("declaration_id",),),
+}
 
 
 @cache
 def _sqlite_select(name: str) -> str:
-    return sqlglot.parse_one(SUPPORT_VIEWS[name], read="sqlite").sql(dialect="sqlite")
+    return view_select(name).sql(dialect="sqlite")
 
 
 def materialise(db: Database) -> None:
@@ -153,23 +254,21 @@ def materialise(db: Database) -> None:
         if kind is not None:
             db.execute(f"DROP VIEW {name}")
         db.execute(f"CREATE TABLE {name} AS {_sqlite_select(name)}")
-        for column in key:
-            db.execute(f"CREATE INDEX {name}_{column} ON {name} ({column})")
+        for columns in key:
+            db.execute(f"CREATE INDEX {name}_{'_'.join(columns)} ON {name} "
+                       f"({', '.join(columns)})")
 
 
 def compile_checks(rb: CheckedRulebook) -> tuple[CompiledRulebook, list[Diagnostic]]:
     return compile_rulebook(rb, declaration_schema())
 
 
-def fill_support(db: Database, rb: CheckedRulebook) -> None:
+def fill_support(db: Database, rb: CheckedRulebook, compiled: CompiledRulebook) -> None:
     """Rows of the derived support tables that depend on the rulebook."""
     conn = db.conn
     keys: list[tuple[str, str]] = []
     for name, party in sorted(rb.parties.items()):
-        names = {party.title.value}
-        for a in ast.attrs_of(party, ast.Alias):
-            names |= {n.value for n in a.names}
-        keys.extend((name, k) for k in sorted({party_key(n) for n in names}))
+        keys.extend((name, k) for k in sorted({party_key(n) for n in _spellings(party)}))
     conn.executemany("INSERT OR IGNORE INTO listed_party_keys (party, key) VALUES (?, ?)", keys)
     rows = []
     for lp in listing_periods(rb):
@@ -178,17 +277,31 @@ def fill_support(db: Database, rb: CheckedRulebook) -> None:
                          iv.start.isoformat() if iv.start else None,
                          iv.end.isoformat() if iv.end else None))
     conn.executemany("INSERT INTO list_entry_periods VALUES (?, ?, ?, ?, ?)", rows)
+    conn.executemany("INSERT INTO value_range_codes (value_range, code, low, high) "
+                     "VALUES (?, ?, ?, ?)", rb.value_range_rows())
+    conn.executemany("INSERT INTO item_minerals (item, rulebook, mineral) VALUES (?, ?, ?)",
+                     rb.mineral_rows())
+    conn.executemany("INSERT INTO party_reach_needs (via, hops) VALUES (?, ?)",
+                     sorted(compiled.reach_needs.items()))
+
+
+def _spellings(party: ast.Party) -> list[str]:
+    return [party.title.value, *(n.value for a in ast.attrs_of(party, ast.Alias)
+                                 for n in a.names)]
 
 
 def refresh_inputs(db: Database) -> None:
-    """Derived rows that depend on the declarations and licences: party keys, licence items."""
+    """Derived rows that depend on the declarations, licences and parties: party keys, listed
+    names (fuzzy matches), links between parties, licence items."""
     conn = db.conn
     conn.execute("DELETE FROM party_name_keys")
-    names: Iterable[tuple[str]] = conn.execute(
+    names = [n for (n,) in conn.execute(
         "SELECT consignee FROM declarations UNION SELECT end_user FROM declarations "
-        "WHERE end_user IS NOT NULL UNION SELECT exporter FROM declarations").fetchall()
+        "WHERE end_user IS NOT NULL UNION SELECT exporter FROM declarations").fetchall()]
     conn.executemany("INSERT INTO party_name_keys (name, key) VALUES (?, ?)",
-                     ((n, party_key(n)) for (n,) in names))
+                     ((n, party_key(n)) for n in names))
+    _fill_listed_names(conn, names)
+    _fill_party_reach(conn)
     conn.execute("DELETE FROM licence_items")
     licences = conn.execute("SELECT licence_no, items FROM licences").fetchall()
     conn.executemany(
@@ -197,12 +310,55 @@ def refresh_inputs(db: Database) -> None:
     materialise(db)
 
 
+def _fill_listed_names(conn: sqlite3.Connection, names: list[str]) -> None:
+    conn.execute("DELETE FROM listed_names")
+    # legal names first: of two spellings with one key, a match names the legal one
+    spellings = conn.execute(
+        "SELECT name, legal_name FROM (SELECT name, legal_name, 0 AS k FROM parties UNION ALL "
+        "SELECT party, alias, 1 FROM party_aliases) ORDER BY k, name, legal_name").fetchall()
+    threshold = conn.execute(
+        "SELECT MIN(COALESCE(match_threshold, 100)) FROM party_lists").fetchone()[0]
+    if not spellings or threshold is None:
+        return
+    matcher = PartyMatcher(spellings)
+    conn.executemany("INSERT INTO listed_names (name, party, alias, score, score_text) "
+                     "VALUES (?, ?, ?, ?, ?)",
+                     ((m.name, m.party, m.alias, m.score, f"{m.score:.1f}")
+                      for m in matcher.match_all(names, threshold)))
+
+
+def _fill_party_reach(conn: sqlite3.Connection) -> None:
+    conn.execute("DELETE FROM party_reach")
+    needs = conn.execute("SELECT via, hops FROM party_reach_needs").fetchall()
+    if not needs:
+        return
+    facts = [PartyFacts(*row) for row in conn.execute(
+        "SELECT p.legal_name, p.address, p.phone, o.legal_name, p.owner_share_pct "
+        "FROM parties AS p LEFT JOIN parties AS o ON o.name = p.owner UNION ALL "
+        "SELECT name, address, phone, parent, NULL FROM trade_parties")]
+    same = dict(conn.execute("SELECT a.alias, p.legal_name FROM party_aliases AS a "
+                             "JOIN parties AS p ON p.name = a.party").fetchall())
+    graph = PartyGraph(facts, same)
+    spellings: dict[str, list[str]] = defaultdict(list)  # a node → the keys naming it
+    for key, node in graph.same.items():
+        spellings[node].append(key)
+    sources = dict(conn.execute("SELECT key, MIN(name) FROM party_name_keys GROUP BY key"))
+    rows = []
+    for via, hops in needs:
+        for key, name in sources.items():
+            for r in graph.reach(name, via.split(","), hops).values():
+                for b in {r.target, *spellings.get(r.target, ())}:
+                    rows.append((via, key, b, r.hops, r.path))
+    conn.executemany("INSERT OR IGNORE INTO party_reach (via, a, b, hops, path) "
+                     "VALUES (?, ?, ?, ?, ?)", rows)
+
+
 def install(db: Database, rb: CheckedRulebook) -> tuple[CompiledRulebook, list[Diagnostic]]:
     """Create the support relations and the compiled views; fill the rulebook-derived rows."""
     for sql in support_statements("sqlite"):
         db.execute(sql)
-    fill_support(db, rb)
     compiled, diags = compile_checks(rb)
+    fill_support(db, rb, compiled)
     for sql in compiled.statements("sqlite"):
         db.execute(sql)
     return compiled, diags
@@ -238,8 +394,7 @@ def declaration_findings_query(compiled: CompiledRulebook, dialect: str = "sqlit
         # a check's candidate filter (`d.id IN (SELECT x.id FROM declarations AS x …)`) is
         # for scans of every declaration; with one declaration its own tests decide
         if isinstance(node, exp.In) and isinstance(node.args.get("query"), exp.Subquery) and \
-                any(t.name == "declarations" and t.alias_or_name == "x"
-                    for t in node.args["query"].find_all(exp.Table)):
+                any(t.alias_or_name == "x" for t in node.args["query"].find_all(exp.Table)):
             return exp.true()
         return node
 

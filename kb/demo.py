@@ -39,6 +39,8 @@ CONTROLLED = {
 GROUP_SHARE = {"gallium": 10, "germanium": 6, "graphite": 30, "antimony": 22, "tungsten": 18,
                "medium-heavy-rare-earths": 10, "superhard": 4}
 BANNED_TO_US = ("gallium", "germanium", "antimony")
+NO_ANTIMONY_PROCESSING = ("TH", "MX")
+INDICATORS_FROM = dt.date(2023, 8, 1)  # the rulebook's indicators apply from the first controls
 BAN = (dt.date(2024, 12, 3), dt.date(2025, 11, 8))  # No. 46 cl. 2, before No. 72's suspension
 
 # (customs code, description, USD/kg low, high): everyday exports, real HS codes
@@ -184,11 +186,14 @@ class _Generator:
         country = country or self._country()
         if group in BANNED_TO_US and country == "US" and BAN[0] <= when <= BAN[1]:
             country = "JP"  # ordinary trade follows the law; violations are planted separately
+        if group == "antimony" and country in NO_ANTIMONY_PROCESSING:
+            country = "KR"  # no processing capacity, no ordinary demand (the brief)
         consignee = rng.choice(self.consignees[country])
         purity = None if rng.random() < 0.06 else round(rng.uniform(99.0, 99.9999), 4)
+        # licensed dual-use exports name their end user; here the consignee itself
         row = self._row(when, rng.choice(self.exporters), consignee, code,
                         f"{group.replace('-', ' ')} products", rng.uniform(kg_lo, kg_hi),
-                        rng.uniform(lo, hi), purity)
+                        rng.uniform(lo, hi), purity, end_user=consignee)
         row["_group"] = group
         return row
 
@@ -198,6 +203,23 @@ class _Generator:
         consignee = rng.choice(self.consignees[self._country()])
         return self._row(self._date(), rng.choice(self.exporters), consignee, code, desc,
                          rng.uniform(200, 30000), rng.uniform(lo, hi))
+
+    @staticmethod
+    def _ship_to(row: dict[str, object], consignee: Company, end_user: Company | None) -> None:
+        row.update(consignee=consignee.name, consignee_country=consignee.country,
+                   destination_country=consignee.country,
+                   end_user=end_user.name if end_user else "",
+                   end_user_country=end_user.country if end_user else "")
+
+    def _front(self, country: str, kind: str) -> Company:
+        """A company first seen in the planted case (a new name in the data)."""
+        rng = self.rng
+        legal = LEGAL_FORMS.get(country, "Ltd")
+        return Company(f"{rng.choice(FOREIGN_STEMS)} {kind} {legal} {self.case + 1}", country,
+                       f"{rng.randint(1, 400)} {rng.choice(('Queen', 'King', 'Harbour'))} "
+                       f"Road, {country}",
+                       f"+{rng.randint(20, 99)} {rng.randint(1000, 9999)} "
+                       f"{rng.randint(1000, 9999)}")
 
     def _plant(self, kind: str, rows: list[dict[str, object]], detail: str) -> None:
         self.case += 1
@@ -220,15 +242,15 @@ class _Generator:
             group = rng.choice([g for g in BANNED_TO_US if g in self.codes])
             row = self._controlled(group, self._date(*BAN), "JP")
             us = rng.choice(self.consignees["US"])
-            row.update(consignee=us.name, consignee_country="US", destination_country="US")
+            self._ship_to(row, us, us)
             self._plant("banned_destination", [row], f"{group} to the US under MOFCOM-2024-46")
         for _ in range(per_kind):
             group = rng.choice([g for g in ("graphite", "tungsten", "germanium")
                                 if g in self.codes])
             row = self._controlled(group, self._date(*BAN), "US")
             us = rng.choice(self.consignees["US"])
-            row.update(consignee=us.name, consignee_country="US", destination_country="US",
-                       end_use=rng.choice(("military", "defense systems", "military radar")))
+            self._ship_to(row, us, us)
+            row.update(end_use=rng.choice(("military", "defense systems", "military radar")))
             self._plant("military_end_use", [row],
                         f"{group} to the US for a military end use (MOFCOM-2024-46 clause 1)")
         for _ in range(per_kind):
@@ -245,14 +267,53 @@ class _Generator:
             label = rng.choice((desc, desc, f"{desc} (镓)", f"{desc}, contains gallium"))
             row = self._row(when, rng.choice(self.exporters), consignee, code, label,
                             rng.uniform(10, 150), rng.uniform(lo, hi))
-            self._plant("relabelled", [row], f"gallium declared as {desc} ({code})")
+            named = label != desc
+            self._plant("relabelled_name" if named else "relabelled_value", [row],
+                        f"gallium declared as {desc} ({code})"
+                        + (f", description '{label}'" if named else ""))
         for _ in range(per_kind):
             group = "antimony" if "antimony" in self.codes else next(iter(self.codes))
-            hub = rng.choice(("TH", "MX", "HK"))
-            row = self._controlled(group, self._date(dt.date(2024, 12, 3)), hub)
-            end_user = rng.choice(self.consignees["US"])
-            row.update(end_user=end_user.name, end_user_country="US")
-            self._plant("transshipment", [row], f"{group} to {hub}, end user in the US")
+            via = rng.choice(("KR", "VN", "NL", "IN"))
+            row = self._controlled(group, self._date(dt.date(2024, 12, 3)), "JP")
+            self._ship_to(row, rng.choice(self.consignees[via]), rng.choice(self.consignees["US"]))
+            self._plant("transshipment", [row], f"{group} to {via}, end user in the US")
+        # A surge is an event at a destination, not a share of the trade: two a year, one in
+        # each country without processing capacity, a year apart (the brief's Thai and Mexican
+        # antimony after the US ban).
+        for hub, first in (("TH", dt.date(2024, 12, 10)), ("MX", dt.date(2025, 2, 1)),
+                           ("TH", dt.date(2026, 1, 15)), ("MX", dt.date(2026, 3, 1))):
+            group = "antimony" if "antimony" in self.codes else next(iter(self.codes))
+            rows = []
+            for k in range(rng.randint(3, 5)):
+                row = self._controlled(group, first + dt.timedelta(days=12 * k), "JP")
+                consignee = rng.choice(self.consignees[hub])
+                self._ship_to(row, consignee, consignee)
+                kg = round(rng.uniform(4000, 8000), 1)
+                row.update(quantity_kg=kg, value_usd=round(kg * rng.uniform(8.0, 60.0), 2))
+                rows.append(row)
+            self._plant("surge", rows, f"{len(rows)} antimony consignments to {hub} "
+                        f"(no processing capacity) in {12 * (len(rows) - 1)} days")
+        for _ in range(max(2, per_kind // 2)):
+            group = rng.choice([g for g in ("gallium", "germanium", "antimony", "tungsten")
+                                if g in self.codes])
+            country = rng.choice(("VN", "MY", "AE", "HK"))
+            front = self._front(country, "Trading")
+            self.data.parties.append(front)
+            first = self._date(dt.date(2023, 10, 1), END - dt.timedelta(days=60))
+            rows = []
+            for k in range(rng.randint(3, 4)):
+                row = self._controlled(group, first + dt.timedelta(days=15 * k), "JP")
+                self._ship_to(row, front, front)
+                rows.append(row)
+            self._plant("new_consignee", rows, f"{front.name}, first seen {first}, receives "
+                        f"{len(rows)} {group} consignments in {15 * (len(rows) - 1)} days")
+        for _ in range(per_kind):
+            group = rng.choice(list(self.codes))
+            row = self._controlled(group, self._date(INDICATORS_FROM), "HK")
+            other = rng.choice((None, rng.choice(self.consignees["KR"])))
+            self._ship_to(row, rng.choice(self.consignees["HK"]), other)
+            self._plant("hub_routing", [row], f"{group} to Hong Kong, "
+                        + (f"end user in {other.country}" if other else "no end user"))
         for _ in range(max(2, per_kind // 2)):
             group = "germanium" if "germanium" in self.codes else next(iter(self.codes))
             first = self._date(dt.date(2023, 9, 1), END - dt.timedelta(days=40))
@@ -264,8 +325,9 @@ class _Generator:
                                        consignee.country)
                 kg = round(rng.uniform(170, 240), 1)
                 usd_per_kg = float(str(row["value_usd"])) / float(str(row["quantity_kg"]))
-                row.update(exporter=exporter.name, consignee=consignee.name, quantity_kg=kg,
+                row.update(exporter=exporter.name, quantity_kg=kg,
                            value_usd=round(kg * usd_per_kg, 2))
+                self._ship_to(row, consignee, consignee)
                 rows.append(row)
             self._plant("split", rows, f"{len(rows)} consignments of {group} in "
                         f"{3 * (len(rows) - 1)} days, each under 250 kg")
@@ -284,10 +346,20 @@ class _Generator:
                 front.parent = exporter.name
             self.data.parties.append(front)
             group = rng.choice(list(self.codes))
-            row = self._controlled(group, None, "JP")
-            row.update(exporter=exporter.name, consignee=front.name, consignee_country=country,
-                       destination_country=country)
+            row = self._controlled(group, self._date(INDICATORS_FROM), "JP")
+            row.update(exporter=exporter.name)
+            self._ship_to(row, front, front)
             self._plant("related_parties", [row], f"consignee shares the exporter's {link}")
+        for _ in range(max(2, per_kind // 2)):
+            country = rng.choice(("JP", "DE", "GB", "KR"))
+            front = self._front(country, "Aerospace")
+            front.parent = rng.choice(LISTED_SPELLINGS)
+            self.data.parties.append(front)
+            group = rng.choice(list(self.codes))
+            row = self._controlled(group, self._date(dt.date(2025, 1, 3)), "JP")
+            self._ship_to(row, front, front)
+            self._plant("listed_subsidiary", [row],
+                        f"consignee is a subsidiary of {front.parent} (Control List)")
 
     # ---------------------------------------------------------------- licences
     def licences(self) -> None:

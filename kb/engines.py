@@ -21,10 +21,11 @@ _TYPES = {"TEXT": "VARCHAR", "FLOAT": "DOUBLE", "REAL": "DOUBLE", "INTEGER": "BI
 # the tables the checks read
 CHECK_TABLES = ("declarations", "licences", "trade_parties", "items", "item_customs_codes",
                 "item_group_members", "excon_settings", "licence_items", "party_name_keys",
-                "listed_party_keys", "list_entry_periods", "parties")
+                "listed_party_keys", "list_entry_periods", "parties", "listed_names",
+                "party_reach", "item_minerals", "value_range_codes")
 # of those, the ones that change with each screening (the rest come from the rulebook)
 INPUT_TABLES = ("declarations", "licences", "trade_parties", "excon_settings", "licence_items",
-                "party_name_keys")
+                "party_name_keys", "listed_names", "party_reach")
 
 
 def copy_to_duckdb(conn: sqlite3.Connection, tables: tuple[str, ...] = CHECK_TABLES) -> Any:

@@ -116,7 +116,8 @@ def run_example(screener: Screener, ex: ast.Example) -> ExampleResult:
     result = ExampleResult(ex, findings)
     oracle = _interpreter(screener).judge(
         [typed_row("declarations", r) for r in declaration_rows(ex)],
-        [typed_row("licences", r) for r in licence_rows(ex)], as_of.date.text if as_of else None)
+        [typed_row("licences", r) for r in licence_rows(ex)], as_of.date.text if as_of else None,
+        [typed_row("trade_parties", r) for r in company_rows(ex)])
     sql = sorted((f.declaration_id, f.rule, f.outcome) for f in findings)
     ref = sorted((j.declaration_id, j.rule, j.outcome) for j in oracle)
     if sql != ref:

@@ -17,6 +17,7 @@ from typing import Any
 from dsl import ast
 from dsl.format import condition
 from dsl.interpret import Interpreter
+from kb.checks import declaration_findings_query
 from kb.screen import Finding, Screener
 
 
@@ -87,12 +88,25 @@ def explain(db: Path, declaration_id: str, as_of: str | None = None,
         draws = _rows(conn, "SELECT * FROM declarations WHERE licence_no = ? AND id != ?",
                       [d["licence_no"], d["id"]]) if d["licence_no"] else []
         version = conn.execute("SELECT MAX(version) FROM rulebooks").fetchone()[0]
-    screener = Screener(rulebooks)
-    rb = screener.rulebook
-    related = [d, *draws]
-    findings = {f.rule: f for f in screener.screen(related, licences, as_of=as_of)
-                if f.declaration_id == d["id"]}
+        screener = Screener(rulebooks)
+        rb = screener.rulebook
+        history, parties = _context(conn, d, rb)
+        if version == rb.version:  # the knowledge base's own checks, for this declaration
+            rows = conn.execute(declaration_findings_query(screener.compiled),
+                                {"declaration_id": d["id"], "as_of": as_of or ""}).fetchall()
+            findings = {f.rule: f for f in (Finding(*r) for r in rows)}
+        else:
+            findings = {f.rule: f for f in screener.screen(
+                [*{r["id"]: r for r in [d, *draws, *history]}.values()], licences, parties,
+                as_of=as_of) if f.declaration_id == d["id"]}
+        # the typical unit value of its code, as the knowledge base computed it from all
+        # declarations (the interpreter only sees the declaration's context)
+        ranges = conn.execute("SELECT low, high FROM code_value_ranges WHERE hs_code = ?",
+                              [d["hs_code"]]).fetchone()
+    d["code_value_low"], d["code_value_high"] = ranges or (None, None)
+    related = [*{r["id"]: r for r in [d, *draws, *history]}.values()]
     interpreter = Interpreter(rb, screener_schema())
+    interpreter.prepare(related, parties)
     judged = as_of or d["declared_on"]
     day = dt.date.fromisoformat(judged)
     cover = interpreter.licence_cover(related, licences)
@@ -149,6 +163,52 @@ def explain(db: Path, declaration_id: str, as_of: str | None = None,
                            f" {s.name.name}: {'applies' if applies else 'does not apply'}")
         out.append(r)
     return Explanation(d, judged, out, stale=version != rb.version)
+
+
+def _context(conn: sqlite3.Connection, d: dict[str, Any],
+             rb: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The declarations an indicator on `d` can look at — those sharing a party or the
+    destination in the longest window before it, and each party's first declaration — and
+    the trade parties' facts."""
+    days = max([w.days for r in rb.rules.values() for node in _nodes(r)
+                if isinstance(node, ast.CountOf | ast.SumOf) for w in [node.window]] or [0])
+    start = (dt.date.fromisoformat(d["declared_on"]) - dt.timedelta(days=days)).isoformat()
+    history = _rows(conn, "SELECT * FROM declarations WHERE declared_on BETWEEN ? AND ? AND "
+                          "(exporter = ? OR consignee = ? OR destination_country = ?)",
+                    [start, d["declared_on"], d["exporter"], d["consignee"],
+                     d["destination_country"]]) if days else []
+    for name in {d["exporter"], d["consignee"], d.get("end_user")} - {None}:
+        # the party's first declaration, under any spelling with its key
+        history += _rows(conn, """
+            WITH spellings AS (
+              SELECT s.name FROM party_name_keys AS k JOIN party_name_keys AS s ON s.key = k.key
+              WHERE k.name = ?),
+            first AS (
+              SELECT f.first_on FROM party_first_seen AS f JOIN party_name_keys AS k
+                ON k.key = f.key WHERE k.name = ?)
+            SELECT x.* FROM declarations AS x
+            WHERE x.declared_on = (SELECT first_on FROM first)
+              AND (x.exporter IN spellings OR x.consignee IN spellings
+                   OR x.end_user IN spellings)
+            ORDER BY x.id LIMIT 1""", [name, name])
+    return history, _rows(conn, "SELECT * FROM trade_parties", [])
+
+
+def _nodes(rule: ast.Rule) -> list[object]:
+    """Every condition and expression node of a rule's `when`."""
+    when = ast.first_attr(rule, ast.When)
+    out: list[object] = []
+    stack: list[object] = [when.condition] if when else []
+    while stack:
+        node = stack.pop()
+        out.append(node)
+        for name in ("parts", "part", "left", "right"):
+            child = getattr(node, name, None)
+            if isinstance(child, tuple):
+                stack.extend(child)
+            elif child is not None:
+                stack.append(child)
+    return out
 
 
 def screener_schema() -> Any:

@@ -6,7 +6,6 @@ it marks unverified. Analysts read the law here; the compiled checks join agains
 from __future__ import annotations
 
 from collections.abc import Iterable
-from pathlib import PurePath
 from typing import Any
 
 from sqlite_utils import Database
@@ -173,18 +172,25 @@ def party_rows(rb: CheckedRulebook) -> dict[str, list[Row]]:
             "list_entries": entries}
 
 
+def value_range_rows(rb: CheckedRulebook) -> list[Row]:
+    rows = []
+    for name, vr in rb.value_ranges.items():
+        pr = ast.first_attr(vr, ast.PriceRange)
+        rows.append({
+            "name": name, "title": vr.title.value,
+            "customs_codes": _join(c.text for a in ast.attrs_of(vr, ast.Customs)
+                                   for c in a.codes),
+            "low_usd_per_kg": float(pr.low) if pr else None,
+            "high_usd_per_kg": float(pr.high) if pr else None,
+            "instrument_id": _cite(vr)[0], "source": _texts(vr, ast.Source),
+            "unverified": _texts(vr, ast.Unverified), "rulebook": rb.rulebook_of(vr.span.file),
+        })
+    return rows
+
+
 def rulebook_of(rb: CheckedRulebook, file: str) -> str | None:
     """The rulebook a file belongs to: the one declared in its folder (or a parent folder)."""
-    best: tuple[int, str] | None = None
-    for name, decl in rb.rulebooks.items():
-        folder = PurePath(decl.span.file).parent
-        if PurePath(file).is_relative_to(folder):
-            depth = len(folder.parts)
-            if best is None or depth > best[0]:
-                best = (depth, name)
-    if best is None and len(rb.rulebooks) == 1:
-        return next(iter(rb.rulebooks))
-    return best[1] if best else None
+    return rb.rulebook_of(file)
 
 
 def rule_rows(rb: CheckedRulebook, rulebook: str | None = None) -> list[Row]:
@@ -282,6 +288,7 @@ def load_rulebook(db: Database, rb: CheckedRulebook, hs6: frozenset[str]) -> dic
     put("country_group_members", members)
     for table, rows in party_rows(rb).items():
         put(table, rows)
+    put("value_ranges", value_range_rows(rb))
     put("rules", rule_rows(rb))
     put("amendments", amendment_rows(rb))
     put("examples", example_rows(rb))

@@ -48,6 +48,13 @@ DECLARATION_FIELDS: tuple[FieldSpec, ...] = (
                           "column; for rulebooks of other jurisdictions)"),
     FieldSpec("unit_value", "number", "money per mass",
               description="Derived: value_usd / quantity_kg (USD per kg)"),
+    FieldSpec("code_value_low", "number", "money per mass",
+              description="Derived: low end of the typical unit value (USD per kg) of the "
+                          "declared customs code: the rulebook's `value range` for the longest "
+                          "matching code, else the 5th percentile of the code's own declarations "
+                          "when there are at least 30; missing otherwise"),
+    FieldSpec("code_value_high", "number", "money per mass",
+              description="Derived: high end of that range (95th percentile of the history)"),
 )
 
 

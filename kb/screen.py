@@ -117,7 +117,8 @@ class Screener:
             if conn.in_transaction:
                 conn.rollback()
             for table in ("declarations", "licences", "trade_parties", "rejected_rows",
-                          "party_name_keys", "licence_items", "excon_settings"):
+                          "party_name_keys", "licence_items", "excon_settings",
+                          "listed_names", "party_reach"):
                 conn.execute(f'DELETE FROM "{table}"')  # names are ours, not the user's
             conn.commit()
         return findings, reports

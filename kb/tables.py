@@ -218,6 +218,19 @@ TABLES: tuple[TableSpec, ...] = (
         _c("source_line", int, "Line in the rulebook file"),
         _c("source_text", str, "The example as written"),
     ), pk="id"),
+    TableSpec("value_ranges", "Typical unit values of goods by customs code (`value range` in the "
+              "rulebooks), for the relabelling indicators", (
+        _c("name", str, "Value range", True),
+        _c("title", str, "Goods"),
+        _c("customs_codes", str, "Customs codes it applies to (6, 8 or 10 digits; a declared "
+                                 "code takes the range of the longest code it begins with)"),
+        _c("low_usd_per_kg", float, "Low end, USD per kg"),
+        _c("high_usd_per_kg", float, "High end, USD per kg"),
+        _c("instrument_id", str, "Instrument cited, if any"),
+        _c("source", str, "Where the range comes from"),
+        _c("unverified", str, "What is not verified"),
+        _c("rulebook", str, "Rulebook"),
+    ), pk="name", fts=("name", "title", "customs_codes")),
     TableSpec("unverified_facts", "Facts the rulebooks mark as not confirmed by the sources", (
         _c("id", int, "Sequence", True),
         _c("kind", str, "Kind of entry"),
@@ -312,6 +325,13 @@ def m002_optional_declaration_facts(db: Database) -> None:
             db.table("declarations").add_column(name, typ)
     # listed-party checks probe end users by index
     db.execute("CREATE INDEX IF NOT EXISTS idx_declarations_end_user ON declarations (end_user)")
+
+
+@MIGRATIONS()
+def m003_value_ranges(db: Database) -> None:
+    """Reference unit values per customs code, from the rulebooks (issue 6)."""
+    if not db.table("value_ranges").exists():
+        create_table(db, SPECS["value_ranges"])
 
 
 def create_table(db: Database, spec: TableSpec) -> None:

@@ -36,8 +36,15 @@ def test_quick_benchmark_run_writes_figures(tmp_path: Path, capsys: object) -> N
     assert set(served) == {"findings table + facets", "rule page",
                            "stored query, one declaration"}
     assert all(x["count"] == 24 and x["p50_ms"] <= x["p95_ms"] for x in served.values())
+    ind = results["indicators"]
+    assert {q["rule"] for q in ind["quality"]} >= {"split-consignments", "hub-routing"}
+    assert all(0 <= q["recall"] <= 1 and 0 <= q["precision"] <= 1 for q in ind["quality"])
+    assert ind["cost"]["ratio"] >= 1 and ind["cost"]["indicators"] >= 9
+    mt = results["matching"]
+    assert mt["pairs"] >= 200 and mt["precision"] > 0.9 and mt["recall"] > 0.9
+    assert [r["list_size"] for r in mt["runs"]] == [1_000, 2_000]
     rows = {r["figure"]: r for r in results["targets"]}
-    assert len(rows) == 14 and {r["status"] for r in rows.values()} <= {
+    assert len(rows) == 17 and {r["status"] for r in rows.values()} <= {
         "met", "NOT met", "not measured"}
     # the quick run measures everything but the 1M screening figures
     assert rows["single declaration p50"]["value"] == results["latency"]["p50_ms"]

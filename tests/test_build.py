@@ -79,7 +79,8 @@ def test_ready_to_serve_no_side_files_analyzed_and_migrated(built: Path) -> None
     assert query(built, "pragma journal_mode") == [("delete",)]
     assert query(built, "select count(*) from sqlite_stat1")[0][0] > 0
     assert query(built, "select name from _sqlite_migrations order by name") == [
-        ("m001_initial_schema",), ("m002_optional_declaration_facts",)]
+        ("m001_initial_schema",), ("m002_optional_declaration_facts",),
+        ("m003_value_ranges",)]
     assert query(built, "pragma integrity_check") == [("ok",)]
 
 
@@ -99,6 +100,21 @@ def test_a_database_from_before_the_optional_facts_is_migrated(tmp_path: Path) -
     MIGRATIONS.apply(db)
     assert {"end_use", "re_content_pct", "export_country"} <= set(
         db.table("declarations").columns_dict)
+
+
+def test_a_database_from_before_the_value_ranges_is_migrated(tmp_path: Path) -> None:
+    from sqlite_utils import Database
+
+    from kb.tables import MIGRATIONS
+
+    db = Database(tmp_path / "old.db")
+    MIGRATIONS.apply(db)
+    db.table("value_ranges").disable_fts()
+    db.execute("DROP TABLE value_ranges")
+    db.execute("DELETE FROM _sqlite_migrations WHERE name = 'm003_value_ranges'")
+    db.conn.commit()
+    MIGRATIONS.apply(db)
+    assert "high_usd_per_kg" in db.table("value_ranges").columns_dict
 
 
 def test_same_inputs_give_the_same_bytes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

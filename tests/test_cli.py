@@ -33,7 +33,7 @@ def test_check_defaults_to_the_rulebooks_folder(runner: CliRunner, tmp_path: Pat
     monkeypatch.chdir(tmp_path)
     result = runner.invoke(cli, ["check"])
     assert result.exit_code == 0
-    assert "6 file(s)" in result.output
+    assert f"{len(list(RULEBOOKS.rglob('*.excon')))} file(s)" in result.output
 
 
 def test_check_exits_1_and_names_file_line_and_column(runner: CliRunner, tmp_path: Path) -> None:

@@ -130,9 +130,11 @@ def test_listed_parties_match_after_normalisation_from_their_listing_date(
     findings = screener.screen(rows, engine=engine)
     got = outcomes(findings, "listed-consignee")
     assert got == {"caps": "prohibited", "width": "prohibited", "chinese": "prohibited"}
-    caps = next(f for f in findings if f.declaration_id == "caps")
+    caps = next(f for f in findings
+                if f.declaration_id == "caps" and f.rule == "listed-consignee")
     assert caps.explanation.endswith(
-        "; consignee matches Lockheed Martin Corp. on control-list (listed by LIST-1)")
+        "; consignee matches Lockheed Martin Corp. on control-list (listed by LIST-1; as "
+        "'Lockheed Martin Corp.', score 100.0)")
 
 
 @pytest.mark.parametrize("engine", ENGINES, indirect=True)

@@ -53,15 +53,16 @@ def test_truth_file_lists_every_kind_of_planted_case(tmp_path: Path) -> None:
     truth = rows(out / "truth.csv")
     kinds = Counter(r["kind"] for r in truth)
     assert set(kinds) == {"unlicensed", "banned_destination", "military_end_use",
-                          "listed_party", "relabelled", "transshipment", "split",
-                          "related_parties"}
+                          "listed_party", "relabelled_name", "relabelled_value",
+                          "transshipment", "surge", "new_consignee", "hub_routing", "split",
+                          "related_parties", "listed_subsidiary"}
     decl = {r["id"]: r for r in rows(out / "declarations.csv")}
     for t in truth:
         d = decl[t["declaration_id"]]
         if t["kind"] == "banned_destination":
             assert d["destination_country"] == "US" and "2024-12-03" <= d["declared_on"] <= \
                 "2025-11-08"
-        if t["kind"] == "relabelled":
+        if t["kind"] in ("relabelled_name", "relabelled_value"):
             unit_value = float(d["value_usd"]) / float(d["quantity_kg"])
             assert CONTROLLED["gallium"][0] <= unit_value <= CONTROLLED["gallium"][1]
         if t["kind"] == "transshipment":

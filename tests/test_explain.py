@@ -59,3 +59,28 @@ def test_unknown_declaration_is_an_error(tmp_path: Path) -> None:
     db = kb_with(tmp_path, "")
     result = CliRunner().invoke(cli, ["explain", "NOPE", "--db", str(db)])
     assert result.exit_code == 1 and "there is no declaration 'NOPE'" in result.output
+
+
+def test_an_indicator_is_explained_with_its_history_and_party_links(tmp_path: Path) -> None:
+    """Windows look at the declarations before this one, and links at parties.csv: explain
+    reads them from the knowledge base, and agrees with its checks."""
+    rows = "".join(f"S{i},2024-03-0{i},Hunan Co.,Apex Materials GmbH,DE,,,DE,8112921010,"
+                   f"germanium,200,300000,99.999,\n" for i in range(1, 4))
+    rows += "O1,2024-03-02,Hunan Co.,Other GmbH,DE,,,DE,8112921010,germanium,200,300000,,\n"
+    decls = tmp_path / "declarations.csv"
+    decls.write_text(HEADER + rows, encoding="utf-8")
+    parties = tmp_path / "parties.csv"
+    parties.write_text("name,country,address,phone,parent\nHunan Co.,CN,1 Renmin Road,,\n"
+                       "Apex Materials GmbH,DE,1 RENMIN ROAD,,\n", encoding="utf-8")
+    db = tmp_path / "kb.db"
+    build(db, [RULEBOOKS], decls, parties=parties)
+    split = explain(db, "S3").split("split-consignments —")[1].split("\n\n")[0]
+    assert "count of declarations within 30 days with same exporter, consignee, group >= 3 " \
+           "→ true" in split
+    assert "result: risk" in split and "group: 3;" in split and ": 600 kg" in split
+    early = explain(db, "S2").split("split-consignments —")[1].split("\n\n")[0]
+    assert "→ false" in early and "result: no finding" in early
+    linked = explain(db, "S1").split("exporter-consignee-linked —")[1].split("\n\n")[0]
+    assert "consignee related to exporter within 2 hops via address, phone, parent → true" \
+        in linked
+    assert "Apex Materials GmbH —address— Hunan Co." in linked

@@ -1,0 +1,146 @@
+"""Anti-smuggling indicators and party matching: the labelled name pairs, the normalisation,
+the blocking, the links between parties, and the indicators' precision and recall on the
+demo data's planted cases."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+
+import dsl
+from dsl import ast
+from dsl.graph import PartyFacts, PartyGraph
+from dsl.names import PartyMatcher, party_key
+from kb import demo
+from kb.quality import (
+    PRECISION_TARGET,
+    RECALL_TARGET,
+    TARGETS,
+    indicator_quality,
+    matching_quality,
+    read_name_pairs,
+    read_truth,
+    rulebook_matcher,
+)
+from kb.schema import declaration_schema
+from kb.screen import Screener
+from tests.conftest import DATA, RULEBOOKS
+
+CN = RULEBOOKS / "cn-strategic-minerals"
+
+
+@pytest.fixture(scope="module")
+def rulebook() -> dsl.CheckedRulebook:
+    result = dsl.load([CN], declaration_schema())
+    assert result.rulebook is not None and result.ok
+    return result.rulebook
+
+
+def test_labelled_name_pairs_meet_precision_and_recall_at_the_rulebook_threshold(
+        rulebook: dsl.CheckedRulebook) -> None:
+    pairs = read_name_pairs(DATA / "name_pairs.csv")
+    assert len(pairs) >= 200
+    assert sum(p["match"] == "0" for p in pairs) >= 80  # hard negatives, not only variants
+    threshold = ast.first_attr(rulebook.lists["control-list"], ast.MatchThreshold)
+    assert threshold is not None
+    matcher, party_of = rulebook_matcher(rulebook)
+    q = matching_quality(pairs, matcher, float(threshold.value), party_of)
+    assert q.precision >= 0.95, q
+    assert q.recall >= 0.9, q
+
+
+@pytest.mark.parametrize(("a", "b"), [
+    ("LOCKHEED MARTIN CORP.", "Lockheed Martin Corporation"),
+    ("Ｌｏｃｋｈｅｅｄ　Ｍａｒｔｉｎ", "lockheed martin"),
+    ("Société Générale S.A.", "societe generale"),
+    ("Boeing Defense, Space & Security", "boeing defense space and security"),
+    ("洛克希德·马丁公司", "Luokexide Mading"),
+    ("Grupo México S.A. de C.V.", "grupo mexico"),
+    ("Apex Intl Mfg Co., Ltd.", "Apex International Manufacturing"),
+])
+def test_spellings_of_one_company_share_a_key(a: str, b: str) -> None:
+    assert party_key(a) == party_key(b)
+
+
+def test_different_companies_keep_different_keys() -> None:
+    assert party_key("General Dynamics") != party_key("General Dynamics Land Systems")
+    assert party_key("Group W") != party_key("W")
+
+
+def test_a_match_names_the_alias_and_the_score() -> None:
+    matcher = PartyMatcher([("lm", "Lockheed Martin Corp."), ("lm", "洛克希德·马丁公司"),
+                            ("gd", "General Dynamics")])
+    [m] = matcher.match("洛克希德马丁", 90)
+    assert (m.party, m.alias, m.score) == ("lm", "洛克希德·马丁公司", 100.0)
+    [typo] = matcher.match("Lockhead Martin", 90)
+    assert typo.party == "lm" and 90 <= typo.score < 100
+    assert matcher.match("General Motors", 90) == []
+
+
+def test_blocking_scores_only_names_that_share_a_block() -> None:
+    rng = random.Random(3)
+    words = [f"{a}{b}" for a in ("al", "be", "co", "de", "ex", "fo", "gu", "hy", "io", "ju")
+             for b in ("ran", "tor", "vex", "lum", "dyn", "gal", "pho", "syn", "tek", "mar")]
+    names = [(f"p{i}", f"{rng.choice(words)} {rng.choice(words)} {rng.choice(words)} {i}")
+             for i in range(20_000)]
+    matcher = PartyMatcher([*names, ("lm", "Lockheed Martin Corp.")])
+    assert len(matcher.candidates(party_key("Lockheed Martin Corporation"))) < 50
+    scored = [len(matcher.candidates(party_key(n))) for _, n in names[:200]]
+    assert sum(scored) / len(scored) < 0.05 * len(names)
+    assert matcher.match("LOCKHEED MARTIN", 90)[0].party == "lm"
+
+
+def test_links_follow_addresses_phones_and_owners_within_the_hops() -> None:
+    graph = PartyGraph([
+        PartyFacts("Exporter Co.", address="No. 8 Jiefang Road, Ganzhou",
+                   phone="+86 797 1234 5678"),
+        PartyFacts("Front Ltd", address="NO. 8 JIEFANG ROAD GANZHOU"),
+        PartyFacts("Sister Ltd", parent="Front Limited"),
+        PartyFacts("Caller Inc", phone="86-797-12345678"),
+        PartyFacts("Minority KK", parent="Exporter Co.", share_pct=20),
+    ])
+    assert graph.related("Front Ltd", "Exporter Co", ["address"], 1) is not None
+    assert graph.related("Caller Inc", "Exporter Co.", ["phone"], 1) is not None
+    assert graph.related("Caller Inc", "Exporter Co.", ["address"], 1) is None
+    far = graph.related("Sister Ltd", "Exporter Co.", ["address", "parent"], 2)
+    assert far is not None and far.hops == 2 and "—parent—" in far.path
+    assert graph.related("Sister Ltd", "Exporter Co.", ["address", "parent"], 1) is None
+    # ownership upwards only, and a 20 % share is not a parent
+    assert graph.related("Sister Ltd", "Front Ltd", ["owner"], 1) is not None
+    assert graph.related("Front Ltd", "Sister Ltd", ["owner"], 1) is None
+    assert graph.related("Minority KK", "Exporter Co.", ["parent"], 3) is None
+
+
+def test_a_listed_name_misspelt_is_prohibited_with_the_alias_and_score_shown() -> None:
+    screener = Screener([CN])
+    findings = screener.screen([{
+        "id": "d1", "declared_on": "2025-03-01", "exporter": "Hunan Metals Co.",
+        "consignee": "LOCKHEAD MARTIN CORPORATION", "consignee_country": "US",
+        "destination_country": "US", "hs_code": "8112929010", "description": "gallium",
+        "quantity_kg": 10, "value_usd": 5000}])
+    [f] = [f for f in findings if f.rule == "control-list-consignee"]
+    assert f.outcome == "prohibited"
+    assert "matches Lockheed Martin Corp. on control-list" in f.explanation
+    assert "as 'Lockheed Martin Corp.', score 9" in f.explanation
+
+
+def test_indicators_find_the_planted_cases_of_the_demo_data(tmp_path: Path) -> None:
+    files = demo.write(demo.generate(6000, seed=5, rulebooks=[RULEBOOKS]), tmp_path)
+    screener = Screener([RULEBOOKS])
+    findings, _ = screener.screen_files(files["declarations"], files["licences"],
+                                        files["parties"])
+    by_rule = {(f.declaration_id, f.rule) for f in findings if f.outcome in ("risk",
+                                                                              "prohibited")}
+    quality = indicator_quality(by_rule, read_truth(files["truth"]))
+    assert {q.rule for q in quality} == set(TARGETS)
+    for q in quality:
+        assert q.cases > 0, q
+        assert q.recall >= RECALL_TARGET and q.precision >= PRECISION_TARGET, q
+    explained = {f.rule: f.explanation for f in findings}
+    assert "count of declarations within 30 days with same exporter, consignee, group: " \
+        in explained["split-consignments"]
+    assert "consignee is linked to exporter within 2 hops: " in \
+        explained["exporter-consignee-linked"]
+    assert "consignee first seen on " in explained["new-consignee-volume"]
