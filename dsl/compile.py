@@ -174,8 +174,9 @@ class CompiledRulebook:
     version: str
     rules: list[CompiledRule]
     periods: dict[str, Periods]
-    # link sets (`dsl.graph.via_key`) the checks follow, with the most hops any rule needs
-    reach_needs: dict[str, int] = field(default_factory=dict)
+    # (link set (`dsl.graph.via_key`), subject field, other field or None for listed parties)
+    # the checks follow, with the most hops any rule needs
+    reach_needs: dict[tuple[str, str, str | None], int] = field(default_factory=dict)
 
     def findings_query(self) -> exp.Expression:
         selects = [exp.select(*FINDING_COLUMNS).from_(exp.to_table(r.view)) for r in self.rules]
@@ -212,7 +213,7 @@ class Compiler:
         self.rulebook = ""  # of the rule being compiled
         self.listed_columns: list[str] = []
         self.evidence: list[exp.Expression] = []  # notes naming what matched, or NULL
-        self.reach_needs: dict[str, int] = {}
+        self.reach_needs: dict[tuple[str, str, str | None], int] = {}
         self.item_conditions: dict[str, ast.Condition] = {
             name: c.condition for name, it in rb.items.items()
             if (c := ast.first_attr(it, ast.ControlledIf)) is not None
@@ -420,8 +421,10 @@ class Compiler:
 
         hops = c.hops or 1
         via = via_key(v.name for v in c.via)
-        self.reach_needs[via] = max(self.reach_needs.get(via, 0), hops)
         acol, anull, aname = self.field_sql(c.subject.name)
+        need = (via, aname, self.field_sql(c.other.name)[2]
+                if isinstance(c.other, ast.Ref) else None)
+        self.reach_needs[need] = max(self.reach_needs.get(need, 0), hops)
         conds: list[exp.Expression] = [
                  exp.EQ(this=_col("name", "ka"), expression=acol.copy()),
                  exp.EQ(this=_col("via", "r"), expression=_lit(via)),

@@ -19,9 +19,10 @@ their notion of "related" is the same by construction; what is tested is how eac
 from __future__ import annotations
 
 import re
-from collections import defaultdict, deque
+from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from itertools import pairwise
 
 from dsl.names import party_key
 
@@ -69,8 +70,10 @@ class PartyGraph:
         self.label: dict[str, str] = {}
         self.groups: dict[tuple[str, str], list[str]] = defaultdict(list)
         self.parents: dict[str, set[str]] = defaultdict(set)  # both directions
-        self.owners: dict[str, set[str]] = defaultdict(set)
+        self.owners: dict[str, set[str]] = defaultdict(set)    # upwards
+        self.children: dict[str, set[str]] = defaultdict(set)  # downwards
         self.node_groups: dict[str, list[tuple[str, str]]] = defaultdict(list)
+        self._components: dict[frozenset[str], dict[str, str]] = {}
         for f in facts:
             node = self.node(f.name)
             if node is None:
@@ -86,6 +89,7 @@ class PartyGraph:
                     self.parents[node].add(parent)
                     self.parents[parent].add(node)
                     self.owners[node].add(parent)
+                    self.children[parent].add(node)
 
     def node(self, name: str) -> str | None:
         key = party_key(name)
@@ -95,7 +99,9 @@ class PartyGraph:
         self.label.setdefault(key, name)
         return key
 
-    def neighbours(self, node: str, links: frozenset[str]) -> Iterable[tuple[str, str]]:
+    def neighbours(self, node: str, links: frozenset[str],
+                   reverse: bool = False) -> Iterable[tuple[str, str]]:
+        """Linked nodes; `reverse` follows directed links (owner) backwards."""
         for kind, value in self.node_groups.get(node, ()):
             if kind in links:
                 for other in self.groups[(kind, value)]:
@@ -105,28 +111,127 @@ class PartyGraph:
             for other in sorted(self.parents.get(node, ())):
                 yield other, "parent"
         elif "owner" in links:
-            for other in sorted(self.owners.get(node, ())):
+            for other in sorted((self.children if reverse else self.owners).get(node, ())):
                 yield other, "owner"
 
-    def reach(self, name: str, links: Iterable[str], hops: int) -> dict[str, Reach]:
-        """Every party within `hops` links of `name` (shortest path first found)."""
-        start = self.node(name)
-        if start is None:
-            return {}
-        allowed = frozenset(links) or frozenset(LINKS)
-        seen = {start: (0, self.label[start])}
-        queue = deque([start])
-        while queue:
-            here = queue.popleft()
-            depth, path = seen[here]
-            if depth >= hops:
-                continue
-            for other, kind in self.neighbours(here, allowed):
-                if other not in seen:
-                    seen[other] = (depth + 1, f"{path} —{kind}— {self.label[other]}")
-                    queue.append(other)
-        return {k: Reach(k, d, p) for k, (d, p) in seen.items() if k != start}
+    def _bfs(self, start: str, links: frozenset[str], hops: int,
+             reverse: bool = False) -> dict[str, tuple[int, str | None, str | None]]:
+        """Breadth-first search: node → (depth, previous node, link kind)."""
+        tree: dict[str, tuple[int, str | None, str | None]] = {start: (0, None, None)}
+        frontier = [start]
+        for depth in range(1, hops + 1):
+            nxt = []
+            for here in frontier:
+                for other, kind in self.neighbours(here, links, reverse):
+                    if other not in tree:
+                        tree[other] = (depth, here, kind)
+                        nxt.append(other)
+            frontier = nxt
+        return tree
+
+    def _text(self, steps: list[tuple[str, str | None]]) -> str:
+        """'A —address— B —parent— C' from (node, kind of the link to the next node)."""
+        text = self.label[steps[0][0]]
+        for (_, kind), (node, _) in pairwise(steps):
+            text += f" —{kind}— {self.label[node]}"
+        return text
+
+    def component(self, node: str, links: frozenset[str]) -> str:
+        """A name for the node's connected component under these links (direction ignored)."""
+        if links not in self._components:
+            root: dict[str, str] = {}
+
+            def find(x: str) -> str:
+                root.setdefault(x, x)
+                while root[x] != x:
+                    root[x] = root[root[x]]
+                    x = root[x]
+                return x
+
+            def union(x: str, y: str) -> None:
+                rx, ry = find(x), find(y)
+                if rx != ry:
+                    root[max(rx, ry)] = min(rx, ry)
+
+            for (kind, _), members in self.groups.items():
+                if kind in links:
+                    for m in members[1:]:
+                        union(members[0], m)
+            if links & {"parent", "owner"}:
+                for child, owners in self.owners.items():
+                    for owner in owners:
+                        union(child, owner)
+            self._components[links] = {x: find(x) for x in list(root)}
+        return self._components[links].get(node, "=" + node)  # "=": a node with no links
 
     def related(self, a: str, b: str, links: Iterable[str], hops: int) -> Reach | None:
-        target = self.node(b)
-        return self.reach(a, links, hops).get(target) if target else None
+        """The shortest path of at most `hops` links from a to b (searched from both ends, so a
+        company with thousands of subsidiaries costs no more than its links)."""
+        start, goal = self.node(a), self.node(b)
+        if start is None or goal is None or start == goal:
+            return None
+        allowed = frozenset(links) or frozenset(LINKS)
+        if self.component(start, allowed) != self.component(goal, allowed):
+            return None
+        Tree = dict[str, tuple[int, str | None, str | None]]
+        ta: Tree = {start: (0, None, None)}
+        tb: Tree = {goal: (0, None, None)}
+        fa, fb = [start], [goal]
+        da = db = 0
+        while da + db < hops and fa and fb:
+            forward = len(fa) <= len(fb)
+            tree, frontier = (ta, fa) if forward else (tb, fb)
+            depth = (da if forward else db) + 1
+            nxt = []
+            for here in frontier:
+                for other, kind in self.neighbours(here, allowed, reverse=not forward):
+                    if other not in tree:
+                        tree[other] = (depth, here, kind)
+                        nxt.append(other)
+            if forward:
+                fa, da = nxt, depth
+            else:
+                fb, db = nxt, depth
+            meets = sorted((ta[n][0] + tb[n][0], n) for n in (set(nxt) & (
+                tb.keys() if forward else ta.keys())))
+            if meets:
+                total, node = meets[0]
+                steps = _from_root(ta, node)[:-1] + _towards_root(tb, node)
+                return Reach(goal, total, self._text(steps))
+        return None
+
+    def reach_to(self, targets: Iterable[str], links: Iterable[str],
+                 hops: int) -> dict[str, dict[str, Reach]]:
+        """For each party within `hops` links of one of the `targets` (names): the targets it
+        reaches, with the path from it. Searched from the targets, which are few."""
+        allowed = frozenset(links) or frozenset(LINKS)
+        out: dict[str, dict[str, Reach]] = defaultdict(dict)
+        for name in sorted(set(targets)):
+            goal = self.node(name)
+            if goal is None:
+                continue
+            tree = self._bfs(goal, allowed, hops, reverse=True)
+            for node, (depth, _, _) in tree.items():
+                if node != goal:
+                    out[node][goal] = Reach(goal, depth, self._text(_towards_root(tree, node)))
+        return out
+
+
+def _from_root(tree: dict[str, tuple[int, str | None, str | None]],
+               node: str) -> list[tuple[str, str | None]]:
+    """(node, kind of the link to the next node) from the tree's root to `node`."""
+    nodes = [n for n, _ in reversed(_towards_root(tree, node))]
+    return [(n, tree[nodes[i + 1]][2] if i + 1 < len(nodes) else None)
+            for i, n in enumerate(nodes)]
+
+
+def _towards_root(tree: dict[str, tuple[int, str | None, str | None]],
+                  node: str) -> list[tuple[str, str | None]]:
+    """(node, kind of the link to the next node) from `node` back to the tree's root."""
+    out: list[tuple[str, str | None]] = []
+    here: str | None = node
+    while here is not None:
+        _, prev, kind = tree[here]
+        out.append((here, kind))
+        here = prev
+    return out

@@ -122,6 +122,7 @@ class Interpreter:
         self.history = list(declarations)
         self.days = {d["id"]: _day(d["declared_on"]).toordinal() for d in self.history}
         self.windows: dict[Any, dict[tuple[Any, ...], tuple[list[int], list[Row]]]] = {}
+        self.near_listed: dict[Any, dict[str, dict[str, Any]]] = {}
         self.minerals = {(d["id"], r): min((m for i in self.items_of(d)
                                             if (m := self.rb.mineral_of(i, r)) is not None),
                                            default=None)
@@ -337,8 +338,13 @@ class Interpreter:
             return None
         lists = {r.name for r in c.other.lists} or set(self.rb.lists)
         when = _day(day)
+        key = (tuple(sorted(links)), hops)
+        if key not in self.near_listed:
+            self.near_listed[key] = self.graph.reach_to(
+                [self.rb.parties[p].title.value for p in self.listings], links, hops)
+        node = self.graph.node(str(a)) or ""
         return any(lst in lists and periods.in_force(when)
-                   for target in self.graph.reach(str(a), links, hops)
+                   for target in self.near_listed[key].get(node, {})
                    for party in self.key_parties.get(target, ())
                    for lst, periods in self.listings[party])
 

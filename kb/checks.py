@@ -9,7 +9,6 @@ in Python: normalised party names and the in-force periods of listings.
 from __future__ import annotations
 
 import sqlite3
-from collections import defaultdict
 from functools import cache
 
 import sqlglot
@@ -42,9 +41,10 @@ SUPPORT_TABLES = {
     # Parties reachable from each declared party through the links `via` (dsl.graph).
     "party_reach": "CREATE TABLE party_reach (via TEXT NOT NULL, a TEXT NOT NULL, b TEXT NOT NULL,"
                    " hops INTEGER NOT NULL, path TEXT NOT NULL, PRIMARY KEY (a, via, b))",
-    # Which link sets the compiled rules follow, and how far (filled from the rulebook).
-    "party_reach_needs": "CREATE TABLE party_reach_needs (via TEXT PRIMARY KEY, "
-                         "hops INTEGER NOT NULL)",
+    # Which links the compiled rules follow, between which parties of a declaration (`other`
+    # NULL: to listed parties), and how far (filled from the rulebook).
+    "party_reach_needs": "CREATE TABLE party_reach_needs (via TEXT NOT NULL, subject TEXT NOT "
+                         "NULL, other TEXT, hops INTEGER NOT NULL)",
     # Reference unit values (USD/kg) of customs codes, from the rulebook's `value range`s.
     "value_range_codes": "CREATE TABLE value_range_codes (value_range TEXT NOT NULL, code TEXT "
                          "NOT NULL, low REAL NOT NULL, high REAL NOT NULL, "
@@ -281,8 +281,10 @@ def fill_support(db: Database, rb: CheckedRulebook, compiled: CompiledRulebook) 
                      "VALUES (?, ?, ?, ?)", rb.value_range_rows())
     conn.executemany("INSERT INTO item_minerals (item, rulebook, mineral) VALUES (?, ?, ?)",
                      rb.mineral_rows())
-    conn.executemany("INSERT INTO party_reach_needs (via, hops) VALUES (?, ?)",
-                     sorted(compiled.reach_needs.items()))
+    conn.executemany("INSERT INTO party_reach_needs (via, subject, other, hops) "
+                     "VALUES (?, ?, ?, ?)",
+                     sorted(((*k, hops) for k, hops in compiled.reach_needs.items()),
+                            key=str))
 
 
 def _spellings(party: ast.Party) -> list[str]:
@@ -328,8 +330,11 @@ def _fill_listed_names(conn: sqlite3.Connection, names: list[str]) -> None:
 
 
 def _fill_party_reach(conn: sqlite3.Connection) -> None:
+    """Paths between the parties the rules ask about: for `A related to B`, each pair of a
+    declaration's A and B; for `A related to party listed on …`, every declared party near a
+    listed one (searched from the listed parties)."""
     conn.execute("DELETE FROM party_reach")
-    needs = conn.execute("SELECT via, hops FROM party_reach_needs").fetchall()
+    needs = conn.execute("SELECT via, subject, other, hops FROM party_reach_needs").fetchall()
     if not needs:
         return
     facts = [PartyFacts(*row) for row in conn.execute(
@@ -339,16 +344,38 @@ def _fill_party_reach(conn: sqlite3.Connection) -> None:
     same = dict(conn.execute("SELECT a.alias, p.legal_name FROM party_aliases AS a "
                              "JOIN parties AS p ON p.name = a.party").fetchall())
     graph = PartyGraph(facts, same)
-    spellings: dict[str, list[str]] = defaultdict(list)  # a node → the keys naming it
-    for key, node in graph.same.items():
-        spellings[node].append(key)
-    sources = dict(conn.execute("SELECT key, MIN(name) FROM party_name_keys GROUP BY key"))
+    columns = {c[1] for c in conn.execute("PRAGMA table_info(declarations)")}
     rows = []
-    for via, hops in needs:
-        for key, name in sources.items():
-            for r in graph.reach(name, via.split(","), hops).values():
-                for b in {r.target, *spellings.get(r.target, ())}:
-                    rows.append((via, key, b, r.hops, r.path))
+    for via, subject, other, hops in needs:
+        links = via.split(",")
+        if other is not None:
+            assert {subject, other} <= columns  # field names from the schema, never user text
+            # only two parties in one connected group of links can be related: the pairs to
+            # search are those the engine finds with the names of linked parties
+            conn.execute("CREATE TEMP TABLE IF NOT EXISTS excon_party_groups "
+                         "(name TEXT PRIMARY KEY, grp TEXT NOT NULL)")
+            conn.execute("DELETE FROM excon_party_groups")
+            conn.executemany("INSERT INTO excon_party_groups VALUES (?, ?)", (
+                (name, group) for (name,) in conn.execute("SELECT name FROM party_name_keys")
+                if (node := graph.node(name)) is not None
+                and not (group := graph.component(node, frozenset(links))).startswith("=")))
+            pairs = conn.execute(
+                f'SELECT DISTINCT d."{subject}", d."{other}" FROM excon_party_groups AS ga '
+                f'JOIN declarations AS d ON d."{subject}" = ga.name '
+                f'JOIN excon_party_groups AS gb ON gb.name = d."{other}" '
+                f'WHERE gb.grp = ga.grp').fetchall()
+            for a, b in pairs:
+                if (r := graph.related(a, b, links, hops)) is not None:
+                    rows.append((via, party_key(a), party_key(b), r.hops, r.path))
+            continue
+        listed = [n for (n,) in conn.execute(
+            "SELECT DISTINCT p.legal_name FROM parties AS p JOIN list_entry_periods AS e "
+            "ON e.party = p.name")]
+        near = graph.reach_to(listed, links, hops)
+        for key, name in conn.execute("SELECT key, MIN(name) FROM party_name_keys GROUP BY key"):
+            node = graph.node(name)
+            for target, r in near.get(node or "", {}).items():
+                rows.append((via, key, target, r.hops, r.path))
     conn.executemany("INSERT OR IGNORE INTO party_reach (via, a, b, hops, path) "
                      "VALUES (?, ?, ?, ?, ?)", rows)
 

@@ -123,7 +123,9 @@ def country_group_rows(rb: CheckedRulebook) -> tuple[list[Row], list[Row]]:
         ins, _ = _cite(cg)
         groups.append({"name": name, "title": cg.title.value,
                        "valid_from": _date(cg, ast.ValidFrom),
-                       "valid_until": _date(cg, ast.ValidUntil), "instrument_id": ins})
+                       "valid_until": _date(cg, ast.ValidUntil), "instrument_id": ins,
+                       "source": _texts(cg, ast.Source),
+                       "unverified": _texts(cg, ast.Unverified)})
         members.extend({"group_name": name, "country": c}
                        for c in sorted(rb.country_members.get(name, ())))
     return groups, members

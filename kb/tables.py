@@ -133,6 +133,8 @@ TABLES: tuple[TableSpec, ...] = (
         _c("valid_from", str, "In force from (inclusive)"),
         _c("valid_until", str, "In force until (inclusive)"),
         _c("instrument_id", str, "Instrument"),
+        _c("source", str, "Where the grouping comes from (capacity tables, hubs)"),
+        _c("unverified", str, "What is not verified"),
     ), pk="name", foreign_keys=(("instrument_id", "instruments", "id"),)),
     TableSpec("country_group_members", "Countries of each group (expanded)", (
         _c("group_name", str, "Group", True),
@@ -328,10 +330,15 @@ def m002_optional_declaration_facts(db: Database) -> None:
 
 
 @MIGRATIONS()
-def m003_value_ranges(db: Database) -> None:
-    """Reference unit values per customs code, from the rulebooks (issue 6)."""
+def m003_indicator_reference_data(db: Database) -> None:
+    """Reference data of the indicators (issue 6): unit values per customs code, and the
+    sources of country groups (processing capacity, transshipment hubs)."""
     if not db.table("value_ranges").exists():
         create_table(db, SPECS["value_ranges"])
+    have = db.table("country_groups").columns_dict
+    for name in ("source", "unverified"):
+        if name not in have:
+            db.table("country_groups").add_column(name, str)
 
 
 def create_table(db: Database, spec: TableSpec) -> None:

@@ -80,7 +80,7 @@ def test_ready_to_serve_no_side_files_analyzed_and_migrated(built: Path) -> None
     assert query(built, "select count(*) from sqlite_stat1")[0][0] > 0
     assert query(built, "select name from _sqlite_migrations order by name") == [
         ("m001_initial_schema",), ("m002_optional_declaration_facts",),
-        ("m003_value_ranges",)]
+        ("m003_indicator_reference_data",)]
     assert query(built, "pragma integrity_check") == [("ok",)]
 
 
@@ -102,7 +102,7 @@ def test_a_database_from_before_the_optional_facts_is_migrated(tmp_path: Path) -
         db.table("declarations").columns_dict)
 
 
-def test_a_database_from_before_the_value_ranges_is_migrated(tmp_path: Path) -> None:
+def test_a_database_from_before_the_indicators_is_migrated(tmp_path: Path) -> None:
     from sqlite_utils import Database
 
     from kb.tables import MIGRATIONS
@@ -111,10 +111,13 @@ def test_a_database_from_before_the_value_ranges_is_migrated(tmp_path: Path) -> 
     MIGRATIONS.apply(db)
     db.table("value_ranges").disable_fts()
     db.execute("DROP TABLE value_ranges")
-    db.execute("DELETE FROM _sqlite_migrations WHERE name = 'm003_value_ranges'")
+    db.execute("ALTER TABLE country_groups DROP COLUMN source")
+    db.execute("ALTER TABLE country_groups DROP COLUMN unverified")
+    db.execute("DELETE FROM _sqlite_migrations WHERE name = 'm003_indicator_reference_data'")
     db.conn.commit()
     MIGRATIONS.apply(db)
     assert "high_usd_per_kg" in db.table("value_ranges").columns_dict
+    assert {"source", "unverified"} <= set(db.table("country_groups").columns_dict)
 
 
 def test_same_inputs_give_the_same_bytes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -164,3 +167,16 @@ def test_an_interrupted_build_leaves_the_previous_database_untouched(
         build(built, [RULEBOOKS], INPUTS / "declarations.csv")
     assert sha(built) == before
     assert sorted(p.name for p in built.parent.iterdir()) == ["kb.db"]
+
+
+def test_the_indicators_reference_data_is_in_the_knowledge_base(built: Path) -> None:
+    """Value ranges per customs code and the country-capacity groups, with their sources."""
+    pig_iron = query(built, "select customs_codes, low_usd_per_kg, high_usd_per_kg, unverified "
+                            "from value_ranges where name = 'pig-iron'")
+    assert pig_iron == [("720110", 0.3, 0.7, "Indicative price range; not from the domain "
+                                              "brief.")]
+    capacity = query(built, "select g.source, group_concat(m.country) from country_groups g "
+                            "join country_group_members m on m.group_name = g.name "
+                            "where g.name = 'no-antimony-processing' group by g.name")
+    assert capacity[0][1] == "MX,TH" and "without domestic processing capacity" in capacity[0][0]
+    assert query(built, "select count(*) from value_ranges")[0][0] >= 7
