@@ -177,6 +177,8 @@ class CompiledRulebook:
     # (link set (`dsl.graph.via_key`), subject field, other field or None for listed parties)
     # the checks follow, with the most hops any rule needs
     reach_needs: dict[tuple[str, str, str | None], int] = field(default_factory=dict)
+    # windows over earlier declarations (`window_<n>`), created before the checks
+    windows: dict[str, exp.Select] = field(default_factory=dict)
 
     def findings_query(self) -> exp.Expression:
         selects = [exp.select(*FINDING_COLUMNS).from_(exp.to_table(r.view)) for r in self.rules]
@@ -187,7 +189,8 @@ class CompiledRulebook:
 
     def statements(self, dialect: str = "sqlite") -> list[str]:
         """CREATE VIEW statements for every check and for `findings`, in order."""
-        out = []
+        out = [exp.Create(this=exp.to_table(name), kind="VIEW", expression=q).sql(
+            dialect=dialect, pretty=True) for name, q in self.windows.items()]
         for r in self.rules:
             out.append(exp.Create(this=exp.to_table(r.view), kind="VIEW",
                                   expression=r.query).sql(dialect=dialect, pretty=True))
@@ -209,11 +212,16 @@ class Compiler:
         self.diags: list[Diagnostic] = []
         self.uses_items = False
         self.uses_days = False  # the rule reads `declaration_days` (windows, first seen)
-        self.uses_minerals = False  # … and `declaration_minerals` (windows `with same group`)
         self.rulebook = ""  # of the rule being compiled
         self.listed_columns: list[str] = []
         self.evidence: list[exp.Expression] = []  # notes naming what matched, or NULL
         self.reach_needs: dict[tuple[str, str, str | None], int] = {}
+        self.windows: dict[str, exp.Select] = {}   # window_<n> → its relation
+        self.window_names: dict[str, str] = {}     # the relation's SQL → its name
+        self.rule_windows: list[tuple[str, str, exp.Expression]] = []  # (name, alias, on)
+        # a condition or aggregate node → (the ids of its relation's declarations, whether the
+        # node is certainly false outside them)
+        self.node_relations: dict[int, tuple[exp.Select, bool]] = {}
         self.item_conditions: dict[str, ast.Condition] = {
             name: c.condition for name, it in rb.items.items()
             if (c := ast.first_attr(it, ast.ControlledIf)) is not None
@@ -350,19 +358,62 @@ class Compiler:
             else:
                 for w in ast.attrs_of(self.rb.terms[term.name], ast.Words):
                     words.extend(x.value for x in w.words)
-        lowered = exp.Lower(this=col.copy())
+        # The declarations whose text mentions a word, with the first word it mentions: a
+        # relation of its own (`mentions_<n>`), materialised once per build, so each check
+        # joins it instead of searching every text for every word again.
+        lowered = exp.Lower(this=_col(name, "m"))
         tests = [exp.GT(this=exp.StrPosition(this=lowered.copy(), substr=_lit(w.lower())),
                         expression=_lit(0)) for w in sorted(set(words))]
-        test = exp.paren(_or(*tests)) if len(tests) > 1 else _or(*tests)
         matched = exp.Case()
         for word, t in zip(sorted(set(words)), tests, strict=True):
-            matched = matched.when(t.copy(), _lit(f"; {c.subject.name.replace('_', ' ')} "
-                                                  f"mentions '{word}'"))
-        self.evidence.append(matched)
+            matched = matched.when(t.copy(), _lit(word))
+        relation = (exp.select(exp.alias_(_col("id", "m"), "declaration_id"),
+                               exp.alias_(matched, "word"))
+                    .from_(exp.alias_(exp.to_table("declarations"), "m"))
+                    .where(exp.paren(_or(*tests)) if len(tests) > 1 else _or(*tests)))
+        alias = self.relation(relation, "mentions",
+                              exp.EQ(this=_col("declaration_id", "{alias}"),
+                                     expression=_col("id")))
+        self.note_relation(c, self.rule_windows[-1][0], not nullable)
+        test = _not_null(_col("declaration_id", alias))
+        self.evidence.append(exp.Case().when(test.copy(), exp.Concat(expressions=[
+            _lit(f"; {c.subject.name.replace('_', ' ')} mentions '"), _col("word", alias),
+            _lit("'")])))
         present = _not_null(col.copy())
         if nullable:
-            return Truth(_and(present, test), _and(present, _not(test)), [name])
-        return Truth(test, _not(test))
+            return Truth(_and(present, test), _and(present, _not(test.copy())), [name])
+        return Truth(test, _not(test.copy()))
+
+    def note_relation(self, node: object, name: str, certain: bool,
+                      hops: int | None = None) -> None:
+        ids = (exp.select(exp.column("declaration_id", table="x"))
+               .from_(exp.alias_(exp.to_table(name), "x")))
+        if hops is not None:
+            ids = ids.where(exp.LTE(this=exp.column("hops", table="x"), expression=_lit(hops)))
+        self.node_relations[id(node)] = (ids, certain)
+
+    def relation(self, query: exp.Select, kind: str, on: exp.Expression | None) -> str:
+        """Register a relation the rule joins (one row per declaration at most), shared by
+        every rule that needs the same one; returns the alias the rule joins it under. `on`
+        names the alias as the table `{alias}`; without `on` the relation is not joined (the
+        rule queries it) and its name is returned."""
+        sql = query.sql(dialect="sqlite")
+        name = self.window_names.get(sql)
+        if name is None:
+            count = sum(1 for n in self.windows if n.startswith(kind + "_"))
+            name = self.window_names[sql] = f"{kind}_{count + 1}"
+            self.windows[name] = query
+        if on is None:
+            return name
+        alias = f"w{len(self.rule_windows) + 1}"
+
+        def rename(node: exp.Expression) -> exp.Expression:
+            if isinstance(node, exp.Column) and node.table == "{alias}":
+                return exp.column(node.name, table=alias)
+            return node
+
+        self.rule_windows.append((name, alias, on.transform(rename)))
+        return alias
 
     def listed(self, c: ast.Listed) -> Truth:
         col, nullable, name = self.field_sql(c.subject.name)
@@ -425,43 +476,63 @@ class Compiler:
         need = (via, aname, self.field_sql(c.other.name)[2]
                 if isinstance(c.other, ast.Ref) else None)
         self.reach_needs[need] = max(self.reach_needs.get(need, 0), hops)
-        conds: list[exp.Expression] = [
-                 exp.EQ(this=_col("name", "ka"), expression=acol.copy()),
-                 exp.EQ(this=_col("via", "r"), expression=_lit(via)),
-                 exp.LTE(this=_col("hops", "r"), expression=_lit(hops))]
         nullable = [(acol, aname)] if anull else []
-        joins: list[tuple[str, str, exp.Expression]] = [
-            ("party_reach", "r", exp.EQ(this=_col("a", "r"), expression=_col("key", "ka")))]
+        # The declarations whose parties are linked, with the path: a relation of its own
+        # (`links_<n>`), materialised once per build from `party_reach`.
+        base = (exp.select(exp.alias_(_col("id", "m"), "declaration_id"))
+                .from_(exp.alias_(exp.to_table("party_reach"), "r"))
+                .join(exp.alias_(exp.to_table("party_name_keys"), "ka"),
+                      on=exp.EQ(this=_col("key", "ka"), expression=_col("a", "r")))
+                .join(exp.alias_(exp.to_table("declarations"), "m"),
+                      on=exp.EQ(this=_col(aname, "m"), expression=_col("name", "ka"))))
+        who = c.subject.name.replace("_", " ")
         if isinstance(c.other, ast.Ref):
             bcol, bnull, bname = self.field_sql(c.other.name)
-            joins.append(("party_name_keys", "kb",
-                          exp.EQ(this=_col("key", "kb"), expression=_col("b", "r"))))
-            conds.append(exp.EQ(this=_col("name", "kb"), expression=bcol.copy()))
             nullable += [(bcol, bname)] if bnull else []
-            target: exp.Expression = _lit(f" {c.other.name.replace('_', ' ')}")
+            relation = (base.select(exp.alias_(_col("hops", "r"), "hops"),
+                                    exp.alias_(_col("path", "r"), "path"))
+                        .join(exp.alias_(exp.to_table("party_name_keys"), "kb"),
+                              on=_and(exp.EQ(this=_col("key", "kb"), expression=_col("b", "r")),
+                                      exp.EQ(this=_col("name", "kb"),
+                                             expression=_col(bname, "m"))))
+                        .where(exp.EQ(this=_col("via", "r"), expression=_lit(via))))
+            alias = self.relation(relation, "links", _and(
+                exp.EQ(this=_col("declaration_id", "{alias}"), expression=_col("id")),
+                exp.LTE(this=_col("hops", "{alias}"), expression=_lit(hops))))
+            self.note_relation(c, self.rule_windows[-1][0], not nullable, hops)
+            test: exp.Expression = _not_null(_col("declaration_id", alias))
+            self.evidence.append(exp.Case().when(test.copy(), exp.Concat(expressions=[
+                _lit(f"; {who} is linked to {c.other.name.replace('_', ' ')} within {hops} "
+                     f"hop{'s' if hops > 1 else ''}: "), _col("path", alias)])))
         else:
             lists = [r.name for r in c.other.lists] or sorted(self.rb.lists)
-            joins += [("listed_party_keys", "lk",
-                       exp.EQ(this=_col("key", "lk"), expression=_col("b", "r"))),
-                      ("list_entry_periods", "p",
-                       exp.EQ(this=_col("party", "p"), expression=_col("party", "lk")))]
-            conds += [_in(_col("list", "p"), lists), *self.listed_on_date("p")]
-            target = exp.Concat(expressions=[_lit(" a party on "), _col("list", "p"),
-                                             _lit(" (listed by "), _col("instrument_id", "p"),
-                                             _lit(")")])
+            relation = (base.select(exp.alias_(_col("party", "lk"), "party"),
+                                    exp.alias_(_col("hops", "r"), "hops"),
+                                    exp.alias_(_col("path", "r"), "path"))
+                        .join(exp.alias_(exp.to_table("listed_party_keys"), "lk"),
+                              on=exp.EQ(this=_col("key", "lk"), expression=_col("b", "r")))
+                        .where(exp.EQ(this=_col("via", "r"), expression=_lit(via))))
+            name = self.relation(relation, "links", None)
+            self.note_relation(c, name, not nullable, hops)
 
-        def reach(projection: exp.Expression) -> exp.Select:
-            q = exp.select(projection).from_(exp.alias_(exp.to_table("party_name_keys"), "ka"))
-            for table, alias, on in joins:
-                q = q.join(exp.alias_(exp.to_table(table), alias), on=on.copy())
-            return q.where(_and(*(x.copy() for x in conds)))
+            def listed(projection: exp.Expression) -> exp.Select:
+                return (exp.select(projection)
+                        .from_(exp.alias_(exp.to_table(name), "lr"))
+                        .join(exp.alias_(exp.to_table("list_entry_periods"), "p"),
+                              on=exp.EQ(this=_col("party", "p"), expression=_col("party", "lr")))
+                        .where(_and(exp.EQ(this=_col("declaration_id", "lr"),
+                                           expression=_col("id")),
+                                    exp.LTE(this=_col("hops", "lr"), expression=_lit(hops)),
+                                    _in(_col("list", "p"), lists),
+                                    *self.listed_on_date("p"))))
 
-        test = exp.Exists(this=reach(_lit(1)))
-        note = reach(exp.Concat(expressions=[
-            _lit(f"; {c.subject.name.replace('_', ' ')} is linked to"), target,
-            _lit(f" within {hops} hop{'s' if hops > 1 else ''}: "), _col("path", "r")]))
-        self.evidence.append(exp.Subquery(
-            this=note.order_by(_col("hops", "r"), _col("path", "r")).limit(1)))
+            test = exp.Exists(this=listed(_lit(1)))
+            note = listed(exp.Concat(expressions=[
+                _lit(f"; {who} is linked to a party on "), _col("list", "p"),
+                _lit(" (listed by "), _col("instrument_id", "p"),
+                _lit(f") within {hops} hop{'s' if hops > 1 else ''}: "), _col("path", "lr")]))
+            self.evidence.append(exp.Subquery(
+                this=note.order_by(_col("hops", "lr"), _col("path", "lr")).limit(1)))
         if not nullable:
             return Truth(test, _not(test.copy()))
         present = _and(*(_not_null(col.copy()) for col, _ in nullable))
@@ -515,53 +586,69 @@ class Compiler:
 
     def window(self, agg: ast.CountOf | ast.SumOf) -> exp.Expression:
         """`count of declarations` / `sum of F over declarations` within the N days ending on
-        this declaration's date (this one included) that share the named facts with it."""
-        self.uses_days = True
+        this declaration's date (this one and others of that day included) that share the named
+        facts with it. Each distinct window is a relation of its own (`window_<n>`: one value
+        per declaration, computed with a RANGE window function over the day numbers) that the
+        knowledge base materialises once per build; the check joins it."""
         w = agg.window
         by_group = any(k.name == "group" for k in w.same)
-        self.uses_minerals |= by_group
-        day, other_day = _col("day", "dd"), _col("day", "wd")
-        conds: list[exp.Expression] = [
-            exp.GTE(this=other_day, expression=exp.Sub(this=day, expression=_lit(w.days - 1))),
-                 exp.LTE(this=other_day.copy(), expression=day.copy())]
+        by_item = any(k.name == "item" for k in w.same)
+        partition: list[exp.Expression] = []
+        conds: list[exp.Expression] = []
         for key in w.same:
             if key.name == "group":
-                conds += [exp.EQ(this=_col("rulebook", "wd"), expression=_lit(self.rulebook)),
-                          exp.EQ(this=_col("mineral", "wd"), expression=_col("mineral", "dm"))]
+                partition.append(_col("mineral", "wd"))
+                conds.append(exp.EQ(this=_col("rulebook", "wd"), expression=_lit(self.rulebook)))
             elif key.name == "item":
-                self.uses_items = True
-                shared = (exp.select(_lit(1))
-                          .from_(exp.alias_(exp.to_table("declaration_items"), "wi"))
-                          .where(_and(exp.EQ(this=_col("declaration_id", "wi"),
-                                             expression=_col("id", "w")),
-                                      exp.EQ(this=_col("item", "wi"),
-                                             expression=_col("item", "di")))))
-                conds.append(exp.Exists(this=shared))
+                partition.append(_col("item", "wi"))
             else:
                 _, _, column = self.field_sql(key.name)
-                conds.append(exp.EQ(this=_col(column, "w"), expression=_col(column)))
+                partition.append(_col(column, "w"))
+                conds.append(_not_null(_col(column, "w")))
         unit = ""
         if isinstance(agg, ast.CountOf):
             value: exp.Expression = exp.Count(this=exp.Star())
         else:
             _, _, column = self.field_sql(agg.field.name)
-            value = exp.Coalesce(this=exp.Sum(this=_col(column, "w")), expressions=[_lit(0)])
+            value = exp.Sum(this=_col(column, "w"))
             unit = {"mass": " kg", "money": " USD"}.get(
                 self.schema.field(column).dimension or "", "")  # type: ignore[union-attr]
-        sub = (exp.select(value)
-               .from_(exp.alias_(exp.to_table("declaration_minerals" if by_group
-                                              else "declaration_days"), "wd"))
-               .join(exp.alias_(exp.to_table("declarations"), "w"),
-                     on=exp.EQ(this=_col("id", "w"), expression=_col("declaration_id", "wd")))
-               .where(_and(*conds)))
+        over = exp.Window(this=value, partition_by=partition or None,
+                          order=exp.Order(expressions=[exp.Ordered(this=_col("day", "wd"))]),
+                          spec=exp.WindowSpec(kind="RANGE", start=_lit(w.days - 1),
+                                              start_side="PRECEDING", end="CURRENT ROW"))
+        columns = [exp.alias_(_col("declaration_id", "wd"), "declaration_id")]
+        if by_item:
+            columns.append(exp.alias_(_col("item", "wi"), "item"))
+        columns.append(exp.alias_(exp.Coalesce(this=over, expressions=[_lit(0)]), "value"))
+        relation = (exp.select(*columns)
+                    .from_(exp.alias_(exp.to_table("declaration_minerals" if by_group
+                                                   else "declaration_days"), "wd"))
+                    .join(exp.alias_(exp.to_table("declarations"), "w"),
+                          on=exp.EQ(this=_col("id", "w"),
+                                    expression=_col("declaration_id", "wd"))))
+        if by_item:
+            relation = relation.join(
+                exp.alias_(exp.to_table("declaration_items"), "wi"),
+                on=exp.EQ(this=_col("declaration_id", "wi"),
+                          expression=_col("declaration_id", "wd")))
+        if conds:
+            relation = relation.where(_and(*conds))
+        on = [exp.EQ(this=_col("declaration_id", "{alias}"), expression=_col("id"))]
+        if by_item:
+            self.uses_items = True
+            on.append(exp.EQ(this=_col("item", "{alias}"), expression=_col("item", "di")))
+        alias = self.relation(relation, "window", _and(*on))
+        if not by_item:  # by item, a declaration has a value per item
+            self.note_relation(agg, self.rule_windows[-1][0], True)
+        result = exp.Coalesce(this=_col("value", alias), expressions=[_lit(0)])
         from dsl.format import expression as text
 
         # whole numbers, printed alike by every engine
-        shown = exp.cast(exp.cast(exp.Round(this=exp.Subquery(this=sub.copy())), "BIGINT"),
-                         "TEXT")
+        shown = exp.cast(exp.cast(exp.Round(this=result.copy()), "BIGINT"), "TEXT")
         self.evidence.append(exp.Concat(expressions=[_lit(f"; {text(agg)}: "), shown,
                                                      _lit(unit)]))
-        return exp.Subquery(this=sub)
+        return result
 
     def candidates(self, c: ast.Condition) -> exp.Expression | None:
         """The ids of every declaration for which `c` can be true, as a query an engine answers
@@ -577,9 +664,51 @@ class Compiler:
         found = self._candidates(c)
         return bool(found and found[1])
 
+    def candidate_filters(self, c: ast.Condition, unknown_silent: bool) -> list[exp.Expression]:
+        """Every candidate set that restricts the rows of a rule whose condition is `c`: of each
+        part of a top-level `and`, the sets outside which the part is certainly false, or, when
+        no unknown result can be reported, false or unknown."""
+        parts = c.parts if isinstance(c, ast.AllOf) else (c,)
+        out = []
+        for part in parts:
+            found = self._candidates(part)
+            if found is not None and (found[1] or unknown_silent):
+                out.append(found[0])
+        return out
+
     def _candidates(self, c: ast.Condition) -> tuple[exp.Expression, bool] | None:
         if isinstance(c, ast.Parenthesised):
             return self._candidates(c.part)
+        known = self.node_relations.get(id(c))
+        if known is not None:  # the declarations of a materialised relation
+            return known
+        if isinstance(c, ast.InSet) and not c.negated:
+            spec = self.schema.field(c.subject.name)
+            assert spec is not None
+            if spec.type == "country":
+                test = self.in_set(c).t  # a plain test of the column
+                if any(col.name == "judged_on" for col in test.find_all(exp.Column)):
+                    return None  # a dated country group: the date is the judging one
+                return (exp.select(exp.column("id", table="x"))
+                        .from_(exp.alias_(exp.to_table("declarations"), "x"))
+                        .where(test.transform(_to_x)), not self.field_sql(spec.name)[1])
+        if isinstance(c, ast.InRange):
+            test = self.in_range(c).t
+            if any(col.name in ("judged_on", "code_value_low", "code_value_high")
+                   for col in test.find_all(exp.Column)):
+                return None
+            return (exp.select(exp.column("id", table="x"))
+                    .from_(exp.alias_(exp.to_table("declarations"), "x"))
+                    .where(test.transform(_to_x)), not self.field_sql(c.subject.name)[1])
+        if isinstance(c, ast.Comparison) and c.op in (">=", ">") and \
+                isinstance(c.left, ast.CountOf | ast.SumOf) and \
+                isinstance(c.right, ast.Quantity) and c.right.value > 0:
+            window = self.node_relations.get(id(c.left))
+            if window is not None:
+                op = exp.GTE if c.op == ">=" else exp.GT
+                value = float(c.right.value) * UNIT_FACTORS.get(c.right.unit or "", 1.0)
+                return (window[0].where(op(this=exp.column("value", table="x"),
+                                           expression=_lit(value))), True)
         if isinstance(c, ast.Listed):
             spec = self.schema.field(c.subject.name)
             assert spec is not None
@@ -734,8 +863,8 @@ class Compiler:
             return None  # permissions produce no findings; they suppress what they override
         self.uses_items = False
         self.uses_days = False
-        self.uses_minerals = False
         self.rulebook = self.rb.rulebook_of(rule.span.file) or ""
+        self.rule_windows = []
         self.listed_columns = []
         self.evidence = []
         truth = self.truth(when.condition)
@@ -803,12 +932,9 @@ class Compiler:
                 exp.alias_(exp.to_table("declaration_days"), "dd"),
                 on=exp.EQ(this=_col("declaration_id", "dd"), expression=_col("id")),
                 join_type="LEFT", copy=False)
-        if self.uses_minerals:
-            inner = inner.join(
-                exp.alias_(exp.to_table("declaration_minerals"), "dm"),
-                on=_and(exp.EQ(this=_col("declaration_id", "dm"), expression=_col("id")),
-                        exp.EQ(this=_col("rulebook", "dm"), expression=_lit(self.rulebook))),
-                join_type="LEFT", copy=False)
+        for window, alias, on in self.rule_windows:
+            inner = inner.join(exp.alias_(exp.to_table(window), alias), on=on,
+                               join_type="LEFT", copy=False)
         if licence:
             inner = inner.join(
                 exp.alias_(exp.to_table("licence_cover"), "lc"),
@@ -825,10 +951,8 @@ class Compiler:
         # them by a test the engine answers from indexes.
         silent = {self.field_sql(p.field.name)[2] for p in ast.attrs_of(rule, ast.IfMissing)
                   if p.outcome is None}
-        candidates = self.candidates(when.condition)
-        if candidates is not None and (set(truth.missing) <= silent or
-                                       self.certain_candidates(when.condition)):
-            inner = inner.where(exp.In(this=_col("id"), query=exp.Subquery(this=candidates)),
+        for query in self.candidate_filters(when.condition, set(truth.missing) <= silent):
+            inner = inner.where(exp.In(this=_col("id"), query=exp.Subquery(this=query)),
                                 copy=False)
 
         def c(name: str) -> exp.Column:
@@ -884,6 +1008,19 @@ class Compiler:
         return exp.paren(_and(in_force(self.periods[decl.name.name], self.judged_on()), t))
 
 
+def _to_x(node: exp.Expression) -> exp.Expression:
+    """A column of the judged declaration `d`, as one of the candidate query's `x` (the
+    derived unit value computed from its columns)."""
+    if isinstance(node, exp.Column) and node.table == D:
+        if node.name == "unit_value":
+            return exp.paren(exp.Div(this=exp.column("value_usd", table="x"),
+                                     expression=exp.Nullif(
+                                         this=exp.column("quantity_kg", table="x"),
+                                         expression=_lit(0))))
+        return exp.column(node.name, table="x")
+    return node
+
+
 def required_items(c: ast.Condition, rb: CheckedRulebook) -> frozenset[str] | None:
     """The items one of which a declaration must match for the condition to be true or
     unknown, when the condition says so at its top level (`item in …` and …); else None."""
@@ -923,7 +1060,8 @@ def compile_rulebook(rb: CheckedRulebook, schema: Schema) -> tuple[CompiledRuleb
         compiled = compiler.rule(decl)
         if compiled is not None:
             rules.append(compiled)
-    result = CompiledRulebook(rb.version, rules, compiler.periods, compiler.reach_needs)
+    result = CompiledRulebook(rb.version, rules, compiler.periods, compiler.reach_needs,
+                              compiler.windows)
     for c in rules:
         lint(c.query)
     rb.compiled[id(schema)] = (schema, result, list(compiler.diags))

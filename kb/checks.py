@@ -49,6 +49,9 @@ SUPPORT_TABLES = {
     "value_range_codes": "CREATE TABLE value_range_codes (value_range TEXT NOT NULL, code TEXT "
                          "NOT NULL, low REAL NOT NULL, high REAL NOT NULL, "
                          "PRIMARY KEY (code, value_range))",
+    # The compiled rulebook's windows over earlier declarations (their SQLite queries), which
+    # `materialise` turns into tables.
+    "excon_windows": "CREATE TABLE excon_windows (name TEXT PRIMARY KEY, sql TEXT NOT NULL)",
     # Each item's mineral: its smallest group (windows `with same group`).
     "item_minerals": "CREATE TABLE item_minerals (item TEXT NOT NULL, rulebook TEXT NOT NULL, "
                      "mineral TEXT NOT NULL, PRIMARY KEY (item, rulebook))",
@@ -241,19 +244,23 @@ def _sqlite_select(name: str) -> str:
 
 
 def materialise(db: Database) -> None:
-    """Replace the input-derived support views by tables holding their rows, indexed.
+    """Replace the input-derived support views, and the rulebook's windows, by tables holding
+    their rows, indexed.
 
     The first call turns each view into an indexed table; later calls refill the tables in
     place, so the compiled views stay prepared (a screening of one declaration pays no DDL)."""
-    for name, key in MATERIALISED.items():
+    relations = [(name, _sqlite_select(name), key) for name, key in MATERIALISED.items()]
+    relations += [(name, sql, (("declaration_id",),)) for name, sql in
+                  db.execute("SELECT name, sql FROM excon_windows ORDER BY name").fetchall()]
+    for name, select, key in relations:  # names and queries are ours, not the user's
         kind = db.execute("SELECT type FROM sqlite_master WHERE name = ?", [name]).fetchone()
         if kind is not None and kind[0] == "table":
             db.execute(f"DELETE FROM {name}")
-            db.execute(f"INSERT INTO {name} {_sqlite_select(name)}")
+            db.execute(f"INSERT INTO {name} {select}")
             continue
         if kind is not None:
             db.execute(f"DROP VIEW {name}")
-        db.execute(f"CREATE TABLE {name} AS {_sqlite_select(name)}")
+        db.execute(f"CREATE TABLE {name} AS {select}")
         for columns in key:
             db.execute(f"CREATE INDEX {name}_{'_'.join(columns)} ON {name} "
                        f"({', '.join(columns)})")
@@ -281,6 +288,8 @@ def fill_support(db: Database, rb: CheckedRulebook, compiled: CompiledRulebook) 
                      "VALUES (?, ?, ?, ?)", rb.value_range_rows())
     conn.executemany("INSERT INTO item_minerals (item, rulebook, mineral) VALUES (?, ?, ?)",
                      rb.mineral_rows())
+    conn.executemany("INSERT INTO excon_windows (name, sql) VALUES (?, ?)",
+                     [(name, q.sql(dialect="sqlite")) for name, q in compiled.windows.items()])
     conn.executemany("INSERT INTO party_reach_needs (via, subject, other, hops) "
                      "VALUES (?, ?, ?, ?)",
                      sorted(((*k, hops) for k, hops in compiled.reach_needs.items()),

@@ -35,7 +35,8 @@ PRIVATE_DERIVED = ("findings", "finding_details", *SUPPORT_VIEWS, *SUPPORT_TABLE
 # Support tables nobody browses: hidden from the table lists (still reachable by URL if allowed).
 HIDDEN = ("excon_metadata", "_sqlite_migrations", "listed_party_keys", "party_name_keys",
           "licence_items", "excon_settings", "list_entry_periods", "listed_names",
-          "declaration_items", "licence_uses", "licence_cover", "judged_declarations")
+          "declaration_items", "licence_uses", "licence_cover", "judged_declarations",
+          *SUPPORT_TABLES, *SUPPORT_VIEWS)
 
 HS_LICENCE = ("ODC-PDDL-1.0", "https://opendatacommons.org/licenses/pddl/1-0/")
 HS_URL = "https://github.com/datasets/harmonized-system"
@@ -227,7 +228,7 @@ def database_metadata(db: Database, rb: CheckedRulebook, compiled: CompiledRuleb
     for r in compiled.rules:
         tables[r.view] = {"title": f"Check: {r.name}",
                           "description": f"Findings of rule {r.name} (compiled view)"}
-    for name in HIDDEN:
+    for name in (*HIDDEN, *compiled.windows):
         tables.setdefault(name, {})["hidden"] = True
     description = _env.get_template("database.html.j2").render(
         rulebooks=rulebooks, counts=counts, built_at=built_at, version=rb.version,
@@ -347,6 +348,7 @@ def private_names(db: Database) -> list[str]:
     names |= {r[0] for r in db.execute(
         "SELECT name FROM sqlite_master WHERE type = 'view' AND name LIKE 'check\\_%' "
         "ESCAPE '\\'")}
+    names |= {r[0] for r in db.execute("SELECT name FROM excon_windows")}
     return sorted(names)
 
 
