@@ -74,6 +74,8 @@ class PartyGraph:
         self.children: dict[str, set[str]] = defaultdict(set)  # downwards
         self.node_groups: dict[str, list[tuple[str, str]]] = defaultdict(list)
         self._components: dict[frozenset[str], dict[str, str]] = {}
+        self._near: dict[tuple[tuple[str, ...], frozenset[str], int],
+                         dict[str, dict[str, Reach]]] = {}
         for f in facts:
             node = self.node(f.name)
             if node is None:
@@ -205,8 +207,12 @@ class PartyGraph:
         """For each party within `hops` links of one of the `targets` (names): the targets it
         reaches, with the path from it. Searched from the targets, which are few."""
         allowed = frozenset(links) or frozenset(LINKS)
+        key = (tuple(sorted(set(targets))), allowed, hops)
+        if key in self._near:
+            return self._near[key]
         out: dict[str, dict[str, Reach]] = defaultdict(dict)
-        for name in sorted(set(targets)):
+        self._near[key] = out
+        for name in key[0]:
             goal = self.node(name)
             if goal is None:
                 continue

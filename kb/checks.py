@@ -9,7 +9,7 @@ in Python: normalised party names and the in-force periods of listings.
 from __future__ import annotations
 
 import sqlite3
-from functools import cache
+from functools import cache, lru_cache
 
 import sqlglot
 from sqlglot import exp
@@ -52,6 +52,10 @@ SUPPORT_TABLES = {
     # The compiled rulebook's windows over earlier declarations (their SQLite queries), which
     # `materialise` turns into tables.
     "excon_windows": "CREATE TABLE excon_windows (name TEXT PRIMARY KEY, sql TEXT NOT NULL)",
+    # Declared names of linked parties and their connected group of links (scratch space of
+    # the link search; a table of its own so that a screening runs no DDL).
+    "excon_party_groups": "CREATE TABLE excon_party_groups (name TEXT PRIMARY KEY, "
+                          "grp TEXT NOT NULL)",
     # Each item's mineral: its smallest group (windows `with same group`).
     "item_minerals": "CREATE TABLE item_minerals (item TEXT NOT NULL, rulebook TEXT NOT NULL, "
                      "mineral TEXT NOT NULL, PRIMARY KEY (item, rulebook))",
@@ -331,7 +335,7 @@ def _fill_listed_names(conn: sqlite3.Connection, names: list[str]) -> None:
         "SELECT MIN(COALESCE(match_threshold, 100)) FROM party_lists").fetchone()[0]
     if not spellings or threshold is None:
         return
-    matcher = PartyMatcher(spellings)
+    matcher = _matcher(tuple(spellings))
     conn.executemany("INSERT INTO listed_names (name, party, alias, score, score_text) "
                      "VALUES (?, ?, ?, ?, ?)",
                      ((m.name, m.party, m.alias, m.score, f"{m.score:.1f}")
@@ -352,7 +356,7 @@ def _fill_party_reach(conn: sqlite3.Connection) -> None:
         "SELECT name, address, phone, parent, NULL FROM trade_parties")]
     same = dict(conn.execute("SELECT a.alias, p.legal_name FROM party_aliases AS a "
                              "JOIN parties AS p ON p.name = a.party").fetchall())
-    graph = PartyGraph(facts, same)
+    graph = _graph(tuple(facts), tuple(sorted(same.items())))
     columns = {c[1] for c in conn.execute("PRAGMA table_info(declarations)")}
     rows = []
     for via, subject, other, hops in needs:
@@ -361,8 +365,6 @@ def _fill_party_reach(conn: sqlite3.Connection) -> None:
             assert {subject, other} <= columns  # field names from the schema, never user text
             # only two parties in one connected group of links can be related: the pairs to
             # search are those the engine finds with the names of linked parties
-            conn.execute("CREATE TEMP TABLE IF NOT EXISTS excon_party_groups "
-                         "(name TEXT PRIMARY KEY, grp TEXT NOT NULL)")
             conn.execute("DELETE FROM excon_party_groups")
             conn.executemany("INSERT INTO excon_party_groups VALUES (?, ?)", (
                 (name, group) for (name,) in conn.execute("SELECT name FROM party_name_keys")
@@ -387,6 +389,18 @@ def _fill_party_reach(conn: sqlite3.Connection) -> None:
                 rows.append((via, key, target, r.hops, r.path))
     conn.executemany("INSERT OR IGNORE INTO party_reach (via, a, b, hops, path) "
                      "VALUES (?, ?, ?, ?, ?)", rows)
+
+
+@lru_cache(maxsize=4)
+def _matcher(spellings: tuple[tuple[str, str], ...]) -> PartyMatcher:
+    """The matcher over the listed spellings (the same for every screening of a rulebook)."""
+    return PartyMatcher(spellings)
+
+
+@lru_cache(maxsize=4)
+def _graph(facts: tuple[PartyFacts, ...], same: tuple[tuple[str, str], ...]) -> PartyGraph:
+    """The party graph (the same for screenings with the same parties.csv)."""
+    return PartyGraph(facts, dict(same))
 
 
 def install(db: Database, rb: CheckedRulebook) -> tuple[CompiledRulebook, list[Diagnostic]]:
