@@ -650,24 +650,12 @@ class Compiler:
                                                      _lit(unit)]))
         return result
 
-    def candidates(self, c: ast.Condition) -> exp.Expression | None:
-        """The ids of every declaration for which `c` can be true, as a query an engine answers
-        from indexes (`consignee listed or end_user listed` becomes two index probes with the
-        listed names instead of a scan of every declaration); None when there is none. Its
-        table is aliased `x` (a one-declaration query drops these filters)."""
-        found = self._candidates(c)
-        return found[0] if found else None
-
-    def certain_candidates(self, c: ast.Condition) -> bool:
-        """Outside its candidates `c` is certainly false (not unknown), so the filter holds
-        even when the rule reports unknown results."""
-        found = self._candidates(c)
-        return bool(found and found[1])
-
     def candidate_filters(self, c: ast.Condition, unknown_silent: bool) -> list[exp.Expression]:
         """Every candidate set that restricts the rows of a rule whose condition is `c`: of each
         part of a top-level `and`, the sets outside which the part is certainly false, or, when
-        no unknown result can be reported, false or unknown."""
+        no unknown result can be reported, false or unknown. Each is a query of ids an engine
+        answers from indexes or a materialised relation, its table aliased `x` (a
+        one-declaration query drops these filters)."""
         parts = c.parts if isinstance(c, ast.AllOf) else (c,)
         out = []
         for part in parts:

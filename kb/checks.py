@@ -358,6 +358,9 @@ def _fill_party_reach(conn: sqlite3.Connection) -> None:
                              "JOIN parties AS p ON p.name = a.party").fetchall())
     graph = _graph(tuple(facts), tuple(sorted(same.items())))
     columns = {c[1] for c in conn.execute("PRAGMA table_info(declarations)")}
+    listed = [n for (n,) in conn.execute(
+        "SELECT DISTINCT p.legal_name FROM parties AS p JOIN list_entry_periods AS e "
+        "ON e.party = p.name")]
     rows = []
     for via, subject, other, hops in needs:
         links = via.split(",")
@@ -379,9 +382,6 @@ def _fill_party_reach(conn: sqlite3.Connection) -> None:
                 if (r := graph.related(a, b, links, hops)) is not None:
                     rows.append((via, party_key(a), party_key(b), r.hops, r.path))
             continue
-        listed = [n for (n,) in conn.execute(
-            "SELECT DISTINCT p.legal_name FROM parties AS p JOIN list_entry_periods AS e "
-            "ON e.party = p.name")]
         near = graph.reach_to(listed, links, hops)
         for key, name in conn.execute("SELECT key, MIN(name) FROM party_name_keys GROUP BY key"):
             node = graph.node(name)
