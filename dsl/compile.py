@@ -22,6 +22,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import sqlglot
 from sqlglot import exp
@@ -49,6 +50,24 @@ D = "d"  # alias of the judged declaration in every check
 
 class CompileError(Exception):
     """A construct that cannot be compiled; carries diagnostics with spans."""
+
+
+class Candidates(NamedTuple):
+    """The declarations outside which part of a condition is certainly false (`certain`), or,
+    if not certain, false or unknown; `cost` ranks the kinds of sets by how few rows they
+    usually hold and how cheaply an engine finds them (lower first)."""
+
+    query: exp.Query
+    certain: bool
+    cost: int
+
+
+# The kinds of candidate sets, cheapest first: party links and listed names (a few parties,
+# index probes); a materialised relation's rows past a threshold, a value far outside the
+# declared code's range, and a country set (an index probe), whose sets are intersected; the
+# items of a group; a unit value inside the ranges of whole minerals (about every declaration
+# of those minerals).
+COST_PARTIES, COST_RELATION, COST_COUNTRIES, COST_ITEMS, COST_VALUE_RANGE = 0, 1, 1, 2, 3
 
 
 @dataclass
@@ -109,7 +128,7 @@ def _or(*parts: exp.Expression) -> exp.Expression:
     return exp.or_(*kept) if len(kept) > 1 else kept[0]  # type: ignore[return-value]
 
 
-def union_all(queries: Sequence[exp.Expression]) -> exp.Expression:
+def union_all(queries: Sequence[exp.Query]) -> exp.Query:
     """`q1 UNION ALL q2 …` of one or more queries."""
     query = queries[0]
     for q in queries[1:]:
@@ -180,7 +199,7 @@ class CompiledRulebook:
     # windows over earlier declarations (`window_<n>`), created before the checks
     windows: dict[str, exp.Select] = field(default_factory=dict)
 
-    def findings_query(self) -> exp.Expression:
+    def findings_query(self) -> exp.Query:
         selects = [exp.select(*FINDING_COLUMNS).from_(exp.to_table(r.view)) for r in self.rules]
         if not selects:
             cols = [exp.alias_(exp.cast(exp.null(), "TEXT"), c) for c in FINDING_COLUMNS]
@@ -221,7 +240,7 @@ class Compiler:
         self.rule_windows: list[tuple[str, str, exp.Expression]] = []  # (name, alias, on)
         # a condition or aggregate node → (the ids of its relation's declarations, whether the
         # node is certainly false outside them)
-        self.node_relations: dict[int, tuple[exp.Select, bool]] = {}
+        self.node_relations: dict[int, Candidates] = {}
         self.item_conditions: dict[str, ast.Condition] = {
             name: c.condition for name, it in rb.items.items()
             if (c := ast.first_attr(it, ast.ControlledIf)) is not None
@@ -385,12 +404,12 @@ class Compiler:
         return Truth(test, _not(test.copy()))
 
     def note_relation(self, node: object, name: str, certain: bool,
-                      hops: int | None = None) -> None:
+                      hops: int | None = None, cost: int = 1) -> None:
         ids = (exp.select(exp.column("declaration_id", table="x"))
                .from_(exp.alias_(exp.to_table(name), "x")))
         if hops is not None:
             ids = ids.where(exp.LTE(this=exp.column("hops", table="x"), expression=_lit(hops)))
-        self.node_relations[id(node)] = (ids, certain)
+        self.node_relations[id(node)] = Candidates(ids, certain, cost)
 
     def relation(self, query: exp.Select, kind: str, on: exp.Expression | None) -> str:
         """Register a relation the rule joins (one row per declaration at most), shared by
@@ -499,7 +518,7 @@ class Compiler:
             alias = self.relation(relation, "links", _and(
                 exp.EQ(this=_col("declaration_id", "{alias}"), expression=_col("id")),
                 exp.LTE(this=_col("hops", "{alias}"), expression=_lit(hops))))
-            self.note_relation(c, self.rule_windows[-1][0], not nullable, hops)
+            self.note_relation(c, self.rule_windows[-1][0], not nullable, hops, COST_PARTIES)
             test: exp.Expression = _not_null(_col("declaration_id", alias))
             self.evidence.append(exp.Case().when(test.copy(), exp.Concat(expressions=[
                 _lit(f"; {who} is linked to {c.other.name.replace('_', ' ')} within {hops} "
@@ -513,7 +532,7 @@ class Compiler:
                               on=exp.EQ(this=_col("key", "lk"), expression=_col("b", "r")))
                         .where(exp.EQ(this=_col("via", "r"), expression=_lit(via))))
             name = self.relation(relation, "links", None)
-            self.note_relation(c, name, not nullable, hops)
+            self.note_relation(c, name, not nullable, hops, COST_PARTIES)
 
             def listed(projection: exp.Expression) -> exp.Select:
                 return (exp.select(projection)
@@ -650,21 +669,23 @@ class Compiler:
                                                      _lit(unit)]))
         return result
 
-    def candidate_filters(self, c: ast.Condition, unknown_silent: bool) -> list[exp.Expression]:
-        """Every candidate set that restricts the rows of a rule whose condition is `c`: of each
-        part of a top-level `and`, the sets outside which the part is certainly false, or, when
+    def candidate_filters(self, c: ast.Condition, unknown_silent: bool,
+                          extra: Sequence[Candidates] = ()) -> list[exp.Query]:
+        """The candidate sets that restrict the rows of a rule whose condition is `c`: of each
+        part of a top-level `and`, the set outside which the part is certainly false, or, when
         no unknown result can be reported, false or unknown. Each is a query of ids an engine
         answers from indexes or a materialised relation, its table aliased `x` (a
-        one-declaration query drops these filters)."""
-        parts = c.parts if isinstance(c, ast.AllOf) else (c,)
-        out = []
-        for part in parts:
-            found = self._candidates(part)
-            if found is not None and (found[1] or unknown_silent):
-                out.append(found[0])
-        return out
+        one-declaration query drops these filters).
 
-    def _candidates(self, c: ast.Condition) -> tuple[exp.Expression, bool] | None:
+        Every candidate set is computed in full before the check runs, so only the cheapest
+        kind is kept (see `Candidates.cost`); the others' tests still run on its rows."""
+        parts = c.parts if isinstance(c, ast.AllOf) else (c,)
+        found = [x for part in parts if (x := self._candidates(part)) is not None
+                 and (x.certain or unknown_silent)] + list(extra)
+        best = min((x.cost for x in found), default=None)
+        return [x.query for x in found if x.cost == best]
+
+    def _candidates(self, c: ast.Condition) -> Candidates | None:
         if isinstance(c, ast.Parenthesised):
             return self._candidates(c.part)
         known = self.node_relations.get(id(c))
@@ -677,17 +698,17 @@ class Compiler:
                 test = self.in_set(c).t  # a plain test of the column
                 if any(col.name == "judged_on" for col in test.find_all(exp.Column)):
                     return None  # a dated country group: the date is the judging one
-                return (exp.select(exp.column("id", table="x"))
-                        .from_(exp.alias_(exp.to_table("declarations"), "x"))
-                        .where(test.transform(_to_x)), not self.field_sql(spec.name)[1])
+                return Candidates(exp.select(exp.column("id", table="x"))
+                                  .from_(exp.alias_(exp.to_table("declarations"), "x"))
+                                  .where(test.transform(_to_x)),
+                                  not self.field_sql(spec.name)[1], COST_COUNTRIES)
         if isinstance(c, ast.InRange):
-            test = self.in_range(c).t
-            if any(col.name in ("judged_on", "code_value_low", "code_value_high")
-                   for col in test.find_all(exp.Column)):
-                return None
-            return (exp.select(exp.column("id", table="x"))
-                    .from_(exp.alias_(exp.to_table("declarations"), "x"))
-                    .where(test.transform(_to_x)), not self.field_sql(c.subject.name)[1])
+            return _row_candidates(self.in_range(c), COST_VALUE_RANGE)
+        if isinstance(c, ast.Comparison) and any(
+                self.field_sql(f.name.name)[2] in CODE_RANGE for f in _fields(c)):
+            # a row test against the declared code's reference range ("far above its typical
+            # price"): selective by design, answered by one scan joined to the ranges
+            return _row_candidates(self.comparison(c), COST_RELATION)
         if isinstance(c, ast.Comparison) and c.op in (">=", ">") and \
                 isinstance(c.left, ast.CountOf | ast.SumOf) and \
                 isinstance(c.right, ast.Quantity) and c.right.value > 0:
@@ -695,31 +716,40 @@ class Compiler:
             if window is not None:
                 op = exp.GTE if c.op == ">=" else exp.GT
                 value = float(c.right.value) * UNIT_FACTORS.get(c.right.unit or "", 1.0)
-                return (window[0].where(op(this=exp.column("value", table="x"),
-                                           expression=_lit(value))), True)
+                return Candidates(window.query.where(op(this=exp.column("value", table="x"),
+                                                        expression=_lit(value))),
+                                  True, COST_RELATION)
         if isinstance(c, ast.Listed):
             spec = self.schema.field(c.subject.name)
             assert spec is not None
             column = exp.column(spec.name, table="x")
             lists = [r.name for r in c.lists] or sorted(self.rb.lists)
-            return (exp.select(exp.column("id", table="x"))
-                    .from_(exp.alias_(exp.to_table("declarations"), "x"))
-                    .where(self.listed_candidate(column, lists)), False)
+            return Candidates(exp.select(exp.column("id", table="x"))
+                              .from_(exp.alias_(exp.to_table("declarations"), "x"))
+                              .where(self.listed_candidate(column, lists)), False, COST_PARTIES)
         if isinstance(c, ast.InSet) and not c.negated and \
                 self.schema.field(c.subject.name).type == "code":  # type: ignore[union-attr]
             items = self.rb.items_in(r.name for r in c.members)
-            return (exp.select(exp.column("declaration_id", table="x"))
-                    .from_(exp.alias_(exp.to_table("declaration_items"), "x"))
-                    .where(_in(exp.column("item", table="x"), items)), True)
+            return Candidates(exp.select(exp.column("declaration_id", table="x"))
+                              .from_(exp.alias_(exp.to_table("declaration_items"), "x"))
+                              .where(_in(exp.column("item", table="x"), items)),
+                              True, COST_ITEMS)
         if isinstance(c, ast.AnyOf):
             parts = [self._candidates(p) for p in c.parts]
             found = [p for p in parts if p is not None]
             if len(found) != len(parts):
                 return None
-            return union_all([q for q, _ in found]), all(certain for _, certain in found)
+            return Candidates(union_all([x.query for x in found]),
+                              all(x.certain for x in found), max(x.cost for x in found))
         if isinstance(c, ast.AllOf):
-            found = [x for p in c.parts if (x := self._candidates(p)) is not None]
-            return next((x for x in found if x[1]), found[0] if found else None)
+            # `X is not missing and …X…`: where X is absent the whole is false, not unknown
+            present = {self.field_sql(p.subject.name)[2] for p in c.parts
+                       if isinstance(p, ast.IsMissing) and p.negated}
+            found = [x._replace(certain=x.certain or self.field_sql(p.subject.name)[2] in present)
+                     if isinstance(p, ast.InSet | ast.InRange | ast.Listed | ast.Mentions) else x
+                     for p in c.parts if (x := self._candidates(p)) is not None]
+            return min((x for x in found if x.certain), key=lambda x: x.cost,
+                       default=min(found, key=lambda x: x.cost, default=None))
         return None
 
     def comparison(self, c: ast.Comparison) -> Truth:
@@ -902,11 +932,11 @@ class Compiler:
                                 exp.cast(exp.null(), "TEXT"), "item"))
         inner = exp.select(*facts, copy=False).from_(
             exp.alias_(exp.to_table("judged_declarations"), D), copy=False)
+        required = required_items(when.condition, self.rb)
         if self.uses_items:
             # When every finding needs one of a few items, start from those items' matches
             # (an inner join the engine can drive from the item index); otherwise keep every
             # declaration, matched or not.
-            required = required_items(when.condition, self.rb)
             inner = inner.join(
                 exp.alias_(exp.to_table("declaration_items"), "di"),
                 on=_and(exp.EQ(this=_col("declaration_id", "di"), expression=_col("id")),
@@ -939,7 +969,22 @@ class Compiler:
         # them by a test the engine answers from indexes.
         silent = {self.field_sql(p.field.name)[2] for p in ast.attrs_of(rule, ast.IfMissing)
                   if p.outcome is None}
-        for query in self.candidate_filters(when.condition, set(truth.missing) <= silent):
+        extra = []
+        if licence and required is not None:
+            # a licence requirement finds nothing where a licence covers the declaration:
+            # start from the matches of its items that no licence covers
+            extra.append(Candidates(
+                exp.select(exp.column("declaration_id", table="x"))
+                .from_(exp.alias_(exp.to_table("declaration_items"), "x"))
+                .join(exp.alias_(exp.to_table("licence_cover"), "xl"),
+                      on=exp.EQ(this=_col("declaration_id", "xl"),
+                                expression=_col("declaration_id", "x")), join_type="LEFT")
+                .where(_and(_in(_col("item", "x"), required),
+                            exp.EQ(this=exp.Coalesce(this=_col("covered", "xl"),
+                                                     expressions=[_lit(0)]),
+                                   expression=_lit(0)))), True, COST_RELATION))
+        for query in self.candidate_filters(when.condition, set(truth.missing) <= silent,
+                                            extra):
             inner = inner.where(exp.In(this=_col("id"), query=exp.Subquery(this=query)),
                                 copy=False)
 
@@ -996,6 +1041,35 @@ class Compiler:
         return exp.paren(_and(in_force(self.periods[decl.name.name], self.judged_on()), t))
 
 
+CODE_RANGE = {"code_value_low": "low", "code_value_high": "high"}  # of code_value_ranges
+
+
+def _fields(e: ast.Comparison | ast.Expression) -> list[ast.Field]:
+    """The fields an arithmetic comparison or expression reads."""
+    if isinstance(e, ast.Field):
+        return [e]
+    if isinstance(e, ast.Comparison | ast.Arithmetic):
+        return [*_fields(e.left), *_fields(e.right)]
+    return []
+
+
+def _row_candidates(truth: Truth, cost: int) -> Candidates | None:
+    """The declarations where a test of the declaration's own columns (and of its code's
+    reference range) can be true: one scan of `declarations`, joined to `code_value_ranges`
+    when the test reads it. None when the test reads anything else (a judging date, another
+    relation)."""
+    columns = list(truth.t.find_all(exp.Column))
+    if any(col.table != D or col.name == "judged_on" for col in columns):
+        return None
+    query = exp.select(exp.column("id", table="x")).from_(
+        exp.alias_(exp.to_table("declarations"), "x"))
+    if any(col.name in CODE_RANGE for col in columns):
+        query = query.join(exp.alias_(exp.to_table("code_value_ranges"), "r"),
+                           on=exp.EQ(this=exp.column("hs_code", table="r"),
+                                     expression=exp.column("hs_code", table="x")))
+    return Candidates(query.where(truth.t.copy().transform(_to_x)), not truth.missing, cost)
+
+
 def _to_x(node: exp.Expression) -> exp.Expression:
     """A column of the judged declaration `d`, as one of the candidate query's `x` (the
     derived unit value computed from its columns)."""
@@ -1005,6 +1079,8 @@ def _to_x(node: exp.Expression) -> exp.Expression:
                                      expression=exp.Nullif(
                                          this=exp.column("quantity_kg", table="x"),
                                          expression=_lit(0))))
+        if node.name in CODE_RANGE:
+            return exp.column(CODE_RANGE[node.name], table="r")
         return exp.column(node.name, table="x")
     return node
 

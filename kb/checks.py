@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import sqlite3
 from functools import cache, lru_cache
+from typing import cast
 
 import sqlglot
 from sqlglot import exp
@@ -96,11 +97,9 @@ SUPPORT_VIEWS = {
         SELECT d.*, COALESCE((SELECT s.as_of FROM excon_settings AS s), d.declared_on)
                  AS judged_on,
                d.value_usd / NULLIF(d.quantity_kg, 0) AS unit_value,
-               (SELECT r.low FROM code_value_ranges AS r WHERE r.hs_code = d.hs_code)
-                 AS code_value_low,
-               (SELECT r.high FROM code_value_ranges AS r WHERE r.hs_code = d.hs_code)
-                 AS code_value_high
-        FROM declarations AS d""",
+               r.low AS code_value_low, r.high AS code_value_high
+        FROM declarations AS d
+        LEFT JOIN code_value_ranges AS r ON r.hs_code = d.hs_code""",
     # A declaration matches an item through its customs code: exactly for a 10-digit reference
     # code, by prefix for an 8-digit tariff line or a 6-digit HS subheading.
     "declaration_items": """
@@ -241,6 +240,9 @@ MATERIALISED: dict[str, tuple[tuple[str, ...], ...]] = {
     "licence_cover": (("declaration_id",),),
 }
 
+# Keys that are unique: a check that reads nothing from the relation drops its LEFT JOIN.
+UNIQUE_KEYS = {("code_value_ranges", ("hs_code",))}
+
 
 @cache
 def _sqlite_select(name: str) -> str:
@@ -266,7 +268,8 @@ def materialise(db: Database) -> None:
             db.execute(f"DROP VIEW {name}")
         db.execute(f"CREATE TABLE {name} AS {select}")
         for columns in key:
-            db.execute(f"CREATE INDEX {name}_{'_'.join(columns)} ON {name} "
+            unique = "UNIQUE " if (name, columns) in UNIQUE_KEYS else ""
+            db.execute(f"CREATE {unique}INDEX {name}_{'_'.join(columns)} ON {name} "
                        f"({', '.join(columns)})")
 
 
@@ -448,7 +451,7 @@ def declaration_findings_query(compiled: CompiledRulebook, dialect: str = "sqlit
             return exp.true()
         return node
 
-    selects = [r.query.transform(one) for r in compiled.rules]
+    selects = [cast(exp.Query, r.query.transform(one)) for r in compiled.rules]
     if not selects:
         return compiled.findings_query().sql(dialect=dialect, pretty=True)
     ordered = exp.select("*").from_(exp.Subquery(this=union_all(selects), alias="f")).order_by(

@@ -341,6 +341,23 @@ def m003_indicator_reference_data(db: Database) -> None:
             db.table("country_groups").add_column(name, str)
 
 
+@MIGRATIONS()
+def m004_screening_indexes(db: Database) -> None:
+    """Indexes the checks' candidate sets probe (issue 8): the customs code with the value and
+    the quantity (a unit value against the code's range is read from the index alone), the
+    destination and end-user countries (country sets), and the export country, mostly absent
+    (a partial index of the rows that have one)."""
+    db.execute("DROP INDEX IF EXISTS idx_declarations_hs_code")
+    db.execute("CREATE INDEX IF NOT EXISTS idx_declarations_hs_code_value "
+               "ON declarations (hs_code, value_usd, quantity_kg)")
+    db.execute("CREATE INDEX IF NOT EXISTS idx_declarations_destination_country "
+               "ON declarations (destination_country)")
+    db.execute("CREATE INDEX IF NOT EXISTS idx_declarations_end_user_country "
+               "ON declarations (end_user_country)")
+    db.execute("CREATE INDEX IF NOT EXISTS idx_declarations_export_country "
+               "ON declarations (export_country) WHERE export_country IS NOT NULL")
+
+
 def create_table(db: Database, spec: TableSpec) -> None:
     pk = spec.pk if isinstance(spec.pk, str) else list(spec.pk)
     table = db.table(spec.name)

@@ -80,7 +80,7 @@ def test_ready_to_serve_no_side_files_analyzed_and_migrated(built: Path) -> None
     assert query(built, "select count(*) from sqlite_stat1")[0][0] > 0
     assert query(built, "select name from _sqlite_migrations order by name") == [
         ("m001_initial_schema",), ("m002_optional_declaration_facts",),
-        ("m003_indicator_reference_data",)]
+        ("m003_indicator_reference_data",), ("m004_screening_indexes",)]
     assert query(built, "pragma integrity_check") == [("ok",)]
 
 
@@ -92,10 +92,12 @@ def test_a_database_from_before_the_optional_facts_is_migrated(tmp_path: Path) -
     db = Database(tmp_path / "old.db")
     MIGRATIONS.apply(db)
     # as a database made by m001 alone looked: no optional declaration facts
+    db.execute("DROP INDEX idx_declarations_export_country")
     db.execute("ALTER TABLE declarations DROP COLUMN end_use")
     db.execute("ALTER TABLE declarations DROP COLUMN re_content_pct")
     db.execute("ALTER TABLE declarations DROP COLUMN export_country")
-    db.execute("DELETE FROM _sqlite_migrations WHERE name = 'm002_optional_declaration_facts'")
+    db.execute("DELETE FROM _sqlite_migrations WHERE name IN "
+               "('m002_optional_declaration_facts', 'm004_screening_indexes')")
     db.conn.commit()
     MIGRATIONS.apply(db)
     assert {"end_use", "re_content_pct", "export_country"} <= set(
@@ -118,6 +120,40 @@ def test_a_database_from_before_the_indicators_is_migrated(tmp_path: Path) -> No
     MIGRATIONS.apply(db)
     assert "high_usd_per_kg" in db.table("value_ranges").columns_dict
     assert {"source", "unverified"} <= set(db.table("country_groups").columns_dict)
+
+
+def test_a_database_from_before_the_screening_indexes_is_migrated(tmp_path: Path) -> None:
+    from sqlite_utils import Database
+
+    from kb.tables import MIGRATIONS
+
+    db = Database(tmp_path / "old.db")
+    MIGRATIONS.apply(db)
+    for name in ("hs_code_value", "destination_country", "end_user_country", "export_country"):
+        db.execute(f"DROP INDEX idx_declarations_{name}")
+    db.execute("CREATE INDEX idx_declarations_hs_code ON declarations (hs_code)")
+    db.execute("DELETE FROM _sqlite_migrations WHERE name = 'm004_screening_indexes'")
+    db.conn.commit()
+    MIGRATIONS.apply(db)
+    indexes = {i.name: i.columns for i in db.table("declarations").indexes}
+    assert "idx_declarations_hs_code" not in indexes
+    assert indexes["idx_declarations_hs_code_value"] == ["hs_code", "value_usd", "quantity_kg"]
+    assert indexes["idx_declarations_destination_country"] == ["destination_country"]
+
+
+def test_country_and_unit_value_candidates_are_read_from_indexes(built: Path) -> None:
+    """The indicators' candidate sets are index probes, not scans of every declaration."""
+    plans = {}
+    for view in ("check_hub_routing", "check_end_user_elsewhere",
+                 "check_relabelled_unit_value", "check_ear_3c001_ns1"):
+        plans[view] = " | ".join(r[-1] for r in query(built,
+                                                       f"explain query plan select * from {view}"))
+    assert "idx_declarations_destination_country" in plans["check_hub_routing"]
+    assert "idx_declarations_end_user_country" in plans["check_end_user_elsewhere"]
+    assert "idx_declarations_hs_code_value" in plans["check_relabelled_unit_value"]
+    assert "idx_declarations_export_country" in plans["check_ear_3c001_ns1"]
+    for view, plan in plans.items():
+        assert "SCAN x" not in plan.split(" | "), (view, plan)
 
 
 def test_same_inputs_give_the_same_bytes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
