@@ -42,7 +42,10 @@ def quality(db: Path, truth: Path) -> list[dict[str, Any]]:
 
 
 def cost(db: Path, repeat: int) -> dict[str, Any]:
+    from kb.checks import tune_connection
+
     with sqlite3.connect(db) as conn:
+        tune_connection(conn)
         views = conn.execute(
             "SELECT r.name, r.outcome FROM rules AS r WHERE r.outcome IS NOT NULL").fetchall()
         names = {v for (v,) in conn.execute(

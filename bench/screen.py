@@ -19,9 +19,12 @@ from bench.load import declarations_file
 def _sqlite_seconds(db: Path, repeat: int) -> tuple[float, int]:
     import sqlite3
 
+    from kb.checks import tune_connection
+
     times, count = [], 0
     for _ in range(repeat):
         with sqlite3.connect(db) as conn:
+            tune_connection(conn)  # as excon's own connections (Datasette, builds) are set
             t0 = time.perf_counter()
             count = conn.execute("SELECT COUNT(*) FROM findings").fetchone()[0]
             times.append(time.perf_counter() - t0)
@@ -82,8 +85,11 @@ HAND_WRITTEN = {
 def _compare_hand_written(db: Path, repeat: int) -> dict[str, Any]:
     import sqlite3
 
+    from kb.checks import tune_connection
+
     out = {}
     with sqlite3.connect(db) as conn:
+        tune_connection(conn)
         for view, sql in HAND_WRITTEN.items():
             compiled, hand = [], []
             for _ in range(repeat):

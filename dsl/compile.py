@@ -411,6 +411,13 @@ class Compiler:
             ids = ids.where(exp.LTE(this=exp.column("hops", table="x"), expression=_lit(hops)))
         self.node_relations[id(node)] = Candidates(ids, certain, cost)
 
+    def join_table(self, table: str, on: exp.Expression) -> str:
+        """Left-join a keyed table (at most one row per declaration) into the rule; `on` names
+        it `{alias}`. Returns its alias."""
+        alias = f"w{len(self.rule_windows) + 1}"
+        self.rule_windows.append((table, alias, on.transform(_rename_alias(alias))))
+        return alias
+
     def relation(self, query: exp.Select, kind: str, on: exp.Expression | None) -> str:
         """Register a relation the rule joins (one row per declaration at most), shared by
         every rule that needs the same one; returns the alias the rule joins it under. `on`
@@ -425,13 +432,7 @@ class Compiler:
         if on is None:
             return name
         alias = f"w{len(self.rule_windows) + 1}"
-
-        def rename(node: exp.Expression) -> exp.Expression:
-            if isinstance(node, exp.Column) and node.table == "{alias}":
-                return exp.column(node.name, table=alias)
-            return node
-
-        self.rule_windows.append((name, alias, on.transform(rename)))
+        self.rule_windows.append((name, alias, on.transform(_rename_alias(alias))))
         return alias
 
     def listed(self, c: ast.Listed) -> Truth:
@@ -582,22 +583,17 @@ class Compiler:
         this one's date: within the N days ending on it."""
         self.uses_days = True
         col, nullable, name = self.field_sql(c.subject.name)
-        seen = (exp.select(_col("first_day", "f"))
-                .from_(exp.alias_(exp.to_table("party_name_keys"), "k"))
-                .join(exp.alias_(exp.to_table("party_first_seen"), "f"),
-                      on=exp.EQ(this=_col("key", "f"), expression=_col("key", "k")))
-                .where(exp.EQ(this=_col("name", "k"), expression=col.copy())))
+        # the party's key, then its first day: one row each (both keyed), joined once
+        keys = self.join_table("party_name_keys",
+                               exp.EQ(this=_col("name", "{alias}"), expression=col.copy()))
+        seen = self.join_table("party_first_seen",
+                               exp.EQ(this=_col("key", "{alias}"), expression=_col("key", keys)))
         test = exp.LT(this=exp.paren(exp.Sub(this=_col("day", "dd"),
-                                             expression=exp.Subquery(this=seen))),
+                                             expression=_col("first_day", seen))),
                       expression=_lit(c.days))
-        first_on = (exp.select(_col("first_on", "f"))
-                    .from_(exp.alias_(exp.to_table("party_name_keys"), "k"))
-                    .join(exp.alias_(exp.to_table("party_first_seen"), "f"),
-                          on=exp.EQ(this=_col("key", "f"), expression=_col("key", "k")))
-                    .where(exp.EQ(this=_col("name", "k"), expression=col.copy())))
         self.evidence.append(exp.Concat(expressions=[
             _lit(f"; {c.subject.name.replace('_', ' ')} first seen on "),
-            exp.Subquery(this=first_on)]))
+            _col("first_on", seen)]))
         if nullable:
             present = _not_null(col.copy())
             return Truth(_and(present, test), _and(present.copy(), _not(test.copy())), [name])
@@ -683,7 +679,28 @@ class Compiler:
         found = [x for part in parts if (x := self._candidates(part)) is not None
                  and (x.certain or unknown_silent)] + list(extra)
         best = min((x.cost for x in found), default=None)
-        return [x.query for x in found if x.cost == best]
+        chosen = [x.query for x in found if x.cost == best]
+        if best is None or best >= COST_ITEMS:
+            return chosen
+        # `hs_code not in GROUP` reads only the narrow item matches, and no candidate set has
+        # it: each chosen set applies it itself, so the rows it rejects are never read (a
+        # positive code test costs the same probe there as on the row, and is left to it)
+        codes = [self.code_in(p).t for p in parts if isinstance(p, ast.InSet) and p.negated
+                 and self.schema.field(p.subject.name).type == "code"]  # type: ignore[union-attr]
+        out: list[exp.Query] = []
+        for query in chosen:
+            first = query.selects[0] if isinstance(query, exp.Select) else None
+            if codes and isinstance(first, exp.Column) and first.table == "x":
+                key = first
+
+                def to_key(node: exp.Expression, key: exp.Column = key) -> exp.Expression:
+                    if isinstance(node, exp.Column) and node.table == D and node.name == "id":
+                        return key.copy()
+                    return node
+
+                query = query.where(_and(*(t.copy().transform(to_key) for t in codes)))
+            out.append(query)
+        return out
 
     def _candidates(self, c: ast.Condition) -> Candidates | None:
         if isinstance(c, ast.Parenthesised):
@@ -1068,6 +1085,17 @@ def _row_candidates(truth: Truth, cost: int) -> Candidates | None:
                            on=exp.EQ(this=exp.column("hs_code", table="r"),
                                      expression=exp.column("hs_code", table="x")))
     return Candidates(query.where(truth.t.copy().transform(_to_x)), not truth.missing, cost)
+
+
+def _rename_alias(alias: str) -> Callable[[exp.Expression], exp.Expression]:
+    """A transform naming the table `{alias}` of a join condition `alias`."""
+
+    def rename(node: exp.Expression) -> exp.Expression:
+        if isinstance(node, exp.Column) and node.table == "{alias}":
+            return exp.column(node.name, table=alias)
+        return node
+
+    return rename
 
 
 def _to_x(node: exp.Expression) -> exp.Expression:

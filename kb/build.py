@@ -23,7 +23,7 @@ from sqlite_utils import Database
 
 import dsl
 from dsl.diagnostics import Diagnostic
-from kb.checks import install, refresh_inputs
+from kb.checks import install, refresh_inputs, tune_connection
 from kb.load import LoadError, LoadReport, load_csv
 from kb.publish import publish
 from kb.reference import load_reference
@@ -115,6 +115,7 @@ def _fill(db: Database, rb: dsl.CheckedRulebook, report: BuildReport,
           parties: str | Path | None) -> None:
     db.execute("PRAGMA journal_mode = DELETE")  # a served file has no -wal/-shm side files
     db.execute("PRAGMA foreign_keys = ON")
+    tune_connection(db.conn)
     MIGRATIONS.apply(db)
     when = build_time()
     counts = load_reference(db)

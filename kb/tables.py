@@ -343,13 +343,13 @@ def m003_indicator_reference_data(db: Database) -> None:
 
 @MIGRATIONS()
 def m004_screening_indexes(db: Database) -> None:
-    """Indexes the checks' candidate sets probe (issue 8): the customs code with the value and
-    the quantity (a unit value against the code's range is read from the index alone), the
+    """Indexes the checks' candidate sets probe (issue 8): the customs code with the value, the
+    quantity and the id (a unit value against the code's range is read from the index alone), the
     destination and end-user countries (country sets), and the export country, mostly absent
     (a partial index of the rows that have one)."""
     db.execute("DROP INDEX IF EXISTS idx_declarations_hs_code")
     db.execute("CREATE INDEX IF NOT EXISTS idx_declarations_hs_code_value "
-               "ON declarations (hs_code, value_usd, quantity_kg)")
+               "ON declarations (hs_code, value_usd, quantity_kg, id)")
     db.execute("CREATE INDEX IF NOT EXISTS idx_declarations_destination_country "
                "ON declarations (destination_country)")
     db.execute("CREATE INDEX IF NOT EXISTS idx_declarations_end_user_country "

@@ -137,7 +137,8 @@ def test_a_database_from_before_the_screening_indexes_is_migrated(tmp_path: Path
     MIGRATIONS.apply(db)
     indexes = {i.name: i.columns for i in db.table("declarations").indexes}
     assert "idx_declarations_hs_code" not in indexes
-    assert indexes["idx_declarations_hs_code_value"] == ["hs_code", "value_usd", "quantity_kg"]
+    assert indexes["idx_declarations_hs_code_value"] == [
+        "hs_code", "value_usd", "quantity_kg", "id"]
     assert indexes["idx_declarations_destination_country"] == ["destination_country"]
 
 

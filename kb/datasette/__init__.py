@@ -43,6 +43,9 @@ def match_score(query: str | None, name: str | None) -> float | None:
 
 @hookimpl
 def prepare_connection(conn: Any) -> None:
+    from kb.checks import tune_connection
+
+    tune_connection(conn)
     conn.create_function("excon_match_score", 2, match_score, deterministic=True)
     conn.create_function("excon_party_key", 1, party_key, deterministic=True)
 
