@@ -687,20 +687,31 @@ class Compiler:
         # positive code test costs the same probe there as on the row, and is left to it)
         codes = [self.code_in(p).t for p in parts if isinstance(p, ast.InSet) and p.negated
                  and self.schema.field(p.subject.name).type == "code"]  # type: ignore[union-attr]
-        out: list[exp.Query] = []
-        for query in chosen:
-            first = query.selects[0] if isinstance(query, exp.Select) else None
-            if codes and isinstance(first, exp.Column) and first.table == "x":
-                key = first
+        # Sets of the same cost are intersected in one query: the first (an index probe if
+        # there is one) finds its rows, and each row must also be in the others (EXISTS, a
+        # probe by key): no set is built in full only to be intersected.
+        chosen.sort(key=lambda q: not _is_probe(q))
+        keyed = [q for q in chosen if _key_of(q) is not None]
+        out = [q for q in chosen if _key_of(q) is None]
+        if not keyed:
+            return out
+        query, key = keyed[0], _key_of(keyed[0])
+        assert key is not None
+        for other in keyed[1:]:
+            inner = other.transform(_x_as_y)
+            inner_key = _key_of(other)
+            assert isinstance(inner, exp.Select) and inner_key is not None
+            query = query.where(exp.Exists(this=inner.where(exp.EQ(
+                this=exp.column(inner_key.name, table="y"), expression=key.copy()))))
 
-                def to_key(node: exp.Expression, key: exp.Column = key) -> exp.Expression:
-                    if isinstance(node, exp.Column) and node.table == D and node.name == "id":
-                        return key.copy()
-                    return node
+        def to_key(node: exp.Expression) -> exp.Expression:
+            if isinstance(node, exp.Column) and node.table == D and node.name == "id":
+                return key.copy()
+            return node
 
-                query = query.where(_and(*(t.copy().transform(to_key) for t in codes)))
-            out.append(query)
-        return out
+        if codes:
+            query = query.where(_and(*(t.copy().transform(to_key) for t in codes)))
+        return [query, *out]
 
     def _candidates(self, c: ast.Condition) -> Candidates | None:
         if isinstance(c, ast.Parenthesised):
@@ -1005,6 +1016,10 @@ class Compiler:
             inner = inner.where(exp.In(this=_col("id"), query=exp.Subquery(this=query)),
                                 copy=False)
 
+        # OFFSET 0 keeps `facts` a subquery of its own: merged into the query above, each
+        # reference to `truth` would evaluate the whole condition again
+        inner = inner.offset(0, copy=False)
+
         def c(name: str) -> exp.Column:
             return exp.column(name, table="facts")
 
@@ -1085,6 +1100,29 @@ def _row_candidates(truth: Truth, cost: int) -> Candidates | None:
                            on=exp.EQ(this=exp.column("hs_code", table="r"),
                                      expression=exp.column("hs_code", table="x")))
     return Candidates(query.where(truth.t.copy().transform(_to_x)), not truth.missing, cost)
+
+
+def _key_of(query: exp.Query) -> exp.Column | None:
+    """The declaration key a candidate query selects (`x.id`, `x.declaration_id`), unless it is
+    a compound query."""
+    first = query.selects[0] if isinstance(query, exp.Select) else None
+    return first if isinstance(first, exp.Column) and first.table == "x" else None
+
+
+def _is_probe(query: exp.Query) -> bool:
+    """A candidate set found through an index of `declarations` (a country set, names)."""
+    table = query.args.get("from")
+    return isinstance(table, exp.From) and table.this.name == "declarations" and \
+        not query.args.get("joins")
+
+
+def _x_as_y(node: exp.Expression) -> exp.Expression:
+    """The candidate query's table `x` renamed `y` (nested inside another candidate query)."""
+    if isinstance(node, exp.Column) and node.table == "x":
+        return exp.column(node.name, table="y")
+    if isinstance(node, exp.Table) and node.alias == "x":
+        return exp.to_table(node.name, alias="y")
+    return node
 
 
 def _rename_alias(alias: str) -> Callable[[exp.Expression], exp.Expression]:
