@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
                                            "matching", "latency", "serve"],
                         action="append",
                         help="run only these benchmarks")
-    parser.add_argument("--screen-sizes", default="10000,100000",
+    parser.add_argument("--screen-sizes", default="10000,100000,1000000",
                         help="declaration counts for the screening benchmark, e.g. "
                              "10000,100000,1000000")
     parser.add_argument("--serve-size", type=int, default=1_000_000,
@@ -75,11 +75,12 @@ def main(argv: list[str] | None = None) -> int:
             200 if args.quick else 2_000)
         print(matching.report(mt))
     if "latency" in only:
-        results["latency"] = lt = latency.run(50 if args.quick else 1000)
+        results["latency"] = lt = latency.run(50 if args.quick else 1000,
+                                              1 if args.quick else 3)
         print(latency.report(lt))
     if "serve" in only:
         results["serve"] = sv = serve.run(2_000 if args.quick else args.serve_size,
-                                          3 if args.quick else 25)
+                                          3 if args.quick else 25, 1 if args.quick else 3)
         print(serve.report(sv))
     results["targets"] = rows = targets.table(results)
     print(targets.report(rows))

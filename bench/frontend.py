@@ -13,6 +13,7 @@ from typing import Any
 
 import dsl
 from bench.generate import rulebook_text
+from bench.stats import ratio_spread
 from dsl.parse import bare_lark
 from kb.schema import declaration_schema
 
@@ -69,6 +70,7 @@ def run(lines: int = 10_000, repeat: int = 5) -> dict[str, Any]:
         "lines_per_s": n_lines / med["front"],
         "ratio_parse_to_bare": med["parse"] / med["bare"],
         "ratio_front_end_to_bare": med["front"] / med["bare"],
+        "ratio_range": ratio_spread(results["front"], results["bare"]),
         "target_ratio": TARGET_RATIO,
         "meets_target": med["front"] / med["bare"] <= TARGET_RATIO,
     }

@@ -14,6 +14,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from bench.stats import ratio_spread, spread
+
 TARGET_SECONDS = 10.0
 TARGET_RATIO = 3.0
 TARGET_RSS_MB = 500.0
@@ -101,6 +103,10 @@ def run(n: int = 1_000_000, repeat: int = 3, cache: Path | None = None) -> dict[
         "rows": validated[0]["rows"], "rejected": validated[0]["rejected"], "repeat": repeat,
         "validated_s": v, "validated_min_s": min(x["seconds"] for x in validated),
         "validated_max_s": max(x["seconds"] for x in validated), "raw_s": r,
+        "validated_range": spread([x["seconds"] for x in validated]),
+        "ratio_range": ratio_spread([x["seconds"] for x in validated],
+                                    [x["seconds"] for x in raw]),
+        "rss_range": spread([x["rss_mb"] for x in validated]),
         "rows_per_s": validated[0]["rows"] / v, "ratio_to_raw": v / r, "peak_rss_mb": rss,
         "raw_peak_rss_mb": max(x["rss_mb"] for x in raw),
         "meets_target": v <= TARGET_SECONDS and v / r <= TARGET_RATIO and rss <= TARGET_RSS_MB,

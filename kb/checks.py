@@ -258,9 +258,11 @@ def materialise(db: Database) -> None:
     relations = [(name, _sqlite_select(name), key) for name, key in MATERIALISED.items()]
     relations += [(name, sql, (("declaration_id",),)) for name, sql in
                   db.execute("SELECT name, sql FROM excon_windows ORDER BY name").fetchall()]
+    kinds = dict(db.execute("SELECT name, type FROM sqlite_master WHERE type IN "
+                            "('table', 'view')").fetchall())
     for name, select, key in relations:  # names and queries are ours, not the user's
-        kind = db.execute("SELECT type FROM sqlite_master WHERE name = ?", [name]).fetchone()
-        if kind is not None and kind[0] == "table":
+        kind = kinds.get(name)
+        if kind == "table":
             db.execute(f"DELETE FROM {name}")
             db.execute(f"INSERT INTO {name} {select}")
             continue

@@ -132,14 +132,13 @@ class Screener:
         Rows are validated exactly as files are; a row that fails validation raises
         ScreeningError naming the field and what was expected.
         """
-        files = {
-            "declarations": _csv_bytes("declarations", declarations),
-            "licences": _csv_bytes("licences", licences),
-            "trade_parties": _csv_bytes("trade_parties", parties),
-        }
+        licences, parties = list(licences), list(parties)
         findings, reports = self.screen_files(
-            io.BytesIO(files["declarations"]), io.BytesIO(files["licences"]),
-            io.BytesIO(files["trade_parties"]), as_of, engine)
+            io.BytesIO(_csv_bytes("declarations", declarations)),
+            # no licences or parties: nothing to load (the screener's tables are empty)
+            io.BytesIO(_csv_bytes("licences", licences)) if licences else None,
+            io.BytesIO(_csv_bytes("trade_parties", parties)) if parties else None,
+            as_of, engine)
         for r in reports:
             if r.problems:
                 p = r.problems[0]

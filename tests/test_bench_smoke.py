@@ -29,6 +29,12 @@ def test_quick_benchmark_run_writes_figures(tmp_path: Path, capsys: object) -> N
     assert results["load"]["ratio_to_raw"] > 0
     assert all(r["same_count"] for r in results["screen"]["runs"])
     assert results["screen"]["runs"][-1]["findings"] > 0
+    assert all(r["sqlite_rss_mb"] > 0 and r["duckdb_rss_mb"] > 0 and r["build_s"] > 0
+               for r in results["screen"]["runs"])
+    # the hand-written SQL the compiled checks are compared with finds the same declarations
+    hand = results["screen"]["hand_written"]
+    assert len(hand) == 3 and all(x["same_count"] for x in hand.values()), hand
+    assert sum(x["declarations"] for x in hand.values()) > 0
     assert results["machine"]["cores"] >= 1
     assert results["latency"]["calls"] == 50
     assert results["latency"]["p50_ms"] <= results["latency"]["p99_ms"]
@@ -49,3 +55,5 @@ def test_quick_benchmark_run_writes_figures(tmp_path: Path, capsys: object) -> N
     # the quick run measures everything but the 1M screening figures
     assert rows["single declaration p50"]["value"] == results["latency"]["p50_ms"]
     assert rows["screen 1M on SQLite"]["status"] == "not measured"
+    spread = rows["load / raw executemany"]
+    assert spread["min"] is not None and spread["min"] <= spread["max"]
