@@ -359,14 +359,17 @@ class Compiler:
     def code_in(self, c: ast.InSet) -> Truth:
         """`hs_code in gallium`: the declared code matches a reference code of one of the
         items, whatever the item's thresholds (purity and the like) say."""
-        items = self.rb.items_in(r.name for r in c.members)
-        test: exp.Expression = exp.Exists(this=(
-            exp.select(_lit(1)).from_(exp.alias_(exp.to_table("declaration_items"), "ci"))
-            .where(_and(exp.EQ(this=_col("declaration_id", "ci"), expression=_col("id")),
-                        _in(_col("item", "ci"), items)))))
+        test = self.item_exists(self.rb.items_in(r.name for r in c.members))
         if c.negated:
             return Truth(_not(test), test.copy())
         return Truth(test, _not(test.copy()))
+
+    def item_exists(self, items: Iterable[str]) -> exp.Expression:
+        """The declared code matches a reference code of one of the items."""
+        return exp.Exists(this=(
+            exp.select(_lit(1)).from_(exp.alias_(exp.to_table("declaration_items"), "ci"))
+            .where(_and(exp.EQ(this=_col("declaration_id", "ci"), expression=_col("id")),
+                        _in(_col("item", "ci"), items)))))
 
     def mentions(self, c: ast.Mentions) -> Truth:
         col, nullable, name = self.field_sql(c.subject.name)
@@ -666,7 +669,8 @@ class Compiler:
         return result
 
     def candidate_filters(self, c: ast.Condition, unknown_silent: bool,
-                          extra: Sequence[Candidates] = ()) -> list[exp.Query]:
+                          extra: Sequence[Candidates] = (),
+                          force: exp.Expression | None = None) -> list[exp.Query]:
         """The candidate sets that restrict the rows of a rule whose condition is `c`: of each
         part of a top-level `and`, the set outside which the part is certainly false, or, when
         no unknown result can be reported, false or unknown. Each is a query of ids an engine
@@ -707,8 +711,19 @@ class Compiler:
         def to_key(node: exp.Expression) -> exp.Expression:
             if isinstance(node, exp.Column) and node.table == D and node.name == "id":
                 return key.copy()
+            if isinstance(node, exp.Column) and node.table == D and node.name == "judged_on":
+                return _judged_on_x()
             return node
 
+        if _is_probe(query):
+            # a country set or a name found through an index: a whole destination is a broad
+            # set, so the item tests and the rule's periods narrow it before the checks run
+            codes += [self.item_exists(self.rb.items_in(r.name for r in p.members))
+                      for p in parts if isinstance(p, ast.ItemIn | ast.InSet) and not p.negated
+                      and (isinstance(p, ast.ItemIn) or self.schema.field(
+                          p.subject.name).type == "code")]  # type: ignore[union-attr]
+            if force is not None and force is not TRUE:
+                codes.append(force)
         if codes:
             query = query.where(_and(*(t.copy().transform(to_key) for t in codes)))
         return [query, *out]
@@ -1012,7 +1027,7 @@ class Compiler:
                                                      expressions=[_lit(0)]),
                                    expression=_lit(0)))), True, COST_RELATION))
         for query in self.candidate_filters(when.condition, set(truth.missing) <= silent,
-                                            extra):
+                                            extra, force):
             inner = inner.where(exp.In(this=_col("id"), query=exp.Subquery(this=query)),
                                 copy=False)
 
@@ -1111,8 +1126,9 @@ def _key_of(query: exp.Query) -> exp.Column | None:
 
 def _is_probe(query: exp.Query) -> bool:
     """A candidate set found through an index of `declarations` (a country set, names)."""
-    table = query.args.get("from")
-    return isinstance(table, exp.From) and table.this.name == "declarations" and \
+    table = query.find(exp.From)
+    return isinstance(query, exp.Select) and isinstance(table, exp.From) and \
+        table.parent is query and table.this.name == "declarations" and \
         not query.args.get("joins")
 
 
@@ -1134,6 +1150,14 @@ def _rename_alias(alias: str) -> Callable[[exp.Expression], exp.Expression]:
         return node
 
     return rename
+
+
+def _judged_on_x() -> exp.Expression:
+    """The judging date of the candidate query's declaration `x` (as `judged_declarations`
+    has it: the `as of` date when one is set, else the declaration's own)."""
+    return exp.Coalesce(this=exp.Subquery(this=exp.select(exp.column("as_of", table="s")).from_(
+        exp.alias_(exp.to_table("excon_settings"), "s"))),
+        expressions=[exp.column("declared_on", table="x")])
 
 
 def _to_x(node: exp.Expression) -> exp.Expression:
