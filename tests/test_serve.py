@@ -233,3 +233,18 @@ def test_credentials_from_a_file_and_the_environment(tmp_path: Path) -> None:
         read_credentials(f, {})
     with pytest.raises(ServeError, match="cannot read"):
         read_credentials(tmp_path / "missing", {})
+
+
+def test_served_connections_are_memory_mapped_and_markdown_cells_are_left_alone(
+        ds: Any) -> None:
+    """Each page reads the snapshot memory-mapped; datasette-render-markdown keeps its template
+    helper (dashboards) but no longer looks at every cell of every page."""
+    from datasette.plugins import pm
+
+    asyncio.run(ds.invoke_startup())
+    db = ds.get_database("kb")
+    mmap = asyncio.run(db.execute("PRAGMA mmap_size")).rows[0][0]
+    assert mmap >= 1 << 30
+    markdown = pm.get_plugin("render_markdown")
+    assert markdown is not None and callable(markdown.extra_template_vars)
+    assert not hasattr(markdown, "render_cell")

@@ -41,6 +41,30 @@ def match_score(query: str | None, name: str | None) -> float | None:
     return round(fuzz.WRatio(party_key(query), party_key(name)), 1)
 
 
+def _quiet_markdown_cells() -> None:
+    """datasette-render-markdown (installed by datasette-dashboards) renders cells of columns
+    named `*_markdown`, which the knowledge base has none of; to know, it reads its plugin
+    configuration for every text cell of every page (900 cells and ~30 ms on the findings
+    page). Keep its template helpers (the dashboards' markdown panels), drop its cell hook."""
+    import types
+
+    from datasette.plugins import pm
+
+    plugin = pm.get_plugin("render_markdown")
+    if plugin is None or not hasattr(plugin, "render_cell"):
+        return  # not installed, or already replaced
+    pm.unregister(plugin)
+    pm.register(types.SimpleNamespace(
+        extra_template_vars=plugin.extra_template_vars,
+        prepare_jinja2_environment=plugin.prepare_jinja2_environment),
+        name="render_markdown")
+
+
+@hookimpl
+def startup(datasette: Any) -> None:
+    _quiet_markdown_cells()
+
+
 @hookimpl
 def prepare_connection(conn: Any) -> None:
     from kb.checks import tune_connection
