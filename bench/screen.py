@@ -44,6 +44,7 @@ from kb.screen import Screener
 compiled = Screener([Path("rulebooks")]).compiled
 with sqlite3.connect(sys.argv[1]) as conn:
     duck = copy_to_duckdb(conn)
+duck.execute("SET enable_progress_bar = false")
 for sql in [*support_statements("duckdb")[-len(SUPPORT_VIEWS):],
             *compiled.statements("duckdb")]:
     duck.execute(sql)
@@ -60,7 +61,7 @@ print(json.dumps({"times": times, "count": count,
 def _measure(script: str, db: Path, repeat: int) -> dict[str, Any]:
     proc = subprocess.run([sys.executable, "-c", script, str(db), str(repeat)],
                           capture_output=True, text=True, check=True)
-    return json.loads(proc.stdout)  # type: ignore[no-any-return]
+    return json.loads(proc.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
 
 
 # Hand-written SQL for three checks, as an engineer would write them for this rulebook; they
