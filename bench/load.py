@@ -6,15 +6,12 @@ Each measurement runs in its own process so that its peak RSS is its own.
 
 from __future__ import annotations
 
-import json
 import statistics
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
-from bench.stats import ratio_spread, spread
+from bench.stats import in_process, ratio_spread, spread
 
 TARGET_SECONDS = 10.0
 TARGET_RATIO = 3.0
@@ -83,9 +80,7 @@ def declarations_file(n: int, cache: Path) -> Path:
 
 def _measure(script: str, csv_path: Path) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
-        proc = subprocess.run([sys.executable, "-c", script, str(csv_path), f"{tmp}/kb.db"],
-                              capture_output=True, text=True, check=True)
-    return json.loads(proc.stdout)  # type: ignore[no-any-return]
+        return in_process(script, str(csv_path), f"{tmp}/kb.db")
 
 
 def run(n: int = 1_000_000, repeat: int = 3, cache: Path | None = None) -> dict[str, Any]:

@@ -7,32 +7,34 @@ and the growth ratio between sizes (linear is the ratio of the sizes). Issue 4's
 
 from __future__ import annotations
 
-import json
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 from bench.load import declarations_file
-from bench.stats import fmt_range, ratio_spread, spread
+from bench.stats import fmt_range, in_process, ratio_spread, spread
 
-# Each engine's screening runs in a process of its own, so that its peak RSS is its own.
-_SQLITE = """
-import json, resource, sqlite3, sys, time
-from kb.checks import tune_connection
+# Each engine's screening runs in a process of its own, so that its peak RSS is its own; both
+# scripts end with the same timed loop over `findings` (`run` executes one query).
+_TIMED = """
 times = []
-with sqlite3.connect(sys.argv[1]) as conn:
-    tune_connection(conn)  # as excon's own connections (Datasette, builds) are set
-    for _ in range(int(sys.argv[2])):
-        t0 = time.perf_counter()
-        count = conn.execute("SELECT COUNT(*) FROM findings").fetchone()[0]
-        times.append(time.perf_counter() - t0)
+for _ in range(int(sys.argv[2])):
+    t0 = time.perf_counter()
+    count = run("SELECT COUNT(*) FROM findings")
+    times.append(time.perf_counter() - t0)
 print(json.dumps({"times": times, "count": count,
                   "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """
+
+_SQLITE = """
+import json, resource, sqlite3, sys, time
+from kb.checks import tune_connection
+conn = sqlite3.connect(sys.argv[1])
+tune_connection(conn)  # as excon's own connections (Datasette, builds) are set
+run = lambda sql: conn.execute(sql).fetchone()[0]
+""" + _TIMED
 
 # DuckDB gets the same checks printed in its dialect, over a copy of the data in memory.
 _DUCKDB = """
@@ -48,20 +50,8 @@ duck.execute("SET enable_progress_bar = false")
 for sql in [*support_statements("duckdb")[-len(SUPPORT_VIEWS):],
             *compiled.statements("duckdb")]:
     duck.execute(sql)
-times = []
-for _ in range(int(sys.argv[2])):
-    t0 = time.perf_counter()
-    count = duck.execute("SELECT COUNT(*) FROM findings").fetchone()[0]
-    times.append(time.perf_counter() - t0)
-print(json.dumps({"times": times, "count": count,
-                  "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
-"""
-
-
-def _measure(script: str, db: Path, repeat: int) -> dict[str, Any]:
-    proc = subprocess.run([sys.executable, "-c", script, str(db), str(repeat)],
-                          capture_output=True, text=True, check=True)
-    return json.loads(proc.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+run = lambda sql: duck.execute(sql).fetchone()[0]
+""" + _TIMED
 
 
 # Hand-written SQL for three checks, as an engineer would write them for this rulebook; they
@@ -175,8 +165,8 @@ def run(sizes: tuple[int, ...] = (10_000, 100_000, 1_000_000), repeat: int = 3,
         build(db, [Path("rulebooks")], decls, decls.parent / "licences.csv",
               decls.parent / "parties.csv")
         build_s = time.perf_counter() - t0
-        lite = _measure(_SQLITE, db, repeat)
-        duck = _measure(_DUCKDB, db, repeat)
+        lite = in_process(_SQLITE, str(db), str(repeat))
+        duck = in_process(_DUCKDB, str(db), str(repeat))
         s_sec, d_sec = statistics.median(lite["times"]), statistics.median(duck["times"])
         out["runs"].append({"declarations": n, "build_s": build_s,
                             "sqlite_s": s_sec, "sqlite_range": spread(lite["times"]),

@@ -3,7 +3,10 @@ percentiles of a latency distribution."""
 
 from __future__ import annotations
 
+import json
 import statistics
+import subprocess
+import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -29,3 +32,11 @@ def percentile(values: Sequence[float], q: float) -> float:
 
 def fmt_range(s: dict[str, Any], scale: float = 1.0, digits: int = 2) -> str:
     return f"min {s['min'] * scale:.{digits}f}, max {s['max'] * scale:.{digits}f}"
+
+
+def in_process(script: str, *args: str) -> dict[str, Any]:
+    """Run a measuring script in a Python process of its own (so that its peak RSS is its own);
+    its last line of output is its JSON result (libraries may print progress before it)."""
+    proc = subprocess.run([sys.executable, "-c", script, *args], capture_output=True, text=True,
+                          check=True)
+    return json.loads(proc.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
