@@ -13,14 +13,15 @@ Support relations the checks read (the knowledge base creates them, `excon expor
 them): `judged_declarations` (declarations with `judged_on`, the date the law is taken from,
 and `unit_value`), `declaration_items` (declaration → matching item), `licence_cover`
 (declaration → whether its licence covers it, and why not), `party_name_keys` and
-`listed_party_keys` (normalised names) and `listed_names` (declared names matching a listed
-party), `list_entry_periods` (listings in force).
+`listed_party_keys` (normalised names), `listed_matches` (declared names matching a listed
+party, with each listing's period and the note a finding gives), `list_entry_periods`
+(listings in force).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -177,6 +178,54 @@ def _interval_test(iv: Interval, day: exp.Expression) -> exp.Expression:
     )
 
 
+# SQLite: `judged_declarations.row_key` is the declaration's rowid (see `for_dialect`)
+ROW_KEY = "row_key"
+
+
+def for_dialect(query: exp.Expression, dialect: str) -> exp.Expression:
+    """The check as printed for `dialect`. On SQLite, a candidate set found in `declarations`
+    (a country or a name, through its index) selects the rows' rowids and the check matches
+    them with `judged_declarations.row_key`: the index already holds the rowid, so the set
+    reads no row, and each candidate is then one probe by rowid instead of a probe of the
+    id index followed by one by rowid."""
+    if dialect != "sqlite":
+        return query
+    return query.transform(_rowid_candidates)
+
+
+def _rowid_candidates(node: exp.Expression) -> exp.Expression:
+    if not (isinstance(node, exp.In) and isinstance(node.this, exp.Column)
+            and node.this.table == D and node.this.name == "id"
+            and isinstance(node.args.get("query"), exp.Subquery)):
+        return node
+    query = node.args["query"].this.copy()
+    branches = list(_branches(query))
+    if not all(_selects_declaration_ids(b) for b in branches):
+        return node
+    for b in branches:
+        assert isinstance(b, exp.Select)
+        b.selects[0].replace(exp.column("rowid", table="x"))
+    return exp.In(this=_col(ROW_KEY), query=exp.Subquery(this=query))
+
+
+def _branches(query: exp.Expression) -> Iterator[exp.Expression]:
+    if isinstance(query, exp.Union):
+        yield from _branches(query.this)
+        yield from _branches(query.expression)
+    else:
+        yield query
+
+
+def _selects_declaration_ids(query: exp.Expression) -> bool:
+    """`SELECT x.id FROM declarations AS x …`"""
+    if not isinstance(query, exp.Select) or not query.selects:
+        return False
+    first, source = query.selects[0], query.args.get("from_")
+    return isinstance(first, exp.Column) and first.table == "x" and first.name == "id" and \
+        isinstance(source, exp.From) and isinstance(source.this, exp.Table) and \
+        source.this.name == "declarations" and source.this.alias == "x"
+
+
 @dataclass
 class CompiledRule:
     name: str
@@ -185,7 +234,7 @@ class CompiledRule:
     outcome: str
 
     def sql(self, dialect: str = "sqlite") -> str:
-        return self.query.sql(dialect=dialect, pretty=True)
+        return for_dialect(self.query, dialect).sql(dialect=dialect, pretty=True)
 
 
 @dataclass
@@ -212,7 +261,8 @@ class CompiledRulebook:
             dialect=dialect, pretty=True) for name, q in self.windows.items()]
         for r in self.rules:
             out.append(exp.Create(this=exp.to_table(r.view), kind="VIEW",
-                                  expression=r.query).sql(dialect=dialect, pretty=True))
+                                  expression=for_dialect(r.query, dialect)).sql(
+                dialect=dialect, pretty=True))
         out.append(exp.Create(this=exp.to_table("findings"), kind="VIEW",
                               expression=self.findings_query()).sql(dialect=dialect,
                                                                     pretty=True))
@@ -445,15 +495,11 @@ class Compiler:
             self.listed_columns.append(name)
         sub = (
             exp.select(_lit(1))
-            .from_(exp.alias_(exp.to_table("listed_names"), "k"))
-            .join(exp.alias_(exp.to_table("list_entry_periods"), "p"),
-                  on=exp.EQ(this=_col("party", "p"), expression=_col("party", "k")))
+            .from_(exp.alias_(exp.to_table("listed_matches"), "k"))
             .where(_and(
                 exp.EQ(this=_col("name", "k"), expression=col.copy()),
-                self.list_match(lists, "p", "k"),
-                exp.GTE(this=self.judged_on(), expression=_col("valid_from", "p")),
-                exp.paren(_or(_is_null(_col("valid_until", "p")),
-                              exp.LTE(this=self.judged_on(), expression=_col("valid_until", "p")))),
+                self.list_match(lists, "k", "k"),
+                *self.listed_on_date("k"),
             ))
         )
         # A non-correlated IN over the listed names is computed once per query, so the
@@ -469,10 +515,8 @@ class Compiler:
         """`col IN (names listed on these lists at any time)`: true for every name that can be
         listed on some date; an engine computes the set once and can probe an index with it."""
         names = (exp.select(_col("name", "k"))
-                 .from_(exp.alias_(exp.to_table("listed_names"), "k"))
-                 .join(exp.alias_(exp.to_table("list_entry_periods"), "p"),
-                       on=exp.EQ(this=_col("party", "p"), expression=_col("party", "k")))
-                 .where(self.list_match(lists, "p", "k")))
+                 .from_(exp.alias_(exp.to_table("listed_matches"), "k"))
+                 .where(self.list_match(lists, "k", "k")))
         return exp.In(this=col.copy(), query=exp.Subquery(this=names))
 
     def list_match(self, lists: list[str], entry: str, name: str) -> exp.Expression:
@@ -854,26 +898,19 @@ class Compiler:
         return [exp.Coalesce(this=e, expressions=[_lit("")]) for e in self.evidence]
 
     def listed_party_note(self) -> exp.Expression:
-        """'; <role> matches <legal name> on <list> (listed by <instrument>)', or NULL."""
+        """'; <role> matches <legal name> on <list> (listed by <instrument>; as '<alias>',
+        score <score>)' for the best match in force, or NULL."""
         notes = []
         for column in self.listed_columns:
             sub = (
                 exp.select(exp.Concat(expressions=[
-                    _lit(f"; {column.replace('_', ' ')} matches "), _col("legal_name", "p"),
-                    _lit(" on "), _col("list", "e"), _lit(" (listed by "),
-                    _col("instrument_id", "e"), _lit("; as '"), _col("alias", "lk"),
-                    _lit("', score "), _col("score_text", "lk"), _lit(")")]))
-                .from_(exp.alias_(exp.to_table("listed_names"), "lk"))
-                .join(exp.alias_(exp.to_table("list_entry_periods"), "e"),
-                      on=exp.EQ(this=_col("party", "e"), expression=_col("party", "lk")))
-                .join(exp.alias_(exp.to_table("parties"), "p"),
-                      on=exp.EQ(this=_col("name", "p"), expression=_col("party", "lk")))
+                    _lit(f"; {column.replace('_', ' ')} matches "), _col("note", "m")]))
+                .from_(exp.alias_(exp.to_table("listed_matches"), "m"))
                 .where(_and(
-                    exp.EQ(this=_col("name", "lk"), expression=_col(column)),
-                    self.list_match(sorted(self.rb.lists), "e", "lk"),
-                    *self.listed_on_date("e")))
-                .order_by(exp.Ordered(this=_col("score", "lk"), desc=True),
-                          _col("legal_name", "p"), _col("list", "e"), _col("instrument_id", "e"))
+                    exp.EQ(this=_col("name", "m"), expression=_col(column)),
+                    self.list_match(sorted(self.rb.lists), "m", "m"),
+                    *self.listed_on_date("m")))
+                .order_by(_col("position", "m"))
                 .limit(1)
             )
             notes.append(exp.Coalesce(this=exp.Subquery(this=sub), expressions=[_lit("")]))
@@ -1063,12 +1100,17 @@ class Compiler:
                                 "TEXT"), "provision"),
             exp.alias_(explanation, "explanation"),
             exp.alias_(_lit(self.rb.version), "rulebook_version"),
-            exp.alias_(rank, "finding_rank"),
+            *([exp.alias_(rank, "finding_rank")] if self.uses_items else []),
             copy=False,
         ).from_(exp.alias_(exp.Subquery(this=inner), "facts", copy=False), copy=False).where(
             _and(exp.EQ(this=c("applies"), expression=_lit(1)),
                  exp.paren(_or(is_true, is_unknown)), not_covered), copy=False)
-        # one finding per declaration: the most serious outcome, then the first item
+        if not self.uses_items:
+            # every relation `facts` joins has one row per declaration at most: one finding
+            # each already, nothing to rank
+            return CompiledRule(name, view_name(name), findings, outcome_word)
+        # one finding per declaration (a row per matching item): the most serious outcome,
+        # then the first item
         select = exp.select(*FINDING_COLUMNS).from_(
             exp.alias_(exp.Subquery(this=findings), "ranked", copy=False), copy=False).where(
             exp.EQ(this=exp.column("finding_rank"), expression=_lit(1)), copy=False)

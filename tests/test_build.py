@@ -13,6 +13,7 @@ from click.testing import CliRunner
 import kb.build
 from kb.build import BuildError, build
 from kb.cli import cli
+from kb.screen import Screener
 from tests.conftest import DATA, RULEBOOKS
 
 INPUTS = DATA / "inputs"
@@ -155,6 +156,25 @@ def test_country_and_unit_value_candidates_are_read_from_indexes(built: Path) ->
     assert "idx_declarations_export_country" in plans["check_ear_3c001_ns1"]
     for view, plan in plans.items():
         assert "SCAN x" not in plan.split(" | "), (view, plan)
+
+
+def test_name_and_country_candidates_read_no_row_and_find_each_by_rowid(built: Path) -> None:
+    """A candidate set found through a name or country index selects rowids (the index holds
+    them: a set of listed names reads no declaration), and each candidate is one probe by
+    rowid, not one of the id index and then one by rowid."""
+    for view, index in (("check_control_list_consignee", "idx_declarations_consignee"),
+                        ("check_unreliable_entity_party", "idx_declarations_end_user"),
+                        ("check_hub_routing", "idx_declarations_destination_country")):
+        plan = [r[-1] for r in query(built, f"explain query plan select * from {view}")]
+        assert "SEARCH d USING INTEGER PRIMARY KEY (rowid=?)" in plan, (view, plan)
+        assert not any("sqlite_autoindex_declarations" in p for p in plan), (view, plan)
+        covering = f"SEARCH x USING COVERING INDEX {index}" in " | ".join(plan)
+        # the country set also tests the row's items and dates, so it reads the row
+        assert covering == (view != "check_hub_routing"), (view, plan)
+    # other engines have no rowid: the checks printed for them keep the declaration id
+    compiled = Screener([RULEBOOKS]).compiled
+    rule = next(r for r in compiled.rules if r.name == "control-list-consignee")
+    assert "row_key" in rule.sql("sqlite") and "rowid" not in rule.sql("duckdb")
 
 
 def test_same_inputs_give_the_same_bytes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -165,6 +165,22 @@ def test_stored_query_judges_one_declaration_as_of_a_date(ds: Any, built: Path) 
     assert "us-critical-minerals-ban" in {f["rule"] for f in back}
 
 
+def test_the_one_declaration_page_is_titled_by_its_query_not_its_sql(ds: Any,
+                                                                     built: Path) -> None:
+    """Its SQL inlines every check: in the page title and an "Edit SQL" link (a URL no server
+    accepts) it was most of each page. A short stored query keeps its link."""
+    decl = query(built, "SELECT id FROM declarations ORDER BY id LIMIT 1")[0][0]
+    page = get(ds, f"/kb/declaration_findings?declaration_id={decl}&as_of=", ANALYST)
+    assert page.status_code == 200
+    title = page.text.split("<title>", 1)[1].split("</title>", 1)[0]
+    assert title == "kb: Findings for a declaration, as of a date"
+    assert "canned-query-edit-sql" not in page.text
+    assert len(page.text) < 50_000
+    short = get(ds, "/kb/in_force_on?date=2026-01-15", ANALYST)
+    assert "canned-query-edit-sql" in short.text
+    assert short.text.split("<title>", 1)[1].startswith("kb: What was in force on a date")
+
+
 def test_in_force_licence_balance_and_party_search_queries(ds: Any, built: Path) -> None:
     during = {(r["kind"], r["name"]): r["status"]
               for r in rows(ds, "/kb/in_force_on.json?date=2026-01-15", actor=None)}
