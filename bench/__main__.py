@@ -8,6 +8,7 @@ import os
 import platform
 import sqlite3
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 from bench import frontend, indicators, latency, load, matching, screen, serve, targets
@@ -26,6 +27,20 @@ def machine() -> dict[str, object]:
     }
 
 
+def _commit() -> str | None:
+    """The checked-out commit (with `+changes` when the tree differs from it), if in git."""
+    import subprocess
+
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                              text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return head + ("+changes" if dirty else "")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="tiny sizes: a smoke run")
@@ -34,6 +49,9 @@ def main(argv: list[str] | None = None) -> int:
                                            "matching", "latency", "serve"],
                         action="append",
                         help="run only these benchmarks")
+    parser.add_argument("--update", action="store_true",
+                        help="keep the other benchmarks' figures from --out (each benchmark "
+                             "records when and at which commit it ran)")
     parser.add_argument("--screen-sizes", default="10000,100000,1000000",
                         help="declaration counts for the screening benchmark, e.g. "
                              "10000,100000,1000000")
@@ -82,9 +100,19 @@ def main(argv: list[str] | None = None) -> int:
         results["serve"] = sv = serve.run(2_000 if args.quick else args.serve_size,
                                           3 if args.quick else 25, 1 if args.quick else 3)
         print(serve.report(sv))
+    stamp = {"at": datetime.now(UTC).isoformat(timespec="seconds"),
+             "commit": _commit(), "machine": results["machine"]}
+    measured = {name: stamp for name in results if name != "machine"}
+    out = Path(args.out)
+    if args.update and out.exists():
+        kept = json.loads(out.read_text(encoding="utf-8"))
+        kept.pop("targets", None)
+        measured = {**kept.pop("measured", {}), **measured}
+        results = {**kept, **results}
+    results["measured"] = measured
     results["targets"] = rows = targets.table(results)
     print(targets.report(rows))
-    Path(args.out).write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     print(f"results written to {args.out}", file=sys.stderr)
     return 0
 

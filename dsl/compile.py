@@ -129,6 +129,14 @@ def _or(*parts: exp.Expression) -> exp.Expression:
     return exp.or_(*kept) if len(kept) > 1 else kept[0]  # type: ignore[return-value]
 
 
+def _cheap_first(parts: Iterable[exp.Expression]) -> list[exp.Expression]:
+    """The operands of an `and`/`or` with the tests of the row (and of relations already
+    joined to it) before those that run a subquery: engines evaluate them left to right and
+    stop at the first that decides, so a subquery runs only on the rows the cheap tests leave
+    (the result is the same in any order)."""
+    return sorted(parts, key=lambda p: p.find(exp.Subquery, exp.Exists, exp.Select) is not None)
+
+
 def union_all(queries: Sequence[exp.Query]) -> exp.Query:
     """`q1 UNION ALL q2 …` of one or more queries."""
     query = queries[0]
@@ -319,7 +327,8 @@ class Compiler:
             return self.truth(c.part)
         if isinstance(c, ast.AllOf):
             parts = [self.truth(p) for p in c.parts]
-            result = _combine(parts, _and(*(p.t for p in parts)), _or(*(p.f for p in parts)))
+            result = _combine(parts, _and(*_cheap_first(p.t for p in parts)),
+                              _or(*_cheap_first(p.f for p in parts)))
             # `X is not missing and …X…`: when X is absent the whole is false, not unknown
             present = {self.field_sql(p.subject.name)[2] for p in c.parts
                        if isinstance(p, ast.IsMissing) and p.negated}
@@ -327,7 +336,8 @@ class Compiler:
             return result
         if isinstance(c, ast.AnyOf):
             parts = [self.truth(p) for p in c.parts]
-            return _combine(parts, _or(*(p.t for p in parts)), _and(*(p.f for p in parts)))
+            return _combine(parts, _or(*_cheap_first(p.t for p in parts)),
+                            _and(*_cheap_first(p.f for p in parts)))
         if isinstance(c, ast.Negation):
             inner = self.truth(c.part)
             return Truth(inner.f, inner.t, inner.missing, inner.guards)

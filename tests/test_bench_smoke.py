@@ -57,3 +57,16 @@ def test_quick_benchmark_run_writes_figures(tmp_path: Path, capsys: object) -> N
     assert rows["screen 1M on SQLite"]["status"] == "not measured"
     spread = rows["load / raw executemany"]
     assert spread["min"] is not None and spread["min"] <= spread["max"]
+    assert set(results["measured"]) >= {"frontend", "load", "screen", "serve"}
+    # --update re-runs one benchmark and keeps the others' figures, each saying when it ran
+    before = results["measured"]["load"]
+    results["measured"]["load"] = dict(before, at="2026-01-01T00:00:00+00:00")
+    out.write_text(json.dumps(results), encoding="utf-8")
+    assert main(["--quick", "--only", "frontend", "--update", "--out", str(out)]) == 0
+    updated = json.loads(out.read_text(encoding="utf-8"))
+    assert updated["load"] == results["load"] and updated["serve"] == results["serve"]
+    assert updated["measured"]["load"]["at"] == "2026-01-01T00:00:00+00:00"
+    assert updated["measured"]["frontend"]["at"] > "2026-01-01"
+    assert len(updated["targets"]) == 17
+    assert {r["figure"]: r["value"] for r in updated["targets"]}["load / raw executemany"] == \
+        results["load"]["ratio_to_raw"]

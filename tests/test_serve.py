@@ -264,3 +264,25 @@ def test_served_connections_are_memory_mapped_and_markdown_cells_are_left_alone(
     markdown = pm.get_plugin("render_markdown")
     assert markdown is not None and callable(markdown.extra_template_vars)
     assert not hasattr(markdown, "render_cell")
+    # the plugin list still works (pluggy hashes its plugins)
+    assert markdown in pm.get_plugins()
+    plugins = get(ds, "/-/plugins.json", ANALYST)
+    assert plugins.status_code == 200
+    assert "excon" in {p["name"] for p in plugins.json()}
+
+
+def test_table_access_rules_are_found_once_and_still_apply_to_every_visitor(ds: Any) -> None:
+    """The `allow` blocks of each table are computed once per server, not by copying the whole
+    metadata on every permission check; who may see what is unchanged."""
+    page = "/kb/rules/us-critical-minerals-ban"
+    assert get(ds, page, ANALYST).status_code == 200
+    before = ds._table_permission_allows.cache_info()
+    for _ in range(2):
+        assert get(ds, page, ANALYST).status_code == 200
+    after = ds._table_permission_allows.cache_info()
+    assert after.misses == before.misses  # nothing computed again
+    assert after.hits > before.hits
+    # the cached blocks are the same for everyone: anonymous visitors are still refused
+    assert get(ds, "/kb/finding_details").status_code == 403
+    assert get(ds, "/kb/finding_details", ANALYST).status_code == 200
+    assert get(ds, "/kb/rules").status_code == 200

@@ -54,10 +54,12 @@ def _quiet_markdown_cells() -> None:
     if plugin is None or not hasattr(plugin, "render_cell"):
         return  # not installed, or already replaced
     pm.unregister(plugin)
-    pm.register(types.SimpleNamespace(
-        extra_template_vars=plugin.extra_template_vars,
-        prepare_jinja2_environment=plugin.prepare_jinja2_environment),
-        name="render_markdown")
+    # a module, as plugins are: pluggy keeps its plugins in sets (hashable)
+    helpers = types.ModuleType("render_markdown")
+    helpers.extra_template_vars = plugin.extra_template_vars  # type: ignore[attr-defined]
+    helpers.prepare_jinja2_environment = (  # type: ignore[attr-defined]
+        plugin.prepare_jinja2_environment)
+    pm.register(helpers, name="render_markdown")
 
 
 @hookimpl
