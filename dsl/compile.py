@@ -226,12 +226,10 @@ def _branches(query: exp.Expression) -> Iterator[exp.Expression]:
 
 def _selects_declaration_ids(query: exp.Expression) -> bool:
     """`SELECT x.id FROM declarations AS x …`"""
-    if not isinstance(query, exp.Select) or not query.selects:
+    if not isinstance(query, exp.Select):
         return False
-    first, source = query.selects[0], query.args.get("from_")
-    return isinstance(first, exp.Column) and first.table == "x" and first.name == "id" and \
-        isinstance(source, exp.From) and isinstance(source.this, exp.Table) and \
-        source.this.name == "declarations" and source.this.alias == "x"
+    key = _key_of(query)
+    return key is not None and key.name == "id" and _reads_declarations(query)
 
 
 @dataclass
@@ -1176,11 +1174,15 @@ def _key_of(query: exp.Query) -> exp.Column | None:
     return first if isinstance(first, exp.Column) and first.table == "x" else None
 
 
+def _reads_declarations(query: exp.Select) -> bool:
+    """The query's own FROM is `declarations`."""
+    source = query.args.get("from_")
+    return isinstance(source, exp.From) and source.this.name == "declarations"
+
+
 def _is_probe(query: exp.Query) -> bool:
     """A candidate set found through an index of `declarations` (a country set, names)."""
-    table = query.find(exp.From)
-    return isinstance(query, exp.Select) and isinstance(table, exp.From) and \
-        table.parent is query and table.this.name == "declarations" and \
+    return isinstance(query, exp.Select) and _reads_declarations(query) and \
         not query.args.get("joins")
 
 
