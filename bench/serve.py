@@ -1,10 +1,12 @@
 """Datasette under load: a knowledge base with N demo declarations served by a real
 `excon serve` process, 8 concurrent clients on loopback, logged in as an analyst.
 
-Three requests, each measured separately: the findings table with its facets (outcome, rule,
-instrument, destination, item group), a rule's page (with its findings summary), and the stored
-query that judges one declaration (a different declaration each time). Reported: p50/p95 per
-request. Target (issue 7): p95 ≤ 300 ms with 1,000,000 declarations.
+Four requests, each measured separately: the findings table with its facets (outcome, rule,
+instrument, destination, item group); the same table filtered by a rule and a date that no
+request has asked for before, so that the server's result cache cannot answer it (every query
+of the page runs); a rule's page (with its findings summary); and the stored query that judges
+one declaration (a different declaration each time). Reported: p50/p95 per request. Target
+(issue 7): p95 ≤ 300 ms with 1,000,000 declarations.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import tempfile
 import threading
 import time
 import urllib.request
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +65,24 @@ def run(n: int = 1_000_000, requests_per_client: int = 25, rounds: int = 3,
     with sqlite3.connect(db) as conn:
         ids = [r[0] for r in conn.execute("SELECT id FROM declarations ORDER BY random() "
                                           "LIMIT 2000")]
+        rules = [r[0] for r in conn.execute("SELECT DISTINCT rule FROM finding_details")]
+        first, last = conn.execute("SELECT MIN(declared_on), MAX(declared_on) "
+                                   "FROM finding_details").fetchone()
+    days = (date.fromisoformat(last) - date.fromisoformat(first)).days
+    asked: set[tuple[str, int]] = set()
+    asked_lock = threading.Lock()
+
+    def new_filter(rng: random.Random) -> str:
+        """A rule and a date no request has used: its facet counts are not cached."""
+        with asked_lock:
+            while True:
+                pick = (rng.choice(rules), rng.randrange(days + 1))
+                if pick not in asked:
+                    asked.add(pick)
+                    break
+        since = date.fromisoformat(first) + timedelta(days=pick[1])
+        return f"/finding_details?rule={pick[0]}&declared_on__gte={since.isoformat()}"
+
     secret = secrets.token_hex(16)
     cookie = "ds_actor=" + Datasette(secret=secret).sign({"a": {"id": "analyst"}}, "actor")
     port = _free_port()
@@ -72,6 +93,7 @@ def run(n: int = 1_000_000, requests_per_client: int = 25, rounds: int = 3,
     base = f"http://127.0.0.1:{port}/{db.stem}"
     paths = {
         "findings table + facets": lambda rng: "/finding_details",
+        "findings table, new filter each time": new_filter,
         "rule page": lambda rng: "/rules/ga-ge-licence",
         "stored query, one declaration": lambda rng: (
             f"/declaration_findings?declaration_id={rng.choice(ids)}&as_of="),
@@ -98,7 +120,7 @@ def run(n: int = 1_000_000, requests_per_client: int = 25, rounds: int = 3,
         out: dict[str, Any] = {"declarations": n, "clients": CLIENTS, "build_s": build_s,
                                "requests": {}}
         for label, make in paths.items():
-            fetch(make(random.Random(0)))  # warm the page cache for this request
+            fetch(make(random.Random(-1)))  # warm the page cache for this request
             p50s: list[float] = []
             p95s: list[float] = []
             count = 0
@@ -138,7 +160,7 @@ def report(r: dict[str, Any]) -> str:
              f"{r['clients']} concurrent clients on loopback"]
     for label, x in r["requests"].items():
         mark = "met" if x["p95_ms"] <= TARGET_P95_MS else "NOT met"
-        lines.append(f"  {label:32} p50 {x['p50_ms']:7.1f} ms   p95 {x['p95_ms']:7.1f} ms "
+        lines.append(f"  {label:38} p50 {x['p50_ms']:7.1f} ms   p95 {x['p95_ms']:7.1f} ms "
                      f"({fmt_range(x['p95_range'], digits=0)})   ({x['count']} requests in "
                      f"{x['rounds']} rounds; target p95 ≤ {TARGET_P95_MS:g} ms: {mark})")
     return "\n".join(lines)

@@ -90,6 +90,7 @@ CHECKS: list[Check] = [
     ("single declaration p50", "ms", "≤ 5", _get("latency", "p50_ms"), lambda v: v <= 5,
      _range("latency", "p50_range")),
     _serve("findings table", "findings table + facets"),
+    _serve("findings, new filter (uncached)", "findings table, new filter each time"),
     _serve("rule page", "rule page"),
     _serve("one declaration", "stored query, one declaration"),
 ]

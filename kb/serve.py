@@ -20,6 +20,7 @@ import re
 import shutil
 import sqlite3
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ from typing import Any
 from sqlite_utils import Database
 
 from kb.publish import access_metadata, credential_variables
+from kb.result_cache import ResultCache
 
 CREDENTIALS_ENV = "EXCON_CREDENTIALS"
 SETTINGS = {
@@ -75,13 +77,13 @@ def snapshot(db_path: Path) -> Iterator[Path]:
     """A private hard link to the built file (a copy where links are impossible)."""
     if not db_path.is_file():
         raise ServeError(f"{db_path}: no such knowledge base; build it with `excon build`")
-    for stale in db_path.parent.glob(f".{db_path.name}.serving-*"):
-        pid = stale.name.rsplit("-", 1)[-1]
+    prefix = f".{db_path.name}.serving-"
+    for stale in db_path.parent.glob(f"{prefix}*"):
+        pid = stale.name[len(prefix):].split("-", 1)[0]
         if pid.isdigit() and not _alive(int(pid)):  # left by a server that was killed
             shutil.rmtree(stale, ignore_errors=True)
-    folder = db_path.with_name(f".{db_path.name}.serving-{os.getpid()}")
-    shutil.rmtree(folder, ignore_errors=True)
-    folder.mkdir()
+    # one folder per snapshot: two servers of one process never share (or remove) one
+    folder = Path(tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}-", dir=db_path.parent))
     target = folder / db_path.name
     try:
         try:
@@ -120,6 +122,8 @@ def datasette_app(db_file: Path, credentials: dict[str, str]) -> Any:
     ds = Datasette(immutables=[str(db_file)], metadata=metadata, settings=SETTINGS,
                    cors=False, secret=os.environ.get("DATASETTE_SECRET"))
     _table_allows_once(ds)
+    ds.excon_results = ResultCache(
+        ds.databases[name], db_file, lambda conn: ds._prepare_connection(conn, name)).install()
     return ds
 
 

@@ -238,6 +238,29 @@ def test_a_rebuild_never_disturbs_the_served_snapshot(built: Path, tmp_path: Pat
     assert not served.exists()  # the snapshot goes when the server stops
 
 
+def test_two_servers_of_one_file_keep_their_own_snapshots(built: Path, tmp_path: Path) -> None:
+    """A second server in the same process (or a test's) neither shares nor removes the
+    first's snapshot; a snapshot left by a killed server is removed by the next start."""
+    import os
+    import subprocess
+
+    db = tmp_path / "kb.db"
+    db.write_bytes(built.read_bytes())
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    stale = tmp_path / f".kb.db.serving-{gone.pid}-abc"
+    stale.mkdir()
+    with snapshot(db) as first:
+        assert not stale.exists()
+        with snapshot(db) as second:
+            assert first != second and first.exists() and second.exists()
+            assert first.parent.name.startswith(f".kb.db.serving-{os.getpid()}-")
+        assert not second.exists()
+        assert first.exists()
+        assert query(first, "SELECT COUNT(*) FROM declarations")[0][0] == 3000
+    assert not first.exists()
+
+
 def test_credentials_from_a_file_and_the_environment(tmp_path: Path) -> None:
     hashed = hash_password("x")
     f = tmp_path / "logins"
@@ -286,3 +309,119 @@ def test_table_access_rules_are_found_once_and_still_apply_to_every_visitor(ds: 
     assert get(ds, "/kb/finding_details").status_code == 403
     assert get(ds, "/kb/finding_details", ANALYST).status_code == 200
     assert get(ds, "/kb/rules").status_code == 200
+
+
+def test_the_findings_page_counts_its_facets_once_per_server(ds: Any) -> None:
+    """The snapshot never changes: the second view of the findings table reads its facet counts
+    and rows from the server's result cache, and shows what the first showed."""
+    cache = ds.excon_results
+    run = cache.execute_uncached
+    ran: list[str] = []
+
+    async def recorded(sql: str, *args: Any, **kwargs: Any) -> Any:
+        ran.append(" ".join(sql.split()))
+        return await run(sql, *args, **kwargs)
+
+    cache.execute_uncached = recorded
+    try:
+        page = "/kb/finding_details.json?_facet=exporter&declared_on__gte=1901-01-01"
+        first = get(ds, page, ANALYST).json()
+        assert sum("count(*) as count" in sql for sql in ran) == 6  # five from metadata
+        ran.clear()
+        again = get(ds, page, ANALYST).json()
+        assert not [sql for sql in ran if "finding_details" in sql]  # none ran again
+        assert again["facet_results"] == first["facet_results"]
+        assert again["rows"] == first["rows"]
+        # another filter is another query, counted over its own rows
+        rule = first["rows"][0][first["columns"].index("rule")]
+        filtered = get(ds, f"{page}&rule={rule}", ANALYST).json()
+        assert sum("count(*) as count" in sql for sql in ran) == 6
+    finally:
+        cache.execute_uncached = run
+    facets = filtered["facet_results"]
+    facets = facets.get("results", facets)
+    assert [v["value"] for v in facets["rule"]["results"]] == [rule]
+
+
+def test_queries_that_can_change_are_never_kept(ds: Any) -> None:
+    """random(), date('now') and the like, in the query or in a view it reads, run every time;
+    so do statements that fail."""
+    cache = ds.excon_results
+    assert cache.deterministic("SELECT rule, COUNT(*) FROM finding_details GROUP BY rule", None)
+    assert cache.deterministic("SELECT excon_party_key(:n)", {"n": "ACME Ltd"})
+    for sql in ("SELECT random()", "SELECT date('now')", "SELECT current_timestamp",
+                "SELECT changes()", "PRAGMA schema_version", "SELECT * FROM no_such_table"):
+        assert not cache.deterministic(sql, None), sql
+    draws = {rows(ds, "/kb.json?sql=select+random()+as+r")[0]["r"] for _ in range(3)}
+    assert len(draws) == 3
+    bad = get(ds, "/kb.json?sql=select+*+from+no_such_table", ANALYST)
+    assert bad.status_code == 400
+    assert get(ds, "/kb.json?sql=select+*+from+no_such_table", ANALYST).status_code == 400
+
+
+def test_the_result_cache_is_bounded_and_computes_a_result_once(built: Path) -> None:
+    """Concurrent requests for one result wait for it rather than run it again; the oldest
+    results leave when the cache holds its budget of rows."""
+    from kb.result_cache import ResultCache
+
+    with snapshot(built) as served:
+        app = datasette_app(served, {})
+        db = app.get_database("kb")
+        cache = ResultCache(db, served, lambda conn: app._prepare_connection(conn, "kb"),
+                            budget_rows=40)
+        calls: list[str] = []
+        run = cache.execute_uncached
+
+        async def counted(sql: str, *args: Any, **kwargs: Any) -> Any:
+            calls.append(sql)
+            return await run(sql, *args, **kwargs)
+
+        cache.execute_uncached = counted
+
+        async def scenario() -> list[Any]:
+            same = "SELECT rule, COUNT(*) FROM finding_details GROUP BY rule"
+            results = await asyncio.gather(*(cache.execute(same) for _ in range(5)))
+            for n in range(1, 30):  # 29 more results of one row each: the first must go
+                await cache.execute("SELECT ? + 1", [n])
+            return results
+
+        results = asyncio.run(scenario())
+        assert calls.count("SELECT rule, COUNT(*) FROM finding_details GROUP BY rule") == 1
+        assert all(r is results[0] for r in results)
+        assert cache.info()["rows"] <= 40
+        calls.clear()
+        asyncio.run(cache.execute("SELECT rule, COUNT(*) FROM finding_details GROUP BY rule"))
+        assert len(calls) == 1  # evicted, so run again
+
+
+def test_table_rows_are_written_as_datasette_writes_them() -> None:
+    """The findings table's body is written in one call, with Datasette's markup: a cell per
+    column classed by column and type, text escaped, links left as links."""
+    from markupsafe import Markup
+
+    from kb.datasette import table_rows_html
+
+    html = table_rows_html([[
+        {"column": "declaration_id", "value": Markup('<a href="/kb/d/1">1</a>'),
+         "raw": "1", "value_type": "str"},
+        {"column": "explanation", "value": "<b>AT&T</b>", "raw": "x", "value_type": "str"},
+        {"column": "purity pct", "value": "99.9", "raw": 99.9, "value_type": "float"},
+    ]])
+    assert html.startswith('<tr><td class="col-declaration_id type-str">'
+                           '<a href="/kb/d/1">1</a></td>')
+    assert '<td class="col-explanation type-str">&lt;b&gt;AT&amp;T&lt;/b&gt;</td>' in html
+    assert 'class="col-purity-pct-' in html and "type-float" in html
+
+
+def test_the_findings_page_shows_every_cell_of_its_rows(ds: Any) -> None:
+    import re
+
+    page = get(ds, "/kb/finding_details?_size=7", ANALYST)
+    assert page.status_code == 200, page.text[-2000:]
+    body = page.text.split("<tbody>", 1)[1].split("</tbody>", 1)[0]
+    data = get(ds, "/kb/finding_details.json?_size=7", ANALYST).json()
+    assert body.count("<tr>") == len(data["rows"]) == 7
+    for column in data["columns"]:
+        assert len(re.findall(rf'<td class="col-{column} type-', body)) == 7, column
+    first = data["rows"][0][data["columns"].index("explanation")]
+    assert first.replace("&", "&amp;").replace("'", "&#39;").replace('"', "&#34;") in body
