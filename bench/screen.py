@@ -144,9 +144,9 @@ HAND_WRITTEN = {
           WHERE di.item IN ({US_BAN_ITEMS})
             AND d.destination_country = 'US' AND d.declared_on >= '2024-12-03'
             AND NOT (d.declared_on >= '2025-11-09' AND d.declared_on <= '2026-11-27')
-            AND NOT (di.item = 'antimony-oxides' AND d.purity_pct < 99.99)
+            AND NOT (di.item = 'antimony-oxides' AND COALESCE(d.purity_pct, 100) < 99.99)
             AND NOT (di.item IN ('organic-antimony', 'antimony-hydride')
-                     AND d.purity_pct <= 99.999))
+                     AND COALESCE(d.purity_pct, 100) <= 99.999))
         WHERE n = 1""",
 }
 

@@ -36,7 +36,7 @@ _DETERMINISTIC = 0x800  # SQLITE_DETERMINISTIC in PRAGMA function_list's flags
 
 class ResultCache:
     def __init__(self, database: Any, path: Path, prepare: Callable[[sqlite3.Connection], None],
-                 max_rows: int = 1000, budget_rows: int = 200_000) -> None:
+                 max_rows: int = 1000, budget_rows: int = 50_000) -> None:
         self.database = database
         self.execute_uncached = database.execute
         self.max_rows = max_rows
