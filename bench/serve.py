@@ -57,6 +57,8 @@ def run(n: int = 1_000_000, requests_per_client: int = 25, rounds: int = 3,
 
     from datasette.app import Datasette
 
+    from kb.serve import default_workers
+
     cache = cache or Path(tempfile.gettempdir()) / "excon-bench"
     cache.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
@@ -87,9 +89,10 @@ def run(n: int = 1_000_000, requests_per_client: int = 25, rounds: int = 3,
     cookie = "ds_actor=" + Datasette(secret=secret).sign({"a": {"id": "analyst"}}, "actor")
     port = _free_port()
     env = dict(os.environ, DATASETTE_SECRET=secret)
+    workers = default_workers()  # as `excon serve` runs by default: one per CPU
     proc = subprocess.Popen([sys.executable, "-m", "kb.cli", "serve", "--db", str(db),
-                             "--port", str(port)], env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+                             "--port", str(port), "--workers", str(workers)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}/{db.stem}"
     paths = {
         "findings table + facets": lambda rng: "/finding_details",
@@ -117,8 +120,8 @@ def run(n: int = 1_000_000, requests_per_client: int = 25, rounds: int = 3,
                 if time.monotonic() > deadline or proc.poll() is not None:
                     raise RuntimeError("excon serve did not start") from None
                 time.sleep(0.2)
-        out: dict[str, Any] = {"declarations": n, "clients": CLIENTS, "build_s": build_s,
-                               "requests": {}}
+        out: dict[str, Any] = {"declarations": n, "clients": CLIENTS, "workers": workers,
+                               "build_s": build_s, "requests": {}}
         for label, make in paths.items():
             fetch(make(random.Random(-1)))  # warm the page cache for this request
             p50s: list[float] = []
@@ -157,7 +160,8 @@ def run(n: int = 1_000_000, requests_per_client: int = 25, rounds: int = 3,
 
 def report(r: dict[str, Any]) -> str:
     lines = [f"Datasette: {r['declarations']:,} declarations (build {r['build_s']:.0f} s), "
-             f"{r['clients']} concurrent clients on loopback"]
+             f"{r['clients']} concurrent clients on loopback, "
+             f"{r.get('workers', 1)} server worker(s)"]
     for label, x in r["requests"].items():
         mark = "met" if x["p95_ms"] <= TARGET_P95_MS else "NOT met"
         lines.append(f"  {label:38} p50 {x['p50_ms']:7.1f} ms   p95 {x['p95_ms']:7.1f} ms "

@@ -74,7 +74,7 @@ CHECKS: list[Check] = [
     ("screen 1M on SQLite", "s", "≤ 10", _largest_screen("sqlite_s"), lambda v: v <= 10,
      _largest_screen("sqlite_range")),
     ("screening growth 1M / 100k", "x", "≤ 11", _get("screen", "growth_sqlite"),
-     lambda v: v <= 11, _once),
+     lambda v: v <= 11, _range("screen", "growth_sqlite_range")),
     _hand("check_ga_ge_licence", "licence cover"),
     _hand("check_control_list_consignee", "listed party"),
     _hand("check_us_critical_minerals_ban", "suspended rule"),

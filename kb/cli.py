@@ -397,7 +397,10 @@ def explain(declaration_id: str, db_path: str, as_of: str | None,
 @click.option("--credentials", type=click.Path(),
               help="File of analyst logins, one name:password-hash per line (also read from "
                    "the EXCON_CREDENTIALS environment variable).")
-def serve(db_path: str, host: str, port: int, credentials: str | None) -> None:
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="Server processes sharing the port  [default: one per CPU]")
+def serve(db_path: str, host: str, port: int, credentials: str | None,
+          workers: int | None) -> None:
     """Publish the knowledge base with Datasette, read-only.
 
     Reference data (instruments, items, codes, countries, public lists, rules) is public;
@@ -405,12 +408,12 @@ def serve(db_path: str, host: str, port: int, credentials: str | None) -> None:
     downloading the database. The server serves a snapshot of the file taken at start: a
     rebuild does not disturb it. Restart it, or send it SIGHUP, to serve a new build.
     """
-    from kb.serve import ServeError, read_credentials
+    from kb.serve import ServeError, default_workers, read_credentials
     from kb.serve import serve as run_server
 
     try:
         logins = read_credentials(credentials)
-        run_server(Path(db_path), host, port, logins)
+        run_server(Path(db_path), host, port, logins, workers or default_workers())
     except ServeError as e:
         click.echo(f"error: {e}", err=True)
         sys.exit(1)

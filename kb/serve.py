@@ -105,7 +105,7 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def datasette_app(db_file: Path, credentials: dict[str, str]) -> Any:
+def datasette_app(db_file: Path, credentials: dict[str, str], secret: str | None = None) -> Any:
     """The Datasette instance serving one snapshot, immutable, with excon's metadata."""
     from datasette.app import Datasette
 
@@ -120,7 +120,7 @@ def datasette_app(db_file: Path, credentials: dict[str, str]) -> Any:
         conn.close()
     # DATASETTE_SECRET (as for `datasette serve`) keeps logins valid across restarts
     ds = Datasette(immutables=[str(db_file)], metadata=metadata, settings=SETTINGS,
-                   cors=False, secret=os.environ.get("DATASETTE_SECRET"))
+                   cors=False, secret=secret or os.environ.get("DATASETTE_SECRET"))
     _table_allows_once(ds)
     ds.excon_results = ResultCache(
         ds.databases[name], db_file, lambda conn: ds._prepare_connection(conn, name)).install()
@@ -142,28 +142,124 @@ def _table_allows_once(ds: Any) -> None:
     ds._table_permission_allows.cache_info = allows.cache_info
 
 
-def serve(db_path: Path, host: str, port: int, credentials: dict[str, str]) -> None:
-    import signal
+def serve(db_path: Path, host: str, port: int, credentials: dict[str, str],
+          workers: int = 1) -> None:
+    """Serve a snapshot of `db_path` on host:port with `workers` server processes.
 
-    import uvicorn
+    The parent takes the snapshot, listens on the socket and forks the workers; each builds its
+    own Datasette (its own connections and result cache) and runs uvicorn on the shared socket,
+    so the kernel spreads connections over them, and pages are rendered on every core rather
+    than queueing behind one Python interpreter. Every worker signs logins with one secret
+    (DATASETTE_SECRET, or one drawn at start), so a login made through one is valid on all.
+    SIGTERM or SIGINT stops the workers and removes the snapshot; SIGHUP stops them and starts
+    again on the current build; a worker that dies stops the server (exit status 1)."""
+    import secrets
+    import signal
+    import socket
 
     with snapshot(db_path) as served:
-        ds = datasette_app(served, credentials)
-        restart = False
-
-        def on_hup(signum: int, frame: Any) -> None:
-            nonlocal restart
-            restart = True
-            server.should_exit = True
-
-        config = uvicorn.Config(ds.app(), host=host, port=port, log_level="warning")
-        server = uvicorn.Server(config)
-        signal.signal(signal.SIGHUP, on_hup)
-        # uvicorn re-raises SIGTERM/SIGINT after a graceful shutdown; exit through Python so
-        # that the snapshot is removed
-        signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
-        print(f"serving {db_path} (snapshot {served}) on http://{host}:{port}/ "
-              f"with {len(credentials)} analyst login(s)", file=sys.stderr, flush=True)
-        server.run()
+        secret = os.environ.get("DATASETTE_SECRET") or secrets.token_hex(32)
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        try:
+            sock = socket.create_server((host, port), family=family, backlog=2048)
+        except OSError as e:
+            raise ServeError(f"cannot listen on {host}:{port}: {e.strerror}") from None
+        watched = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD}
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, watched)
+        children: list[int] = []
+        restart = failed = False
+        try:
+            for _ in range(max(1, workers)):
+                children.append(_fork_worker(served, credentials, secret, sock, mask))
+            print(f"serving {db_path} (snapshot {served}) on http://{host}:{port}/ "
+                  f"with {len(credentials)} analyst login(s), {len(children)} worker(s)",
+                  file=sys.stderr, flush=True)
+            while True:
+                received = signal.sigwait(watched)
+                if received != signal.SIGCHLD:
+                    restart = received == signal.SIGHUP
+                    break
+                if _reap(children):
+                    failed = True
+                    break
+        finally:
+            _stop(children)
+            sock.close()
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
     if restart:  # SIGHUP: serve the current build
         os.execv(sys.executable, [sys.executable, "-m", "kb.cli", *sys.argv[1:]])
+    if failed:
+        raise ServeError("a server worker stopped unexpectedly (its error is above); "
+                         "the server stopped")
+
+
+def _fork_worker(served: Path, credentials: dict[str, str], secret: str, sock: Any,
+                 mask: Any) -> int:
+    """A worker process serving the snapshot on the listening socket; returns its pid."""
+    import signal
+    import traceback
+
+    pid = os.fork()
+    if pid:
+        return pid
+    status = 1
+    try:
+        import uvicorn
+
+        # the parent alone answers SIGHUP (a hangup of the terminal reaches the whole group);
+        # uvicorn shuts down gracefully on SIGTERM/SIGINT, then re-raises it: exit quietly
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+        for stop in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(stop, lambda signum, frame: os._exit(0))
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+        ds = datasette_app(served, credentials, secret)
+        server = uvicorn.Server(uvicorn.Config(ds.app(), log_level="warning"))
+        server.run(sockets=[sock])
+        status = 0
+    except BaseException:  # a worker must never return into the parent's code
+        traceback.print_exc()
+    finally:
+        os._exit(status)
+
+
+def _reap(children: list[int]) -> bool:
+    """Collect workers that exited; whether any did."""
+    gone = False
+    while children:
+        pid, _status = os.waitpid(-1, os.WNOHANG)
+        if pid == 0:
+            break
+        if pid in children:
+            children.remove(pid)
+            gone = True
+    return gone
+
+
+def _stop(children: list[int], grace: float = 10.0) -> None:
+    """SIGTERM every worker, wait for them to finish their requests; SIGKILL the late ones."""
+    import signal
+    import time
+
+    for pid in children:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while children:
+        pid, _status = os.waitpid(-1, os.WNOHANG)
+        if pid in children:
+            children.remove(pid)
+        elif pid == 0:
+            if time.monotonic() > deadline:
+                for late in children:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(late, signal.SIGKILL)
+            time.sleep(0.05)
+
+
+def default_workers() -> int:
+    """One worker per CPU this process may use."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)

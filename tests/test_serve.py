@@ -425,3 +425,124 @@ def test_the_findings_page_shows_every_cell_of_its_rows(ds: Any) -> None:
         assert len(re.findall(rf'<td class="col-{column} type-', body)) == 7, column
     first = data["rows"][0][data["columns"].index("explanation")]
     assert first.replace("&", "&amp;").replace("'", "&#39;").replace('"', "&#34;") in body
+
+
+class Server:
+    """`excon serve` in a process of its own, with an HTTP client that keeps its cookies."""
+
+    def __init__(self, db: Path, workers: int) -> None:
+        import http.cookiejar
+        import os
+        import subprocess
+        import sys
+        import urllib.request
+
+        from tests.postgres import free_port
+
+        self.port = free_port()
+        env = {k: v for k, v in os.environ.items() if k != "DATASETTE_SECRET"}
+        env["EXCON_CREDENTIALS"] = f"analyst:{hash_password(PASSWORD)}"
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "kb.cli", "serve", "--db", str(db), "--port",
+             str(self.port), "--workers", str(workers)],
+            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        self.jar = http.cookiejar.CookieJar()
+        self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(self.jar))
+        self.wait_until(lambda: self.get("/-/versions.json")[0] == 200)
+
+    def get(self, path: str, data: bytes | None = None) -> tuple[int, str]:
+        import urllib.error
+
+        try:
+            with self.opener.open(f"http://127.0.0.1:{self.port}{path}", data=data,
+                                  timeout=10) as r:
+                return r.status, r.read().decode()
+        except urllib.error.HTTPError as e:
+            return e.code, e.read().decode()
+        except OSError:
+            return 0, ""
+
+    def wait_until(self, ready: Any, seconds: float = 30) -> None:
+        import time
+
+        deadline = time.monotonic() + seconds
+        while not ready():
+            assert self.proc.poll() is None, self.proc.stderr.read() if self.proc.stderr else ""
+            assert time.monotonic() < deadline, "the server did not get there in time"
+            time.sleep(0.2)
+
+    def workers(self) -> list[int]:
+        children = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children").read_text()
+        return [int(pid) for pid in children.split()]
+
+    def login(self) -> None:
+        import re
+        import urllib.parse
+
+        status, form = self.get("/-/login")
+        assert status == 200
+        token = re.search(r'name="csrftoken" value="([^"]+)"', form)
+        assert token, form[:500]
+        fields = {"username": "analyst", "password": PASSWORD, "csrftoken": token.group(1)}
+        status, _ = self.get("/-/login", urllib.parse.urlencode(fields).encode())
+        assert status == 200
+        assert any(c.name == "ds_actor" for c in self.jar)
+
+
+def test_workers_share_logins_and_stop_with_the_server(built: Path, tmp_path: Path) -> None:
+    """`excon serve --workers 2`: two processes answer on one port; a login (its form token
+    from one worker, its post to whichever) is valid on both; SIGTERM stops them all and
+    removes the snapshot."""
+    import signal
+
+    db = tmp_path / "kb.db"
+    db.write_bytes(built.read_bytes())
+    server = Server(db, workers=2)
+    try:
+        assert len(server.workers()) == 2
+        server.login()
+        pages = [server.get("/kb/finding_details.json?_size=1") for _ in range(20)]
+        assert {status for status, _ in pages} == {200}
+        assert [p for p in tmp_path.iterdir() if p.name.startswith(".kb.db.serving-")]
+    finally:
+        server.proc.send_signal(signal.SIGTERM)
+        assert server.proc.wait(timeout=20) == 0
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".kb.db.serving-")]
+
+
+def test_sighup_serves_the_new_build_and_a_dead_worker_stops_the_server(
+        built: Path, tmp_path: Path) -> None:
+    import json as json_
+    import os
+    import signal
+
+    db = tmp_path / "kb.db"
+    db.write_bytes(built.read_bytes())
+    server = Server(db, workers=2)
+
+    def declarations() -> int | None:
+        status, body = server.get("/kb.json?sql=select+count(*)+as+n+from+declarations"
+                                  "&_shape=array")
+        return json_.loads(body)[0]["n"] if status == 200 else None
+
+    try:
+        server.login()
+        assert declarations() == 3000
+        build(db, [RULEBOOKS])  # a rebuild without declarations
+        assert declarations() == 3000  # the snapshot is untouched
+        before = set(server.workers())
+        server.proc.send_signal(signal.SIGHUP)
+        # new workers on the new build (logins are signed anew: log in again)
+        server.wait_until(lambda: len(set(server.workers()) - before) == 2
+                          and server.get("/-/versions.json")[0] == 200)
+        server.jar.clear()
+        server.login()
+        assert declarations() == 0
+        os.kill(server.workers()[0], signal.SIGKILL)
+        assert server.proc.wait(timeout=20) == 1
+        assert server.proc.stderr is not None
+        assert "a server worker stopped unexpectedly" in server.proc.stderr.read()
+    finally:
+        if server.proc.poll() is None:
+            server.proc.kill()
+            server.proc.wait()
