@@ -398,7 +398,7 @@ def explain(declaration_id: str, db_path: str, as_of: str | None,
               help="File of analyst logins, one name:password-hash per line (also read from "
                    "the EXCON_CREDENTIALS environment variable).")
 @click.option("--workers", type=click.IntRange(min=1), default=None,
-              help="Server processes sharing the port  [default: one per CPU]")
+              help="Server processes sharing the port  [default: one per CPU, at most 8]")
 def serve(db_path: str, host: str, port: int, credentials: str | None,
           workers: int | None) -> None:
     """Publish the knowledge base with Datasette, read-only.

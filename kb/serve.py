@@ -257,9 +257,13 @@ def _stop(children: list[int], grace: float = 10.0) -> None:
             time.sleep(0.05)
 
 
+MAX_DEFAULT_WORKERS = 8  # each worker is a Datasette of its own (~100-150 MB)
+
+
 def default_workers() -> int:
-    """One worker per CPU this process may use."""
+    """One worker per CPU this process may use, at most eight."""
     try:
-        return max(1, len(os.sched_getaffinity(0)))
+        cpus = len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
-        return max(1, os.cpu_count() or 1)
+        cpus = os.cpu_count() or 1
+    return max(1, min(cpus, MAX_DEFAULT_WORKERS))

@@ -546,3 +546,13 @@ def test_sighup_serves_the_new_build_and_a_dead_worker_stops_the_server(
         if server.proc.poll() is None:
             server.proc.kill()
             server.proc.wait()
+
+
+def test_default_workers_follow_the_cpus_up_to_eight() -> None:
+    from unittest import mock
+
+    from kb.serve import default_workers
+
+    for cpus, workers in ((1, 1), (2, 2), (6, 6), (64, 8)):
+        with mock.patch("os.sched_getaffinity", return_value=set(range(cpus))):
+            assert default_workers() == workers, cpus
