@@ -241,19 +241,17 @@ def _stop(children: list[int], grace: float = 10.0) -> None:
     import signal
     import time
 
-    for pid in children:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGTERM)
+    def send(signum: int) -> None:
+        for pid in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signum)
+
+    send(signal.SIGTERM)
     deadline = time.monotonic() + grace
     while children:
-        pid, _status = os.waitpid(-1, os.WNOHANG)
-        if pid in children:
-            children.remove(pid)
-        elif pid == 0:
+        if not _reap(children):
             if time.monotonic() > deadline:
-                for late in children:
-                    with contextlib.suppress(ProcessLookupError):
-                        os.kill(late, signal.SIGKILL)
+                send(signal.SIGKILL)
             time.sleep(0.05)
 
 
