@@ -11,7 +11,8 @@ missing and the finding is `undetermined`, naming the missing fields — never a
 
 Support relations the checks read (the knowledge base creates them, `excon export` documents
 them): `judged_declarations` (declarations with `judged_on`, the date the law is taken from,
-and `unit_value`), `declaration_items` (declaration → matching item), `licence_cover`
+and `unit_value`), `declaration_items` (declaration → matching item) and
+`item_declarations` (the same by item), `licence_cover`
 (declaration → whether its licence covers it, and why not), `party_name_keys` and
 `listed_party_keys` (normalised names), `listed_matches` (declared names matching a listed
 party, with each listing's period and the note a finding gives), `list_entry_periods`
@@ -251,8 +252,11 @@ class CompiledRulebook:
     # (link set (`dsl.graph.via_key`), subject field, other field or None for listed parties)
     # the checks follow, with the most hops any rule needs
     reach_needs: dict[tuple[str, str, str | None], int] = field(default_factory=dict)
-    # windows over earlier declarations (`window_<n>`), created before the checks
+    # windows over earlier declarations (`window_<n>`) and the other relations the checks
+    # join (`mentions_<n>`, `links_<n>`), created before the checks
     windows: dict[str, exp.Select] = field(default_factory=dict)
+    # of those, the ones with a unique key: its columns (an engine may store them by it)
+    window_keys: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     def findings_query(self) -> exp.Query:
         selects = [exp.select(*FINDING_COLUMNS).from_(exp.to_table(r.view)) for r in self.rules]
@@ -292,6 +296,7 @@ class Compiler:
         self.evidence: list[exp.Expression] = []  # notes naming what matched, or NULL
         self.reach_needs: dict[tuple[str, str, str | None], int] = {}
         self.windows: dict[str, exp.Select] = {}   # window_<n> → its relation
+        self.window_keys: dict[str, tuple[str, ...]] = {}  # window_<n> → its unique key
         self.window_names: dict[str, str] = {}     # the relation's SQL → its name
         self.rule_windows: list[tuple[str, str, exp.Expression]] = []  # (name, alias, on)
         # a condition or aggregate node → (the ids of its relation's declarations, whether the
@@ -479,17 +484,21 @@ class Compiler:
         self.rule_windows.append((table, alias, on.transform(_rename_alias(alias))))
         return alias
 
-    def relation(self, query: exp.Select, kind: str, on: exp.Expression | None) -> str:
+    def relation(self, query: exp.Select, kind: str, on: exp.Expression | None,
+                 key: tuple[str, ...] | None = ("declaration_id",)) -> str:
         """Register a relation the rule joins (one row per declaration at most), shared by
         every rule that needs the same one; returns the alias the rule joins it under. `on`
         names the alias as the table `{alias}`; without `on` the relation is not joined (the
-        rule queries it) and its name is returned."""
+        rule queries it) and its name is returned. `key`: the columns no two rows share
+        (None: several rows may be alike)."""
         sql = query.sql(dialect="sqlite")
         name = self.window_names.get(sql)
         if name is None:
             count = sum(1 for n in self.windows if n.startswith(kind + "_"))
             name = self.window_names[sql] = f"{kind}_{count + 1}"
             self.windows[name] = query
+            if key is not None:
+                self.window_keys[name] = key
         if on is None:
             return name
         alias = f"w{len(self.rule_windows) + 1}"
@@ -587,7 +596,8 @@ class Compiler:
                         .join(exp.alias_(exp.to_table("listed_party_keys"), "lk"),
                               on=exp.EQ(this=_col("key", "lk"), expression=_col("b", "r")))
                         .where(exp.EQ(this=_col("via", "r"), expression=_lit(via))))
-            name = self.relation(relation, "links", None)
+            # a declaration's party may reach several listed parties, one by several paths
+            name = self.relation(relation, "links", None, key=None)
             self.note_relation(c, name, not nullable, hops, COST_PARTIES)
 
             def listed(projection: exp.Expression) -> exp.Select:
@@ -708,7 +718,9 @@ class Compiler:
         if by_item:
             self.uses_items = True
             on.append(exp.EQ(this=_col("item", "{alias}"), expression=_col("item", "di")))
-        alias = self.relation(relation, "window", _and(*on))
+        # a value per declaration, or per declaration and item
+        alias = self.relation(relation, "window", _and(*on),
+                              ("declaration_id", "item") if by_item else ("declaration_id",))
         if not by_item:  # by item, a declaration has a value per item
             self.note_relation(agg, self.rule_windows[-1][0], True)
         result = exp.Coalesce(this=_col("value", alias), expressions=[_lit(0)])
@@ -826,7 +838,7 @@ class Compiler:
                 self.schema.field(c.subject.name).type == "code":  # type: ignore[union-attr]
             items = self.rb.items_in(r.name for r in c.members)
             return Candidates(exp.select(exp.column("declaration_id", table="x"))
-                              .from_(exp.alias_(exp.to_table("declaration_items"), "x"))
+                              .from_(exp.alias_(exp.to_table("item_declarations"), "x"))
                               .where(_in(exp.column("item", table="x"), items)),
                               True, COST_ITEMS)
         if isinstance(c, ast.AnyOf):
@@ -1063,7 +1075,7 @@ class Compiler:
             # start from the matches of its items that no licence covers
             extra.append(Candidates(
                 exp.select(exp.column("declaration_id", table="x"))
-                .from_(exp.alias_(exp.to_table("declaration_items"), "x"))
+                .from_(exp.alias_(exp.to_table("item_declarations"), "x"))
                 .join(exp.alias_(exp.to_table("licence_cover"), "xl"),
                       on=exp.EQ(this=_col("declaration_id", "xl"),
                                 expression=_col("declaration_id", "x")), join_type="LEFT")
@@ -1269,7 +1281,7 @@ def compile_rulebook(rb: CheckedRulebook, schema: Schema) -> tuple[CompiledRuleb
         if compiled is not None:
             rules.append(compiled)
     result = CompiledRulebook(rb.version, rules, compiler.periods, compiler.reach_needs,
-                              compiler.windows)
+                              compiler.windows, compiler.window_keys)
     for c in rules:
         lint(c.query)
     rb.compiled[id(schema)] = (schema, result, list(compiler.diags))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sqlite3
 from functools import cache, lru_cache
-from typing import cast
+from typing import NamedTuple, cast
 
 import sqlglot
 from sqlglot import exp
@@ -50,9 +50,11 @@ SUPPORT_TABLES = {
     "value_range_codes": "CREATE TABLE value_range_codes (value_range TEXT NOT NULL, code TEXT "
                          "NOT NULL, low REAL NOT NULL, high REAL NOT NULL, "
                          "PRIMARY KEY (code, value_range))",
-    # The compiled rulebook's windows over earlier declarations (their SQLite queries), which
-    # `materialise` turns into tables.
-    "excon_windows": "CREATE TABLE excon_windows (name TEXT PRIMARY KEY, sql TEXT NOT NULL)",
+    # The compiled rulebook's windows over earlier declarations and other relations (their
+    # SQLite queries, and the columns of their unique key, comma-separated, if they have
+    # one), which `materialise` turns into tables.
+    "excon_windows": "CREATE TABLE excon_windows (name TEXT PRIMARY KEY, sql TEXT NOT NULL, "
+                     "unique_key TEXT)",
     # Declared names of linked parties and their connected group of links (scratch space of
     # the link search; a table of its own so that a screening runs no DDL).
     "excon_party_groups": "CREATE TABLE excon_party_groups (name TEXT PRIMARY KEY, "
@@ -61,6 +63,14 @@ SUPPORT_TABLES = {
     "item_minerals": "CREATE TABLE item_minerals (item TEXT NOT NULL, rulebook TEXT NOT NULL, "
                      "mineral TEXT NOT NULL, PRIMARY KEY (item, rulebook))",
 }
+
+# On SQLite, the support tables probed by their primary key are stored clustered by it
+# (WITHOUT ROWID; sqlglot does not print that clause, so it is added to our own DDL here):
+# a probe by key is then one B-tree descent, where a rowid table needs one in the key's index
+# and another in the table. Their rows are short, as such tables should be.
+CLUSTERED = frozenset({"licence_items", "party_name_keys", "listed_party_keys", "listed_names",
+                       "party_reach", "value_range_codes", "excon_party_groups",
+                       "item_minerals"})
 
 SUPPORT_VIEWS = {
     # The typical unit value of each declared customs code: the rulebook's value range for
@@ -127,6 +137,13 @@ SUPPORT_VIEWS = {
         UNION
         SELECT d.id, c.item FROM declarations AS d JOIN item_customs_codes AS c
           ON LENGTH(c.code) = 6 AND c.code = SUBSTRING(d.hs_code, 1, 6)""",
+    # The same matches by item: the candidate sets of checks that need some items read it.
+    # SQLite stores it clustered by item (`MATERIALISED`), so such a set is one range of it
+    # per item, where the item index of `declaration_items` would lead to a row of the table
+    # per match, wherever it lies.
+    "item_declarations": """
+        SELECT di.item AS item, di.declaration_id AS declaration_id
+        FROM declaration_items AS di""",
     # Each declaration that names a licence: does the licence fit it, and how much has been
     # drawn on the licence by fitting declarations up to and including this one, in date order.
     "licence_uses": """
@@ -237,7 +254,8 @@ def view_select(name: str) -> exp.Expression:
 def support_statements(dialect: str = "sqlite") -> list[str]:
     """DDL of the support tables and views, printed for one SQL dialect."""
     out = [sqlglot.transpile(sql, read="sqlite", write=dialect)[0]
-           for sql in SUPPORT_TABLES.values()]
+           + (" WITHOUT ROWID" if dialect == "sqlite" and name in CLUSTERED else "")
+           for name, sql in SUPPORT_TABLES.items()]
     for name in SUPPORT_VIEWS:
         select = view_select(name)
         if name == "judged_declarations" and dialect == "sqlite":
@@ -248,21 +266,31 @@ def support_statements(dialect: str = "sqlite") -> list[str]:
     return out
 
 
+class Stored(NamedTuple):
+    """How SQLite stores a materialised relation: clustered by its primary key (unique; a
+    WITHOUT ROWID table, so a probe by key is one B-tree descent, not one in an index and one
+    in the table), or, without one, as a rowid table; and its other indexes."""
+    key: tuple[str, ...] | None
+    indexes: tuple[tuple[str, ...], ...] = ()
+
+
 # Support relations that depend only on the inputs and the rulebook, not on the judging date:
 # SQLite materialises them once per build or screening instead of recomputing them per check.
-MATERIALISED: dict[str, tuple[tuple[str, ...], ...]] = {
-    "code_value_ranges": (("hs_code",),),
-    "declaration_items": (("declaration_id",), ("item",)),
-    "declaration_days": (("declaration_id",), ("day",)),
-    "declaration_minerals": (("declaration_id", "rulebook"), ("rulebook", "mineral", "day")),
-    "party_first_seen": (("key",),),
-    "listed_matches": (("name", "position"),),
-    "licence_uses": (("declaration_id",),),
-    "licence_cover": (("declaration_id",),),
+MATERIALISED: dict[str, Stored] = {
+    "code_value_ranges": Stored(("hs_code",)),
+    # a declaration's matches are probed by declaration. Not clustered, and no index has the
+    # item: with the item in a key, SQLite probes a declaration's matches once per item of a
+    # check's `item IN (…)` list instead of once. Scans by item read `item_declarations`.
+    "declaration_items": Stored(None, (("declaration_id",),)),
+    "item_declarations": Stored(("item", "declaration_id")),
+    "declaration_days": Stored(("declaration_id",), (("day",),)),
+    "declaration_minerals": Stored(("declaration_id", "rulebook"),
+                                   (("rulebook", "mineral", "day"),)),
+    "party_first_seen": Stored(("key",)),
+    "listed_matches": Stored(("name", "position")),
+    "licence_uses": Stored(("declaration_id",)),
+    "licence_cover": Stored(("declaration_id",)),
 }
-
-# Keys that are unique: a check that reads nothing from the relation drops its LEFT JOIN.
-UNIQUE_KEYS = {("code_value_ranges", ("hs_code",)), ("party_first_seen", ("key",))}
 
 
 @cache
@@ -272,16 +300,19 @@ def _sqlite_select(name: str) -> str:
 
 def materialise(db: Database) -> None:
     """Replace the input-derived support views, and the rulebook's windows, by tables holding
-    their rows, indexed.
+    their rows, stored as `Stored` says.
 
-    The first call turns each view into an indexed table; later calls refill the tables in
-    place, so the compiled views stay prepared (a screening of one declaration pays no DDL)."""
-    relations = [(name, _sqlite_select(name), key) for name, key in MATERIALISED.items()]
-    relations += [(name, sql, (("declaration_id",),)) for name, sql in
-                  db.execute("SELECT name, sql FROM excon_windows ORDER BY name").fetchall()]
+    The first call turns each view into a table; later calls refill the tables in place, so
+    the compiled views stay prepared (a screening of one declaration pays no DDL)."""
+    relations: list[tuple[str, str, Stored]] = [
+        (name, _sqlite_select(name), stored) for name, stored in MATERIALISED.items()]
+    relations += [(name, sql, Stored(tuple(key.split(",")))
+                   if key else Stored(None, (("declaration_id",),)))
+                  for name, sql, key in db.execute(
+                      "SELECT name, sql, unique_key FROM excon_windows ORDER BY name")]
     kinds = dict(db.execute("SELECT name, type FROM sqlite_master WHERE type IN "
                             "('table', 'view')").fetchall())
-    for name, select, key in relations:  # names and queries are ours, not the user's
+    for name, select, stored in relations:  # names and queries are ours, not the user's
         kind = kinds.get(name)
         if kind == "table":
             db.execute(f"DELETE FROM {name}")
@@ -289,10 +320,20 @@ def materialise(db: Database) -> None:
             continue
         if kind is not None:
             db.execute(f"DROP VIEW {name}")
-        db.execute(f"CREATE TABLE {name} AS {select}")
-        for columns in key:
-            unique = "UNIQUE " if (name, columns) in UNIQUE_KEYS else ""
-            db.execute(f"CREATE {unique}INDEX {name}_{'_'.join(columns)} ON {name} "
+        if stored.key is None:
+            db.execute(f"CREATE TABLE {name} AS {select}")
+        else:
+            # the columns and their declared types, as CREATE TABLE … AS SELECT gives them
+            db.execute(f"CREATE TEMP TABLE excon_shape AS SELECT * FROM ({select}) LIMIT 0")
+            definition = ", ".join(f'"{c}" {t}'.rstrip() for _, c, t, *_ in
+                                   db.execute("PRAGMA temp.table_info(excon_shape)"))
+            db.execute("DROP TABLE temp.excon_shape")
+            key = ", ".join(stored.key)
+            db.execute(f"CREATE TABLE {name} ({definition}, PRIMARY KEY ({key})) WITHOUT ROWID")
+            # in key order: each row is appended to the clustered tree, none splits a page
+            db.execute(f"INSERT INTO {name} SELECT * FROM ({select}) ORDER BY {key}")
+        for columns in stored.indexes:
+            db.execute(f"CREATE INDEX {name}_{'_'.join(columns)} ON {name} "
                        f"({', '.join(columns)})")
 
 
@@ -326,8 +367,10 @@ def fill_support(db: Database, rb: CheckedRulebook, compiled: CompiledRulebook) 
                      "VALUES (?, ?, ?, ?)", rb.value_range_rows())
     conn.executemany("INSERT INTO item_minerals (item, rulebook, mineral) VALUES (?, ?, ?)",
                      rb.mineral_rows())
-    conn.executemany("INSERT INTO excon_windows (name, sql) VALUES (?, ?)",
-                     [(name, q.sql(dialect="sqlite")) for name, q in compiled.windows.items()])
+    conn.executemany("INSERT INTO excon_windows (name, sql, unique_key) VALUES (?, ?, ?)",
+                     [(name, q.sql(dialect="sqlite"), ",".join(compiled.window_keys[name])
+                       if name in compiled.window_keys else None)
+                      for name, q in compiled.windows.items()])
     conn.executemany("INSERT INTO party_reach_needs (via, subject, other, hops) "
                      "VALUES (?, ?, ?, ?)",
                      sorted(((*k, hops) for k, hops in compiled.reach_needs.items()),

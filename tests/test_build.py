@@ -177,6 +177,40 @@ def test_name_and_country_candidates_read_no_row_and_find_each_by_rowid(built: P
     assert "row_key" in rule.sql("sqlite") and "rowid" not in rule.sql("duckdb")
 
 
+def test_relations_probed_by_a_unique_key_are_stored_by_it(built: Path) -> None:
+    """A derived relation with a unique key is clustered by it (WITHOUT ROWID): a check finds
+    a row in one B-tree descent, not one in an index and another in the table; a relation
+    whose rows may repeat its declaration (links to listed parties) keeps an index."""
+    clustered = {name for (name,) in query(
+        built, "select name from sqlite_master where type = 'table' "
+               "and sql like '%WITHOUT ROWID'")}
+    assert {"licence_cover", "licence_uses", "declaration_days", "declaration_minerals",
+            "party_first_seen", "party_name_keys", "item_declarations"} <= clustered
+    keyed = dict(query(built, "select name, unique_key from excon_windows"))
+    assert keyed and all((key is not None) == (name in clustered)
+                         for name, key in keyed.items()), keyed
+    assert any(name.startswith("links_") and key is None for name, key in keyed.items())
+    plan = " | ".join(r[-1] for r in query(
+        built, "explain query plan select * from check_new_consignee_volume"))
+    for alias in ("dd", "w1", "w2", "w3"):  # day, name key, first seen, the window
+        assert f"SEARCH {alias} USING PRIMARY KEY" in plan, (alias, plan)
+
+
+def test_item_candidates_are_ranges_of_the_matches_by_item(built: Path) -> None:
+    """A check that needs some items starts from their matches: a range per item of
+    `item_declarations`, which holds the declaration, instead of a row of
+    `declaration_items` per match. `declaration_items` has no index with the item (SQLite would
+    then probe a declaration's matches once per item of an `IN` list)."""
+    plan = " | ".join(r[-1] for r in query(
+        built, "explain query plan select * from check_ga_ge_licence"))
+    assert "SEARCH x USING PRIMARY KEY (item=?)" in plan, plan
+    assert "SEARCH xl USING PRIMARY KEY (declaration_id=?)" in plan, plan
+    assert query(built, "select i.name from pragma_index_list('declaration_items') as l "
+                        "join pragma_index_info(l.name) as i") == [("declaration_id",)]
+    assert query(built, "select count(*) from item_declarations") == query(
+        built, "select count(*) from declaration_items")
+
+
 def test_same_inputs_give_the_same_bytes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SOURCE_DATE_EPOCH", "1764000000")
     a, b = tmp_path / "a" / "kb.db", tmp_path / "b" / "kb.db"
