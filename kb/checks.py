@@ -269,7 +269,8 @@ def support_statements(dialect: str = "sqlite") -> list[str]:
 class Stored(NamedTuple):
     """How SQLite stores a materialised relation: clustered by its primary key (unique; a
     WITHOUT ROWID table, so a probe by key is one B-tree descent, not one in an index and one
-    in the table), or, without one, as a rowid table; and its other indexes."""
+    in the table, and a check that reads nothing from the relation drops its LEFT JOIN), or,
+    without one, as a rowid table; and its other indexes."""
     key: tuple[str, ...] | None
     indexes: tuple[tuple[str, ...], ...] = ()
 
