@@ -248,13 +248,34 @@ class Alias:
 
 
 @dataclass(frozen=True, slots=True)
+class ControlAct:
+    """`per INSTRUMENT [provision] [from DATE] [until DATE]` on an item or a group: an act that
+    controls the item, from the instrument's in-force date unless `from` says otherwise."""
+
+    citation: Citation
+    valid_from: ValidFrom | None = None
+    valid_until: ValidUntil | None = None
+    span: Span = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class Measures:
+    """`measures export-ban, import-ban`: the measures a list's listings can impose."""
+
+    names: tuple[Ref, ...]
+    span: Span = _span()
+
+
+@dataclass(frozen=True, slots=True)
 class Listing:
-    """`listed on LIST per INSTRUMENT from DATE [until DATE]`."""
+    """`listed on LIST per INSTRUMENT [entry N] from DATE [until DATE] [with MEASURE, …]`.
+    `measures` None: every measure the list declares; `()`: none (`with no measures`)."""
 
     list: Ref
     citation: Citation
     valid_from: ValidFrom
     valid_until: ValidUntil | None = None
+    measures: tuple[Ref, ...] | None = None
     span: Span = _span()
 
 
@@ -394,10 +415,21 @@ class Mentions:
 
 @dataclass(frozen=True, slots=True)
 class Listed:
-    """`consignee listed [on control-list, …]`."""
+    """`consignee listed [on control-list, …] [with export-ban, …]`: listed on the judged date
+    by a listing in force that imposes one of the measures (any listing without `with`)."""
 
     subject: Ref
     lists: tuple[Ref, ...] = ()
+    measures: tuple[Ref, ...] = ()
+    span: Span = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class DualUse:
+    """`item is [not] dual-use`: the declaration's item is controlled, on the judged date, by an
+    act in force (and meets the item's `controlled if` thresholds)."""
+
+    negated: bool = False
     span: Span = _span()
 
 
@@ -500,8 +532,8 @@ class SumOf:
 
 
 Condition = (
-    AllOf | AnyOf | Negation | Parenthesised | ItemIn | InSet | IsMissing | Mentions | Listed
-    | Related | FirstSeen | InRange | Comparison
+    AllOf | AnyOf | Negation | Parenthesised | ItemIn | DualUse | InSet | IsMissing | Mentions
+    | Listed | Related | FirstSeen | InRange | Comparison
 )
 Expression = Field | Quantity | DateLiteral | TextLiteral | Arithmetic | CountOf | SumOf
 
@@ -556,13 +588,15 @@ class Company:
 
 @dataclass(frozen=True, slots=True)
 class Expect:
-    """`expect [no] OUTCOME [by RULE] [for DECLARATION] [missing FIELD]`."""
+    """`expect [no] OUTCOME [by RULE] [for DECLARATION] [missing FIELD] [citing INSTRUMENT
+    [provision]]`."""
 
     outcome: str
     present: bool = True
     rule: Ref | None = None
     declaration: Ref | None = None
     missing: Ref | None = None
+    citing: Citation | None = None
     span: Span = _span()
 
 
@@ -688,7 +722,7 @@ class Target:
 class Amendment:
     """`suspend …`, `extend suspension of …`, `repeal …`: first-class, citing its own instrument."""
 
-    action: str  # "suspend" | "extend" | "repeal"
+    action: str  # "suspend" | "extend" | "repeal" | "lift"
     targets: tuple[Target, ...]
     attrs: tuple[object, ...] = ()
     span: Span = _span()

@@ -9,7 +9,7 @@ import datetime as dt
 import hashlib
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from pathlib import PurePath
 from typing import Any, TypeVar
@@ -59,6 +59,8 @@ class CheckedRulebook:
     value_ranges: dict[str, ast.ValueRange] = field(default_factory=dict)
     # compile_rulebook's result per schema (compiling is the slow step of loading)
     compiled: dict[int, Any] = field(default_factory=dict, compare=False, repr=False)
+    # what `dsl.periods` resolves from it once (item controls), kept with it
+    derived: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
     lists: dict[str, ast.PartyList] = field(default_factory=dict)
     parties: dict[str, ast.Party] = field(default_factory=dict)
     rules: dict[str, ast.Rule] = field(default_factory=dict)
@@ -77,6 +79,47 @@ class CheckedRulebook:
         for n in names:
             out |= self.group_items.get(n, frozenset({n}) if n in self.items else frozenset())
         return frozenset(out)
+
+    def control_acts(self, item: str) -> list[ast.ControlAct]:
+        """The acts that control an item: its own `per` lines, else those of every group it
+        belongs to (directly or through nested groups) that has some."""
+        it = self.items.get(item)
+        own = ast.attrs_of(it, ast.ControlAct) if it is not None else []
+        if own:
+            return own
+        return [a for g, members in self.group_items.items() if item in members
+                for a in ast.attrs_of(self.groups[g], ast.ControlAct)]
+
+    def list_measures(self, name: str) -> tuple[str, ...]:
+        """The measures a party list declares its listings can impose."""
+        lst = self.lists.get(name)
+        return tuple(r.name for m in ast.attrs_of(lst, ast.Measures) for r in m.names) \
+            if lst is not None else ()
+
+    def listing_measures(self, listing: ast.Listing) -> tuple[str, ...]:
+        """The measures a listing imposes: those it names, else every measure of its list."""
+        if listing.measures is not None:
+            return tuple(r.name for r in listing.measures)
+        return self.list_measures(listing.list.name)
+
+    def rulebook_items(self, file: str) -> frozenset[str]:
+        """The items declared in the rulebook that `file` belongs to."""
+        mine = self.rulebook_of(file)
+        return frozenset(n for n, it in self.items.items()
+                         if self.rulebook_of(it.span.file) == mine)
+
+    def condition_of(self, decl: ast.Rule | ast.Exception_) -> ast.Condition | None:
+        """A rule's or exception's condition as the later stages evaluate it: `item is
+        dual-use` becomes `item in` every item of the rulebook it belongs to (whose control
+        periods and thresholds then apply as to any item)."""
+        when = ast.first_attr(decl, ast.When)
+        if when is None:
+            return None
+        key = f"condition:{id(decl)}"
+        if key not in self.derived:
+            items = tuple(ast.Ref(n) for n in sorted(self.rulebook_items(decl.span.file)))
+            self.derived[key] = _expand_dual_use(when.condition, items)
+        return self.derived[key]  # type: ignore[no-any-return]
 
     def suppressors(self, rule: str) -> list[ast.Rule | ast.Exception_]:
         """Exceptions that except `rule`, and permissions that override it."""
@@ -157,6 +200,16 @@ def parse_date(text: str) -> dt.date | None:
 def normalise_customs_code(text: str) -> str:
     """Digits only: `8112.92.90.10` and `8112 92 90 10` both become `8112929010`."""
     return re.sub(r"[.\s]", "", text)
+
+
+def _expand_dual_use(c: ast.Condition, items: tuple[ast.Ref, ...]) -> ast.Condition:
+    if isinstance(c, ast.DualUse):
+        return ast.ItemIn(items, c.negated, c.span)
+    if isinstance(c, ast.AllOf | ast.AnyOf):
+        return replace(c, parts=tuple(_expand_dual_use(p, items) for p in c.parts))
+    if isinstance(c, ast.Negation | ast.Parenthesised):
+        return replace(c, part=_expand_dual_use(c.part, items))
+    return c
 
 
 def _iter_conditions(c: ast.Condition) -> Iterator[ast.Condition]:
@@ -307,7 +360,7 @@ class Checker:
         for it in self.rb.items.values():
             self.check_item(it)
         for g in self.rb.groups.values():
-            self.check_citations(g)
+            self.control_acts(g)
             self._annotations(g, "group", g.name.name)
         for cg in self.rb.country_groups.values():
             self.check_country_group(cg)
@@ -324,6 +377,7 @@ class Checker:
         for e in self.rb.exceptions.values():
             self.check_exception(e)
         self.check_amendments()
+        self.check_item_periods()
         self.check_conflicts()
         for ex in self.rb.examples:
             self.check_example(ex)
@@ -389,10 +443,29 @@ class Checker:
             seen[key] = p.span
         self.rb.validity[ins.name.name] = Interval(d_force, None)
 
+    def control_acts(self, decl: ast.Item | ast.Group) -> list[ast.ControlAct]:
+        """Check the `per … [from …] [until …]` lines of an item or a group."""
+        acts = ast.attrs_of(decl, ast.ControlAct)
+        for act in acts:
+            if self.citation(act.citation) is None:
+                continue
+            start = self.date(act.valid_from.date) if act.valid_from else None
+            end = self.date(act.valid_until.date) if act.valid_until else None
+            in_force = self.instrument_start(act.citation.instrument.name)
+            if start and in_force and start < in_force:
+                self.error("E304", f"this control applies from {start}, before "
+                           f"{act.citation.instrument.name} came into force on {in_force}",
+                           act.valid_from.span if act.valid_from else act.span)
+            if end and (start or in_force) and end < (start or in_force):  # type: ignore[operator]
+                self.error("E302", f"this control ends on {end} before it starts on "
+                           f"{start or in_force}",
+                           act.valid_until.span if act.valid_until else act.span)
+        return acts
+
     def check_item(self, it: ast.Item) -> None:
         self._annotations(it, "item", it.name.name)
-        cites = self.check_citations(it)
-        if not cites and not self._in_cited_group(it):
+        cites = self.control_acts(it)
+        if not cites and not self.rb.control_acts(it.name.name):
             self.error("E205", f"item '{it.name.name}' needs a citation (per INSTRUMENT)",
                        it.name.span, "add a line such as: per MOFCOM-2023-23")
         controls = ast.attrs_of(it, ast.Control)
@@ -412,14 +485,6 @@ class Checker:
                 self.resolve(g, "item group", self.rb.groups)
         for ci in ast.attrs_of(it, ast.ControlledIf):
             self.condition(ci.condition, context="item")
-
-    def _in_cited_group(self, it: ast.Item) -> bool:
-        for m in ast.attrs_of(it, ast.MemberOf):
-            for g in m.groups:
-                grp = self.rb.groups.get(g.name)
-                if grp is not None and ast.attrs_of(grp, ast.Citation):
-                    return True
-        return False
 
     def customs_code(self, c: ast.Code, allow_hs6: bool = False) -> str | None:
         digits = normalise_customs_code(c.text)
@@ -524,9 +589,26 @@ class Checker:
                 self.error("E403", f"the range ends at {r.high} below its start {r.low}",
                            r.span)
 
+    def measures_of(self, refs: Sequence[ast.Ref], lists: Sequence[str]) -> None:
+        """E202 for a measure none of `lists` declares."""
+        declared = sorted({m for lst in lists for m in self.rb.list_measures(lst)})
+        for ref in refs:
+            if ref.name not in declared:
+                where = f"'{lists[0]}'" if len(lists) == 1 else "these lists"
+                self.error("E202", f"{where} declares no measure '{ref.name}'", ref.span,
+                           did_you_mean(ref.name, declared) or
+                           (f"its measures are: {', '.join(declared)}" if declared else
+                            "declare the list's measures first (measures NAME, …)"))
+
     def check_party_list(self, pl: ast.PartyList) -> None:
         self._annotations(pl, "list", pl.name.name)
         self.check_citations(pl)
+        seen: set[str] = set()
+        for m in ast.attrs_of(pl, ast.Measures):
+            for ref in m.names:
+                if ref.name in seen:
+                    self.error("E201", f"measure '{ref.name}' is declared twice", ref.span)
+                seen.add(ref.name)
         for m in ast.attrs_of(pl, ast.MatchThreshold):
             if not 0 <= m.value <= 100:
                 self.error("E403", f"a match threshold is a score from 0 to 100, not {m.value}",
@@ -537,7 +619,8 @@ class Checker:
         for c in ast.attrs_of(p, ast.Country):
             self.country_code(c.code)
         for lst in ast.attrs_of(p, ast.Listing):
-            self.resolve(lst.list, "party list", self.rb.lists)
+            if self.resolve(lst.list, "party list", self.rb.lists):
+                self.measures_of(lst.measures or (), [lst.list.name])
             self.citation(lst.citation)
             start = self.date(lst.valid_from.date)
             end = self.date(lst.valid_until.date) if lst.valid_until else None
@@ -670,6 +753,34 @@ class Checker:
             return _union(i_all), _union(d_all)
         return None, None
 
+    def check_item_periods(self) -> None:
+        """W303: a rule in force on days when none of the items it names is controlled yet."""
+        from dsl.periods import item_controls, rule_periods
+
+        if any(d.severity == "error" for d in self.diags):
+            return  # periods are resolved from a rulebook without errors
+        controls = item_controls(self.rb)
+        periods = rule_periods(self.rb)
+        for name, rule in self.rb.rules.items():
+            when = ast.first_attr(rule, ast.When)
+            first = periods[name].intervals[0].start if periods[name].intervals else None
+            if when is None or first is None:
+                continue
+            named = [n for n in _iter_conditions(when.condition)
+                     if isinstance(n, ast.ItemIn | ast.InSet) and not n.negated and
+                     (isinstance(n, ast.ItemIn) or
+                      getattr(self.schema.field(n.subject.name), "type", None) == "code")]
+            items = self.rb.items_in(r.name for n in named for r in n.members)
+            starts = [c.start for i in items for c in controls.get(i, ())]
+            if not named or not items or any(s is None or s <= first for s in starts):
+                continue
+            since = min((s for s in starts if s is not None), default=None)
+            self.error("W303", f"rule '{name}' applies from {first}, but none of the items it "
+                       "names is controlled before " + (str(since) if since else
+                                                         "any date (no act controls them)"),
+                       named[0].span, "start the rule when its items are controlled, or check "
+                       "the items' and groups' `per` lines")
+
     def check_conflicts(self) -> None:
         """E501: a `permitted` rule and a restrictive rule that can meet, with no precedence."""
         # only a permission and a restriction can conflict: compare those pairs, in source order
@@ -702,6 +813,7 @@ class Checker:
     # ------------------------------------------------------------ amendments
     def check_amendments(self) -> None:
         suspensions: dict[str, list[tuple[Interval, ast.Amendment]]] = {}
+        ended: dict[str, list[tuple[Interval, ast.Amendment, ast.Target]]] = {}
         for am in self.rb.amendments:
             self._annotations(am, am.action, ", ".join(t.name.name for t in am.targets))
             cites = self.check_citations(am)
@@ -710,7 +822,7 @@ class Checker:
             iv = self.interval(am, None)
             froms = ast.attrs_of(am, ast.ValidFrom)
             untils = ast.attrs_of(am, ast.ValidUntil)
-            if am.action in ("suspend", "repeal") and not froms:
+            if am.action in ("suspend", "repeal", "lift") and not froms:
                 self.error("E205", f"'{am.action}' needs the date it takes effect (from DATE)",
                            am.span)
             if am.action == "extend" and not untils:
@@ -732,6 +844,39 @@ class Checker:
                     suspensions.setdefault(key, []).append((iv, am))
                 elif am.action == "extend":
                     self._extension(am, t, key, iv, suspensions)
+                else:
+                    ended.setdefault(key, []).append((iv, am, t))
+        self._contradictions(suspensions, ended)
+
+    def _contradictions(self, suspensions: dict[str, list[tuple[Interval, ast.Amendment]]],
+                        ended: dict[str, list[tuple[Interval, ast.Amendment, ast.Target]]]
+                        ) -> None:
+        """W301: two suspensions of one target overlap (an extension is not another
+        suspension); W302: an amendment of a target that a repeal or lift has already ended."""
+        for key, found in suspensions.items():
+            own = [(iv, am) for iv, am in found if am.action == "suspend"]
+            for i, (iv, am) in enumerate(own):
+                for other_iv, other in own[:i]:
+                    if other is not am and iv.overlaps(other_iv):
+                        self.error("W301", f"this suspension of {key} ({_fmt(iv)}) overlaps "
+                                   f"an earlier one ({_fmt(other_iv)})", am.span,
+                                   "extend the earlier suspension (extend suspension of …) "
+                                   "or correct the dates",
+                                   related=((other.span, "the earlier suspension"),))
+                        break
+        for key, ends in ended.items():
+            first_iv, first, _ = min(ends, key=lambda e: e[0].start or dt.date.min)
+            if first_iv.start is None:
+                continue
+            later = [(iv, am) for iv, am, _ in ends if am is not first] + [
+                (iv, am) for iv, am in suspensions.get(key, ())
+                if iv.start is not None and iv.start > first_iv.start]
+            for iv, am in later:
+                self.error("W302", f"{key} was already {first.action}ed from "
+                           f"{first_iv.start}; this {am.action} from {iv.start or '…'} "
+                           "has nothing left to act on", am.span,
+                           "remove it, or correct the earlier amendment's date",
+                           related=((first.span, f"the {first.action}"),))
 
     def _extension(self, am: ast.Amendment, t: ast.Target, key: str, iv: Interval,
                    suspensions: dict[str, list[tuple[Interval, ast.Amendment]]]) -> None:
@@ -801,6 +946,10 @@ class Checker:
                                node.span)
                 for ref in node.members:
                     self.resolve(ref, "item or item group", self.rb.items, self.rb.groups)
+            elif isinstance(node, ast.DualUse):
+                if context == "item":
+                    self.error("E401", "an item's own condition cannot test whether it is "
+                               "dual-use", node.span)
             elif isinstance(node, ast.InSet):
                 spec = self.field_ref(node.subject)
                 if spec is not None and spec.type == "code":
@@ -826,8 +975,9 @@ class Checker:
                         self.error("E205", "an empty text matches everything", term.span)
             elif isinstance(node, ast.Listed):
                 self.party_role(node.subject)
-                for ref in node.lists:
-                    self.resolve(ref, "party list", self.rb.lists)
+                lists = [ref.name for ref in node.lists
+                         if self.resolve(ref, "party list", self.rb.lists)]
+                self.measures_of(node.measures, lists if node.lists else list(self.rb.lists))
             elif isinstance(node, ast.Related):
                 self.related(node)
             elif isinstance(node, ast.FirstSeen):
@@ -1008,6 +1158,8 @@ class Checker:
                            x.declaration.span, did_you_mean(x.declaration.name, ids))
             if x.missing is not None:
                 self.field_ref(x.missing)
+            if x.citing is not None:
+                self.citation(x.citing)
             if x.outcome == "findings" and x.present:
                 self.error("E205", "write 'expect no findings', or name the outcome expected",
                            x.span)

@@ -32,7 +32,7 @@ from sqlglot import exp
 from dsl import ast
 from dsl.check import CheckedRulebook, Interval
 from dsl.diagnostics import Diagnostic
-from dsl.periods import Periods, rule_periods
+from dsl.periods import Control, Periods, item_controls, rule_periods
 from dsl.schema import UNIT_FACTORS, Schema
 
 FINDING_COLUMNS = ("declaration_id", "rule", "outcome", "severity", "instrument", "provision",
@@ -292,7 +292,8 @@ class Compiler:
         self.uses_items = False
         self.uses_days = False  # the rule reads `declaration_days` (windows, first seen)
         self.rulebook = ""  # of the rule being compiled
-        self.listed_columns: list[str] = []
+        # the declaration's party columns tested by `listed`: the lists and measures named
+        self.listed_columns: dict[str, list[tuple[list[str], list[str]]]] = {}
         self.evidence: list[exp.Expression] = []  # notes naming what matched, or NULL
         self.reach_needs: dict[tuple[str, str, str | None], int] = {}
         self.windows: dict[str, exp.Select] = {}   # window_<n> → its relation
@@ -371,7 +372,7 @@ class Compiler:
         self.uses_items = True
         items = self.rb.items_in(r.name for r in c.members)
         item = _col("item", "di")
-        member = _in(item, items)
+        member = self.controlled(item, items)
         t_parts, f_parts, missing = [], [], []
         guards: dict[str, list[exp.Expression]] = {}
         for name in sorted(items):
@@ -394,6 +395,37 @@ class Compiler:
         if c.negated:
             t, f = f, t
         return Truth(t, f, _merge([missing]), {m: _or(*g) for m, g in guards.items()})
+
+    def controlled(self, item: exp.Expression, items: Iterable[str]) -> exp.Expression:
+        """`item` is one of `items` and controlled on the judged date: the items with the same
+        control periods share one test of the date."""
+        controls = item_controls(self.rb)
+        by_days: dict[tuple[Interval, ...], list[str]] = {}
+        for name in sorted(items):
+            days = _joined(controls.get(name, ()))
+            if days:
+                by_days.setdefault(days, []).append(name)
+        parts = [_and(_in(item.copy(), names),
+                      _or(*(_interval_test(iv, self.judged_on()) for iv in days)))
+                 for days, names in sorted(by_days.items(), key=lambda x: x[1])]
+        return exp.paren(_or(*parts)) if len(parts) > 1 else _or(*parts)
+
+    def control_act(self, item: exp.Expression, items: Iterable[str],
+                    part: str) -> exp.Expression:
+        """The instrument (`part` "instrument") or provision that controls `item` on the
+        judged date, NULL when none does."""
+        acts: dict[tuple[str | None, Interval], list[str]] = {}
+        controls = item_controls(self.rb)
+        for name in sorted(items):
+            for c in controls.get(name, ()):
+                value = c.instrument if part == "instrument" else c.provision
+                acts.setdefault((value, c.interval), []).append(name)
+        case = exp.Case()
+        for (value, iv), names in sorted(acts.items(), key=lambda x: (x[1], str(x[0][1]))):
+            if value is not None:
+                case = case.when(_and(_in(item.copy(), names),
+                                      _interval_test(iv, self.judged_on())), _lit(value))
+        return case if case.args.get("ifs") else exp.cast(exp.null(), "TEXT")
 
     def in_set(self, c: ast.InSet) -> Truth:
         spec = self.schema.field(c.subject.name)
@@ -421,18 +453,20 @@ class Compiler:
 
     def code_in(self, c: ast.InSet) -> Truth:
         """`hs_code in gallium`: the declared code matches a reference code of one of the
-        items, whatever the item's thresholds (purity and the like) say."""
+        items controlled on the judged date, whatever the item's thresholds (purity and the
+        like) say."""
         test = self.item_exists(self.rb.items_in(r.name for r in c.members))
         if c.negated:
             return Truth(_not(test), test.copy())
         return Truth(test, _not(test.copy()))
 
     def item_exists(self, items: Iterable[str]) -> exp.Expression:
-        """The declared code matches a reference code of one of the items."""
+        """The declared code matches a reference code of one of the items controlled on the
+        judged date."""
         return exp.Exists(this=(
             exp.select(_lit(1)).from_(exp.alias_(exp.to_table("declaration_items"), "ci"))
             .where(_and(exp.EQ(this=_col("declaration_id", "ci"), expression=_col("id")),
-                        _in(_col("item", "ci"), items)))))
+                        self.controlled(_col("item", "ci"), items)))))
 
     def mentions(self, c: ast.Mentions) -> Truth:
         col, nullable, name = self.field_sql(c.subject.name)
@@ -508,14 +542,14 @@ class Compiler:
     def listed(self, c: ast.Listed) -> Truth:
         col, nullable, name = self.field_sql(c.subject.name)
         lists = [r.name for r in c.lists] or sorted(self.rb.lists)
-        if name not in self.listed_columns:
-            self.listed_columns.append(name)
+        measures = [m.name for m in c.measures]
+        self.listed_columns.setdefault(name, []).append((lists, measures))
         sub = (
             exp.select(_lit(1))
             .from_(exp.alias_(exp.to_table("listed_matches"), "k"))
             .where(_and(
                 exp.EQ(this=_col("name", "k"), expression=col.copy()),
-                self.list_match(lists, "k", "k"),
+                self.list_match(lists, "k", "k", measures),
                 *self.listed_on_date("k"),
             ))
         )
@@ -536,9 +570,11 @@ class Compiler:
                  .where(self.list_match(lists, "k", "k")))
         return exp.In(this=col.copy(), query=exp.Subquery(this=names))
 
-    def list_match(self, lists: list[str], entry: str, name: str) -> exp.Expression:
-        """The entry is on one of `lists` and the name's score reaches that list's `match
-        threshold` (100, an exact match after normalisation, when the list sets none)."""
+    def list_match(self, lists: list[str], entry: str, name: str,
+                   measures: Sequence[str] = ()) -> exp.Expression:
+        """The entry is on one of `lists` (by a listing that imposes one of `measures`, when
+        some are named) and the name's score reaches that list's `match threshold` (100, an
+        exact match after normalisation, when the list sets none)."""
         by_threshold: dict[float, list[str]] = {}
         for lst in lists:
             t = ast.first_attr(self.rb.lists[lst], ast.MatchThreshold)
@@ -546,7 +582,8 @@ class Compiler:
         parts = [_and(_in(_col("list", entry), names),
                       exp.GTE(this=_col("score", name), expression=_lit(threshold)))
                  for threshold, names in sorted(by_threshold.items())]
-        return exp.paren(_or(*parts)) if len(parts) > 1 else _or(*parts)
+        test = exp.paren(_or(*parts)) if len(parts) > 1 else _or(*parts)
+        return _and(test, _in(_col("measure", entry), measures)) if measures else test
 
     def related(self, c: ast.Related) -> Truth:
         """`A related to B|party listed on L [within N hops] [via links]`: a path in
@@ -776,7 +813,7 @@ class Compiler:
             if isinstance(node, exp.Column) and node.table == D and node.name == "id":
                 return key.copy()
             if isinstance(node, exp.Column) and node.table == D and node.name == "judged_on":
-                return _judged_on_x()
+                return _judged_on_x(None if _reads_declarations(query) else key)
             return node
 
         if _is_probe(query):
@@ -919,22 +956,63 @@ class Compiler:
 
     def listed_party_note(self) -> exp.Expression:
         """'; <role> matches <legal name> on <list> (listed by <instrument>; as '<alias>',
-        score <score>)' for the best match in force, or NULL."""
+        score <score>)' for the best match in force on the lists (and measures) the rule names
+        for that party, or NULL."""
         notes = []
         for column in self.listed_columns:
-            sub = (
-                exp.select(exp.Concat(expressions=[
-                    _lit(f"; {column.replace('_', ' ')} matches "), _col("note", "m")]))
-                .from_(exp.alias_(exp.to_table("listed_matches"), "m"))
-                .where(_and(
-                    exp.EQ(this=_col("name", "m"), expression=_col(column)),
-                    self.list_match(sorted(self.rb.lists), "m", "m"),
-                    *self.listed_on_date("m")))
-                .order_by(_col("position", "m"))
-                .limit(1)
-            )
+            sub = self.best_listing(column, exp.Concat(expressions=[
+                _lit(f"; {column.replace('_', ' ')} matches "), _col("note", "m")]))
             notes.append(exp.Coalesce(this=exp.Subquery(this=sub), expressions=[_lit("")]))
         return exp.Concat(expressions=notes) if len(notes) > 1 else notes[0]
+
+    def best_listing(self, column: str, projection: exp.Expression,
+                     listed: list[tuple[list[str], list[str]]] | None = None) -> exp.Select:
+        """`projection` of the best match of the party in `column` among the listings in
+        force that a `listed` test of the rule on that column names."""
+        tests = [self.list_match(lists, "m", "m", measures)
+                 for lists, measures in (listed or self.listed_columns[column])]
+        return (exp.select(projection)
+                .from_(exp.alias_(exp.to_table("listed_matches"), "m"))
+                .where(_and(exp.EQ(this=_col("name", "m"), expression=_col(column)),
+                            exp.paren(_or(*tests)) if len(tests) > 1 else tests[0],
+                            *self.listed_on_date("m")))
+                .order_by(_col("position", "m"))
+                .limit(1))
+
+    def attribution(self, condition: ast.Condition, licence: bool,
+                    cite: ast.Citation | None) -> tuple[exp.Expression, exp.Expression]:
+        """The `instrument` and `provision` of a finding: the act that makes this
+        declaration's case a violation. A rule on listed parties cites the announcement (and
+        entry) that listed the matched party; a licence requirement on items cites the act
+        that controls the declaration's item on the judged date; any other rule, its own
+        `per`."""
+        own = (_lit(cite.instrument.name if cite else None),
+               exp.cast(_lit(str(cite.provision) if cite and cite.provision else None), "TEXT"))
+        nodes = listing_nodes(condition)
+        if nodes:
+            found = []
+            for node in nodes:
+                _, _, column = self.field_sql(node.subject.name)
+                listed = [([r.name for r in node.lists] or sorted(self.rb.lists),
+                           [m.name for m in node.measures])]
+                found.append(tuple(exp.Subquery(this=self.best_listing(
+                    column, _col(part, "m"), listed))
+                    for part in ("instrument_id", "provision")))
+            instrument = exp.Coalesce(this=found[0][0],
+                                      expressions=[*(f[0] for f in found[1:]), own[0]])
+            provision = exp.Case()
+            for ins, prov in found:
+                provision = provision.when(_not_null(ins.copy()), prov)
+            return instrument, provision.else_(own[1])
+        if licence and self.uses_items:
+            items = sorted(required_items(condition, self.rb) or self.rb.items)
+            item = _col("item", "di")
+            return (exp.Coalesce(this=self.control_act(item, items, "instrument"),
+                                 expressions=[own[0]]),
+                    exp.Case().when(_not_null(self.control_act(item, items, "instrument")),
+                                    self.control_act(item, items, "provision"))
+                    .else_(own[1]))
+        return own
 
     def missing_note(self, missing: list[str],
                      guards: dict[str, exp.Expression] | None = None) -> exp.Expression:
@@ -976,16 +1054,16 @@ class Compiler:
 
     def rule(self, rule: ast.Rule) -> CompiledRule | None:
         then = ast.first_attr(rule, ast.Then)
-        when = ast.first_attr(rule, ast.When)
-        if then is None or when is None or then.outcome.kind == "permitted":
+        condition = self.rb.condition_of(rule)
+        if then is None or condition is None or then.outcome.kind == "permitted":
             return None  # permissions produce no findings; they suppress what they override
         self.uses_items = False
         self.uses_days = False
         self.rulebook = self.rb.rulebook_of(rule.span.file) or ""
         self.rule_windows = []
-        self.listed_columns = []
+        self.listed_columns = {}
         self.evidence = []
-        truth = self.truth(when.condition)
+        truth = self.truth(condition)
         name = rule.name.name
         cite = ast.first_attr(rule, ast.Citation)
         outcome_word = OUTCOME_OF.get(then.outcome.kind, then.outcome.kind)
@@ -1008,6 +1086,7 @@ class Compiler:
         # Inner query: each condition appears once, as the value `truth` (1 true, 0 false,
         # NULL unknown), so that no engine's planner has to expand nested and/or/not twice.
         base = [*self.explanation(rule), *self.evidence_notes()]
+        act_instrument, act_provision = self.attribution(condition, licence, cite)
         severity = _lit(then.outcome.severity) if then.outcome.severity else exp.null()
         facts = [
             exp.alias_(_col("id"), "declaration_id"),
@@ -1020,6 +1099,8 @@ class Compiler:
             exp.alias_(unknown_outcome, "unknown_outcome"),
             exp.alias_(exp.Concat(expressions=base), "statement"),
             exp.alias_(self.missing_note(truth.missing, truth.guards), "missing_note"),
+            exp.alias_(act_instrument, "act_instrument"),
+            exp.alias_(exp.cast(act_provision, "TEXT"), "act_provision"),
         ]
         if licence:
             facts += [
@@ -1032,7 +1113,7 @@ class Compiler:
                                 exp.cast(exp.null(), "TEXT"), "item"))
         inner = exp.select(*facts, copy=False).from_(
             exp.alias_(exp.to_table("judged_declarations"), D), copy=False)
-        required = required_items(when.condition, self.rb)
+        required = required_items(condition, self.rb)
         if self.uses_items:
             # When every finding needs one of a few items, start from those items' matches
             # (an inner join the engine can drive from the item index); otherwise keep every
@@ -1083,7 +1164,7 @@ class Compiler:
                             exp.EQ(this=exp.Coalesce(this=_col("covered", "xl"),
                                                      expressions=[_lit(0)]),
                                    expression=_lit(0)))), True, COST_RELATION))
-        for query in self.candidate_filters(when.condition, set(truth.missing) <= silent,
+        for query in self.candidate_filters(condition, set(truth.missing) <= silent,
                                             extra, force):
             inner = inner.where(exp.In(this=_col("id"), query=exp.Subquery(this=query)),
                                 copy=False)
@@ -1115,9 +1196,8 @@ class Compiler:
             exp.alias_(_lit(name), "rule"),
             exp.alias_(outcome, "outcome"),
             exp.alias_(exp.cast(severity, "TEXT"), "severity"),
-            exp.alias_(_lit(cite.instrument.name if cite else None), "instrument"),
-            exp.alias_(exp.cast(_lit(str(cite.provision) if cite and cite.provision else None),
-                                "TEXT"), "provision"),
+            exp.alias_(c("act_instrument"), "instrument"),
+            exp.alias_(c("act_provision"), "provision"),
             exp.alias_(explanation, "explanation"),
             exp.alias_(_lit(self.rb.version), "rulebook_version"),
             *([exp.alias_(rank, "finding_rank")] if self.uses_items else []),
@@ -1141,10 +1221,10 @@ class Compiler:
 
     def suppression(self, decl: ast.Rule | ast.Exception_) -> exp.Expression:
         """Certainly true that the exception or permission applies, and it is in force."""
-        when = ast.first_attr(decl, ast.When)
+        condition = self.rb.condition_of(decl)
         uses, evidence = self.uses_items, self.evidence
         self.evidence = []  # an exception's links and windows are not the finding's evidence
-        t = self.truth(when.condition).t if when else TRUE
+        t = self.truth(condition).t if condition else TRUE
         self.uses_items = uses or self.uses_items
         self.evidence = evidence
         return exp.paren(_and(in_force(self.periods[decl.name.name], self.judged_on()), t))
@@ -1218,12 +1298,17 @@ def _rename_alias(alias: str) -> Callable[[exp.Expression], exp.Expression]:
     return rename
 
 
-def _judged_on_x() -> exp.Expression:
+def _judged_on_x(key: exp.Expression | None = None) -> exp.Expression:
     """The judging date of the candidate query's declaration `x` (as `judged_declarations`
-    has it: the `as of` date when one is set, else the declaration's own)."""
+    has it: the `as of` date when one is set, else the declaration's own), read from `x` when
+    it is a row of `declarations`, else from the declaration with that `key`."""
+    own: exp.Expression = exp.column("declared_on", table="x")
+    if key is not None:
+        own = exp.Subquery(this=exp.select(exp.column("declared_on", table="j")).from_(
+            exp.alias_(exp.to_table("declarations"), "j")).where(
+            exp.EQ(this=exp.column("id", table="j"), expression=key.copy())))
     return exp.Coalesce(this=exp.Subquery(this=exp.select(exp.column("as_of", table="s")).from_(
-        exp.alias_(exp.to_table("excon_settings"), "s"))),
-        expressions=[exp.column("declared_on", table="x")])
+        exp.alias_(exp.to_table("excon_settings"), "s"))), expressions=[own])
 
 
 def _to_x(node: exp.Expression) -> exp.Expression:
@@ -1241,6 +1326,22 @@ def _to_x(node: exp.Expression) -> exp.Expression:
     return node
 
 
+def listing_nodes(c: ast.Condition) -> list[ast.Listed] | None:
+    """The `listed` tests one of which holds whenever the condition does (in the order
+    written), or None when the condition can hold without a listing: then a finding rests on
+    the listing of the party that matched."""
+    if isinstance(c, ast.Parenthesised):
+        return listing_nodes(c.part)
+    if isinstance(c, ast.Listed):
+        return [c]
+    if isinstance(c, ast.AnyOf):
+        found = [listing_nodes(p) for p in c.parts]
+        return None if any(f is None for f in found) else [n for f in found for n in f or ()]
+    if isinstance(c, ast.AllOf):
+        return next((f for p in c.parts if (f := listing_nodes(p)) is not None), None)
+    return None
+
+
 def required_items(c: ast.Condition, rb: CheckedRulebook) -> frozenset[str] | None:
     """The items one of which a declaration must match for the condition to be true or
     unknown, when the condition says so at its top level (`item in …` and …); else None."""
@@ -1256,6 +1357,20 @@ def required_items(c: ast.Condition, rb: CheckedRulebook) -> frozenset[str] | No
                 out &= s
             return out
     return None
+
+
+def _joined(controls: Iterable[Control]) -> tuple[Interval, ...]:
+    """The days of an item's control stretches, adjacent stretches (of different acts) joined
+    into one interval."""
+    out: list[Interval] = []
+    for c in controls:
+        last = out[-1] if out else None
+        if last is not None and last.end is not None and c.start is not None and \
+                (c.start - last.end).days <= 1:
+            out[-1] = Interval(last.start, c.end)
+        else:
+            out.append(c.interval)
+    return tuple(out)
 
 
 def _merge(lists: Iterable[list[str]]) -> list[str]:

@@ -87,8 +87,11 @@ def condition(c: ast.Condition) -> str:
     if isinstance(c, ast.Mentions):
         terms = ", ".join(t.name if isinstance(t, ast.Ref) else quote(t.value) for t in c.terms)
         return f"{c.subject.name} mentions {terms}"
+    if isinstance(c, ast.DualUse):
+        return f"item is {'not ' if c.negated else ''}dual-use"
     if isinstance(c, ast.Listed):
-        return f"{c.subject.name} listed" + (f" on {names(c.lists)}" if c.lists else "")
+        return (f"{c.subject.name} listed" + (f" on {names(c.lists)}" if c.lists else "")
+                + (f" with {names(c.measures)}" if c.measures else ""))
     if isinstance(c, ast.Related):
         other = c.other.name if isinstance(c.other, ast.Ref) else \
             f"party listed on {names(c.other.lists)}"
@@ -271,7 +274,16 @@ def attribute(a: object) -> list[str]:
         return [f"alias {', '.join(quote(n.value) for n in a.names)}"]
     if isinstance(a, ast.Listing):
         text = f"listed on {a.list.name} {citation(a.citation)} from {a.valid_from.date.text}"
+        text += f" until {a.valid_until.date.text}" if a.valid_until else ""
+        if a.measures is not None:
+            text += f" with {names(a.measures)}" if a.measures else " with no measures"
+        return [text]
+    if isinstance(a, ast.ControlAct):
+        text = citation(a.citation)
+        text += f" from {a.valid_from.date.text}" if a.valid_from else ""
         return [text + (f" until {a.valid_until.date.text}" if a.valid_until else "")]
+    if isinstance(a, ast.Measures):
+        return [f"measures {names(a.names)}"]
     if isinstance(a, ast.Address):
         return [f"address {quote(a.text.value)}"]
     if isinstance(a, ast.Phone):
@@ -310,6 +322,8 @@ def attribute(a: object) -> list[str]:
             text += f" for {a.declaration.name}"
         if a.missing:
             text += f" missing {a.missing.name}"
+        if a.citing:
+            text += " citing " + citation(a.citing)[4:]
         return [text]
     raise TypeError(a)  # pragma: no cover
 
@@ -330,7 +344,8 @@ def header(d: ast.Declaration) -> str:
     if isinstance(d, ast.Instrument):
         return f"instrument {d.name.name}"
     if isinstance(d, ast.Amendment):
-        verb = {"suspend": "suspend", "extend": "extend suspension of", "repeal": "repeal"}
+        verb = {"suspend": "suspend", "extend": "extend suspension of", "repeal": "repeal",
+                "lift": "lift"}
         return f"{verb[d.action]} {', '.join(_target(t) for t in d.targets)}"
     if isinstance(d, ast.Example):
         return f"example {quote(d.title.value)}"

@@ -22,10 +22,17 @@ from typing import Any
 
 from dsl import ast
 from dsl.check import CheckedRulebook, Interval, normalise_customs_code
-from dsl.compile import OUTCOME_OF
+from dsl.compile import OUTCOME_OF, listing_nodes, required_items
 from dsl.graph import PartyFacts, PartyGraph
 from dsl.names import PartyMatcher, party_key
-from dsl.periods import Periods, listing_periods, rule_periods
+from dsl.periods import (
+    Control,
+    ListingPeriods,
+    control_on,
+    item_controls,
+    listing_periods,
+    rule_periods,
+)
 from dsl.schema import UNIT_FACTORS, Schema
 
 Row = Mapping[str, Any]
@@ -112,9 +119,14 @@ class Interpreter:
             name: float(t.value) if (t := ast.first_attr(lst, ast.MatchThreshold)) else 100.0
             for name, lst in rb.lists.items()}
         self.prepare([], [])
-        self.listings: dict[str, list[tuple[str, Periods]]] = defaultdict(list)
+        self.listings: dict[str, list[ListingPeriods]] = defaultdict(list)
         for lp in listing_periods(rb):
-            self.listings[lp.party].append((lp.list, lp.periods))
+            self.listings[lp.party].append(lp)
+        self.controls = item_controls(rb)
+
+    def control(self, item: str, day: str) -> Control | None:
+        """The act that controls `item` on `day`, if any."""
+        return control_on(self.controls.get(item, ()), _day(day))
 
     # ------------------------------------------------------------ history and parties
     def prepare(self, declarations: Sequence[Row], parties: Sequence[Row]) -> None:
@@ -253,14 +265,15 @@ class Interpreter:
         if isinstance(c, ast.ItemIn):
             members = self.rb.items_in(r.name for r in c.members)
             result: Truth
-            if item is None or item not in members:
+            if item is None or item not in members or self.control(item, day) is None:
                 result = False
             else:
                 it = ast.first_attr(self.rb.items[item], ast.ControlledIf)
                 result = True if it is None else self.truth(it.condition, d, item, day)
             return _not(result) if c.negated else result
         if isinstance(c, ast.InSet) and self.schema.field(c.subject.name).type == "code":  # type: ignore[union-attr]
-            inside = bool(set(self.items_of(d)) & self.rb.items_in(r.name for r in c.members))
+            inside = any(self.control(i, day) is not None for i in
+                         set(self.items_of(d)) & self.rb.items_in(r.name for r in c.members))
             return (not inside) if c.negated else inside
         if isinstance(c, ast.InSet):
             v = self.value(d, c.subject.name)
@@ -296,13 +309,7 @@ class Interpreter:
             v = self.value(d, c.subject.name)
             if v is None:
                 return None
-            lists = {r.name for r in c.lists} or set(self.rb.lists)
-            when = _day(day)
-            return any(lst in lists and m.score >= self.thresholds[lst] and
-                       periods.in_force(when)
-                       for m in self.matcher.match(str(v), min(self.thresholds.values(),
-                                                                   default=100.0))
-                       for lst, periods in self.listings[m.party])
+            return self.best_listing(c, v, day) is not None
         if isinstance(c, ast.Related):
             return self.related(c, d, day)
         if isinstance(c, ast.InRange):
@@ -343,10 +350,27 @@ class Interpreter:
             self.near_listed[key] = self.graph.reach_to(
                 [self.rb.parties[p].title.value for p in self.listings], links, hops)
         node = self.graph.node(str(a)) or ""
-        return any(lst in lists and periods.in_force(when)
+        return any(lp.list in lists and lp.periods.in_force(when)
                    for target in self.near_listed[key].get(node, {})
                    for party in self.key_parties.get(target, ())
-                   for lst, periods in self.listings[party])
+                   for lp in self.listings[party])
+
+    def best_listing(self, c: ast.Listed, name: Any, day: str) -> ListingPeriods | None:
+        """The listing in force on `day`, on one of the lists and imposing one of the measures
+        `c` names, of the party `name` matches best (the order of the knowledge base's
+        `listed_matches`: score, legal name, list, instrument, entry, measure)."""
+        lists = {r.name for r in c.lists} or set(self.rb.lists)
+        measures = {m.name for m in c.measures}
+        when = _day(day)
+        found = [(-m.score, self.rb.parties[m.party].title.value, lp.list, lp.instrument,
+                  lp.provision or "", lp)
+                 for m in self.matcher.match(str(name), min(self.thresholds.values(),
+                                                            default=100.0))
+                 for lp in self.listings[m.party]
+                 if lp.list in lists and m.score >= self.thresholds[lp.list]
+                 and lp.periods.in_force(when)
+                 and (not measures or measures & set(lp.measures))]
+        return min(found, key=lambda f: f[:5])[5] if found else None
 
     def expression(self, e: ast.Expression, d: Row, item: str | None = None) -> Any:
         if isinstance(e, ast.Field):
@@ -435,16 +459,18 @@ class Interpreter:
         out = []
         for name, rule in self.rb.rules.items():
             then = ast.first_attr(rule, ast.Then)
-            when = ast.first_attr(rule, ast.When)
-            if then is None or when is None or then.outcome.kind == "permitted":
+            if then is None or ast.first_attr(rule, ast.When) is None or \
+                    then.outcome.kind == "permitted":
                 continue
             cite = ast.first_attr(rule, ast.Citation)
             word = OUTCOME_OF.get(then.outcome.kind, then.outcome.kind)
             licence = then.outcome.kind == "licence required"
             suppressors = self.suppressors(name)
-            with_items = self.uses_items(when.condition) or any(
-                self.uses_items(w.condition) for s in suppressors
-                if (w := ast.first_attr(s, ast.When)) is not None)
+            condition = self.rb.condition_of(rule)
+            assert condition is not None
+            exceptions = [(s, self.rb.condition_of(s)) for s in suppressors]
+            with_items = self.uses_items(condition) or any(
+                self.uses_items(w) for _, w in exceptions)
             for d in declarations:
                 day = as_of or d["declared_on"]
                 if not self.periods[name].in_force(_day(day)):
@@ -454,7 +480,7 @@ class Interpreter:
                     candidates = [*self.items_of(d)] or [None]
                 best: tuple[int, str, str] | None = None
                 for item in candidates:
-                    t = self.truth(when.condition, d, item, day)
+                    t = self.truth(condition, d, item, day)
                     if licence and cover.get(d["id"], False):
                         continue
                     if t is False:
@@ -462,11 +488,8 @@ class Interpreter:
                     if t is None and not self.report_unknown(rule, d):
                         continue
                     if any(self.periods[s.name.name].in_force(_day(day)) and
-                           self.truth(w.condition, d, item, day) is True
-                           for s in suppressors
-                           if (w := ast.first_attr(s, ast.When)) is not None) or any(
-                               self.periods[s.name.name].in_force(_day(day))
-                               for s in suppressors if ast.first_attr(s, ast.When) is None):
+                           (w is None or self.truth(w, d, item, day) is True)
+                           for s, w in exceptions):
                         continue
                     outcome = word if t else self.unknown_outcome(rule, d)
                     candidate = (0 if t else 1, item or "", outcome)
@@ -475,9 +498,29 @@ class Interpreter:
                 if best is not None:
                     out.append(Judgement(
                         d["id"], name, best[2], then.outcome.severity,
-                        cite.instrument.name if cite else None,
-                        str(cite.provision) if cite and cite.provision else None))
+                        *self.attribution(condition, licence, cite, d, best[1] or None, day)))
         return sorted(out, key=lambda j: (j.declaration_id, j.rule, j.outcome))
+
+    def attribution(self, condition: ast.Condition, licence: bool, cite: ast.Citation | None,
+                    d: Row, item: str | None, day: str) -> tuple[str | None, str | None]:
+        """The act a finding cites (see `Compiler.attribution`): the announcement that listed
+        the matched party, the act controlling the item, or the rule's own `per`."""
+        own = (cite.instrument.name if cite else None,
+               str(cite.provision) if cite and cite.provision else None)
+        nodes = listing_nodes(condition)
+        if nodes:
+            for node in nodes:
+                v = self.value(d, node.subject.name)
+                lp = self.best_listing(node, v, day) if v is not None else None
+                if lp is not None:
+                    return lp.instrument, lp.provision
+            return own
+        required = required_items(condition, self.rb)
+        if licence and item is not None and (required is None or item in required):
+            act = self.control(item, day)
+            if act is not None:
+                return act.instrument, act.provision
+        return own
 
     def report_unknown(self, rule: ast.Rule, d: Row) -> bool:
         return all(self.value(d, m.field.name) is not None

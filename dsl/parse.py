@@ -271,8 +271,23 @@ class _Builder(lark.Transformer[Token, Any]):
         return ast.Alias(c[0], self._span(c))
 
     def listing(self, c: list[Any]) -> ast.Listing:
-        until = c[3] if len(c) > 3 else None
-        return ast.Listing(self._ref(c[0]), c[1], c[2], until, self._span(c))
+        until = next((x for x in c[3:] if isinstance(x, ast.ValidUntil)), None)
+        measures = next((x[1] for x in c[3:] if isinstance(x, tuple)), None)
+        return ast.Listing(self._ref(c[0]), c[1], c[2], until, measures, self._span(c))
+
+    def imposing(self, c: list[Any]) -> tuple[str, tuple[ast.Ref, ...]]:
+        return ("measures", c[0])
+
+    def imposing_nothing(self, c: list[Any]) -> tuple[str, tuple[ast.Ref, ...]]:
+        return ("measures", ())
+
+    def measures(self, c: list[Any]) -> ast.Measures:
+        return ast.Measures(c[0], self._span(c))
+
+    def control_act(self, c: list[Any]) -> ast.ControlAct:
+        start = next((x for x in c[1:] if isinstance(x, ast.ValidFrom)), None)
+        end = next((x for x in c[1:] if isinstance(x, ast.ValidUntil)), None)
+        return ast.ControlAct(c[0], start, end, self._span(c))
 
     def address(self, c: list[Any]) -> ast.Address:
         return ast.Address(self._text(c[0]), self._span(c))
@@ -348,6 +363,9 @@ class _Builder(lark.Transformer[Token, Any]):
     def repeal(self, c: list[Any]) -> ast.Amendment:
         return self._amendment("repeal", c)
 
+    def lift(self, c: list[Any]) -> ast.Amendment:
+        return self._amendment("lift", c)
+
     def targets(self, c: list[Any]) -> tuple[ast.Target, ...]:
         return tuple(c)
 
@@ -394,8 +412,18 @@ class _Builder(lark.Transformer[Token, Any]):
         return ast.Mentions(self._ref(c[0]), terms, self._span(c))
 
     def listed(self, c: list[Any]) -> ast.Listed:
-        lists = c[1] if len(c) > 1 else ()
-        return ast.Listed(self._ref(c[0]), lists, self._span(c))
+        lists = next((x for x in c[1:] if isinstance(x, tuple)), ())
+        measures = next((x[1] for x in c[1:] if isinstance(x, list)), ())
+        return ast.Listed(self._ref(c[0]), lists, measures, self._span(c))
+
+    def listed_with(self, c: list[Any]) -> list[Any]:
+        return ["with", c[0]]
+
+    def dual_use(self, c: list[Any]) -> ast.DualUse:
+        return ast.DualUse(False, self._span(c))
+
+    def not_dual_use(self, c: list[Any]) -> ast.DualUse:
+        return ast.DualUse(True, self._span(c))
 
     def listed_party(self, c: list[Any]) -> ast.ListedParty:
         return ast.ListedParty(c[0], self._span(c))
@@ -558,7 +586,7 @@ class _Builder(lark.Transformer[Token, Any]):
         details = dict(c[1:])
         return ast.Expect(
             str(c[0]), present, details.get("by"), details.get("for"), details.get("missing"),
-            self._span(c),
+            details.get("citing"), self._span(c),
         )
 
     def expect_present(self, c: list[Any]) -> ast.Expect:
@@ -575,6 +603,10 @@ class _Builder(lark.Transformer[Token, Any]):
 
     def expect_missing(self, c: list[Any]) -> tuple[str, ast.Ref]:
         return ("missing", self._ref(c[0]))
+
+    def expect_citing(self, c: list[Any]) -> tuple[str, ast.Citation]:
+        return ("citing", ast.Citation(self._ref(c[0]), c[1] if len(c) > 1 else None,
+                                       self._span(c)))
 
 
 # Tokens the builder reads; every other token is a keyword or punctuation, kept by the parser

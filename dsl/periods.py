@@ -1,10 +1,21 @@
-"""When each rule and each listing is in force, once its amendments are applied.
+"""When each rule, item control and listing is in force, once its amendments are applied:
+the one resolved account of the law over time that the compiler, the interpreter, `excon
+explain`, `excon docs` and the knowledge base's rows all read.
 
 A rule is in force from its `from` date (or its instrument's `in force` date) until its `until`
 date, both inclusive, except while a suspension of it — or of its instrument, or of the
-provision it cites — is in force, and not after a repeal. A suspension that ends restores the
-rule the next day. Extensions move a suspension's end. The result is a list of closed intervals
-with the reasons for each gap, used by the compiler, the interpreter and `excon explain`.
+provision it cites — is in force, and not after a repeal or a lift. A suspension that ends
+restores the rule the next day. Extensions move a suspension's end.
+
+An item is controlled by the acts (`per INSTRUMENT [provision] [from] [until]`) written on it,
+or else on the groups it belongs to, each from its instrument's in-force date, cut by the
+amendments of that instrument or provision. When several acts are in force on a day, the one
+that started last is the one that controls the item then (the unified dual-use list takes over
+an announcement's items on 2024-12-01).
+
+A listing is in force from its `from` date, cut by the amendments of the announcement that made
+it (`listings under INSTRUMENT`), of the single entry (`listing of PARTY on LIST`) and of the
+instrument itself; it imposes the measures it states.
 """
 
 from __future__ import annotations
@@ -25,13 +36,13 @@ class Gap:
 
     start: dt.date
     end: dt.date | None
-    action: str  # "suspend" | "repeal"
+    action: str  # "suspend" | "repeal" | "lift"
     instrument: str
     span: ast.Span
 
     def describe(self) -> str:
         until = f" until {self.end}" if self.end else ""
-        verb = "suspended" if self.action == "suspend" else "repealed"
+        verb = {"suspend": "suspended", "lift": "lifted"}.get(self.action, "repealed")
         return f"{verb} by {self.instrument} from {self.start}{until}"
 
 
@@ -106,6 +117,8 @@ def _amendment_gaps(rb: CheckedRulebook) -> dict[str, list[Gap]]:
             gaps.setdefault(key, []).append(
                 Gap(start, end if am.action == "suspend" else None, am.action, instrument,
                     am.span))
+    for found in gaps.values():
+        found.sort(key=lambda g: g.start)
     return gaps
 
 
@@ -139,10 +152,15 @@ def rule_periods(rb: CheckedRulebook) -> dict[str, Periods]:
 
 @dataclass(frozen=True)
 class ListingPeriods:
+    """One listing of a party on a list: the act that made it (announcement and entry), the
+    measures it imposes, and when it is in force."""
+
     party: str
     list: str
     instrument: str
     periods: Periods
+    provision: str | None = None
+    measures: tuple[str, ...] = ()
 
 
 def listing_periods(rb: CheckedRulebook) -> list[ListingPeriods]:
@@ -157,5 +175,100 @@ def listing_periods(rb: CheckedRulebook) -> list[ListingPeriods]:
             keys = [f"listings:{ins}", f"listing:{name}:{lst.list.name}", f"instrument:{ins}"]
             out.append(ListingPeriods(name, lst.list.name, ins,
                                       Periods(Interval(start, end),
-                                              [g for k in keys for g in gaps.get(k, [])])))
+                                              [g for k in keys for g in gaps.get(k, [])]),
+                                      str(lst.citation.provision)
+                                      if lst.citation.provision else None,
+                                      rb.listing_measures(lst)))
     return out
+
+
+@dataclass(frozen=True)
+class Control:
+    """A stretch of days (both ends inclusive, None open) in which one act controls an item."""
+
+    start: dt.date | None
+    end: dt.date | None
+    instrument: str
+    provision: str | None
+
+    def covers(self, day: dt.date) -> bool:
+        return (self.start is None or self.start <= day) and (self.end is None or day <= self.end)
+
+    @property
+    def interval(self) -> Interval:
+        return Interval(self.start, self.end)
+
+
+def item_controls(rb: CheckedRulebook) -> dict[str, tuple[Control, ...]]:
+    """For every item, the disjoint stretches of days in which it is controlled, each with the
+    act that controls it then (computed once per checked rulebook)."""
+    cached = rb.derived.get("item_controls")
+    if cached is not None:
+        return cached  # type: ignore[no-any-return]
+    gaps = _amendment_gaps(rb)
+    out: dict[str, tuple[Control, ...]] = {}
+    for name in rb.items:
+        acts = []
+        for order, act in enumerate(rb.control_acts(name)):
+            ins = act.citation.instrument.name
+            start = parse_date(act.valid_from.date.text) if act.valid_from else \
+                _in_force_date(rb, ins)
+            end = parse_date(act.valid_until.date.text) if act.valid_until else None
+            keys = [f"instrument:{ins}"]
+            prov = str(act.citation.provision) if act.citation.provision else None
+            if prov is not None:
+                keys.append(f"instrument:{ins}:{prov}")
+            periods = Periods(Interval(start, end), [g for k in keys for g in gaps.get(k, [])])
+            acts.append(((start or dt.date.min, order), ins, prov, periods.intervals))
+        painted: list[Control] = []
+        # later acts take over where they are in force: paint them over the earlier ones
+        for _, ins, prov, intervals in sorted(acts, key=lambda a: a[0]):
+            for iv in intervals:
+                painted = [p for c in painted for p in _cut(c, iv)]
+                painted.append(Control(iv.start, iv.end, ins, prov))
+        out[name] = _merged(painted)
+    rb.derived["item_controls"] = out
+    return out
+
+
+def control_on(controls: tuple[Control, ...], day: dt.date) -> Control | None:
+    """The act that controls an item on a day, if any."""
+    for c in controls:
+        if c.covers(day):
+            return c
+    return None
+
+
+def _in_force_date(rb: CheckedRulebook, instrument: str) -> dt.date | None:
+    ins = rb.instruments.get(instrument)
+    f = ast.first_attr(ins, ast.InForce) if ins is not None else None
+    return parse_date(f.date.text) if f else None
+
+
+def _cut(c: Control, iv: Interval) -> list[Control]:
+    """What is left of `c` outside `iv`."""
+    out = []
+    if iv.start is not None and (c.start is None or c.start < iv.start):
+        end = iv.start - ONE_DAY
+        out.append(Control(c.start, end if c.end is None else min(c.end, end), c.instrument,
+                           c.provision))
+    if iv.end is not None and (c.end is None or c.end > iv.end):
+        start = iv.end + ONE_DAY
+        out.append(Control(start if c.start is None else max(c.start, start), c.end,
+                           c.instrument, c.provision))
+    return [x for x in out if x.start is None or x.end is None or x.start <= x.end]
+
+
+def _merged(controls: list[Control]) -> tuple[Control, ...]:
+    """Sorted by start, adjacent stretches of the same act joined."""
+    out: list[Control] = []
+    for c in sorted(controls, key=lambda c: c.start or dt.date.min):
+        last = out[-1] if out else None
+        if last is not None and (last.instrument, last.provision) == \
+                (c.instrument, c.provision) and last.end is not None and \
+                c.start is not None and last.end + ONE_DAY >= c.start:
+            out[-1] = Control(last.start, c.end if c.end is None or c.end > last.end
+                              else last.end, c.instrument, c.provision)
+        else:
+            out.append(c)
+    return tuple(out)

@@ -44,6 +44,8 @@ class FieldSpec:
     description: str = ""
     aliases: tuple[str, ...] = ()
     country_field: str | None = None  # for parties: the field holding their country
+    # an item parameter a declaration may state (`parameters` column), in this unit
+    parameter_unit: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +70,10 @@ class Schema:
 
     def names(self) -> list[str]:
         return sorted(self._index)
+
+    def parameters(self) -> list[FieldSpec]:
+        """The item parameters a declaration may state."""
+        return [f for f in self.fields if f.parameter_unit is not None]
 
     def party_roles(self) -> list[str]:
         return [f.name for f in self.fields if f.type == "party"]

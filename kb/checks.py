@@ -32,8 +32,11 @@ SUPPORT_TABLES = {
     "party_name_keys": "CREATE TABLE party_name_keys (name TEXT PRIMARY KEY, key TEXT NOT NULL)",
     "listed_party_keys": "CREATE TABLE listed_party_keys (party TEXT NOT NULL, key TEXT NOT NULL,"
                          " PRIMARY KEY (key, party))",
+    # Each listing's in-force periods (amendments applied), one row per measure it imposes
+    # (`measure` NULL: a listing that imposes none), with the act that made it.
     "list_entry_periods": "CREATE TABLE list_entry_periods (party TEXT NOT NULL, list TEXT NOT "
-                          "NULL, instrument_id TEXT NOT NULL, valid_from TEXT, valid_until TEXT)",
+                          "NULL, instrument_id TEXT NOT NULL, provision TEXT, measure TEXT, "
+                          "valid_from TEXT, valid_until TEXT)",
     # Declared names matching a listed party (dsl.names.PartyMatcher): the spelling on the
     # list it matched best and the score; the checks apply each list's `match threshold`.
     "listed_names": "CREATE TABLE listed_names (name TEXT NOT NULL, party TEXT NOT NULL, "
@@ -108,13 +111,17 @@ SUPPORT_VIEWS = {
     # by name answers `X is listed on L` and names the match, instead of a join per row.
     "listed_matches": """
         SELECT k.name AS name, k.party AS party, e.list AS list,
-               e.instrument_id AS instrument_id, e.valid_from AS valid_from,
+               e.instrument_id AS instrument_id, e.provision AS provision,
+               e.measure AS measure, e.valid_from AS valid_from,
                e.valid_until AS valid_until, k.score AS score,
                p.legal_name || ' on ' || e.list || ' (listed by ' || e.instrument_id
+                 || COALESCE(' ' || e.provision, '')
+                 || COALESCE('; ' || e.measure, '')
                  || '; as ''' || k.alias || ''', score ' || k.score_text || ')' AS note,
                ROW_NUMBER() OVER (PARTITION BY k.name
                                   ORDER BY k.score DESC, p.legal_name, e.list,
-                                           e.instrument_id) AS position
+                                           e.instrument_id, e.provision, e.measure,
+                                           e.valid_from) AS position
         FROM listed_names AS k
         JOIN list_entry_periods AS e ON e.party = k.party
         LEFT JOIN parties AS p ON p.name = k.party""",
@@ -360,10 +367,11 @@ def fill_support(db: Database, rb: CheckedRulebook, compiled: CompiledRulebook) 
     rows = []
     for lp in listing_periods(rb):
         for iv in lp.periods.intervals:
-            rows.append((lp.party, lp.list, lp.instrument,
-                         iv.start.isoformat() if iv.start else None,
-                         iv.end.isoformat() if iv.end else None))
-    conn.executemany("INSERT INTO list_entry_periods VALUES (?, ?, ?, ?, ?)", rows)
+            for measure in lp.measures or (None,):
+                rows.append((lp.party, lp.list, lp.instrument, lp.provision, measure,
+                             iv.start.isoformat() if iv.start else None,
+                             iv.end.isoformat() if iv.end else None))
+    conn.executemany("INSERT INTO list_entry_periods VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
     conn.executemany("INSERT INTO value_range_codes (value_range, code, low, high) "
                      "VALUES (?, ?, ?, ?)", rb.value_range_rows())
     conn.executemany("INSERT INTO item_minerals (item, rulebook, mineral) VALUES (?, ?, ?)",

@@ -15,7 +15,7 @@ from typing import Any
 from dsl import ast
 from dsl.interpret import Interpreter
 from dsl.schema import UNIT_FACTORS
-from kb.load import CONTRACTS
+from kb.load import CONTRACTS, with_parameters
 from kb.schema import declaration_schema
 from kb.screen import Finding, Screener
 
@@ -64,7 +64,7 @@ def declaration_rows(ex: ast.Example) -> list[dict[str, Any]]:
             if f.country is not None:
                 row[f"{f.name}_country"] = f.country.name
         row.setdefault("consignee_country", row.get("destination_country"))
-        rows.append(row)
+        rows.append(with_parameters(row))
     return rows
 
 
@@ -97,6 +97,9 @@ def _matches(f: Finding, x: ast.Expect) -> bool:
         return False
     if x.declaration is not None and f.declaration_id != x.declaration.name:
         return False
+    if x.citing is not None and (f.instrument, f.provision) != (
+            x.citing.instrument.name, str(x.citing.provision) if x.citing.provision else None):
+        return False
     if x.missing is None:
         return True
     spec = declaration_schema().field(x.missing.name)
@@ -118,8 +121,10 @@ def run_example(screener: Screener, ex: ast.Example) -> ExampleResult:
         [typed_row("declarations", r) for r in declaration_rows(ex)],
         [typed_row("licences", r) for r in licence_rows(ex)], as_of.date.text if as_of else None,
         [typed_row("trade_parties", r) for r in company_rows(ex)])
-    sql = sorted((f.declaration_id, f.rule, f.outcome) for f in findings)
-    ref = sorted((j.declaration_id, j.rule, j.outcome) for j in oracle)
+    sql = sorted((f.declaration_id, f.rule, f.outcome, f.instrument or "", f.provision or "")
+                 for f in findings)
+    ref = sorted((j.declaration_id, j.rule, j.outcome, j.instrument or "", j.provision or "")
+                 for j in oracle)
     if sql != ref:
         result.failures.append((ast.Expect("findings", True, span=ex.span),
                                 f"the compiled SQL found {sql}, the reference interpreter {ref}"))
@@ -147,8 +152,13 @@ def _interpreter(screener: Screener) -> Interpreter:
 
 def typed_row(table: str, row: dict[str, Any]) -> dict[str, Any]:
     """A row as the loader stores it, for the interpreter."""
-    return {name: check("" if row.get(name) is None else str(row[name]))
-            for name, check in CONTRACTS[table].fields}
+    contract = CONTRACTS[table]
+    row = with_parameters(row) if table == "declarations" else row
+    out = {name: check("" if row.get(name) is None else str(row[name]))
+           for name, check in contract.fields}
+    for name, source, derive in contract.derived:
+        out[name] = derive(out[source]) if out[source] is not None else None
+    return out
 
 
 def run_examples(rulebooks: Sequence[Path]) -> Iterator[ExampleResult]:

@@ -18,14 +18,15 @@ import json
 import math
 import sqlite3
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
 from sqlite_utils import Database
 
-from kb.schema import country_codes
+from dsl.schema import UNIT_DIMENSIONS, UNIT_FACTORS
+from kb.schema import DECLARATION_FIELDS, country_codes
 from kb.tables import SPECS
 
 BATCH = 5000
@@ -150,6 +151,77 @@ def _items(v: str) -> str:
     return ";".join(out)
 
 
+PARAMETERS = {f.name: f for f in DECLARATION_FIELDS if f.parameter_unit is not None}
+
+
+def parse_parameters(v: str) -> dict[str, float]:
+    """`energy_density=150 Wh/kg; particle_size=40 µm` → values in each parameter's own unit.
+    Raises ValueError naming the pair that is wrong and what was expected."""
+    out: dict[str, float] = {}
+    for n, pair in enumerate((p.strip() for p in v.split(";")), start=1):
+        if not pair:
+            continue
+        where = f"pair {n} '{pair}'"
+        name, eq, rest = pair.partition("=")
+        name = name.strip()
+        if not eq:
+            raise ValueError(f"name=value unit pairs separated by ';' ({where} has no '=')")
+        spec = PARAMETERS.get(name)
+        if spec is None:
+            raise ValueError(f"a known parameter in {where}: one of "
+                             f"{', '.join(sorted(PARAMETERS))}")
+        if name in out:
+            raise ValueError(f"each parameter once ({where} repeats {name})")
+        number, _, unit = rest.strip().partition(" ")
+        unit = unit.strip()
+        try:
+            value = float(number)
+        except ValueError:
+            raise ValueError(f"a number after '{name}=' in {where}") from None
+        if not math.isfinite(value) or value < 0:
+            raise ValueError(f"a number that is not negative in {where}")
+        units = sorted(u for u, d in UNIT_DIMENSIONS.items() if d == spec.dimension)
+        if unit not in units:
+            raise ValueError(f"a unit of {spec.dimension} ({', '.join(units)}) after "
+                             f"the number in {where}")
+        to_base = UNIT_FACTORS.get(unit, 1.0) / UNIT_FACTORS.get(spec.parameter_unit or "", 1.0)
+        out[name] = value * to_base
+    return out
+
+
+def with_parameters(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A declaration given as a mapping (an example, the Python API) may state its parameters
+    as their own keys (`energy_density`: 150, in the parameter's unit): folded into the
+    `parameters` column the contract reads."""
+    stated = {k: row[k] for k in PARAMETERS if row.get(k) is not None}
+    out = {k: v for k, v in row.items() if k not in PARAMETERS}
+    if stated:
+        parts = [str(row["parameters"])] if row.get("parameters") else []
+        parts += [f"{k}={v} {PARAMETERS[k].parameter_unit}" for k, v in stated.items()]
+        out["parameters"] = "; ".join(parts)
+    return out
+
+
+def _parameters(v: str) -> str | None:
+    """The `parameters` column, validated; stored as written in canonical form."""
+    found = parse_parameters(v)
+    if not found:
+        return None
+    return "; ".join(f"{k}={_number_text(x)} {PARAMETERS[k].parameter_unit}"
+                     for k, x in sorted(found.items()))
+
+
+def _number_text(x: float) -> str:
+    return str(int(x)) if x == int(x) else repr(x)
+
+
+def _parameter_value(name: str) -> Callable[[Any], Any]:
+    def value(canonical: str | None) -> float | None:
+        return parse_parameters(canonical).get(name) if canonical else None
+
+    return value
+
+
 # ---------------------------------------------------------------- column checks
 # The loader validates a batch of rows a column at a time: each check returns the converted
 # column and the positions it could not accept; only those cells go through the per-cell
@@ -236,6 +308,12 @@ def _c_percent(col: Col) -> tuple[list[Any], list[int]]:
     return vals, [i for i, x in enumerate(vals) if x is not None and not 0 <= x <= 100]
 
 
+def _c_parameters(col: Col) -> tuple[list[Any], list[int]]:
+    if not any(col):  # an absent or empty column: no call per cell
+        return [None] * len(col), []
+    return _c_each(_parameters)(col)
+
+
 def _c_each(check: Callable[[str], Any]) -> ColumnCheck:
     """For rarely used fields: the per-cell validator on every cell."""
 
@@ -256,7 +334,7 @@ def _c_each(check: Callable[[str], Any]) -> ColumnCheck:
 COLUMN_CHECKS: dict[Callable[[str], Any], ColumnCheck] = {
     _required: _c_required, _optional: _c_optional, _date: _c_date, _country: _c_country,
     _optional_country: _c_optional_country, _hs_code: _c_hs_code, _number: _c_number,
-    _optional_number: _c_optional_number, _percent: _c_percent,
+    _optional_number: _c_optional_number, _percent: _c_percent, _parameters: _c_parameters,
 }
 
 
@@ -269,6 +347,8 @@ class Contract:
     fields: tuple[tuple[str, Callable[[str], Any]], ...]
     # columns a file may leave out entirely (added to the contract later; empty when absent)
     optional_columns: frozenset[str] = frozenset()
+    # stored columns computed from a validated field: (column, field, function of its value)
+    derived: tuple[tuple[str, str, Callable[[Any], Any]], ...] = ()
 
 
 CONTRACTS = {
@@ -279,8 +359,9 @@ CONTRACTS = {
         ("hs_code", _hs_code), ("description", _required), ("quantity_kg", _number),
         ("value_usd", _number), ("purity_pct", _percent), ("licence_no", _optional),
         ("end_use", _optional), ("re_content_pct", _percent),
-        ("export_country", _optional_country),
-    ), optional_columns=frozenset({"end_use", "re_content_pct", "export_country"})),
+        ("export_country", _optional_country), ("parameters", _parameters),
+    ), optional_columns=frozenset({"end_use", "re_content_pct", "export_country", "parameters"}),
+        derived=tuple((name, "parameters", _parameter_value(name)) for name in PARAMETERS)),
     "licences": Contract("licences", "licence_no", (
         ("licence_no", _required), ("kind", _kind), ("holder", _required), ("items", _items),
         ("destination_country", _optional_country), ("end_user", _optional),
@@ -405,8 +486,9 @@ def load_csv(db: Database, table: str, source: str | Path | IO[bytes], run_id: i
         validators = [v for _, v in contract.fields]
         checks = [COLUMN_CHECKS.get(v) or _c_each(v) for v in validators]
         width = len(header)
-        cols = ", ".join(f'"{f}"' for f in wanted)
-        marks = ", ".join("?" for _ in wanted)
+        stored = wanted + [name for name, _, _ in contract.derived]
+        cols = ", ".join(f'"{f}"' for f in stored)
+        marks = ", ".join("?" for _ in stored)
         # table and column names come from the contract, never from the file
         insert = f'INSERT OR REPLACE INTO "{table}" ({cols}) VALUES ({marks})'
         reject = ('INSERT INTO rejected_rows (run_id, file, line, "column", value, expected, row)'
@@ -448,6 +530,9 @@ def load_csv(db: Database, table: str, source: str | Path | IO[bytes], run_id: i
                         bad.setdefault(i, []).append(Problem(line_of(i), field_name, col[i],
                                                              str(e)))
                 values.append(vals)
+            for _, source, derive in contract.derived:
+                of = values[wanted.index(source)]
+                values.append([derive(v) if v is not None else None for v in of])
             keys = values[0]
             if bad or len(set(keys)) != len(keys) or not first_line_of.keys().isdisjoint(keys):
                 for i, key in enumerate(keys):  # the slow path names the first line of a key

@@ -13,6 +13,7 @@ from sqlite_utils import Database
 from dsl import ast
 from dsl.check import CheckedRulebook, normalise_customs_code
 from dsl.format import attribute, condition, format_file, header
+from dsl.periods import item_controls
 
 Row = dict[str, Any]
 
@@ -28,7 +29,8 @@ def _texts(decl: object, kind: type[Any]) -> str | None:
 
 
 def _cite(decl: object) -> tuple[str | None, str | None]:
-    c = ast.first_attr(decl, ast.Citation)
+    act = ast.first_attr(decl, ast.ControlAct)
+    c = act.citation if act is not None else ast.first_attr(decl, ast.Citation)
     if c is None:
         return None, None
     return c.instrument.name, str(c.provision) if c.provision else None
@@ -112,8 +114,12 @@ def item_rows(rb: CheckedRulebook, hs6: frozenset[str]) -> dict[str, list[Row]]:
                               "hs6": digits[:6] if digits[:6] in hs6 else None})
     for group_name, names in sorted(rb.group_items.items()):
         members.extend({"group_name": group_name, "item": i} for i in sorted(names))
+    controls = [{"item": item, "instrument_id": c.instrument, "provision": c.provision,
+                 "controlled_from": c.start.isoformat() if c.start else None,
+                 "controlled_until": c.end.isoformat() if c.end else None}
+                for item, found in sorted(item_controls(rb).items()) for c in found]
     return {"item_groups": groups, "items": items, "item_customs_codes": codes,
-            "item_group_members": members}
+            "item_group_members": members, "item_controls": controls}
 
 
 def country_group_rows(rb: CheckedRulebook) -> tuple[list[Row], list[Row]]:
@@ -169,6 +175,7 @@ def party_rows(rb: CheckedRulebook) -> dict[str, list[Row]]:
                 "provision": str(lst.citation.provision) if lst.citation.provision else None,
                 "listed_from": lst.valid_from.date.text,
                 "listed_until": lst.valid_until.date.text if lst.valid_until else None,
+                "measures": _join(rb.listing_measures(lst)),
             })
     return {"party_lists": lists, "parties": parties, "party_aliases": aliases,
             "list_entries": entries}

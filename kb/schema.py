@@ -46,6 +46,18 @@ DECLARATION_FIELDS: tuple[FieldSpec, ...] = (
     FieldSpec("export_country", "country",
               description="Country the goods are exported from, ISO 3166 alpha-2 (optional "
                           "column; for rulebooks of other jurisdictions)"),
+    # Item parameters (the customs declaration elements), stated in the optional `parameters`
+    # column as `name=value unit; …` and stored in this unit: thresholds of items whose
+    # control depends on them are judged on the stated value, `undetermined` without one.
+    FieldSpec("energy_density", "number", "specific energy", parameter_unit="Wh/kg",
+              description="Stated energy density of battery cells, Wh/kg (parameters column)"),
+    FieldSpec("particle_size", "number", "length", parameter_unit="µm",
+              description="Stated particle size of powders and crystals, µm (parameters "
+                          "column)"),
+    FieldSpec("flexural_strength", "number", "pressure", parameter_unit="MPa",
+              description="Stated flexural strength, MPa (parameters column)"),
+    FieldSpec("density", "number", "density", parameter_unit="g/cm3",
+              description="Stated density, g/cm3 (parameters column)"),
     FieldSpec("unit_value", "number", "money per mass",
               description="Derived: value_usd / quantity_kg (USD per kg)"),
     FieldSpec("code_value_low", "number", "money per mass",

@@ -23,7 +23,7 @@ import dsl
 from dsl.compile import FINDING_COLUMNS, CompiledRulebook
 from kb.checks import install, materialise, refresh_inputs
 from kb.engines import close_engines
-from kb.load import CONTRACTS, LoadReport, load_csv
+from kb.load import CONTRACTS, LoadReport, load_csv, with_parameters
 from kb.rulebook_rows import load_rulebook
 from kb.schema import declaration_schema
 from kb.tables import MIGRATIONS
@@ -153,6 +153,8 @@ def _csv_bytes(table: str, rows: Iterable[Mapping[str, Any]]) -> bytes:
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(columns)
     for row in rows:
+        if table == "declarations":
+            row = with_parameters(row)
         writer.writerow(["" if row.get(c) is None else row.get(c) for c in columns])
     return out.getvalue().encode("utf-8")
 

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from sqlite_utils import Database
 from sqlite_utils.migrations import Migrations
 
+from kb.schema import DECLARATION_FIELDS
+
 
 @dataclass(frozen=True)
 class Column:
@@ -170,9 +172,19 @@ TABLES: tuple[TableSpec, ...] = (
         _c("provision", str, "Provision"),
         _c("listed_from", str, "Listed from (inclusive)"),
         _c("listed_until", str, "Listed until (inclusive), if delisted"),
+        _c("measures", str, "Measures the listing imposes (';'-separated; empty: none)"),
     ), pk=("party", "list", "instrument_id"), foreign_keys=(
         ("party", "parties", "name"), ("list", "party_lists", "name"),
         ("instrument_id", "instruments", "id")), indexes=(("list",),)),
+    TableSpec("item_controls", "When each item is controlled, and by which act (amendments "
+              "applied; the act that started last governs where several are in force)", (
+        _c("item", str, "Item", True),
+        _c("instrument_id", str, "Instrument that controls the item then", True),
+        _c("provision", str, "Provision"),
+        _c("controlled_from", str, "Controlled from (inclusive; empty: always)"),
+        _c("controlled_until", str, "Controlled until (inclusive; empty: open-ended)"),
+    ), pk=("item", "instrument_id", "controlled_from"), foreign_keys=(
+        ("item", "items", "name"), ("instrument_id", "instruments", "id"))),
     TableSpec("rules", "Rules and exceptions, with their citations and validity", (
         _c("name", str, "Rule name", True),
         _c("kind", str, "rule or exception"),
@@ -261,6 +273,10 @@ TABLES: tuple[TableSpec, ...] = (
                                     "(foreign-made items, MOFCOM-2025-61), if stated"),
         _c("export_country", str, "Country the goods are exported from (ISO alpha-2), when "
                                   "the file mixes jurisdictions; empty: not stated"),
+        _c("parameters", str, "Stated item parameters, 'name=value unit' pairs separated by "
+                              "';' (canonical units), if stated"),
+        *(_c(f.name, float, f.description) for f in DECLARATION_FIELDS
+          if f.parameter_unit is not None),
     ), pk="id", indexes=(("hs_code",), ("exporter", "declared_on"), ("consignee",),
                          ("end_user",)),
         public=False),
@@ -356,6 +372,19 @@ def m004_screening_indexes(db: Database) -> None:
                "ON declarations (end_user_country)")
     db.execute("CREATE INDEX IF NOT EXISTS idx_declarations_export_country "
                "ON declarations (export_country) WHERE export_country IS NOT NULL")
+
+
+@MIGRATIONS()
+def m005_declared_parameters(db: Database) -> None:
+    """Stated item parameters (issue 17): the `parameters` column as given, and one column per
+    parameter in its own unit, which the items' thresholds read."""
+    for table in ("declarations", "list_entries"):
+        have = db.table(table).columns_dict
+        for c in SPECS[table].columns:
+            if c.name not in have:
+                db.table(table).add_column(c.name, c.type)
+    if not db.table("item_controls").exists():
+        create_table(db, SPECS["item_controls"])
 
 
 def create_table(db: Database, spec: TableSpec) -> None:
