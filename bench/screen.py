@@ -76,7 +76,7 @@ run = lambda sql: duck.execute(sql).fetchone()[0]
 # Hand-written SQL for three checks, as an engineer would write them for this rulebook; they
 # share the support relations (item matching, licence cover, listed names) with the compiled
 # checks. Each returns what the check's view returns, one finding per declaration with its
-# outcome and explanation (DESIGN.md: a finding carries its legal reason), so both do the same
+# outcome and explanation (a finding carries its legal reason), so both do the same
 # work; the benchmark asserts that their rows are the same. Their ratio is the compiler's
 # overhead over a person writing the same check: the target applies to it.
 GA_GE_ITEMS = (
@@ -95,19 +95,37 @@ US_BAN_ITEMS = (
     "'zinc-germanium-phosphide', 'zone-refined-germanium'")
 # items whose ban has a purity threshold: unknown when the purity is not declared
 US_BAN_PURITY = "'antimony-hydride', 'antimony-oxides', 'organic-antimony'"
+# superhard items (MOFCOM-2025-55): not controlled before its suspension ended (2026-11-11);
+# the diamond powders' control depends on the stated particle size
+US_BAN_SUPERHARD = ("'dcpcvd-equipment', 'diamond-grinding-wheel', 'diamond-wire-saw', "
+                    "'synthetic-diamond-micropowder', 'synthetic-diamond-single-crystal'")
+US_BAN_SIZE = "'synthetic-diamond-micropowder', 'synthetic-diamond-single-crystal'"
+_US_BAN_UNKNOWN = (f"((d.purity_pct IS NULL AND di.item IN ({US_BAN_PURITY})) OR "
+                   f"(d.particle_size IS NULL AND di.item IN ({US_BAN_SIZE})))")
+_US_BAN_NOT = """
+            AND NOT (di.item = 'antimony-oxides' AND COALESCE(d.purity_pct, 100) < 99.99)
+            AND NOT (di.item IN ('organic-antimony', 'antimony-hydride')
+                     AND COALESCE(d.purity_pct, 100) <= 99.999)
+            AND NOT (di.item = 'synthetic-diamond-micropowder'
+                     AND COALESCE(d.particle_size, 0) > 50)
+            AND NOT (di.item = 'synthetic-diamond-single-crystal'
+                     AND (COALESCE(d.particle_size, 100) <= 50
+                          OR COALESCE(d.particle_size, 100) > 500))"""
 # declarations whose consignee or end user matches (score ≥ 90, the list's threshold) a party
-# while it is on the Control List
-_CONTROL_LIST_MATCHES = """
+# while a listing on the Unreliable Entity List bans its import and export activities
+_UEL_MATCHES = """
           SELECT d.{key} FROM declarations d
           JOIN listed_names k ON k.name = d.{role} AND k.score >= 90
-          JOIN list_entry_periods e ON e.party = k.party AND e.list = 'control-list'
+          JOIN list_entry_periods e ON e.party = k.party AND e.list = 'unreliable-entity-list'
+            AND e.measure = 'import-export-ban'
           WHERE d.declared_on >= e.valid_from
             AND (e.valid_until IS NULL OR d.declared_on <= e.valid_until)"""
-# the note naming a match: the first listing (in the note's order) in force on the day
+# the note naming a match: the first such listing (in the note's order) in force on the day
 _NOTE = """
                || COALESCE((SELECT '; {label} matches ' || m.note FROM listed_matches m
                             WHERE m.name = d.{role} AND m.score >= 90
-                              AND m.list IN ('control-list', 'unreliable-entity-list')
+                              AND m.list = 'unreliable-entity-list'
+                              AND m.measure = 'import-export-ban'
                               AND d.declared_on >= m.valid_from
                               AND (m.valid_until IS NULL OR d.declared_on <= m.valid_until)
                             ORDER BY m.position LIMIT 1), '')"""
@@ -133,39 +151,43 @@ HAND_WRITTEN = {
           WHERE di.item IN ({GA_GE_ITEMS})
             AND d.declared_on >= '2023-08-01' AND COALESCE(lc.covered, 0) = 0)
         WHERE n = 1""",
-    "check_control_list_consignee": f"""
+    "check_unreliable_entity_party": f"""
         SELECT d.id, 'prohibited',
                'Declaration ' || d.id || ' to ' || d.destination_country || ' on '
-               || d.declared_on || ': dual-use exports to a party on the Control List are '
-               || 'prohibited (ECL-2020)'{_MATCH_NOTES}
+               || d.declared_on || ': exports to a party whose Unreliable Entity List listing '
+               || 'bans its import and export activities are prohibited (MOFCOM-2020-4 '
+               || 'article 10)'{_MATCH_NOTES}
         FROM declarations d
-        WHERE d.rowid IN ({_CONTROL_LIST_MATCHES.format(key="rowid", role="consignee")}
-          UNION{_CONTROL_LIST_MATCHES.format(key="rowid", role="end_user")})""",
+        WHERE d.rowid IN ({_UEL_MATCHES.format(key="rowid", role="consignee")}
+          UNION{_UEL_MATCHES.format(key="rowid", role="end_user")})""",
     # an item of the ban to the US, from 2024-12-03 except during the suspension (2025-11-09 to
     # 2026-11-27); an item with a purity threshold counts when it meets it, and is
     # undetermined when the purity is not declared; one finding per declaration (a prohibited
     # item before an undetermined one, then by name)
     "check_us_critical_minerals_ban": f"""
         SELECT declaration_id, CASE WHEN unknown THEN 'undetermined' ELSE 'prohibited' END,
-               explanation || CASE WHEN unknown THEN '; cannot be judged, missing: purity_pct'
+               explanation || CASE WHEN unknown THEN '; cannot be judged, missing:'
+                   || CASE WHEN purity_pct IS NULL AND item IN ({US_BAN_PURITY})
+                           THEN ' purity_pct' ELSE '' END
+                   || CASE WHEN particle_size IS NULL AND item IN ({US_BAN_SIZE})
+                           THEN ' particle_size' ELSE '' END
                                    ELSE '' END
         FROM (
-          SELECT d.id AS declaration_id,
-                 d.purity_pct IS NULL AND di.item IN ({US_BAN_PURITY}) AS unknown,
+          SELECT d.id AS declaration_id, d.purity_pct, d.particle_size, di.item,
+                 {_US_BAN_UNKNOWN} AS unknown,
                  COALESCE(i.title, 'an item') || ' (code ' || d.hs_code || ') to '
                    || d.destination_country || ' on ' || d.declared_on
                    || ': not permitted under MOFCOM-2024-46 clause 2' AS explanation,
-                 ROW_NUMBER() OVER (PARTITION BY d.id ORDER BY
-                   d.purity_pct IS NULL AND di.item IN ({US_BAN_PURITY}), di.item) AS n
+                 ROW_NUMBER() OVER (PARTITION BY d.id ORDER BY {_US_BAN_UNKNOWN}, di.item)
+                   AS n
           FROM declarations d
           JOIN declaration_items di ON di.declaration_id = d.id
           LEFT JOIN items i ON i.name = di.item
           WHERE di.item IN ({US_BAN_ITEMS})
             AND d.destination_country = 'US' AND d.declared_on >= '2024-12-03'
             AND NOT (d.declared_on >= '2025-11-09' AND d.declared_on <= '2026-11-27')
-            AND NOT (di.item = 'antimony-oxides' AND COALESCE(d.purity_pct, 100) < 99.99)
-            AND NOT (di.item IN ('organic-antimony', 'antimony-hydride')
-                     AND COALESCE(d.purity_pct, 100) <= 99.999))
+            AND NOT (di.item IN ({US_BAN_SUPERHARD}) AND d.declared_on < '2026-11-11')
+            {_US_BAN_NOT})
         WHERE n = 1""",
 }
 
@@ -178,9 +200,9 @@ IDS_ONLY = {
         LEFT JOIN licence_cover lc ON lc.declaration_id = d.id
         WHERE di.item IN ({GA_GE_ITEMS})
           AND d.declared_on >= '2023-08-01' AND COALESCE(lc.covered, 0) = 0""",
-    "check_control_list_consignee": f"""
-        SELECT COUNT(DISTINCT id) FROM ({_CONTROL_LIST_MATCHES.format(key="id", role="consignee")}
-          UNION ALL{_CONTROL_LIST_MATCHES.format(key="id", role="end_user")})""",
+    "check_unreliable_entity_party": f"""
+        SELECT COUNT(DISTINCT id) FROM ({_UEL_MATCHES.format(key="id", role="consignee")}
+          UNION ALL{_UEL_MATCHES.format(key="id", role="end_user")})""",
     "check_us_critical_minerals_ban": f"""
         SELECT COUNT(DISTINCT d.id) FROM declarations d
         JOIN declaration_items di ON di.declaration_id = d.id
@@ -188,9 +210,8 @@ IDS_ONLY = {
           AND d.destination_country = 'US'
           AND d.declared_on >= '2024-12-03'
           AND NOT (d.declared_on >= '2025-11-09' AND d.declared_on <= '2026-11-27')
-          AND NOT (di.item = 'antimony-oxides' AND COALESCE(d.purity_pct, 100) < 99.99)
-          AND NOT (di.item IN ('organic-antimony', 'antimony-hydride')
-                   AND COALESCE(d.purity_pct, 100) <= 99.999)""",
+          AND NOT (di.item IN ({US_BAN_SUPERHARD}) AND d.declared_on < '2026-11-11')
+          {_US_BAN_NOT}""",
 }
 
 

@@ -76,7 +76,7 @@ CHECKS: list[Check] = [
     ("screening growth 1M / 100k", "x", "≤ 11", _get("screen", "growth_sqlite"),
      lambda v: v <= 11, _range("screen", "growth_sqlite_range")),
     _hand("check_ga_ge_licence", "licence cover"),
-    _hand("check_control_list_consignee", "listed party"),
+    _hand("check_unreliable_entity_party", "listed party"),
     _hand("check_us_critical_minerals_ban", "suspended rule"),
     ("compiled SQLite / interpreter speed-up", "x", "≥ 20",
      _get("screen", "speedup_over_interpreter"), lambda v: v >= 20, _once),

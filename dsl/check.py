@@ -604,8 +604,8 @@ class Checker:
         self._annotations(pl, "list", pl.name.name)
         self.check_citations(pl)
         seen: set[str] = set()
-        for m in ast.attrs_of(pl, ast.Measures):
-            for ref in m.names:
+        for measures in ast.attrs_of(pl, ast.Measures):
+            for ref in measures.names:
                 if ref.name in seen:
                     self.error("E201", f"measure '{ref.name}' is declared twice", ref.span)
                 seen.add(ref.name)

@@ -813,7 +813,8 @@ class Compiler:
             if isinstance(node, exp.Column) and node.table == D and node.name == "id":
                 return key.copy()
             if isinstance(node, exp.Column) and node.table == D and node.name == "judged_on":
-                return _judged_on_x(None if _reads_declarations(query) else key)
+                return _judged_on_x(None if isinstance(query, exp.Select)
+                                    and _reads_declarations(query) else key)
             return node
 
         if _is_probe(query):

@@ -47,6 +47,9 @@ CODES: dict[str, str] = {
     "E602": "an example without a declaration or without an expectation",
     "E701": "a construct the SQL compiler does not support yet",
     "W101": "a customs code whose HS subheading is not in HS 2022",
+    "W301": "two suspensions of the same target overlap",
+    "W302": "an amendment of a target that a lift or repeal has already ended",
+    "W303": "a rule in force before any item it names is controlled",
 }
 
 

@@ -1,4 +1,4 @@
-"""Load `declarations.csv`, `licences.csv` and `parties.csv` (DESIGN.md's contracts).
+"""Load `declarations.csv`, `licences.csv` and `parties.csv` (the contracts in docs/inputs.md).
 
 Every field is validated. A bad row is reported with file, line, column, value and what was
 expected, and kept in `rejected_rows`; good rows load. A load is one transaction: if it fails

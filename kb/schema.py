@@ -1,4 +1,4 @@
-"""The facts of an export declaration (the `declarations.csv` contract in DESIGN.md), described
+"""The facts of an export declaration (the `declarations.csv` contract in docs/inputs.md), described
 for the rules-language checker, plus the reference sets it validates codes against.
 """
 

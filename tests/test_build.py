@@ -81,7 +81,8 @@ def test_ready_to_serve_no_side_files_analyzed_and_migrated(built: Path) -> None
     assert query(built, "select count(*) from sqlite_stat1")[0][0] > 0
     assert query(built, "select name from _sqlite_migrations order by name") == [
         ("m001_initial_schema",), ("m002_optional_declaration_facts",),
-        ("m003_indicator_reference_data",), ("m004_screening_indexes",)]
+        ("m003_indicator_reference_data",), ("m004_screening_indexes",),
+        ("m005_declared_parameters",)]
     assert query(built, "pragma integrity_check") == [("ok",)]
 
 

@@ -54,11 +54,15 @@ def compare(path: str, declarations: list[dict[str, Any]], licences: list[dict[s
 
 DATES = ["2023-07-31", "2023-08-01", "2024-01-09", "2024-01-10", "2024-05-31", "2024-06-01",
          "2024-06-30", "2024-07-01", "2024-09-14", "2024-09-15", "2024-12-02", "2024-12-03",
-         "2025-01-01", "2025-01-02", "2025-11-08", "2025-11-09", "2026-11-27", "2026-11-28"]
+         "2025-01-01", "2025-01-02", "2025-11-08", "2025-11-09", "2026-11-27", "2026-11-28",
+         "2024-11-30", "2024-12-01", "2025-04-03", "2025-04-04", "2025-08-11", "2025-08-12",
+         "2025-11-10", "2026-11-09", "2026-11-10", "2026-11-11"]
 CODES = ["8112929010", "8112929099", "7105102000", "71051020", "81129290", "2825800010",
-         "8112921010", "2504101000", "9403600000", "8112.92.90.10"]
+         "8112921010", "2504101000", "9403600000", "8112.92.90.10", "8507600000",
+         "2846901940", "7901110000"]
 NAMES = ["Acme GmbH", "LOCKHEED MARTIN CORPORATION", "Lockheed Martin Corp.", "洛克希德·马丁",
-         "Ｌｏｃｋｈｅｅｄ　Ｍａｒｔｉｎ", "Lockheed Electronics Ltd", "Zoë's Ünïcode Café"]
+         "Ｌｏｃｋｈｅｅｄ　Ｍａｒｔｉｎ", "Lockheed Electronics Ltd", "Zoë's Ünïcode Café",
+         "Echodyne", "Source Intelligence", "Illumina", "Cyberlux", "Leidos"]
 DESCRIPTIONS = ["widgets", "x'; drop table declarations; -- y", "含镓", "gallium ingots",
                 'a back\\slash "quoted"']
 
@@ -83,6 +87,9 @@ def declaration(draw: st.DrawFn, n: int) -> dict[str, Any]:
         "value_usd": draw(st.sampled_from([0, 100, 25000])),
         "purity_pct": draw(st.sampled_from([None, 99.98, 99.99, 99.999])),
         "licence_no": draw(st.sampled_from([None, "L-1", "L-1", "L-9"])),
+        # stated parameters around the items' thresholds
+        "energy_density": draw(st.sampled_from([None, 150, 299.9, 300])),
+        "particle_size": draw(st.sampled_from([None, 40, 50, 50.5, 500, 600])),
     }
 
 

@@ -1,0 +1,194 @@
+"""The law over time: items controlled by acts with their own periods, listings with their
+measures and amendments, the act a finding cites, and parameters a declaration states."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+from pathlib import Path
+
+import pytest
+from sqlite_utils import Database
+
+from dsl import LoadResult, load
+from dsl.periods import item_controls
+from kb.load import load_csv
+from kb.schema import declaration_schema
+from kb.screen import Screener
+from kb.tables import MIGRATIONS
+from tests.conftest import RULEBOOKS
+
+HEAD = """
+instrument OLD-1
+  title "An announcement"
+  issued 2023-07-03
+  in force 2023-08-01
+  annex 1 "Widgets"
+
+instrument NEW-1
+  title "The unified list"
+  issued 2024-09-30
+  in force 2024-12-01
+  annex 1 "Widgets"
+
+instrument PAUSE-1
+  title "Suspends the unified list"
+  issued 2025-11-07
+  in force 2025-11-07
+
+group widgets "Widgets"
+  per OLD-1 annex 1
+  per NEW-1 annex 1 from 2024-12-01
+
+item widget "A widget"
+  member of widgets
+  customs 8112929010
+"""
+
+
+def checked(tmp_path: Path, text: str) -> LoadResult:
+    (tmp_path / "r.excon").write_text(HEAD + text, encoding="utf-8")
+    return load([tmp_path], declaration_schema())
+
+
+def test_a_later_act_takes_over_and_a_suspension_of_it_cuts_the_control(tmp_path: Path) -> None:
+    result = checked(tmp_path, """
+suspend NEW-1
+  per PAUSE-1
+  from 2025-11-07 until 2026-11-10
+""")
+    assert result.ok, result.diagnostics
+    controls = item_controls(result.rulebook)["widget"]
+    assert [(c.start, c.end, c.instrument, c.provision) for c in controls] == [
+        (dt.date(2023, 8, 1), dt.date(2024, 11, 30), "OLD-1", "annex 1"),
+        # the older act is still in force while the newer one is suspended
+        (dt.date(2024, 12, 1), dt.date(2025, 11, 6), "NEW-1", "annex 1"),
+        (dt.date(2025, 11, 7), dt.date(2026, 11, 10), "OLD-1", "annex 1"),
+        (dt.date(2026, 11, 11), None, "NEW-1", "annex 1"),
+    ]
+
+
+def codes(result: LoadResult) -> list[str]:
+    return [d.code for d in result.diagnostics]
+
+
+def test_overlapping_and_contradictory_amendments_are_warned(tmp_path: Path) -> None:
+    result = checked(tmp_path, """
+suspend OLD-1
+  per PAUSE-1
+  from 2025-11-07 until 2025-12-31
+
+suspend OLD-1
+  per PAUSE-1
+  from 2025-12-01 until 2026-01-31
+
+lift NEW-1
+  per PAUSE-1
+  from 2025-11-07
+
+suspend NEW-1
+  per PAUSE-1
+  from 2025-12-01 until 2026-01-31
+""")
+    assert "W301" in codes(result) and "W302" in codes(result)
+    assert result.ok  # warnings, not errors
+
+
+def test_a_rule_in_force_before_its_items_are_controlled_is_warned(tmp_path: Path) -> None:
+    result = checked(tmp_path, """
+rule early "Widgets before any act controls them"
+  per OLD-1
+  from 2023-08-01
+  when item in gizmos
+  then licence required
+
+group gizmos "Gizmos"
+  per NEW-1 annex 1
+
+item gizmo "A gizmo"
+  member of gizmos
+  customs 2825800010
+""")
+    [w] = [d for d in result.diagnostics if d.code == "W303"]
+    assert "not controlled before 2024-12-01" in w.message or "2024-12-01" in w.message
+
+
+def test_a_measure_the_list_does_not_declare_is_an_error(tmp_path: Path) -> None:
+    result = checked(tmp_path, """
+list the-list "A list"
+  per OLD-1
+  measures export-ban
+
+party acme "Acme"
+  listed on the-list per OLD-1 from 2024-01-01 with export-bam
+
+rule banned "Exports to parties listed with an export ban"
+  per OLD-1
+  when consignee listed on the-list with investment-ban
+  then prohibited
+""")
+    messages = [d.message for d in result.diagnostics if d.code == "E202"]
+    assert any("export-bam" in m for m in messages)
+    assert any("investment-ban" in m for m in messages)
+    hints = [d.hint for d in result.diagnostics if d.code == "E202"]
+    assert any(h and "export-ban" in h for h in hints)
+
+
+def test_stated_parameters_are_converted_and_malformed_ones_rejected_with_the_pair(
+        tmp_path: Path) -> None:
+    db = Database(tmp_path / "kb.db")
+    MIGRATIONS.apply(db)
+    header = ("id,declared_on,exporter,consignee,consignee_country,end_user,end_user_country,"
+              "destination_country,hs_code,description,quantity_kg,value_usd,purity_pct,"
+              "licence_no,parameters\n")
+    rows = [
+        "ok,2026-12-01,E,C,DE,,,DE,8507600000,cells,10,100,,,energy_density=150 Wh/kg; "
+        "particle_size=500 nm",
+        "unit,2026-12-01,E,C,DE,,,DE,8507600000,cells,10,100,,,particle_size=40 kg",
+        "name,2026-12-01,E,C,DE,,,DE,8507600000,cells,10,100,,,energy_densty=150 Wh/kg",
+        "pair,2026-12-01,E,C,DE,,,DE,8507600000,cells,10,100,,,energy_density 150 Wh/kg",
+    ]
+    report = load_csv(db, "declarations", io.BytesIO((header + "\n".join(rows)).encode()),
+                      name="declarations.csv")
+    assert report.loaded == 1 and report.rejected_rows == 3
+    row = db.execute("select energy_density, particle_size, parameters from declarations"
+                     ).fetchone()
+    assert row == (150.0, 0.5, "energy_density=150 Wh/kg; particle_size=0.5 µm")
+    problems = {p.line: (p.column, p.expected) for p in report.problems}
+    assert problems[3][0] == "parameters" and "unit of length" in problems[3][1]
+    assert "a known parameter in pair 1 'energy_densty=150 Wh/kg'" in problems[4][1]
+    assert "no '='" in problems[5][1]
+
+
+@pytest.fixture(scope="module")
+def screener() -> Screener:
+    return Screener([RULEBOOKS])
+
+
+def test_a_stated_parameter_decides_and_a_missing_one_is_undetermined(
+        screener: Screener) -> None:
+    base = {"id": "d1", "declared_on": "2026-12-01", "exporter": "E", "consignee": "C",
+            "consignee_country": "DE", "destination_country": "DE", "hs_code": "8507600000",
+            "description": "cells", "quantity_kg": 10, "value_usd": 100}
+    missing = screener.screen([base])
+    assert [(f.rule, f.outcome) for f in missing] == [("batteries-licence", "undetermined")]
+    assert "missing: energy_density" in missing[0].explanation
+    assert screener.screen([{**base, "parameters": "energy_density=150 Wh/kg"}]) == []
+    [f] = screener.screen([{**base, "parameters": "energy_density=320 Wh/kg"}])
+    assert (f.outcome, f.instrument) == ("unlicensed", "MOFCOM-2025-58")
+
+
+def test_a_listed_party_finding_cites_its_listing_and_names_only_its_own_list(
+        screener: Screener) -> None:
+    row = {"id": "d1", "declared_on": "2025-03-01", "exporter": "E",
+           "consignee": "Lockheed Martin Corporation", "consignee_country": "US",
+           "destination_country": "US", "hs_code": "2504101000", "description": "graphite",
+           "quantity_kg": 10, "value_usd": 100}
+    found = {f.rule: f for f in screener.screen([row])}
+    listed = found["control-list-consignee"]
+    assert (listed.instrument, listed.provision) == ("MOFCOM-2025-1", None)
+    assert "on control-list (listed by MOFCOM-2025-1" in listed.explanation
+    assert "unreliable-entity-list" not in listed.explanation
+    assert "(ECL-2020)" in listed.explanation  # the enabling law stays in the explanation
+    uel = found["unreliable-entity-party"]
+    assert uel.instrument == "UEL-2023-0216" and "control-list" not in uel.explanation
