@@ -294,6 +294,7 @@ class Compiler:
         self.rulebook = ""  # of the rule being compiled
         # the declaration's party columns tested by `listed`: the lists and measures named
         self.listed_columns: dict[str, list[tuple[list[str], list[str]]]] = {}
+        self.silent: set[str] = set()
         self.evidence: list[exp.Expression] = []  # notes naming what matched, or NULL
         self.reach_needs: dict[tuple[str, str, str | None], int] = {}
         self.windows: dict[str, exp.Select] = {}   # window_<n> → its relation
@@ -871,7 +872,11 @@ class Compiler:
             lists = [r.name for r in c.lists] or sorted(self.rb.lists)
             return Candidates(exp.select(exp.column("id", table="x"))
                               .from_(exp.alias_(exp.to_table("declarations"), "x"))
-                              .where(self.listed_candidate(column, lists)), False, COST_PARTIES)
+                              .where(self.listed_candidate(column, lists)),
+                              # outside the listed names the test is false, or unknown where
+                              # the party is missing: a finding only if the rule reports that
+                              not self.field_sql(spec.name)[1] or spec.name in self.silent,
+                              COST_PARTIES)
         if isinstance(c, ast.InSet) and not c.negated and \
                 self.schema.field(c.subject.name).type == "code":  # type: ignore[union-attr]
             items = self.rb.items_in(r.name for r in c.members)
@@ -1064,6 +1069,9 @@ class Compiler:
         self.rule_windows = []
         self.listed_columns = {}
         self.evidence = []
+        # the facts whose absence gives no finding (`if missing … then no finding`)
+        self.silent = {self.field_sql(p.field.name)[2]
+                       for p in ast.attrs_of(rule, ast.IfMissing) if p.outcome is None}
         truth = self.truth(condition)
         name = rule.name.name
         cite = ast.first_attr(rule, ast.Citation)
@@ -1149,8 +1157,7 @@ class Compiler:
         # When no unknown result can be reported (every fact the condition may lack has an
         # `if missing … then no finding`), only rows where it can be true matter: restrict
         # them by a test the engine answers from indexes.
-        silent = {self.field_sql(p.field.name)[2] for p in ast.attrs_of(rule, ast.IfMissing)
-                  if p.outcome is None}
+        silent = self.silent
         extra = []
         if licence and required is not None:
             # a licence requirement finds nothing where a licence covers the declaration:
@@ -1165,10 +1172,18 @@ class Compiler:
                             exp.EQ(this=exp.Coalesce(this=_col("covered", "xl"),
                                                      expressions=[_lit(0)]),
                                    expression=_lit(0)))), True, COST_RELATION))
-        for query in self.candidate_filters(condition, set(truth.missing) <= silent,
-                                            extra, force):
+        filters = self.candidate_filters(condition, set(truth.missing) <= silent, extra, force)
+        for query in filters:
             inner = inner.where(exp.In(this=_col("id"), query=exp.Subquery(this=query)),
                                 copy=False)
+        if required is not None and any(all(_is_probe(b) for b in _branches(q))
+                                        for q in filters):
+            # a few declarations found through an index (listed names, a country): start from
+            # them, not from every match of the items (`item is dual-use`: all of them)
+            for join in inner.args.get("joins", []):
+                if join.this.alias_or_name == "di":
+                    join.set("kind", None)
+                    join.set("side", "LEFT")
 
         # OFFSET 0 keeps `facts` a subquery of its own: merged into the query above, each
         # reference to `truth` would evaluate the whole condition again

@@ -116,7 +116,11 @@ def test_licence_cover_and_why_it_failed(screener: Screener, engine: str) -> Non
     assert "for another destination" in findings["elsewhere"].explanation
     assert "licence L-9 is unknown" in findings["unknown"].explanation
     assert "licence: none declared" in findings["none"].explanation
-    assert all(f.outcome == "unlicensed" and f.instrument == "LIC-1" for f in findings.values())
+    # the unified list (LIC-2 clause 1) controls the widgets from 2024-12-01: findings cite it
+    assert all(f.outcome == "unlicensed" for f in findings.values())
+    assert (findings["expired"].instrument, findings["expired"].provision) == \
+        ("LIC-2", "clause 1")
+    assert {f.instrument for f in findings.values()} <= {"LIC-1", "LIC-2"}
 
 
 @pytest.mark.parametrize("engine", ENGINES, indirect=True)
@@ -133,8 +137,9 @@ def test_listed_parties_match_after_normalisation_from_their_listing_date(
     caps = next(f for f in findings
                 if f.declaration_id == "caps" and f.rule == "listed-consignee")
     assert caps.explanation.endswith(
-        "; consignee matches Lockheed Martin Corp. on control-list (listed by LIST-1; as "
-        "'Lockheed Martin Corp.', score 100.0)")
+        "; consignee matches Lockheed Martin Corp. on control-list (listed by LIST-1 entry 1; "
+        "export-ban; as 'Lockheed Martin Corp.', score 100.0)")
+    assert (caps.instrument, caps.provision) == ("LIST-1", "entry 1")
 
 
 @pytest.mark.parametrize("engine", ENGINES, indirect=True)

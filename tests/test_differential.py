@@ -62,7 +62,8 @@ CODES = ["8112929010", "8112929099", "7105102000", "71051020", "81129290", "2825
          "2846901940", "7901110000"]
 NAMES = ["Acme GmbH", "LOCKHEED MARTIN CORPORATION", "Lockheed Martin Corp.", "洛克希德·马丁",
          "Ｌｏｃｋｈｅｅｄ　Ｍａｒｔｉｎ", "Lockheed Electronics Ltd", "Zoë's Ünïcode Café",
-         "Echodyne", "Source Intelligence", "Illumina", "Cyberlux", "Leidos"]
+         "Echodyne", "Source Intelligence", "Illumina", "Cyberlux", "Leidos",
+         "Gadget Traders Ltd"]
 DESCRIPTIONS = ["widgets", "x'; drop table declarations; -- y", "含镓", "gallium ingots",
                 'a back\\slash "quoted"']
 
