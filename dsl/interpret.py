@@ -262,6 +262,10 @@ class Interpreter:
             return _or(self.truth(p, d, item, day) for p in c.parts)
         if isinstance(c, ast.Negation):
             return _not(self.truth(c.part, d, item, day))
+        if isinstance(c, ast.DualUse):  # as `excon explain` asks of the written condition
+            items = sorted(self.rb.rulebook_items(c.span.file))
+            return self.truth(ast.ItemIn(tuple(ast.Ref(n) for n in items), c.negated, c.span),
+                              d, item, day)
         if isinstance(c, ast.ItemIn):
             members = self.rb.items_in(r.name for r in c.members)
             result: Truth
@@ -436,7 +440,7 @@ class Interpreter:
         stack = [c]
         while stack:
             node = stack.pop()
-            if isinstance(node, ast.ItemIn):
+            if isinstance(node, ast.ItemIn | ast.DualUse):
                 return True
             if isinstance(node, ast.Comparison) and any(
                     isinstance(e, ast.CountOf | ast.SumOf) and
