@@ -1176,8 +1176,9 @@ class Compiler:
         for query in filters:
             inner = inner.where(exp.In(this=_col("id"), query=exp.Subquery(this=query)),
                                 copy=False)
-        if required is not None and any(all(_is_probe(b) for b in _branches(q))
-                                        for q in filters):
+        if required is not None and any(
+                all(isinstance(b, exp.Select) and _is_probe(b) for b in _branches(q))  # type: ignore[arg-type]
+                for q in filters):
             # a few declarations found through an index (listed names, a country): start from
             # them, not from every match of the items (`item is dual-use`: all of them)
             for join in inner.args.get("joins", []):
