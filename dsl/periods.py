@@ -76,6 +76,50 @@ class Periods:
         return None
 
 
+@dataclass(frozen=True)
+class Stretch:
+    """One consecutive stretch of something's life: in force, suspended, repealed or lifted
+    (by `instrument`), not in force, or expired. Both ends inclusive; None is open."""
+
+    start: dt.date | None
+    end: dt.date | None
+    status: str
+    instrument: str | None = None
+
+
+_STATUS = {"suspend": "suspended", "repeal": "repealed", "lift": "lifted"}
+
+
+def timeline(periods: Periods) -> list[Stretch]:
+    """Consecutive stretches of a rule's or a listing's life from the start of its validity:
+    what the rule pages, `in_force_on` and `excon docs` show."""
+    out: list[Stretch] = []
+    validity = periods.validity
+
+    def gap(start: dt.date, end: dt.date | None) -> Stretch:
+        found = periods.gap_on(start)
+        return Stretch(start, end, _STATUS[found.action] if found else "not in force",
+                       found.instrument if found else None)
+
+    cursor = validity.start
+    for iv in periods.intervals:
+        if cursor is not None and iv.start is not None and iv.start > cursor:
+            out.append(gap(cursor, iv.start - ONE_DAY))
+        out.append(Stretch(iv.start, iv.end, "in force"))
+        cursor = iv.end + ONE_DAY if iv.end else None
+    # after the last stretch in force: consecutive gaps (a suspension, then a repeal…)
+    while cursor is not None and (validity.end is None or cursor <= validity.end):
+        found = periods.gap_on(cursor)
+        if found is None:
+            break
+        end = min((d for d in (found.end, validity.end) if d), default=None)
+        out.append(gap(cursor, end))
+        cursor = end + ONE_DAY if end else None
+    if cursor is not None and validity.end is not None and cursor > validity.end:
+        out.append(Stretch(cursor, None, "expired"))
+    return out
+
+
 def _subtract(iv: Interval, start: dt.date, end: dt.date | None) -> list[Interval]:
     out = []
     if iv.start is None or iv.start < start:
@@ -108,9 +152,10 @@ def _amendment_gaps(rb: CheckedRulebook) -> dict[str, list[Gap]]:
                 suspensions = [g for g in earlier if g.action == "suspend"]
                 if suspensions and end is not None:
                     last = suspensions[-1]
+                    base, _, by = last.instrument.partition(" (extended by ")
+                    by = f"{by[:-1]}, {instrument}" if by else instrument
                     earlier[earlier.index(last)] = Gap(last.start, end, "suspend",
-                                                       f"{last.instrument} (extended by "
-                                                       f"{instrument})", last.span)
+                                                       f"{base} (extended by {by})", last.span)
                 continue
             if start is None:
                 continue

@@ -24,7 +24,8 @@ from sqlite_utils import Database
 
 from dsl.check import CheckedRulebook
 from dsl.compile import CompiledRulebook
-from dsl.periods import ONE_DAY, Periods
+from dsl.periods import Periods, item_controls, listing_periods
+from dsl.periods import timeline as law_timeline
 from kb.checks import MATERIALISED, SUPPORT_TABLES, SUPPORT_VIEWS, declaration_findings_query
 from kb.reference import COUNTRIES_SOURCE, HS_SOURCE
 from kb.tables import SPECS
@@ -68,8 +69,10 @@ FINDING_DETAILS_COLUMNS = {
     "rule": "Rule that made the finding",
     "outcome": "prohibited, unlicensed, undetermined or risk",
     "severity": "For risk indicators: high, medium, low",
-    "instrument": "Instrument the rule cites (canonical id)",
-    "provision": "Provision of the instrument",
+    "instrument": "The act that makes the case a violation: the announcement that listed the "
+                  "matched party, the act controlling the item on the judged date (licence "
+                  "requirements), or the rule's own instrument",
+    "provision": "Provision (or entry) of that act",
     "explanation": "Why: the facts that matched, in a sentence",
     "rulebook_version": "Version hash of the rulebooks that made the finding",
     "declared_on": "Declaration date",
@@ -113,6 +116,13 @@ def publish(db: Database, rb: CheckedRulebook, compiled: CompiledRulebook,
     db.conn.executemany("INSERT INTO rule_timeline VALUES (?, ?, ?, ?, ?, ?)",
                         [(rule, seq, *segment) for rule, periods in sorted(compiled.periods.items())
                          for seq, segment in enumerate(timeline(periods), 1)])
+    db.execute("DROP TABLE IF EXISTS law_timeline")
+    db.execute("CREATE TABLE law_timeline (kind TEXT NOT NULL, name TEXT NOT NULL, "
+               "title TEXT, status TEXT NOT NULL, amended_by TEXT, instrument TEXT, "
+               "provision TEXT, detail TEXT, valid_from TEXT, valid_until TEXT)")
+    db.conn.executemany("INSERT INTO law_timeline VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        law_rows(db, rb, compiled))
+    db.execute("CREATE INDEX law_timeline_kind_name ON law_timeline (kind, name)")
     db.execute("DROP TABLE IF EXISTS excon_metadata")
     db.execute("CREATE TABLE excon_metadata (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
     meta = database_metadata(db, rb, compiled, built_at)
@@ -121,39 +131,38 @@ def publish(db: Database, rb: CheckedRulebook, compiled: CompiledRulebook,
 
 
 def timeline(periods: Periods) -> list[tuple[str | None, str | None, str, str | None]]:
-    """Consecutive stretches of a rule's life from its validity start: in force, suspended or
-    repealed (naming the instrument), expired. Dates are inclusive ISO days."""
-    def iso(day: dt.date | None) -> str | None:
-        return day.isoformat() if day else None
-
-    out: list[tuple[str | None, str | None, str, str | None]] = []
-    validity = periods.validity
-    cursor = validity.start
-    for iv in periods.intervals:
-        if cursor is not None and iv.start is not None and iv.start > cursor:
-            out.append(_gap(periods, cursor, iv.start - ONE_DAY))
-        out.append((iso(iv.start), iso(iv.end), "in force", None))
-        cursor = iv.end + ONE_DAY if iv.end else None
-    # after the last stretch in force: consecutive gaps (a suspension, then a repeal…)
-    while cursor is not None and (validity.end is None or cursor <= validity.end):
-        gap = periods.gap_on(cursor)
-        if gap is None:
-            break
-        end = min((d for d in (gap.end, validity.end) if d), default=None)
-        out.append(_gap(periods, cursor, end))
-        cursor = end + ONE_DAY if end else None
-    if cursor is not None and validity.end is not None and cursor > validity.end:
-        out.append((iso(cursor), None, "expired", None))
-    return out
+    """`dsl.periods.timeline` as rows: ISO days, status, the amending instrument."""
+    return [(_iso(t.start), _iso(t.end), t.status, t.instrument) for t in law_timeline(periods)]
 
 
-def _gap(periods: Periods, start: dt.date, end: dt.date | None
-         ) -> tuple[str | None, str | None, str, str | None]:
-    gap = periods.gap_on(start)
-    status = "not in force" if gap is None else (
-        "suspended" if gap.action == "suspend" else "repealed")
-    return (start.isoformat(), end.isoformat() if end else None, status,
-            gap.instrument if gap else None)
+def _iso(day: dt.date | None) -> str | None:
+    return day.isoformat() if day else None
+
+
+def law_rows(db: Database, rb: CheckedRulebook,
+             compiled: CompiledRulebook) -> list[tuple[Any, ...]]:
+    """Every stretch of the law's life, one source of truth for `in_force_on`: rules (and
+    exceptions) in force, suspended, repealed or expired; listings with the measures they
+    impose; the acts that control each item."""
+    rows: list[tuple[Any, ...]] = []
+    rules = {r[0]: r[1:] for r in db.execute(
+        "SELECT name, title, instrument_id, provision, outcome FROM rules").fetchall()}
+    for name, periods in sorted(compiled.periods.items()):
+        title, instrument, provision, outcome = rules.get(name, (name, None, None, None))
+        for t in law_timeline(periods):
+            rows.append(("rule", name, title or name, t.status, t.instrument, instrument,
+                         provision, outcome, _iso(t.start), _iso(t.end)))
+    for lp in listing_periods(rb):
+        title = rb.parties[lp.party].title.value
+        measures = ", ".join(lp.measures) or "no measures"
+        for t in law_timeline(lp.periods):
+            rows.append(("list entry", lp.party, title, t.status, t.instrument, lp.instrument,
+                         lp.provision, f"{lp.list}: {measures}", _iso(t.start), _iso(t.end)))
+    for item, controls in sorted(item_controls(rb).items()):
+        for c in controls:
+            rows.append(("item", item, rb.items[item].title.value, "controlled", None,
+                         c.instrument, c.provision, None, _iso(c.start), _iso(c.end)))
+    return rows
 
 
 def database_metadata(db: Database, rb: CheckedRulebook, compiled: CompiledRulebook,
@@ -222,6 +231,12 @@ def database_metadata(db: Database, rb: CheckedRulebook, compiled: CompiledRuleb
                                "description": "When each rule was in force, suspended, "
                                               "repealed or expired (inclusive dates)",
                                "facets": ["status", "instrument"]}
+    tables["law_timeline"] = {"title": "The law over time",
+                              "description": "Every stretch of time a rule, a list entry or "
+                                             "an item control was in force, suspended, "
+                                             "repealed or lifted (and by which act), with the "
+                                             "instrument it rests on (inclusive dates)",
+                              "facets": ["kind", "status", "instrument"]}
     tables["rule_checks"] = {"title": "Compiled checks",
                              "description": "Each rule's check as SQLite SQL (a view)",
                              "label_column": "view"}
@@ -254,8 +269,10 @@ def stored_queries(compiled: CompiledRulebook) -> dict[str, Any]:
         },
         "in_force_on": {
             "title": "What was in force on a date",
-            "description": "Rules, suspensions and list entries in force on a date, each with "
-                           "its instrument.",
+            "description": "Rules, list entries and item controls on a date: in force, "
+                           "suspended, repealed or lifted (and by which act), each with the "
+                           "instrument it rests on; the same periods the checks and the rule "
+                           "pages use.",
             "sql": IN_FORCE_SQL,
             "params": ["date"],
         },
@@ -293,26 +310,12 @@ PRIVATE_QUERIES = ("declaration_findings", "licence_balances", "findings_by_inst
                    "findings_by_rule")
 
 IN_FORCE_SQL = """
-SELECT 'rule' AS kind, r.name AS name, r.title AS title, r.outcome AS detail,
-       r.instrument_id AS instrument, r.provision AS provision,
-       CASE WHEN EXISTS (
-              SELECT 1 FROM amendments AS a WHERE a.action = 'suspend'
-                AND (a.target_name = r.name OR a.target_name = r.instrument_id)
-                AND a.valid_from <= :date AND (a.valid_until IS NULL OR a.valid_until >= :date))
-            THEN 'suspended' ELSE 'in force' END AS status
-FROM rules AS r
-WHERE (r.valid_from IS NULL OR r.valid_from <= :date)
-  AND (r.valid_until IS NULL OR r.valid_until >= :date)
-UNION ALL
-SELECT 'suspension', a.target, a.target_kind, a.action, a.instrument_id, a.provision, 'in force'
-FROM amendments AS a
-WHERE a.action = 'suspend' AND a.valid_from <= :date
-  AND (a.valid_until IS NULL OR a.valid_until >= :date)
-UNION ALL
-SELECT 'list entry', e.party, p.legal_name, e.list, e.instrument_id, NULL, 'in force'
-FROM list_entries AS e JOIN parties AS p ON p.name = e.party
-WHERE e.listed_from <= :date AND (e.listed_until IS NULL OR e.listed_until >= :date)
-ORDER BY kind, name
+SELECT kind, name, title, status, amended_by, instrument, provision, detail, valid_from,
+       valid_until
+FROM law_timeline
+WHERE (valid_from IS NULL OR valid_from <= :date)
+  AND (valid_until IS NULL OR valid_until >= :date)
+ORDER BY kind, name, instrument
 """
 
 LICENCE_BALANCES_SQL = """
