@@ -389,12 +389,15 @@ class ItemIn:
 
 @dataclass(frozen=True, slots=True)
 class InSet:
-    """`destination in usa, CA`: a field's value is a member of country groups or codes."""
+    """`destination in usa, CA`: a field's value is a member of country groups or codes.
+    `hs_code in gallium`: the code is a reference code of an item controlled on the judged
+    date; `hs_code in codes of gallium` (`any_time`): of any of the items, whenever."""
 
     subject: Ref
     members: tuple[Ref, ...]
     negated: bool = False
     span: Span = _span()
+    any_time: bool = False
 
 
 @dataclass(frozen=True, slots=True)

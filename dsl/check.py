@@ -768,6 +768,7 @@ class Checker:
                 continue
             named = [n for n in _iter_conditions(when.condition)
                      if isinstance(n, ast.ItemIn | ast.InSet) and not n.negated and
+                     not getattr(n, "any_time", False) and
                      (isinstance(n, ast.ItemIn) or
                       getattr(self.schema.field(n.subject.name), "type", None) == "code")]
             items = self.rb.items_in(r.name for n in named for r in n.members)
@@ -952,6 +953,10 @@ class Checker:
                                "dual-use", node.span)
             elif isinstance(node, ast.InSet):
                 spec = self.field_ref(node.subject)
+                if node.any_time and spec is not None and spec.type != "code":
+                    self.error("E401", f"'{node.subject.name}' is not a customs code; "
+                               "'in codes of' tests customs codes", node.subject.span)
+                    continue
                 if spec is not None and spec.type == "code":
                     # `hs_code in gallium`: the code is one of the items' reference codes
                     for ref in node.members:

@@ -456,18 +456,19 @@ class Compiler:
         """`hs_code in gallium`: the declared code matches a reference code of one of the
         items controlled on the judged date, whatever the item's thresholds (purity and the
         like) say."""
-        test = self.item_exists(self.rb.items_in(r.name for r in c.members))
+        test = self.item_exists(self.rb.items_in(r.name for r in c.members), c.any_time)
         if c.negated:
             return Truth(_not(test), test.copy())
         return Truth(test, _not(test.copy()))
 
-    def item_exists(self, items: Iterable[str]) -> exp.Expression:
+    def item_exists(self, items: Iterable[str], any_time: bool = False) -> exp.Expression:
         """The declared code matches a reference code of one of the items controlled on the
-        judged date."""
+        judged date (`any_time`: of one of the items)."""
+        item = _col("item", "ci")
         return exp.Exists(this=(
             exp.select(_lit(1)).from_(exp.alias_(exp.to_table("declaration_items"), "ci"))
             .where(_and(exp.EQ(this=_col("declaration_id", "ci"), expression=_col("id")),
-                        self.controlled(_col("item", "ci"), items)))))
+                        _in(item, items) if any_time else self.controlled(item, items)))))
 
     def mentions(self, c: ast.Mentions) -> Truth:
         col, nullable, name = self.field_sql(c.subject.name)
@@ -821,7 +822,8 @@ class Compiler:
         if _is_probe(query):
             # a country set or a name found through an index: a whole destination is a broad
             # set, so the item tests and the rule's periods narrow it before the checks run
-            codes += [self.item_exists(self.rb.items_in(r.name for r in p.members))
+            codes += [self.item_exists(self.rb.items_in(r.name for r in p.members),
+                                       isinstance(p, ast.InSet) and p.any_time)
                       for p in parts if isinstance(p, ast.ItemIn | ast.InSet) and not p.negated
                       and (isinstance(p, ast.ItemIn) or self.schema.field(
                           p.subject.name).type == "code")]  # type: ignore[union-attr]

@@ -81,7 +81,8 @@ def condition(c: ast.Condition) -> str:
     if isinstance(c, ast.ItemIn):
         return f"item {'not in' if c.negated else 'in'} {names(c.members)}"
     if isinstance(c, ast.InSet):
-        return f"{c.subject.name} {'not in' if c.negated else 'in'} {names(c.members)}"
+        return (f"{c.subject.name} {'not in' if c.negated else 'in'} "
+                f"{'codes of ' if c.any_time else ''}{names(c.members)}")
     if isinstance(c, ast.IsMissing):
         return f"{c.subject.name} is {'not missing' if c.negated else 'missing'}"
     if isinstance(c, ast.Mentions):

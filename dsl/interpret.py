@@ -276,7 +276,7 @@ class Interpreter:
                 result = True if it is None else self.truth(it.condition, d, item, day)
             return _not(result) if c.negated else result
         if isinstance(c, ast.InSet) and self.schema.field(c.subject.name).type == "code":  # type: ignore[union-attr]
-            inside = any(self.control(i, day) is not None for i in
+            inside = any(c.any_time or self.control(i, day) is not None for i in
                          set(self.items_of(d)) & self.rb.items_in(r.name for r in c.members))
             return (not inside) if c.negated else inside
         if isinstance(c, ast.InSet):

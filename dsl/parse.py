@@ -29,7 +29,7 @@ MAX_NESTING = 64  # parentheses deeper than this are an error (E003), not a stac
 DECLARATION_KEYWORDS = (
     "rulebook", "use", "instrument", "item", "group", "countries", "terms", "value", "list",
     "party",
-    "rule", "exception", "suspend", "extend", "repeal", "example",
+    "rule", "exception", "suspend", "extend", "repeal", "lift", "example",
 )
 
 # Terminal names as policy staff would say them.
@@ -398,6 +398,9 @@ class _Builder(lark.Transformer[Token, Any]):
 
     def in_set(self, c: list[Any]) -> ast.InSet:
         return ast.InSet(self._ref(c[0]), c[2], str(c[1]) != "in", self._span(c))
+
+    def in_codes(self, c: list[Any]) -> ast.InSet:
+        return ast.InSet(self._ref(c[0]), c[2], str(c[1]) != "in", self._span(c), True)
 
     def is_missing(self, c: list[Any]) -> ast.IsMissing:
         return ast.IsMissing(self._ref(c[0]), False, self._span(c))

@@ -160,6 +160,15 @@ class _Generator:
     def _date(self, lo: dt.date = START, hi: dt.date = END) -> dt.date:
         return lo + dt.timedelta(days=self.rng.randint(0, (hi - lo).days))
 
+    def _plantable(self) -> list[str]:
+        """The groups whose items are controlled long enough before the data ends."""
+        return [g for g in self.codes if CONTROLLED[g][2] <= END - dt.timedelta(days=90)]
+
+    def _controlled_date(self, group: str, lo: dt.date, hi: dt.date = END) -> dt.date:
+        """A day from `lo` on, once the group's items are controlled: a planted case is a
+        violation only while the law it breaks applies to the goods."""
+        return self._date(max(lo, CONTROLLED[group][2]), hi)
+
     # ---------------------------------------------------------------- declarations
     def _row(self, when: dt.date, exporter: Company, consignee: Company, code: str,
              description: str, kg: float, usd_per_kg: float, purity: float | None = None,
@@ -247,15 +256,16 @@ class _Generator:
         for _ in range(per_kind):
             group = rng.choice([g for g in ("graphite", "tungsten", "germanium")
                                 if g in self.codes])
-            row = self._controlled(group, self._date(*BAN), "US")
+            row = self._controlled(group, self._controlled_date(group, *BAN), "US")
             us = rng.choice(self.consignees["US"])
             self._ship_to(row, us, us)
             row.update(end_use=rng.choice(("military", "defense systems", "military radar")))
             self._plant("military_end_use", [row],
                         f"{group} to the US for a military end use (MOFCOM-2024-46 clause 1)")
         for _ in range(per_kind):
-            group = rng.choice(list(self.codes))
-            row = self._controlled(group, self._date(dt.date(2025, 1, 3)), "US")
+            group = rng.choice(self._plantable())
+            row = self._controlled(group, self._controlled_date(group, dt.date(2025, 1, 3)),
+                                   "US")
             row.update(consignee=rng.choice(LISTED_SPELLINGS), consignee_country="US",
                        destination_country="US")
             self._plant("listed_party", [row], "consignee on the Control List (MOFCOM-2025-1)")
@@ -299,7 +309,7 @@ class _Generator:
             country = rng.choice(("VN", "MY", "AE", "HK"))
             front = self._front(country, "Trading")
             self.data.parties.append(front)
-            first = self._date(dt.date(2023, 10, 1), END - dt.timedelta(days=60))
+            first = self._controlled_date(group, dt.date(2023, 10, 1), END - dt.timedelta(days=60))
             rows = []
             for k in range(rng.randint(3, 4)):
                 row = self._controlled(group, first + dt.timedelta(days=15 * k), "JP")
@@ -308,8 +318,8 @@ class _Generator:
             self._plant("new_consignee", rows, f"{front.name}, first seen {first}, receives "
                         f"{len(rows)} {group} consignments in {15 * (len(rows) - 1)} days")
         for _ in range(per_kind):
-            group = rng.choice(list(self.codes))
-            row = self._controlled(group, self._date(INDICATORS_FROM), "HK")
+            group = rng.choice(self._plantable())
+            row = self._controlled(group, self._controlled_date(group, INDICATORS_FROM), "HK")
             other = rng.choice((None, rng.choice(self.consignees["KR"])))
             self._ship_to(row, rng.choice(self.consignees["HK"]), other)
             self._plant("hub_routing", [row], f"{group} to Hong Kong, "
@@ -345,8 +355,8 @@ class _Generator:
             else:
                 front.parent = exporter.name
             self.data.parties.append(front)
-            group = rng.choice(list(self.codes))
-            row = self._controlled(group, self._date(INDICATORS_FROM), "JP")
+            group = rng.choice(self._plantable())
+            row = self._controlled(group, self._controlled_date(group, INDICATORS_FROM), "JP")
             row.update(exporter=exporter.name)
             self._ship_to(row, front, front)
             self._plant("related_parties", [row], f"consignee shares the exporter's {link}")
@@ -355,8 +365,9 @@ class _Generator:
             front = self._front(country, "Aerospace")
             front.parent = rng.choice(LISTED_SPELLINGS)
             self.data.parties.append(front)
-            group = rng.choice(list(self.codes))
-            row = self._controlled(group, self._date(dt.date(2025, 1, 3)), "JP")
+            group = rng.choice(self._plantable())
+            row = self._controlled(group, self._controlled_date(group, dt.date(2025, 1, 3)),
+                                   "JP")
             self._ship_to(row, front, front)
             self._plant("listed_subsidiary", [row],
                         f"consignee is a subsidiary of {front.parent} (Control List)")

@@ -240,7 +240,7 @@ def _axis(today: dt.date) -> list[dict[str, Any]]:
 
 def _events(named: Sequence[tuple[str, Periods, str]]) -> list[dict[str, Any]]:
     """Dated changes, oldest first, read off the same in-force periods the checks use: a
-    control taking effect, being suspended or repealed, coming back, expiring."""
+    control taking effect, being suspended, repealed or lifted, coming back, expiring."""
     events: list[dict[str, Any]] = []
     for label, periods, instrument in named:
         previous = None

@@ -59,6 +59,8 @@ class Explanation:
             out.extend(f"  {line}" for line in r.lines)
             if r.finding is not None:
                 out.append(f"  result: {r.finding.outcome} — {r.finding.explanation}")
+                cited = " ".join(x for x in (r.finding.instrument, r.finding.provision) if x)
+                out.append(f"  cites: {cited or 'no instrument'}")
             else:
                 out.append("  result: no finding")
         return "\n".join(out) + "\n"
@@ -141,6 +143,13 @@ def explain(db: Path, declaration_id: str, as_of: str | None = None,
             if items:
                 r.lines.append(f"  (customs code {d['hs_code']} matches "
                                f"{', '.join(items)})")
+                if interpreter.uses_items(rb.condition_of(rule)):
+                    for i in items:
+                        act = interpreter.control(i, judged)
+                        r.lines.append(f"  item {i}: " + (
+                            f"controlled on {judged} by {act.instrument}"
+                            + (f" {act.provision}" if act.provision else "") if act else
+                            f"not controlled on {judged}"))
         for policy in ast.attrs_of(rule, ast.IfMissing):
             if interpreter.value(d, policy.field.name) is None:
                 what = "no finding" if policy.outcome is None else str(policy.outcome)

@@ -58,7 +58,7 @@ def test_the_timeline_shows_suspensions_and_what_came_back(html: str) -> None:
     changes = html[html.index("Changes, in date order"):html.index('id="rules"')]
     assert "2026-11-28</td><td>us-critical-minerals-ban back in force" in changes
     assert "2025-11-09</td><td>us-critical-minerals-ban suspended" in changes
-    assert "2025-08-12</td><td>control-list entries of MOFCOM-2025-22 (12) repealed" in changes
+    assert "2025-08-12</td><td>control-list entries of MOFCOM-2025-22 (12) lifted" in changes
     assert "2023-07" in html and "2026-07" in html  # the axis runs from 2023-07 to today
 
 

@@ -93,11 +93,15 @@ expressions = st.recursive(
 )
 leaves = st.one_of(
     st.builds(ast.ItemIn, ref_lists, st.booleans()),
+    st.builds(ast.DualUse, st.booleans()),
     st.builds(ast.InSet, st.just(ast.Ref("destination")), ref_lists, st.booleans()),
+    st.builds(ast.InSet, st.just(ast.Ref("hs_code")), ref_lists, st.booleans(),
+              any_time=st.booleans()),
     st.builds(ast.IsMissing, refs, st.booleans()),
     st.builds(ast.Mentions, refs, st.lists(
         st.one_of(refs, texts.map(ast.Text)), min_size=1, max_size=3).map(tuple)),
-    st.builds(ast.Listed, parties, st.lists(refs, max_size=2).map(tuple)),
+    st.builds(ast.Listed, parties, st.lists(refs, max_size=2).map(tuple),
+              st.lists(refs, max_size=2).map(tuple)),
     st.builds(ast.Related, parties, st.one_of(parties, st.builds(ast.ListedParty, ref_lists)),
               st.one_of(st.none(), st.integers(1, 6)), st.lists(refs, max_size=2).map(tuple)),
     st.builds(ast.FirstSeen, parties, st.integers(1, 999)),
@@ -143,9 +147,11 @@ instrument_attrs = st.one_of(
     st.sampled_from(["high", "medium", "low"]).map(ast.Confidence),
 )
 instruments = st.builds(ast.Instrument, refs, st.lists(instrument_attrs, max_size=5).map(tuple))
+control_acts = st.builds(ast.ControlAct, citations, st.one_of(st.none(), dates.map(ast.ValidFrom)),
+                         st.one_of(st.none(), dates.map(ast.ValidUntil)))
 items = st.builds(ast.Item, refs, texts.map(ast.Text), st.lists(st.one_of(
     st.lists(customs, min_size=1, max_size=4).map(lambda c: ast.Customs(tuple(c))),
-    ref_lists.map(ast.MemberOf), citations, conditions.map(ast.ControlledIf),
+    ref_lists.map(ast.MemberOf), control_acts, conditions.map(ast.ControlledIf),
     texts.map(lambda t: ast.NameZh(ast.Text(t))),
 ), max_size=4).map(tuple))
 targets = st.one_of(
@@ -154,12 +160,19 @@ targets = st.one_of(
     st.builds(ast.Target, st.just("listing"), refs, st.none(), refs),
 )
 amendments = st.builds(
-    ast.Amendment, st.sampled_from(["suspend", "extend", "repeal"]),
+    ast.Amendment, st.sampled_from(["suspend", "extend", "repeal", "lift"]),
     st.lists(targets, min_size=1, max_size=3).map(tuple),
     st.lists(st.one_of(citations, dates.map(ast.ValidFrom), dates.map(ast.ValidUntil)),
              max_size=3).map(tuple),
 )
-declarations = st.one_of(rules, instruments, items, amendments)
+listings = st.builds(ast.Listing, refs, citations, dates.map(ast.ValidFrom),
+                     st.one_of(st.none(), dates.map(ast.ValidUntil)),
+                     st.one_of(st.none(), st.lists(refs, max_size=2).map(tuple)))
+parties_decls = st.builds(ast.Party, refs, texts.map(ast.Text),
+                          st.lists(listings, max_size=2).map(tuple))
+party_lists = st.builds(ast.PartyList, refs, texts.map(ast.Text),
+                        st.lists(ref_lists.map(ast.Measures), max_size=1).map(tuple))
+declarations = st.one_of(rules, instruments, items, amendments, parties_decls, party_lists)
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
