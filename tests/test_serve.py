@@ -98,7 +98,8 @@ def test_every_table_is_classified_public_or_private(built: Path) -> None:
     conn = sqlite3.connect(built)
     private = set(private_names(Database(conn)))
     public = {s.name for s in SPECS.values() if s.public} | {
-        "rule_checks", "rule_timeline", "law_timeline", "excon_metadata", "_sqlite_migrations", "sqlite_stat1"}
+        "rule_checks", "rule_timeline", "law_timeline", "excon_metadata", "_sqlite_migrations",
+        "sqlite_stat1"}
     for name, kind in conn.execute("SELECT name, type FROM sqlite_master "
                                    "WHERE type IN ('table', 'view')"):
         base = name.split("_fts")[0]
