@@ -161,8 +161,13 @@ def duckdb_findings(conn: sqlite3.Connection, compiled: CompiledRulebook,
         for table in INPUT_TABLES:
             duck.execute(f'DELETE FROM "{table}"')  # names are ours
             _duck_insert(duck, conn, table)
-    rows_out: list[tuple[Any, ...]] = duck.execute(
-        "SELECT * FROM findings ORDER BY declaration_id, rule, outcome").fetchall()
+    # Each check on its own, the rows merged here in `findings`' order: DuckDB plans a union
+    # of every check as one query, in time that grows faster than the checks (13 s for this
+    # rulebook against 1.7 s for the checks one by one, on a handful of declarations).
+    rows_out: list[tuple[Any, ...]] = sorted(
+        (tuple(row) for rule in compiled.rules
+         for row in duck.execute(f'SELECT * FROM "{rule.view}"').fetchall()),  # our names
+        key=lambda row: (row[0], row[1], row[2]))
     if cache is None:
         duck.close()
     return rows_out

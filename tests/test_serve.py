@@ -187,6 +187,16 @@ def test_in_force_licence_balance_and_party_search_queries(ds: Any, built: Path)
               for r in rows(ds, "/kb/in_force_on.json?date=2026-01-15", actor=None)}
     assert during[("rule", "us-critical-minerals-ban")] == "suspended"
     assert during[("rule", "ga-ge-licence")] == "in force"
+    # one source of truth with the checks: clause 1 of MOFCOM-2024-46 is not suspended with
+    # clause 2, lifted and suspended list entries say so, and nothing is listed twice
+    assert during[("rule", "us-military-end-use")] == "in force"
+    assert during[("list entry", "echodyne")] == "lifted"
+    assert during[("list entry", "source-intelligence")] == "suspended"
+    assert ("item", "synthetic-diamond-micropowder") not in during  # No. 55 is suspended
+    assert during[("item", "gallium-metal")] == "controlled"
+    every = [(r["kind"], r["name"], r["instrument"]) for r in rows(
+        ds, "/kb/in_force_on.json?date=2026-01-15&_size=max", actor=None)]
+    assert len(every) == len(set(every))
     before = {(r["kind"], r["name"]) for r in rows(ds, "/kb/in_force_on.json?date=2023-07-31",
                                                    actor=None)}
     assert ("rule", "ga-ge-licence") not in before
