@@ -130,6 +130,13 @@ _NOTE = """
                               AND (m.valid_until IS NULL OR d.declared_on <= m.valid_until)
                             ORDER BY m.position LIMIT 1), '')"""
 
+# the announcement (and entry) that listed the matched party: the act a finding cites
+_ACT = """(SELECT m.{part} FROM listed_matches m
+                WHERE m.name = d.{role} AND m.score >= 90 AND m.list = 'unreliable-entity-list'
+                  AND m.measure = 'import-export-ban' AND d.declared_on >= m.valid_from
+                  AND (m.valid_until IS NULL OR d.declared_on <= m.valid_until)
+                ORDER BY m.position LIMIT 1)"""
+
 _MATCH_NOTES = (_NOTE.format(label="consignee", role="consignee")
                  + _NOTE.format(label="end user", role="end_user"))
 
@@ -137,8 +144,10 @@ HAND_WRITTEN = {
     # an item of the gallium or germanium groups, on or after 2023-08-01, no licence covering
     # it; one finding per declaration (its first such item by name)
     "check_ga_ge_licence": f"""
-        SELECT declaration_id, 'unlicensed', explanation FROM (
-          SELECT d.id AS declaration_id,
+        SELECT declaration_id, 'unlicensed', 'MOFCOM-2023-23',
+               CASE WHEN item LIKE '%gallium%' THEN 'annex 1' ELSE 'annex 2' END, explanation
+        FROM (
+          SELECT d.id AS declaration_id, di.item AS item,
                  COALESCE(i.title, 'an item') || ' (code ' || d.hs_code || ') to '
                    || d.destination_country || ' on ' || d.declared_on
                    || ': exports of gallium and germanium items need a licence (MOFCOM-2023-23)'
@@ -153,6 +162,11 @@ HAND_WRITTEN = {
         WHERE n = 1""",
     "check_unreliable_entity_party": f"""
         SELECT d.id, 'prohibited',
+               COALESCE({_ACT.format(part="instrument_id", role="consignee")},
+                        {_ACT.format(part="instrument_id", role="end_user")}),
+               CASE WHEN {_ACT.format(part="instrument_id", role="consignee")} IS NOT NULL
+                    THEN {_ACT.format(part="provision", role="consignee")}
+                    ELSE {_ACT.format(part="provision", role="end_user")} END,
                'Declaration ' || d.id || ' to ' || d.destination_country || ' on '
                || d.declared_on || ': exports to a party whose Unreliable Entity List listing '
                || 'bans its import and export activities are prohibited (MOFCOM-2020-4 '
@@ -166,6 +180,7 @@ HAND_WRITTEN = {
     # item before an undetermined one, then by name)
     "check_us_critical_minerals_ban": f"""
         SELECT declaration_id, CASE WHEN unknown THEN 'undetermined' ELSE 'prohibited' END,
+               'MOFCOM-2024-46', 'clause 2',
                explanation || CASE WHEN unknown THEN '; cannot be judged, missing:'
                    || CASE WHEN purity_pct IS NULL AND item IN ({US_BAN_PURITY})
                            THEN ' purity_pct' ELSE '' END
@@ -224,7 +239,8 @@ def _compare_hand_written(db: Path, repeat: int) -> dict[str, Any]:
     with sqlite3.connect(db) as conn:
         tune_connection(conn)
         for view, sql in HAND_WRITTEN.items():
-            findings = f"SELECT declaration_id, outcome, explanation FROM {view}"
+            findings = (f"SELECT declaration_id, outcome, instrument, provision, explanation "
+                        f"FROM {view}")
             compiled, hand, ids = [], [], []
             for _ in range(repeat):  # interleaved, so noise hits all three alike
                 t0 = time.perf_counter()

@@ -987,40 +987,34 @@ class Compiler:
                 .order_by(_col("position", "m"))
                 .limit(1))
 
-    def attribution(self, condition: ast.Condition, licence: bool,
-                    cite: ast.Citation | None) -> tuple[exp.Expression, exp.Expression]:
-        """The `instrument` and `provision` of a finding: the act that makes this
-        declaration's case a violation. A rule on listed parties cites the announcement (and
-        entry) that listed the matched party; a licence requirement on items cites the act
-        that controls the declaration's item on the judged date; any other rule, its own
-        `per`."""
-        own = (_lit(cite.instrument.name if cite else None),
-               exp.cast(_lit(str(cite.provision) if cite and cite.provision else None), "TEXT"))
+    def attribution(self, condition: ast.Condition, licence: bool, cite: ast.Citation | None
+                    ) -> tuple[dict[str, exp.Expression], list[tuple[str, str]]]:
+        """The act that makes this declaration's case a violation, as columns of the rule's
+        facts, each evaluated once, and the (instrument, provision) pairs of those columns to
+        take, first found first (the rule's own `per` when none is). A rule on listed parties
+        cites the announcement (and entry) that listed the matched party; a licence
+        requirement on items cites the act that controls the declaration's item on the judged
+        date; any other rule, its own `per`."""
         nodes = listing_nodes(condition)
+        columns: dict[str, exp.Expression] = {}
+        pairs: list[tuple[str, str]] = []
         if nodes:
-            found = []
-            for node in nodes:
+            for n, node in enumerate(nodes, 1):
                 _, _, column = self.field_sql(node.subject.name)
                 listed = [([r.name for r in node.lists] or sorted(self.rb.lists),
                            [m.name for m in node.measures])]
-                found.append(tuple(exp.Subquery(this=self.best_listing(
-                    column, _col(part, "m"), listed))
-                    for part in ("instrument_id", "provision")))
-            instrument = exp.Coalesce(this=found[0][0],
-                                      expressions=[*(f[0] for f in found[1:]), own[0]])
-            provision = exp.Case()
-            for ins, prov in found:
-                provision = provision.when(_not_null(ins.copy()), prov)
-            return instrument, provision.else_(own[1])
-        if licence and self.uses_items:
+                for part, name in (("instrument_id", f"act_{n}"),
+                                   ("provision", f"act_{n}_provision")):
+                    columns[name] = exp.Subquery(this=self.best_listing(
+                        column, _col(part, "m"), listed))
+                pairs.append((f"act_{n}", f"act_{n}_provision"))
+        elif licence and self.uses_items:
             items = sorted(required_items(condition, self.rb) or self.rb.items)
             item = _col("item", "di")
-            return (exp.Coalesce(this=self.control_act(item, items, "instrument"),
-                                 expressions=[own[0]]),
-                    exp.Case().when(_not_null(self.control_act(item, items, "instrument")),
-                                    self.control_act(item, items, "provision"))
-                    .else_(own[1]))
-        return own
+            columns["act_1"] = self.control_act(item, items, "instrument")
+            columns["act_1_provision"] = self.control_act(item, items, "provision")
+            pairs.append(("act_1", "act_1_provision"))
+        return columns, pairs
 
     def missing_note(self, missing: list[str],
                      guards: dict[str, exp.Expression] | None = None) -> exp.Expression:
@@ -1097,7 +1091,7 @@ class Compiler:
         # Inner query: each condition appears once, as the value `truth` (1 true, 0 false,
         # NULL unknown), so that no engine's planner has to expand nested and/or/not twice.
         base = [*self.explanation(rule), *self.evidence_notes()]
-        act_instrument, act_provision = self.attribution(condition, licence, cite)
+        acts, act_pairs = self.attribution(condition, licence, cite)
         severity = _lit(then.outcome.severity) if then.outcome.severity else exp.null()
         facts = [
             exp.alias_(_col("id"), "declaration_id"),
@@ -1110,8 +1104,7 @@ class Compiler:
             exp.alias_(unknown_outcome, "unknown_outcome"),
             exp.alias_(exp.Concat(expressions=base), "statement"),
             exp.alias_(self.missing_note(truth.missing, truth.guards), "missing_note"),
-            exp.alias_(act_instrument, "act_instrument"),
-            exp.alias_(exp.cast(act_provision, "TEXT"), "act_provision"),
+            *(exp.alias_(exp.cast(value, "TEXT"), name) for name, value in acts.items()),
         ]
         if licence:
             facts += [
@@ -1195,6 +1188,17 @@ class Compiler:
         def c(name: str) -> exp.Column:
             return exp.column(name, table="facts")
 
+        own = (_lit(cite.instrument.name if cite else None),
+               exp.cast(_lit(str(cite.provision) if cite and cite.provision else None), "TEXT"))
+        act_instrument: exp.Expression = own[0]
+        act_provision: exp.Expression = own[1]
+        if act_pairs:
+            act_instrument = exp.Coalesce(this=c(act_pairs[0][0]),
+                                          expressions=[*(c(i) for i, _ in act_pairs[1:]), own[0]])
+            case = exp.Case()
+            for ins, prov in act_pairs:
+                case = case.when(_not_null(c(ins)), c(prov))
+            act_provision = case.else_(own[1])
         is_true = exp.EQ(this=c("truth"), expression=_lit(1))
         is_unknown = _and(_is_null(c("truth")),
                           exp.EQ(this=c("report_unknown"), expression=_lit(1)))
@@ -1215,8 +1219,8 @@ class Compiler:
             exp.alias_(_lit(name), "rule"),
             exp.alias_(outcome, "outcome"),
             exp.alias_(exp.cast(severity, "TEXT"), "severity"),
-            exp.alias_(c("act_instrument"), "instrument"),
-            exp.alias_(c("act_provision"), "provision"),
+            exp.alias_(act_instrument, "instrument"),
+            exp.alias_(act_provision, "provision"),
             exp.alias_(explanation, "explanation"),
             exp.alias_(_lit(self.rb.version), "rulebook_version"),
             *([exp.alias_(rank, "finding_rank")] if self.uses_items else []),
