@@ -80,6 +80,12 @@ class CheckedRulebook:
             out |= self.group_items.get(n, frozenset({n}) if n in self.items else frozenset())
         return frozenset(out)
 
+    def in_force_date(self, instrument: str) -> dt.date | None:
+        """The `in force` date of an instrument, if it is declared with one."""
+        ins = self.instruments.get(instrument)
+        f = ast.first_attr(ins, ast.InForce) if ins is not None else None
+        return parse_date(f.date.text) if f else None
+
     def control_acts(self, item: str) -> list[ast.ControlAct]:
         """The acts that control an item: its own `per` lines, else those of every group it
         belongs to (directly or through nested groups) that has some."""
@@ -411,11 +417,7 @@ class Checker:
                        did_you_mean(str(ref), have) or f"it declares {listed}")
 
     def instrument_start(self, name: str) -> dt.date | None:
-        ins = self.rb.instruments.get(name)
-        if ins is None:
-            return None
-        f = ast.first_attr(ins, ast.InForce)
-        return parse_date(f.date.text) if f else None
+        return self.rb.in_force_date(name)
 
     # ------------------------------------------------------------ instruments and items
     def check_instrument(self, ins: ast.Instrument) -> None:

@@ -257,7 +257,7 @@ def item_controls(rb: CheckedRulebook) -> dict[str, tuple[Control, ...]]:
         for order, act in enumerate(rb.control_acts(name)):
             ins = act.citation.instrument.name
             start = parse_date(act.valid_from.date.text) if act.valid_from else \
-                _in_force_date(rb, ins)
+                rb.in_force_date(ins)
             end = parse_date(act.valid_until.date.text) if act.valid_until else None
             keys = [f"instrument:{ins}"]
             prov = str(act.citation.provision) if act.citation.provision else None
@@ -282,12 +282,6 @@ def control_on(controls: tuple[Control, ...], day: dt.date) -> Control | None:
         if c.covers(day):
             return c
     return None
-
-
-def _in_force_date(rb: CheckedRulebook, instrument: str) -> dt.date | None:
-    ins = rb.instruments.get(instrument)
-    f = ast.first_attr(ins, ast.InForce) if ins is not None else None
-    return parse_date(f.date.text) if f else None
 
 
 def _cut(c: Control, iv: Interval) -> list[Control]:
