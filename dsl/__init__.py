@@ -12,6 +12,7 @@ from dsl.check import CheckedRulebook, check
 from dsl.diagnostics import CODES, Diagnostic, render
 from dsl.format import format_file
 from dsl.load import LoadResult, load, parse_paths
+from dsl.model import Law, law
 from dsl.parse import parse_bytes, parse_text
 from dsl.schema import FieldSpec, Schema
 
@@ -29,11 +30,13 @@ __all__ = [
     "CheckedRulebook",
     "Diagnostic",
     "FieldSpec",
+    "Law",
     "LoadResult",
     "Schema",
     "check",
     "format_file",
     "format_text",
+    "law",
     "load",
     "parse_bytes",
     "parse_paths",

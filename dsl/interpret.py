@@ -434,6 +434,11 @@ class Interpreter:
                    e in names or e in groups for e in entries)
 
     # ------------------------------------------------------------ rules
+    def rule_uses_items(self, name: str) -> bool:
+        """Whether the rule (or exception) names items, so their control periods matter."""
+        decl = self.rb.rules.get(name) or self.rb.exceptions.get(name)
+        return decl is not None and self.uses_items(self.rb.condition_of(decl))
+
     def uses_items(self, c: ast.Condition | None) -> bool:
         if c is None:
             return False

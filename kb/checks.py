@@ -16,11 +16,11 @@ import sqlglot
 from sqlglot import exp
 from sqlite_utils import Database
 
-from dsl import ast
 from dsl.check import CheckedRulebook
 from dsl.compile import ROW_KEY, CompiledRulebook, compile_rulebook, union_all
 from dsl.diagnostics import Diagnostic
 from dsl.graph import PartyFacts, PartyGraph
+from dsl.model import law
 from dsl.names import PartyMatcher, party_key
 from dsl.periods import listing_periods
 from kb.schema import declaration_schema
@@ -361,8 +361,8 @@ def fill_support(db: Database, rb: CheckedRulebook, compiled: CompiledRulebook) 
     """Rows of the derived support tables that depend on the rulebook."""
     conn = db.conn
     keys: list[tuple[str, str]] = []
-    for name, party in sorted(rb.parties.items()):
-        keys.extend((name, k) for k in sorted({party_key(n) for n in _spellings(party)}))
+    for name, party in sorted(law(rb).parties.items()):
+        keys.extend((name, k) for k in sorted({party_key(n) for n in party.spellings}))
     conn.executemany("INSERT OR IGNORE INTO listed_party_keys (party, key) VALUES (?, ?)", keys)
     rows = []
     for lp in listing_periods(rb):
@@ -384,11 +384,6 @@ def fill_support(db: Database, rb: CheckedRulebook, compiled: CompiledRulebook) 
                      "VALUES (?, ?, ?, ?)",
                      sorted(((*k, hops) for k, hops in compiled.reach_needs.items()),
                             key=str))
-
-
-def _spellings(party: ast.Party) -> list[str]:
-    return [party.title.value, *(n.value for a in ast.attrs_of(party, ast.Alias)
-                                 for n in a.names)]
 
 
 def refresh_inputs(db: Database) -> None:

@@ -303,10 +303,10 @@ def test_examples(paths: tuple[str, ...]) -> None:
             if result.passed:
                 continue
             failed += 1
-            click.echo(f"{result.location}: FAILED example \"{result.example.title.value}\"",
+            click.echo(f"{result.location}: FAILED example \"{result.example.title}\"",
                        err=True)
             for expect, why in result.failures:
-                click.echo(f"  {expect.span}: {why}", err=True)
+                click.echo(f"  {expect.where}: {why}", err=True)
     except ScreeningError as e:
         click.echo(f"error: {e}", err=True)
         sys.exit(1)

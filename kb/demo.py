@@ -19,8 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import dsl
-from dsl import ast
-from dsl.check import normalise_customs_code
+from dsl.model import law
 from kb.schema import declaration_schema
 
 START = dt.date(2023, 1, 1)
@@ -99,13 +98,12 @@ def _group_codes(rulebooks: Sequence[Path]) -> dict[str, list[str]]:
     result = dsl.load(rulebooks, declaration_schema())
     if result.rulebook is None or not result.ok:
         raise ValueError("the rulebooks have errors; run `excon check` first")
-    rb = result.rulebook
+    model = law(result.rulebook)
     codes: dict[str, list[str]] = {}
     for group in CONTROLLED:
         found: list[str] = []
-        for item in sorted(rb.group_items.get(group, ())):
-            for a in ast.attrs_of(rb.items[item], ast.Customs):
-                found.extend(normalise_customs_code(c.text) for c in a.codes)
+        for item in model.groups[group].members if group in model.groups else ():
+            found.extend(c.digits for c in model.items[item].codes)
         codes[group] = sorted({c if len(c) == 10 else c + "00" for c in found})
     return {g: c for g, c in codes.items() if c}
 

@@ -21,6 +21,7 @@ import jinja2
 
 import dsl
 from dsl.check import CheckedRulebook
+from dsl.model import law
 from dsl.periods import ONE_DAY, Periods, listing_periods, rule_periods
 from kb.publish import timeline
 from kb.rulebook_rows import (
@@ -104,8 +105,9 @@ def plain_words(rule: dict[str, Any]) -> str:
 
 
 def _context(rb: CheckedRulebook, today: dt.date) -> dict[str, Any]:
-    name = next(iter(rb.rulebooks))
-    decl = rb.rulebooks[name]
+    model = law(rb)
+    book = next(iter(model.rulebooks.values()))
+    name = book.name
     periods = rule_periods(rb)  # the same in-force periods the compiled checks use
     instruments, provisions = instrument_rows(rb)
     items = item_rows(rb, hs_subheadings())
@@ -151,37 +153,30 @@ def _context(rb: CheckedRulebook, today: dt.date) -> dict[str, Any]:
     groups = []
     for g in items["item_groups"]:
         members = [it for it in items["items"] if g["name"] in groups_of.get(it["name"], [])]
-        direct = [it for it in members if g["name"] in _direct_groups(rb, it["name"])]
+        direct = [it for it in members if g["name"] in model.items[it["name"]].groups]
         if direct:
             groups.append({**g, "members": direct})
     bars = [Bar(f"{r['name']}", f"#rule-{r['name']}",
                 _segments(periods[r["name"]], today)) for r in rules if r["name"] in periods]
     bars += _listing_bars(rb, today)
     return {
-        "rulebook": {"name": name, "title": decl.title.value,
-                     "jurisdiction": ", ".join(j.country.name for j in
-                                               dsl.ast.attrs_of(decl, dsl.ast.Jurisdiction)),
-                     "source": "; ".join(s.text.value for s in
-                                         dsl.ast.attrs_of(decl, dsl.ast.Source)),
-                     "version": rb.version},
+        "rulebook": {"name": name, "title": book.title,
+                     "jurisdiction": ", ".join(book.jurisdiction),
+                     "source": "; ".join(book.sources), "version": model.version},
         "today": today.isoformat(),
         "instruments": sorted(instruments, key=lambda i: (i["in_force"] or "", i["id"])),
         "rules": rules, "groups": groups, "lists": parties["party_lists"],
         "item_count": len(items["items"]),
         "parties": sorted(parties["parties"], key=lambda p: p["legal_name"].lower()),
         "amendments": amendments,
-        "unverified": [{"kind": k, "entry": n, "note": t, "where": f"{s.file}:{s.line}"}
-                       for k, n, t, s in rb.unverified],
+        "unverified": [{"kind": u.kind, "entry": u.entry, "note": u.note,
+                        "where": f"{u.where.file}:{u.where.line}"} for u in model.unverified],
         "axis": _axis(today), "bars": bars,
         "events": _events([(r["name"], periods[r["name"]], r["instrument_id"] or "")
                            for r in rules if r["name"] in periods]
                           + [(label, p, label.split(" of ")[-1].split(" ")[0])
                              for label, p in _listing_periods(rb)]),
     }
-
-
-def _direct_groups(rb: CheckedRulebook, item: str) -> set[str]:
-    return {g.name for m in dsl.ast.attrs_of(rb.items[item], dsl.ast.MemberOf) for g in m.groups}
 
 
 def _affects(a: dict[str, Any], rule: dict[str, Any]) -> bool:

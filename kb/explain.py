@@ -14,9 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dsl import ast
-from dsl.format import condition
 from dsl.interpret import Interpreter
+from dsl.model import law
 from kb.checks import declaration_findings_query
 from kb.screen import Finding, Screener
 
@@ -115,12 +114,13 @@ def explain(db: Path, declaration_id: str, as_of: str | None = None,
     items = interpreter.items_of(d)
     candidates: list[str | None] = [*items] or [None]
     out = []
-    for name, rule in rb.rules.items():
-        cite = ast.first_attr(rule, ast.Citation)
-        where = (cite.instrument.name + (f" {cite.provision}" if cite.provision else "")
-                 ) if cite else "no citation"
-        r = RuleExplanation(name, rule.title.value if rule.title else name, where,
-                            finding=findings.get(name))
+    for rule in law(rb).rules.values():
+        if rule.kind != "rule":
+            continue
+        name = rule.name
+        where = (rule.instrument + (f" {rule.provision}" if rule.provision else "")
+                 ) if rule.instrument else "no citation"
+        r = RuleExplanation(name, rule.title or name, where, finding=findings.get(name))
         periods = interpreter.periods[name]
         spans = ", ".join(f"{iv.start or '…'} to {iv.end or '…'}" for iv in periods.intervals)
         if periods.in_force(day):
@@ -128,33 +128,28 @@ def explain(db: Path, declaration_id: str, as_of: str | None = None,
         else:
             gap = periods.gap_on(day)
             r.lines.append(f"in force: no — {gap.describe() if gap else 'in force ' + spans}")
-        when = ast.first_attr(rule, ast.When)
-        then = ast.first_attr(rule, ast.Then)
-        if when is not None:
-            parts = when.condition.parts if isinstance(when.condition, ast.AllOf | ast.AnyOf) \
-                else (when.condition,)
-            joiner = "any of" if isinstance(when.condition, ast.AnyOf) else "all of"
-            r.lines.append(f"condition ({joiner}):")
+        if rule.parts:
+            r.lines.append(f"condition ({rule.joiner}):")
             for item in candidates:
                 label = f" [item {item}]" if item and len(items) > 1 else ""
-                for p in parts:
-                    value = interpreter.truth(p, d, item, judged)
-                    r.lines.append(f"  {condition(p)} → {_truth_word(value)}{label}")
+                for p in rule.parts:
+                    value = interpreter.truth(p.node, d, item, judged)
+                    r.lines.append(f"  {p.text} → {_truth_word(value)}{label}")
             if items:
                 r.lines.append(f"  (customs code {d['hs_code']} matches "
                                f"{', '.join(items)})")
-                if interpreter.uses_items(rb.condition_of(rule)):
+                if interpreter.rule_uses_items(name):
                     for i in items:
                         act = interpreter.control(i, judged)
                         r.lines.append(f"  item {i}: " + (
                             f"controlled on {judged} by {act.instrument}"
                             + (f" {act.provision}" if act.provision else "") if act else
                             f"not controlled on {judged}"))
-        for policy in ast.attrs_of(rule, ast.IfMissing):
-            if interpreter.value(d, policy.field.name) is None:
-                what = "no finding" if policy.outcome is None else str(policy.outcome)
-                r.lines.append(f"{policy.field.name} is missing: the rule says {what}")
-        if then is not None and then.outcome.kind == "licence required":
+        for field_name, outcome in rule.if_missing:
+            if interpreter.value(d, field_name) is None:
+                r.lines.append(f"{field_name} is missing: the rule says "
+                               f"{outcome or 'no finding'}")
+        if rule.outcome == "licence required":
             if not d.get("licence_no"):
                 r.lines.append("licence: none declared")
             elif not licences:
@@ -163,13 +158,12 @@ def explain(db: Path, declaration_id: str, as_of: str | None = None,
                 ok = cover.get(d["id"], False)
                 r.lines.append(f"licence: {d['licence_no']} "
                                f"{'covers it' if ok else 'does not cover it'}")
-        for s in interpreter.suppressors(name):
-            sw = ast.first_attr(s, ast.When)
-            applies = interpreter.periods[s.name.name].in_force(day) and (
-                sw is None or any(interpreter.truth(sw.condition, d, i, judged) is True
-                                  for i in candidates))
-            r.lines.append(f"{'exception' if isinstance(s, ast.Exception_) else 'overridden by'}"
-                           f" {s.name.name}: {'applies' if applies else 'does not apply'}")
+        for s in law(rb).suppressors(name):
+            applies = interpreter.periods[s.name].in_force(day) and (
+                s.when is None or any(interpreter.truth(s.when, d, i, judged) is True
+                                      for i in candidates))
+            r.lines.append(f"{'exception' if s.kind == 'exception' else 'overridden by'}"
+                           f" {s.name}: {'applies' if applies else 'does not apply'}")
         out.append(r)
     return Explanation(d, judged, out, stale=version != rb.version)
 
@@ -179,8 +173,7 @@ def _context(conn: sqlite3.Connection, d: dict[str, Any],
     """The declarations an indicator on `d` can look at — those sharing a party or the
     destination in the longest window before it, and each party's first declaration — and
     the trade parties' facts."""
-    days = max([w.days for r in rb.rules.values() for node in _nodes(r)
-                if isinstance(node, ast.CountOf | ast.SumOf) for w in [node.window]] or [0])
+    days = max([r.window_days for r in law(rb).rules.values()], default=0)
     start = (dt.date.fromisoformat(d["declared_on"]) - dt.timedelta(days=days)).isoformat()
     history = _rows(conn, "SELECT * FROM declarations WHERE declared_on BETWEEN ? AND ? AND "
                           "(exporter = ? OR consignee = ? OR destination_country = ?)",
@@ -201,23 +194,6 @@ def _context(conn: sqlite3.Connection, d: dict[str, Any],
                    OR x.end_user IN spellings)
             ORDER BY x.id LIMIT 1""", [name, name])
     return history, _rows(conn, "SELECT * FROM trade_parties", [])
-
-
-def _nodes(rule: ast.Rule) -> list[object]:
-    """Every condition and expression node of a rule's `when`."""
-    when = ast.first_attr(rule, ast.When)
-    out: list[object] = []
-    stack: list[object] = [when.condition] if when else []
-    while stack:
-        node = stack.pop()
-        out.append(node)
-        for name in ("parts", "part", "left", "right"):
-            child = getattr(node, name, None)
-            if isinstance(child, tuple):
-                stack.extend(child)
-            elif child is not None:
-                stack.append(child)
-    return out
 
 
 def screener_schema() -> Any:

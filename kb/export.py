@@ -7,18 +7,16 @@ described by the JSON Schema in `kb/data/rules.schema.json`, for tools in other 
 
 from __future__ import annotations
 
-import dataclasses
 import json
-from decimal import Decimal
 from importlib import resources
 from importlib.metadata import version as package_version
 from typing import Any
 
 from sqlglot import exp
 
-from dsl import ast
 from dsl.check import CheckedRulebook
 from dsl.compile import CompiledRulebook
+from dsl.model import Rule, declarations_json, law
 from dsl.periods import rule_periods
 from kb.checks import support_statements
 from kb.tables import TABLES, TableSpec
@@ -52,53 +50,38 @@ def sql(compiled: CompiledRulebook, dialect: str) -> str:
     return "\n\n".join(parts) + "\n"
 
 
-def _plain(value: Any) -> Any:
-    """AST nodes as JSON: {"node": "ClassName", field: …}, spans left out."""
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        out: dict[str, Any] = {"node": type(value).__name__.rstrip("_")}
-        for f in dataclasses.fields(value):
-            if f.name == "span":
-                continue
-            out[f.name] = _plain(getattr(value, f.name))
-        return out
-    if isinstance(value, tuple | list):
-        return [_plain(v) for v in value]
-    if isinstance(value, Decimal):
-        return str(value)
-    return value
-
-
 def rules_json(rb: CheckedRulebook, compiled: CompiledRulebook) -> dict[str, Any]:
     periods = rule_periods(rb)
     views = {r.name: r.view for r in compiled.rules}
+    written = declarations_json(rb)
+    attributes = written.pop("rule_attributes")
 
-    def rule(kind: str, decl: ast.Rule | ast.Exception_) -> dict[str, Any]:
-        name = decl.name.name
+    def rule(r: Rule) -> dict[str, Any]:
         return {
-            "name": name, "kind": kind, "view": views.get(name),
-            "title": decl.title.value if decl.title else None,
+            "name": r.name, "kind": r.kind, "view": views.get(r.name), "title": r.title,
             "in_force": [[iv.start.isoformat() if iv.start else None,
                           iv.end.isoformat() if iv.end else None]
-                         for iv in periods[name].intervals],
-            "source": {"file": decl.span.file, "line": decl.span.line},
-            "attributes": _plain(decl.attrs),
+                         for iv in periods[r.name].intervals],
+            "source": {"file": r.where.file, "line": r.where.line},
+            "attributes": attributes[r.name],
         }
 
+    model = law(rb)
     return {
         "format": "excon-rules/1",
         "excon_version": package_version("excon"),
-        "rulebook_version": rb.version,
-        "rulebooks": [_plain(r) for r in rb.rulebooks.values()],
-        "instruments": [_plain(i) for i in rb.instruments.values()],
-        "items": [_plain(i) for i in rb.items.values()],
-        "item_groups": {g: sorted(items) for g, items in sorted(rb.group_items.items())},
-        "country_groups": {g: sorted(c) for g, c in sorted(rb.country_members.items())},
-        "lists": [_plain(x) for x in rb.lists.values()],
-        "parties": [_plain(p) for p in rb.parties.values()],
-        "rules": [rule("rule", r) for r in rb.rules.values()] +
-                 [rule("exception", e) for e in rb.exceptions.values()],
-        "amendments": [_plain(a) for a in rb.amendments],
-        "examples": [_plain(e) for e in rb.examples],
+        "rulebook_version": model.version,
+        "rulebooks": written["rulebooks"],
+        "instruments": written["instruments"],
+        "items": written["items"],
+        "item_groups": {g: list(model.groups[g].members) for g in sorted(model.groups)},
+        "country_groups": {g: list(model.country_groups[g].members)
+                           for g in sorted(model.country_groups)},
+        "lists": written["lists"],
+        "parties": written["parties"],
+        "rules": [rule(r) for r in sorted(model.rules.values(), key=lambda r: r.kind != "rule")],
+        "amendments": written["amendments"],
+        "examples": written["examples"],
     }
 
 

@@ -24,6 +24,7 @@ from sqlite_utils import Database
 
 from dsl.check import CheckedRulebook
 from dsl.compile import CompiledRulebook
+from dsl.model import law
 from dsl.periods import Periods, item_controls, listing_periods
 from dsl.periods import timeline as law_timeline
 from kb.checks import MATERIALISED, SUPPORT_TABLES, SUPPORT_VIEWS, declaration_findings_query
@@ -145,6 +146,7 @@ def law_rows(db: Database, rb: CheckedRulebook,
     exceptions) in force, suspended, repealed or expired; listings with the measures they
     impose; the acts that control each item."""
     rows: list[tuple[Any, ...]] = []
+    model = law(rb)
     rules = {r[0]: r[1:] for r in db.execute(
         "SELECT name, title, instrument_id, provision, outcome FROM rules").fetchall()}
     for name, periods in sorted(compiled.periods.items()):
@@ -153,14 +155,14 @@ def law_rows(db: Database, rb: CheckedRulebook,
             rows.append(("rule", name, title or name, t.status, t.instrument, instrument,
                          provision, outcome, _iso(t.start), _iso(t.end)))
     for lp in listing_periods(rb):
-        title = rb.parties[lp.party].title.value
+        title = model.parties[lp.party].legal_name
         measures = ", ".join(lp.measures) or "no measures"
         for t in law_timeline(lp.periods):
             rows.append(("list entry", lp.party, title, t.status, t.instrument, lp.instrument,
                          lp.provision, f"{lp.list}: {measures}", _iso(t.start), _iso(t.end)))
     for item, controls in sorted(item_controls(rb).items()):
         for c in controls:
-            rows.append(("item", item, rb.items[item].title.value, "controlled", None,
+            rows.append(("item", item, model.items[item].title, "controlled", None,
                          c.instrument, c.provision, None, _iso(c.start), _iso(c.end)))
     return rows
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from dsl import ast
+from dsl.model import Example, law
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -49,9 +49,9 @@ class RulebookFile(pytest.File):
         root = _rulebook_root(self.path, self.config)
         assert root is not None
         screener = _screener(root)
-        for example in screener.rulebook.examples:
-            if Path(example.span.file).resolve() == self.path.resolve():
-                yield RulebookExample.from_parent(self, name=example.title.value,
+        for example in law(screener.rulebook).examples:
+            if Path(example.where.file).resolve() == self.path.resolve():
+                yield RulebookExample.from_parent(self, name=example.title,
                                                   example=example, screener=screener)
 
 
@@ -60,7 +60,7 @@ class ExampleFailed(Exception):
 
 
 class RulebookExample(pytest.Item):
-    def __init__(self, *, example: ast.Example, screener: Any, **kwargs: Any) -> None:
+    def __init__(self, *, example: Example, screener: Any, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.example = example
         self.screener = screener
@@ -70,13 +70,13 @@ class RulebookExample(pytest.Item):
 
         result = run_example(self.screener, self.example)
         if not result.passed:
-            raise ExampleFailed("\n".join(f"{x.span}: {why}" for x, why in result.failures))
+            raise ExampleFailed("\n".join(f"{x.where}: {why}" for x, why in result.failures))
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException],
                      style: Any = None) -> str:
         if isinstance(excinfo.value, ExampleFailed):
-            return f"example \"{self.example.title.value}\" failed:\n{excinfo.value}"
+            return f"example \"{self.example.title}\" failed:\n{excinfo.value}"
         return str(super().repr_failure(excinfo))
 
     def reportinfo(self) -> tuple[Path, int, str]:
-        return self.path, self.example.span.line - 1, f"example: {self.example.title.value}"
+        return self.path, self.example.where.line - 1, f"example: {self.example.title}"

@@ -139,9 +139,8 @@ def matching_quality(pairs: Iterable[Mapping[str, str]], matcher: PartyMatcher,
 
 def rulebook_matcher(rb: CheckedRulebook) -> tuple[PartyMatcher, dict[str, str]]:
     """The matcher over every spelling of the rulebook's parties, and legal name → party."""
-    from dsl import ast
+    from dsl.model import law
 
-    spellings = [(name, n) for name, p in rb.parties.items()
-                 for n in [p.title.value, *(x.value for a in ast.attrs_of(p, ast.Alias)
-                                            for x in a.names)]]
-    return PartyMatcher(spellings), {p.title.value: name for name, p in rb.parties.items()}
+    parties = law(rb).parties
+    spellings = [(name, n) for name, p in parties.items() for n in p.spellings]
+    return PartyMatcher(spellings), {p.legal_name: name for name, p in parties.items()}

@@ -5,196 +5,101 @@ it marks unverified. Analysts read the law here; the compiled checks join agains
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import Any
 
 from sqlite_utils import Database
 
-from dsl import ast
-from dsl.check import CheckedRulebook, normalise_customs_code
-from dsl.format import attribute, condition, format_file, header
-from dsl.periods import item_controls
+from dsl.check import CheckedRulebook
+from dsl.model import law
 
 Row = dict[str, Any]
 
 
-def _join(values: Iterable[str]) -> str | None:
-    text = "; ".join(v for v in values if v)
-    return text or None
-
-
-def _texts(decl: object, kind: type[Any]) -> str | None:
-    """The texts of one kind of attribute (notes, sources, …), joined."""
-    return _join(str(a.text.value) for a in ast.attrs_of(decl, kind))
-
-
-def _cite(decl: object) -> tuple[str | None, str | None]:
-    act = ast.first_attr(decl, ast.ControlAct)
-    c = act.citation if act is not None else ast.first_attr(decl, ast.Citation)
-    if c is None:
-        return None, None
-    return c.instrument.name, str(c.provision) if c.provision else None
-
-
-def _source_text(decl: ast.Declaration) -> str:
-    return format_file(ast.SourceFile("", (decl,)))
-
-
-def _date(decl: object, kind: type) -> str | None:
-    a = ast.first_attr(decl, kind)
-    return a.date.text if a is not None else None
+def _join(values: tuple[str, ...]) -> str | None:
+    return "; ".join(values) or None
 
 
 def instrument_rows(rb: CheckedRulebook) -> tuple[list[Row], list[Row]]:
-    instruments, provisions = [], []
-    for name, ins in rb.instruments.items():
-        titles = ast.attrs_of(ins, ast.Title)
-        conf = ast.first_attr(ins, ast.Confidence)
+    instruments: list[Row] = []
+    provisions: list[Row] = []
+    for i in law(rb).instruments.values():
         instruments.append({
-            "id": name,
-            "title": _join(t.text.value for t in titles if t.lang is None),
-            "title_zh": _join(t.text.value for t in titles if t.lang == "zh"),
-            "issuer": _join(r.name for a in ast.attrs_of(ins, ast.Issuer) for r in a.names),
-            "number": _texts(ins, ast.Number),
-            "issued": _date(ins, ast.Issued),
-            "in_force": _date(ins, ast.InForce),
-            "url": _texts(ins, ast.Url),
-            "confidence": conf.level if conf else None,
-            "notes": _texts(ins, ast.Note),
-            "unverified": _texts(ins, ast.Unverified),
-            "source_file": ins.span.file,
-            "source_line": ins.span.line,
+            "id": i.id, "title": i.title, "title_zh": i.title_zh, "issuer": i.issuer,
+            "number": i.number, "issued": i.issued, "in_force": i.in_force, "url": i.url,
+            "confidence": i.confidence, "notes": i.notes, "unverified": i.unverified,
+            "source_file": i.where.file, "source_line": i.where.line,
         })
-        for p in ast.attrs_of(ins, ast.Provision):
-            provisions.append({
-                "instrument_id": name, "provision": f"{p.kind} {p.label}", "kind": p.kind,
-                "label": p.label, "text": p.text.value,
-                "text_zh": p.text_zh.value if p.text_zh else None,
-            })
+        provisions.extend({"instrument_id": p.instrument, "provision": p.provision,
+                           "kind": p.kind, "label": p.label, "text": p.text,
+                           "text_zh": p.text_zh} for p in i.provisions)
     return instruments, provisions
 
 
 def item_rows(rb: CheckedRulebook, hs6: frozenset[str]) -> dict[str, list[Row]]:
-    groups: list[Row] = []
-    for name, grp in rb.groups.items():
-        ins, prov = _cite(grp)
-        groups.append({"name": name, "title": grp.title.value, "instrument_id": ins,
-                       "provision": prov})
+    model = law(rb)
+    groups = [{"name": g.name, "title": g.title, "instrument_id": g.instrument,
+               "provision": g.provision} for g in model.groups.values()]
     items: list[Row] = []
     codes: list[Row] = []
-    members: list[Row] = []
-    for name, it in rb.items.items():
-        ins, prov = _cite(it)
-        if ins is None:  # the item rests on its group's citation
-            for m in ast.attrs_of(it, ast.MemberOf):
-                for g in m.groups:
-                    if g.name in rb.groups:
-                        ins, prov = _cite(rb.groups[g.name])
-                        break
-        control = ast.first_attr(it, ast.Control)
-        conf = ast.first_attr(it, ast.Confidence)
-        cond = ast.first_attr(it, ast.ControlledIf)
+    controls: list[Row] = []
+    for it in model.items.values():
         items.append({
-            "name": name, "title": it.title.value, "title_zh": _texts(it, ast.NameZh),
-            "control_code": control.code.text if control else None,
-            "instrument_id": ins, "provision": prov,
-            "controlled_if": condition(cond.condition) if cond else None,
-            "confidence": conf.level if conf else None,
-            "notes": _texts(it, ast.Note), "unverified": _texts(it, ast.Unverified),
-            "source_file": it.span.file, "source_line": it.span.line,
+            "name": it.name, "title": it.title, "title_zh": it.title_zh,
+            "control_code": it.control_code, "instrument_id": it.instrument,
+            "provision": it.provision, "controlled_if": it.controlled_if,
+            "confidence": it.confidence, "notes": it.notes, "unverified": it.unverified,
+            "source_file": it.where.file, "source_line": it.where.line,
         })
-        seen = set()
-        for a in ast.attrs_of(it, ast.Customs):
-            for c in a.codes:
-                digits = normalise_customs_code(c.text)
-                if digits in seen:
-                    continue
-                seen.add(digits)
-                codes.append({"item": name, "code": digits, "written": c.text,
-                              "hs6": digits[:6] if digits[:6] in hs6 else None})
-    for group_name, names in sorted(rb.group_items.items()):
-        members.extend({"group_name": group_name, "item": i} for i in sorted(names))
-    controls = [{"item": item, "instrument_id": c.instrument, "provision": c.provision,
-                 "controlled_from": c.start.isoformat() if c.start else None,
-                 "controlled_until": c.end.isoformat() if c.end else None}
-                for item, found in sorted(item_controls(rb).items()) for c in found]
+        codes.extend({"item": it.name, "code": c.digits, "written": c.written,
+                      "hs6": c.digits[:6] if c.digits[:6] in hs6 else None} for c in it.codes)
+    for name in sorted(model.items):
+        controls.extend({"item": name, "instrument_id": c.instrument, "provision": c.provision,
+                         "controlled_from": c.start.isoformat() if c.start else None,
+                         "controlled_until": c.end.isoformat() if c.end else None}
+                        for c in model.items[name].controls)
+    members = [{"group_name": g, "item": i} for g in sorted(model.groups)
+               for i in model.groups[g].members]
     return {"item_groups": groups, "items": items, "item_customs_codes": codes,
             "item_group_members": members, "item_controls": controls}
 
 
 def country_group_rows(rb: CheckedRulebook) -> tuple[list[Row], list[Row]]:
-    groups: list[Row] = []
-    members: list[Row] = []
-    for name, cg in rb.country_groups.items():
-        ins, _ = _cite(cg)
-        groups.append({"name": name, "title": cg.title.value,
-                       "valid_from": _date(cg, ast.ValidFrom),
-                       "valid_until": _date(cg, ast.ValidUntil), "instrument_id": ins,
-                       "source": _texts(cg, ast.Source),
-                       "unverified": _texts(cg, ast.Unverified)})
-        members.extend({"group_name": name, "country": c}
-                       for c in sorted(rb.country_members.get(name, ())))
-    return groups, members
+    groups = list(law(rb).country_groups.values())
+    return ([{"name": g.name, "title": g.title, "valid_from": g.valid_from,
+              "valid_until": g.valid_until, "instrument_id": g.instrument, "source": g.source,
+              "unverified": g.unverified} for g in groups],
+            [{"group_name": g.name, "country": c} for g in groups for c in g.members])
 
 
 def party_rows(rb: CheckedRulebook) -> dict[str, list[Row]]:
-    lists = []
-    for name, pl in rb.lists.items():
-        ins, _ = _cite(pl)
-        titles = ast.attrs_of(pl, ast.Title)
-        threshold = ast.first_attr(pl, ast.MatchThreshold)
-        lists.append({
-            "name": name, "title": pl.title.value,
-            "title_zh": _join(t.text.value for t in titles if t.lang == "zh"),
-            "issuer": _join(r.name for a in ast.attrs_of(pl, ast.Issuer) for r in a.names),
-            "instrument_id": ins,
-            "match_threshold": float(threshold.value) if threshold else None,
-        })
-    parties, aliases, entries = [], [], []
-    for name, p in rb.parties.items():
-        country = ast.first_attr(p, ast.Country)
-        owner = ast.first_attr(p, ast.OwnedBy)
+    model = law(rb)
+    lists = [{"name": pl.name, "title": pl.title, "title_zh": pl.title_zh,
+              "issuer": pl.issuer, "instrument_id": pl.instrument,
+              "match_threshold": pl.match_threshold} for pl in model.lists.values()]
+    parties: list[Row] = []
+    aliases: list[Row] = []
+    entries: list[Row] = []
+    for p in model.parties.values():
         parties.append({
-            "name": name, "legal_name": p.title.value,
-            "country": country.code.name if country else None,
-            "address": _texts(p, ast.Address), "phone": _texts(p, ast.Phone),
-            "owner": owner.owner.name if owner else None,
-            "owner_share_pct": float(owner.share_pct) if owner and owner.share_pct else None,
-            "unverified": _texts(p, ast.Unverified),
+            "name": p.name, "legal_name": p.legal_name, "country": p.country,
+            "address": p.address, "phone": p.phone, "owner": p.owner,
+            "owner_share_pct": p.owner_share_pct, "unverified": p.unverified,
         })
-        seen = {p.title.value}
-        for a in ast.attrs_of(p, ast.Alias):
-            for n in a.names:
-                if n.value not in seen:
-                    seen.add(n.value)
-                    aliases.append({"party": name, "alias": n.value})
-        for lst in ast.attrs_of(p, ast.Listing):
-            entries.append({
-                "party": name, "list": lst.list.name,
-                "instrument_id": lst.citation.instrument.name,
-                "provision": str(lst.citation.provision) if lst.citation.provision else None,
-                "listed_from": lst.valid_from.date.text,
-                "listed_until": lst.valid_until.date.text if lst.valid_until else None,
-                "measures": _join(rb.listing_measures(lst)),
-            })
+        aliases.extend({"party": p.name, "alias": a} for a in p.aliases)
+        entries.extend({"party": p.name, "list": e.list, "instrument_id": e.instrument,
+                        "provision": e.provision, "listed_from": e.listed_from,
+                        "listed_until": e.listed_until, "measures": _join(e.measures)}
+                       for e in p.listings)
     return {"party_lists": lists, "parties": parties, "party_aliases": aliases,
             "list_entries": entries}
 
 
 def value_range_rows(rb: CheckedRulebook) -> list[Row]:
-    rows = []
-    for name, vr in rb.value_ranges.items():
-        pr = ast.first_attr(vr, ast.PriceRange)
-        rows.append({
-            "name": name, "title": vr.title.value,
-            "customs_codes": _join(c.text for a in ast.attrs_of(vr, ast.Customs)
-                                   for c in a.codes),
-            "low_usd_per_kg": float(pr.low) if pr else None,
-            "high_usd_per_kg": float(pr.high) if pr else None,
-            "instrument_id": _cite(vr)[0], "source": _texts(vr, ast.Source),
-            "unverified": _texts(vr, ast.Unverified), "rulebook": rb.rulebook_of(vr.span.file),
-        })
-    return rows
+    return [{"name": v.name, "title": v.title,
+             "customs_codes": _join(tuple(c.written for c in v.codes)),
+             "low_usd_per_kg": v.low_usd_per_kg, "high_usd_per_kg": v.high_usd_per_kg,
+             "instrument_id": v.instrument, "source": v.source, "unverified": v.unverified,
+             "rulebook": v.rulebook} for v in law(rb).value_ranges.values()]
 
 
 def rulebook_of(rb: CheckedRulebook, file: str) -> str | None:
@@ -203,72 +108,34 @@ def rulebook_of(rb: CheckedRulebook, file: str) -> str | None:
 
 
 def rule_rows(rb: CheckedRulebook, rulebook: str | None = None) -> list[Row]:
-    rows = []
-    for kind, table in (("rule", rb.rules), ("exception", rb.exceptions)):
-        for name, r in table.items():
-            ins, prov = _cite(r)
-            then = ast.first_attr(r, ast.Then)
-            when = ast.first_attr(r, ast.When)
-            iv = rb.validity.get(name)
-            rows.append({
-                "name": name, "kind": kind, "title": r.title.value if r.title else None,
-                "outcome": then.outcome.kind if then else ("exception" if kind == "exception"
-                                                           else None),
-                "severity": then.outcome.severity if then else None,
-                "instrument_id": ins, "provision": prov,
-                "valid_from": iv.start.isoformat() if iv and iv.start else None,
-                "valid_until": iv.end.isoformat() if iv and iv.end else None,
-                "condition": condition(when.condition) if when else None,
-                "excepts": _join(x.name for a in ast.attrs_of(r, ast.Excepts) for x in a.rules),
-                "overrides": _join(x.name for a in ast.attrs_of(r, ast.Overrides)
-                                   for x in a.rules),
-                "explain": _join(a.template.value for a in ast.attrs_of(r, ast.Explain)),
-                "unverified": _texts(r, ast.Unverified),
-                "source_file": r.span.file, "source_line": r.span.line,
-                "source_text": _source_text(r),
-                "rulebook": rulebook or rulebook_of(rb, r.span.file),
-            })
-    return rows
+    rules = sorted(law(rb).rules.values(), key=lambda r: r.kind != "rule")
+    return [{
+        "name": r.name, "kind": r.kind, "title": r.title, "outcome": r.outcome,
+        "severity": r.severity, "instrument_id": r.instrument, "provision": r.provision,
+        "valid_from": r.valid_from, "valid_until": r.valid_until, "condition": r.condition,
+        "excepts": _join(r.excepts), "overrides": _join(r.overrides), "explain": r.explain,
+        "unverified": r.unverified, "source_file": r.where.file, "source_line": r.where.line,
+        "source_text": r.source_text, "rulebook": rulebook or r.rulebook,
+    } for r in rules]
 
 
 def amendment_rows(rb: CheckedRulebook) -> list[Row]:
-    rows = []
-    n = 0
-    for am in rb.amendments:
-        ins, prov = _cite(am)
-        for t in am.targets:
-            n += 1
-            kind = {"ref": "rule" if t.name.name in rb.rules or t.name.name in rb.exceptions
-                    else "instrument", "listings": "listings", "listing": "listing"}[t.kind]
-            rows.append({
-                "id": n, "action": am.action, "target": header(am).split(" ", 1)[1],
-                "target_kind": kind, "target_name": t.name.name,
-                "target_provision": str(t.provision) if t.provision else None,
-                "target_list": t.list.name if t.list else None,
-                "instrument_id": ins, "provision": prov,
-                "valid_from": _date(am, ast.ValidFrom), "valid_until": _date(am, ast.ValidUntil),
-                "source_file": am.span.file, "source_line": am.span.line,
-            })
-    return rows
+    return [{
+        "id": a.id, "action": a.action, "target": a.target, "target_kind": a.target_kind,
+        "target_name": a.target_name, "target_provision": a.target_provision,
+        "target_list": a.target_list, "instrument_id": a.instrument, "provision": a.provision,
+        "valid_from": a.valid_from, "valid_until": a.valid_until,
+        "source_file": a.where.file, "source_line": a.where.line,
+    } for a in law(rb).amendments]
 
 
 def example_rows(rb: CheckedRulebook) -> list[Row]:
-    rows = []
-    for n, ex in enumerate(rb.examples, 1):
-        expects = ast.attrs_of(ex, ast.Expect)
-        named = {x.rule.name for x in expects if x.rule}
-        # "RULE: …" titles an example of that rule even when it expects no finding at all
-        prefix = ex.title.value.split(":", 1)[0].strip()
-        if ":" in ex.title.value and (prefix in rb.rules or prefix in rb.exceptions):
-            named.add(prefix)
-        rows.append({
-            "id": n, "title": ex.title.value,
-            "rules": _join(sorted(named)),
-            "expectations": _join(attribute(x)[0] for x in expects),
-            "source_file": ex.span.file, "source_line": ex.span.line,
-            "source_text": _source_text(ex),
-        })
-    return rows
+    return [{
+        "id": ex.id, "title": ex.title, "rules": _join(ex.rules),
+        "expectations": _join(tuple(x.text for x in ex.expectations)),
+        "source_file": ex.where.file, "source_line": ex.where.line,
+        "source_text": ex.source_text,
+    } for ex in law(rb).examples]
 
 
 def load_rulebook(db: Database, rb: CheckedRulebook, hs6: frozenset[str]) -> dict[str, int]:
@@ -280,13 +147,10 @@ def load_rulebook(db: Database, rb: CheckedRulebook, hs6: frozenset[str]) -> dic
             db.table(table).insert_all(rows)
         counts[table] = len(rows)
 
-    names = sorted(rb.rulebooks)
-    put("rulebooks", [{
-        "name": n, "title": rb.rulebooks[n].title.value,
-        "jurisdiction": _join(j.country.name for j in ast.attrs_of(rb.rulebooks[n],
-                                                                   ast.Jurisdiction)),
-        "version": rb.version,
-    } for n in names])
+    model = law(rb)
+    put("rulebooks", [{"name": n, "title": model.rulebooks[n].title,
+                       "jurisdiction": _join(model.rulebooks[n].jurisdiction),
+                       "version": model.version} for n in sorted(model.rulebooks)])
     instruments, provisions = instrument_rows(rb)
     put("instruments", instruments)
     put("provisions", provisions)
@@ -302,9 +166,9 @@ def load_rulebook(db: Database, rb: CheckedRulebook, hs6: frozenset[str]) -> dic
     put("amendments", amendment_rows(rb))
     put("examples", example_rows(rb))
     put("unverified_facts", [
-        {"id": n, "kind": kind, "entry": name, "note": text, "source_file": span.file,
-         "source_line": span.line}
-        for n, (kind, name, text, span) in enumerate(rb.unverified, 1)
+        {"id": n, "kind": u.kind, "entry": u.entry, "note": u.note,
+         "source_file": u.where.file, "source_line": u.where.line}
+        for n, u in enumerate(model.unverified, 1)
     ])
     return counts
 

@@ -141,14 +141,13 @@ def test_interpreter_sqlite_duckdb_and_postgres_agree(path: str, case: tuple[Any
 def test_every_repository_example_agrees_with_the_interpreter(postgres_dsn: str) -> None:
     """Every example's declarations, judged on all four; examples with the same `as of` are
     screened together (ids and licence numbers prefixed so they cannot meet)."""
-    from dsl import ast
+    from dsl.model import law
     from kb.examples import declaration_rows, licence_rows
 
     s = screener("repository")
     batches: dict[str | None, tuple[list[dict[str, Any]], list[dict[str, Any]]]] = {}
-    for n, ex in enumerate(s.rulebook.examples):
-        as_of = ast.first_attr(ex, ast.AsOf)
-        decls, lics = batches.setdefault(as_of.date.text if as_of else None, ([], []))
+    for n, ex in enumerate(law(s.rulebook).examples):
+        decls, lics = batches.setdefault(ex.as_of, ([], []))
         for d in declaration_rows(ex):
             decls.append({**d, "id": f"e{n}-{d['id']}",
                           "licence_no": f"e{n}-{d['licence_no']}" if d.get("licence_no")
