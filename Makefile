@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo demo-build serve test system-deps lint typecheck pytest bench fmt check clean
+.PHONY: demo demo-build serve test test-fast system-deps lint typecheck pytest bench fmt check clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -42,6 +42,10 @@ serve: $(STAMP)
 
 ## test: ruff, mypy on dsl/ and kb/, then pytest (PostgreSQL is started by the tests)
 test: system-deps lint typecheck pytest
+
+## test-fast: the same without the slow end-to-end tests (marked `slow`); CI runs `make test`
+test-fast: system-deps lint typecheck $(STAMP)
+	$(BIN)/pytest -m "not slow"
 
 ## system-deps: from Debian, PostgreSQL's server (cross-engine tests) and Chromium (browser tests)
 system-deps:

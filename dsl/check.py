@@ -837,6 +837,15 @@ class Checker:
                     self.error("E304", f"this takes effect on {iv.start}, before "
                                f"{cites[0].instrument.name} came into force on {start}",
                                froms[0].span)
+            listed_by = {lst.citation.instrument.name for p in self.rb.parties.values()
+                         for lst in ast.attrs_of(p, ast.Listing)}
+            for before, t in zip(am.targets, am.targets[1:], strict=False):
+                if before.kind == "listings" and t.kind == "ref" and t.provision is None \
+                        and t.name.name in listed_by:
+                    self.error("W304", f"'{t.name.name}' after 'listings under "
+                               f"{before.name.name}' is the whole instrument, not its "
+                               "listings", t.span,
+                               hint=f"write 'listings under {t.name.name}' for its listings")
             for t in am.targets:
                 target_iv = self.target(t)
                 key = _target_key(t)

@@ -941,11 +941,15 @@ class Compiler:
         return exp.null(), []
 
     # ------------------------------------------------------------ rules
-    def explanation(self, rule: ast.Rule) -> list[exp.Expression]:
-        """The sentence of a finding: the rule's `explain` template, or a standard one."""
+    def explanation(self, rule: ast.Rule, cites_act: bool = False
+                    ) -> tuple[list[exp.Expression], list[exp.Expression]]:
+        """The sentence of a finding, as (head, tail): the rule's `explain` template, or a
+        standard one. With `cites_act` the standard sentence names the act the finding cites
+        between the two (the outer query fills it in: after 2024-12-01 a licence requirement
+        on an announcement's items rests on the unified list), else the rule's own `per`."""
         tmpl = ast.first_attr(rule, ast.Explain)
         if tmpl is not None:
-            return self.template(tmpl.template.value)
+            return self.template(tmpl.template.value), []
         cite = ast.first_attr(rule, ast.Citation)
         where = (f"{cite.instrument.name}" + (f" {cite.provision}" if cite.provision else "")
                  ) if cite else ""
@@ -953,10 +957,13 @@ class Compiler:
         parts = self.template("{item_title} (code {hs_code}) to {destination_country} on "
                               "{declared_on}" if self.uses_items else
                               "Declaration {id} to {destination_country} on {declared_on}")
-        parts.append(_lit(f": {title[:1].lower() + title[1:]} ({where})"))
+        parts.append(_lit(f": {title[:1].lower() + title[1:]}"))
+        tail: list[exp.Expression] = []
+        if not cites_act:
+            parts.append(_lit(f" ({where})"))
         if self.listed_columns:
-            parts.append(exp.Coalesce(this=self.listed_party_note(), expressions=[_lit("")]))
-        return parts
+            tail.append(exp.Coalesce(this=self.listed_party_note(), expressions=[_lit("")]))
+        return parts, tail
 
     def evidence_notes(self) -> list[exp.Expression]:
         """What the rule's links, windows and first-seen dates found, each a '; …' note."""
@@ -1090,8 +1097,13 @@ class Compiler:
                 ).else_(unknown_outcome)
         # Inner query: each condition appears once, as the value `truth` (1 true, 0 false,
         # NULL unknown), so that no engine's planner has to expand nested and/or/not twice.
-        base = [*self.explanation(rule), *self.evidence_notes()]
         acts, act_pairs = self.attribution(condition, licence, cite)
+        cites_act = bool(act_pairs) and licence
+        head, tail = self.explanation(rule, cites_act)
+        tail += self.evidence_notes()
+        statement = [exp.alias_(exp.Concat(expressions=head), "statement"),
+                     exp.alias_(exp.Concat(expressions=tail or [_lit("")]), "statement_tail")] \
+            if cites_act else [exp.alias_(exp.Concat(expressions=head + tail), "statement")]
         severity = _lit(then.outcome.severity) if then.outcome.severity else exp.null()
         facts = [
             exp.alias_(_col("id"), "declaration_id"),
@@ -1102,7 +1114,7 @@ class Compiler:
             exp.alias_(exp.Case().when(report_unknown, _lit(1)).else_(_lit(0)),
                        "report_unknown"),
             exp.alias_(unknown_outcome, "unknown_outcome"),
-            exp.alias_(exp.Concat(expressions=base), "statement"),
+            *statement,
             exp.alias_(self.missing_note(truth.missing, truth.guards), "missing_note"),
             *(exp.alias_(exp.cast(value, "TEXT"), name) for name, value in acts.items()),
         ]
@@ -1206,9 +1218,15 @@ class Compiler:
         licence_note = [_lit("; licence: "), c("licence_problem")] if licence else []
         outcome = exp.Case().when(is_true.copy(), _lit(outcome_word)).else_(
             c("unknown_outcome"))
+        said: list[exp.Expression] = [c("statement")]
+        if cites_act:  # " (ACT [provision])" between the sentence's head and its notes
+            said += [_lit(" ("), exp.Coalesce(this=act_instrument.copy(), expressions=[_lit("")]),
+                     exp.Case().when(_not_null(act_provision.copy()), exp.Concat(
+                         expressions=[_lit(" "), act_provision.copy()])).else_(_lit("")),
+                     _lit(")"), c("statement_tail")]
         explanation = exp.Case().when(
-            is_true.copy(), exp.Concat(expressions=[c("statement"), *licence_note])
-        ).else_(exp.Concat(expressions=[c("statement"), c("missing_note")]))
+            is_true.copy(), exp.Concat(expressions=[*said, *licence_note])
+        ).else_(exp.Concat(expressions=[*(x.copy() for x in said), c("missing_note")]))
         rank = exp.Window(this=exp.RowNumber(), partition_by=[c("declaration_id")],
                           order=exp.Order(expressions=[
                               exp.Ordered(this=exp.Case().when(is_true.copy(), _lit(0))

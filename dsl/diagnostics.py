@@ -50,6 +50,7 @@ CODES: dict[str, str] = {
     "W301": "two suspensions of the same target overlap",
     "W302": "an amendment of a target that a lift or repeal has already ended",
     "W303": "a rule in force before any item it names is controlled",
+    "W304": "an instrument named after `listings under X,` that has listings of its own",
 }
 
 

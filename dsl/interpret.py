@@ -231,13 +231,13 @@ class Interpreter:
 
     # ------------------------------------------------------------ facts
     def items_of(self, d: Row) -> list[str]:
+        """The items a declaration's code matches: those of its most precise match (the code
+        itself, else its 8-digit line, else its 6-digit subheading)."""
         code = d["hs_code"]
-        found = set(self.codes.get(code, ()))
-        for n in (8, 6):
-            for item in self.codes.get(code[:n], ()):
-                if len(code[:n]) == n:
-                    found.add(item)
-        return sorted(found)
+        for prefix in (code, code[:8], code[:6]):
+            if len(prefix) >= 6 and self.codes.get(prefix):
+                return sorted(set(self.codes[prefix]))
+        return []
 
     def value(self, d: Row, name: str) -> Any:
         spec = self.schema.field(name)

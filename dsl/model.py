@@ -12,6 +12,7 @@ to evaluate.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
@@ -260,6 +261,17 @@ class Unverified:
 
 
 @dataclass(frozen=True)
+class Lapse:
+    """A suspension that ended by its own text (after its last extension): what it suspended
+    applies again from the next day, unless a later decision, not in the rulebook, extended it."""
+
+    target: str  # "MOFCOM-2024-46 clause 2", "listings under MOFCOM-2025-21"
+    by: tuple[str, ...]  # the instruments that suspended and extended it, in order
+    ended: str  # its last day
+    resumes: str  # the day the target applies again
+
+
+@dataclass(frozen=True)
 class Law:
     version: str
     rulebooks: dict[str, Rulebook]
@@ -274,6 +286,32 @@ class Law:
     amendments: tuple[Amendment, ...]
     examples: tuple[Example, ...]
     unverified: tuple[Unverified, ...]
+
+    def lapsed_suspensions(self, today: dt.date) -> list[Lapse]:
+        """Suspensions whose last day (after every extension) is before `today`, of targets
+        not lifted or repealed since: the questions to check against later decisions."""
+        chains: dict[tuple[Any, ...], list[Amendment]] = {}
+        for a in self.amendments:
+            key = (a.target_kind, a.target_name, a.target_provision, a.target_list)
+            chains.setdefault(key, []).append(a)
+        out = []
+        for (kind, name, provision, lst), chain in chains.items():
+            suspensions = [a for a in chain if a.action in ("suspend", "extend")]
+            ends = [a.valid_until for a in suspensions if a.action == "extend"] or [
+                a.valid_until for a in suspensions if a.action == "suspend"]
+            if not suspensions or not ends or None in ends:
+                continue
+            ended = max(e for e in ends if e is not None)
+            if dt.date.fromisoformat(ended) >= today or any(
+                    a.action in ("lift", "repeal") for a in chain):
+                continue
+            label = {"listings": f"listings under {name}",
+                     "listing": f"listing of {name} on {lst}"}.get(
+                kind, f"{name} {provision}" if provision else name)
+            resumes = (dt.date.fromisoformat(ended) + dt.timedelta(days=1)).isoformat()
+            out.append(Lapse(label, tuple(dict.fromkeys(a.instrument or "" for a in suspensions)),
+                             ended, resumes))
+        return sorted(out, key=lambda x: (x.ended, x.target))
 
     def suppressors(self, rule: str) -> list[Rule]:
         """Exceptions that except `rule`, and permissions that override it."""

@@ -134,16 +134,23 @@ SUPPORT_VIEWS = {
         FROM declarations AS d
         LEFT JOIN code_value_ranges AS r ON r.hs_code = d.hs_code""",
     # A declaration matches an item through its customs code: exactly for a 10-digit reference
-    # code, by prefix for an 8-digit tariff line or a 6-digit HS subheading.
+    # code, by prefix for an 8-digit tariff line or a 6-digit HS subheading. The most precise
+    # match decides: a code that an item lists exactly (samarium metal, 2805301910) is that item
+    # only, not also every item whose shorter line contains it (holmium's 2805.30.19); an
+    # 8-digit line likewise hides the 6-digit subheadings.
     "declaration_items": """
         SELECT d.id AS declaration_id, c.item AS item
         FROM declarations AS d JOIN item_customs_codes AS c ON c.code = d.hs_code
         UNION
         SELECT d.id, c.item FROM declarations AS d JOIN item_customs_codes AS c
           ON LENGTH(c.code) = 8 AND c.code = SUBSTRING(d.hs_code, 1, 8)
+        WHERE NOT EXISTS (SELECT 1 FROM item_customs_codes AS x WHERE x.code = d.hs_code)
         UNION
         SELECT d.id, c.item FROM declarations AS d JOIN item_customs_codes AS c
-          ON LENGTH(c.code) = 6 AND c.code = SUBSTRING(d.hs_code, 1, 6)""",
+          ON LENGTH(c.code) = 6 AND c.code = SUBSTRING(d.hs_code, 1, 6)
+        WHERE NOT EXISTS (SELECT 1 FROM item_customs_codes AS x WHERE x.code = d.hs_code)
+          AND NOT EXISTS (SELECT 1 FROM item_customs_codes AS x
+                          WHERE x.code = SUBSTRING(d.hs_code, 1, 8))""",
     # The same matches by item: the candidate sets of checks that need some items read it.
     # SQLite stores it clustered by item (`MATERIALISED`), so such a set is one range of it
     # per item, where the item index of `declaration_items` would lead to a row of the table

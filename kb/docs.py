@@ -169,6 +169,7 @@ def _context(rb: CheckedRulebook, today: dt.date) -> dict[str, Any]:
         "item_count": len(items["items"]),
         "parties": sorted(parties["parties"], key=lambda p: p["legal_name"].lower()),
         "amendments": amendments,
+        "lapses": model.lapsed_suspensions(today),
         "unverified": [{"kind": u.kind, "entry": u.entry, "note": u.note,
                         "where": f"{u.where.file}:{u.where.line}"} for u in model.unverified],
         "axis": _axis(today), "bars": bars,

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 import dsl
 from bench.__main__ import main
 from bench.generate import rulebook_text
@@ -18,6 +20,7 @@ def test_generated_benchmark_rulebook_is_valid() -> None:
     assert [d for d in problems if d.is_error] == []
 
 
+@pytest.mark.slow
 def test_quick_benchmark_run_writes_figures(tmp_path: Path, capsys: object) -> None:
     out = tmp_path / "results.json"
     assert main(["--quick", "--out", str(out)]) == 0

@@ -129,7 +129,7 @@ def scenario(draw: st.DrawFn) -> tuple[Any, ...]:
     return decls, [licence], as_of, parties
 
 
-@pytest.mark.parametrize("path", ["semantics", "repository"])
+@pytest.mark.parametrize("path", ["semantics", pytest.param("repository", marks=pytest.mark.slow)])
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(case=scenario())
 def test_interpreter_sqlite_duckdb_and_postgres_agree(path: str, case: tuple[Any, ...],

@@ -44,7 +44,8 @@ def test_every_instrument_rule_and_unverified_note_is_in_the_document(html: str)
 def test_rules_read_in_plain_words_with_their_validity_and_examples(html: str) -> None:
     rule = html[html.index('id="rule-us-critical-minerals-ban"'):]
     rule = rule[:rule.index("</article>")]
-    assert "Exports are prohibited when item in us-ban-minerals and destination in usa." in rule
+    assert ("Exports are prohibited when item in us-ban-minerals and (destination in usa or "
+            "(end_user_country is not missing and end_user_country in usa)).") in rule
     assert 'href="#instrument-MOFCOM-2024-46">MOFCOM-2024-46</a> clause 2' in rule
     assert "suspended</span> 2025-11-09 – 2026-11-27 (by MOFCOM-2025-72)" in rule
     assert "in force</span> 2026-11-28 –" in rule
@@ -80,3 +81,19 @@ def test_the_cli_writes_one_self_contained_file(tmp_path: Path) -> None:
 def test_a_folder_of_several_rulebooks_is_refused(tmp_path: Path) -> None:
     with pytest.raises(DocsError, match="expected one rulebook"):
         render(tmp_path)
+
+
+def test_suspensions_that_lapsed_by_their_own_text_are_listed_to_check(html: str) -> None:
+    section = html[html.index('<section id="to-check">'):html.index('<section id="unverified">')]
+    rows = re.findall(r"<tr><td>(.*?)</td><td>(.*?)</td><td>(.*?)</td><td>(.*?)</td></tr>",
+                      section)
+    assert ("MOFCOM-2024-46 clause 2", "MOFCOM-2025-72", "2026-11-27", "2026-11-28") in rows
+    assert ("listings under MOFCOM-2025-21", "MOFCOM-2025-0514, MOFCOM-2025-0812, "
+            "MOFCOM-2025-1105", "2026-11-09", "2026-11-10") in rows
+    assert ("MOFCOM-2025-55", "MOFCOM-2025-70", "2026-11-10", "2026-11-11") in rows
+    # lifted for good, not lapsed: nothing to check
+    assert not any(r[0] == "listings under MOFCOM-2025-22" for r in rows)
+    # a suspension still running on the document's date is not listed
+    early, _ = render(CN, dt.date(2026, 11, 1))
+    assert "MOFCOM-2025-72" not in early[early.index('<section id="to-check">'):
+                                          early.index('<section id="unverified">')]

@@ -37,7 +37,8 @@ def test_why_a_declaration_was_flagged_and_not_flagged(tmp_path: Path) -> None:
     text = explain(db, "G1")
     ban = text.split("us-critical-minerals-ban —")[1].split("\n\n")[0]
     assert "in force: no — suspended by MOFCOM-2025-72 from 2025-11-09 until 2026-11-27" in ban
-    assert "destination in usa → true" in ban
+    assert ("(destination in usa or (end_user_country is not missing and end_user_country in "
+            "usa)) → true") in ban
     assert "result: no finding" in ban
     licence = text.split("ga-ge-licence —")[1].split("\n\n")[0]
     assert "licence: none declared" in licence

@@ -9,6 +9,7 @@ from pathlib import Path
 import duckdb
 import jsonschema
 import psycopg
+import pytest
 from click.testing import CliRunner
 
 from kb.cli import cli
@@ -31,6 +32,7 @@ def test_sqlite_script_creates_every_table_and_check(tmp_path: Path) -> None:
     assert conn.execute("select count(*) from findings").fetchone() == (0,)
 
 
+@pytest.mark.slow  # DuckDB plans the union of every check for minutes (issue: engines' speed)
 def test_duckdb_script_runs_on_duckdb(tmp_path: Path) -> None:
     script = (export(tmp_path, "--dialect", "duckdb") / "checks.duckdb.sql").read_text("utf-8")
     conn = duckdb.connect()

@@ -11,6 +11,7 @@ import pytest
 from sqlite_utils import Database
 
 from dsl import LoadResult, load
+from dsl.interpret import Interpreter
 from dsl.periods import item_controls
 from kb.load import load_csv
 from kb.schema import declaration_schema
@@ -192,3 +193,93 @@ def test_a_listed_party_finding_cites_its_listing_and_names_only_its_own_list(
     assert "(ECL-2020)" in listed.explanation  # the enabling law stays in the explanation
     uel = found["unreliable-entity-party"]
     assert uel.instrument == "UEL-2023-0216" and "control-list" not in uel.explanation
+
+
+def test_a_plain_name_after_listings_under_is_warned_as_the_whole_instrument(
+        tmp_path: Path) -> None:
+    listings = """
+list the-list "A list"
+  per OLD-1
+
+party acme "Acme"
+  listed on the-list per OLD-1 from 2024-01-01
+
+party apex "Apex"
+  listed on the-list per NEW-1 from 2025-01-01
+"""
+    result = checked(tmp_path, listings + """
+suspend listings under OLD-1, NEW-1
+  per PAUSE-1
+  from 2025-11-07
+""")
+    [w] = [d for d in result.diagnostics if d.code == "W304"]
+    assert "'NEW-1'" in w.message and w.hint == "write 'listings under NEW-1' for its listings"
+    spelled = checked(tmp_path, listings + """
+suspend listings under OLD-1, listings under NEW-1
+  per PAUSE-1
+  from 2025-11-07
+""")
+    assert not [d for d in spelled.diagnostics if d.code == "W304"]
+
+
+def test_suspensions_that_ended_by_their_own_text_are_listed_to_check(tmp_path: Path) -> None:
+    from dsl import law
+
+    result = checked(tmp_path, """
+suspend NEW-1
+  per PAUSE-1
+  from 2025-11-07 until 2026-11-10
+""")
+    model = law(result.rulebook)
+    assert model.lapsed_suspensions(dt.date(2026, 11, 10)) == []
+    [lapse] = model.lapsed_suspensions(dt.date(2026, 11, 11))
+    assert (lapse.target, lapse.by, lapse.ended, lapse.resumes) == (
+        "NEW-1", ("PAUSE-1",), "2026-11-10", "2026-11-11")
+
+
+def test_the_most_precise_reference_code_decides_the_item(tmp_path: Path) -> None:
+    (tmp_path / "r.excon").write_text(HEAD + """
+item wide "Any widget of the tariff line"
+  member of widgets
+  customs 8112.92.90
+
+rule widgets-licence "Widgets need a licence"
+  per OLD-1 annex 1
+  when item in widgets
+  then licence required
+""", encoding="utf-8")
+    screener = Screener([tmp_path])
+
+    def item_of(code: str) -> str:
+        """The item a finding names (the first of those matched, by name: `wide` would come
+        first if it were matched too)."""
+        [f] = screener.screen([{"id": "d", "declared_on": "2024-01-01", "exporter": "E",
+                                "consignee": "C", "consignee_country": "DE",
+                                "destination_country": "DE", "hs_code": code,
+                                "description": "x", "quantity_kg": 1, "value_usd": 1}])
+        return f.explanation.split(" (code")[0]
+
+    assert item_of("8112929010") == "A widget"  # listed exactly by widget: not also `wide`
+    assert item_of("8112929090") == "Any widget of the tariff line"  # only the 8-digit line
+    interpreter = Interpreter(screener.rulebook, declaration_schema())
+    assert interpreter.items_of({"hs_code": "8112929010"}) == ["widget"]
+    assert interpreter.items_of({"hs_code": "8112929090"}) == ["wide"]
+
+
+def test_a_licence_finding_names_the_act_that_controls_the_item_then(tmp_path: Path) -> None:
+    (tmp_path / "r.excon").write_text(HEAD + """
+rule widgets-licence "Widgets need a licence"
+  per OLD-1 annex 1
+  when item in widgets
+  then licence required
+""", encoding="utf-8")
+    findings = Screener([tmp_path]).screen([
+        {"id": day, "declared_on": day, "exporter": "E", "consignee": "C",
+         "consignee_country": "DE", "destination_country": "DE", "hs_code": "8112929010",
+         "description": "x", "quantity_kg": 1, "value_usd": 1}
+        for day in ("2024-11-30", "2024-12-01")], [], [])
+    said = {f.declaration_id: (f.instrument, f.provision, f.explanation) for f in findings}
+    assert said["2024-11-30"][:2] == ("OLD-1", "annex 1")
+    assert "widgets need a licence (OLD-1 annex 1)" in said["2024-11-30"][2]
+    assert said["2024-12-01"][:2] == ("NEW-1", "annex 1")
+    assert "widgets need a licence (NEW-1 annex 1)" in said["2024-12-01"][2]
