@@ -91,6 +91,7 @@ US_BAN_ITEMS = (
     "'gallium-phosphide', 'gallium-selenide', 'germanium-dioxide', "
     "'germanium-epitaxial-substrate', 'germanium-metal', 'germanium-tetrachloride', "
     "'indium-antimonide', 'indium-gallium-arsenide', 'organic-antimony', "
+    "'cubic-press', 'cubic-press-parts', 'mpcvd-equipment', 'diamond-window-materials', "
     "'synthetic-diamond-micropowder', 'synthetic-diamond-single-crystal', "
     "'zinc-germanium-phosphide', 'zone-refined-germanium'")
 # items whose ban has a purity threshold: unknown when the purity is not declared
@@ -142,16 +143,23 @@ _MATCH_NOTES = (_NOTE.format(label="consignee", role="consignee")
 
 HAND_WRITTEN = {
     # an item of the gallium or germanium groups, on or after 2023-08-01, no licence covering
-    # it; one finding per declaration (its first such item by name)
+    # it; one finding per declaration (its first such item by name), citing the act that
+    # controls the item on the day: MOFCOM-2023-23's annex until 2024-11-30, then the unified
+    # list (SC-2024-792 article 5)
     "check_ga_ge_licence": f"""
-        SELECT declaration_id, 'unlicensed', 'MOFCOM-2023-23',
-               CASE WHEN item LIKE '%gallium%' THEN 'annex 1' ELSE 'annex 2' END, explanation
+        SELECT declaration_id, 'unlicensed', instrument, provision,
+               head || ' (' || instrument || ' ' || provision || ')' || tail
         FROM (
           SELECT d.id AS declaration_id, di.item AS item,
+                 CASE WHEN d.declared_on >= '2024-12-01' THEN 'SC-2024-792'
+                      ELSE 'MOFCOM-2023-23' END AS instrument,
+                 CASE WHEN d.declared_on >= '2024-12-01' THEN 'article 5'
+                      WHEN di.item LIKE '%gallium%' THEN 'annex 1' ELSE 'annex 2' END
+                   AS provision,
                  COALESCE(i.title, 'an item') || ' (code ' || d.hs_code || ') to '
                    || d.destination_country || ' on ' || d.declared_on
-                   || ': exports of gallium and germanium items need a licence (MOFCOM-2023-23)'
-                   || '; licence: ' || COALESCE(lc.problem, 'none declared') AS explanation,
+                   || ': exports of gallium and germanium items need a licence' AS head,
+                 '; licence: ' || COALESCE(lc.problem, 'none declared') AS tail,
                  ROW_NUMBER() OVER (PARTITION BY d.id ORDER BY di.item) AS n
           FROM declarations d
           JOIN declaration_items di ON di.declaration_id = d.id
@@ -174,10 +182,11 @@ HAND_WRITTEN = {
         FROM declarations d
         WHERE d.rowid IN ({_UEL_MATCHES.format(key="rowid", role="consignee")}
           UNION{_UEL_MATCHES.format(key="rowid", role="end_user")})""",
-    # an item of the ban to the US, from 2024-12-03 except during the suspension (2025-11-09 to
-    # 2026-11-27); an item with a purity threshold counts when it meets it, and is
-    # undetermined when the purity is not declared; one finding per declaration (a prohibited
-    # item before an undetermined one, then by name)
+    # an item of the ban to the US (by destination, or by a declared end user in the US), from
+    # 2024-12-03 except during the suspension (2025-11-09 to 2026-11-27); an item with a
+    # purity threshold counts when it meets it, and is undetermined when the purity is not
+    # declared; one finding per declaration (a prohibited item before an undetermined one,
+    # then by name)
     "check_us_critical_minerals_ban": f"""
         SELECT declaration_id, CASE WHEN unknown THEN 'undetermined' ELSE 'prohibited' END,
                'MOFCOM-2024-46', 'clause 2',
@@ -192,14 +201,16 @@ HAND_WRITTEN = {
                  {_US_BAN_UNKNOWN} AS unknown,
                  COALESCE(i.title, 'an item') || ' (code ' || d.hs_code || ') to '
                    || d.destination_country || ' on ' || d.declared_on
-                   || ': not permitted under MOFCOM-2024-46 clause 2' AS explanation,
+                   || ': MOFCOM-2024-46 clause 2 does not permit these items to the US, by '
+                   || 'destination or by declared end user' AS explanation,
                  ROW_NUMBER() OVER (PARTITION BY d.id ORDER BY {_US_BAN_UNKNOWN}, di.item)
                    AS n
           FROM declarations d
           JOIN declaration_items di ON di.declaration_id = d.id
           LEFT JOIN items i ON i.name = di.item
           WHERE di.item IN ({US_BAN_ITEMS})
-            AND d.destination_country = 'US' AND d.declared_on >= '2024-12-03'
+            AND (d.destination_country = 'US' OR d.end_user_country = 'US')
+            AND d.declared_on >= '2024-12-03'
             AND NOT (d.declared_on >= '2025-11-09' AND d.declared_on <= '2026-11-27')
             AND NOT (di.item IN ({US_BAN_SUPERHARD}) AND d.declared_on < '2026-11-11')
             {_US_BAN_NOT})
@@ -222,7 +233,7 @@ IDS_ONLY = {
         SELECT COUNT(DISTINCT d.id) FROM declarations d
         JOIN declaration_items di ON di.declaration_id = d.id
         WHERE di.item IN ({US_BAN_ITEMS})
-          AND d.destination_country = 'US'
+          AND (d.destination_country = 'US' OR d.end_user_country = 'US')
           AND d.declared_on >= '2024-12-03'
           AND NOT (d.declared_on >= '2025-11-09' AND d.declared_on <= '2026-11-27')
           AND NOT (di.item IN ({US_BAN_SUPERHARD}) AND d.declared_on < '2026-11-11')
