@@ -170,6 +170,7 @@ def _context(rb: CheckedRulebook, today: dt.date) -> dict[str, Any]:
         "parties": sorted(parties["parties"], key=lambda p: p["legal_name"].lower()),
         "amendments": amendments,
         "lapses": model.lapsed_suspensions(today),
+        "announcements": _announcements(rb),
         "unverified": [{"kind": u.kind, "entry": u.entry, "note": u.note,
                         "where": f"{u.where.file}:{u.where.line}"} for u in model.unverified],
         "axis": _axis(today), "bars": bars,
@@ -178,6 +179,25 @@ def _context(rb: CheckedRulebook, today: dt.date) -> dict[str, Any]:
                           + [(label, p, label.split(" of ")[-1].split(" ")[0])
                              for label, p in _listing_periods(rb)]),
     }
+
+
+def _announcements(rb: CheckedRulebook) -> list[dict[str, Any]]:
+    """Per (list, listing announcement): its entries, the measures they impose and the
+    stretches of its life, from the same periods the checks use. Entries amended one by one
+    are listed apart with their own stretches."""
+    model = law(rb)
+    groups: dict[tuple[str, str, tuple[Any, ...], str], list[str]] = defaultdict(list)
+    for lp in listing_periods(rb):
+        stretches = tuple(timeline(lp.periods))
+        measures = ", ".join(lp.measures) or "no measures"
+        groups[(lp.list, lp.instrument, stretches, measures)].append(
+            model.parties[lp.party].legal_name)
+    return [{"list": lst, "instrument": ins, "entries": sorted(names, key=str.lower),
+             "measures": measures,
+             "timeline": [dict(zip(("from", "until", "status", "by"), seg, strict=True))
+                          for seg in stretches]}
+            for (lst, ins, stretches, measures), names in sorted(groups.items(),
+                                                                 key=lambda kv: kv[0][:2])]
 
 
 def _affects(a: dict[str, Any], rule: dict[str, Any]) -> bool:

@@ -97,3 +97,18 @@ def test_suspensions_that_lapsed_by_their_own_text_are_listed_to_check(html: str
     early, _ = render(CN, dt.date(2026, 11, 1))
     assert "MOFCOM-2025-72" not in early[early.index('<section id="to-check">'):
                                           early.index('<section id="unverified">')]
+
+
+def test_each_listing_announcement_shows_its_entries_measures_and_timeline(html: str) -> None:
+    section = html[html.index('id="announcements"'):html.index("<th>Party</th>")]
+    found = re.findall(r"<tr><td><code>[^<]*</code></td><td><a [^>]*>([^<]*)</a></td>\s*"
+                       r"<td>(.*?)</td><td>(.*?)</td>\s*<td>(.*?)</td></tr>", section, re.S)
+    rows = {ins: (entries, measures, re.sub(r"<[^>]+>", "", life))
+            for ins, entries, measures, life in found}
+    entries, measures, life = rows["MOFCOM-2025-21"]
+    assert "High Point Aerotechnologies" in entries and measures == "dual-use-export-ban"
+    assert "suspended 2025-05-14 – 2026-11-09" in life and "in force 2026-11-10 – onwards" in life
+    entries, measures, life = rows["UEL-2025-6"]
+    assert entries == "Illumina" and measures == "import-ban"
+    assert "lifted 2025-11-10 – onwards (by MOFCOM-2025-1105)" in life
+    assert "lifted 2025-08-12 – onwards (by MOFCOM-2025-0812)" in rows["MOFCOM-2025-22"][2]
