@@ -313,12 +313,6 @@ class Law:
                              ended, resumes))
         return sorted(out, key=lambda x: (x.ended, x.target))
 
-    def suppressors(self, rule: str) -> list[Rule]:
-        """Exceptions that except `rule`, and permissions that override it."""
-        rules = self.rules.values()
-        return [r for r in rules if r.kind == "exception" and rule in r.excepts] + [
-            r for r in rules if r.outcome == "permitted" and rule in r.overrides]
-
 
 def law(rb: CheckedRulebook) -> Law:
     """The resolved model of a checked rulebook (built once, kept with it)."""

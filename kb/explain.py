@@ -158,7 +158,7 @@ def explain(db: Path, declaration_id: str, as_of: str | None = None,
                 ok = cover.get(d["id"], False)
                 r.lines.append(f"licence: {d['licence_no']} "
                                f"{'covers it' if ok else 'does not cover it'}")
-        for s in law(rb).suppressors(name):
+        for s in (law(rb).rules[x.name.name] for x in interpreter.suppressors(name)):
             applies = interpreter.periods[s.name].in_force(day) and (
                 s.when is None or any(interpreter.truth(s.when, d, i, judged) is True
                                       for i in candidates))
