@@ -44,8 +44,14 @@ class FieldSpec:
     description: str = ""
     aliases: tuple[str, ...] = ()
     country_field: str | None = None  # for parties: the field holding their country
-    # an item parameter a declaration may state (`parameters` column), in this unit
+    # an item parameter a declaration may state (`parameters` column): a number stored in
+    # `parameter_unit`, or a text whose values match the regular expression `parameter_values`
     parameter_unit: str | None = None
+    parameter_values: str | None = None
+
+    @property
+    def is_parameter(self) -> bool:
+        return self.parameter_unit is not None or self.parameter_values is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +79,7 @@ class Schema:
 
     def parameters(self) -> list[FieldSpec]:
         """The item parameters a declaration may state."""
-        return [f for f in self.fields if f.parameter_unit is not None]
+        return [f for f in self.fields if f.is_parameter]
 
     def party_roles(self) -> list[str]:
         return [f.name for f in self.fields if f.type == "party"]

@@ -16,6 +16,7 @@ import io
 import itertools
 import json
 import math
+import re
 import sqlite3
 import sys
 from collections.abc import Callable, Iterator, Mapping
@@ -151,13 +152,14 @@ def _items(v: str) -> str:
     return ";".join(out)
 
 
-PARAMETERS = {f.name: f for f in DECLARATION_FIELDS if f.parameter_unit is not None}
+PARAMETERS = {f.name: f for f in DECLARATION_FIELDS if f.is_parameter}
 
 
-def parse_parameters(v: str) -> dict[str, float]:
-    """`energy_density=150 Wh/kg; particle_size=40 µm` → values in each parameter's own unit.
-    Raises ValueError naming the pair that is wrong and what was expected."""
-    out: dict[str, float] = {}
+def parse_parameters(v: str) -> dict[str, float | str]:
+    """`energy_density=150 Wh/kg; graphite_type=natural` → numbers in each parameter's own
+    unit, texts as stated. Raises ValueError naming the pair that is wrong and what was
+    expected."""
+    out: dict[str, float | str] = {}
     for n, pair in enumerate((p.strip() for p in v.split(";")), start=1):
         if not pair:
             continue
@@ -172,6 +174,13 @@ def parse_parameters(v: str) -> dict[str, float]:
                              f"{', '.join(sorted(PARAMETERS))}")
         if name in out:
             raise ValueError(f"each parameter once ({where} repeats {name})")
+        if spec.parameter_values is not None:
+            text = rest.strip()
+            if not re.fullmatch(spec.parameter_values, text):
+                raise ValueError(f"{_values_text(spec.parameter_values)} after '{name}=' "
+                                 f"in {where}")
+            out[name] = text
+            continue
         number, _, unit = rest.strip().partition(" ")
         unit = unit.strip()
         try:
@@ -189,15 +198,34 @@ def parse_parameters(v: str) -> dict[str, float]:
     return out
 
 
+def _values_text(pattern: str) -> str:
+    """What a text parameter accepts, for messages: `natural|artificial` → 'natural or
+    artificial'; a pattern that is not a plain choice is described by its example."""
+    choices = pattern.split("|")
+    plain = [c for c in choices if re.fullmatch(r"[a-z_]+", c)]
+    if len(plain) == len(choices):
+        return " or ".join(repr(c) for c in choices)
+    return "a control code such as '2B005.b'" + (
+        f" or {' or '.join(repr(c) for c in plain)}" if plain else "")
+
+
+def _parameter_text(name: str, value: float | str) -> str:
+    spec = PARAMETERS[name]
+    if isinstance(value, str):
+        return f"{name}={value}"
+    return f"{name}={_number_text(value)} {spec.parameter_unit}"
+
+
 def with_parameters(row: Mapping[str, Any]) -> dict[str, Any]:
     """A declaration given as a mapping (an example, the Python API) may state its parameters
-    as their own keys (`energy_density`: 150, in the parameter's unit): folded into the
-    `parameters` column the contract reads."""
+    as their own keys (`energy_density`: 150, in the parameter's unit; `graphite_type`:
+    "natural"): folded into the `parameters` column the contract reads."""
     stated = {k: row[k] for k in PARAMETERS if row.get(k) is not None}
     out = {k: v for k, v in row.items() if k not in PARAMETERS}
     if stated:
         parts = [str(row["parameters"])] if row.get("parameters") else []
-        parts += [f"{k}={v} {PARAMETERS[k].parameter_unit}" for k, v in stated.items()]
+        parts += [_parameter_text(k, v if isinstance(v, str) else float(v))
+                  for k, v in stated.items()]
         out["parameters"] = "; ".join(parts)
     return out
 
@@ -207,8 +235,7 @@ def _parameters(v: str) -> str | None:
     found = parse_parameters(v)
     if not found:
         return None
-    return "; ".join(f"{k}={_number_text(x)} {PARAMETERS[k].parameter_unit}"
-                     for k, x in sorted(found.items()))
+    return "; ".join(_parameter_text(k, x) for k, x in sorted(found.items()))
 
 
 def _number_text(x: float) -> str:
@@ -216,7 +243,7 @@ def _number_text(x: float) -> str:
 
 
 def _parameter_value(name: str) -> Callable[[Any], Any]:
-    def value(canonical: str | None) -> float | None:
+    def value(canonical: str | None) -> float | str | None:
         return parse_parameters(canonical).get(name) if canonical else None
 
     return value

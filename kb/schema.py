@@ -58,6 +58,13 @@ DECLARATION_FIELDS: tuple[FieldSpec, ...] = (
               description="Stated flexural strength, MPa (parameters column)"),
     FieldSpec("density", "number", "density", parameter_unit="g/cm3",
               description="Stated density, g/cm3 (parameters column)"),
+    FieldSpec("graphite_type", "text", parameter_values="natural|artificial",
+              description="Stated kind of graphite, natural or artificial, for tariff lines "
+                          "that hold both (parameters column)"),
+    FieldSpec("dual_use_code", "text", parameter_values=r"\d[A-E]\d{3}(\.[a-z0-9]+)*|none",
+              description="Dual-use control code stated in the declaration's remarks, or "
+                          "'none' for goods stated not to be controlled (parameters column; "
+                          "required by MOFCOM-2025-58 for goods close to a controlled item)"),
     FieldSpec("unit_value", "number", "money per mass",
               description="Derived: value_usd / quantity_kg (USD per kg)"),
     FieldSpec("code_value_low", "number", "money per mass",

@@ -275,8 +275,8 @@ TABLES: tuple[TableSpec, ...] = (
                                   "the file mixes jurisdictions; empty: not stated"),
         _c("parameters", str, "Stated item parameters, 'name=value unit' pairs separated by "
                               "';' (canonical units), if stated"),
-        *(_c(f.name, float, f.description) for f in DECLARATION_FIELDS
-          if f.parameter_unit is not None),
+        *(_c(f.name, float if f.type == "number" else str, f.description)
+          for f in DECLARATION_FIELDS if f.is_parameter),
     ), pk="id", indexes=(("hs_code",), ("exporter", "declared_on"), ("consignee",),
                          ("end_user",)),
         public=False),
@@ -378,13 +378,24 @@ def m004_screening_indexes(db: Database) -> None:
 def m005_declared_parameters(db: Database) -> None:
     """Stated item parameters (issue 17): the `parameters` column as given, and one column per
     parameter in its own unit, which the items' thresholds read."""
-    for table in ("declarations", "list_entries"):
+    _add_missing_columns(db, ("declarations", "list_entries"))
+    if not db.table("item_controls").exists():
+        create_table(db, SPECS["item_controls"])
+
+
+@MIGRATIONS()
+def m006_text_parameters(db: Database) -> None:
+    """Stated text parameters (issue 18): the kind of graphite on lines that hold natural and
+    artificial graphite, and the control code stated in the remarks (MOFCOM-2025-58)."""
+    _add_missing_columns(db, ("declarations",))
+
+
+def _add_missing_columns(db: Database, tables: tuple[str, ...]) -> None:
+    for table in tables:
         have = db.table(table).columns_dict
         for c in SPECS[table].columns:
             if c.name not in have:
                 db.table(table).add_column(c.name, c.type)
-    if not db.table("item_controls").exists():
-        create_table(db, SPECS["item_controls"])
 
 
 def create_table(db: Database, spec: TableSpec) -> None:

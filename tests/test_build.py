@@ -82,7 +82,7 @@ def test_ready_to_serve_no_side_files_analyzed_and_migrated(built: Path) -> None
     assert query(built, "select name from _sqlite_migrations order by name") == [
         ("m001_initial_schema",), ("m002_optional_declaration_facts",),
         ("m003_indicator_reference_data",), ("m004_screening_indexes",),
-        ("m005_declared_parameters",)]
+        ("m005_declared_parameters",), ("m006_text_parameters",)]
     assert query(built, "pragma integrity_check") == [("ok",)]
 
 

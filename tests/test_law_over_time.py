@@ -148,17 +148,26 @@ def test_stated_parameters_are_converted_and_malformed_ones_rejected_with_the_pa
         "unit,2026-12-01,E,C,DE,,,DE,8507600000,cells,10,100,,,particle_size=40 kg",
         "name,2026-12-01,E,C,DE,,,DE,8507600000,cells,10,100,,,energy_densty=150 Wh/kg",
         "pair,2026-12-01,E,C,DE,,,DE,8507600000,cells,10,100,,,energy_density 150 Wh/kg",
+        "kind,2026-12-01,E,C,DE,,,DE,3801909010,graphite,10,100,,,graphite_type=synthetic",
+        "code,2026-12-01,E,C,DE,,,DE,8479899990,machine,10,100,,,dual_use_code=yes",
+        "text,2026-12-01,E,C,DE,,,DE,8479899990,machine,10,100,,,"
+        "dual_use_code=3B901.a; graphite_type=natural",
     ]
     report = load_csv(db, "declarations", io.BytesIO((header + "\n".join(rows)).encode()),
                       name="declarations.csv")
-    assert report.loaded == 1 and report.rejected_rows == 3
+    assert report.loaded == 2 and report.rejected_rows == 5
     row = db.execute("select energy_density, particle_size, parameters from declarations"
-                     ).fetchone()
+                     " where id = 'ok'").fetchone()
     assert row == (150.0, 0.5, "energy_density=150 Wh/kg; particle_size=0.5 µm")
+    row = db.execute("select dual_use_code, graphite_type, parameters from declarations"
+                     " where id = 'text'").fetchone()
+    assert row == ("3B901.a", "natural", "dual_use_code=3B901.a; graphite_type=natural")
     problems = {p.line: (p.column, p.expected) for p in report.problems}
     assert problems[3][0] == "parameters" and "unit of length" in problems[3][1]
     assert "a known parameter in pair 1 'energy_densty=150 Wh/kg'" in problems[4][1]
     assert "no '='" in problems[5][1]
+    assert "'natural' or 'artificial' after 'graphite_type='" in problems[6][1]
+    assert "a control code such as '2B005.b' or 'none'" in problems[7][1]
 
 
 @pytest.fixture(scope="module")
