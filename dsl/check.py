@@ -1212,7 +1212,7 @@ class Checker:
                 if f.name == "amount":
                     self.error("E402", f"'{v.unit}' is neither a quantity (kg, t, g) nor a "
                                "value (USD)", f.span)
-            elif f.name not in ("kind", "licence_no", "holder", "consignee", "end_user",
+            elif f.name not in ("kind", "licence_no", "holder", "agents", "consignee", "end_user",
                                 "exporter", "description", "address", "phone", "parent",
                                 "items") and self.schema.field(f.name) is None:
                 self.field_ref(ast.Ref(f.name, f.span))

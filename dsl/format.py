@@ -173,7 +173,7 @@ def outcome(o: ast.Outcome | None) -> str:
 _FIELD_WORDS = {
     "declared_on": "on", "hs_code": "code", "destination_country": "to", "consignee": "consignee",
     "end_user": "end user", "exporter": "exporter", "description": "description",
-    "licence_no": "under licence", "holder": "holder", "country": "country",
+    "licence_no": "under licence", "holder": "holder", "agents": "agent", "country": "country",
     "address": "address", "phone": "phone", "parent": "parent",
 }
 

@@ -118,6 +118,7 @@ class Interpreter:
         self.thresholds = {
             name: float(t.value) if (t := ast.first_attr(lst, ast.MatchThreshold)) else 100.0
             for name, lst in rb.lists.items()}
+        self.licences: dict[str, Row] = {}
         self.prepare([], [])
         self.listings: dict[str, list[ListingPeriods]] = defaultdict(list)
         for lp in listing_periods(rb):
@@ -129,9 +130,12 @@ class Interpreter:
         return control_on(self.controls.get(item, ()), _day(day))
 
     # ------------------------------------------------------------ history and parties
-    def prepare(self, declarations: Sequence[Row], parties: Sequence[Row]) -> None:
-        """The declarations windows and first-seen dates look back on, and the party links."""
+    def prepare(self, declarations: Sequence[Row], parties: Sequence[Row],
+                published: Sequence[tuple[str, float, float]] = ()) -> None:
+        """The declarations windows and first-seen dates look back on, the party links, and
+        published unit values (code or prefix, low, high in USD/kg)."""
         self.history = list(declarations)
+        self.published = list(published)
         self.days = {d["id"]: _day(d["declared_on"]).toordinal() for d in self.history}
         self.windows: dict[Any, dict[tuple[Any, ...], tuple[list[int], list[Row]]]] = {}
         self.near_listed: dict[Any, dict[str, dict[str, Any]]] = {}
@@ -153,26 +157,44 @@ class Interpreter:
               for p in parties)], self.same)
 
     def typical_unit_values(self) -> dict[str, tuple[float | None, float | None]]:
-        """Per declared code: the value range of the longest matching code, else the 5th–95th
-        percentile of the code's own unit values when it has at least 30."""
+        """Per declared code, the first of: the published unit value (`self.published`,
+        USD/kg) of the longest code it begins with; the rulebook's value range of the longest
+        such code; the 5th–95th percentile of the unit values under the longest of its 10-,
+        8-, 6- and 4-digit prefixes with at least 30 declarations."""
         values: dict[str, list[float]] = defaultdict(list)
+        codes: set[str] = set()
         for d in self.history:
+            codes.add(d["hs_code"])
             q, v = d.get("quantity_kg"), d.get("value_usd")
             if q is not None and q > 0 and v is not None:
                 values[d["hs_code"]].append(v / q)
-        ranges = self.rb.value_range_rows()
+        published = [(c, lo, hi) for c, lo, hi in self.published]
+        ranges = [(c, lo, hi) for _, c, lo, hi in sorted(self.rb.value_range_rows())]
+        populations: dict[str, list[float]] = {}
+
+        def population(prefix: str) -> list[float]:
+            if prefix not in populations:
+                populations[prefix] = sorted(x for c, xs in values.items()
+                                             if c[:len(prefix)] == prefix for x in xs)
+            return populations[prefix]
+
         out: dict[str, tuple[float | None, float | None]] = {}
-        for code, found in values.items():
-            low = high = None
-            if len(found) >= 30:
-                found.sort()
-                q, r = divmod(len(found), 20)
-                low, high = found[q + (1 if r else 0) - 1], found[len(found) - q]
-            best = sorted(((-len(c), name, lo, hi) for name, c, lo, hi in ranges
-                           if code.startswith(c)))
-            if best:
-                low, high = best[0][2], best[0][3]
-            out[code] = (low, high)
+        for code in codes:
+            found: tuple[float | None, float | None] = (None, None)
+            for table in (published, ranges):
+                best = max((r for r in table if code.startswith(r[0])),
+                           key=lambda r: len(r[0]), default=None)
+                if best is not None:
+                    found = (best[1], best[2])
+                    break
+            else:
+                for n in sorted({min(k, len(code)) for k in (10, 8, 6, 4)}, reverse=True):
+                    sample = population(code[:n])
+                    if len(sample) >= 30:
+                        q, r = divmod(len(sample), 20)
+                        found = (sample[q + (1 if r else 0) - 1], sample[len(sample) - q])
+                        break
+            out[code] = found
         return out
 
     def window(self, e: ast.CountOf | ast.SumOf, d: Row, item: str | None) -> float:
@@ -250,6 +272,11 @@ class Interpreter:
                 return d[spec.name]
             found = self.code_ranges.get(d["hs_code"])
             return None if found is None else found[spec.name == "code_value_high"]
+        if spec.name == "exporter_on_licence":
+            if spec.name in d:
+                return d[spec.name]
+            lic = self.licences.get(d.get("licence_no") or "")
+            return None if lic is None else self.exporter_role(lic, d)
         return d.get(spec.name)
 
     # ------------------------------------------------------------ conditions
@@ -397,7 +424,7 @@ class Interpreter:
     # ------------------------------------------------------------ licences
     def licence_cover(self, declarations: Sequence[Row],
                       licences: Sequence[Row]) -> dict[str, bool]:
-        by_no = {lic["licence_no"]: lic for lic in licences}
+        by_no = self.licences = {lic["licence_no"]: lic for lic in licences}
         uses: dict[str, list[Row]] = defaultdict(list)
         for d in declarations:
             if d.get("licence_no"):
@@ -414,10 +441,18 @@ class Interpreter:
                 covered[d["id"]] = bool(fits and (limit is None or drawn <= limit))
         return covered
 
+    @staticmethod
+    def exporter_role(lic: Row, d: Row) -> str:
+        """How the licence names the declaration's exporter: holder, agent or not named."""
+        if lic["holder"] == d["exporter"]:
+            return "holder"
+        agents = str(lic.get("agents") or "").split(";")
+        return "agent" if d["exporter"] in agents else "not named"
+
     def fits(self, lic: Row, d: Row) -> bool:
         if not lic["valid_from"] <= d["declared_on"] <= lic["valid_to"]:
             return False
-        if lic["holder"] != d["exporter"]:
+        if self.exporter_role(lic, d) == "not named":
             return False
         if lic.get("destination_country") not in (None, d["destination_country"]):
             return False

@@ -566,6 +566,9 @@ class _Builder:
                     row["valid_from"] = f.date.text
                 elif isinstance(f, ast.ValidUntil):
                     row["valid_to"] = f.date.text
+                elif isinstance(f, ast.DeclarationField) and f.name == "agents":
+                    row["agents"] = ";".join(filter(None, (row.get("agents"),
+                                                           _value(f.value))))
                 elif isinstance(f, ast.DeclarationField):
                     row[f.name] = _value(f.value)
             licences.append(row)

@@ -566,6 +566,9 @@ class _Builder(lark.Transformer[Token, Any]):
     def holder(self, c: list[Any]) -> ast.DeclarationField:
         return self._field("holder", c, self._text(c[0]))
 
+    def agent(self, c: list[Any]) -> ast.DeclarationField:
+        return self._field("agents", c, self._text(c[0]))
+
     def licence_items(self, c: list[Any]) -> ast.DeclarationField:
         refs = tuple(self._ref(t) if t.type == "NAME" else self._code(t) for t in c)
         return self._field("items", c, ast.ItemList(refs, self._span(c)))

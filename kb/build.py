@@ -75,8 +75,11 @@ def build(
     declarations: str | Path | None = None,
     licences: str | Path | None = None,
     parties: str | Path | None = None,
+    unit_values: str | Path | None = None,
 ) -> BuildReport:
-    """Build the knowledge base at `db_path` from rulebooks and input files."""
+    """Build the knowledge base at `db_path` from rulebooks and input files. `unit_values`:
+    a published unit-value table (code, low, high, unit, source) that takes precedence over
+    the rulebooks' indicative value ranges."""
     result = dsl.load(rulebooks, declaration_schema())
     if not result.ok or result.rulebook is None:
         n = len(result.errors)
@@ -93,7 +96,8 @@ def build(
     try:
         db = Database(tmp)
         try:
-            _fill(db, rb, report, declarations, licences, parties)
+            _fill(db, rb, report, {"unit_values": unit_values, "trade_parties": parties,
+                                   "licences": licences, "declarations": declarations})
         finally:
             db.close()
         _fsync(tmp)
@@ -111,8 +115,7 @@ def build(
 
 
 def _fill(db: Database, rb: dsl.CheckedRulebook, report: BuildReport,
-          declarations: str | Path | None, licences: str | Path | None,
-          parties: str | Path | None) -> None:
+          sources: dict[str, str | Path | None]) -> None:
     db.execute("PRAGMA journal_mode = DELETE")  # a served file has no -wal/-shm side files
     db.execute("PRAGMA foreign_keys = ON")
     tune_connection(db.conn)
@@ -126,8 +129,7 @@ def _fill(db: Database, rb: dsl.CheckedRulebook, report: BuildReport,
                              "rulebook_version": rb.version,
                              "software_version": software_version()})
     inputs = []
-    for table, source in (("trade_parties", parties), ("licences", licences),
-                          ("declarations", declarations)):
+    for table, source in sources.items():
         if source is None:
             continue
         load = load_csv(db, table, source, run_id=run_id)

@@ -76,35 +76,74 @@ CLUSTERED = frozenset({"licence_items", "party_name_keys", "listed_party_keys", 
                        "item_minerals"})
 
 SUPPORT_VIEWS = {
-    # The typical unit value of each declared customs code: the rulebook's value range for
-    # the longest code that is a prefix of it; else, with at least 30 declarations, the 5th to
-    # 95th percentile of the code's own unit values (NTILE(20): top of the first twentieth,
-    # bottom of the last).
+    # The typical unit value (USD/kg) of each declared customs code, from the first of:
+    # 1. a published unit value (`excon build --unit-values`) for the longest code that is a
+    #    prefix of it;
+    # 2. the rulebook's `value range` for the longest such code;
+    # 3. its history: the 5th to 95th percentile (NTILE(20): top of the first twentieth,
+    #    bottom of the last) of the unit values of every declaration under the longest of its
+    #    10-, 8-, 6- and 4-digit prefixes with at least 30 of them.
+    # Only the populations of the prefixes some code falls back on are ranked.
     "code_value_ranges": """
-        SELECT h.hs_code AS hs_code,
-               COALESCE(r.low, CASE WHEN h.n >= 30 THEN h.p05 END) AS low,
-               COALESCE(r.high, CASE WHEN h.n >= 30 THEN h.p95 END) AS high,
-               CASE WHEN r.low IS NOT NULL THEN 'value range ' || r.value_range
-                    WHEN h.n >= 30 THEN 'history of ' || CAST(h.n AS TEXT) || ' declarations'
-               END AS basis
-        FROM (SELECT t.hs_code AS hs_code, COUNT(t.uv) AS n,
-                     MAX(CASE WHEN t.tile = 1 THEN t.uv END) AS p05,
-                     MIN(CASE WHEN t.tile = 20 THEN t.uv END) AS p95
-              FROM (SELECT d.hs_code AS hs_code, d.value_usd / d.quantity_kg AS uv,
-                           NTILE(20) OVER (PARTITION BY d.hs_code
-                                           ORDER BY d.value_usd / d.quantity_kg) AS tile
-                    FROM declarations AS d
-                    WHERE d.quantity_kg > 0 AND d.value_usd IS NOT NULL) AS t
-              GROUP BY t.hs_code) AS h
-        LEFT JOIN (SELECT x.hs_code AS hs_code, v.low AS low, v.high AS high,
-                          v.value_range AS value_range,
-                          ROW_NUMBER() OVER (PARTITION BY x.hs_code
-                                             ORDER BY LENGTH(v.code) DESC, v.value_range)
-                            AS position
-                   FROM (SELECT DISTINCT hs_code FROM declarations) AS x
-                   JOIN value_range_codes AS v
-                     ON v.code = SUBSTRING(x.hs_code, 1, LENGTH(v.code))) AS r
-          ON r.hs_code = h.hs_code AND r.position = 1""",
+        WITH codes AS (
+          SELECT d.hs_code AS hs_code,
+                 COUNT(CASE WHEN d.quantity_kg > 0 AND d.value_usd IS NOT NULL THEN 1 END)
+                   AS n
+          FROM declarations AS d GROUP BY d.hs_code),
+        ranges AS (
+          SELECT x.hs_code AS hs_code, v.low AS low, v.high AS high, v.basis AS basis,
+                 ROW_NUMBER() OVER (PARTITION BY x.hs_code
+                                    ORDER BY v.rank, LENGTH(v.code) DESC, v.basis) AS position
+          FROM codes AS x
+          JOIN (SELECT u.code AS code, 0 AS rank,
+                       u.low * (CASE WHEN u.unit = 'USD/t' THEN 0.001 ELSE 1 END) AS low,
+                       u.high * (CASE WHEN u.unit = 'USD/t' THEN 0.001 ELSE 1 END) AS high,
+                       'published unit value ' || u.code || ' (' || u.source || ')' AS basis
+                FROM unit_values AS u
+                UNION ALL
+                SELECT r.code AS code, 1 AS rank, r.low AS low, r.high AS high,
+                       'value range ' || r.value_range AS basis
+                FROM value_range_codes AS r) AS v
+            ON v.code = SUBSTRING(x.hs_code, 1, LENGTH(v.code))),
+        prefixes AS (
+          SELECT DISTINCT c.hs_code AS hs_code, SUBSTRING(c.hs_code, 1, l.len) AS prefix
+          FROM codes AS c
+          CROSS JOIN (SELECT 10 AS len UNION ALL SELECT 8 UNION ALL SELECT 6
+                      UNION ALL SELECT 4) AS l),
+        sizes AS (
+          SELECT p.prefix AS prefix, SUM(c.n) AS n
+          FROM prefixes AS p JOIN codes AS c ON c.hs_code = p.hs_code
+          GROUP BY p.prefix),
+        fallback AS (
+          SELECT p.hs_code AS hs_code, p.prefix AS prefix,
+                 ROW_NUMBER() OVER (PARTITION BY p.hs_code
+                                    ORDER BY LENGTH(p.prefix) DESC) AS position
+          FROM prefixes AS p JOIN sizes AS z ON z.prefix = p.prefix
+          WHERE z.n >= 30
+            AND NOT EXISTS (SELECT 1 FROM ranges AS r WHERE r.hs_code = p.hs_code)),
+        tiles AS (
+          SELECT m.prefix AS prefix, d.value_usd / d.quantity_kg AS uv,
+                 NTILE(20) OVER (PARTITION BY m.prefix
+                                 ORDER BY d.value_usd / d.quantity_kg) AS tile
+          FROM (SELECT DISTINCT p.hs_code AS member, p.prefix AS prefix
+                FROM prefixes AS p
+                JOIN (SELECT DISTINCT f.prefix AS prefix FROM fallback AS f
+                      WHERE f.position = 1) AS used ON used.prefix = p.prefix) AS m
+          JOIN declarations AS d ON d.hs_code = m.member
+          WHERE d.quantity_kg > 0 AND d.value_usd IS NOT NULL),
+        history AS (
+          SELECT t.prefix AS prefix, COUNT(*) AS n,
+                 MAX(CASE WHEN t.tile = 1 THEN t.uv END) AS p05,
+                 MIN(CASE WHEN t.tile = 20 THEN t.uv END) AS p95
+          FROM tiles AS t GROUP BY t.prefix)
+        SELECT c.hs_code AS hs_code, COALESCE(r.low, h.p05) AS low,
+               COALESCE(r.high, h.p95) AS high,
+               COALESCE(r.basis, 'history of ' || CAST(h.n AS TEXT) || ' declarations under '
+                                 || f.prefix) AS basis
+        FROM codes AS c
+        LEFT JOIN ranges AS r ON r.hs_code = c.hs_code AND r.position = 1
+        LEFT JOIN fallback AS f ON f.hs_code = c.hs_code AND f.position = 1
+        LEFT JOIN history AS h ON h.prefix = f.prefix""",
     # Each declared name matching a listed party (`listed_names`) with each listing of that
     # party: the list, the listing's period, the note a finding gives, and the matches'
     # order for that note (best score first, then legal name, list, instrument). One probe
@@ -130,9 +169,11 @@ SUPPORT_VIEWS = {
         SELECT d.*, COALESCE((SELECT s.as_of FROM excon_settings AS s), d.declared_on)
                  AS judged_on,
                d.value_usd / NULLIF(d.quantity_kg, 0) AS unit_value,
-               r.low AS code_value_low, r.high AS code_value_high
+               r.low AS code_value_low, r.high AS code_value_high,
+               lu.exporter_role AS exporter_on_licence
         FROM declarations AS d
-        LEFT JOIN code_value_ranges AS r ON r.hs_code = d.hs_code""",
+        LEFT JOIN code_value_ranges AS r ON r.hs_code = d.hs_code
+        LEFT JOIN licence_uses AS lu ON lu.declaration_id = d.id""",
     # A declaration matches an item through its customs code: exactly for a 10-digit reference
     # code, by prefix for an 8-digit tariff line or a 6-digit HS subheading. The most precise
     # match decides: a code that an item lists exactly (samarium metal, 2805301910) is that item
@@ -164,7 +205,14 @@ SUPPORT_VIEWS = {
         SELECT d.id AS declaration_id, d.licence_no AS licence_no, d.declared_on AS declared_on,
                d.quantity_kg AS quantity_kg, l.licence_no AS found, l.valid_from AS valid_from,
                l.valid_to AS valid_to, l.quantity_kg AS limit_kg,
-               CASE WHEN l.holder = d.exporter THEN 1 ELSE 0 END AS holder_ok,
+               CASE WHEN l.holder = d.exporter
+                      OR INSTR(';' || l.agents || ';', ';' || d.exporter || ';') > 0
+                    THEN 1 ELSE 0 END AS holder_ok,
+               CASE WHEN l.licence_no IS NULL THEN NULL
+                    WHEN l.holder = d.exporter THEN 'holder'
+                    WHEN INSTR(';' || l.agents || ';', ';' || d.exporter || ';') > 0
+                    THEN 'agent'
+                    ELSE 'not named' END AS exporter_role,
                CASE WHEN l.destination_country IS NULL
                       OR l.destination_country = d.destination_country THEN 1 ELSE 0 END
                  AS destination_ok,
@@ -225,7 +273,7 @@ SUPPORT_VIEWS = {
                     WHEN u.date_ok = 0 THEN 'licence ' || u.licence_no || ' is valid from '
                          || u.valid_from || ' to ' || u.valid_to || ', not on ' || u.declared_on
                     WHEN u.holder_ok = 0 THEN 'licence ' || u.licence_no
-                         || ' is held by another exporter'
+                         || ' is held by another exporter and does not name this one'
                     WHEN u.destination_ok = 0 THEN 'licence ' || u.licence_no
                          || ' is for another destination'
                     WHEN u.end_user_ok = 0 THEN 'licence ' || u.licence_no

@@ -152,8 +152,11 @@ def fmt(paths: tuple[str, ...], check_only: bool, diff: bool) -> None:
               help="declarations.csv ('-' for standard input).")
 @click.option("--licences", type=click.Path(allow_dash=True), help="licences.csv")
 @click.option("--parties", type=click.Path(allow_dash=True), help="parties.csv")
+@click.option("--unit-values", type=click.Path(allow_dash=True),
+              help="A published unit-value table (code,low,high,unit,source; unit USD/kg or "
+                   "USD/t) that takes precedence over the rulebooks' indicative ranges.")
 def build(rulebooks: tuple[str, ...], db_path: str, declarations: str | None,
-          licences: str | None, parties: str | None) -> None:
+          licences: str | None, parties: str | None, unit_values: str | None) -> None:
     """Build the knowledge base from rulebooks (default ./rulebooks) and input files.
 
     Writes a new file next to the target and swaps it in only when it is complete and passes
@@ -165,7 +168,7 @@ def build(rulebooks: tuple[str, ...], db_path: str, declarations: str | None,
 
     try:
         report = build_kb(Path(db_path), [Path(p) for p in _paths(rulebooks)],
-                          declarations, licences, parties)
+                          declarations, licences, parties, unit_values)
     except BuildError as e:
         _print_diagnostics(e.diagnostics, e.sources)
         click.echo(f"error: {e}", err=True)

@@ -152,6 +152,30 @@ def _items(v: str) -> str:
     return ";".join(out)
 
 
+def _names(v: str) -> str | None:
+    """`;`-separated names, stripped, empty ones dropped; None when there are none."""
+    names = [n.strip() for n in v.split(";") if n.strip()]
+    return ";".join(names) or None
+
+
+PRICE_UNITS = {"USD/kg": 1.0, "USD/t": 0.001}
+
+
+def _code_prefix(v: str) -> str:
+    """A customs code or prefix of it: 4, 6, 8 or 10 digits (dots and spaces are ignored)."""
+    digits = v.replace(".", "").replace(" ", "").strip()
+    if not digits.isdigit() or len(digits) not in (4, 6, 8, 10):
+        raise ValueError("a customs code or prefix of 4, 6, 8 or 10 digits")
+    return digits
+
+
+def _price_unit(v: str) -> str:
+    unit = v.strip()
+    if unit not in PRICE_UNITS:
+        raise ValueError(f"a unit value unit: {' or '.join(PRICE_UNITS)}")
+    return unit
+
+
 PARAMETERS = {f.name: f for f in DECLARATION_FIELDS if f.is_parameter}
 
 
@@ -376,6 +400,9 @@ class Contract:
     optional_columns: frozenset[str] = frozenset()
     # stored columns computed from a validated field: (column, field, function of its value)
     derived: tuple[tuple[str, str, Callable[[Any], Any]], ...] = ()
+    # a check across the fields of a row whose fields are each valid: (column, what was
+    # expected) when the row is wrong, else None
+    row_check: Callable[[Mapping[str, Any]], tuple[str, str] | None] | None = None
 
 
 CONTRACTS = {
@@ -393,7 +420,13 @@ CONTRACTS = {
         ("licence_no", _required), ("kind", _kind), ("holder", _required), ("items", _items),
         ("destination_country", _optional_country), ("end_user", _optional),
         ("quantity_kg", _optional_number), ("valid_from", _date), ("valid_to", _date),
-    )),
+        ("agents", _names),
+    ), optional_columns=frozenset({"agents"})),
+    "unit_values": Contract("unit_values", "code", (
+        ("code", _code_prefix), ("low", _number), ("high", _number), ("unit", _price_unit),
+        ("source", _required),
+    ), row_check=lambda r: ("high", "a high end not below the low end "
+                                    f"({r['low']:g})") if r["high"] < r["low"] else None),
     "trade_parties": Contract("trade_parties", "name", (
         ("name", _required), ("country", _optional_country), ("address", _optional),
         ("phone", _optional), ("parent", _optional),
@@ -523,6 +556,10 @@ def load_csv(db: Database, table: str, source: str | Path | IO[bytes], run_id: i
         first_line_of: dict[str, int] = {}
         rejected: list[tuple[Any, ...]] = []
 
+        def col_of(raw: list[str], column: str) -> str:
+            pos = positions[wanted.index(column)]
+            return raw[pos] if pos is not None else ""
+
         def flush(batch: list[list[str]], line_of: Callable[[int], int]) -> None:
             """Validate a batch column by column; insert the good rows, keep the bad ones."""
             bad: dict[int, list[Problem]] = {}
@@ -560,6 +597,16 @@ def load_csv(db: Database, table: str, source: str | Path | IO[bytes], run_id: i
             for _, source, derive in contract.derived:
                 of = values[wanted.index(source)]
                 values.append([derive(v) if v is not None else None for v in of])
+            if contract.row_check is not None:
+                for i in range(len(batch)):
+                    if i in bad:
+                        continue
+                    wrong = contract.row_check(dict(zip(stored, (v[i] for v in values),
+                                                        strict=True)))
+                    if wrong is not None:
+                        column, expected = wrong
+                        bad[i] = [Problem(line_of(i), column, col_of(batch[i], column),
+                                          expected)]
             keys = values[0]
             if bad or len(set(keys)) != len(keys) or not first_line_of.keys().isdisjoint(keys):
                 for i, key in enumerate(keys):  # the slow path names the first line of a key

@@ -65,6 +65,10 @@ DECLARATION_FIELDS: tuple[FieldSpec, ...] = (
               description="Dual-use control code stated in the declaration's remarks, or "
                           "'none' for goods stated not to be controlled (parameters column; "
                           "required by MOFCOM-2025-58 for goods close to a controlled item)"),
+    FieldSpec("exporter_on_licence", "text",
+              description="Derived: how the licence the declaration names names its exporter: "
+                          "'holder', 'agent' (named among the licence's agents) or 'not named'; "
+                          "missing without a licence or with an unknown one"),
     FieldSpec("unit_value", "number", "money per mass",
               description="Derived: value_usd / quantity_kg (USD per kg)"),
     FieldSpec("code_value_low", "number", "money per mass",

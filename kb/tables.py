@@ -245,6 +245,15 @@ TABLES: tuple[TableSpec, ...] = (
         _c("unverified", str, "What is not verified"),
         _c("rulebook", str, "Rulebook"),
     ), pk="name", fts=("name", "title", "customs_codes")),
+    TableSpec("unit_values", "Published unit values by customs code (`excon build "
+              "--unit-values`), which take precedence over the rulebooks' indicative ranges", (
+        _c("code", str, "Customs code or prefix (4 to 10 digits); a declared code takes the "
+                        "value of the longest code it begins with", True),
+        _c("low", float, "Low end, in `unit`", True),
+        _c("high", float, "High end, in `unit`", True),
+        _c("unit", str, "USD/kg or USD/t", True),
+        _c("source", str, "Where the values are published", True),
+    ), pk="code"),
     TableSpec("unverified_facts", "Facts the rulebooks mark as not confirmed by the sources", (
         _c("id", int, "Sequence", True),
         _c("kind", str, "Kind of entry"),
@@ -284,6 +293,8 @@ TABLES: tuple[TableSpec, ...] = (
         _c("licence_no", str, "Licence number", True),
         _c("kind", str, "individual or general", True),
         _c("holder", str, "Licence holder (exporter)", True),
+        _c("agents", str, "Other exporters the licence names (export agents), ';'-separated; "
+                          "empty: none"),
         _c("items", str, "Items covered: ';'-separated control or customs codes", True),
         _c("destination_country", str, "Destination (empty: any)"),
         _c("end_user", str, "End user (empty: any)"),
@@ -386,8 +397,11 @@ def m005_declared_parameters(db: Database) -> None:
 @MIGRATIONS()
 def m006_text_parameters(db: Database) -> None:
     """Stated text parameters (issue 18): the kind of graphite on lines that hold natural and
-    artificial graphite, and the control code stated in the remarks (MOFCOM-2025-58)."""
-    _add_missing_columns(db, ("declarations",))
+    artificial graphite, and the control code stated in the remarks (MOFCOM-2025-58); and the
+    published unit values that take precedence over the rulebooks' indicative ranges."""
+    _add_missing_columns(db, ("declarations", "licences"))
+    if not db.table("unit_values").exists():
+        create_table(db, SPECS["unit_values"])
 
 
 def _add_missing_columns(db: Database, tables: tuple[str, ...]) -> None:
