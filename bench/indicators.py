@@ -1,12 +1,16 @@
-"""Indicators: precision and recall on the demo data's planted cases, and their cost.
+"""Indicators: precision and recall on a held-out labelled set, and their cost.
 
-Quality: the demo data (`kb.demo`) plants every kind of case the indicators look for and lists
-them in truth.csv; `kb.quality` scores each indicator against the kinds it must find (targets:
-recall ≥ 0.9, precision ≥ 0.8).
+Quality: the demo generator (`kb.demo`) plants the cases of the smuggling typology among
+ordinary trade with its look-alikes and lists them in truth.csv. The evaluation set is generated
+with its own seed (`EVALUATION_SEED`), which no rule threshold and no example was written
+against; `kb.quality` scores each indicator against the kinds it must find, with 95 % Wilson
+intervals (targets: recall ≥ 0.9, precision ≥ 0.8).
 
-Cost: on the largest screening knowledge base, the `findings` query with every rule against the
-same query over the rules that are not indicators (`risk` outcomes), median of `repeat` runs.
-Issue 6's target: the indicators add at most 2x to the screening time (all / without ≤ 2).
+Cost, end to end: `excon screen` of the same input files (load, every derived relation,
+findings written) with every rule, against the same with the rulebook's indicators file left
+out, median of `repeat` interleaved runs (target: all / without ≤ 2). The older figure, the final
+`findings` query alone on the largest screening knowledge base, is kept next to it, labelled as
+such.
 """
 
 from __future__ import annotations
@@ -17,7 +21,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.load import declarations_file
 from bench.stats import fmt_range, ratio_spread
 from kb.quality import indicator_quality, read_truth
 
@@ -31,6 +34,9 @@ def _median_seconds(conn: sqlite3.Connection, sql: str, repeat: int) -> tuple[fl
     return statistics.median(times), count
 
 
+EVALUATION_SEED = 7
+
+
 def quality(db: Path, truth: Path) -> list[dict[str, Any]]:
     with sqlite3.connect(db) as conn:
         flagged = conn.execute(
@@ -38,7 +44,8 @@ def quality(db: Path, truth: Path) -> list[dict[str, Any]]:
         ).fetchall()
     return [{"rule": q.rule, "kinds": q.kinds, "cases": q.cases, "found": q.found,
              "flagged": q.flagged, "correct": q.correct, "recall": q.recall,
-             "precision": q.precision, "met": q.met}
+             "recall_ci": q.recall_ci, "precision": q.precision,
+             "precision_ci": q.precision_ci, "met": q.met}
             for q in indicator_quality(flagged, read_truth(truth))]
 
 
@@ -74,6 +81,49 @@ def cost(db: Path, repeat: int) -> dict[str, Any]:
             "indicator_findings": all_n - base_n, "per_indicator_s": per_rule}
 
 
+def evaluation_set(n: int, cache: Path) -> Path:
+    """The held-out labelled set: n demo declarations generated with EVALUATION_SEED."""
+    import hashlib
+
+    import kb.demo
+
+    digest = hashlib.sha256(Path(kb.demo.__file__).read_bytes())
+    for f in sorted(Path("rulebooks").rglob("*.excon")):
+        digest.update(f.read_bytes())
+    out = cache / f"evaluation-{n}-{digest.hexdigest()[:10]}"
+    if not (out / "truth.csv").exists():
+        kb.demo.write(kb.demo.generate(n, seed=EVALUATION_SEED), out)
+    return out
+
+
+def cost_end_to_end(folder: Path, repeat: int) -> dict[str, Any]:
+    """`excon screen` of the evaluation files with and without the indicators, interleaved."""
+    import shutil
+    import tempfile
+
+    from kb.screen import Screener
+
+    with tempfile.TemporaryDirectory() as tmp:
+        without = Path(tmp) / "rulebooks"
+        shutil.copytree("rulebooks", without,
+                        ignore=shutil.ignore_patterns("indicators.excon"))
+        screeners = {"all": Screener([Path("rulebooks")]), "without": Screener([without])}
+        times: dict[str, list[float]] = {"all": [], "without": []}
+        counts: dict[str, int] = {}
+        for _ in range(repeat):
+            for name, screener in screeners.items():
+                t0 = time.perf_counter()
+                findings, _ = screener.screen_files(folder / "declarations.csv",
+                                                    folder / "licences.csv",
+                                                    folder / "parties.csv")
+                times[name].append(time.perf_counter() - t0)
+                counts[name] = len(findings)
+    all_s, base_s = statistics.median(times["all"]), statistics.median(times["without"])
+    return {"all_rules_s": all_s, "without_indicators_s": base_s, "ratio": all_s / base_s,
+            "ratio_range": ratio_spread(times["all"], times["without"]),
+            "indicator_findings": counts["all"] - counts["without"]}
+
+
 def run(quality_size: int, cost_db: Path | None, repeat: int,
         cache: Path | None = None) -> dict[str, Any]:
     import tempfile
@@ -82,33 +132,45 @@ def run(quality_size: int, cost_db: Path | None, repeat: int,
 
     cache = cache or Path(tempfile.gettempdir()) / "excon-bench"
     cache.mkdir(parents=True, exist_ok=True)
-    decls = declarations_file(quality_size, cache)
-    db = cache / f"kb-quality-{quality_size}.db"
-    build(db, [Path("rulebooks")], decls, decls.parent / "licences.csv",
-          decls.parent / "parties.csv")
-    out: dict[str, Any] = {"quality_declarations": quality_size,
-                           "quality": quality(db, decls.parent / "truth.csv")}
+    folder = evaluation_set(quality_size, cache)
+    db = folder / "kb.db"
+    build(db, [Path("rulebooks")], folder / "declarations.csv", folder / "licences.csv",
+          folder / "parties.csv")
+    out: dict[str, Any] = {"quality_declarations": quality_size, "seed": EVALUATION_SEED,
+                           "quality": quality(db, folder / "truth.csv")}
     out["quality_met"] = all(q["met"] for q in out["quality"])
     out["min_recall"] = min(q["recall"] for q in out["quality"])
     out["min_precision"] = min(q["precision"] for q in out["quality"])
+    out["cost_end_to_end"] = cost_end_to_end(folder, repeat)
+    out["cost_end_to_end"]["declarations"] = quality_size
     if cost_db is not None and cost_db.exists():
         out["cost"] = cost(cost_db, repeat)
     return out
 
 
 def report(r: dict[str, Any]) -> str:
-    lines = [f"indicators: planted cases in {r['quality_declarations']:,} demo declarations "
-             "(targets: recall ≥ 0.9, precision ≥ 0.8)"]
+    lines = [f"indicators: held-out set of {r['quality_declarations']:,} demo declarations "
+             f"(seed {r.get('seed')}; targets: recall ≥ 0.9, precision ≥ 0.8; 95 % Wilson "
+             "intervals)"]
     for q in r["quality"]:
-        lines.append(f"  {q['rule']:28} {q['cases']:5} cases, {q['found']:5} found: recall "
-                     f"{q['recall']:.3f}   {q['flagged']:6} flagged, {q['correct']:6} planted: "
-                     f"precision {q['precision']:.3f}  {'met' if q['met'] else 'NOT met'}")
+        rlo, rhi = q["recall_ci"]
+        plo, phi = q["precision_ci"]
+        lines.append(f"  {q['rule']:26} {q['found']:4}/{q['cases']:<4} recall {q['recall']:.3f} "
+                     f"({rlo:.2f}–{rhi:.2f})  {q['correct']:5}/{q['flagged']:<5} precision "
+                     f"{q['precision']:.3f} ({plo:.2f}–{phi:.2f})  "
+                     f"{'met' if q['met'] else 'NOT met'}")
+    e = r.get("cost_end_to_end")
+    if e:
+        lines.append(f"  cost end to end (excon screen, {e['declarations']:,} declarations): "
+                     f"all rules {e['all_rules_s']:.2f} s, without the indicators "
+                     f"{e['without_indicators_s']:.2f} s: {e['ratio']:.2f}x "
+                     f"({fmt_range(e['ratio_range'])}; target ≤ 2x)")
     c = r.get("cost")
     if c:
-        lines.append(f"  cost on {c['declarations']:,} declarations: all rules "
-                     f"{c['all_rules_s']:.2f} s, without the {c['indicators']} indicators "
+        lines.append(f"  final findings query alone on {c['declarations']:,} declarations: all "
+                     f"rules {c['all_rules_s']:.2f} s, without the {c['indicators']} indicators "
                      f"{c['without_indicators_s']:.2f} s: {c['ratio']:.2f}x "
-                     f"({fmt_range(c['ratio_range'])}; target ≤ 2x)")
+                     f"({fmt_range(c['ratio_range'])})")
         slow = sorted(c["per_indicator_s"].items(), key=lambda kv: -kv[1])[:4]
         lines.append("  slowest indicators: " + ", ".join(f"{v[6:]} {s:.2f} s" for v, s in slow))
     return "\n".join(lines)

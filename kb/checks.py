@@ -164,16 +164,6 @@ SUPPORT_VIEWS = {
         FROM listed_names AS k
         JOIN list_entry_periods AS e ON e.party = k.party
         LEFT JOIN parties AS p ON p.name = k.party""",
-    # The date each declaration is judged by: its own date, or one `as of` date for all.
-    "judged_declarations": """
-        SELECT d.*, COALESCE((SELECT s.as_of FROM excon_settings AS s), d.declared_on)
-                 AS judged_on,
-               d.value_usd / NULLIF(d.quantity_kg, 0) AS unit_value,
-               r.low AS code_value_low, r.high AS code_value_high,
-               lu.exporter_role AS exporter_on_licence
-        FROM declarations AS d
-        LEFT JOIN code_value_ranges AS r ON r.hs_code = d.hs_code
-        LEFT JOIN licence_uses AS lu ON lu.declaration_id = d.id""",
     # A declaration matches an item through its customs code: exactly for a 10-digit reference
     # code, by prefix for an 8-digit tariff line or a 6-digit HS subheading. The most precise
     # match decides: a code that an item lists exactly (samarium metal, 2805301910) is that item
@@ -293,6 +283,17 @@ SUPPORT_VIEWS = {
                       OVER (PARTITION BY v.licence_no ORDER BY v.declared_on, v.declaration_id
                             ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS drawn_kg
           FROM licence_uses AS v) AS u""",
+    # (Last: it reads licence_uses, which an engine that binds views when they are created
+    # must have made first.) The date each declaration is judged by: its own date, or one `as of` date for all.
+    "judged_declarations": """
+        SELECT d.*, COALESCE((SELECT s.as_of FROM excon_settings AS s), d.declared_on)
+                 AS judged_on,
+               d.value_usd / NULLIF(d.quantity_kg, 0) AS unit_value,
+               r.low AS code_value_low, r.high AS code_value_high,
+               lu.exporter_role AS exporter_on_licence
+        FROM declarations AS d
+        LEFT JOIN code_value_ranges AS r ON r.hs_code = d.hs_code
+        LEFT JOIN licence_uses AS lu ON lu.declaration_id = d.id""",
 }
 
 

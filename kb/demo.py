@@ -5,7 +5,16 @@ unit values close to the real trade (gallium a few hundred USD/kg, germanium ove
 antimony oxide tens); other goods use real HS codes of everyday exports. Licences cover most
 controlled shipments. Planted among them, and listed in `truth.csv` with their kind: unlicensed
 exports, shipments to a banned destination, listed consignees under other spellings, relabelled
-goods, transshipment, split consignments and related parties.
+goods, transshipment, split consignments, related parties, withheld end users, borrowed licences
+and new exporters.
+
+The planted cases follow the smuggling typology, not the rules' thresholds: a split shipment is a
+normal order cut into two to six parts over up to 45 days, a surge is a few consignments to a
+route country over up to four months, and so on; some of them fall outside what an indicator
+looks for, as real cases do. Ordinary trade carries the look-alikes an analyst meets: Hong Kong
+traders that name no end user, exporters and consignees sharing an agent's or a forwarder's
+address, new legitimate customers and exporters, export agents named on licences, repeated
+consignments near the thresholds, and steady trade to the route countries.
 """
 
 from __future__ import annotations
@@ -38,7 +47,17 @@ CONTROLLED = {
 GROUP_SHARE = {"gallium": 10, "germanium": 6, "graphite": 30, "antimony": 22, "tungsten": 18,
                "medium-heavy-rare-earths": 10, "superhard": 4}
 BANNED_TO_US = ("gallium", "germanium", "antimony")
-NO_ANTIMONY_PROCESSING = ("TH", "MX")
+MINOR = ("gallium", "germanium", "medium-heavy-rare-earths", "superhard")  # traded by the kg
+# (mineral, route country): the transshipment routes of the typology
+ROUTES = (("antimony", "TH"), ("antimony", "MX"), ("germanium", "BE"), ("gallium", "HK"),
+          ("tungsten", "TH"), ("medium-heavy-rare-earths", "HK"))
+ZH = {"gallium": "镓", "germanium": "锗", "antimony": "锑", "tungsten": "仲钨酸铵",
+      "medium-heavy-rare-earths": "镝"}
+TRANSIT = ("VN", "MY", "AE", "TH", "MX", "KR", "IN")
+# look-alike rates of ordinary trade, fixed before the indicators were measured against them
+HK_WITHOUT_END_USER = 0.10    # Hong Kong traders that name no end user
+WITHOUT_END_USER = 0.01       # other controlled shipments that name none
+AGENT_ADDRESS = 0.15          # exporters (and consignees) using an agent's (forwarder's) address
 INDICATORS_FROM = dt.date(2023, 8, 1)  # the rulebook's indicators apply from the first controls
 BAN = (dt.date(2024, 12, 3), dt.date(2025, 11, 8))  # No. 46 cl. 2, before No. 72's suspension
 
@@ -59,7 +78,8 @@ ORDINARY = (
 RELABEL_AS = (("7201100000", "iron ingots"), ("7901120000", "zinc blocks"),
               ("3213100000", "art supplies"), ("7208510000", "iron plates"))
 COUNTRY_MIX = {"JP": 15, "KR": 12, "US": 12, "DE": 10, "NL": 7, "BE": 4, "TW": 6, "IN": 6,
-               "VN": 5, "GB": 5, "FR": 4, "HK": 5, "TH": 2, "MX": 2, "IT": 3, "CA": 2}
+               "VN": 5, "GB": 5, "FR": 4, "HK": 5, "TH": 2, "MX": 2, "IT": 3, "CA": 2, "MY": 1,
+               "AE": 1}
 CITIES = ("Changsha", "Ganzhou", "Baotou", "Kunming", "Shenzhen", "Hengyang", "Xiamen",
           "Zhuzhou", "Jinan", "Nanning", "Qingdao", "Shanghai")
 TRADES = ("Nonferrous Metals", "Rare Metals", "Minerals", "New Materials", "Metallurgy",
@@ -71,7 +91,7 @@ FOREIGN_TRADES = ("Metals", "Materials", "Trading", "Electronics", "Semiconducto
 LEGAL_FORMS = {"US": "Inc.", "DE": "GmbH", "NL": "B.V.", "BE": "NV", "JP": "K.K.",
                "KR": "Co., Ltd.", "TW": "Co., Ltd.", "IN": "Pvt. Ltd.", "VN": "JSC",
                "GB": "Ltd", "FR": "SAS", "HK": "Limited", "TH": "Co., Ltd.", "MX": "S.A. de C.V.",
-               "IT": "S.p.A.", "CA": "Inc."}
+               "IT": "S.p.A.", "CA": "Inc.", "MY": "Sdn. Bhd.", "AE": "FZE"}
 LISTED_SPELLINGS = ("LOCKHEED MARTIN CORP", "Lockheed Martin Corporation",
                     "Lockheed Martin Corp.", "lockheed martin corp")
 
@@ -115,6 +135,11 @@ class _Generator:
         self.codes = _group_codes(rulebooks)
         self.data = DemoData()
         self.names: set[str] = set()
+        self.agent_addresses = [f"Room {self.rng.randint(100, 2999)}, "
+                                f"{self.rng.choice(CITIES)} Export Service Centre, China"
+                                for _ in range(3)]
+        self.forwarder_addresses = [f"{self.rng.randint(1, 99)} Logistics Park, Unit "
+                                    f"{self.rng.randint(1, 80)}" for _ in range(3)]
         self.exporters = [self._exporter(i) for i in range(max(12, n // 400 + 1))]
         self.consignees: dict[str, list[Company]] = {
             c: [self._consignee(c, i) for i in range(max(3, n // 1500 + 1))]
@@ -122,6 +147,7 @@ class _Generator:
         }
         self.days = (END - START).days
         self.case = 0
+        self.fronts = 0
 
     # ---------------------------------------------------------------- companies
     def _exporter(self, i: int) -> Company:
@@ -135,6 +161,7 @@ class _Generator:
         self.names.add(name)
         return Company(
             name, "CN",
+            rng.choice(self.agent_addresses) if rng.random() < AGENT_ADDRESS else
             f"No. {rng.randint(1, 999)} {rng.choice(('Renmin', 'Jiefang', 'Zhongshan', 'Xinhua'))}"
             f" Road, {city}, China",
             f"+86 {rng.randint(10, 999)} {rng.randint(1000, 9999)} {rng.randint(1000, 9999)}",
@@ -148,7 +175,9 @@ class _Generator:
             name = f"{stem} {trade} {rng.randint(2, 9999)} {LEGAL_FORMS[country]}"
         self.names.add(name)
         return Company(
-            name, country, f"{rng.randint(1, 400)} Harbour Street, {country}",
+            name, country,
+            f"{rng.choice(self.forwarder_addresses)}, {country}" if rng.random() < AGENT_ADDRESS
+            else f"{rng.randint(1, 400)} Harbour Street, {country}",
             f"+{rng.randint(1, 99)} {rng.randint(100, 999)} {rng.randint(100000, 999999)}",
         )
 
@@ -164,8 +193,10 @@ class _Generator:
 
     def _controlled_date(self, group: str, lo: dt.date, hi: dt.date = END) -> dt.date:
         """A day from `lo` on, once the group's items are controlled: a planted case is a
-        violation only while the law it breaks applies to the goods."""
-        return self._date(max(lo, CONTROLLED[group][2]), hi)
+        violation only while the law it breaks applies to the goods. (The control's first day
+        when that is after `hi`.)"""
+        lo = max(lo, CONTROLLED[group][2])
+        return self._date(lo, hi) if lo <= hi else lo
 
     # ---------------------------------------------------------------- declarations
     def _row(self, when: dt.date, exporter: Company, consignee: Company, code: str,
@@ -184,6 +215,27 @@ class _Generator:
             "end_use": "civil",
         }
 
+    def _parameters(self, group: str, code: str, purity: float | None) -> str:
+        """What the declaration states beyond its code: the kind of graphite on the lines that
+        hold both kinds, the thresholds of artificial graphite, the particle size of diamond
+        powder, the control code of machines on the residual line. A few leave it out."""
+        rng = self.rng
+        if rng.random() < 0.03:
+            return ""
+        if group == "graphite" and code in ("3801909010", "6815190020"):
+            if rng.random() < 0.85:
+                return "graphite_type=natural"
+            return (f"graphite_type=artificial; flexural_strength={rng.randint(20, 60)} MPa; "
+                    f"density={rng.uniform(1.6, 1.95):.2f} g/cm3")
+        if group == "graphite" and code.startswith("3801100"):
+            return (f"flexural_strength={rng.randint(20, 60)} MPa; "
+                    f"density={rng.uniform(1.6, 1.95):.2f} g/cm3")
+        if code.startswith("710510"):
+            return f"particle_size={rng.choice((20, 40, 45, 80, 200, 600))} µm"
+        if code.startswith("847989"):
+            return f"dual_use_code={rng.choice(('2B005.b', 'none', 'none'))}"
+        return ""
+
     def _controlled(self, group: str, when: dt.date | None = None,
                     country: str | None = None) -> dict[str, object]:
         rng = self.rng
@@ -193,14 +245,16 @@ class _Generator:
         country = country or self._country()
         if group in BANNED_TO_US and country == "US" and BAN[0] <= when <= BAN[1]:
             country = "JP"  # ordinary trade follows the law; violations are planted separately
-        if group == "antimony" and country in NO_ANTIMONY_PROCESSING:
-            country = "KR"  # no processing capacity, no ordinary demand (the brief)
         consignee = rng.choice(self.consignees[country])
         purity = None if rng.random() < 0.06 else round(rng.uniform(99.0, 99.9999), 4)
-        # licensed dual-use exports name their end user; here the consignee itself
+        # licensed dual-use exports name their end user, mostly the consignee itself; some
+        # Hong Kong traders, and a few others, name none
+        omit = HK_WITHOUT_END_USER if country == "HK" else WITHOUT_END_USER
         row = self._row(when, rng.choice(self.exporters), consignee, code,
                         f"{group.replace('-', ' ')} products", rng.uniform(kg_lo, kg_hi),
-                        rng.uniform(lo, hi), purity, end_user=consignee)
+                        rng.uniform(lo, hi), purity,
+                        end_user=None if rng.random() < omit else consignee)
+        row["parameters"] = self._parameters(group, code, purity)
         row["_group"] = group
         return row
 
@@ -222,10 +276,21 @@ class _Generator:
         """A company first seen in the planted case (a new name in the data)."""
         rng = self.rng
         legal = LEGAL_FORMS.get(country, "Ltd")
-        return Company(f"{rng.choice(FOREIGN_STEMS)} {kind} {legal} {self.case + 1}", country,
+        self.fronts += 1
+        return Company(f"{rng.choice(FOREIGN_STEMS)} {kind} {legal} {self.fronts}", country,
                        f"{rng.randint(1, 400)} {rng.choice(('Queen', 'King', 'Harbour'))} "
                        f"Road, {country}",
                        f"+{rng.randint(20, 99)} {rng.randint(1000, 9999)} "
+                       f"{rng.randint(1000, 9999)}")
+
+    def _new_exporter(self) -> Company:
+        """A domestic company first seen now."""
+        rng = self.rng
+        self.fronts += 1
+        city = rng.choice(CITIES)
+        return Company(f"{city} {rng.choice(TRADES)} {self.fronts} Co., Ltd.", "CN",
+                       f"No. {rng.randint(1, 999)} Keji Road, {city}, China",
+                       f"+86 {rng.randint(10, 999)} {rng.randint(1000, 9999)} "
                        f"{rng.randint(1000, 9999)}")
 
     def _plant(self, kind: str, rows: list[dict[str, object]], detail: str) -> None:
@@ -235,9 +300,16 @@ class _Generator:
             r.setdefault("_group", None)
         self.data.declarations.extend(rows)
 
+    def _order(self, group: str) -> float:
+        """The quantity of one large order of the group's goods, kg."""
+        rng = self.rng
+        return rng.uniform(400, 1500) if group in MINOR else rng.uniform(8000, 40000)
+
     def plant_cases(self) -> None:
         rng = self.rng
         per_kind = max(3, self.n // 200)
+        few = max(2, per_kind // 2)
+        plantable = self._plantable()
         for _ in range(per_kind):
             group: str = rng.choice([g for g in ("gallium", "germanium", "antimony", "graphite")
                                      if g in self.codes])
@@ -261,84 +333,114 @@ class _Generator:
             self._plant("military_end_use", [row],
                         f"{group} to the US for a military end use (MOFCOM-2024-46 clause 1)")
         for _ in range(per_kind):
-            group = rng.choice(self._plantable())
+            group = rng.choice(plantable)
             row = self._controlled(group, self._controlled_date(group, dt.date(2025, 1, 3)),
                                    "US")
             row.update(consignee=rng.choice(LISTED_SPELLINGS), consignee_country="US",
                        destination_country="US")
             self._plant("listed_party", [row], "consignee on the Control List (MOFCOM-2025-1)")
+        # false declarations: a controlled mineral declared as cover goods at its own price; the
+        # description gives the mineral away in some cases
+        relabelled = [g for g in ("gallium", "germanium", "antimony", "tungsten",
+                                  "medium-heavy-rare-earths") if g in self.codes]
         for _ in range(per_kind):
+            group = rng.choice(relabelled)
             code, desc = rng.choice(RELABEL_AS)
-            lo, hi, *_ = CONTROLLED["gallium"]
+            lo, hi, *_ = CONTROLLED[group]
             consignee = rng.choice(self.consignees[self._country()])
-            when = self._date(dt.date(2023, 9, 1))
-            label = rng.choice((desc, desc, f"{desc} (镓)", f"{desc}, contains gallium"))
-            row = self._row(when, rng.choice(self.exporters), consignee, code, label,
-                            rng.uniform(10, 150), rng.uniform(lo, hi))
+            when = self._controlled_date(group, dt.date(2023, 9, 1))
+            mineral = "rare earths" if group == "medium-heavy-rare-earths" else group
+            label = rng.choice((desc, desc, desc, f"{desc} ({ZH.get(group, mineral)})",
+                                f"{desc}, contains {mineral}"))
+            kg = self._order(group) / rng.uniform(3, 20)
+            row = self._row(when, rng.choice(self.exporters), consignee, code, label, kg,
+                            rng.uniform(lo, hi))
             named = label != desc
             self._plant("relabelled_name" if named else "relabelled_value", [row],
-                        f"gallium declared as {desc} ({code})"
+                        f"{group} declared as {desc} ({code})"
                         + (f", description '{label}'" if named else ""))
+        # transshipment: the declared end user is in the US, the goods go elsewhere
         for _ in range(per_kind):
-            group = "antimony" if "antimony" in self.codes else next(iter(self.codes))
-            via = rng.choice(("KR", "VN", "NL", "IN"))
-            row = self._controlled(group, self._date(dt.date(2024, 12, 3)), "JP")
+            group = rng.choice([g for g in plantable if g != "superhard"])
+            via = rng.choice(TRANSIT)
+            row = self._controlled(group, self._controlled_date(group, dt.date(2024, 12, 3)),
+                                   "JP")
             self._ship_to(row, rng.choice(self.consignees[via]), rng.choice(self.consignees["US"]))
             self._plant("transshipment", [row], f"{group} to {via}, end user in the US")
-        # A surge is an event at a destination, not a share of the trade: two a year, one in
-        # each country without processing capacity, a year apart (the brief's Thai and Mexican
-        # antimony after the US ban).
-        for hub, first in (("TH", dt.date(2024, 12, 10)), ("MX", dt.date(2025, 2, 1)),
-                           ("TH", dt.date(2026, 1, 15)), ("MX", dt.date(2026, 3, 1))):
-            group = "antimony" if "antimony" in self.codes else next(iter(self.codes))
-            rows = []
-            for k in range(rng.randint(3, 5)):
-                row = self._controlled(group, first + dt.timedelta(days=12 * k), "JP")
+        # surges: a few consignments of a mineral to one of its route countries within up to
+        # four months, two such events a year per route
+        for group, hub in ROUTES:
+            if group not in self.codes:
+                continue
+            for year in (2024, 2025, 2026):
+                first = self._controlled_date(group, dt.date(year, 1, 1), dt.date(year, 9, 30))
+                if first.year != year:
+                    continue
+                k = rng.randint(2, 6)
+                span = rng.randint(20, 120)
                 consignee = rng.choice(self.consignees[hub])
-                self._ship_to(row, consignee, consignee)
-                kg = round(rng.uniform(4000, 8000), 1)
-                row.update(quantity_kg=kg, value_usd=round(kg * rng.uniform(8.0, 60.0), 2))
-                rows.append(row)
-            self._plant("surge", rows, f"{len(rows)} antimony consignments to {hub} "
-                        f"(no processing capacity) in {12 * (len(rows) - 1)} days")
-        for _ in range(max(2, per_kind // 2)):
+                rows = []
+                for j in range(k):
+                    when = first + dt.timedelta(days=span * j // max(1, k - 1))
+                    row = self._controlled(group, min(when, END), "JP")
+                    self._ship_to(row, consignee, consignee)
+                    kg = self._order(group) / rng.uniform(1, 3)
+                    lo, hi, *_ = CONTROLLED[group]
+                    row.update(quantity_kg=round(kg, 1),
+                               value_usd=round(kg * rng.uniform(lo, hi), 2))
+                    rows.append(row)
+                self._plant("surge", rows, f"{k} {group} consignments to {hub} in {span} days")
+        # front companies in third countries receiving repeated shipments
+        for _ in range(few):
             group = rng.choice([g for g in ("gallium", "germanium", "antimony", "tungsten")
                                 if g in self.codes])
             country = rng.choice(("VN", "MY", "AE", "HK"))
             front = self._front(country, "Trading")
             self.data.parties.append(front)
-            first = self._controlled_date(group, dt.date(2023, 10, 1), END - dt.timedelta(days=60))
+            first = self._controlled_date(group, dt.date(2023, 10, 1), END - dt.timedelta(days=130))
+            k, span = rng.randint(2, 5), rng.randint(10, 120)
             rows = []
-            for k in range(rng.randint(3, 4)):
-                row = self._controlled(group, first + dt.timedelta(days=15 * k), "JP")
+            for j in range(k):
+                row = self._controlled(group, first + dt.timedelta(days=span * j // (k - 1)),
+                                       "JP")
                 self._ship_to(row, front, front)
                 rows.append(row)
             self._plant("new_consignee", rows, f"{front.name}, first seen {first}, receives "
-                        f"{len(rows)} {group} consignments in {15 * (len(rows) - 1)} days")
+                        f"{k} {group} consignments in {span} days")
         for _ in range(per_kind):
-            group = rng.choice(self._plantable())
+            group = rng.choice(plantable)
             row = self._controlled(group, self._controlled_date(group, INDICATORS_FROM), "HK")
             other = rng.choice((None, rng.choice(self.consignees["KR"])))
             self._ship_to(row, rng.choice(self.consignees["HK"]), other)
             self._plant("hub_routing", [row], f"{group} to Hong Kong, "
                         + (f"end user in {other.country}" if other else "no end user"))
-        for _ in range(max(2, per_kind // 2)):
-            group = "germanium" if "germanium" in self.codes else next(iter(self.codes))
-            first = self._date(dt.date(2023, 9, 1), END - dt.timedelta(days=40))
+        # end user withheld on a controlled export to a transit country
+        for _ in range(per_kind):
+            group = rng.choice(plantable)
+            via = rng.choice(TRANSIT)
+            row = self._controlled(group, self._controlled_date(group, INDICATORS_FROM), via)
+            self._ship_to(row, rng.choice(self.consignees[via]), None)
+            self._plant("no_end_user", [row], f"{group} to {via}, no end user declared")
+        # split shipments: one large order cut into parts over a few weeks
+        for _ in range(per_kind):
+            group = rng.choice([g for g in plantable if g != "superhard"])
+            first = self._controlled_date(group, dt.date(2023, 9, 1), END - dt.timedelta(days=50))
             exporter = rng.choice(self.exporters)
-            consignee = rng.choice(self.consignees[rng.choice(("DE", "NL", "JP"))])
+            consignee = rng.choice(self.consignees[rng.choice(("DE", "NL", "JP", "KR"))])
+            k, span = rng.randint(2, 6), rng.randint(3, 45)
+            total = self._order(group)
             rows = []
-            for k in range(rng.randint(5, 7)):
-                row = self._controlled(group, first + dt.timedelta(days=3 * k),
+            for j in range(k):
+                row = self._controlled(group, first + dt.timedelta(days=span * j // (k - 1)),
                                        consignee.country)
-                kg = round(rng.uniform(170, 240), 1)
+                kg = round(total / k * rng.uniform(0.9, 1.1), 1)
                 usd_per_kg = float(str(row["value_usd"])) / float(str(row["quantity_kg"]))
                 row.update(exporter=exporter.name, quantity_kg=kg,
                            value_usd=round(kg * usd_per_kg, 2))
                 self._ship_to(row, consignee, consignee)
                 rows.append(row)
-            self._plant("split", rows, f"{len(rows)} consignments of {group} in "
-                        f"{3 * (len(rows) - 1)} days, each under 250 kg")
+            self._plant("split_minor" if group in MINOR else "split_bulk", rows,
+                        f"{total:,.0f} kg of {group} in {k} consignments over {span} days")
         for _ in range(per_kind):
             exporter = rng.choice(self.exporters)
             country = rng.choice(("HK", "SG" if "SG" in self.consignees else "VN"))
@@ -353,22 +455,90 @@ class _Generator:
             else:
                 front.parent = exporter.name
             self.data.parties.append(front)
-            group = rng.choice(self._plantable())
+            group = rng.choice(plantable)
             row = self._controlled(group, self._controlled_date(group, INDICATORS_FROM), "JP")
             row.update(exporter=exporter.name)
             self._ship_to(row, front, front)
             self._plant("related_parties", [row], f"consignee shares the exporter's {link}")
-        for _ in range(max(2, per_kind // 2)):
+        for _ in range(few):
             country = rng.choice(("JP", "DE", "GB", "KR"))
             front = self._front(country, "Aerospace")
             front.parent = rng.choice(LISTED_SPELLINGS)
             self.data.parties.append(front)
-            group = rng.choice(self._plantable())
+            group = rng.choice(plantable)
             row = self._controlled(group, self._controlled_date(group, dt.date(2025, 1, 3)),
                                    "JP")
             self._ship_to(row, front, front)
             self._plant("listed_subsidiary", [row],
                         f"consignee is a subsidiary of {front.parent} (Control List)")
+        # a licence holder lets another exporter, named on the licence as its agent, ship
+        for _ in range(few):
+            group = rng.choice([g for g in plantable if g != "superhard"])
+            row = self._controlled(group, self._controlled_date(group, INDICATORS_FROM))
+            holder = rng.choice(self.exporters)
+            agent = rng.choice([e for e in self.exporters if e is not holder])
+            row.update(exporter=agent.name, _holder=holder.name)
+            self._plant("licence_borrowing", [row],
+                        f"{agent.name} ships under {holder.name}'s licence as its agent")
+        # a new domestic company whose first export is a large controlled consignment
+        for _ in range(few):
+            group = rng.choice([g for g in plantable if g != "superhard"])
+            exporter = self._new_exporter()
+            self.data.parties.append(exporter)
+            row = self._controlled(group, self._controlled_date(group, INDICATORS_FROM))
+            kg = self._order(group) * rng.uniform(0.8, 2.5)
+            lo, hi, *_ = CONTROLLED[group]
+            row.update(exporter=exporter.name, quantity_kg=round(kg, 1),
+                       value_usd=round(kg * rng.uniform(lo, hi), 2))
+            self._plant("new_exporter", [row], f"{exporter.name}'s first export: "
+                        f"{kg:,.0f} kg of {group}")
+
+    def look_alikes(self) -> None:
+        """Ordinary trade that resembles the cases: new legitimate customers receiving repeated
+        shipments, new legitimate exporters, export agents named on licences, repeated
+        consignments near the split thresholds, steady trade on the routes."""
+        rng = self.rng
+        plantable = [g for g in self._plantable() if g != "superhard"]
+        for _ in range(max(1, self.n // 2000)):
+            group = rng.choice(plantable)
+            country = rng.choice(("JP", "DE", "KR", "NL"))
+            customer = self._front(country, "Materials")
+            self.data.parties.append(customer)
+            first = self._controlled_date(group, dt.date(2023, 10, 1), END - dt.timedelta(days=90))
+            for j in range(rng.randint(3, 5)):
+                row = self._controlled(group, first + dt.timedelta(days=15 * j), country)
+                self._ship_to(row, customer, customer)
+                self.data.declarations.append(row)
+        for _ in range(max(1, self.n // 4000)):
+            group = rng.choice(plantable)
+            exporter = self._new_exporter()
+            self.data.parties.append(exporter)
+            row = self._controlled(group, self._controlled_date(group, INDICATORS_FROM))
+            row.update(exporter=exporter.name)
+            self.data.declarations.append(row)
+        for _ in range(max(1, self.n // 2000)):
+            group = rng.choice(plantable)
+            row = self._controlled(group, self._controlled_date(group, INDICATORS_FROM))
+            holder = rng.choice(self.exporters)
+            row.update(_holder=holder.name)
+            self.data.declarations.append(row)
+        for _ in range(max(1, self.n // 1000)):
+            group = rng.choice(plantable)
+            exporter = rng.choice(self.exporters)
+            consignee = rng.choice(self.consignees[rng.choice(("DE", "JP", "KR"))])
+            first = self._controlled_date(group, dt.date(2023, 9, 1), END - dt.timedelta(days=60))
+            order = self._order(group)
+            # two parts (not three), or three adding up to less than the split totals
+            parts = rng.choice(((0.45, 0.45), (0.3, 0.3, 0.3)))
+            for j, share in enumerate(parts):
+                row = self._controlled(group, first + dt.timedelta(days=7 * j), consignee.country)
+                kg = round((order if len(parts) == 2 else min(order, 1200 if group in MINOR
+                                                               else 25000)) * share / 1.5, 1)
+                usd_per_kg = float(str(row["value_usd"])) / float(str(row["quantity_kg"]))
+                row.update(exporter=exporter.name, quantity_kg=kg,
+                           value_usd=round(kg * usd_per_kg, 2))
+                self._ship_to(row, consignee, consignee)
+                self.data.declarations.append(row)
 
     # ---------------------------------------------------------------- licences
     def licences(self) -> None:
@@ -382,8 +552,8 @@ class _Generator:
             when = dt.date.fromisoformat(str(r["declared_on"]))
             if when < CONTROLLED[str(group)][2]:
                 continue
-            need[(str(r["exporter"]), str(group), str(r["destination_country"]),
-                  when.year)].append(r)
+            need[(str(r.get("_holder") or r["exporter"]), str(group),
+                  str(r["destination_country"]), when.year)].append(r)
         for n, (key, rows) in enumerate(sorted(need.items()), 1):
             exporter, group, country, year = key
             number = f"MOFCOM-{year}-{n:06d}"
@@ -393,6 +563,8 @@ class _Generator:
                 "licence_no": number, "kind": "general" if general else "individual",
                 "holder": exporter, "items": ";".join(self.codes[group]),
                 "destination_country": country, "end_user": "",
+                "agents": ";".join(sorted({str(r["exporter"]) for r in rows
+                                           if r.get("_holder")})),
                 "quantity_kg": round(total * rng.uniform(1.1, 1.6), 1),
                 "valid_from": f"{year}-01-01", "valid_to": f"{year}-12-31",
             })
@@ -403,6 +575,7 @@ class _Generator:
     def generate(self) -> DemoData:
         rng = self.rng
         self.plant_cases()
+        self.look_alikes()
         planted = len(self.data.declarations)
         groups = [g for g in GROUP_SHARE if g in self.codes]
         weights = [GROUP_SHARE[g] for g in groups]
@@ -433,9 +606,9 @@ def generate(n: int, seed: int = 1, rulebooks: Sequence[Path] = (Path("rulebooks
 DECLARATION_COLUMNS = ("id", "declared_on", "exporter", "consignee", "consignee_country",
                        "end_user", "end_user_country", "destination_country", "hs_code",
                        "description", "quantity_kg", "value_usd", "purity_pct", "licence_no",
-                       "end_use")
+                       "end_use", "parameters")
 LICENCE_COLUMNS = ("licence_no", "kind", "holder", "items", "destination_country", "end_user",
-                   "quantity_kg", "valid_from", "valid_to")
+                   "quantity_kg", "valid_from", "valid_to", "agents")
 
 
 def write(data: DemoData, out: Path) -> dict[str, Path]:

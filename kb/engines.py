@@ -22,10 +22,10 @@ _TYPES = {"TEXT": "VARCHAR", "FLOAT": "DOUBLE", "REAL": "DOUBLE", "INTEGER": "BI
 CHECK_TABLES = ("declarations", "licences", "trade_parties", "items", "item_customs_codes",
                 "item_group_members", "excon_settings", "licence_items", "party_name_keys",
                 "listed_party_keys", "list_entry_periods", "parties", "listed_names",
-                "party_reach", "item_minerals", "value_range_codes")
+                "party_reach", "item_minerals", "value_range_codes", "unit_values")
 # of those, the ones that change with each screening (the rest come from the rulebook)
 INPUT_TABLES = ("declarations", "licences", "trade_parties", "excon_settings", "licence_items",
-                "party_name_keys", "listed_names", "party_reach")
+                "party_name_keys", "listed_names", "party_reach", "unit_values")
 
 
 def copy_to_duckdb(conn: sqlite3.Connection, tables: tuple[str, ...] = CHECK_TABLES) -> Any:

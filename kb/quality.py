@@ -6,12 +6,14 @@ Each indicator rule is scored against the planted kinds it is meant to find:
 - **precision**: of the declarations the rule flagged, the share that belong to a planted case
   of the same family of smuggling (a transshipment flag on a declaration planted as another
   transshipment pattern points at a real case).
-Targets (issue 6): recall ≥ 0.9, precision ≥ 0.8.
+Targets (issue 6): recall ≥ 0.9, precision ≥ 0.8. Each figure comes with its 95 % Wilson
+interval: with tens of cases per indicator, the interval says how far the figure can be trusted.
 """
 
 from __future__ import annotations
 
 import csv
+import math
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -22,21 +24,27 @@ from dsl.names import PartyMatcher
 
 FAMILIES: dict[str, frozenset[str]] = {
     "false declaration": frozenset({"relabelled_name", "relabelled_value"}),
-    "concealment": frozenset({"split"}),
-    "transshipment": frozenset({"transshipment", "surge", "new_consignee", "hub_routing"}),
-    "collusion": frozenset({"related_parties", "listed_subsidiary", "listed_party"}),
+    "concealment": frozenset({"split_minor", "split_bulk"}),
+    "transshipment": frozenset({"transshipment", "surge", "new_consignee", "hub_routing",
+                                "no_end_user"}),
+    "collusion": frozenset({"related_parties", "listed_subsidiary", "listed_party",
+                            "licence_borrowing", "new_exporter"}),
 }
 # indicator rule -> the planted kinds it must find
 TARGETS: dict[str, frozenset[str]] = {
     "relabelled-mineral-name": frozenset({"relabelled_name"}),
     "relabelled-unit-value": frozenset({"relabelled_name", "relabelled_value"}),
-    "split-consignments": frozenset({"split"}),
+    "split-consignments": frozenset({"split_minor"}),
+    "split-bulk-consignments": frozenset({"split_bulk"}),
     "end-user-elsewhere": frozenset({"transshipment"}),
-    "surge-without-capacity": frozenset({"surge"}),
+    "surge-on-route": frozenset({"surge"}),
     "new-consignee-volume": frozenset({"new_consignee"}),
     "hub-routing": frozenset({"hub_routing"}),
+    "no-end-user": frozenset({"no_end_user"}),
     "exporter-consignee-linked": frozenset({"related_parties"}),
     "listed-party-affiliate": frozenset({"listed_subsidiary"}),
+    "licence-borrowing": frozenset({"licence_borrowing"}),
+    "new-exporter-volume": frozenset({"new_exporter"}),
     "control-list-consignee": frozenset({"listed_party"}),  # fuzzy party matching
 }
 RECALL_TARGET = 0.9
@@ -61,8 +69,27 @@ class Quality:
         return self.correct / self.flagged if self.flagged else 0.0
 
     @property
+    def recall_ci(self) -> tuple[float, float]:
+        return wilson(self.found, self.cases)
+
+    @property
+    def precision_ci(self) -> tuple[float, float]:
+        return wilson(self.correct, self.flagged)
+
+    @property
     def met(self) -> bool:
         return self.recall >= RECALL_TARGET and self.precision >= PRECISION_TARGET
+
+
+def wilson(successes: int, trials: int, z: float = 1.959964) -> tuple[float, float]:
+    """The Wilson score interval of a proportion (95 % by default); (0, 1) without trials."""
+    if trials == 0:
+        return (0.0, 1.0)
+    p = successes / trials
+    centre = p + z * z / (2 * trials)
+    spread = z * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials))
+    denominator = 1 + z * z / trials
+    return (max(0.0, (centre - spread) / denominator), min(1.0, (centre + spread) / denominator))
 
 
 def read_truth(path: Path) -> list[dict[str, str]]:

@@ -54,17 +54,31 @@ def test_truth_file_lists_every_kind_of_planted_case(tmp_path: Path) -> None:
     kinds = Counter(r["kind"] for r in truth)
     assert set(kinds) == {"unlicensed", "banned_destination", "military_end_use",
                           "listed_party", "relabelled_name", "relabelled_value",
-                          "transshipment", "surge", "new_consignee", "hub_routing", "split",
-                          "related_parties", "listed_subsidiary"}
+                          "transshipment", "surge", "new_consignee", "hub_routing",
+                          "no_end_user", "split_minor", "split_bulk", "related_parties",
+                          "listed_subsidiary", "licence_borrowing", "new_exporter"}
     decl = {r["id"]: r for r in rows(out / "declarations.csv")}
+    licences = {r["licence_no"]: r for r in rows(out / "licences.csv")}
+    first_export: dict[str, str] = {}
+    for d in sorted(decl.values(), key=lambda d: (d["declared_on"], d["id"])):
+        first_export.setdefault(d["exporter"], d["id"])
     for t in truth:
         d = decl[t["declaration_id"]]
         if t["kind"] == "banned_destination":
             assert d["destination_country"] == "US" and "2024-12-03" <= d["declared_on"] <= \
                 "2025-11-08"
         if t["kind"] in ("relabelled_name", "relabelled_value"):
+            # declared as cover goods at the price of the mineral it is
+            group = t["detail"].split(" declared as ")[0]
             unit_value = float(d["value_usd"]) / float(d["quantity_kg"])
-            assert CONTROLLED["gallium"][0] <= unit_value <= CONTROLLED["gallium"][1]
+            assert CONTROLLED[group][0] <= unit_value <= CONTROLLED[group][1]
+        if t["kind"] == "licence_borrowing":
+            lic = licences[d["licence_no"]]
+            assert lic["holder"] != d["exporter"] and d["exporter"] in lic["agents"].split(";")
+        if t["kind"] == "new_exporter":
+            assert first_export[d["exporter"]] == d["id"]
+        if t["kind"] == "no_end_user":
+            assert d["end_user"] == "" and d["destination_country"] != "HK"
         if t["kind"] == "transshipment":
             assert d["end_user_country"] == "US" != d["destination_country"]
         if t["kind"] == "unlicensed":
