@@ -283,8 +283,9 @@ SUPPORT_VIEWS = {
                       OVER (PARTITION BY v.licence_no ORDER BY v.declared_on, v.declaration_id
                             ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS drawn_kg
           FROM licence_uses AS v) AS u""",
-    # (Last: it reads licence_uses, which an engine that binds views when they are created
-    # must have made first.) The date each declaration is judged by: its own date, or one `as of` date for all.
+    # The date each declaration is judged by: its own date, or one `as of` date for all. (Last:
+    # it reads licence_uses, which an engine that binds views when they are created must have
+    # made first.)
     "judged_declarations": """
         SELECT d.*, COALESCE((SELECT s.as_of FROM excon_settings AS s), d.declared_on)
                  AS judged_on,
