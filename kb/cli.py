@@ -228,8 +228,11 @@ FAIL_ON_HELP = "Exit 1 when a finding has one of these outcomes (comma-separated
 @click.option("--rulebooks", "rulebook_paths", multiple=True, type=click.Path(),
               help="Rulebooks to screen against (default ./rulebooks).")
 @click.option("--fail-on", default="", help=FAIL_ON_HELP)
+@click.option("--unit-values", type=click.Path(allow_dash=True),
+              help="A published unit-value table (as for excon build).")
 def screen(declarations: str, licences: str | None, parties: str | None, as_of: str | None,
-           fmt: str, output: str | None, rulebook_paths: tuple[str, ...], fail_on: str) -> None:
+           fmt: str, output: str | None, rulebook_paths: tuple[str, ...], fail_on: str,
+           unit_values: str | None) -> None:
     """Screen a declarations file against the rulebooks and print the findings.
 
     Every finding names the declaration, the rule, the outcome (prohibited, unlicensed,
@@ -256,7 +259,8 @@ def screen(declarations: str, licences: str | None, parties: str | None, as_of: 
                                  param_hint="--fail-on")
     try:
         screener = Screener([Path(p) for p in _paths(rulebook_paths)])
-        findings, reports = screener.screen_files(declarations, licences, parties, as_of)
+        findings, reports = screener.screen_files(declarations, licences, parties, as_of,
+                                                  unit_values=unit_values)
     except (ScreeningError, LoadError) as e:
         click.echo(f"error: {e}", err=True)
         sys.exit(1)

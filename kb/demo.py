@@ -31,7 +31,10 @@ import dsl
 from dsl.model import law
 from kb.schema import declaration_schema
 
-START = dt.date(2023, 1, 1)
+# Ordinary trade from 2022, a year and a half before the first controls: indicators that compare
+# a flow with its past year (surges) or look for first appearances need a history, as real
+# customs data has one.
+START = dt.date(2022, 1, 1)
 END = dt.date(2026, 11, 27)
 
 # group -> (USD/kg low, high, date its licence requirement starts, typical consignment kg)

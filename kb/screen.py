@@ -85,16 +85,20 @@ class Screener:
                      licences: str | Path | IO[bytes] | None = None,
                      parties: str | Path | IO[bytes] | None = None,
                      as_of: str | None = None,
-                     engine: str = "sqlite") -> tuple[list[Finding], list[LoadReport]]:
+                     engine: str = "sqlite",
+                     unit_values: str | Path | IO[bytes] | None = None,
+                     ) -> tuple[list[Finding], list[LoadReport]]:
         """Screen input files (paths, '-' or binary streams); returns findings and the loads.
+        `unit_values`: a published unit-value table that takes precedence over the rulebooks'
+        indicative ranges (as `excon build --unit-values`).
 
         `engine="duckdb"` runs the same checks, printed in DuckDB's dialect, on a copy of the
         data in DuckDB (moved over from Python; no DuckDB extension is needed)."""
         conn = self.db.conn
         reports: list[LoadReport] = []
         try:
-            for table, source in (("trade_parties", parties), ("licences", licences),
-                                  ("declarations", declarations)):
+            for table, source in (("unit_values", unit_values), ("trade_parties", parties),
+                                  ("licences", licences), ("declarations", declarations)):
                 if source is not None:
                     reports.append(load_csv(self.db, table, source))
             refresh_inputs(self.db)
@@ -118,7 +122,7 @@ class Screener:
                 conn.rollback()
             for table in ("declarations", "licences", "trade_parties", "rejected_rows",
                           "party_name_keys", "licence_items", "excon_settings",
-                          "listed_names", "party_reach"):
+                          "listed_names", "party_reach", "unit_values"):
                 conn.execute(f'DELETE FROM "{table}"')  # names are ours, not the user's
             conn.commit()
         return findings, reports

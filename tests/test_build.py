@@ -265,10 +265,15 @@ def test_the_indicators_reference_data_is_in_the_knowledge_base(built: Path) -> 
     """Value ranges per customs code and the country-capacity groups, with their sources."""
     pig_iron = query(built, "select customs_codes, low_usd_per_kg, high_usd_per_kg, unverified "
                             "from value_ranges where name = 'pig-iron'")
-    assert pig_iron == [("720110", 0.3, 0.7, "Indicative price range; not from the domain "
-                                              "brief.")]
-    capacity = query(built, "select g.source, group_concat(m.country) from country_groups g "
-                            "join country_group_members m on m.group_name = g.name "
-                            "where g.name = 'no-antimony-processing' group by g.name")
-    assert capacity[0][1] == "MX,TH" and "without domestic processing capacity" in capacity[0][0]
-    assert query(built, "select count(*) from value_ranges")[0][0] >= 7
+    assert pig_iron == [("720110; 720120; 720150", 0.3, 0.7,
+                         "Indicative price range; not from the domain brief.")]
+    routes = query(built, "select g.source, group_concat(m.country) from country_groups g "
+                          "join country_group_members m on m.group_name = g.name "
+                          "where g.name = 'transshipment-routes' group by g.name")
+    assert sorted(routes[0][1].split(",")) == ["BE", "HK", "MX", "TH"]
+    assert "germanium reportedly via Belgium" in routes[0][0]
+    # every controlled mineral has a range, and so do the campaign's cover goods
+    names = {n for (n,) in query(built, "select name from value_ranges")}
+    assert {"gallium-metal", "germanium-products", "natural-graphite", "antimony-products",
+            "tungsten-products", "rare-earth-metals", "indium", "bismuth", "tellurium",
+            "molybdenum", "zinc-unwrought", "artists-colours"} <= names

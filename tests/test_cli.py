@@ -108,3 +108,22 @@ def test_help_lists_every_command(runner: CliRunner) -> None:
     assert result.exit_code == 0
     for name in cli.commands:
         assert name in result.output
+
+
+def test_screen_takes_a_published_unit_value_table_over_no_range(runner: CliRunner,
+                                                                  tmp_path: Path) -> None:
+    """Furniture has no range in the rulebook and too little history: a published value for its
+    subheading makes a declaration at gallium's price a relabelling risk."""
+    decl = tmp_path / "declarations.csv"
+    decl.write_text("id,declared_on,exporter,consignee,consignee_country,end_user,"
+                    "end_user_country,destination_country,hs_code,description,quantity_kg,"
+                    "value_usd,purity_pct,licence_no\n"
+                    "d1,2025-03-01,E,C,NL,,,NL,9403600000,furniture,40,20000,,\n",
+                    encoding="utf-8")
+    values = tmp_path / "unit-values.csv"
+    values.write_text("code,low,high,unit,source\n940360,2000,8000,USD/t,trade statistics\n",
+                      encoding="utf-8")
+    args = ["screen", str(decl), "--rulebooks", str(RULEBOOKS), "--format", "json"]
+    assert json.loads(runner.invoke(cli, args).stdout) == []
+    [finding] = json.loads(runner.invoke(cli, [*args, "--unit-values", str(values)]).stdout)
+    assert (finding["rule"], finding["outcome"]) == ("relabelled-unit-value", "risk")

@@ -292,3 +292,44 @@ rule widgets-licence "Widgets need a licence"
     assert "widgets need a licence (OLD-1 annex 1)" in said["2024-11-30"][2]
     assert said["2024-12-01"][:2] == ("NEW-1", "annex 1")
     assert "widgets need a licence (NEW-1 annex 1)" in said["2024-12-01"][2]
+
+
+def _declarations(rows: list[tuple[str, str, float, float]]) -> str:
+    head = ("id,declared_on,exporter,consignee,consignee_country,end_user,end_user_country,"
+            "destination_country,hs_code,description,quantity_kg,value_usd,purity_pct,"
+            "licence_no\n")
+    return head + "".join(f"{i},2025-03-01,E,C,DE,,,DE,{code},goods,{kg},{usd},,\n"
+                          for i, code, kg, usd in rows)
+
+
+def test_published_unit_values_come_first_then_ranges_then_history_by_shorter_lines(
+        tmp_path: Path) -> None:
+    from kb.build import build
+
+    rows = [(f"h{i}", "9403609000", 100.0, 100.0 * (1 + i % 10)) for i in range(40)]
+    rows += [("lone", "9403601000", 10.0, 30.0),      # 2 declarations: falls back to 940360
+             ("lone2", "9403601000", 10.0, 30.0),
+             ("pig", "7201100000", 1000.0, 500.0),    # the rulebook's pig-iron range
+             ("zinc", "7901120000", 1000.0, 3000.0)]  # published, in USD/t
+    decl = tmp_path / "declarations.csv"
+    decl.write_text(_declarations(rows), encoding="utf-8")
+    values = tmp_path / "unit-values.csv"
+    values.write_text("code,low,high,unit,source\n"
+                      "790112,2500,3500,USD/t,GACC statistics 2025\n"
+                      "7208,900,400,USD/t,reversed\n"
+                      "72011,1,2,USD/kg,five digits\n", encoding="utf-8")
+    report = build(tmp_path / "kb.db", [RULEBOOKS], decl, unit_values=values)
+    [load] = [x for x in report.loads if x.table == "unit_values"]
+    assert (load.loaded, load.rejected_rows) == (1, 2)
+    problems = {p.line: (p.column, p.expected) for p in load.problems}
+    assert problems[3] == ("high", "a high end not below the low end (900)")
+    assert "4, 6, 8 or 10 digits" in problems[4][1]
+    db = Database(tmp_path / "kb.db")
+    got = {r[0]: r[1:] for r in db.execute(
+        "select hs_code, low, high, basis from code_value_ranges")}
+    assert got["7901120000"] == (2.5, 3.5, "published unit value 790112 (GACC statistics 2025)")
+    assert got["7201100000"][2] == "value range pig-iron"
+    assert got["9403609000"][2] == "history of 40 declarations under 9403609000"
+    # two declarations of their own: the 6-digit subheading's 42 decide
+    assert got["9403601000"][2] == "history of 42 declarations under 940360"
+    assert got["9403601000"][:2] == (1.0, 10.0)  # NTILE(20) over 42 unit values of 1-10
