@@ -159,18 +159,19 @@ def report(r: dict[str, Any]) -> str:
                      f"({rlo:.2f}–{rhi:.2f})  {q['correct']:5}/{q['flagged']:<5} precision "
                      f"{q['precision']:.3f} ({plo:.2f}–{phi:.2f})  "
                      f"{'met' if q['met'] else 'NOT met'}")
-    e = r.get("cost_end_to_end")
+    e, c = r.get("cost_end_to_end"), r.get("cost")
     if e:
-        lines.append(f"  cost end to end (excon screen, {e['declarations']:,} declarations): "
-                     f"all rules {e['all_rules_s']:.2f} s, without the indicators "
-                     f"{e['without_indicators_s']:.2f} s: {e['ratio']:.2f}x "
-                     f"({fmt_range(e['ratio_range'])}; target ≤ 2x)")
-    c = r.get("cost")
+        lines.append(_cost_line(f"cost end to end (excon screen, {e['declarations']:,} "
+                                "declarations)", e, "the indicators", "; target ≤ 2x"))
     if c:
-        lines.append(f"  final findings query alone on {c['declarations']:,} declarations: all "
-                     f"rules {c['all_rules_s']:.2f} s, without the {c['indicators']} indicators "
-                     f"{c['without_indicators_s']:.2f} s: {c['ratio']:.2f}x "
-                     f"({fmt_range(c['ratio_range'])})")
+        lines.append(_cost_line(f"final findings query alone on {c['declarations']:,} "
+                                "declarations", c, f"the {c['indicators']} indicators", ""))
         slow = sorted(c["per_indicator_s"].items(), key=lambda kv: -kv[1])[:4]
         lines.append("  slowest indicators: " + ", ".join(f"{v[6:]} {s:.2f} s" for v, s in slow))
     return "\n".join(lines)
+
+
+def _cost_line(what: str, c: dict[str, Any], without: str, target: str) -> str:
+    return (f"  {what}: all rules {c['all_rules_s']:.2f} s, without {without} "
+            f"{c['without_indicators_s']:.2f} s: {c['ratio']:.2f}x "
+            f"({fmt_range(c['ratio_range'])}{target})")

@@ -248,6 +248,8 @@ class _Generator:
         country = country or self._country()
         if group in BANNED_TO_US and country == "US" and BAN[0] <= when <= BAN[1]:
             country = "JP"  # ordinary trade follows the law; violations are planted separately
+        if group == "antimony" and country in ("TH", "MX") and rng.random() < 0.8:
+            country = "KR"  # little processing capacity there, little ordinary demand (brief)
         consignee = rng.choice(self.consignees[country])
         purity = None if rng.random() < 0.06 else round(rng.uniform(99.0, 99.9999), 4)
         # licensed dual-use exports name their end user, mostly the consignee itself; some
