@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 from dsl import ast
 from dsl.diagnostics import Diagnostic, did_you_mean
+from dsl.names import is_web_url
 from dsl.schema import UNIT_DIMENSIONS, FieldSpec, Schema
 
 # Facts an `explain` template may name besides the schema's fields.
@@ -443,6 +444,11 @@ class Checker:
                 self.error("E201", f"{ins.name.name} declares {key} twice", p.span,
                            related=((seen[key], "first declared here"),))
             seen[key] = p.span
+        for u in ast.attrs_of(ins, ast.Url):
+            if not is_web_url(u.text.value):
+                self.error("E408", f"'{u.text.value}' is not an absolute http or https URL",
+                           u.span, "write the address as it starts in a browser, such as "
+                           "https://www.mofcom.gov.cn/…")
         self.rb.validity[ins.name.name] = Interval(d_force, None)
 
     def control_acts(self, decl: ast.Item | ast.Group) -> list[ast.ControlAct]:

@@ -867,6 +867,18 @@ class Compiler:
                 return Candidates(window.query.where(op(this=exp.column("value", table="x"),
                                                         expression=_lit(value))),
                                   True, COST_RELATION)
+        if isinstance(c, ast.Comparison) and c.op == "=" and \
+                isinstance(c.left, ast.Field) and isinstance(c.right, ast.TextLiteral) and \
+                self.field_sql(c.left.name.name)[2] in LICENCE_FACTS:
+            # `exporter_on_licence = "agent"`: the few declarations whose licence use says so
+            # (outside them the test is false, or unknown without a licence)
+            name = self.field_sql(c.left.name.name)[2]
+            return Candidates(
+                exp.select(exp.column("declaration_id", table="x"))
+                .from_(exp.alias_(exp.to_table("licence_uses"), "x"))
+                .where(exp.EQ(this=exp.column(LICENCE_FACTS[name], table="x"),
+                              expression=_lit(c.right.text.value))),
+                name in self.silent, COST_RELATION)
         if isinstance(c, ast.Listed):
             spec = self.schema.field(c.subject.name)
             assert spec is not None
@@ -1272,6 +1284,7 @@ class Compiler:
 
 
 CODE_RANGE = {"code_value_low": "low", "code_value_high": "high"}  # of code_value_ranges
+LICENCE_FACTS = {"exporter_on_licence": "exporter_role"}  # of licence_uses
 
 
 def _fields(e: ast.Comparison | ast.Expression) -> list[ast.Field]:

@@ -165,3 +165,15 @@ class PartyMatcher:
         for name in names:
             out.extend(self.match(name, threshold))
         return out
+
+
+def is_web_url(text: str) -> bool:
+    """An absolute http or https URL with a host: the only links excon renders."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(text.strip())
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.netloc) and text == text.strip() \
+        and not any(c.isspace() or ord(c) < 32 for c in text)

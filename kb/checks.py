@@ -353,7 +353,9 @@ MATERIALISED: dict[str, Stored] = {
                                    (("rulebook", "mineral", "day"),)),
     "party_first_seen": Stored(("key",)),
     "listed_matches": Stored(("name", "position")),
-    "licence_uses": Stored(("declaration_id",)),
+    # probed by declaration; scanned by how the licence names the exporter (`exporter_on_licence
+    # = "agent"`: the few declarations an agent made under another's licence)
+    "licence_uses": Stored(("declaration_id",), (("exporter_role",),)),
     "licence_cover": Stored(("declaration_id",)),
 }
 

@@ -245,7 +245,7 @@ def screen(declarations: str, licences: str | None, parties: str | None, as_of: 
 
     from dsl.compile import FINDING_COLUMNS
     from kb.load import LoadError
-    from kb.screen import Screener, ScreeningError
+    from kb.screen import Screener, ScreeningError, spreadsheet_safe
 
     if as_of is not None:
         try:
@@ -275,7 +275,8 @@ def screen(declarations: str, licences: str | None, parties: str | None, as_of: 
         if fmt == "csv":
             writer = csv_module.writer(out, lineterminator="\n")
             writer.writerow(FINDING_COLUMNS)
-            writer.writerows([getattr(f, c) for c in FINDING_COLUMNS] for f in findings)
+            writer.writerows([spreadsheet_safe(getattr(f, c)) for c in FINDING_COLUMNS]
+                             for f in findings)
         elif fmt == "json":
             out.write(json.dumps([f.as_dict() for f in findings], ensure_ascii=False, indent=2))
             out.write("\n")

@@ -80,7 +80,17 @@ def render(rulebook: Path, today: dt.date | None = None) -> tuple[str, str]:
         loader=jinja2.PackageLoader("kb", "docs_templates"),
         autoescape=jinja2.select_autoescape(default=True),
         undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    env.filters["web_url"] = web_url
     return env.get_template("rulebook.html.j2").render(**context), context["rulebook"]["name"]
+
+
+def web_url(value: object) -> str:
+    """A link target only when it is an absolute http(s) URL; '' otherwise: a `javascript:` or
+    relative address in a rulebook is never rendered as a link (the checker's E408 rejects it;
+    this guards a knowledge base built before that check). Every template renders links so."""
+    from dsl.names import is_web_url
+
+    return value if isinstance(value, str) and is_web_url(value) else ""
 
 
 def write(rulebook: Path, out: Path, today: dt.date | None = None) -> Path:

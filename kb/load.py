@@ -63,16 +63,43 @@ class LoadReport:
 # Each returns the value to store, or raises ValueError with what was expected.
 
 
+# Control characters other than tab, line feed and carriage return: NUL and the like are never
+# part of a name or a description, and they break what reads the value later.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def _plain_text(v: str) -> str:
+    found = _CONTROL.search(v)
+    if found:
+        raise ValueError(f"text without control characters (U+{ord(found.group()):04X} at "
+                         f"character {found.start() + 1})")
+    return v
+
+
 def _required(v: str) -> str:
-    v = v.strip()
+    v = _plain_text(v.strip())
     if not v:
         raise ValueError("a value (it may not be empty)")
     return v
 
 
 def _optional(v: str) -> str | None:
-    v = v.strip()
+    v = _plain_text(v.strip())
     return v or None
+
+
+# Net quantities: more than nothing, and not beyond the largest bulk carrier's cargo.
+MAX_QUANTITY_KG = 500_000_000.0  # 500,000 t
+
+
+def _quantity(v: str) -> float:
+    x = _number(v)
+    if x == 0:
+        raise ValueError("a quantity above 0 kg")
+    if x > MAX_QUANTITY_KG:
+        raise ValueError(f"a quantity of at most {MAX_QUANTITY_KG:,.0f} kg (500,000 t, more "
+                         "than any ship carries)")
+    return x
 
 
 def _date(v: str) -> str:
@@ -116,7 +143,11 @@ def _number(v: str) -> float:
         x = float(v)
     except ValueError:
         raise ValueError("a number (such as 1250.5)") from None
-    if not math.isfinite(x) or x < 0:
+    if math.isnan(x):
+        raise ValueError("a number, not NaN")
+    if math.isinf(x):
+        raise ValueError("a finite number, not infinity")
+    if x < 0:
         raise ValueError("a number that is not negative")
     return x
 
@@ -154,7 +185,7 @@ def _items(v: str) -> str:
 
 def _names(v: str) -> str | None:
     """`;`-separated names, stripped, empty ones dropped; None when there are none."""
-    names = [n.strip() for n in v.split(";") if n.strip()]
+    names = [_plain_text(n.strip()) for n in v.split(";") if n.strip()]
     return ";".join(names) or None
 
 
@@ -294,13 +325,26 @@ def _date_ok(v: str) -> bool:
     return True
 
 
+def _controlled_cells(col: Col) -> list[int]:
+    """The cells holding a control character (one scan of the batch when none does)."""
+    if not _CONTROL.search("".join(col)):
+        return []
+    return [i for i, v in enumerate(col) if _CONTROL.search(v)]
+
+
 def _c_required(col: Col) -> tuple[list[Any], list[int]]:
     vals = [v.strip() for v in col]
-    return vals, [i for i, v in enumerate(vals) if not v]
+    return vals, sorted({*(i for i, v in enumerate(vals) if not v), *_controlled_cells(col)})
 
 
 def _c_optional(col: Col) -> tuple[list[Any], list[int]]:
-    return [v.strip() or None for v in col], []
+    return [v.strip() or None for v in col], _controlled_cells(col)
+
+
+def _c_quantity(col: Col) -> tuple[list[Any], list[int]]:
+    vals = _floats(col, False)
+    top = MAX_QUANTITY_KG
+    return vals, [i for i, x in enumerate(vals) if not 0 < x <= top]  # type: ignore[operator]
 
 
 def _c_date(col: Col) -> tuple[list[Any], list[int]]:
@@ -386,6 +430,7 @@ COLUMN_CHECKS: dict[Callable[[str], Any], ColumnCheck] = {
     _required: _c_required, _optional: _c_optional, _date: _c_date, _country: _c_country,
     _optional_country: _c_optional_country, _hs_code: _c_hs_code, _number: _c_number,
     _optional_number: _c_optional_number, _percent: _c_percent, _parameters: _c_parameters,
+    _quantity: _c_quantity,
 }
 
 
@@ -410,7 +455,7 @@ CONTRACTS = {
         ("id", _required), ("declared_on", _date), ("exporter", _required),
         ("consignee", _required), ("consignee_country", _country), ("end_user", _optional),
         ("end_user_country", _optional_country), ("destination_country", _country),
-        ("hs_code", _hs_code), ("description", _required), ("quantity_kg", _number),
+        ("hs_code", _hs_code), ("description", _required), ("quantity_kg", _quantity),
         ("value_usd", _number), ("purity_pct", _percent), ("licence_no", _optional),
         ("end_use", _optional), ("re_content_pct", _percent),
         ("export_country", _optional_country), ("parameters", _parameters),
@@ -421,7 +466,9 @@ CONTRACTS = {
         ("destination_country", _optional_country), ("end_user", _optional),
         ("quantity_kg", _optional_number), ("valid_from", _date), ("valid_to", _date),
         ("agents", _names),
-    ), optional_columns=frozenset({"agents"})),
+    ), optional_columns=frozenset({"agents"}),
+        row_check=lambda r: ("valid_to", f"a date on or after valid_from ({r['valid_from']})")
+        if r["valid_to"] < r["valid_from"] else None),
     "unit_values": Contract("unit_values", "code", (
         ("code", _code_prefix), ("low", _number), ("high", _number), ("unit", _price_unit),
         ("source", _required),

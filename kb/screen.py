@@ -151,6 +151,20 @@ class Screener:
         return findings
 
 
+# Characters that make a spreadsheet read a cell as a formula (OWASP, "CSV injection").
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(value: Any) -> Any:
+    """A text that a spreadsheet would run as a formula, with a leading apostrophe, which
+    spreadsheets display as text and hide; other values as they are. The original is one
+    leading apostrophe away: a cell that begins with an apostrophe followed by one of
+    FORMULA_START had it added."""
+    if isinstance(value, str) and value.startswith(FORMULA_START):
+        return "'" + value
+    return value
+
+
 def _csv_bytes(table: str, rows: Iterable[Mapping[str, Any]]) -> bytes:
     columns = [f for f, _ in CONTRACTS[table].fields]
     out = io.StringIO()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import shutil
 from pathlib import Path
@@ -127,3 +129,32 @@ def test_screen_takes_a_published_unit_value_table_over_no_range(runner: CliRunn
     assert json.loads(runner.invoke(cli, args).stdout) == []
     [finding] = json.loads(runner.invoke(cli, [*args, "--unit-values", str(values)]).stdout)
     assert (finding["rule"], finding["outcome"]) == ("relabelled-unit-value", "risk")
+
+
+def test_screen_csv_neutralises_spreadsheet_formulas_and_json_keeps_them(
+        runner: CliRunner, tmp_path: Path) -> None:
+    decl = tmp_path / "declarations.csv"
+    decl.write_text("id,declared_on,exporter,consignee,consignee_country,end_user,"
+                    "end_user_country,destination_country,hs_code,description,quantity_kg,"
+                    "value_usd,purity_pct,licence_no\n"
+                    '"=HYPERLINK(""http://x"")",2024-03-01,E,C,NL,@x,NL,NL,8112929010,'
+                    "gallium,40,20000,,\n", encoding="utf-8")
+    args = ["screen", str(decl), "--rulebooks", str(RULEBOOKS)]
+    rows = list(csv.DictReader(io.StringIO(runner.invoke(cli, args).stdout)))
+    assert rows and {r["declaration_id"] for r in rows} == {"'=HYPERLINK(\"http://x\")"}
+    found = json.loads(runner.invoke(cli, [*args, "--format", "json"]).stdout)
+    assert {f["declaration_id"] for f in found} == {'=HYPERLINK("http://x")'}
+
+
+def test_an_instrument_url_must_be_an_absolute_web_address(runner: CliRunner,
+                                                           tmp_path: Path) -> None:
+    from kb.docs import web_url
+
+    path = tmp_path / "r.excon"
+    path.write_text('instrument X-1\n  title "An act"\n  issued 2024-01-01\n'
+                    '  in force 2024-01-01\n  url "javascript:alert(1)"\n', encoding="utf-8")
+    result = runner.invoke(cli, ["check", str(path)])
+    assert result.exit_code == 1
+    assert "E408" in result.output and "not an absolute http or https URL" in result.output
+    assert web_url("javascript:alert(1)") == "" and web_url("/relative") == ""
+    assert web_url("https://www.mofcom.gov.cn/a") == "https://www.mofcom.gov.cn/a"

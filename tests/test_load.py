@@ -169,3 +169,37 @@ def test_line_numbers_count_quoted_line_breaks_and_short_rows(db: Database,
         (6, "consignee_country", "XX",
          "an ISO 3166 alpha-2 country code (such as US, DE, TH)"),
     ]
+
+
+def test_values_no_cargo_or_name_can_have_are_rejected_each_with_its_reason(
+        db: Database) -> None:
+    head = ("id,declared_on,exporter,consignee,consignee_country,end_user,end_user_country,"
+            "destination_country,hs_code,description,quantity_kg,value_usd,purity_pct,"
+            "licence_no\n")
+    rows = ["ok,2025-03-01,E,C,DE,,,DE,8110101000,antimony,100,1200,,",
+            "nul,2025-03-01,E\x00vil,C,DE,,,DE,8110101000,antimony,100,1200,,",
+            "bell,2025-03-01,E,C,DE,End\x07User,DE,DE,8110101000,antimony,100,1200,,",
+            "zero,2025-03-01,E,C,DE,,,DE,8110101000,antimony,0,1200,,",
+            "huge,2025-03-01,E,C,DE,,,DE,8110101000,antimony,900000000,1200,,",
+            "nan,2025-03-01,E,C,DE,,,DE,8110101000,antimony,nan,1200,,",
+            "inf,2025-03-01,E,C,DE,,,DE,8110101000,antimony,100,inf,,"]
+    report = load_csv(db, "declarations", io.BytesIO((head + "\n".join(rows)).encode()),
+                      name="declarations.csv")
+    assert (report.loaded, report.rejected_rows) == (1, 6)
+    why = {line: (column, expected) for line, column, _, expected in rejected(db)}
+    assert why[3] == ("exporter", "text without control characters (U+0000 at character 2)")
+    assert why[4] == ("end_user", "text without control characters (U+0007 at character 4)")
+    assert why[5] == ("quantity_kg", "a quantity above 0 kg")
+    assert why[6][1].startswith("a quantity of at most 500,000,000 kg")
+    assert why[7] == ("quantity_kg", "a number, not NaN")
+    assert why[8] == ("value_usd", "a finite number, not infinity")
+
+
+def test_a_licence_valid_to_before_valid_from_is_rejected(db: Database) -> None:
+    text = ("licence_no,kind,holder,items,destination_country,end_user,quantity_kg,valid_from,"
+            "valid_to\nL1,individual,E,gallium,,,,2025-01-01,2025-12-31\n"
+            "L2,individual,E,gallium,,,,2025-12-31,2025-01-01\n")
+    report = load_csv(db, "licences", io.BytesIO(text.encode()), name="licences.csv")
+    assert (report.loaded, report.rejected_rows) == (1, 1)
+    assert rejected(db) == [(3, "valid_to", "2025-01-01",
+                             "a date on or after valid_from (2025-12-31)")]

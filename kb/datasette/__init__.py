@@ -89,6 +89,9 @@ def table_rows_html(rows: Iterable[Iterable[dict[str, Any]]]) -> Markup:
 @hookimpl
 def prepare_jinja2_environment(env: Any) -> None:
     env.globals["excon_table_rows"] = table_rows_html
+    from kb.docs import web_url
+
+    env.filters["web_url"] = web_url
 
 
 @hookimpl
