@@ -45,7 +45,7 @@ test: system-deps lint typecheck pytest
 
 ## test-fast: the same without the slow end-to-end tests (marked `slow`); CI runs `make test`
 test-fast: system-deps lint typecheck $(STAMP)
-	$(BIN)/pytest -m "not slow"
+	$(BIN)/pytest -m "not slow" --durations=15
 
 ## system-deps: from Debian, PostgreSQL's server (cross-engine tests) and Chromium (browser tests)
 system-deps:
@@ -65,7 +65,7 @@ typecheck: $(STAMP)
 	$(BIN)/mypy
 
 pytest: $(STAMP)
-	$(BIN)/pytest
+	$(BIN)/pytest --durations=15
 
 ## bench: benchmarks under bench/ (not part of `make test`)
 bench: $(STAMP)

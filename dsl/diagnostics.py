@@ -40,6 +40,7 @@ CODES: dict[str, str] = {
     "E405": "a malformed code (customs code, control code or country code)",
     "E406": "a number where a whole number is needed",
     "E407": "an explanation that names an unknown fact",
+    "E408": "an instrument url that is not an absolute http or https URL",
     "E501": "two rules conflict and neither states precedence",
     "E502": "an exception that can never apply",
     "E503": "a rule that overrides itself or a rule that does not conflict with it",
