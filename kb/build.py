@@ -39,10 +39,12 @@ class BuildError(Exception):
     """The build failed; the previous database is untouched. `diagnostics` for rulebooks."""
 
     def __init__(self, message: str, diagnostics: Sequence[Diagnostic] = (),
-                 sources: dict[str, str] | None = None) -> None:
+                 sources: dict[str, str] | None = None,
+                 loads: Sequence[LoadReport] = ()) -> None:
         super().__init__(message)
         self.diagnostics = list(diagnostics)
         self.sources = sources or {}
+        self.loads = list(loads)  # the input files read before the build failed
 
 
 @dataclass
@@ -76,10 +78,18 @@ def build(
     licences: str | Path | None = None,
     parties: str | Path | None = None,
     unit_values: str | Path | None = None,
+    allow_rejected: str | None = None,
+    force: bool = False,
 ) -> BuildReport:
     """Build the knowledge base at `db_path` from rulebooks and input files. `unit_values`:
     a published unit-value table (code, low, high, unit, source) that takes precedence over
-    the rulebooks' indicative value ranges."""
+    the rulebooks' indicative value ranges.
+
+    `allow_rejected` (a count or a percentage, as `--allow-rejected` takes it): more rejected
+    rows in a file fail the build, and the previous database stays. None: no limit (the
+    Python API's default; the command line's is 0). Unless `force`, a build whose input table
+    is empty where the previous database had rows fails too: a file whose every row was
+    rejected, or an empty file, never replaces the data."""
     result = dsl.load(rulebooks, declaration_schema())
     if not result.ok or result.rulebook is None:
         n = len(result.errors)
@@ -100,6 +110,7 @@ def build(
                                    "licences": licences, "declarations": declarations})
         finally:
             db.close()
+        _refuse_losses(report, db_path, allow_rejected, force)
         _fsync(tmp)
         tmp.replace(db_path)
         _fsync_dir(db_path.parent)
@@ -107,7 +118,7 @@ def build(
         tmp.unlink(missing_ok=True)
         Path(f"{tmp}-journal").unlink(missing_ok=True)
         if isinstance(e, LoadError):
-            raise BuildError(f"{e}; nothing was built") from e
+            raise BuildError(f"{e}; nothing was built", loads=report.loads) from e
         if isinstance(e, sqlite3.Error | OSError):
             raise BuildError(f"the build failed ({e}); {db_path} is unchanged") from e
         raise
@@ -153,6 +164,31 @@ def _fill(db: Database, rb: dsl.CheckedRulebook, report: BuildReport,
     db.execute("ANALYZE")
     db.conn.commit()
     report.counts = counts
+
+
+def _refuse_losses(report: BuildReport, db_path: Path, allow_rejected: str | None,
+                   force: bool) -> None:
+    """Fail the build (before the swap) when a file lost more rows than allowed, or when an
+    input table the previous database had rows in is now empty."""
+    if allow_rejected is not None:
+        for load in report.loads:
+            wrong = load.too_many_rejected(allow_rejected)
+            if wrong:
+                raise BuildError(f"{wrong}; {db_path} is unchanged", loads=report.loads)
+    if force or not db_path.exists():
+        return
+    with contextlib.closing(sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)) as old:
+        for load in report.loads:
+            if load.loaded:
+                continue
+            try:
+                had = old.execute(f'SELECT COUNT(*) FROM "{load.table}"').fetchone()[0]
+            except sqlite3.Error:  # not a knowledge base of this kind: nothing to lose
+                continue
+            if had:
+                raise BuildError(f"{load.file}: no {load.table} row loaded, where {db_path} "
+                                 f"has {had:,}; {db_path} is unchanged (--force builds it "
+                                 "anyway)", loads=report.loads)
 
 
 def _fsync(path: Path) -> None:

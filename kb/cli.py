@@ -13,6 +13,7 @@ import os
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -144,6 +145,26 @@ def fmt(paths: tuple[str, ...], check_only: bool, diff: bool) -> None:
         sys.exit(1)
 
 
+def _allowance(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    from kb.load import parse_allowance
+
+    try:
+        return parse_allowance(value)
+    except ValueError as e:
+        raise click.BadParameter(str(e)) from None
+
+
+def _print_loads(loads: list[Any], kept: bool) -> None:
+    """Each input file's counts, and its first rejected rows with the reason."""
+    for load in loads:
+        click.echo(load.summary(), err=True)
+        for p in load.problems[:10]:
+            click.echo(f"  {load.file}:{p.line}: {p.column}: {p.value!r}: expected {p.expected}",
+                       err=True)
+        if kept and load.rejected_rows > len(load.problems[:10]):
+            click.echo("  … every rejected row is in the rejected_rows table", err=True)
+
+
 @cli.command()
 @click.argument("rulebooks", nargs=-1, type=click.Path())
 @click.option("--db", "db_path", default="kb.db", show_default=True, type=click.Path(),
@@ -155,8 +176,15 @@ def fmt(paths: tuple[str, ...], check_only: bool, diff: bool) -> None:
 @click.option("--unit-values", type=click.Path(allow_dash=True),
               help="A published unit-value table (code,low,high,unit,source; unit USD/kg or "
                    "USD/t) that takes precedence over the rulebooks' indicative ranges.")
+@click.option("--allow-rejected", default="0", show_default=True, callback=_allowance,
+              help="Rejected rows a file may have (a count, or a percentage such as 1%) "
+                   "before the build fails and the previous database stays.")
+@click.option("--force", is_flag=True,
+              help="Build even when an input table ends up empty where the previous "
+                   "database had rows.")
 def build(rulebooks: tuple[str, ...], db_path: str, declarations: str | None,
-          licences: str | None, parties: str | None, unit_values: str | None) -> None:
+          licences: str | None, parties: str | None, unit_values: str | None,
+          allow_rejected: str, force: bool) -> None:
     """Build the knowledge base from rulebooks (default ./rulebooks) and input files.
 
     Writes a new file next to the target and swaps it in only when it is complete and passes
@@ -168,19 +196,15 @@ def build(rulebooks: tuple[str, ...], db_path: str, declarations: str | None,
 
     try:
         report = build_kb(Path(db_path), [Path(p) for p in _paths(rulebooks)],
-                          declarations, licences, parties, unit_values)
+                          declarations, licences, parties, unit_values,
+                          allow_rejected=allow_rejected, force=force)
     except BuildError as e:
         _print_diagnostics(e.diagnostics, e.sources)
+        _print_loads(e.loads, kept=False)
         click.echo(f"error: {e}", err=True)
         sys.exit(1)
     _print_diagnostics(report.warnings, {})
-    for load in report.loads:
-        click.echo(load.summary(), err=True)
-        for p in load.problems[:10]:
-            click.echo(f"  {load.file}:{p.line}: {p.column}: {p.value!r}: expected {p.expected}",
-                       err=True)
-        if load.rejected_rows > len(load.problems[:10]):
-            click.echo("  … every rejected row is in the rejected_rows table", err=True)
+    _print_loads(report.loads, kept=True)
     c = report.counts
     click.echo(f"built {db_path}: {c.get('rules', 0)} rules, {c.get('instruments', 0)} "
                f"instruments, {c.get('items', 0)} items, {c.get('declarations', 0):,} "
@@ -230,9 +254,12 @@ FAIL_ON_HELP = "Exit 1 when a finding has one of these outcomes (comma-separated
 @click.option("--fail-on", default="", help=FAIL_ON_HELP)
 @click.option("--unit-values", type=click.Path(allow_dash=True),
               help="A published unit-value table (as for excon build).")
+@click.option("--allow-rejected", default="0", show_default=True, callback=_allowance,
+              help="Rejected rows a file may have (a count, or a percentage such as 1%) "
+                   "before the exit status is 1.")
 def screen(declarations: str, licences: str | None, parties: str | None, as_of: str | None,
            fmt: str, output: str | None, rulebook_paths: tuple[str, ...], fail_on: str,
-           unit_values: str | None) -> None:
+           unit_values: str | None, allow_rejected: str) -> None:
     """Screen a declarations file against the rulebooks and print the findings.
 
     Every finding names the declaration, the rule, the outcome (prohibited, unlicensed,
@@ -289,7 +316,10 @@ def screen(declarations: str, licences: str | None, parties: str | None, as_of: 
     summary = ", ".join(f"{n} {o}" for o, n in sorted(counts.items())) or "no findings"
     click.echo(f"{len(findings)} finding(s): {summary} (rulebook version {screener.version})",
                err=True)
-    if wanted & set(counts):
+    too_many = [w for r in reports if (w := r.too_many_rejected(allow_rejected))]
+    for w in too_many:
+        click.echo(f"error: {w}", err=True)
+    if wanted & set(counts) or too_many:
         sys.exit(1)
 
 

@@ -58,6 +58,31 @@ class LoadReport:
         return (f"{self.file}: {self.loaded:,} {self.table} rows loaded, "
                 f"{self.rejected_rows:,} rejected")
 
+    def too_many_rejected(self, allowed: str) -> str | None:
+        """Against `--allow-rejected` (a count such as `5`, or a share of the file's rows such
+        as `1%`): what is wrong when more rows were rejected, else None."""
+        rows = self.loaded + self.rejected_rows
+        limit = (rows * float(allowed[:-1]) / 100 if allowed.endswith("%")
+                 else float(allowed))
+        if self.rejected_rows <= limit:
+            return None
+        return (f"{self.file}: {self.rejected_rows:,} of {rows:,} {self.table} rows rejected, "
+                f"more than --allow-rejected {allowed} allows")
+
+
+def parse_allowance(text: str) -> str:
+    """`--allow-rejected`: a whole number of rows, or a percentage such as `0.5%`."""
+    value = text.strip()
+    number = value[:-1] if value.endswith("%") else value
+    try:
+        x = float(number)
+    except ValueError:
+        raise ValueError(f"a number of rows or a percentage such as 1%, not {text!r}") from None
+    if not math.isfinite(x) or x < 0 or (not value.endswith("%") and x != int(x)) or \
+            (value.endswith("%") and x > 100):
+        raise ValueError(f"a number of rows or a percentage such as 1%, not {text!r}")
+    return value
+
 
 # ---------------------------------------------------------------- field validators
 # Each returns the value to store, or raises ValueError with what was expected.

@@ -141,12 +141,50 @@ def test_build_reads_declarations_from_stdin(tmp_path: Path) -> None:
     data = (INPUTS / "declarations.csv").read_bytes()
     out = tmp_path / "kb.db"
     result = CliRunner().invoke(cli, ["build", "--db", str(out), str(RULEBOOKS),
-                                      "--declarations", "-"], input=data)
+                                      "--declarations", "-", "--allow-rejected", "50%"],
+                                input=data)
     assert result.exit_code == 0, result.output
     assert "<stdin>: 3 declarations rows loaded, 3 rejected" in result.output
     assert "<stdin>:3: declared_on: '2025-02-30': expected a real calendar date" in result.output
     with sqlite3.connect(out) as conn:
         assert conn.execute("select count(*) from declarations").fetchone() == (3,)
+
+
+def test_rejected_rows_fail_the_build_and_the_screening_unless_allowed(tmp_path: Path) -> None:
+    data = (INPUTS / "declarations.csv").read_bytes()  # 3 good rows, 3 bad ones
+    out = tmp_path / "kb.db"
+    args = ["build", "--db", str(out), str(RULEBOOKS), "--declarations", "-"]
+    strict = CliRunner().invoke(cli, args, input=data)
+    assert strict.exit_code == 1 and not out.exists()
+    assert "3 of 6 declarations rows rejected, more than --allow-rejected 0 allows" in \
+        strict.output
+    assert "<stdin>:3: declared_on: '2025-02-30'" in strict.output  # the reasons are shown
+    assert CliRunner().invoke(cli, [*args, "--allow-rejected", "2"], input=data).exit_code == 1
+    assert CliRunner().invoke(cli, [*args, "--allow-rejected", "3"], input=data).exit_code == 0
+    assert CliRunner().invoke(cli, [*args, "--allow-rejected", "x%"]).exit_code == 2
+    screen = ["screen", "-", "--rulebooks", str(RULEBOOKS), "--format", "json"]
+    result = CliRunner().invoke(cli, screen, input=data)
+    assert result.exit_code == 1 and "3 of 6 declarations rows rejected" in result.output
+    assert CliRunner().invoke(cli, [*screen, "--allow-rejected", "50%"],
+                              input=data).exit_code == 0
+
+
+def test_a_build_that_lost_every_row_never_replaces_the_database(tmp_path: Path) -> None:
+    out = tmp_path / "kb.db"
+    good = (INPUTS / "declarations.csv").read_bytes()
+    base = ["build", "--db", str(out), str(RULEBOOKS), "--declarations", "-"]
+    assert CliRunner().invoke(cli, [*base, "--allow-rejected", "3"], input=good).exit_code == 0
+    before = out.read_bytes()
+    header = good.split(b"\n", 1)[0] + b"\n"
+    every_row_bad = header + b"X1,2025-02-30,E,C,DE,,,DE,8110101000,antimony,1,1,,\n"
+    lost = CliRunner().invoke(cli, [*base, "--allow-rejected", "100%"], input=every_row_bad)
+    assert lost.exit_code == 1 and "no declarations row loaded, where" in lost.output
+    assert out.read_bytes() == before
+    forced = CliRunner().invoke(cli, [*base, "--allow-rejected", "100%", "--force"],
+                                input=every_row_bad)
+    assert forced.exit_code == 0
+    with sqlite3.connect(out) as conn:
+        assert conn.execute("select count(*) from declarations").fetchone() == (0,)
 
 
 def test_line_numbers_count_quoted_line_breaks_and_short_rows(db: Database,
