@@ -83,17 +83,9 @@ def cost(db: Path, repeat: int) -> dict[str, Any]:
 
 def evaluation_set(n: int, cache: Path) -> Path:
     """The held-out labelled set: n demo declarations generated with EVALUATION_SEED."""
-    import hashlib
+    from bench.load import demo_folder
 
-    import kb.demo
-
-    digest = hashlib.sha256(Path(kb.demo.__file__).read_bytes())
-    for f in sorted(Path("rulebooks").rglob("*.excon")):
-        digest.update(f.read_bytes())
-    out = cache / f"evaluation-{n}-{digest.hexdigest()[:10]}"
-    if not (out / "truth.csv").exists():
-        kb.demo.write(kb.demo.generate(n, seed=EVALUATION_SEED), out)
-    return out
+    return demo_folder(n, cache, seed=EVALUATION_SEED, name="evaluation")
 
 
 def cost_end_to_end(folder: Path, repeat: int) -> dict[str, Any]:

@@ -60,8 +60,14 @@ print(json.dumps({"seconds": elapsed, "rows": rows,
 
 
 def declarations_file(n: int, cache: Path) -> Path:
-    """The demo generator's declarations.csv with n rows, generated once and cached (the cache
-    is keyed by the generator's code and the rulebooks, so a change to either regenerates)."""
+    """The demo generator's declarations.csv with n rows (seed 1), generated once and cached."""
+    return demo_folder(n, cache) / "declarations.csv"
+
+
+def demo_folder(n: int, cache: Path, seed: int = 1, name: str = "demo") -> Path:
+    """A folder of demo files (declarations, licences, parties, truth) with n declarations,
+    generated once and cached (the cache is keyed by the generator's code and the rulebooks,
+    so a change to either regenerates)."""
     import hashlib
 
     import kb.demo
@@ -69,13 +75,10 @@ def declarations_file(n: int, cache: Path) -> Path:
     digest = hashlib.sha256(Path(kb.demo.__file__).read_bytes())
     for f in sorted(Path("rulebooks").rglob("*.excon")):
         digest.update(f.read_bytes())
-    out = cache / f"demo-{n}-{digest.hexdigest()[:10]}"
-    path = out / "declarations.csv"
-    if not path.exists():
-        from kb.demo import generate, write
-
-        write(generate(n, seed=1), out)
-    return path
+    out = cache / f"{name}-{n}-{digest.hexdigest()[:10]}"
+    if not (out / "truth.csv").exists():
+        kb.demo.write(kb.demo.generate(n, seed=seed), out)
+    return out
 
 
 def _measure(script: str, csv_path: Path) -> dict[str, Any]:
