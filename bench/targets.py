@@ -93,6 +93,8 @@ CHECKS: list[Check] = [
     _serve("findings, new filter (uncached)", "findings table, new filter each time"),
     _serve("rule page", "rule page"),
     _serve("one declaration", "stored query, one declaration"),
+    ("public rule page p95 during a login flood / alone", "x", "≤ 2",
+     _get("serve", "login_flood", "ratio"), lambda v: v <= 2, _once),
 ]
 
 

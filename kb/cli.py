@@ -433,25 +433,44 @@ def explain(declaration_id: str, db_path: str, as_of: str | None,
               help="Address to listen on (0.0.0.0 for every interface).")
 @click.option("--port", default=8001, show_default=True, type=int, help="Port to listen on.")
 @click.option("--credentials", type=click.Path(),
-              help="File of analyst logins, one name:password-hash per line (also read from "
-                   "the EXCON_CREDENTIALS environment variable).")
+              help="File of analyst logins, one name:password-hash per line, read again when "
+                   "it changes (also read from the EXCON_CREDENTIALS environment variable).")
 @click.option("--workers", type=click.IntRange(min=1), default=None,
               help="Server processes sharing the port  [default: one per CPU, at most 8]")
+@click.option("--sessions", type=click.Path(), default=None,
+              help="SQLite file of login sessions and failed logins, shared by the workers  "
+                   "[default: .NAME.sessions beside the knowledge base]")
+@click.option("--session-hours", type=click.FloatRange(min=0.01), default=8.0,
+              show_default=True, help="How long a login lasts.")
+@click.option("--https-proxy", is_flag=True,
+              help="Served behind an HTTPS reverse proxy: cookies are Secure, HSTS is sent, "
+                   "and the proxy's X-Forwarded-For names the client (for login limits).")
+@click.option("--proxy-ips", default="127.0.0.1", show_default=True,
+              help="With --https-proxy: the proxy addresses whose forwarded headers to trust.")
+@click.option("--max-requests", type=click.IntRange(min=1), default=10_000, show_default=True,
+              help="A worker is replaced after about this many requests.")
+@click.option("--timeout", "timeout_s", type=click.IntRange(min=1), default=60,
+              show_default=True,
+              help="A worker silent for this many seconds is killed and replaced.")
 def serve(db_path: str, host: str, port: int, credentials: str | None,
-          workers: int | None) -> None:
+          workers: int | None, sessions: str | None, session_hours: float, https_proxy: bool,
+          proxy_ips: str, max_requests: int, timeout_s: int) -> None:
     """Publish the knowledge base with Datasette, read-only.
 
     Reference data (instruments, items, codes, countries, public lists, rules) is public;
     declarations, licences, findings and runs need an analyst login, as do arbitrary SQL and
     downloading the database. The server serves a snapshot of the file taken at start: a
-    rebuild does not disturb it. Restart it, or send it SIGHUP, to serve a new build.
+    rebuild does not disturb it. Send it SIGHUP to serve the new build.
     """
-    from kb.serve import ServeError, default_workers, read_credentials
+    from kb.serve import Options, ServeError, default_workers, read_credentials
     from kb.serve import serve as run_server
 
+    options = Options(workers=workers or default_workers(),
+                      sessions=Path(sessions) if sessions else None,
+                      session_hours=session_hours, https_proxy=https_proxy,
+                      proxy_ips=proxy_ips, max_requests=max_requests, timeout_s=timeout_s)
     try:
-        logins = read_credentials(credentials)
-        run_server(Path(db_path), host, port, logins, workers or default_workers())
+        run_server(Path(db_path), host, port, read_credentials(credentials), options)
     except ServeError as e:
         click.echo(f"error: {e}", err=True)
         sys.exit(1)
@@ -483,7 +502,7 @@ def docs(rulebook: str, out: str) -> None:
               help="The password (prompted for when not given; '-' reads standard input).")
 def password_hash(password: str) -> None:
     """Print the hash of a password, for a `name:hash` line of `excon serve --credentials`."""
-    from datasette_auth_passwords.utils import hash_password
+    from kb.auth import hash_password
 
     if password == "-":
         password = sys.stdin.readline().rstrip("\n")

@@ -347,6 +347,11 @@ ORDER BY score DESC, p.name
 """
 
 
+# Bookkeeping of the build and of SQLite: hidden, and for analysts only.
+INTERNAL_TABLES = ("excon_metadata", "excon_settings", "excon_windows", "excon_party_groups",
+                   "_sqlite_migrations", "sqlite_stat1", "sqlite_stat4")
+
+
 def private_names(db: Database) -> list[str]:
     """Every table and view that holds or derives from the inputs."""
     names = {s.name for s in SPECS.values() if not s.public} | set(PRIVATE_DERIVED)
@@ -357,16 +362,8 @@ def private_names(db: Database) -> list[str]:
     return sorted(names)
 
 
-def credential_variables(credentials: dict[str, str]) -> dict[str, str]:
-    """Environment variables holding the password hashes: the metadata names the variables,
-    so `/-/metadata` shows `$env` references, never a hash."""
-    return {f"EXCON_PASSWORD_HASH_{user.upper().replace('-', '_').replace('.', '_')}": hashed
-            for user, hashed in credentials.items()}
-
-
-def access_metadata(db: Database, database: str, credentials: dict[str, str]) -> dict[str, Any]:
-    """The metadata `excon serve` gives Datasette: the build's metadata plus access rules.
-    The password hashes must be in the environment (`credential_variables`)."""
+def access_metadata(db: Database, database: str) -> dict[str, Any]:
+    """The metadata `excon serve` gives Datasette: the build's metadata plus access rules."""
     row = db.execute("SELECT value FROM excon_metadata WHERE key = 'database'").fetchone()
     if row is None:
         raise ValueError("this database has no publishing metadata; rebuild it with "
@@ -380,15 +377,13 @@ def access_metadata(db: Database, database: str, credentials: dict[str, str]) ->
             meta["tables"].setdefault(name, {})["allow"] = logged_in
     for name in PRIVATE_QUERIES:
         meta["queries"][name]["allow"] = logged_in
+    for name in sorted(set(INTERNAL_TABLES) & existing):
+        meta["tables"].setdefault(name, {}).update(hidden=True, allow=logged_in)
     top: dict[str, Any] = {
         "title": meta.pop("title"),
         "description_html": meta["description_html"],
         "databases": {database: meta},
         "plugins": {
-            "datasette-auth-passwords": {
-                f"{user}_password_hash": {"$env": variable}
-                for user, variable in zip(credentials, credential_variables(credentials),
-                                          strict=True)},
             "datasette-dashboards": dashboards(database),
         },
     }

@@ -12,8 +12,9 @@ page is opened by many analysts at once.
   (views included), reports no function outside the deterministic ones (built-in aggregates
   and window functions, and scalar functions flagged deterministic, except the date and time
   functions, which read the clock when given 'now');
-- at most `max_rows` rows per result and `budget_rows` rows in all, least recently used first
-  out;
+- at most `max_rows` rows per result, and at most `budget_rows` rows and `budget_bytes` bytes
+  (text and blob lengths, plus a few bytes per value) in all, least recently used first out:
+  a result bigger than a tenth of the byte budget is not kept;
 - concurrent requests for a result being computed wait for it instead of computing it again;
 - errors (bad SQL, a query over its time limit) are never kept.
 """
@@ -36,15 +37,18 @@ _DETERMINISTIC = 0x800  # SQLITE_DETERMINISTIC in PRAGMA function_list's flags
 
 class ResultCache:
     def __init__(self, database: Any, path: Path, prepare: Callable[[sqlite3.Connection], None],
-                 max_rows: int = 1000, budget_rows: int = 50_000) -> None:
+                 max_rows: int = 1000, budget_rows: int = 50_000,
+                 budget_bytes: int = 64 * 1024 * 1024) -> None:
         self.database = database
         self.execute_uncached = database.execute
         self.max_rows = max_rows
         self.budget_rows = budget_rows
+        self.budget_bytes = budget_bytes
         self.rows_held = 0
+        self.bytes_held = 0
         self.hits = 0
         self.misses = 0
-        self._results: OrderedDict[Hashable, Any] = OrderedDict()
+        self._results: OrderedDict[Hashable, tuple[Any, int]] = OrderedDict()
         self._pending: dict[Hashable, asyncio.Future[Any]] = {}
         self._verdicts: OrderedDict[str, bool] = OrderedDict()
         # a connection of its own, to prepare statements under an authorizer: Datasette's
@@ -114,7 +118,7 @@ class ResultCache:
         if key in self._results:
             self.hits += 1
             self._results.move_to_end(key)
-            return self._results[key]
+            return self._results[key][0]
         if key in self._pending:
             self.hits += 1
             return await asyncio.shield(self._pending[key])
@@ -137,15 +141,30 @@ class ResultCache:
             del self._pending[key]
 
     def _keep(self, key: Hashable, results: Any) -> None:
-        self._results[key] = results
+        size = result_bytes(results.rows)
+        if size > self.budget_bytes // 10:
+            return
+        self._results[key] = (results, size)
         self.rows_held += max(len(results.rows), 1)
-        while self.rows_held > self.budget_rows and self._results:
-            _, old = self._results.popitem(last=False)
+        self.bytes_held += size
+        while (self.rows_held > self.budget_rows or self.bytes_held > self.budget_bytes) \
+                and self._results:
+            _, (old, old_size) = self._results.popitem(last=False)
             self.rows_held -= max(len(old.rows), 1)
+            self.bytes_held -= old_size
 
     def info(self) -> dict[str, int]:
         return {"hits": self.hits, "misses": self.misses, "results": len(self._results),
-                "rows": self.rows_held}
+                "rows": self.rows_held, "bytes": self.bytes_held}
+
+
+def result_bytes(rows: Any) -> int:
+    """About what a result's values take: their text and blob lengths and 16 bytes each."""
+    total = 0
+    for row in rows:
+        for value in row:
+            total += 16 + (len(value) if isinstance(value, str | bytes) else 0)
+    return total
 
 
 def _key(sql: str, params: Any, truncate: bool, page_size: int | None) -> Hashable | None:

@@ -3,12 +3,16 @@
 The served file is a *snapshot*: a hard link to the built file taken at start, in a folder of
 its own. `excon build` replaces `kb.db` by renaming a new file over it, which gives the name a
 new inode and leaves the snapshot (the old inode) whole, so a running server never sees a
-rebuild, half-written or not. Restart the server — or send it SIGHUP, which restarts it in
-place — to serve the new build.
+rebuild, half-written or not. Send the server SIGHUP to serve the current build: it takes a
+new snapshot and replaces its workers one by one, finishing their requests.
 
-Logins (datasette-auth-passwords): each analyst is a line `name:password-hash` in the file given
-by `--credentials` or in the environment variable EXCON_CREDENTIALS (lines or commas). Make a
-hash with `excon password-hash`.
+The processes are gunicorn's, with uvicorn workers running Datasette's ASGI app: a worker that
+dies is replaced, a worker is recycled after `max_requests` requests and killed when it stops
+answering for `timeout` seconds.
+
+Logins (kb.auth, kb.datasette.guard): each analyst is a line `name:password-hash` in the file
+given by `--credentials` or in the environment variable EXCON_CREDENTIALS (lines or commas).
+Make a hash with `excon password-hash`.
 """
 
 from __future__ import annotations
@@ -16,21 +20,21 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
-import re
 import shutil
 import sqlite3
 import sys
 import tempfile
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from sqlite_utils import Database
 
-from kb.publish import access_metadata, credential_variables
+from kb.auth import SESSION_HOURS, Credentials, CredentialsError
+from kb.publish import access_metadata
 from kb.result_cache import ResultCache
 
-CREDENTIALS_ENV = "EXCON_CREDENTIALS"
 SETTINGS = {
     "sql_time_limit_ms": 3000,
     "facet_time_limit_ms": 1000,
@@ -39,7 +43,6 @@ SETTINGS = {
     "allow_download": True,  # still needs a login: kb.datasette denies it to anonymous visitors
     "suggest_facets": False,  # suggestions run extra queries on every table page
 }
-USER = re.compile(r"^[A-Za-z0-9_.-]+$")
 
 
 class ServeError(Exception):
@@ -47,29 +50,12 @@ class ServeError(Exception):
 
 
 def read_credentials(path: str | Path | None, environ: dict[str, str] | None = None
-                     ) -> dict[str, str]:
-    """`name:hash` pairs from a file (one per line) and from EXCON_CREDENTIALS."""
-    environ = dict(os.environ) if environ is None else environ
-    sources: list[tuple[str, str]] = []
-    if path is not None:
-        try:
-            sources.append((str(path), Path(path).read_text(encoding="utf-8")))
-        except OSError as e:
-            raise ServeError(f"{path}: cannot read the credentials: {e.strerror}") from None
-    if environ.get(CREDENTIALS_ENV):
-        sources.append((CREDENTIALS_ENV, environ[CREDENTIALS_ENV].replace(",", "\n")))
-    out: dict[str, str] = {}
-    for name, text in sources:
-        for number, line in enumerate(text.splitlines(), 1):
-            line = line.strip()
-            if not line or line.startswith("#"):
-                continue
-            user, sep, hashed = line.partition(":")
-            if not sep or not USER.match(user) or not hashed.startswith("pbkdf2_sha256$"):
-                raise ServeError(f"{name}:{number}: expected name:pbkdf2_sha256$… (make the "
-                                 "hash with `excon password-hash`)")
-            out[user] = hashed
-    return out
+                     ) -> Credentials:
+    """The analysts of a credentials file (read again when it changes) and EXCON_CREDENTIALS."""
+    try:
+        return Credentials(path, environ)
+    except CredentialsError as e:
+        raise ServeError(str(e)) from None
 
 
 @contextlib.contextmanager
@@ -105,26 +91,40 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def datasette_app(db_file: Path, credentials: dict[str, str], secret: str | None = None) -> Any:
-    """The Datasette instance serving one snapshot, immutable, with excon's metadata."""
+def datasette_app(db_file: Path, credentials: Credentials | dict[str, str],
+                  secret: str | None = None, sessions: Path | None = None,
+                  session_hours: float = SESSION_HOURS, secure: bool = False) -> Any:
+    """The Datasette instance serving one snapshot, immutable, with excon's metadata, logins
+    (sessions in `sessions`, by default beside the snapshot) and guards."""
     from datasette.app import Datasette
 
+    from kb.datasette import guard, take_over_logins
+
+    if isinstance(credentials, dict):
+        credentials = Credentials.of(credentials)
     name = db_file.stem
-    os.environ.update(credential_variables(credentials))
-    conn = sqlite3.connect(f"file:{db_file}?mode=ro", uri=True)
-    try:
-        metadata = access_metadata(Database(conn), name, credentials)
-    except sqlite3.Error as e:
-        raise ServeError(f"{db_file}: not a knowledge base built by excon ({e})") from None
-    finally:
-        conn.close()
+    metadata = served_metadata(db_file)
+    take_over_logins()
     # DATASETTE_SECRET (as for `datasette serve`) keeps logins valid across restarts
     ds = Datasette(immutables=[str(db_file)], metadata=metadata, settings=SETTINGS,
                    cors=False, secret=secret or os.environ.get("DATASETTE_SECRET"))
+    guard.install(ds, credentials, sessions or db_file.parent / "sessions.db", session_hours,
+                  secure)
     _table_allows_once(ds)
     ds.excon_results = ResultCache(
         ds.databases[name], db_file, lambda conn: ds._prepare_connection(conn, name)).install()
     return ds
+
+
+def served_metadata(db_file: Path) -> dict[str, Any]:
+    """The metadata Datasette gets for a knowledge base; ServeError when it is not one."""
+    conn = sqlite3.connect(f"file:{db_file}?mode=ro", uri=True)
+    try:
+        return access_metadata(Database(conn), db_file.stem)
+    except (sqlite3.Error, ValueError) as e:
+        raise ServeError(f"{db_file}: not a knowledge base built by excon ({e})") from None
+    finally:
+        conn.close()
 
 
 def _table_allows_once(ds: Any) -> None:
@@ -142,117 +142,108 @@ def _table_allows_once(ds: Any) -> None:
     ds._table_permission_allows.cache_info = allows.cache_info
 
 
-def serve(db_path: Path, host: str, port: int, credentials: dict[str, str],
-          workers: int = 1) -> None:
-    """Serve a snapshot of `db_path` on host:port with `workers` server processes.
+@dataclass
+class Options:
+    """How `excon serve` runs, besides where: see `excon serve --help`."""
+    workers: int = 1
+    sessions: Path | None = None  # default: .NAME.sessions beside the knowledge base
+    session_hours: float = SESSION_HOURS
+    https_proxy: bool = False  # behind a TLS proxy: Secure cookies, its X-Forwarded-For
+    proxy_ips: str = "127.0.0.1"
+    max_requests: int = 10_000
+    timeout_s: int = 60
 
-    The parent takes the snapshot, listens on the socket and forks the workers; each builds its
-    own Datasette (its own connections and result cache) and runs uvicorn on the shared socket,
-    so the kernel spreads connections over them, and pages are rendered on every core rather
-    than queueing behind one Python interpreter. Every worker signs logins with one secret
-    (DATASETTE_SECRET, or one drawn at start), so a login made through one is valid on all.
-    SIGTERM or SIGINT stops the workers and removes the snapshot; SIGHUP stops them and starts
-    again on the current build; a worker that dies stops the server (exit status 1)."""
+
+def serve(db_path: Path, host: str, port: int, credentials: Credentials | dict[str, str],
+          options: Options | None = None) -> None:
+    """Serve snapshots of `db_path` on host:port until SIGTERM or SIGINT (then the snapshots
+    are removed); SIGHUP serves the current build. Every worker signs logins with one secret
+    (DATASETTE_SECRET, or one drawn at start) and shares one session file, so a login made
+    through one worker is valid on all, and a logout on all."""
     import secrets
-    import signal
     import socket
 
-    with snapshot(db_path) as served:
-        secret = os.environ.get("DATASETTE_SECRET") or secrets.token_hex(32)
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        try:
-            sock = socket.create_server((host, port), family=family, backlog=2048)
-        except OSError as e:
-            raise ServeError(f"cannot listen on {host}:{port}: {e.strerror}") from None
-        watched = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD}
-        mask = signal.pthread_sigmask(signal.SIG_BLOCK, watched)
-        children: list[int] = []
-        restart = failed = False
-        try:
-            for _ in range(max(1, workers)):
-                children.append(_fork_worker(served, credentials, secret, sock, mask))
-            print(f"serving {db_path} (snapshot {served}) on http://{host}:{port}/ "
-                  f"with {len(credentials)} analyst login(s), {len(children)} worker(s)",
-                  file=sys.stderr, flush=True)
-            while True:
-                received = signal.sigwait(watched)
-                if received != signal.SIGCHLD:
-                    restart = received == signal.SIGHUP
-                    break
-                if _reap(children):
-                    failed = True
-                    break
-        finally:
-            _stop(children)
-            sock.close()
-            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
-    if restart:  # SIGHUP: serve the current build
-        os.execv(sys.executable, [sys.executable, "-m", "kb.cli", *sys.argv[1:]])
-    if failed:
-        raise ServeError("a server worker stopped unexpectedly (its error is above); "
-                         "the server stopped")
+    from gunicorn.app.base import BaseApplication
+    from gunicorn.arbiter import Arbiter
 
-
-def _fork_worker(served: Path, credentials: dict[str, str], secret: str, sock: Any,
-                 mask: Any) -> int:
-    """A worker process serving the snapshot on the listening socket; returns its pid."""
-    import signal
-    import traceback
-
-    pid = os.fork()
-    if pid:
-        return pid
-    status = 1
+    opts = options or Options()
+    if isinstance(credentials, dict):
+        credentials = Credentials.of(credentials)
+    logins = credentials
+    sessions = opts.sessions or db_path.parent / f".{db_path.name}.sessions"
+    secret = os.environ.get("DATASETTE_SECRET") or secrets.token_hex(32)
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
     try:
-        import uvicorn
+        sock = socket.create_server((host, port), family=family, backlog=2048)
+    except OSError as e:
+        raise ServeError(f"cannot listen on {host}:{port}: {e.strerror}") from None
 
-        # the parent alone answers SIGHUP (a hangup of the terminal reaches the whole group);
-        # uvicorn shuts down gracefully on SIGTERM/SIGINT, then re-raises it: exit quietly
-        signal.signal(signal.SIGHUP, signal.SIG_IGN)
-        for stop in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(stop, lambda signum, frame: os._exit(0))
-        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
-        ds = datasette_app(served, credentials, secret)
-        server = uvicorn.Server(uvicorn.Config(ds.app(), log_level="warning"))
-        server.run(sockets=[sock])
-        status = 0
-    except BaseException:  # a worker must never return into the parent's code
-        traceback.print_exc()
+    with snapshots(db_path) as take:
+
+        class Server(BaseApplication):  # type: ignore[misc]
+            served = take()
+
+            def load_config(self) -> None:
+                settings = {
+                    "bind": [f"fd://{sock.fileno()}"], "workers": max(1, opts.workers),
+                    "worker_class": "uvicorn_worker.UvicornWorker",
+                    "max_requests": opts.max_requests,
+                    "max_requests_jitter": max(1, opts.max_requests // 10),
+                    "timeout": opts.timeout_s, "graceful_timeout": 10,
+                    "keepalive": 5, "loglevel": "warning", "accesslog": None,
+                    "forwarded_allow_ips": opts.proxy_ips if opts.https_proxy else "",
+                    "proc_name": "excon-serve", "on_reload": self.on_reload,
+                }
+                for key, value in settings.items():
+                    self.cfg.set(key, value)
+
+            def on_reload(self, arbiter: Any) -> None:
+                # SIGHUP: the workers started next serve the current build
+                Server.served = take()
+
+            def load(self) -> Any:  # in each worker, after the fork
+                return datasette_app(Server.served, logins, secret, sessions,
+                                     opts.session_hours, opts.https_proxy).app()
+
+        try:
+            served_metadata(Server.served)  # a bad file fails here, not in every worker
+        except ServeError:
+            sock.close()
+            raise
+        print(f"serving {db_path} (snapshot {Server.served}) on http://{host}:{port}/ "
+              f"with {len(logins.users())} analyst login(s), {opts.workers} worker(s)",
+              file=sys.stderr, flush=True)
+        try:
+            Arbiter(Server()).run()
+        except SystemExit as e:
+            if e.code not in (0, None):
+                raise ServeError(f"the server stopped (gunicorn exit status {e.code}); its "
+                                 "error is above") from None
+        finally:
+            with contextlib.suppress(OSError):  # gunicorn closes the listener it was given
+                sock.close()
+
+
+@contextlib.contextmanager
+def snapshots(db_path: Path) -> Iterator[Any]:
+    """`take()` makes a new snapshot of `db_path` (each SIGHUP takes one); the one before the
+    newest is kept while the old workers finish their requests, older ones are removed, and
+    all are at the end."""
+    held: list[contextlib.ExitStack] = []
+
+    def take() -> Path:
+        stack = contextlib.ExitStack()
+        path: Path = stack.enter_context(snapshot(db_path))
+        held.append(stack)
+        while len(held) > 2:
+            held.pop(0).close()
+        return path
+
+    try:
+        yield take
     finally:
-        os._exit(status)
-
-
-def _reap(children: list[int]) -> bool:
-    """Collect workers that exited; whether any did."""
-    gone = False
-    while children:
-        pid, _status = os.waitpid(-1, os.WNOHANG)
-        if pid == 0:
-            break
-        if pid in children:
-            children.remove(pid)
-            gone = True
-    return gone
-
-
-def _stop(children: list[int], grace: float = 10.0) -> None:
-    """SIGTERM every worker, wait for them to finish their requests; SIGKILL the late ones."""
-    import signal
-    import time
-
-    def send(signum: int) -> None:
-        for pid in children:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signum)
-
-    send(signal.SIGTERM)
-    deadline = time.monotonic() + grace
-    while children:
-        if not _reap(children):
-            if time.monotonic() > deadline:
-                send(signal.SIGKILL)
-            time.sleep(0.05)
+        for stack in held:
+            stack.close()
 
 
 MAX_DEFAULT_WORKERS = 8  # each worker is a Datasette of its own (~100-150 MB)

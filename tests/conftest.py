@@ -22,6 +22,21 @@ def schema() -> Schema:
 
 
 @pytest.fixture(scope="session")
+def demo_kb(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A knowledge base built from 3,000 demo declarations (seed 7), shared by the tests that
+    read it. Copy it before changing it."""
+    from kb.build import build
+    from kb.demo import generate, write
+
+    folder = tmp_path_factory.mktemp("demo-kb")
+    write(generate(3000, 7, [RULEBOOKS]), folder / "demo")
+    db = folder / "kb.db"
+    build(db, [RULEBOOKS], folder / "demo" / "declarations.csv",
+          folder / "demo" / "licences.csv", folder / "demo" / "parties.csv")
+    return db
+
+
+@pytest.fixture(scope="session")
 def postgres_dsn() -> Iterator[str]:
     """A real PostgreSQL server for the whole test session."""
     from tests.postgres import postgres_server

@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from datasette_auth_passwords.utils import hash_password
 
+from kb.auth import hash_password
 from kb.build import build
 from kb.demo import generate, write
 from tests.conftest import ROOT, RULEBOOKS
@@ -48,7 +48,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         deadline = time.monotonic() + 30
         while True:
             try:
-                urllib.request.urlopen(base + "/-/versions.json", timeout=2).close()
+                urllib.request.urlopen(base + "/", timeout=2).close()
                 break
             except OSError:
                 if proc.poll() is not None or time.monotonic() > deadline:

@@ -8,7 +8,7 @@ Datasette started from this environment) loads it. Its templates extend Datasett
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
 from datasette import hookimpl as _hookimpl
@@ -17,6 +17,7 @@ from markupsafe import Markup, escape
 from rapidfuzz import fuzz
 
 from dsl.names import party_key
+from kb.datasette import guard
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -63,9 +64,49 @@ def _quiet_markdown_cells() -> None:
     pm.register(helpers, name="render_markdown")
 
 
+def take_over_logins() -> None:
+    """Datasette's own `ds_actor` check accepts any cookie it signed, for as long as the
+    cookie says; excon's (kb.datasette.guard) also asks the session store and the
+    credentials, so Datasette's must go. Also the plugins' inline scripts."""
+    from datasette.plugins import pm
+
+    if pm.get_plugin("datasette.actor_auth_cookie") is not None:
+        pm.unregister(name="datasette.actor_auth_cookie")
+    _quiet_markdown_cells()
+
+
 @hookimpl
 def startup(datasette: Any) -> None:
-    _quiet_markdown_cells()
+    take_over_logins()
+
+
+@_hookimpl(hookwrapper=True)  # type: ignore[untyped-decorator]
+def extra_body_script() -> Iterator[None]:
+    """Plugins' body scripts are inline scripts, which excon's Content-Security-Policy does not
+    run (datasette-leaflet's, installed by datasette-dashboards for map charts that excon has
+    none of, is the only one): leave them out of the pages."""
+    outcome: Any = yield
+    outcome.force_result([])
+
+
+@hookimpl
+def register_routes() -> list[tuple[str, Any]]:
+    return guard.ROUTES
+
+
+@hookimpl
+def actor_from_request(datasette: Any, request: Any) -> dict[str, str] | None:
+    return guard.actor_from_request(datasette, request)
+
+
+@hookimpl
+def handle_exception(exception: Exception) -> None:
+    guard.handle_exception(exception)
+
+
+@hookimpl
+def asgi_wrapper(datasette: Any) -> Callable[[Any], Any]:
+    return guard.asgi_wrapper(datasette)
 
 
 def table_rows_html(rows: Iterable[Iterable[dict[str, Any]]]) -> Markup:
@@ -96,9 +137,10 @@ def prepare_jinja2_environment(env: Any) -> None:
 
 @hookimpl
 def prepare_connection(conn: Any) -> None:
-    from kb.checks import tune_connection
+    from kb.checks import limit_served_connection, tune_connection
 
     tune_connection(conn)
+    limit_served_connection(conn)
     conn.create_function("excon_match_score", 2, match_score, deterministic=True)
     conn.create_function("excon_party_key", 1, party_key, deterministic=True)
 
