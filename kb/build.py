@@ -106,7 +106,7 @@ def build(
     try:
         db = Database(tmp)
         try:
-            _fill(db, rb, report, {"unit_values": unit_values, "trade_parties": parties,
+            _fill(db, rb, report, rulebooks, {"unit_values": unit_values, "trade_parties": parties,
                                    "licences": licences, "declarations": declarations})
         finally:
             db.close()
@@ -126,14 +126,14 @@ def build(
 
 
 def _fill(db: Database, rb: dsl.CheckedRulebook, report: BuildReport,
-          sources: dict[str, str | Path | None]) -> None:
+          rulebooks: Sequence[Path], sources: dict[str, str | Path | None]) -> None:
     db.execute("PRAGMA journal_mode = DELETE")  # a served file has no -wal/-shm side files
     db.execute("PRAGMA foreign_keys = ON")
     tune_connection(db.conn)
     MIGRATIONS.apply(db)
     when = build_time()
     counts = load_reference(db)
-    counts |= load_rulebook(db, rb, hs_subheadings())
+    counts |= load_rulebook(db, rb, hs_subheadings(), rulebooks)
     compiled, _ = install(db, rb)
     run_id = 1
     db.table("runs").insert({"id": run_id, "started_at": when, "kind": "build",

@@ -5,6 +5,8 @@ it marks unverified. Analysts read the law here; the compiled checks join agains
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from sqlite_utils import Database
@@ -138,11 +140,34 @@ def example_rows(rb: CheckedRulebook) -> list[Row]:
     } for ex in law(rb).examples]
 
 
-def load_rulebook(db: Database, rb: CheckedRulebook, hs6: frozenset[str]) -> dict[str, int]:
-    """Insert every rulebook table; returns row counts."""
+def relative_source(file: str, roots: Sequence[Path]) -> str:
+    """A rulebook file as the knowledge base names it: relative to the rulebook folder it was
+    found in (`cn-strategic-minerals/rules.excon`), or its bare name for a file given by
+    itself, never a path of the machine that built it."""
+    path = Path(file).resolve()
+    for root in roots:
+        root = Path(root).resolve()
+        if root.is_dir() and path.is_relative_to(root):
+            return path.relative_to(root).as_posix()
+        if path == root:
+            return path.name
+    return path.name
+
+
+def load_rulebook(db: Database, rb: CheckedRulebook, hs6: frozenset[str],
+                  roots: Sequence[Path] = ()) -> dict[str, int]:
+    """Insert every rulebook table; returns row counts. Source files are named relative to
+    `roots`, the rulebook paths the rulebook was loaded from."""
     counts: dict[str, int] = {}
+    names: dict[str, str] = {}
 
     def put(table: str, rows: list[Row]) -> None:
+        for row in rows:
+            if row.get("source_file"):
+                file = row["source_file"]
+                if file not in names:
+                    names[file] = relative_source(file, roots)
+                row["source_file"] = names[file]
         if rows:
             db.table(table).insert_all(rows)
         counts[table] = len(rows)

@@ -63,7 +63,7 @@ class Screener:
         self.rulebook = result.rulebook
         self.db = Database(memory=True)
         MIGRATIONS.apply(self.db)
-        load_rulebook(self.db, self.rulebook, frozenset())
+        load_rulebook(self.db, self.rulebook, frozenset(), rulebooks)
         self.compiled: CompiledRulebook
         self.compiled, _ = install(self.db, self.rulebook)
         self.engines: dict[str, Any] = {}  # other engines' copies of the rulebook tables

@@ -89,11 +89,14 @@ class Server:
         return token.group(1)
 
     def login(self, user: str = "analyst", password: str = PASSWORD,
-              opener: Any = None) -> tuple[int, dict[str, str], str]:
+              opener: Any = None, token: str | None = None,
+              headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], str]:
+        """Post the login form (with `token`, the CSRF token `opener` already has, or a new
+        one)."""
         fields = {"username": user, "password": password,
-                  "csrftoken": self.csrf_token(opener)}
+                  "csrftoken": token or self.csrf_token(opener)}
         return self.request("/-/login", urllib.parse.urlencode(fields).encode(),
-                            opener=opener)
+                            headers=headers, opener=opener)
 
     def stop(self) -> int:
         if self.proc.poll() is None:

@@ -11,6 +11,10 @@ import contextlib
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
+# Datasette registers every plugin (its own modules included) while `datasette.plugins` is
+# first imported: import it before any Datasette module that it registers, or that module is
+# registered half-imported, without its hooks (see _register_whole_module for this one).
+import datasette.plugins  # noqa: F401  isort: skip
 from datasette import hookimpl as _hookimpl
 from datasette.utils import tilde_decode, to_css_class
 from markupsafe import Markup, escape
@@ -240,3 +244,22 @@ async def instrument_page(db: Any, key: str) -> dict[str, Any] | None:
         by_provision.setdefault(r["provision"], []).append(r)
     return {"instrument": rows[0], "provisions": provisions, "by_provision": by_provision,
             "amendments": amendments}
+
+
+def _register_whole_module() -> None:
+    """Datasette registers its plugins while `datasette.plugins` is first imported. When this
+    module is imported before Datasette (`import kb.datasette.guard` in a test or a tool), that
+    import happens halfway through this one, and pluggy scans a module with none of the hooks
+    below defined yet. Registered then, register it again now that it is whole."""
+    import sys
+
+    from datasette.plugins import pm
+
+    module = sys.modules[__name__]
+    if pm.is_registered(module):
+        name = pm.get_name(module)
+        pm.unregister(module)
+        pm.register(module, name=name)
+
+
+_register_whole_module()

@@ -30,11 +30,12 @@ from kb.auth import MAX_PASSWORD, Credentials, SessionStore, check_password
 from kb.screen import spreadsheet_safe
 
 COOKIE = "ds_actor"
+CSRF_COOKIE = "ds_csrftoken"
 MAX_CONCURRENT_CHECKS = 2  # password checks at once per worker (each ~0.3 s of one core)
 TARPIT_S = 5.0  # a refused login is answered after the wait left, at most this long
-MAX_QUERY_STRING = 100_000  # bytes of a request's query string
+MAX_QUERY_STRING = 32_768  # bytes of a request's query string
 MAX_PARAM = 1_000  # characters of one parameter's value (stored-query parameters, filters…)
-MAX_SQL = 50_000  # characters of `sql=` (analysts only)
+MAX_SQL = 20_000  # characters of `sql=` (analysts only)
 MAX_FACETS = 5  # `_facet` parameters on one anonymous request
 SHAPES = frozenset({"arrays", "objects", "array", "object", "arrayfirst"})
 # Debug pages: nobody's business on a published knowledge base.
@@ -116,6 +117,10 @@ async def login(request: Any, datasette: Any) -> Response:
     error, status, user = None, 200, ""
     if auth is None:
         error, status = "This server has no analyst logins.", 404
+    elif request.method == "POST" and CSRF_COOKIE not in request.cookies:
+        # asgi-csrf checks the form's token against this cookie, but lets a POST without
+        # any cookie through (no session to ride on); a login needs the check all the same
+        error, status = "The login form had expired: please log in again.", 403
     elif request.method == "POST":
         form = await request.post_vars()
         user = (form.get("username") or "")[:200]
