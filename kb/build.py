@@ -80,6 +80,7 @@ def build(
     unit_values: str | Path | None = None,
     allow_rejected: str | None = None,
     force: bool = False,
+    reject_future: bool = False,
 ) -> BuildReport:
     """Build the knowledge base at `db_path` from rulebooks and input files. `unit_values`:
     a published unit-value table (code, low, high, unit, source) that takes precedence over
@@ -106,8 +107,9 @@ def build(
     try:
         db = Database(tmp)
         try:
-            _fill(db, rb, report, rulebooks, {"unit_values": unit_values, "trade_parties": parties,
-                                   "licences": licences, "declarations": declarations})
+            _fill(db, rb, report, rulebooks, {
+                "unit_values": unit_values, "trade_parties": parties, "licences": licences,
+                "declarations": declarations}, reject_future)
         finally:
             db.close()
         _refuse_losses(report, db_path, allow_rejected, force)
@@ -126,7 +128,8 @@ def build(
 
 
 def _fill(db: Database, rb: dsl.CheckedRulebook, report: BuildReport,
-          rulebooks: Sequence[Path], sources: dict[str, str | Path | None]) -> None:
+          rulebooks: Sequence[Path], sources: dict[str, str | Path | None],
+          reject_future: bool = False) -> None:
     db.execute("PRAGMA journal_mode = DELETE")  # a served file has no -wal/-shm side files
     db.execute("PRAGMA foreign_keys = ON")
     tune_connection(db.conn)
@@ -143,7 +146,8 @@ def _fill(db: Database, rb: dsl.CheckedRulebook, report: BuildReport,
     for table, source in sources.items():
         if source is None:
             continue
-        load = load_csv(db, table, source, run_id=run_id)
+        load = load_csv(db, table, source, run_id=run_id, today=when[:10],
+                        reject_future=reject_future)
         report.loads.append(load)
         inputs.append({"table": table, "file": load.file, "sha256": load.sha256})
         counts[table] = load.loaded

@@ -158,6 +158,8 @@ def _print_loads(loads: list[Any], kept: bool) -> None:
     """Each input file's counts, and its first rejected rows with the reason."""
     for load in loads:
         click.echo(load.summary(), err=True)
+        for warning in load.warnings():
+            click.echo(f"  {warning}", err=True)
         for p in load.problems[:10]:
             click.echo(f"  {load.file}:{p.line}: {p.column}: {p.value!r}: expected {p.expected}",
                        err=True)
@@ -179,12 +181,15 @@ def _print_loads(loads: list[Any], kept: bool) -> None:
 @click.option("--allow-rejected", default="0", show_default=True, callback=_allowance,
               help="Rejected rows a file may have (a count, or a percentage such as 1%) "
                    "before the build fails and the previous database stays.")
+@click.option("--reject-future", is_flag=True,
+              help="Reject declarations dated after today (by default they load, with a "
+                   "warning).")
 @click.option("--force", is_flag=True,
               help="Build even when an input table ends up empty where the previous "
                    "database had rows.")
 def build(rulebooks: tuple[str, ...], db_path: str, declarations: str | None,
           licences: str | None, parties: str | None, unit_values: str | None,
-          allow_rejected: str, force: bool) -> None:
+          allow_rejected: str, force: bool, reject_future: bool) -> None:
     """Build the knowledge base from rulebooks (default ./rulebooks) and input files.
 
     Writes a new file next to the target and swaps it in only when it is complete and passes
@@ -197,7 +202,8 @@ def build(rulebooks: tuple[str, ...], db_path: str, declarations: str | None,
     try:
         report = build_kb(Path(db_path), [Path(p) for p in _paths(rulebooks)],
                           declarations, licences, parties, unit_values,
-                          allow_rejected=allow_rejected, force=force)
+                          allow_rejected=allow_rejected, force=force,
+                          reject_future=reject_future)
     except BuildError as e:
         _print_diagnostics(e.diagnostics, e.sources)
         _print_loads(e.loads, kept=False)
@@ -257,9 +263,12 @@ FAIL_ON_HELP = "Exit 1 when a finding has one of these outcomes (comma-separated
 @click.option("--allow-rejected", default="0", show_default=True, callback=_allowance,
               help="Rejected rows a file may have (a count, or a percentage such as 1%) "
                    "before the exit status is 1.")
+@click.option("--reject-future", is_flag=True,
+              help="Reject declarations dated after today (by default they load, with a "
+                   "warning).")
 def screen(declarations: str, licences: str | None, parties: str | None, as_of: str | None,
            fmt: str, output: str | None, rulebook_paths: tuple[str, ...], fail_on: str,
-           unit_values: str | None, allow_rejected: str) -> None:
+           unit_values: str | None, allow_rejected: str, reject_future: bool) -> None:
     """Screen a declarations file against the rulebooks and print the findings.
 
     Every finding names the declaration, the rule, the outcome (prohibited, unlicensed,
@@ -287,16 +296,12 @@ def screen(declarations: str, licences: str | None, parties: str | None, as_of: 
     try:
         screener = Screener([Path(p) for p in _paths(rulebook_paths)])
         findings, reports = screener.screen_files(declarations, licences, parties, as_of,
-                                                  unit_values=unit_values)
+                                                  unit_values=unit_values,
+                                                  reject_future=reject_future)
     except (ScreeningError, LoadError) as e:
         click.echo(f"error: {e}", err=True)
         sys.exit(1)
-    for r in reports:
-        if r.rejected_rows:
-            click.echo(r.summary(), err=True)
-            for p in r.problems[:10]:
-                click.echo(f"  {r.file}:{p.line}: {p.column}: {p.value!r}: expected "
-                           f"{p.expected}", err=True)
+    _print_loads([r for r in reports if r.rejected_rows or r.warnings()], kept=False)
     with (Path(output).open("w", encoding="utf-8", newline="") if output
           else contextlib.nullcontext(sys.stdout)) as out:
         if fmt == "csv":

@@ -53,10 +53,20 @@ class LoadReport:
     loaded: int = 0
     rejected_rows: int = 0
     problems: list[Problem] = field(default_factory=list)  # first few, for display
+    future_rows: int = 0  # loaded, dated after the day of the load
+    first_future_line: int | None = None
+    today: str = ""
 
     def summary(self) -> str:
         return (f"{self.file}: {self.loaded:,} {self.table} rows loaded, "
                 f"{self.rejected_rows:,} rejected")
+
+    def warnings(self) -> list[str]:
+        if not self.future_rows:
+            return []
+        return [f"{self.file}:{self.first_future_line}: warning: {self.future_rows:,} "
+                f"{self.table} rows are dated after today ({self.today}); check the dates, "
+                "or reject such rows with --reject-future"]
 
     def too_many_rejected(self, allowed: str) -> str | None:
         """Against `--allow-rejected` (a count such as `5`, or a share of the file's rows such
@@ -197,15 +207,35 @@ def _kind(v: str) -> str:
     return v
 
 
+ITEMS_EXPECTED = ("item names, item groups, control codes or customs codes (4, 6, 8 or 10 "
+                  "digits) separated by ';'")
+_ITEM_WORD = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
 def _items(v: str) -> str:
     parts = [p.strip() for p in v.split(";") if p.strip()]
     if not parts:
-        raise ValueError("one or more control or customs codes separated by ';'")
+        raise ValueError(ITEMS_EXPECTED)
     out = []
     for p in parts:
         digits = p.replace(".", "").replace(" ", "")
-        out.append(digits if digits.isdigit() else p)
+        if digits.isdigit():
+            if len(digits) not in (4, 6, 8, 10):
+                raise ValueError(f"{ITEMS_EXPECTED}; {p!r} has {len(digits)} digits")
+            out.append(digits)
+        elif _ITEM_WORD.match(p):
+            out.append(p)
+        else:
+            raise ValueError(f"{ITEMS_EXPECTED}; {p!r} is none of them")
     return ";".join(out)
+
+
+def item_vocabulary(conn: sqlite3.Connection) -> frozenset[str]:
+    """What a licence's items may name besides customs codes: the rulebooks' item names,
+    control codes and item groups (empty when no rulebook is loaded)."""
+    return frozenset(r[0] for r in conn.execute(
+        "SELECT name FROM items UNION SELECT control_code FROM items "
+        "WHERE control_code IS NOT NULL UNION SELECT name FROM item_groups"))
 
 
 def _names(v: str) -> str | None:
@@ -473,6 +503,11 @@ class Contract:
     # a check across the fields of a row whose fields are each valid: (column, what was
     # expected) when the row is wrong, else None
     row_check: Callable[[Mapping[str, Any]], tuple[str, str] | None] | None = None
+    # a date field that may not lie after the day of the load (warned, or rejected)
+    not_future: str | None = None
+    # a field of ';'-separated entries that must be customs codes or words of this vocabulary
+    # (read from the knowledge base being loaded; no check when it is empty)
+    vocabulary: tuple[str, Callable[[sqlite3.Connection], frozenset[str]]] | None = None
 
 
 CONTRACTS = {
@@ -485,7 +520,8 @@ CONTRACTS = {
         ("end_use", _optional), ("re_content_pct", _percent),
         ("export_country", _optional_country), ("parameters", _parameters),
     ), optional_columns=frozenset({"end_use", "re_content_pct", "export_country", "parameters"}),
-        derived=tuple((name, "parameters", _parameter_value(name)) for name in PARAMETERS)),
+        derived=tuple((name, "parameters", _parameter_value(name)) for name in PARAMETERS),
+        not_future="declared_on"),
     "licences": Contract("licences", "licence_no", (
         ("licence_no", _required), ("kind", _kind), ("holder", _required), ("items", _items),
         ("destination_country", _optional_country), ("end_user", _optional),
@@ -493,7 +529,8 @@ CONTRACTS = {
         ("agents", _names),
     ), optional_columns=frozenset({"agents"}),
         row_check=lambda r: ("valid_to", f"a date on or after valid_from ({r['valid_from']})")
-        if r["valid_to"] < r["valid_from"] else None),
+        if r["valid_to"] < r["valid_from"] else None,
+        vocabulary=("items", item_vocabulary)),
     "unit_values": Contract("unit_values", "code", (
         ("code", _code_prefix), ("low", _number), ("high", _number), ("unit", _price_unit),
         ("source", _required),
@@ -528,35 +565,78 @@ class _HashingReader(io.RawIOBase):
         return n
 
 
+# The longest field a row may have, in characters; a longer one rejects its row.
+MAX_FIELD = 2_000
+# What the CSV parser takes into one field before it gives up on the row (bytes): beyond
+# MAX_FIELD, so that a long field is rejected with its length rather than a parser error.
+CSV_FIELD_LIMIT = 1 << 16
+# Invalid UTF-8 bytes, decoded with surrogateescape: lone surrogates U+DC80-U+DCFF.
+_NOT_UTF8 = re.compile("[\udc80-\udcff]")
+
+
+@dataclass
+class Broken:
+    """A record the CSV parser could not read (a stray quote, a field over the limit)."""
+    line: int
+    message: str
+
+
 class _Batches:
-    """CSV rows in batches read at C speed; line numbers are worked out only when needed."""
+    """CSV rows in batches read at C speed; line numbers are worked out only when needed.
+
+    A record the parser cannot read is set aside (`Broken`, with the line it starts on) and
+    reading goes on at the next line; invalid UTF-8 is decoded with surrogateescape, so the
+    row it is in can be rejected alone (see `_unsafe_cells`). Only a quote that is never
+    closed, which leaves the rest of the file without rows, fails the file."""
 
     def __init__(self, stream: io.RawIOBase, name: str) -> None:
         text = io.TextIOWrapper(io.BufferedReader(stream, 1 << 20), encoding="utf-8-sig",
-                                newline="")
+                                errors="surrogateescape", newline="")
+        if csv.field_size_limit() < CSV_FIELD_LIMIT:
+            csv.field_size_limit(CSV_FIELD_LIMIT)
         self.reader = csv.reader(text, strict=True)
         self.name = name
 
-    def _guard(self, fn: Callable[[], list[list[str]]]) -> list[list[str]]:
-        try:
-            return fn()
-        except UnicodeDecodeError as e:
-            raise LoadError(f"{self.name}: not UTF-8 text near line {self.reader.line_num + 1}"
-                            f" ({e.reason})") from None
-        except csv.Error as e:
-            raise LoadError(f"{self.name}:{self.reader.line_num}: malformed CSV: {e}") from None
-
     def header(self) -> list[str] | None:
-        rows = self._guard(lambda: list(itertools.islice(self.reader, 1)))
-        return rows[0] if rows else None
+        try:
+            row = next(self.reader, None)
+        except csv.Error as e:
+            raise LoadError(f"{self.name}:1: the header is not a CSV row: {e}") from None
+        if row is not None and any(_NOT_UTF8.search(h) for h in row):
+            raise LoadError(f"{self.name}:1: the header is not UTF-8 text")
+        return row
 
-    def __iter__(self) -> Iterator[tuple[list[list[str]], Callable[[int], int]]]:
+    def __iter__(self) -> Iterator[tuple[list[list[str]], Callable[[int], int], list[Broken]]]:
         while True:
-            start = self.reader.line_num
-            batch = self._guard(lambda: list(itertools.islice(self.reader, BATCH)))
-            if not batch:
+            batch: list[list[str]] = []
+            broken: list[Broken] = []
+            segments: list[tuple[int, int, int]] = []  # (first row, start line, end line)
+            while len(batch) < BATCH:
+                first, start = len(batch), self.reader.line_num
+                try:
+                    batch.extend(itertools.islice(self.reader, BATCH - len(batch)))
+                except csv.Error as e:
+                    # the rows before the bad record are in the batch (list.extend keeps
+                    # them); the record began on the line after the last of them
+                    line = start + 1 + sum(1 + sum(f.count("\n") for f in row)
+                                           for row in batch[first:])
+                    segments.append((first, start, line - 1))
+                    if "unexpected end of data" in str(e):
+                        raise LoadError(
+                            f"{self.name}:{line}: the row that starts on line {line} opens a "
+                            "quote that is never closed, so the rest of the file cannot be "
+                            "split into rows; close the quote (a quote inside a field is "
+                            "written twice: \"\")") from None
+                    broken.append(Broken(line, f"a CSV row ({e})"))
+                    continue
+                segments.append((first, start, self.reader.line_num))
+                if len(batch) - first < BATCH - first:
+                    break  # the end of the file
+            if not batch and not broken:
                 return
-            yield batch, _line_numbers(batch, start, self.reader.line_num)
+            yield batch, _segment_lines(batch, segments), broken
+            if len(batch) < BATCH:
+                return
 
 
 def _line_numbers(batch: list[list[str]], start: int, end: int) -> Callable[[int], int]:
@@ -569,6 +649,19 @@ def _line_numbers(batch: list[list[str]], start: int, end: int) -> Callable[[int
         first.append(line)
         line += 1 + sum(f.count("\n") for f in row)
     return first.__getitem__
+
+
+def _segment_lines(batch: list[list[str]], segments: list[tuple[int, int, int]]
+                   ) -> Callable[[int], int]:
+    """Row index -> line number, over the runs of rows read between broken records."""
+    if len(segments) == 1:
+        return _line_numbers(batch, segments[0][1], segments[0][2])
+    firsts: list[int] = []
+    for k, (first, start, end) in enumerate(segments):
+        last = segments[k + 1][0] if k + 1 < len(segments) else len(batch)
+        of = _line_numbers(batch[first:last], start, end)
+        firsts.extend(of(i) for i in range(last - first))
+    return firsts.__getitem__
 
 
 def _progress(total: int | None, label: str) -> tuple[Callable[[int], None], Callable[[], None]]:
@@ -585,9 +678,14 @@ def _progress(total: int | None, label: str) -> tuple[Callable[[int], None], Cal
 
 
 def load_csv(db: Database, table: str, source: str | Path | IO[bytes], run_id: int | None = None,
-             name: str | None = None, keep_problems: int = 20) -> LoadReport:
-    """Load one CSV file (a path, '-' for stdin, or a binary stream) into `table`, atomically."""
+             name: str | None = None, keep_problems: int = 20, today: str | None = None,
+             reject_future: bool = False) -> LoadReport:
+    """Load one CSV file (a path, '-' for stdin, or a binary stream) into `table`, atomically.
+    Rows dated after `today` (default: today, UTC) are counted in the report's warnings, or
+    rejected with `reject_future`."""
     contract = CONTRACTS[table]
+    today = today or dt.datetime.now(dt.UTC).date().isoformat()
+    vocabulary = contract.vocabulary[1](db.conn) if contract.vocabulary else frozenset()
     if isinstance(source, str | Path) and str(source) != "-":
         path = Path(source)
         name = name or str(source)
@@ -601,7 +699,7 @@ def load_csv(db: Database, table: str, source: str | Path | IO[bytes], run_id: i
         name = name or "<stdin>"
         total = stream.getbuffer().nbytes if isinstance(stream, io.BytesIO) else None
     hashing = _HashingReader(stream)
-    report = LoadReport(table, name)
+    report = LoadReport(table, name, today=today)
     conn = db.conn
     try:
         batches = _Batches(hashing, name)
@@ -632,6 +730,13 @@ def load_csv(db: Database, table: str, source: str | Path | IO[bytes], run_id: i
             pos = positions[wanted.index(column)]
             return raw[pos] if pos is not None else ""
 
+        def set_aside(broken: list[Broken]) -> None:
+            for b in broken:
+                p = Problem(b.line, "(row)", "", b.message)
+                report.rejected_rows += 1
+                rejected.append(_rejection(run_id, name, p, header, []))
+                _keep(report, p, keep_problems)
+
         def flush(batch: list[list[str]], line_of: Callable[[int], int]) -> None:
             """Validate a batch column by column; insert the good rows, keep the bad ones."""
             bad: dict[int, list[Problem]] = {}
@@ -654,6 +759,9 @@ def load_csv(db: Database, table: str, source: str | Path | IO[bytes], run_id: i
                 flush(rows_in, lambda j: line_of(keep[j]))
                 return
             columns = list(zip(*batch, strict=True))
+            for at, column in enumerate(header):
+                for i, problem in _unsafe_cells(columns[at]):
+                    bad.setdefault(i, []).append(Problem(line_of(i), column, *problem))
             values = []
             for field_name, pos, check, validator in zip(wanted, positions, checks, validators,
                                                          strict=True):
@@ -679,6 +787,27 @@ def load_csv(db: Database, table: str, source: str | Path | IO[bytes], run_id: i
                         column, expected = wrong
                         bad[i] = [Problem(line_of(i), column, col_of(batch[i], column),
                                           expected)]
+            if contract.not_future:
+                dates = values[wanted.index(contract.not_future)]
+                if max((d for d in dates if d is not None), default="") > today:
+                    for i, d in enumerate(dates):
+                        if i in bad or d is None or d <= today:
+                            continue
+                        if reject_future:
+                            bad[i] = [Problem(line_of(i), contract.not_future, d,
+                                              f"a date not after today ({today})")]
+                        else:
+                            report.future_rows += 1
+                            report.first_future_line = report.first_future_line or line_of(i)
+            if vocabulary and contract.vocabulary:
+                column = contract.vocabulary[0]
+                for i, entries in enumerate(values[wanted.index(column)]):
+                    unknown = [e for e in (entries or "").split(";")
+                               if e and not e.isdigit() and e not in vocabulary]
+                    if unknown and i not in bad:
+                        bad[i] = [Problem(line_of(i), column, col_of(batch[i], column),
+                                          f"{ITEMS_EXPECTED}; no rulebook names "
+                                          f"{', '.join(map(repr, unknown))}")]
             keys = values[0]
             if bad or len(set(keys)) != len(keys) or not first_line_of.keys().isdisjoint(keys):
                 for i, key in enumerate(keys):  # the slow path names the first line of a key
@@ -715,8 +844,10 @@ def load_csv(db: Database, table: str, source: str | Path | IO[bytes], run_id: i
             # (and the schema, so prepared statements stay valid)
             defer = deferred_indexes(conn, table, bulk=total is None or total >= 1 << 20)
             defer.__enter__()
-            for batch, line_of in batches:
-                flush(batch, line_of)
+            for batch, line_of, broken in batches:
+                set_aside(broken)
+                if batch:
+                    flush(batch, line_of)
             if rejected:
                 conn.executemany(reject, rejected)
             defer.__exit__(None, None, None)
@@ -763,6 +894,25 @@ def deferred_indexes(conn: sqlite3.Connection, table: str, bulk: bool = True
         conn.execute(sql)
 
 
+def _unsafe_cells(col: Col) -> list[tuple[int, tuple[str, str]]]:
+    """Cells no column may hold: invalid UTF-8, or more than MAX_FIELD characters; as (row,
+    (value shown, what was expected)). One scan of the column when there are none."""
+    out: list[tuple[int, tuple[str, str]]] = []
+    if max(map(len, col), default=0) > MAX_FIELD:
+        out += [(i, (f"{_shown(v[:60])}… ({len(v):,} characters)",
+                     f"at most {MAX_FIELD:,} characters"))
+                for i, v in enumerate(col) if len(v) > MAX_FIELD]
+    if _NOT_UTF8.search("".join(col)):
+        out += [(i, (_shown(v), "UTF-8 text (this field has bytes that are not UTF-8)"))
+                for i, v in enumerate(col) if _NOT_UTF8.search(v)]
+    return out
+
+
+def _shown(text: str) -> str:
+    """A text as it can be stored and printed: invalid UTF-8 bytes as U+FFFD."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
 def _keep(report: LoadReport, problem: Problem, limit: int) -> None:
     if len(report.problems) < limit:
         report.problems.append(problem)
@@ -770,8 +920,9 @@ def _keep(report: LoadReport, problem: Problem, limit: int) -> None:
 
 def _rejection(run_id: int | None, file: str, p: Problem, header: list[str],
                raw: list[str]) -> tuple[Any, ...]:
+    raw = [_shown(v) for v in raw]
     row = dict(zip(header, raw, strict=False)) if len(raw) == len(header) else {"fields": raw}
-    return (run_id, file, p.line, p.column, p.value, p.expected,
+    return (run_id, file, p.line, p.column, _shown(p.value), p.expected,
             json.dumps(row, ensure_ascii=False))
 
 

@@ -87,6 +87,7 @@ class Screener:
                      as_of: str | None = None,
                      engine: str = "sqlite",
                      unit_values: str | Path | IO[bytes] | None = None,
+                     reject_future: bool = False,
                      ) -> tuple[list[Finding], list[LoadReport]]:
         """Screen input files (paths, '-' or binary streams); returns findings and the loads.
         `unit_values`: a published unit-value table that takes precedence over the rulebooks'
@@ -100,7 +101,8 @@ class Screener:
             for table, source in (("unit_values", unit_values), ("trade_parties", parties),
                                   ("licences", licences), ("declarations", declarations)):
                 if source is not None:
-                    reports.append(load_csv(self.db, table, source))
+                    reports.append(load_csv(self.db, table, source,
+                                            reject_future=reject_future))
             refresh_inputs(self.db)
             conn.execute("DELETE FROM excon_settings")
             if as_of is not None:

@@ -128,15 +128,6 @@ def test_a_file_without_the_contract_columns_is_refused_whole(db: Database,
     assert db["declarations"].count == 0
 
 
-def test_a_file_that_is_not_utf8_is_refused(db: Database, tmp_path: Path) -> None:
-    bad = tmp_path / "declarations.csv"
-    good = (INPUTS / "declarations.csv").read_text(encoding="utf-8")
-    bad.write_bytes(good.encode("utf-8") + "D9,2025-01-01,Müller".encode("latin-1") + b"\n")
-    with pytest.raises(LoadError, match="not UTF-8"):
-        load_csv(db, "declarations", bad)
-    assert db["declarations"].count == 0
-
-
 def test_build_reads_declarations_from_stdin(tmp_path: Path) -> None:
     data = (INPUTS / "declarations.csv").read_bytes()
     out = tmp_path / "kb.db"
