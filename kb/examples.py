@@ -69,7 +69,18 @@ def _matches(f: Finding, x: Expectation) -> bool:
     if x.missing is None:
         return True
     spec = declaration_schema().field(x.missing)
-    return (spec.name if spec else x.missing) in f.explanation
+    return (spec.name if spec else x.missing) in missing_fields(f.explanation)
+
+
+MISSING_NOTE = "cannot be judged, missing:"
+
+
+def missing_fields(explanation: str) -> set[str]:
+    """The fields an `undetermined` finding's explanation names as missing (the compiled
+    checks end it with "; cannot be judged, missing: a b"), matched whole: `end_use` is not
+    `end_user`."""
+    _, sep, names = explanation.rpartition(MISSING_NOTE)
+    return set(names.split()) if sep else set()
 
 
 def run_example(screener: Screener, ex: Example) -> ExampleResult:

@@ -158,3 +158,76 @@ def test_an_instrument_url_must_be_an_absolute_web_address(runner: CliRunner,
     assert "E408" in result.output and "not an absolute http or https URL" in result.output
     assert web_url("javascript:alert(1)") == "" and web_url("/relative") == ""
     assert web_url("https://www.mofcom.gov.cn/a") == "https://www.mofcom.gov.cn/a"
+
+
+HEADER = ("id,declared_on,exporter,consignee,consignee_country,end_user,end_user_country,"
+          "destination_country,hs_code,description,quantity_kg,value_usd,purity_pct,"
+          "licence_no\n")
+
+
+def test_screen_fail_on_sets_the_exit_status_and_every_format_says_the_same(
+        runner: CliRunner, tmp_path: Path) -> None:
+    """Gallium to the US in March 2025 is prohibited (MOFCOM-2024-46 clause 2); the same goods
+    to Germany need a licence that was not given."""
+    decl = tmp_path / "declarations.csv"
+    decl.write_text(HEADER + "us,2025-03-03,E,C,US,,,US,8112929010,gallium,40,20000,99.99,\n"
+                    "de,2025-03-03,E,C,DE,,,DE,8112929010,gallium,40,20000,99.99,\n",
+                    encoding="utf-8")
+    base = ["screen", str(decl), "--rulebooks", str(RULEBOOKS)]
+    as_json = runner.invoke(cli, [*base, "--format", "json"])
+    assert as_json.exit_code == 0
+    found = {(f["declaration_id"], f["outcome"]) for f in json.loads(as_json.stdout)}
+    assert ("us", "prohibited") in found and ("de", "unlicensed") in found
+    assert ("de", "prohibited") not in found
+    lines = runner.invoke(cli, [*base, "--format", "jsonl"]).stdout.splitlines()
+    assert {(json.loads(x)["declaration_id"], json.loads(x)["outcome"]) for x in lines} == found
+    rows = list(csv.DictReader(io.StringIO(runner.invoke(cli, base).stdout)))
+    assert {(r["declaration_id"], r["outcome"]) for r in rows} == found
+    assert all(r["explanation"] and r["rulebook_version"] for r in rows)
+    assert runner.invoke(cli, [*base, "--fail-on", "prohibited"]).exit_code == 1
+    clean = tmp_path / "clean.csv"
+    clean.write_text(HEADER + "f,2025-03-03,E,C,NL,,,NL,9403600000,furniture,400,2000,,\n",
+                     encoding="utf-8")
+    every = "prohibited,unlicensed,undetermined,risk"
+    assert runner.invoke(cli, ["screen", str(clean), "--rulebooks", str(RULEBOOKS),
+                               "--fail-on", every]).exit_code == 0
+    assert runner.invoke(cli, [*base, "--fail-on", "forbidden"]).exit_code == 2
+    written = tmp_path / "out.json"
+    assert runner.invoke(cli, [*base, "--format", "json", "-o", str(written)]).exit_code == 0
+    assert {(f["declaration_id"], f["outcome"])
+            for f in json.loads(written.read_text(encoding="utf-8"))} == found
+
+
+def test_excon_test_passes_the_repository_and_fails_a_wrong_example_with_its_line(
+        runner: CliRunner, tmp_path: Path) -> None:
+    result = runner.invoke(cli, ["test", str(RULEBOOKS)])
+    assert result.exit_code == 0 and " passed, 0 failed" in result.output
+    book = tmp_path / "book"
+    shutil.copytree(RULEBOOKS, book)
+    rules = book / "cn-strategic-minerals" / "rules.excon"
+    text = rules.read_text(encoding="utf-8")
+    right = "  expect undetermined by antimony-licence missing purity\n"
+    assert right in text
+    line = text[:text.index(right)].count("\n") + 1
+    # `purity` is missing, not `end_use`: a field name is matched whole
+    rules.write_text(text.replace(right, right.replace("purity", "end_use")), encoding="utf-8")
+    result = runner.invoke(cli, ["test", str(book)])
+    assert result.exit_code == 1 and " passed, 1 failed" in result.output
+    assert f"rules.excon:{line}" in result.output
+
+
+def test_expect_missing_matches_a_field_name_whole() -> None:
+    from dsl.model import Expectation
+    from kb.examples import _matches, missing_fields
+    from kb.screen import Finding
+
+    finding = Finding("d1", "r", "undetermined", None, None, None,
+                      "Goods to US: cannot be judged, missing: end_user purity_pct", "v")
+    assert missing_fields(finding.explanation) == {"end_user", "purity_pct"}
+
+    def expects(missing: str) -> bool:
+        return _matches(finding, Expectation("", "undetermined", True, None, None, missing,
+                                             None, None))  # type: ignore[arg-type]
+
+    assert expects("end_user") and expects("purity")
+    assert not expects("end_use") and not expects("user")
