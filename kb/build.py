@@ -63,6 +63,27 @@ def software_version() -> str:
         return "0+unknown"
 
 
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this id runs (on this machine)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _remove_abandoned(db_path: Path) -> None:
+    """Remove the half-built files of builds that were killed (`.kb.db.building-PID`, and
+    its journal) whose process is gone; a build still running keeps its file."""
+    prefix = f".{db_path.name}.building-"
+    for stale in db_path.parent.glob(f"{prefix}*"):
+        pid = stale.name[len(prefix):].removesuffix("-journal")
+        if pid.isdigit() and not pid_alive(int(pid)):
+            stale.unlink(missing_ok=True)
+
+
 def build_time() -> str:
     """Now in UTC, or SOURCE_DATE_EPOCH (reproducible builds) when it is set."""
     epoch = os.environ.get("SOURCE_DATE_EPOCH")
@@ -102,6 +123,7 @@ def build(
     tmp = db_path.with_name(f".{db_path.name}.building-{os.getpid()}")
     for leftover in (tmp, Path(f"{tmp}-journal")):
         leftover.unlink(missing_ok=True)
+    _remove_abandoned(db_path)
     report = BuildReport(db_path, rb.version,
                          warnings=[d for d in result.diagnostics if not d.is_error])
     try:

@@ -32,6 +32,7 @@ from typing import Any
 from sqlite_utils import Database
 
 from kb.auth import SESSION_HOURS, Credentials, CredentialsError
+from kb.build import pid_alive
 from kb.publish import access_metadata
 from kb.result_cache import ResultCache
 
@@ -66,7 +67,7 @@ def snapshot(db_path: Path) -> Iterator[Path]:
     prefix = f".{db_path.name}.serving-"
     for stale in db_path.parent.glob(f"{prefix}*"):
         pid = stale.name[len(prefix):].split("-", 1)[0]
-        if pid.isdigit() and not _alive(int(pid)):  # left by a server that was killed
+        if pid.isdigit() and not pid_alive(int(pid)):  # left by a server that was killed
             shutil.rmtree(stale, ignore_errors=True)
     # one folder per snapshot: two servers of one process never share (or remove) one
     folder = Path(tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}-", dir=db_path.parent))
@@ -79,16 +80,6 @@ def snapshot(db_path: Path) -> Iterator[Path]:
         yield target
     finally:
         shutil.rmtree(folder, ignore_errors=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def datasette_app(db_file: Path, credentials: Credentials | dict[str, str],

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sqlite3
 from pathlib import Path
 
@@ -28,9 +29,11 @@ def query(db: Path, sql: str) -> list[tuple[object, ...]]:
         return conn.execute(sql).fetchall()
 
 
-@pytest.fixture
-def built(tmp_path: Path) -> Path:
-    db = tmp_path / "kb.db"
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Built once for the module: no test may change it (the failed builds prove they
+    did not)."""
+    db = tmp_path_factory.mktemp("built") / "kb.db"
     build(db, [RULEBOOKS], INPUTS / "declarations.csv", INPUTS / "licences.csv",
           INPUTS / "parties.csv")
     return db
@@ -232,7 +235,7 @@ def test_a_bad_rulebook_leaves_the_previous_database_untouched(built: Path,
     assert result.exit_code == 1
     assert "error[E202]" in result.output and "nothing was built" in result.output
     assert sha(built) == before
-    assert sorted(p.name for p in built.parent.iterdir()) == ["bad", "kb.db"]
+    assert sorted(p.name for p in built.parent.iterdir()) == ["kb.db"]
 
 
 def test_a_bad_input_file_leaves_the_previous_database_untouched(built: Path,
@@ -245,20 +248,44 @@ def test_a_bad_input_file_leaves_the_previous_database_untouched(built: Path,
     assert sha(built) == before
 
 
-@pytest.mark.parametrize("exc", [KeyboardInterrupt(), sqlite3.OperationalError(
-    "database or disk is full")])
-def test_an_interrupted_build_leaves_the_previous_database_untouched(
-        built: Path, monkeypatch: pytest.MonkeyPatch, exc: BaseException) -> None:
+@pytest.mark.parametrize(("step", "exc"), [
+    ("load_reference", sqlite3.OperationalError("database or disk is full")),
+    ("load_rulebook", KeyboardInterrupt()),
+    ("install", sqlite3.OperationalError("database or disk is full")),
+    ("load_csv", KeyboardInterrupt()),
+    ("load_csv", sqlite3.OperationalError("database or disk is full")),
+    ("refresh_inputs", MemoryError()),
+    ("publish", KeyboardInterrupt()),
+    ("_refuse_losses", sqlite3.OperationalError("disk I/O error")),
+    ("_fsync", OSError(28, "No space left on device")),
+])
+def test_a_build_failing_at_any_step_leaves_the_previous_database_untouched(
+        built: Path, monkeypatch: pytest.MonkeyPatch, step: str, exc: BaseException) -> None:
     before = sha(built)
 
     def fail(*args: object, **kwargs: object) -> None:
         raise exc
 
-    monkeypatch.setattr(kb.build, "load_csv", fail)
-    with pytest.raises((KeyboardInterrupt, BuildError)):
+    monkeypatch.setattr(kb.build, step, fail)
+    with pytest.raises((type(exc), BuildError)):
         build(built, [RULEBOOKS], INPUTS / "declarations.csv")
     assert sha(built) == before
     assert sorted(p.name for p in built.parent.iterdir()) == ["kb.db"]
+
+
+def test_a_killed_builds_half_built_file_is_removed_by_the_next_build(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    left = [tmp_path / f".kb.db.building-{dead}", tmp_path / f".kb.db.building-{dead}-journal"]
+    for f in left:
+        f.write_bytes(b"half a database")
+    running = tmp_path / f".kb.db.building-{os.getpid()}x"  # not a pid: not ours to touch
+    running.write_bytes(b"?")
+    build(tmp_path / "kb.db", [RULEBOOKS])
+    assert not any(f.exists() for f in left) and running.exists()
 
 
 def test_the_indicators_reference_data_is_in_the_knowledge_base(built: Path) -> None:
