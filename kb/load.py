@@ -789,7 +789,7 @@ def load_csv(db: Database, table: str, source: str | Path | IO[bytes], run_id: i
                                           expected)]
             if contract.not_future:
                 dates = values[wanted.index(contract.not_future)]
-                if max((d for d in dates if d is not None), default="") > today:
+                if max(filter(None, dates), default="") > today:
                     for i, d in enumerate(dates):
                         if i in bad or d is None or d <= today:
                             continue
