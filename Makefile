@@ -43,9 +43,13 @@ serve: $(STAMP)
 ## test: ruff, mypy on dsl/ and kb/, then pytest (PostgreSQL is started by the tests)
 test: system-deps lint typecheck pytest
 
+# pytest-xdist: one process per CPU, each test file on one of them (module fixtures stay shared)
+PYTEST_JOBS ?= auto
+XDIST := -n $(PYTEST_JOBS) --dist loadfile
+
 ## test-fast: the same without the slow end-to-end tests (marked `slow`); CI runs `make test`
 test-fast: system-deps lint typecheck $(STAMP)
-	$(BIN)/pytest -m "not slow" --durations=15
+	$(BIN)/pytest $(XDIST) -m "not slow" --durations=15
 
 ## system-deps: from Debian, PostgreSQL's server (cross-engine tests) and Chromium (browser tests)
 system-deps:
@@ -65,7 +69,7 @@ typecheck: $(STAMP)
 	$(BIN)/mypy
 
 pytest: $(STAMP)
-	$(BIN)/pytest --durations=15
+	$(BIN)/pytest $(XDIST) --durations=15
 
 ## bench: benchmarks under bench/ (not part of `make test`)
 bench: $(STAMP)

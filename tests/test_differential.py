@@ -138,7 +138,8 @@ def scenario(draw: st.DrawFn, words: list[str]) -> tuple[Any, ...]:
 
 
 @pytest.mark.parametrize("path", ["semantics", pytest.param("repository", marks=pytest.mark.slow)])
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# 12 examples: the generated batches below cover the breadth; these look for edge cases
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
 def test_interpreter_sqlite_duckdb_and_postgres_agree(path: str, data: st.DataObject,
                                                       postgres_dsn: str) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from kb.build import build
@@ -30,9 +31,15 @@ def explain(db: Path, *args: str) -> str:
     return result.output
 
 
-def test_why_a_declaration_was_flagged_and_not_flagged(tmp_path: Path) -> None:
-    db = kb_with(tmp_path, "G1,2025-12-01,Hunan Co.,Acme Inc.,US,,,US,8112929010,gallium,50,"
-                           "20000,99.99,\n")
+@pytest.fixture(scope="module")
+def g1(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One gallium export to the US on 2025-12-01 (explain opens the file read-only)."""
+    return kb_with(tmp_path_factory.mktemp("g1"), "G1,2025-12-01,Hunan Co.,Acme Inc.,US,,,US,"
+                                                  "8112929010,gallium,50,20000,99.99,\n")
+
+
+def test_why_a_declaration_was_flagged_and_not_flagged(g1: Path) -> None:
+    db = g1
     before = hashlib.sha256(db.read_bytes()).hexdigest()
     text = explain(db, "G1")
     ban = text.split("us-critical-minerals-ban —")[1].split("\n\n")[0]
@@ -48,17 +55,14 @@ def test_why_a_declaration_was_flagged_and_not_flagged(tmp_path: Path) -> None:
     assert hashlib.sha256(db.read_bytes()).hexdigest() == before  # opened read-only
 
 
-def test_as_of_another_date(tmp_path: Path) -> None:
-    db = kb_with(tmp_path, "G1,2025-12-01,Hunan Co.,Acme Inc.,US,,,US,8112929010,gallium,50,"
-                           "20000,99.99,\n")
-    text = explain(db, "G1", "--as-of", "2025-01-15")
+def test_as_of_another_date(g1: Path) -> None:
+    text = explain(g1, "G1", "--as-of", "2025-01-15")
     ban = text.split("us-critical-minerals-ban —")[1].split("\n\n")[0]
     assert "in force: yes" in ban and "result: prohibited" in ban
 
 
-def test_unknown_declaration_is_an_error(tmp_path: Path) -> None:
-    db = kb_with(tmp_path, "")
-    result = CliRunner().invoke(cli, ["explain", "NOPE", "--db", str(db)])
+def test_unknown_declaration_is_an_error(g1: Path) -> None:
+    result = CliRunner().invoke(cli, ["explain", "NOPE", "--db", str(g1)])
     assert result.exit_code == 1 and "there is no declaration 'NOPE'" in result.output
 
 
