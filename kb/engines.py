@@ -101,6 +101,9 @@ def postgres_findings(conn: sqlite3.Connection, compiled: CompiledRulebook, dsn:
             pg.execute(f'CREATE TABLE "{table}" ({ddl})')
             if table not in INPUT_TABLES:
                 _pg_insert(pg, conn, table)
+                # statistics now, not whenever autovacuum gets to it: the planner's choices
+                # (and a check's time, seconds or many minutes) must not depend on that
+                pg.execute(f'ANALYZE "{table}"')
         views = support_statements("postgres")[-len(SUPPORT_VIEWS):]
         for sql in [*views, *compiled.statements("postgres")]:
             pg.execute(sql)
@@ -110,6 +113,7 @@ def postgres_findings(conn: sqlite3.Connection, compiled: CompiledRulebook, dsn:
         with pg.transaction(force_rollback=True):
             for table in INPUT_TABLES:
                 _pg_insert(pg, conn, table)
+                pg.execute(f'ANALYZE "{table}"')  # inside the transaction: rolled back too
             result = pg.execute("SELECT * FROM findings ORDER BY declaration_id, rule, outcome")
             return [tuple(r) for r in result.fetchall()]
     finally:
