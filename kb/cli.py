@@ -167,6 +167,11 @@ def _print_loads(loads: list[Any], kept: bool) -> None:
             click.echo("  … every rejected row is in the rejected_rows table", err=True)
 
 
+REJECT_FUTURE = click.option(
+    "--reject-future", is_flag=True,
+    help="Reject declarations dated after today (by default they load, with a warning).")
+
+
 @cli.command()
 @click.argument("rulebooks", nargs=-1, type=click.Path())
 @click.option("--db", "db_path", default="kb.db", show_default=True, type=click.Path(),
@@ -181,9 +186,7 @@ def _print_loads(loads: list[Any], kept: bool) -> None:
 @click.option("--allow-rejected", default="0", show_default=True, callback=_allowance,
               help="Rejected rows a file may have (a count, or a percentage such as 1%) "
                    "before the build fails and the previous database stays.")
-@click.option("--reject-future", is_flag=True,
-              help="Reject declarations dated after today (by default they load, with a "
-                   "warning).")
+@REJECT_FUTURE
 @click.option("--force", is_flag=True,
               help="Build even when an input table ends up empty where the previous "
                    "database had rows.")
@@ -263,9 +266,7 @@ FAIL_ON_HELP = "Exit 1 when a finding has one of these outcomes (comma-separated
 @click.option("--allow-rejected", default="0", show_default=True, callback=_allowance,
               help="Rejected rows a file may have (a count, or a percentage such as 1%) "
                    "before the exit status is 1.")
-@click.option("--reject-future", is_flag=True,
-              help="Reject declarations dated after today (by default they load, with a "
-                   "warning).")
+@REJECT_FUTURE
 def screen(declarations: str, licences: str | None, parties: str | None, as_of: str | None,
            fmt: str, output: str | None, rulebook_paths: tuple[str, ...], fail_on: str,
            unit_values: str | None, allow_rejected: str, reject_future: bool) -> None:

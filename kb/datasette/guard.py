@@ -189,8 +189,8 @@ def refusal(datasette: Any, scope: dict[str, Any]) -> tuple[int, str] | None:
     raw = scope.get("query_string", b"")
     if len(raw) > MAX_QUERY_STRING:
         return 414, f"The query string is longer than {MAX_QUERY_STRING:,} bytes"
-    anonymous = _actor_of_scope(datasette, scope) is None
-    if anonymous and ANALYSTS_ONLY.match(path):
+    # the session is looked up only where it matters (Datasette looks it up again later)
+    if ANALYSTS_ONLY.match(path) and _actor_of_scope(datasette, scope) is None:
         return 403, "Log in to see this page"
     facets = 0
     for key, value in parse_qsl(raw.decode("latin-1"), keep_blank_values=True):
@@ -200,7 +200,7 @@ def refusal(datasette: Any, scope: dict[str, Any]) -> tuple[int, str] | None:
         if key == "_shape" and value not in SHAPES:
             return 400, f"_shape must be one of {', '.join(sorted(SHAPES))}"
         facets += key.startswith("_facet")
-    if anonymous and facets > MAX_FACETS:
+    if facets > MAX_FACETS and _actor_of_scope(datasette, scope) is None:
         return 400, f"At most {MAX_FACETS} facets per page without a login"
     return None
 
