@@ -9,8 +9,8 @@ goods, transshipment, split consignments, related parties, withheld end users, b
 and new exporters.
 
 The planted cases follow the smuggling typology, not the rules' thresholds: a split shipment is a
-normal order cut into two to six parts over up to 45 days, a surge is a few consignments to a
-route country over up to four months, and so on; some of them fall outside what an indicator
+normal order cut into two to six parts over up to 45 days, a surge brings a route country more of
+a mineral in one to four months than it received in the year before, and so on; some of them fall outside what an indicator
 looks for, as real cases do. Ordinary trade carries the look-alikes an analyst meets: Hong Kong
 traders that name no end user, exporters and consignees sharing an agent's or a forwarder's
 address, new legitimate customers and exporters, export agents named on licences, repeated
@@ -372,29 +372,6 @@ class _Generator:
                                    "JP")
             self._ship_to(row, rng.choice(self.consignees[via]), rng.choice(self.consignees["US"]))
             self._plant("transshipment", [row], f"{group} to {via}, end user in the US")
-        # surges: a few consignments of a mineral to one of its route countries within up to
-        # four months, two such events a year per route
-        for group, hub in ROUTES:
-            if group not in self.codes:
-                continue
-            for year in (2024, 2025, 2026):
-                first = self._controlled_date(group, dt.date(year, 1, 1), dt.date(year, 9, 30))
-                if first.year != year:
-                    continue
-                k = rng.randint(2, 6)
-                span = rng.randint(20, 120)
-                consignee = rng.choice(self.consignees[hub])
-                rows = []
-                for j in range(k):
-                    when = first + dt.timedelta(days=span * j // max(1, k - 1))
-                    row = self._controlled(group, min(when, END), "JP")
-                    self._ship_to(row, consignee, consignee)
-                    kg = self._order(group) / rng.uniform(1, 3)
-                    lo, hi, *_ = CONTROLLED[group]
-                    row.update(quantity_kg=round(kg, 1),
-                               value_usd=round(kg * rng.uniform(lo, hi), 2))
-                    rows.append(row)
-                self._plant("surge", rows, f"{k} {group} consignments to {hub} in {span} days")
         # front companies in third countries receiving repeated shipments
         for _ in range(few):
             group = rng.choice([g for g in ("gallium", "germanium", "antimony", "tungsten")
@@ -498,6 +475,42 @@ class _Generator:
             self._plant("new_exporter", [row], f"{exporter.name}'s first export: "
                         f"{kg:,.0f} kg of {group}")
 
+    def plant_surges(self) -> None:
+        """Surges on the transshipment routes, as the brief describes them: over one to four
+        months a route country receives more of a mineral than it did in the whole year
+        before (antimony to Thailand and Mexico, Dec 2024 - Apr 2025: more than the previous
+        three years together). Planted after ordinary trade, so that each surge is measured
+        against the route's own flow: one to three times the year's volume before it (at
+        least two large orders), in three to eight consignments to one to three consignees."""
+        rng = self.rng
+        for group, hub in ROUTES:
+            if group not in self.codes:
+                continue
+            for year in (2024, 2025, 2026):
+                first = self._controlled_date(group, dt.date(year, 1, 1), dt.date(year, 7, 31))
+                if first.year != year:
+                    continue
+                before = sum(float(str(r["quantity_kg"])) for r in self.data.declarations
+                             if r.get("_group") == group and r["destination_country"] == hub
+                             and 0 < (first - dt.date.fromisoformat(str(r["declared_on"]))).days
+                             <= 365)
+                total = max(before * rng.uniform(1, 3), 2 * self._order(group))
+                k, span = rng.randint(3, 8), rng.randint(30, 120)
+                consignees = rng.sample(self.consignees[hub], rng.randint(1, 3))
+                rows = []
+                for j in range(k):
+                    when = first + dt.timedelta(days=span * j // (k - 1))
+                    row = self._controlled(group, min(when, END), "JP")
+                    consignee = consignees[j % len(consignees)]
+                    self._ship_to(row, consignee, consignee)
+                    kg = total / k * rng.uniform(0.8, 1.2)
+                    lo, hi, *_ = CONTROLLED[group]
+                    row.update(quantity_kg=round(kg, 1),
+                               value_usd=round(kg * rng.uniform(lo, hi), 2))
+                    rows.append(row)
+                self._plant("surge", rows, f"{k} {group} consignments to {hub} in {span} days, "
+                            f"{total:,.0f} kg against {before:,.0f} kg in the year before")
+
     def look_alikes(self) -> None:
         """Ordinary trade that resembles the cases: new legitimate customers receiving repeated
         shipments, new legitimate exporters, export agents named on licences, repeated
@@ -590,6 +603,14 @@ class _Generator:
                     self._controlled(rng.choices(groups, weights=weights)[0]))
             else:
                 self.data.declarations.append(self._ordinary())
+        self.plant_surges()
+        # the surges came on top: as many rows of ordinary trade go, so that n stays n
+        ordinary = range(planted, max(self.n, planted))
+        excess = min(len(self.data.declarations) - len(ordinary) - planted, len(ordinary))
+        if excess > 0:
+            dropped = set(rng.sample(ordinary, excess))
+            self.data.declarations = [r for i, r in enumerate(self.data.declarations)
+                                      if i not in dropped]
         self.data.declarations.sort(key=lambda r: (str(r["declared_on"]), rng.random()))
         for i, r in enumerate(self.data.declarations, 1):
             r["id"] = f"D{i:08d}"

@@ -80,10 +80,10 @@ def test_an_indicator_is_explained_with_its_history_and_party_links(tmp_path: Pa
     db = tmp_path / "kb.db"
     build(db, [RULEBOOKS], decls, parties=parties)
     split = explain(db, "S3").split("split-consignments —")[1].split("\n\n")[0]
-    assert "count of declarations within 30 days with same exporter, consignee, group >= 3 " \
+    assert "count of declarations within 45 days with same exporter, consignee, group >= 2 " \
            "→ true" in split
     assert "result: risk" in split and "group: 3;" in split and ": 600 kg" in split
-    early = explain(db, "S2").split("split-consignments —")[1].split("\n\n")[0]
+    early = explain(db, "S1").split("split-consignments —")[1].split("\n\n")[0]
     assert "→ false" in early and "result: no finding" in early
     linked = explain(db, "S1").split("exporter-consignee-linked —")[1].split("\n\n")[0]
     assert "consignee related to exporter within 2 hops via address, phone, parent → true" \

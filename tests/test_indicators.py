@@ -127,12 +127,15 @@ def test_a_listed_name_misspelt_is_prohibited_with_the_alias_and_score_shown() -
     assert "as 'Lockheed Martin Corp.', score 9" in f.explanation
 
 
-# The indicators whose definition covers their typology on the demo data: they must keep the
-# targets. The others find only part of what the typology plants (splits in two parts or over
-# more than 30 days, surges below the value floor, cheap minerals relabelled as dearer goods);
-# their measured figures are in bench/README.md, and they must still find cases.
-MEETS_TARGETS = ("end-user-elsewhere", "hub-routing", "exporter-consignee-linked",
-                 "listed-party-affiliate", "licence-borrowing", "control-list-consignee")
+# The indicators that keep the targets on this small sample too. The held-out figures (100,000
+# declarations, bench/README.md) meet them for every indicator; here 6,000 declarations have a
+# dozen exporters and a few consignees per country, so ordinary trade repeats exporter-consignee
+# pairs far more often than it does at scale (the split indicators), and a few cases per kind
+# leave the name and end-user figures to chance. Those must still find cases.
+MEETS_TARGETS = ("relabelled-unit-value", "end-user-elsewhere", "surge-on-route",
+                 "new-consignee-volume", "hub-routing", "exporter-consignee-linked",
+                 "listed-party-affiliate", "licence-borrowing", "new-exporter-volume",
+                 "control-list-consignee")
 
 
 def test_indicators_find_the_planted_cases_of_the_demo_data(tmp_path: Path) -> None:
@@ -151,7 +154,7 @@ def test_indicators_find_the_planted_cases_of_the_demo_data(tmp_path: Path) -> N
         q = quality[rule]
         assert q.recall >= RECALL_TARGET and q.precision >= PRECISION_TARGET, q
     explained = {f.rule: f.explanation for f in findings}
-    assert "count of declarations within 30 days with same exporter, consignee, group: " \
+    assert "count of declarations within 45 days with same exporter, consignee, group: " \
         in explained["split-consignments"]
     assert "consignee is linked to exporter within 2 hops: " in \
         explained["exporter-consignee-linked"]
