@@ -8,13 +8,14 @@ exports, shipments to a banned destination, listed consignees under other spelli
 goods, transshipment, split consignments, related parties, withheld end users, borrowed licences
 and new exporters.
 
-The planted cases follow the smuggling typology, not the rules' thresholds: a split shipment is a
-normal order cut into two to six parts over up to 45 days, a surge brings a route country more of
-a mineral in one to four months than it received in the year before, and so on; some of them fall outside what an indicator
-looks for, as real cases do. Ordinary trade carries the look-alikes an analyst meets: Hong Kong
-traders that name no end user, exporters and consignees sharing an agent's or a forwarder's
-address, new legitimate customers and exporters, export agents named on licences, repeated
-consignments near the thresholds, and steady trade to the route countries.
+The planted cases follow the smuggling typology, not the rules' thresholds: a split shipment is
+a normal order cut into two to six parts over up to 45 days, a surge brings a route country more
+of a mineral in one to four months than it received in the year before, and so on; some of them
+fall outside what an indicator looks for, as real cases do. Ordinary trade carries the
+look-alikes an analyst meets: Hong Kong traders that name no end user, exporters and consignees
+sharing an agent's or a forwarder's address, new legitimate customers and exporters, export
+agents named on licences, repeated consignments near the thresholds, and steady trade to the
+route countries.
 """
 
 from __future__ import annotations
