@@ -12,8 +12,9 @@ party (its aliases) is the same node. Two parties are linked by:
   to party listed on L via owner`: A is a majority-owned subsidiary of a listed party).
 Address and phone links go both ways.
 
-The knowledge base and the reference interpreter both build their reach from this module, so
-their notion of "related" is the same by construction; what is tested is how each uses it.
+The knowledge base builds its reach from this module; the reference interpreter follows the
+same links one hop at a time on its own (`dsl.naive.Links`), so the differential tests and
+tests/test_naive.py check these searches.
 """
 
 from __future__ import annotations

@@ -6,7 +6,9 @@ conditions (True, False, None for "a needed fact is missing"), in-force periods 
 suspensions, items matched by customs code, licences drawn down in date order, listed parties
 matched by normalised name, exceptions and overrides.
 
-Case folding in `mentions` is ASCII-only, as SQLite's LOWER is; explanations are not
+What is in force on a day, which listed party a name matches and which parties are linked are
+its own plain answers (`dsl.naive`), not the compiler's helpers, so the comparison checks those
+too. Case folding in `mentions` is ASCII-only, as SQLite's LOWER is; explanations are not
 reproduced (findings are compared on declaration, rule, outcome, severity and citation).
 """
 
@@ -23,16 +25,9 @@ from typing import Any
 from dsl import ast
 from dsl.check import CheckedRulebook, Interval, normalise_customs_code
 from dsl.compile import OUTCOME_OF, listing_nodes, required_items
-from dsl.graph import PartyFacts, PartyGraph
-from dsl.names import PartyMatcher, party_key
-from dsl.periods import (
-    Control,
-    ListingPeriods,
-    control_on,
-    item_controls,
-    listing_periods,
-    rule_periods,
-)
+from dsl.graph import PartyFacts
+from dsl.naive import Act, Calendar, Links, Listing, Names
+from dsl.names import party_key
 from dsl.schema import UNIT_FACTORS, Schema
 
 Row = Mapping[str, Any]
@@ -89,7 +84,7 @@ class Interpreter:
     def __init__(self, rb: CheckedRulebook, schema: Schema) -> None:
         self.rb = rb
         self.schema = schema
-        self.periods = rule_periods(rb)
+        self.calendar = Calendar(rb)
         self.codes: dict[str, set[str]] = defaultdict(set)
         for name, item in rb.items.items():
             for a in ast.attrs_of(item, ast.Customs):
@@ -114,20 +109,17 @@ class Interpreter:
                 rb.parties[owner.owner.name].title.value
                 if owner and owner.owner.name in rb.parties else None,
                 float(owner.share_pct) if owner and owner.share_pct is not None else None))
-        self.matcher = PartyMatcher(spellings)
+        self.names = Names(spellings)
         self.thresholds = {
             name: float(t.value) if (t := ast.first_attr(lst, ast.MatchThreshold)) else 100.0
             for name, lst in rb.lists.items()}
         self.licences: dict[str, Row] = {}
         self.prepare([], [])
-        self.listings: dict[str, list[ListingPeriods]] = defaultdict(list)
-        for lp in listing_periods(rb):
-            self.listings[lp.party].append(lp)
-        self.controls = item_controls(rb)
+        self.listings: dict[str, list[Listing]] = self.calendar.listings
 
-    def control(self, item: str, day: str) -> Control | None:
+    def control(self, item: str, day: str) -> Act | None:
         """The act that controls `item` on `day`, if any."""
-        return control_on(self.controls.get(item, ()), _day(day))
+        return self.calendar.control(item, _day(day))
 
     # ------------------------------------------------------------ history and parties
     def prepare(self, declarations: Sequence[Row], parties: Sequence[Row],
@@ -138,7 +130,6 @@ class Interpreter:
         self.published = list(published)
         self.days = {d["id"]: _day(d["declared_on"]).toordinal() for d in self.history}
         self.windows: dict[Any, dict[tuple[Any, ...], tuple[list[int], list[Row]]]] = {}
-        self.near_listed: dict[Any, dict[str, dict[str, Any]]] = {}
         self.minerals = {(d["id"], r): min((m for i in self.items_of(d)
                                             if (m := self.rb.mineral_of(i, r)) is not None),
                                            default=None)
@@ -151,7 +142,7 @@ class Interpreter:
                     day = self.days[d["id"]]
                     self.first_day[key] = min(self.first_day.get(key, day), day)
         self.code_ranges = self.typical_unit_values()
-        self.graph = PartyGraph([
+        self.links = Links([
             *self.party_facts,
             *(PartyFacts(str(p["name"]), p.get("address"), p.get("phone"), p.get("parent"))
               for p in parties)], self.same)
@@ -371,22 +362,17 @@ class Interpreter:
             b = self.value(d, c.other.name)
             if a is None or b is None:
                 return None
-            return self.graph.related(str(a), str(b), links, hops) is not None
+            return self.links.node(str(b)) in self.links.reach(str(a), links, hops)
         if a is None:
             return None
         lists = {r.name for r in c.other.lists} or set(self.rb.lists)
         when = _day(day)
-        key = (tuple(sorted(links)), hops)
-        if key not in self.near_listed:
-            self.near_listed[key] = self.graph.reach_to(
-                [self.rb.parties[p].title.value for p in self.listings], links, hops)
-        node = self.graph.node(str(a)) or ""
-        return any(lp.list in lists and lp.periods.in_force(when)
-                   for target in self.near_listed[key].get(node, {})
+        return any(lp.list in lists and self.calendar.listing_in_force(lp, when)
+                   for target in self.links.reach(str(a), links, hops)
                    for party in self.key_parties.get(target, ())
                    for lp in self.listings[party])
 
-    def best_listing(self, c: ast.Listed, name: Any, day: str) -> ListingPeriods | None:
+    def best_listing(self, c: ast.Listed, name: Any, day: str) -> Listing | None:
         """The listing in force on `day`, on one of the lists and imposing one of the measures
         `c` names, of the party `name` matches best (the order of the knowledge base's
         `listed_matches`: score, legal name, list, instrument, entry, measure)."""
@@ -395,11 +381,11 @@ class Interpreter:
         when = _day(day)
         found = [(-m.score, self.rb.parties[m.party].title.value, lp.list, lp.instrument,
                   lp.provision or "", lp)
-                 for m in self.matcher.match(str(name), min(self.thresholds.values(),
-                                                            default=100.0))
+                 for m in self.names.hits(str(name), min(self.thresholds.values(),
+                                                         default=100.0))
                  for lp in self.listings[m.party]
                  if lp.list in lists and m.score >= self.thresholds[lp.list]
-                 and lp.periods.in_force(when)
+                 and self.calendar.listing_in_force(lp, when)
                  and (not measures or measures & set(lp.measures))]
         return min(found, key=lambda f: f[:5])[5] if found else None
 
@@ -517,7 +503,7 @@ class Interpreter:
                 self.uses_items(w) for _, w in exceptions)
             for d in declarations:
                 day = as_of or d["declared_on"]
-                if not self.periods[name].in_force(_day(day)):
+                if not self.calendar.rule_in_force(name, _day(day)):
                     continue
                 candidates: list[str | None] = [None]
                 if with_items:
@@ -531,7 +517,7 @@ class Interpreter:
                         continue
                     if t is None and not self.report_unknown(rule, d):
                         continue
-                    if any(self.periods[s.name.name].in_force(_day(day)) and
+                    if any(self.calendar.rule_in_force(s.name.name, _day(day)) and
                            (w is None or self.truth(w, d, item, day) is True)
                            for s, w in exceptions):
                         continue

@@ -9,7 +9,8 @@ Chinese legal forms dropped), common abbreviations are spelled out and legal for
 dropped.
 
 `PartyMatcher` scores a name against every alias of the listed parties that shares a block
-with it (a word's first four letters, or the first four letters of the name without spaces), so
+with it (a word's first four letters, or the first three or four letters or the last four of the
+name without spaces), so
 the cost grows with the names that look alike, not with the size of the list. Scores are
 rapidfuzz ratios (0–100) of the normalised names, with and without spaces (so `Hunan Youse
 Jinshu` meets `湖南有色金属`); a match needs the list's `match threshold`.
@@ -87,13 +88,18 @@ class Match:
 
 def _blocks(key: str) -> set[str]:
     """Block keys of a normalised name: each word, each word's first four letters, each pair
-    of neighbouring words' first three letters, and the first four letters without spaces."""
+    of neighbouring words' first three letters, and, without spaces, the first four letters,
+    the first three and the last four, and for names of up to eight letters the first two and
+    the last three: one typing error (a letter dropped, doubled or swapped with the next)
+    cannot change both the start and the end, so `Andruil` and `Anudril` meet `Anduril`."""
     words = key.split()
     found = {w[:4] for w in words if len(w) >= 2} | {"w:" + w for w in words}
     found |= {f"{a[:3]}+{b[:3]}" for a, b in pairwise(words)}
     joined = key.replace(" ", "")
     if joined:
-        found.add("=" + joined[:4])
+        found |= {"=" + joined[:4], "<" + joined[:3], ">" + joined[-4:]}
+        if len(joined) <= 8:
+            found |= {"<<" + joined[:2], ">>" + joined[-3:]}
     return found
 
 

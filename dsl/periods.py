@@ -1,6 +1,7 @@
 """When each rule, item control and listing is in force, once its amendments are applied:
-the one resolved account of the law over time that the compiler, the interpreter, `excon
-explain`, `excon docs` and the knowledge base's rows all read.
+the one resolved account of the law over time that the compiler, `excon explain`, `excon docs`
+and the knowledge base's rows all read. The reference interpreter answers the same question one
+day at a time on its own (`dsl.naive.Calendar`), so that the differential tests check this.
 
 A rule is in force from its `from` date (or its instrument's `in force` date) until its `until`
 date, both inclusive, except while a suspension of it — or of its instrument, or of the

@@ -16,6 +16,7 @@ from typing import Any
 
 from dsl.interpret import Interpreter
 from dsl.model import law
+from dsl.periods import rule_periods
 from kb.checks import declaration_findings_query
 from kb.screen import Finding, Screener
 
@@ -114,6 +115,7 @@ def explain(db: Path, declaration_id: str, as_of: str | None = None,
     items = interpreter.items_of(d)
     candidates: list[str | None] = [*items] or [None]
     out = []
+    periods_of = rule_periods(rb)
     for rule in law(rb).rules.values():
         if rule.kind != "rule":
             continue
@@ -121,7 +123,7 @@ def explain(db: Path, declaration_id: str, as_of: str | None = None,
         where = (rule.instrument + (f" {rule.provision}" if rule.provision else "")
                  ) if rule.instrument else "no citation"
         r = RuleExplanation(name, rule.title or name, where, finding=findings.get(name))
-        periods = interpreter.periods[name]
+        periods = periods_of[name]
         spans = ", ".join(f"{iv.start or '…'} to {iv.end or '…'}" for iv in periods.intervals)
         if periods.in_force(day):
             r.lines.append(f"in force: yes ({spans})")
@@ -159,7 +161,7 @@ def explain(db: Path, declaration_id: str, as_of: str | None = None,
                 r.lines.append(f"licence: {d['licence_no']} "
                                f"{'covers it' if ok else 'does not cover it'}")
         for s in (law(rb).rules[x.name.name] for x in interpreter.suppressors(name)):
-            applies = interpreter.periods[s.name].in_force(day) and (
+            applies = periods_of[s.name].in_force(day) and (
                 s.when is None or any(interpreter.truth(s.when, d, i, judged) is True
                                       for i in candidates))
             r.lines.append(f"{'exception' if s.kind == 'exception' else 'overridden by'}"
