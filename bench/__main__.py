@@ -85,7 +85,8 @@ def main(argv: list[str] | None = None) -> int:
         biggest = Path(tempfile.gettempdir()) / "excon-bench" / f"kb-{sizes[-1]}.db"
         results["indicators"] = ind = indicators.run(
             3_000 if args.quick else args.quality_size,
-            biggest if "screen" in only else None, 1 if args.quick else 3)
+            biggest if "screen" in only else None, 1 if args.quick else 3,
+            fresh_seeds=(8,) if args.quick else indicators.FRESH_SEEDS)
         print(indicators.report(ind))
     if "matching" in only:
         results["matching"] = mt = matching.run(

@@ -56,12 +56,17 @@ def test_quick_benchmark_run_writes_figures(tmp_path: Path, capsys: object) -> N
     assert all(q["recall_ci"][0] <= q["recall"] <= q["recall_ci"][1] and
                q["recall_ci"][0] < q["recall_ci"][1] for q in ind["quality"] if q["cases"])
     assert ind["seed"] == 7 and ind["cost_end_to_end"]["without_indicators_s"] > 0
+    # a set no definition was revised against, scored the same way
+    [fresh] = ind["fresh"]
+    assert fresh["seed"] == 8 and {q["rule"] for q in fresh["quality"]} == \
+        {q["rule"] for q in ind["quality"]}
+    assert ind["fresh_min_precision"] == min(q["precision"] for q in fresh["quality"])
     assert ind["cost"]["ratio"] >= 1 and ind["cost"]["indicators"] >= 13
     mt = results["matching"]
     assert mt["pairs"] >= 200 and mt["precision"] > 0.9 and mt["recall"] > 0.9
     assert [r["list_size"] for r in mt["runs"]] == [1_000, 2_000]
     rows = {r["figure"]: r for r in results["targets"]}
-    assert len(rows) == 19 and {r["status"] for r in rows.values()} <= {
+    assert len(rows) == 21 and {r["status"] for r in rows.values()} <= {
         "met", "NOT met", "not measured"}
     # the quick run measures everything but the 1M screening figures
     assert rows["single declaration p50"]["value"] == results["latency"]["p50_ms"]
@@ -78,6 +83,6 @@ def test_quick_benchmark_run_writes_figures(tmp_path: Path, capsys: object) -> N
     assert updated["load"] == results["load"] and updated["serve"] == results["serve"]
     assert updated["measured"]["load"]["at"] == "2026-01-01T00:00:00+00:00"
     assert updated["measured"]["frontend"]["at"] > "2026-01-01"
-    assert len(updated["targets"]) == 19
+    assert len(updated["targets"]) == 21
     assert {r["figure"]: r["value"] for r in updated["targets"]}["load / raw executemany"] == \
         results["load"]["ratio_to_raw"]
