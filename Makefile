@@ -51,11 +51,14 @@ XDIST := -n $(PYTEST_JOBS) --dist loadfile
 test-fast: system-deps lint typecheck $(STAMP)
 	$(BIN)/pytest $(XDIST) -m "not slow" --durations=15
 
-## system-deps: from Debian, PostgreSQL's server (cross-engine tests) and Chromium (browser tests)
+## system-deps: from Debian, PostgreSQL's server and client (cross-engine and bundle tests), the
+## sqlite3 shell (the SQLite bundle's commands) and Chromium (browser tests)
 system-deps:
 	@missing=""; \
 	if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb >/dev/null; then \
 	    missing="$$missing postgresql"; fi; \
+	if ! command -v psql >/dev/null; then missing="$$missing postgresql-client"; fi; \
+	if ! command -v sqlite3 >/dev/null; then missing="$$missing sqlite3"; fi; \
 	if ! test -x /usr/bin/chromium; then missing="$$missing chromium"; fi; \
 	if test -n "$$missing"; then \
 	    echo "installing$$missing (Debian packages) for the tests"; \

@@ -44,7 +44,7 @@ DIALECTS = ("sqlite", "duckdb", "postgres")
 # Functions a generated statement may call; the linter rejects anything else.
 ALLOWED_FUNCTIONS = frozenset({
     "AND", "OR", "CASE", "IF", "CAST", "CONCAT", "COALESCE", "ROW_NUMBER", "EXISTS", "LOWER",
-    "STR_POSITION", "NULLIF", "COUNT", "SUM", "ROUND",
+    "STR_POSITION", "NULLIF", "COUNT", "SUM", "ROUND", "FLOOR",
 })
 
 D = "d"  # alias of the judged declaration in every check
@@ -100,6 +100,18 @@ FALSE = exp.false()
 
 def _col(name: str, table: str = D) -> exp.Column:
     return exp.column(name, table=table)
+
+
+def whole(value: exp.Expression) -> exp.Expression:
+    """A sum or count shown as a whole number, alike on every engine: first to the thousandth,
+    so that the order in which an engine added the values does not show (one sums 101650.5 as
+    101650.49999999, another as 101650.50000001), then halves up (ROUND of a double rounds them
+    to even on PostgreSQL); a cast to an integer only once it is whole (it truncates on SQLite
+    and rounds elsewhere). Windows are never negative."""
+    thousandths = exp.Floor(this=exp.Add(this=exp.Mul(this=value, expression=_lit(1000)),
+                                         expression=_lit(0.5)))
+    return exp.Floor(this=exp.Add(this=exp.Div(this=thousandths, expression=_lit(1000)),
+                                  expression=_lit(0.5)))
 
 
 def _lit(value: object) -> exp.Expression:
@@ -765,8 +777,7 @@ class Compiler:
         result = exp.Coalesce(this=_col("value", alias), expressions=[_lit(0)])
         from dsl.format import expression as text
 
-        # whole numbers, printed alike by every engine
-        shown = exp.cast(exp.cast(exp.Round(this=result.copy()), "BIGINT"), "TEXT")
+        shown = exp.cast(exp.cast(whole(result.copy()), "BIGINT"), "TEXT")
         self.evidence.append(exp.Concat(expressions=[_lit(f"; {text(agg)}: "), shown,
                                                      _lit(unit)]))
         return result

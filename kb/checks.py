@@ -253,6 +253,9 @@ SUPPORT_VIEWS = {
                WHERE d.end_user IS NOT NULL) AS x
         JOIN party_name_keys AS k ON k.name = x.name
         GROUP BY k.key""",
+    # Whole kilograms in its text: the amount drawn first to the gram, so that the order in
+    # which an engine added the quantities does not show, then truncated (a cast to an
+    # integer truncates on SQLite and rounds on the other engines).
     "licence_cover": """
         SELECT u.declaration_id, u.licence_no,
                CASE WHEN u.found IS NULL OR u.date_ok = 0 OR u.holder_ok = 0
@@ -272,8 +275,9 @@ SUPPORT_VIEWS = {
                          || ' does not cover this item'
                     WHEN u.limit_kg IS NOT NULL AND u.drawn_kg > u.limit_kg
                     THEN 'licence ' || u.licence_no || ' quantity exhausted: '
-                         || CAST(CAST(u.drawn_kg AS BIGINT) AS TEXT) || ' of '
-                         || CAST(CAST(u.limit_kg AS BIGINT) AS TEXT) || ' kg'
+                         || CAST(CAST(FLOOR(FLOOR(u.drawn_kg * 1000 + 0.5) / 1000) AS BIGINT)
+                                 AS TEXT) || ' of '
+                         || CAST(CAST(FLOOR(u.limit_kg) AS BIGINT) AS TEXT) || ' kg'
                END AS problem,
                u.drawn_kg
         FROM (

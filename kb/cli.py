@@ -361,18 +361,23 @@ def test_examples(paths: tuple[str, ...]) -> None:
 
 @cli.command()
 @click.option("--dialect", type=click.Choice(["sqlite", "duckdb", "postgres"]),
-              help="Write checks.sql for this SQL engine.")
+              help="Write the bundle for this SQL engine.")
 @click.option("--format", "fmt", type=click.Choice(["sql", "json"]), default="sql",
               show_default=True, help="json: the checked rules as rules.json.")
 @click.option("--out", required=True, type=click.Path(), help="Folder to write into.")
 @click.option("--rulebooks", "rulebook_paths", multiple=True, type=click.Path(),
               help="Rulebooks to export (default ./rulebooks).")
 def export(dialect: str | None, fmt: str, out: str, rulebook_paths: tuple[str, ...]) -> None:
-    """Export the compiled checks for other tools: SQL per dialect, or the rules as JSON.
+    """Export the compiled checks for other tools: a bundle per SQL engine, or the rules as
+    JSON.
 
-    SQL: one script with the documented tables, the support relations and a view per rule
-    plus `findings`. JSON: rules.json and its JSON Schema (rules.schema.json).
+    SQL: a folder that runs the checks on that engine without excon — the tables, the
+    rulebook's rows as CSV with a load script, every support relation and a view per rule
+    plus `findings`, a self-check, a manifest and a README with the commands. The inputs go
+    in its `inputs/` folder, written by `excon prepare`. JSON: rules.json and its JSON Schema
+    (rules.schema.json).
     """
+    from kb import bundle
     from kb import export as exporter
     from kb.screen import Screener, ScreeningError
 
@@ -392,9 +397,64 @@ def export(dialect: str | None, fmt: str, out: str, rulebook_paths: tuple[str, .
         click.echo(f"wrote {folder / 'rules.json'} and rules.schema.json", err=True)
         return
     assert dialect is not None
-    path = folder / f"checks.{dialect}.sql"
-    path.write_text(exporter.sql(screener.compiled, dialect), encoding="utf-8")
-    click.echo(f"wrote {path} ({len(screener.compiled.rules)} checks)", err=True)
+    found = bundle.write_bundle(screener.db.conn, screener.compiled, dialect, folder)
+    click.echo(f"wrote the {dialect} bundle to {folder}/ ({len(screener.compiled.rules)} "
+               f"checks, {len(found['tables'])} tables; scripts: "
+               f"{', '.join(found['scripts'])}); next: excon prepare … --out "
+               f"{folder / 'inputs'}", err=True)
+
+
+@cli.command()
+@click.option("--declarations", required=True, type=click.Path(allow_dash=True),
+              help="declarations.csv ('-' for standard input).")
+@click.option("--licences", type=click.Path(allow_dash=True), help="licences.csv")
+@click.option("--parties", type=click.Path(allow_dash=True), help="parties.csv")
+@click.option("--unit-values", type=click.Path(allow_dash=True),
+              help="A published unit-value table (as for excon build).")
+@click.option("--as-of", "as_of", help="Judge every declaration by the law of this date.")
+@click.option("--out", required=True, type=click.Path(),
+              help="Folder to write into (a bundle's inputs/ folder).")
+@click.option("--rulebooks", "rulebook_paths", multiple=True, type=click.Path(),
+              help="Rulebooks the bundle was exported from (default ./rulebooks).")
+@click.option("--allow-rejected", default="0", show_default=True, callback=_allowance,
+              help="Rejected rows a file may have (a count, or a percentage such as 1%) "
+                   "before the exit status is 1.")
+@REJECT_FUTURE
+def prepare(declarations: str, licences: str | None, parties: str | None,
+            unit_values: str | None, as_of: str | None, out: str,
+            rulebook_paths: tuple[str, ...], allow_rejected: str, reject_future: bool) -> None:
+    """Write the input tables of an exported bundle for these input files: the declarations,
+    licences and parties as excon validates them, and what only Python computes (party-name
+    keys, fuzzy matches against the lists, the links between parties, licence items).
+
+    Rejected rows are reported as `excon screen` reports them and left out."""
+    import datetime as dt
+
+    from kb import bundle
+    from kb.load import LoadError
+    from kb.screen import Screener, ScreeningError
+
+    if as_of is not None:
+        try:
+            dt.date.fromisoformat(as_of)
+        except ValueError:
+            raise click.BadParameter("expected a date YYYY-MM-DD", param_hint="--as-of") from None
+    try:
+        screener = Screener([Path(p) for p in _paths(rulebook_paths)])
+        with screener.loaded(declarations, licences, parties, as_of, unit_values,
+                             reject_future) as reports:
+            rows = bundle.write_inputs(screener.db.conn, Path(out))
+    except (ScreeningError, LoadError) as e:
+        click.echo(f"error: {e}", err=True)
+        sys.exit(1)
+    _print_loads([r for r in reports if r.rejected_rows or r.warnings()], kept=False)
+    click.echo(f"wrote {', '.join(f'{t} ({n:,})' for t, n in rows.items())} to {out}/ "
+               f"(rulebook version {screener.version})", err=True)
+    too_many = [w for r in reports if (w := r.too_many_rejected(allow_rejected))]
+    for w in too_many:
+        click.echo(f"error: {w}", err=True)
+    if too_many:
+        sys.exit(1)
 
 
 @cli.command()

@@ -11,7 +11,8 @@ from __future__ import annotations
 import csv
 import io
 import weakref
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -81,6 +82,37 @@ class Screener:
     def version(self) -> str:
         return self.rulebook.version
 
+    @contextmanager
+    def loaded(self, declarations: str | Path | IO[bytes] | None,
+               licences: str | Path | IO[bytes] | None = None,
+               parties: str | Path | IO[bytes] | None = None,
+               as_of: str | None = None,
+               unit_values: str | Path | IO[bytes] | None = None,
+               reject_future: bool = False) -> Iterator[list[LoadReport]]:
+        """Inputs loaded into the screener's knowledge base, with every relation derived from
+        them, for the time of the `with` block; then the screener is empty again."""
+        conn = self.db.conn
+        reports: list[LoadReport] = []
+        try:
+            for table, source in (("unit_values", unit_values), ("trade_parties", parties),
+                                  ("licences", licences), ("declarations", declarations)):
+                if source is not None:
+                    reports.append(load_csv(self.db, table, source,
+                                            reject_future=reject_future))
+            refresh_inputs(self.db)
+            conn.execute("DELETE FROM excon_settings")
+            if as_of is not None:
+                conn.execute("INSERT INTO excon_settings (as_of) VALUES (?)", [as_of])
+            yield reports
+        finally:
+            if conn.in_transaction:
+                conn.rollback()
+            for table in ("declarations", "licences", "trade_parties", "rejected_rows",
+                          "party_name_keys", "licence_items", "excon_settings",
+                          "listed_names", "party_reach", "unit_values"):
+                conn.execute(f'DELETE FROM "{table}"')  # names are ours, not the user's
+            conn.commit()
+
     def screen_files(self, declarations: str | Path | IO[bytes],
                      licences: str | Path | IO[bytes] | None = None,
                      parties: str | Path | IO[bytes] | None = None,
@@ -96,17 +128,8 @@ class Screener:
         `engine="duckdb"` runs the same checks, printed in DuckDB's dialect, on a copy of the
         data in DuckDB (moved over from Python; no DuckDB extension is needed)."""
         conn = self.db.conn
-        reports: list[LoadReport] = []
-        try:
-            for table, source in (("unit_values", unit_values), ("trade_parties", parties),
-                                  ("licences", licences), ("declarations", declarations)):
-                if source is not None:
-                    reports.append(load_csv(self.db, table, source,
-                                            reject_future=reject_future))
-            refresh_inputs(self.db)
-            conn.execute("DELETE FROM excon_settings")
-            if as_of is not None:
-                conn.execute("INSERT INTO excon_settings (as_of) VALUES (?)", [as_of])
+        with self.loaded(declarations, licences, parties, as_of, unit_values,
+                         reject_future) as reports:
             if engine == "duckdb":
                 from kb.engines import duckdb_findings
 
@@ -119,14 +142,6 @@ class Screener:
                 rows = conn.execute(
                     "SELECT * FROM findings ORDER BY declaration_id, rule, outcome").fetchall()
             findings = [Finding(*row) for row in rows]
-        finally:
-            if conn.in_transaction:
-                conn.rollback()
-            for table in ("declarations", "licences", "trade_parties", "rejected_rows",
-                          "party_name_keys", "licence_items", "excon_settings",
-                          "listed_names", "party_reach", "unit_values"):
-                conn.execute(f'DELETE FROM "{table}"')  # names are ours, not the user's
-            conn.commit()
         return findings, reports
 
     def screen(self, declarations: Iterable[Mapping[str, Any]],

@@ -22,25 +22,25 @@ def export(tmp_path: Path, *args: str) -> Path:
     return tmp_path
 
 
-def test_sqlite_script_creates_every_table_and_check(tmp_path: Path) -> None:
-    script = (export(tmp_path, "--dialect", "sqlite") / "checks.sqlite.sql").read_text("utf-8")
+def script(folder: Path, *names: str) -> str:
+    return "\n".join((folder / n).read_text("utf-8") for n in names)
+
+
+def test_sqlite_bundle_creates_every_table_and_check(tmp_path: Path) -> None:
+    folder = export(tmp_path, "--dialect", "sqlite")
     conn = sqlite3.connect(":memory:")
-    conn.executescript(script)
+    conn.executescript(script(folder, "schema.sql", "checks.sql"))
     views = {r[0] for r in conn.execute("select name from sqlite_master where type = 'view'")}
     assert {"findings", "check_us_critical_minerals_ban", "licence_cover"} <= views
     assert conn.execute("select count(*) from findings").fetchone() == (0,)
 
 
-def test_duckdb_script_runs_on_duckdb(tmp_path: Path) -> None:
-    """The script creates every table and view on DuckDB; each check answers, and `findings`
-    binds with the contract's columns. (Querying the union itself on DuckDB is left to the
-    engines' speed work: its planner takes minutes over the union of every check, which is
-    why excon's own DuckDB screening runs the checks one by one.)"""
-    script = (export(tmp_path, "--dialect", "duckdb") / "checks.duckdb.sql").read_text("utf-8")
+def test_duckdb_bundle_runs_on_duckdb(tmp_path: Path) -> None:
+    """The scripts create every table and view on DuckDB; each check answers, and
+    findings.sql fills `findings` with the contract's columns, check by check."""
+    folder = export(tmp_path, "--dialect", "duckdb")
     conn = duckdb.connect()
-    for part in script.split("\n\n"):
-        if not part.startswith("--"):
-            conn.execute(part.rstrip().rstrip(";"))
+    conn.execute(script(folder, "schema.sql", "checks.sql", "findings.sql"))
     checks = [v for (v,) in conn.execute(
         "SELECT view_name FROM duckdb_views() WHERE NOT internal AND view_name LIKE 'check_%'"
     ).fetchall()]
@@ -52,14 +52,13 @@ def test_duckdb_script_runs_on_duckdb(tmp_path: Path) -> None:
                            "provision"]
 
 
-def test_postgres_script_runs_on_postgres(tmp_path: Path, postgres_dsn: str) -> None:
-    script = (export(tmp_path, "--dialect", "postgres") / "checks.postgres.sql").read_text(
-        "utf-8")
+def test_postgres_bundle_runs_on_postgres(tmp_path: Path, postgres_dsn: str) -> None:
+    folder = export(tmp_path, "--dialect", "postgres")
     with psycopg.connect(postgres_dsn, autocommit=True) as pg:
         pg.execute("CREATE SCHEMA export_test")
         try:
             pg.execute("SET search_path TO export_test")
-            pg.execute(script.encode("utf-8"))
+            pg.execute(script(folder, "schema.sql", "checks.sql").encode("utf-8"))
             row = pg.execute("select count(*) from findings").fetchone()
             assert row is not None and row[0] == 0
         finally:

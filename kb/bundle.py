@@ -1,0 +1,312 @@
+"""Self-contained bundles of the compiled checks, one per SQL engine, for tools that run them
+without excon.
+
+`excon export --dialect D --out DIR` writes, for SQLite, DuckDB or PostgreSQL:
+
+- `schema.sql`: every table the checks read;
+- `rulebook/*.csv` and `load-rulebook.sql`: the rulebook's and the reference rows;
+- `load-inputs.sql`: loads `inputs/*.csv`, which `excon prepare` writes for a set of input
+  files: the declarations, licences and parties as excon validated them, and the relations only
+  Python computes (party-name keys, fuzzy matches of declared names against the lists, the
+  links between parties, licence items);
+- `checks.sql`: every other support relation, as SQL views, and one view per rule plus
+  `findings`;
+- `selfcheck.sql`: the `excon_selfcheck` view, and a statement that fails, naming what is
+  wrong, when a table the checks need is empty or the prepared relations are not those of the
+  loaded declarations;
+- `manifest.json`: each table, its columns and types, where its rows come from, its file, and
+  the order to run the scripts in; and `README.md` with the commands.
+
+The CSV files have a header row, every text quoted, and an unquoted `\\N` for NULL.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+from typing import Any, cast
+
+import sqlglot
+from sqlglot import exp
+
+from dsl.compile import CompiledRulebook
+from kb.checks import SUPPORT_VIEWS, support_statements
+from kb.engines import CHECK_TABLES, INPUT_TABLES, _csv_field
+
+RULEBOOK_TABLES = tuple(t for t in CHECK_TABLES if t not in INPUT_TABLES)
+SCRIPTS = ("schema.sql", "load-rulebook.sql", "load-inputs.sql", "checks.sql", "selfcheck.sql")
+# DuckDB plans a union of every check as one query in time that grows faster than the checks
+# (see kb.engines.duckdb_findings): there `findings` is a table that findings.sql fills check
+# by check, to be run again after new inputs are loaded.
+DUCKDB_SCRIPTS = (*SCRIPTS, "findings.sql")
+
+
+def scripts(dialect: str) -> tuple[str, ...]:
+    return DUCKDB_SCRIPTS if dialect == "duckdb" else SCRIPTS
+NULL = "\\N"
+_TYPES = {
+    "duckdb": {"TEXT": "VARCHAR", "FLOAT": "DOUBLE", "REAL": "DOUBLE", "INTEGER": "BIGINT",
+               "": "VARCHAR"},
+    "postgres": {"TEXT": "TEXT", "FLOAT": "DOUBLE PRECISION", "REAL": "DOUBLE PRECISION",
+                 "INTEGER": "BIGINT", "": "TEXT"},
+    "sqlite": {"TEXT": "TEXT", "FLOAT": "REAL", "REAL": "REAL", "INTEGER": "INTEGER",
+               "": "TEXT"},
+}
+# What each table holds, for the manifest.
+SOURCES = {
+    "declarations": "the declarations file, as excon validated it (excon prepare)",
+    "licences": "the licences file, as excon validated it (excon prepare)",
+    "trade_parties": "the parties file, as excon validated it (excon prepare)",
+    "excon_settings": "one row with the date every declaration is judged by, or none "
+                      "(excon prepare --as-of)",
+    "licence_items": "each licence's items, split from its items column (excon prepare)",
+    "party_name_keys": "each declared and listed party name with its normalised key "
+                       "(excon prepare; Python: case, script, legal forms)",
+    "listed_names": "declared names matching a listed party, with the score (excon prepare; "
+                    "Python: fuzzy matching)",
+    "party_reach": "parties linked by address, telephone or ownership within the hops the "
+                   "rules ask (excon prepare; Python: the party graph)",
+    "unit_values": "a published unit-value table, if one is given (excon prepare "
+                   "--unit-values)",
+}
+
+
+def _ident(name: str, dialect: str) -> str:
+    return exp.to_identifier(name, quoted=True).sql(dialect=dialect)
+
+
+def columns(conn: sqlite3.Connection, table: str) -> list[tuple[str, str]]:
+    """The table's columns and their SQLite types, in order."""
+    return [(str(c[1]), str(c[2]).upper()) for c in
+            conn.execute(f'PRAGMA table_info("{table}")')]  # names are ours
+
+
+def write_csv(conn: sqlite3.Connection, table: str, path: Path) -> int:
+    """The table's rows, header first; returns how many."""
+    cursor = conn.execute(f'SELECT * FROM "{table}"')  # names are ours, not the user's
+    n = 0
+    with path.open("w", encoding="utf-8", newline="") as f:
+        f.write(",".join(_csv_field(c) for c, _ in columns(conn, table)) + "\n")
+        for batch in iter(lambda: cursor.fetchmany(50_000), []):
+            f.writelines(",".join(map(_csv_field, row)) + "\n" for row in batch)
+            n += len(batch)
+    return n
+
+
+def schema_sql(conn: sqlite3.Connection, dialect: str) -> str:
+    statements = []
+    for table in CHECK_TABLES:
+        defs = [exp.ColumnDef(this=exp.to_identifier(c, quoted=True),
+                              kind=exp.DataType.build(_TYPES[dialect].get(t, "TEXT"),
+                                                      dialect=dialect))
+                for c, t in columns(conn, table)]
+        create = exp.Create(this=exp.Schema(this=exp.to_table(table), expressions=defs),
+                            kind="TABLE")
+        statements.append(create.sql(dialect=dialect, pretty=True) + ";")
+    return "\n\n".join(statements) + "\n"
+
+
+def load_sql(conn: sqlite3.Connection, tables: tuple[str, ...], folder: str,
+             dialect: str) -> str:
+    """Statements that load `folder/<table>.csv` into each table, run from the bundle's
+    folder: `COPY` on DuckDB, psql's `\\copy` on PostgreSQL, the sqlite3 shell's `.import`
+    through a staging table on SQLite (which reads every field as text: `\\N` becomes NULL)."""
+    out = []
+    for table in tables:
+        path = f"{folder}/{table}.csv"
+        name = _ident(table, dialect)
+        if dialect == "duckdb":
+            out.append(f"COPY {name} FROM '{path}' (FORMAT csv, HEADER true, NULLSTR '\\N', "
+                       "ALLOW_QUOTED_NULLS false, QUOTE '\"', ESCAPE '\"');")
+        elif dialect == "postgres":
+            out.append(f"\\copy {name} FROM '{path}' WITH (FORMAT csv, HEADER true, "
+                       "NULL '\\N')")
+        else:
+            staging = f"excon_load_{table}"
+            cols = [c for c, _ in columns(conn, table)]
+            insert = exp.insert(
+                exp.select(*(exp.Nullif(this=exp.column(c, quoted=True),
+                                        expression=exp.Literal.string(NULL)) for c in cols))
+                .from_(exp.to_table(staging)),
+                exp.to_table(table), columns=[exp.to_identifier(c, quoted=True) for c in cols])
+            out += [f"DROP TABLE IF EXISTS {staging};",
+                    f".import --csv {path} {staging}",
+                    insert.sql(dialect="sqlite") + ";",
+                    f"DROP TABLE {staging};"]
+    return "\n".join(out) + "\n"
+
+
+def checks_sql(compiled: CompiledRulebook, dialect: str) -> str:
+    views = support_statements(dialect)[-len(SUPPORT_VIEWS):]
+    checks = compiled.statements(dialect)
+    if dialect == "duckdb":
+        checks = checks[:-1]  # `findings` is findings.sql's table there
+    return "\n\n".join(s + ";" for s in [*views, *checks]) + "\n"
+
+
+def findings_sql(compiled: CompiledRulebook) -> str:
+    """DuckDB: `findings` as a table, filled by each check in turn."""
+    first, *rest = [exp.select("*").from_(exp.to_table(r.view)) for r in compiled.rules]
+    create = exp.Create(this=exp.to_table("findings"), kind="TABLE", replace=True,
+                        expression=first)
+    inserts = [exp.insert(q, "findings") for q in rest]
+    return "\n".join(s.sql(dialect="duckdb") + ";" for s in [create, *inserts]) + "\n"
+
+
+def selfcheck_view(required: tuple[str, ...]) -> exp.Expression:
+    """One row per problem: a table the checks need that is empty, or declared names and
+    licences the prepared relations do not know (they were prepared for other inputs)."""
+    def problem(text: str, where: exp.Expression) -> exp.Select:
+        return exp.select(exp.alias_(exp.Literal.string(text), "problem")).where(where)
+
+    def empty(table: str) -> exp.Expression:
+        return exp.Not(this=exp.Exists(this=exp.select("1").from_(table)))
+
+    parts: list[exp.Select] = [
+        problem(f"table {t} is empty: load the bundle's rows", empty(t)) for t in required]
+    parts.append(problem("table declarations is empty: run excon prepare and load-inputs.sql",
+                         empty("declarations")))
+    unknown_names = cast(exp.Expression, sqlglot.condition("""
+        EXISTS (SELECT 1 FROM declarations AS d
+                WHERE NOT EXISTS (SELECT 1 FROM party_name_keys AS k WHERE k.name = d.exporter)
+                   OR NOT EXISTS (SELECT 1 FROM party_name_keys AS k WHERE k.name = d.consignee)
+                   OR (d.end_user IS NOT NULL AND NOT EXISTS (
+                         SELECT 1 FROM party_name_keys AS k WHERE k.name = d.end_user)))"""))
+    parts.append(problem("party_name_keys does not know every declared name: the prepared "
+                         "relations are for other declarations (run excon prepare again)",
+                         unknown_names))
+    unknown_licences = cast(exp.Expression, sqlglot.condition("""
+        EXISTS (SELECT 1 FROM licences AS l
+                WHERE NOT EXISTS (SELECT 1 FROM licence_items AS i
+                                  WHERE i.licence_no = l.licence_no))"""))
+    parts.append(problem("licence_items has no items for some licences: the prepared "
+                         "relations are for other licences (run excon prepare again)",
+                         unknown_licences))
+    union: exp.Expression = parts[0]
+    for p in parts[1:]:
+        union = exp.union(union, p, distinct=False)
+    return union
+
+
+def selfcheck_sql(dialect: str, required: tuple[str, ...]) -> str:
+    view = exp.Create(this=exp.to_table("excon_selfcheck"), kind="VIEW",
+                      expression=selfcheck_view(required))
+    fail = {
+        # DuckDB's error() raises with the text
+        "duckdb": "SELECT error('excon_selfcheck: ' || string_agg(problem, '; ')) "
+                  "FROM excon_selfcheck HAVING COUNT(*) > 0;",
+        "postgres": "DO $$ BEGIN IF EXISTS (SELECT 1 FROM excon_selfcheck) THEN RAISE "
+                    "EXCEPTION 'excon_selfcheck: %', (SELECT string_agg(problem, '; ') FROM "
+                    "excon_selfcheck); END IF; END $$;",
+        # a trigger is SQLite's only way to raise an error
+        "sqlite": "CREATE TEMP TABLE excon_selfcheck_failed (problem TEXT);\n"
+                  "CREATE TEMP TRIGGER excon_selfcheck_fails BEFORE INSERT ON "
+                  "excon_selfcheck_failed BEGIN SELECT RAISE(FAIL, 'excon_selfcheck: the "
+                  "bundle is incomplete or stale, SELECT * FROM excon_selfcheck says why'); "
+                  "END;\n"
+                  "INSERT INTO excon_selfcheck_failed SELECT problem FROM excon_selfcheck;",
+    }[dialect]
+    return view.sql(dialect=dialect, pretty=True) + ";\n\n" + fail + "\n"
+
+
+def manifest(conn: sqlite3.Connection, dialect: str, version: str,
+             rows: dict[str, int]) -> dict[str, Any]:
+    return {
+        "format": "excon-bundle/1",
+        "dialect": dialect,
+        "rulebook_version": version,
+        "scripts": list(scripts(dialect)),
+        "null": NULL,
+        "tables": [
+            {"name": t,
+             "columns": [{"name": c, "type": _TYPES[dialect].get(ty, "TEXT")}
+                         for c, ty in columns(conn, t)],
+             "source": SOURCES.get(t, "the rulebooks (excon export)"),
+             "file": f"{'inputs' if t in INPUT_TABLES else 'rulebook'}/{t}.csv",
+             **({"rows": rows[t]} if t in rows else {})}
+            for t in CHECK_TABLES],
+    }
+
+
+_RUN = {
+    "sqlite": "sqlite3 -bail kb.sqlite {reads}",
+    "duckdb": "python -c \"import duckdb; c = duckdb.connect('kb.duckdb'); "
+              "[c.execute(open(f).read()) for f in {files}]\"",
+    "postgres": "psql \"$DSN\" -v ON_ERROR_STOP=1 {files}",
+}
+
+
+def readme(dialect: str, version: str) -> str:
+    order = scripts(dialect)
+    files = " ".join(f"-f {s}" for s in order)
+    reads = " ".join(f"'.read {s}'" for s in order)
+    run = _RUN[dialect].format(files=files if dialect == "postgres" else list(order),
+                               reads=reads)
+    sqlite_null = (" (on SQLite a text that is exactly `\\N` loads as NULL)"
+                   if dialect == "sqlite" else "")
+    duck = (" On DuckDB `findings` is a table that findings.sql fills check by check (DuckDB "
+            "plans one union of every check slowly): run it again after loading new inputs."
+            if dialect == "duckdb" else "")
+    query = {"sqlite": "sqlite3 kb.sqlite", "duckdb": "duckdb kb.duckdb",
+             "postgres": "psql \"$DSN\""}[dialect]
+    return f"""# excon checks for {dialect} (rulebook version {version})
+
+This folder runs excon's compiled checks on {dialect} without excon: the tables, the
+rulebook's rows, every support relation and one view per rule, with `findings` their union.
+
+1. Prepare the inputs (the one step that needs excon, for what only Python computes: party-name
+   keys, fuzzy matches against the lists, links between parties):
+
+       excon prepare --declarations declarations.csv --licences licences.csv \\
+           --parties parties.csv --out inputs
+
+2. From this folder, create the tables, load the rows, create the checks and check the
+   result (the last script fails, naming the problem, when a table is empty or `inputs/` was
+   prepared for other declarations):
+
+       {run}
+
+3. Read the findings:
+
+       {query}
+       SELECT * FROM findings ORDER BY declaration_id, rule, outcome;
+
+`manifest.json` lists every table, its columns and types, where its rows come from and its
+file; the scripts run in the order it gives.{duck}
+CSV files have a header row, every text quoted and an unquoted `\\N` for NULL{sqlite_null}.
+The findings are the same, row for row and word for word, as `excon screen` gives for the
+same files and rulebooks.
+"""
+
+
+def write_bundle(conn: sqlite3.Connection, compiled: CompiledRulebook, dialect: str,
+                 out: Path) -> dict[str, Any]:
+    """The bundle for `dialect` in `out`, from a screener's knowledge base (`conn`: the
+    rulebook's rows, no inputs)."""
+    (out / "rulebook").mkdir(parents=True, exist_ok=True)
+    (out / "inputs").mkdir(exist_ok=True)
+    rows = {t: write_csv(conn, t, out / "rulebook" / f"{t}.csv") for t in RULEBOOK_TABLES}
+    required = tuple(t for t in RULEBOOK_TABLES if rows[t])
+    texts = {
+        "schema.sql": schema_sql(conn, dialect),
+        "load-rulebook.sql": load_sql(conn, RULEBOOK_TABLES, "rulebook", dialect),
+        "load-inputs.sql": load_sql(conn, INPUT_TABLES, "inputs", dialect),
+        "checks.sql": checks_sql(compiled, dialect),
+        "selfcheck.sql": selfcheck_sql(dialect, required),
+        "README.md": readme(dialect, compiled.version),
+    }
+    if dialect == "duckdb":
+        texts["findings.sql"] = findings_sql(compiled)
+    for name, text in texts.items():
+        (out / name).write_text(text, encoding="utf-8")
+    found = manifest(conn, dialect, compiled.version, rows)
+    (out / "manifest.json").write_text(json.dumps(found, indent=2) + "\n", encoding="utf-8")
+    return found
+
+
+def write_inputs(conn: sqlite3.Connection, out: Path) -> dict[str, int]:
+    """The input tables and the relations derived from them in Python, loaded into `conn`
+    (a screener's knowledge base inside `Screener.loaded`), as `out/<table>.csv`."""
+    out.mkdir(parents=True, exist_ok=True)
+    return {t: write_csv(conn, t, out / f"{t}.csv") for t in INPUT_TABLES}

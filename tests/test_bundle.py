@@ -1,0 +1,171 @@
+"""The exported bundles, run as another tool would: in a fresh SQLite, DuckDB or PostgreSQL
+database, with the commands of the bundle's README, in processes that do not import excon.
+Their findings must be `excon screen`'s, row for row and word for word."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import psycopg
+import pytest
+from click.testing import CliRunner
+
+from kb import demo
+from kb.cli import cli
+from kb.screen import Screener
+from tests.conftest import RULEBOOKS
+from tests.postgres import _bin
+
+AS_OF = "2025-06-01"
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Generated declarations over every item, destination and planted case."""
+    return demo.write(demo.generate(3000, seed=3, rulebooks=[RULEBOOKS]),
+                      tmp_path_factory.mktemp("inputs"))
+
+
+@pytest.fixture(scope="module")
+def expected(inputs: dict[str, Path]) -> dict[str | None, list[tuple[Any, ...]]]:
+    """`excon screen`'s findings for the inputs, by their own dates and as of one date."""
+    screener = Screener([RULEBOOKS])
+    out: dict[str | None, list[tuple[Any, ...]]] = {}
+    for as_of in (None, AS_OF):
+        findings, _ = screener.screen_files(inputs["declarations"], inputs["licences"],
+                                            inputs["parties"], as_of)
+        out[as_of] = [tuple(f.as_dict().values()) for f in findings]
+    assert {f[2] for f in out[None]} == {"prohibited", "unlicensed", "undetermined", "risk"}
+    return out
+
+
+def invoke(*args: str) -> str:
+    result = CliRunner().invoke(cli, [*args, "--rulebooks", str(RULEBOOKS)])
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def bundle(tmp: Path, dialect: str, inputs: dict[str, Path], as_of: str | None) -> Path:
+    out = tmp / dialect
+    invoke("export", "--dialect", dialect, "--out", str(out))
+    invoke("prepare", "--declarations", str(inputs["declarations"]),
+           "--licences", str(inputs["licences"]), "--parties", str(inputs["parties"]),
+           "--out", str(out / "inputs"), *(("--as-of", as_of) if as_of else ()))
+    return out
+
+
+def run(folder: Path, command: list[str]) -> subprocess.CompletedProcess[str]:
+    """A command of the README, from the bundle's folder; nothing of excon is importable
+    there (no PYTHONPATH, and the folder holds no package)."""
+    return subprocess.run(command, cwd=folder, capture_output=True, text=True, timeout=900,
+                          env={"PATH": "/usr/bin:/bin", "HOME": str(folder)})
+
+
+def scripts(folder: Path) -> list[str]:
+    return list(json.loads((folder / "manifest.json").read_text("utf-8"))["scripts"])
+
+
+FINDINGS = "SELECT * FROM findings ORDER BY declaration_id, rule, outcome"
+
+
+def sqlite_findings(folder: Path) -> list[tuple[Any, ...]]:
+    done = run(folder, ["sqlite3", "-bail", "kb.sqlite",
+                        *(f".read {s}" for s in scripts(folder))])
+    assert done.returncode == 0, done.stderr
+    with sqlite3.connect(folder / "kb.sqlite") as conn:
+        return conn.execute(FINDINGS).fetchall()
+
+
+def duckdb_findings(folder: Path) -> list[tuple[Any, ...]]:
+    code = ("import duckdb; c = duckdb.connect('kb.duckdb'); "
+            f"[c.execute(open(f).read()) for f in {scripts(folder)}]")
+    done = run(folder, [sys.executable, "-I", "-c", code])
+    assert done.returncode == 0, done.stderr
+    with duckdb.connect(str(folder / "kb.duckdb")) as conn:
+        return [tuple(r) for r in conn.execute(FINDINGS).fetchall()]
+
+
+def postgres_findings(folder: Path, dsn: str, database: str) -> list[tuple[Any, ...]]:
+    with psycopg.connect(dsn, autocommit=True) as pg:
+        pg.execute(f"DROP DATABASE IF EXISTS {database}")
+        pg.execute(f"CREATE DATABASE {database}")
+    target = dsn.rsplit("/", 1)[0] + f"/{database}"
+    done = run(folder, [_bin("psql"), target, "-v", "ON_ERROR_STOP=1", "-q",
+                        *(x for s in scripts(folder) for x in ("-f", s))])
+    assert done.returncode == 0, done.stderr
+    with psycopg.connect(target) as pg:
+        return [tuple(r) for r in pg.execute(FINDINGS).fetchall()]
+
+
+@pytest.mark.parametrize("as_of", [None, AS_OF])
+def test_sqlite_bundle_gives_excon_screens_findings(
+        tmp_path: Path, inputs: dict[str, Path], expected: dict[str | None, Any],
+        as_of: str | None) -> None:
+    assert shutil.which("sqlite3"), "the sqlite3 shell is a system dependency (make system-deps)"
+    assert sqlite_findings(bundle(tmp_path, "sqlite", inputs, as_of)) == expected[as_of]
+
+
+def test_duckdb_bundle_gives_excon_screens_findings(
+        tmp_path: Path, inputs: dict[str, Path], expected: dict[str | None, Any]) -> None:
+    assert duckdb_findings(bundle(tmp_path, "duckdb", inputs, None)) == expected[None]
+
+
+def test_postgres_bundle_gives_excon_screens_findings(
+        tmp_path: Path, inputs: dict[str, Path], expected: dict[str | None, Any],
+        postgres_dsn: str) -> None:
+    """Explanations included: halves are rounded up and integers are made from whole numbers
+    on every engine (PostgreSQL rounds a double's halves to even, and casts round)."""
+    folder = bundle(tmp_path, "postgres", inputs, AS_OF)
+    assert postgres_findings(folder, postgres_dsn, "bundle_test") == expected[AS_OF]
+
+
+def test_the_self_check_fails_on_inputs_prepared_for_other_declarations(
+        tmp_path: Path, inputs: dict[str, Path]) -> None:
+    folder = bundle(tmp_path, "sqlite", inputs, None)
+    other = tmp_path / "other"
+    files = demo.write(demo.generate(300, seed=99, rulebooks=[RULEBOOKS]), other)
+    invoke("prepare", "--declarations", str(files["declarations"]), "--out", str(other / "in"))
+    shutil.copy(other / "in" / "declarations.csv", folder / "inputs" / "declarations.csv")
+    done = run(folder, ["sqlite3", "-bail", "kb.sqlite",
+                        *(f".read {s}" for s in scripts(folder))])
+    assert done.returncode != 0 and "excon_selfcheck" in done.stderr
+    with sqlite3.connect(folder / "kb.sqlite") as conn:
+        problems = [p for (p,) in conn.execute("SELECT problem FROM excon_selfcheck")]
+    assert problems == ["party_name_keys does not know every declared name: the prepared "
+                        "relations are for other declarations (run excon prepare again)"]
+
+
+def test_the_self_check_fails_without_inputs(tmp_path: Path) -> None:
+    folder = tmp_path / "duckdb"
+    invoke("export", "--dialect", "duckdb", "--out", str(folder))
+    code = ("import duckdb; c = duckdb.connect('kb.duckdb'); "
+            f"[c.execute(open(f).read()) for f in {scripts(folder)}]")
+    for name in json.loads((folder / "manifest.json").read_text("utf-8"))["tables"]:
+        if name["file"].startswith("inputs/"):  # what `excon prepare` has not written yet
+            (folder / name["file"]).write_text(
+                ",".join(f'"{c["name"]}"' for c in name["columns"]) + "\n", encoding="utf-8")
+    done = run(folder, [sys.executable, "-I", "-c", code])
+    assert done.returncode != 0
+    assert "table declarations is empty: run excon prepare and load-inputs.sql" in done.stderr
+
+
+def test_the_manifest_says_where_every_table_comes_from(tmp_path: Path) -> None:
+    folder = tmp_path / "postgres"
+    invoke("export", "--dialect", "postgres", "--out", str(folder))
+    manifest = json.loads((folder / "manifest.json").read_text("utf-8"))
+    assert manifest["dialect"] == "postgres" and manifest["null"] == "\\N"
+    tables = {t["name"]: t for t in manifest["tables"]}
+    assert tables["items"]["rows"] > 50 and (folder / tables["items"]["file"]).exists()
+    assert "fuzzy matching" in tables["listed_names"]["source"]
+    assert tables["declarations"]["file"] == "inputs/declarations.csv"
+    assert {"name": "quantity_kg", "type": "DOUBLE PRECISION"} in \
+        tables["declarations"]["columns"]
+    readme = (folder / "README.md").read_text("utf-8")
+    assert "excon prepare --declarations" in readme and "psql \"$DSN\"" in readme
