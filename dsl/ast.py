@@ -578,7 +578,7 @@ class ExampleDeclaration:
 @dataclass(frozen=True, slots=True)
 class ExampleLicence:
     number: Ref
-    fields: tuple[DeclarationField, ...]
+    fields: tuple[DeclarationField | ValidFrom | ValidUntil, ...]  # its validity as written
     span: Span = _span()
 
 

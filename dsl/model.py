@@ -11,7 +11,6 @@ to evaluate.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from typing import Any
 from dsl import ast
 from dsl.check import CheckedRulebook, normalise_customs_code
 from dsl.format import attribute, condition, format_file, header
+from dsl.ir import plain
 from dsl.periods import Control, item_controls
 from dsl.schema import UNIT_FACTORS
 
@@ -586,23 +586,6 @@ class _Builder:
                             for c in ast.attrs_of(ex, ast.Company)),
             as_of=as_of.date.text if as_of else None, where=_where(ex.span),
             source_text=_source_text(ex))
-
-
-def plain(value: Any) -> Any:
-    """Syntax as JSON — {"node": "ClassName", field: …}, spans left out — for the JSON form of
-    the rules, which carries each declaration as written."""
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        out: dict[str, Any] = {"node": type(value).__name__.rstrip("_")}
-        for f in dataclasses.fields(value):
-            if f.name == "span":
-                continue
-            out[f.name] = plain(getattr(value, f.name))
-        return out
-    if isinstance(value, tuple | list):
-        return [plain(v) for v in value]
-    if isinstance(value, Decimal):
-        return str(value)
-    return value
 
 
 def declarations_json(rb: CheckedRulebook) -> dict[str, Any]:

@@ -392,7 +392,9 @@ def export(dialect: str | None, fmt: str, out: str, rulebook_paths: tuple[str, .
     folder.mkdir(parents=True, exist_ok=True)
     if fmt == "json":
         (folder / "rules.json").write_text(
-            exporter.rules_json_text(screener.rulebook, screener.compiled), encoding="utf-8")
+            exporter.rules_json_text(screener.rulebook, screener.compiled,
+                                     [Path(p) for p in _paths(rulebook_paths)]),
+            encoding="utf-8")
         (folder / "rules.schema.json").write_text(exporter.rules_schema_text(), encoding="utf-8")
         click.echo(f"wrote {folder / 'rules.json'} and rules.schema.json", err=True)
         return

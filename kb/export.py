@@ -8,14 +8,17 @@ described by the JSON Schema in `kb/data/rules.schema.json`, for tools in other 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from importlib import resources
 from importlib.metadata import version as package_version
+from pathlib import Path
 from typing import Any
 
 from sqlglot import exp
 
 from dsl.check import CheckedRulebook
 from dsl.compile import CompiledRulebook
+from dsl.ir import node_schemas, plain, source_files
 from dsl.model import Rule, declarations_json, law
 from dsl.periods import rule_periods
 from kb.checks import support_statements
@@ -50,7 +53,36 @@ def sql(compiled: CompiledRulebook, dialect: str) -> str:
     return "\n\n".join(parts) + "\n"
 
 
-def rules_json(rb: CheckedRulebook, compiled: CompiledRulebook) -> dict[str, Any]:
+CUSTOMS_MATCH = (
+    "A declared customs code (digits only) matches an item's reference code exactly when the "
+    "reference has 10 digits, and by prefix when it has 8 (a tariff line) or 6 (an HS "
+    "subheading). The most precise match decides: a code that some item lists exactly is that "
+    "item only, and an 8-digit line hides the 6-digit subheadings.")
+
+
+def field_columns() -> list[dict[str, Any]]:
+    """The facts rules name, and the input column each is read from."""
+    from kb.schema import declaration_schema
+
+    out = []
+    for f in declaration_schema().fields:
+        parameter = f.parameter_unit is not None or f.parameter_values is not None
+        out.append({
+            "field": f.name, "aliases": list(f.aliases), "type": f.type,
+            "dimension": f.dimension, "required": f.required, "description": f.description,
+            "column": "parameters" if parameter else f.name,
+            **({"parameter": f"{f.name}=VALUE {f.parameter_unit or ''}".rstrip()}
+               if parameter else {}),
+        })
+    return out
+
+
+def rules_json(rb: CheckedRulebook, compiled: CompiledRulebook,
+               roots: Sequence[Path] = ()) -> dict[str, Any]:
+    """The checked rulebook as JSON. `roots`: the rulebook paths it was loaded from, which the
+    source files are named relative to."""
+    from kb.rulebook_rows import relative_source
+
     periods = rule_periods(rb)
     views = {r.name: r.view for r in compiled.rules}
     written = declarations_json(rb)
@@ -62,7 +94,7 @@ def rules_json(rb: CheckedRulebook, compiled: CompiledRulebook) -> dict[str, Any
             "in_force": [[iv.start.isoformat() if iv.start else None,
                           iv.end.isoformat() if iv.end else None]
                          for iv in periods[r.name].intervals],
-            "source": {"file": r.where.file, "line": r.where.line},
+            "source": {"file": relative_source(r.where.file, roots), "line": r.where.line},
             "attributes": attributes[r.name],
         }
 
@@ -82,13 +114,48 @@ def rules_json(rb: CheckedRulebook, compiled: CompiledRulebook) -> dict[str, Any
         "rules": [rule(r) for r in sorted(model.rules.values(), key=lambda r: r.kind != "rule")],
         "amendments": written["amendments"],
         "examples": written["examples"],
+        "value_ranges": [{"name": n, "code": c, "low": lo, "high": hi, "unit": "USD/kg"}
+                         for n, c, lo, hi in sorted(rb.value_range_rows())],
+        "customs_codes": {name: sorted({c.digits for c in item.codes})
+                          for name, item in sorted(model.items.items())},
+        "customs_match": CUSTOMS_MATCH,
+        "fields": field_columns(),
+        # every declaration as written, with its file: enough to check and screen again
+        "declarations": [{"file": relative_source(sf.path, roots), "line": d.span.line,
+                          "declaration": plain(d)}
+                         for sf in rb.files for d in sf.declarations],
     }
 
 
+def rulebook_from_json(document: Mapping[str, Any]) -> CheckedRulebook:
+    """The checked rulebook again, from rules.json alone (its `declarations`): the same
+    version, the same law."""
+    from dsl.check import check
+    from kb.schema import declaration_schema
+
+    rb, diagnostics = check(source_files(document["declarations"]), declaration_schema())
+    errors = [d for d in diagnostics if d.severity == "error"]
+    if errors:
+        raise ValueError(f"rules.json does not check: {errors[0].message}")
+    if rb.version != document["rulebook_version"]:
+        raise ValueError(f"rules.json gives version {rb.version}, not the "
+                         f"{document['rulebook_version']} it names")
+    return rb
+
+
+def rules_schema() -> dict[str, Any]:
+    """The published JSON Schema of rules.json: kb/data/rules.schema.json, with a definition
+    for every kind of node of the language (from its syntax tree, `dsl.ir`)."""
+    schema: dict[str, Any] = json.loads(
+        resources.files("kb").joinpath("data/rules.schema.json").read_text(encoding="utf-8"))
+    schema["$defs"].update(node_schemas())
+    return schema
+
+
 def rules_schema_text() -> str:
-    """The published JSON Schema of rules.json (kb/data/rules.schema.json)."""
-    return resources.files("kb").joinpath("data/rules.schema.json").read_text(encoding="utf-8")
+    return json.dumps(rules_schema(), ensure_ascii=False, indent=2) + "\n"
 
 
-def rules_json_text(rb: CheckedRulebook, compiled: CompiledRulebook) -> str:
-    return json.dumps(rules_json(rb, compiled), ensure_ascii=False, indent=2) + "\n"
+def rules_json_text(rb: CheckedRulebook, compiled: CompiledRulebook,
+                    roots: Sequence[Path] = ()) -> str:
+    return json.dumps(rules_json(rb, compiled, roots), ensure_ascii=False, indent=2) + "\n"

@@ -349,7 +349,8 @@ ORDER BY score DESC, p.name
 
 # Bookkeeping of the build and of SQLite: hidden, and for analysts only.
 INTERNAL_TABLES = ("excon_metadata", "excon_settings", "excon_windows", "excon_party_groups",
-                   "_sqlite_migrations", "sqlite_stat1", "sqlite_stat4")
+                   "excon_rulebook_sources", "_sqlite_migrations", "sqlite_stat1",
+                   "sqlite_stat4")
 
 
 def private_names(db: Database) -> list[str]:

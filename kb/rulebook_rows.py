@@ -154,6 +154,9 @@ def relative_source(file: str, roots: Sequence[Path]) -> str:
     return path.name
 
 
+SOURCES_TABLE = "excon_rulebook_sources"
+
+
 def load_rulebook(db: Database, rb: CheckedRulebook, hs6: frozenset[str],
                   roots: Sequence[Path] = ()) -> dict[str, int]:
     """Insert every rulebook table; returns row counts. Source files are named relative to
@@ -172,6 +175,11 @@ def load_rulebook(db: Database, rb: CheckedRulebook, hs6: frozenset[str],
             db.table(table).insert_all(rows)
         counts[table] = len(rows)
 
+    # the rulebooks as written, so that the knowledge base alone can screen (`Screener(db=…)`)
+    sources = {relative_source(f.path, roots): Path(f.path).read_text(encoding="utf-8")
+               for f in rb.files if Path(f.path).is_file()}
+    db.table(SOURCES_TABLE).insert_all(
+        [{"path": k, "text": v} for k, v in sorted(sources.items())], pk="path")
     model = law(rb)
     put("rulebooks", [{"name": n, "title": model.rulebooks[n].title,
                        "jurisdiction": _join(model.rulebooks[n].jurisdiction),

@@ -22,14 +22,13 @@ from sqlite_utils import Database
 
 import dsl
 from dsl.compile import FINDING_COLUMNS, CompiledRulebook
+from dsl.model import law
 from kb.checks import install, materialise, refresh_inputs
 from kb.engines import close_engines
 from kb.load import CONTRACTS, LoadReport, load_csv, with_parameters
-from kb.rulebook_rows import load_rulebook
+from kb.rulebook_rows import SOURCES_TABLE, load_rulebook
 from kb.schema import declaration_schema
 from kb.tables import MIGRATIONS
-
-DEFAULT_RULEBOOKS = (Path("rulebooks"),)
 
 
 @dataclass(frozen=True)
@@ -53,11 +52,34 @@ class ScreeningError(Exception):
     """The rulebooks have errors, or an input file cannot be read."""
 
 
-class Screener:
-    """Screens declarations against one set of rulebooks (one screening at a time)."""
+Source = str | Path | IO[bytes]
 
-    def __init__(self, rulebooks: Sequence[Path] = DEFAULT_RULEBOOKS) -> None:
-        result = dsl.load(rulebooks, declaration_schema())
+
+class Screener:
+    """Screens declarations against one set of rulebooks (one screening at a time).
+
+    `Screener(rulebooks=[path, …])` screens against rulebook folders or files;
+    `Screener(db=kb.db)` against the rulebooks a knowledge base was built from (it keeps them),
+    with its declarations as **history**: a declaration screened then is judged as if it were
+    the next one in the knowledge base — windows and first-seen dates see the knowledge base's
+    earlier declarations, and a licence is drawn down after its earlier uses there. The
+    knowledge base's licences and parties are used unless others are given. `licences` and
+    `parties` given here load once and stay for every screening (a screening then gives
+    none)."""
+
+    def __init__(self, rulebooks: Sequence[Path] | None = None, *, db: Path | None = None,
+                 licences: Source | None = None, parties: Source | None = None) -> None:
+        if rulebooks is None and db is None:
+            raise ScreeningError("give the rulebooks to screen against (rulebooks=[…]) or a "
+                                 "knowledge base built from them (db=…)")
+        self.history = Path(db) if db is not None else None
+        if self.history is not None and not self.history.is_file():
+            raise ScreeningError(f"{self.history} does not exist; build it with `excon build`")
+        if rulebooks is None:
+            result = self._rulebooks_of(self.history)  # type: ignore[arg-type]
+            rulebooks = ()
+        else:
+            result = dsl.load(rulebooks, declaration_schema())
         if not result.ok or result.rulebook is None:
             first = "\n".join(dsl.render(d, result.sources) for d in result.errors[:5])
             raise ScreeningError(f"the rulebooks have {len(result.errors)} error(s):\n{first}")
@@ -72,7 +94,53 @@ class Screener:
         # turn the input-derived views into (empty) tables now, so that each screening
         # refills them without DDL and the compiled statements stay prepared
         materialise(self.db)
+        if self.history is not None:  # read-only, for as long as the screener lives
+            self.db.conn.execute("ATTACH DATABASE ? AS history",
+                                 [f"file:{self.history.resolve()}?mode=ro"])
+        # licences and parties that stay for every screening
+        self.standing: set[str] = set()
+        for table, source in (("licences", licences), ("trade_parties", parties)):
+            if source is not None:
+                report = load_csv(self.db, table, source)
+                if report.problems:
+                    p = report.problems[0]
+                    raise ScreeningError(f"{report.file}:{p.line}: {p.column}: {p.value!r}: "
+                                         f"expected {p.expected}")
+                self.standing.add(table)
+            elif self.history is not None:
+                self._copy_from_history(table)
+                self.standing.add(table)
         self.db.conn.commit()
+
+    @staticmethod
+    def _rulebooks_of(db: Path) -> dsl.LoadResult:
+        """The rulebooks a knowledge base was built from, as it keeps them."""
+        import sqlite3
+        import tempfile
+
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+            try:
+                files = conn.execute(f"SELECT path, text FROM {SOURCES_TABLE}").fetchall()
+            except sqlite3.OperationalError:
+                files = []
+        if not files:
+            raise ScreeningError(f"{db} keeps no rulebooks (built by an older excon): give "
+                                 "rulebooks=[…] as well")
+        with tempfile.TemporaryDirectory() as tmp:
+            for path, text in files:
+                target = Path(tmp, path)
+                if not target.resolve().is_relative_to(Path(tmp).resolve()):
+                    raise ScreeningError(f"{db}: a rulebook path outside its folder: {path!r}")
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_text(text, encoding="utf-8")
+            return dsl.load([Path(tmp)], declaration_schema())
+
+    def _copy_from_history(self, table: str) -> None:
+        conn = self.db.conn
+        columns = ", ".join(f'"{c[1]}"' for c in
+                            conn.execute(f'PRAGMA main.table_info("{table}")'))
+        conn.execute(f'INSERT INTO main."{table}" ({columns}) '  # names are ours
+                     f'SELECT {columns} FROM history."{table}"')
 
     def close(self) -> None:
         """Drop what this screener keeps on other engines (PostgreSQL schemas)."""
@@ -93,12 +161,19 @@ class Screener:
         them, for the time of the `with` block; then the screener is empty again."""
         conn = self.db.conn
         reports: list[LoadReport] = []
+        given = {t for t, source in (("licences", licences), ("trade_parties", parties))
+                 if source is not None}
+        if given & self.standing:
+            raise ScreeningError(f"this screener keeps its {' and '.join(sorted(given))}: "
+                                 "give them when it is made, not to each screening")
         try:
             for table, source in (("unit_values", unit_values), ("trade_parties", parties),
                                   ("licences", licences), ("declarations", declarations)):
                 if source is not None:
                     reports.append(load_csv(self.db, table, source,
                                             reject_future=reject_future))
+            if self.history is not None:
+                add_history(conn, law(self.rulebook).rules.values())
             refresh_inputs(self.db)
             conn.execute("DELETE FROM excon_settings")
             if as_of is not None:
@@ -110,7 +185,8 @@ class Screener:
             for table in ("declarations", "licences", "trade_parties", "rejected_rows",
                           "party_name_keys", "licence_items", "excon_settings",
                           "listed_names", "party_reach", "unit_values"):
-                conn.execute(f'DELETE FROM "{table}"')  # names are ours, not the user's
+                if table not in self.standing:
+                    conn.execute(f'DELETE FROM "{table}"')  # names are ours, not the user's
             conn.commit()
 
     def screen_files(self, declarations: str | Path | IO[bytes],
@@ -142,6 +218,11 @@ class Screener:
                 rows = conn.execute(
                     "SELECT * FROM findings ORDER BY declaration_id, rule, outcome").fetchall()
             findings = [Finding(*row) for row in rows]
+            if self.history is not None:  # the history's own findings are the knowledge base's
+                screened = {i for (i,) in conn.execute(
+                    "SELECT id FROM declarations WHERE id NOT IN (SELECT id FROM "
+                    "excon_history_ids)")}
+                findings = [f for f in findings if f.declaration_id in screened]
         return findings, reports
 
     def screen(self, declarations: Iterable[Mapping[str, Any]],
@@ -194,15 +275,63 @@ def _csv_bytes(table: str, rows: Iterable[Mapping[str, Any]]) -> bytes:
     return out.getvalue().encode("utf-8")
 
 
+def add_history(conn: Any, rules: Iterable[Any]) -> None:
+    """Add to the loaded declarations the knowledge base's (attached as `history`)
+    declarations their checks look back
+    on: those dated in the longest window up to each one that share its exporter, consignee or
+    destination, earlier uses of the licences they name, and the first declaration of each of
+    their parties (by normalised name). Their ids go to `excon_history_ids`. A loaded
+    declaration whose id the knowledge base has replaces it."""
+    import datetime as dt
+
+    from dsl.names import party_key
+
+    days = max([r.window_days for r in rules], default=0)
+    conn.execute("CREATE TEMP TABLE IF NOT EXISTS excon_history_ids (id TEXT PRIMARY KEY)")
+    conn.execute("DELETE FROM excon_history_ids")
+    columns = ", ".join(f'h."{c[1]}"' for c in
+                        conn.execute('PRAGMA main.table_info("declarations")'))
+    new = conn.execute("SELECT declared_on, exporter, consignee, end_user, "
+                       "destination_country, licence_no FROM main.declarations").fetchall()
+    wanted: set[str] = set()
+    for on, exporter, consignee, end_user, destination, licence in new:
+        start = (dt.date.fromisoformat(on) - dt.timedelta(days=days)).isoformat()
+        if days:
+            wanted |= {i for (i,) in conn.execute(
+                "SELECT id FROM history.declarations WHERE declared_on BETWEEN ? AND ? AND "
+                "(exporter = ? OR consignee = ? OR destination_country = ?)",
+                [start, on, exporter, consignee, destination])}
+        if licence:
+            wanted |= {i for (i,) in conn.execute(
+                "SELECT id FROM history.declarations WHERE licence_no = ? AND "
+                "declared_on <= ?", [licence, on])}
+        for name in {exporter, consignee, end_user} - {None}:
+            wanted |= {i for (i,) in conn.execute("""
+                SELECT x.id FROM history.party_first_seen AS f
+                JOIN history.party_name_keys AS s ON s.key = f.key
+                JOIN history.declarations AS x ON x.declared_on = f.first_on
+                  AND s.name IN (x.exporter, x.consignee, x.end_user)
+                WHERE f.key = ? ORDER BY x.id LIMIT 1""", [party_key(name)])}
+    conn.executemany("INSERT OR IGNORE INTO excon_history_ids VALUES (?)",
+                     [(i,) for i in sorted(wanted)])
+    conn.execute("DELETE FROM excon_history_ids WHERE id IN (SELECT id FROM "
+                 "main.declarations)")
+    conn.execute(f"INSERT INTO main.declarations SELECT {columns} FROM "  # names are ours
+                 "history.declarations AS h JOIN excon_history_ids AS w ON w.id = h.id")
+
+
 @cache
-def _default_screener(rulebooks: tuple[Path, ...]) -> Screener:
-    return Screener(rulebooks)
+def _screener_for(rulebooks: tuple[Path, ...] | None, db: Path | None) -> Screener:
+    return Screener(rulebooks, db=db)
 
 
 def screen(rows: Iterable[Mapping[str, Any]], as_of: str | None = None,
            licences: Iterable[Mapping[str, Any]] = (),
-           parties: Iterable[Mapping[str, Any]] = (),
-           rulebooks: Sequence[Path] = DEFAULT_RULEBOOKS) -> list[Finding]:
-    """Findings for in-memory declarations, for tools that embed excon."""
-    return _default_screener(tuple(Path(p) for p in rulebooks)).screen(rows, licences, parties,
-                                                                       as_of)
+           parties: Iterable[Mapping[str, Any]] = (), *,
+           rulebooks: Sequence[Path] | None = None, db: Path | None = None) -> list[Finding]:
+    """Findings for in-memory declarations, for tools that embed excon: against `rulebooks`,
+    or against the knowledge base `db` (its rulebooks, declarations as history, licences and
+    parties). The screener is made once per `rulebooks` or `db` and kept."""
+    screener = _screener_for(tuple(Path(p).resolve() for p in rulebooks) if rulebooks else None,
+                             Path(db).resolve() if db else None)
+    return screener.screen(rows, licences, parties, as_of)

@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import jsonschema
 import psycopg
+import pytest
 from click.testing import CliRunner
 
+from dsl.interpret import Interpreter
+from dsl.ir import node_classes
+from kb import demo
 from kb.cli import cli
+from kb.examples import typed_row
+from kb.export import rulebook_from_json
+from kb.schema import declaration_schema
+from kb.screen import Screener
 from tests.conftest import RULEBOOKS
 
 
@@ -76,6 +86,56 @@ def test_rules_json_follows_its_schema(tmp_path: Path) -> None:
     assert {"node": "Citation", "instrument": {"node": "Ref", "name": "MOFCOM-2024-46"},
             "provision": {"node": "ProvisionRef", "kind": "clause", "label": "2"}} in \
         ban["attributes"]
+
+
+def test_rules_json_is_the_whole_rulebook_and_its_schema_names_every_node(
+        tmp_path: Path) -> None:
+    """Every declaration as written, with its file relative to the rulebook folder, checks
+    again into the same rulebook (the same version); the schema has a definition per kind of
+    node and rejects a node it does not describe."""
+    out = export(tmp_path, "--format", "json")
+    document = json.loads((out / "rules.json").read_text("utf-8"))
+    schema = json.loads((out / "rules.schema.json").read_text("utf-8"))
+    assert set(node_classes()) <= set(schema["$defs"])
+    assert {d["file"] for d in document["declarations"]} >= {
+        "cn-strategic-minerals/rules.excon", "us-ear-3c001/rulebook.excon"}
+    rebuilt = rulebook_from_json(document)
+    assert rebuilt.version == document["rulebook_version"]
+    assert "2805301910" in document["customs_codes"]["samarium"]
+    assert {"field": "purity_pct", "aliases": ["purity"], "column": "purity_pct"}.items() <= \
+        next(f for f in document["fields"] if f["field"] == "purity_pct").items()
+    assert next(f for f in document["fields"] if f["field"] == "particle_size")["column"] == \
+        "parameters"
+    assert {"name": "pig-iron", "code": "720110", "low": 0.3, "high": 0.7,
+            "unit": "USD/kg"} in document["value_ranges"]
+    broken = json.loads(json.dumps(document))
+    broken["declarations"][0]["declaration"]["attrs"].append({"node": "Nonsense"})
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(broken, schema)
+
+
+def test_the_interpreter_runs_from_rules_json_alone(tmp_path: Path) -> None:
+    """The rulebook rebuilt from rules.json, with no rulebook file at hand, judges generated
+    declarations as the compiled checks do."""
+    document = json.loads((export(tmp_path, "--format", "json") / "rules.json").read_text(
+        "utf-8"))
+    files = demo.write(demo.generate(2000, seed=4, rulebooks=[RULEBOOKS]), tmp_path / "demo")
+    findings, _ = Screener([RULEBOOKS]).screen_files(files["declarations"],
+                                                     files["licences"], files["parties"])
+
+    def rows(name: str, table: str) -> list[dict[str, Any]]:
+        with files[name].open(encoding="utf-8", newline="") as f:
+            return [typed_row(table, r) for r in csv.DictReader(f)]
+
+    interpreter = Interpreter(rulebook_from_json(document), declaration_schema())
+    judged = interpreter.judge(rows("declarations", "declarations"),
+                               rows("licences", "licences"), None,
+                               rows("parties", "trade_parties"))
+    expected = [(f.declaration_id, f.rule, f.outcome, f.severity, f.instrument, f.provision)
+                for f in findings]
+    assert len(expected) > 100
+    assert [(j.declaration_id, j.rule, j.outcome, j.severity, j.instrument, j.provision)
+            for j in judged] == expected
 
 
 def test_export_needs_a_dialect_or_json(tmp_path: Path) -> None:
