@@ -561,16 +561,16 @@ class _Builder:
         licences = []
         for lic in ast.attrs_of(ex, ast.ExampleLicence):
             row = {"licence_no": lic.number.name}
-            for f in lic.fields:
-                if isinstance(f, ast.ValidFrom):
-                    row["valid_from"] = f.date.text
-                elif isinstance(f, ast.ValidUntil):
-                    row["valid_to"] = f.date.text
-                elif isinstance(f, ast.DeclarationField) and f.name == "agents":
+            for part in lic.fields:
+                if isinstance(part, ast.ValidFrom):
+                    row["valid_from"] = part.date.text
+                elif isinstance(part, ast.ValidUntil):
+                    row["valid_to"] = part.date.text
+                elif part.name == "agents":
                     row["agents"] = ";".join(filter(None, (row.get("agents"),
-                                                           _value(f.value))))
-                elif isinstance(f, ast.DeclarationField):
-                    row[f.name] = _value(f.value)
+                                                           _value(part.value))))
+                else:
+                    row[part.name] = _value(part.value)
             licences.append(row)
         as_of = ast.first_attr(ex, ast.AsOf)
         return Example(
