@@ -167,6 +167,18 @@ def _print_loads(loads: list[Any], kept: bool) -> None:
             click.echo("  … every rejected row is in the rejected_rows table", err=True)
 
 
+def _iso_date(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """An --as-of date, checked before any work is done."""
+    import datetime as dt
+
+    if value is not None:
+        try:
+            dt.date.fromisoformat(value)
+        except ValueError:
+            raise click.BadParameter("expected a date YYYY-MM-DD") from None
+    return value
+
+
 REJECT_FUTURE = click.option(
     "--reject-future", is_flag=True,
     help="Reject declarations dated after today (by default they load, with a warning).")
@@ -254,7 +266,8 @@ FAIL_ON_HELP = "Exit 1 when a finding has one of these outcomes (comma-separated
 @click.argument("declarations", type=click.Path(allow_dash=True))
 @click.option("--licences", type=click.Path(allow_dash=True), help="licences.csv")
 @click.option("--parties", type=click.Path(allow_dash=True), help="parties.csv")
-@click.option("--as-of", "as_of", help="Judge every declaration by the law of this date.")
+@click.option("--as-of", "as_of", callback=_iso_date,
+              help="Judge every declaration by the law of this date.")
 @click.option("--format", "fmt", type=click.Choice(["csv", "json", "jsonl"]), default="csv",
               show_default=True)
 @click.option("-o", "--output", type=click.Path(), help="Write findings here (default stdout).")
@@ -278,17 +291,11 @@ def screen(declarations: str, licences: str | None, parties: str | None, as_of: 
     with --fail-on when a finding has one of the listed outcomes; 2 for usage errors.
     """
     import csv as csv_module
-    import datetime as dt
 
     from dsl.compile import FINDING_COLUMNS
     from kb.load import LoadError
     from kb.screen import Screener, ScreeningError, spreadsheet_safe
 
-    if as_of is not None:
-        try:
-            dt.date.fromisoformat(as_of)
-        except ValueError:
-            raise click.BadParameter("expected a date YYYY-MM-DD", param_hint="--as-of") from None
     wanted = {o.strip() for o in fail_on.split(",") if o.strip()}
     unknown = wanted - {"prohibited", "unlicensed", "undetermined", "risk"}
     if unknown:
@@ -413,7 +420,8 @@ def export(dialect: str | None, fmt: str, out: str, rulebook_paths: tuple[str, .
 @click.option("--parties", type=click.Path(allow_dash=True), help="parties.csv")
 @click.option("--unit-values", type=click.Path(allow_dash=True),
               help="A published unit-value table (as for excon build).")
-@click.option("--as-of", "as_of", help="Judge every declaration by the law of this date.")
+@click.option("--as-of", "as_of", callback=_iso_date,
+              help="Judge every declaration by the law of this date.")
 @click.option("--out", required=True, type=click.Path(),
               help="Folder to write into (a bundle's inputs/ folder).")
 @click.option("--rulebooks", "rulebook_paths", multiple=True, type=click.Path(),
@@ -430,17 +438,11 @@ def prepare(declarations: str, licences: str | None, parties: str | None,
     keys, fuzzy matches against the lists, the links between parties, licence items).
 
     Rejected rows are reported as `excon screen` reports them and left out."""
-    import datetime as dt
 
     from kb import bundle
     from kb.load import LoadError
     from kb.screen import Screener, ScreeningError
 
-    if as_of is not None:
-        try:
-            dt.date.fromisoformat(as_of)
-        except ValueError:
-            raise click.BadParameter("expected a date YYYY-MM-DD", param_hint="--as-of") from None
     try:
         screener = Screener([Path(p) for p in _paths(rulebook_paths)])
         with screener.loaded(declarations, licences, parties, as_of, unit_values,
@@ -463,7 +465,8 @@ def prepare(declarations: str, licences: str | None, parties: str | None,
 @click.argument("declaration_id")
 @click.option("--db", "db_path", default="kb.db", show_default=True, type=click.Path(),
               help="The knowledge base holding the declaration.")
-@click.option("--as-of", "as_of", help="Judge by the law of this date instead of its own.")
+@click.option("--as-of", "as_of", callback=_iso_date,
+              help="Judge by the law of this date instead of its own.")
 @click.option("--rulebooks", "rulebook_paths", multiple=True, type=click.Path(),
               help="Rulebooks (default ./rulebooks).")
 def explain(declaration_id: str, db_path: str, as_of: str | None,
@@ -474,17 +477,11 @@ def explain(declaration_id: str, db_path: str, as_of: str | None,
     repeal cut it), how each part of its condition came out, which licence was tried and why
     it did or did not cover, which exception applied, and the finding.
     """
-    import datetime as dt
 
     from kb.explain import ExplainError
     from kb.explain import explain as explain_declaration
     from kb.screen import ScreeningError
 
-    if as_of is not None:
-        try:
-            dt.date.fromisoformat(as_of)
-        except ValueError:
-            raise click.BadParameter("expected a date YYYY-MM-DD", param_hint="--as-of") from None
     try:
         result = explain_declaration(Path(db_path), declaration_id, as_of,
                                      tuple(Path(p) for p in _paths(rulebook_paths)))
