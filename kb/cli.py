@@ -280,9 +280,15 @@ FAIL_ON_HELP = "Exit 1 when a finding has one of these outcomes (comma-separated
               help="Rejected rows a file may have (a count, or a percentage such as 1%) "
                    "before the exit status is 1.")
 @REJECT_FUTURE
+@click.option("--engine", type=click.Choice(["sqlite", "duckdb", "postgres"]), default="sqlite",
+              show_default=True, help="The SQL engine that runs the compiled checks.")
+@click.option("--dsn", help="PostgreSQL connection string for --engine postgres "
+                            "(postgresql://user@host/db); the checks run in a schema of their "
+                            "own, dropped afterwards.")
 def screen(declarations: str, licences: str | None, parties: str | None, as_of: str | None,
            fmt: str, output: str | None, rulebook_paths: tuple[str, ...], fail_on: str,
-           unit_values: str | None, allow_rejected: str, reject_future: bool) -> None:
+           unit_values: str | None, allow_rejected: str, reject_future: bool, engine: str,
+           dsn: str | None) -> None:
     """Screen a declarations file against the rulebooks and print the findings.
 
     Every finding names the declaration, the rule, the outcome (prohibited, unlicensed,
@@ -296,6 +302,12 @@ def screen(declarations: str, licences: str | None, parties: str | None, as_of: 
     from kb.load import LoadError
     from kb.screen import Screener, ScreeningError, spreadsheet_safe
 
+    if (engine == "postgres") != (dsn is not None):
+        raise click.UsageError("--engine postgres needs --dsn, and --dsn needs --engine "
+                               "postgres")
+    if dsn is not None and not dsn.startswith(("postgresql://", "postgres://")):
+        raise click.BadParameter("expected a postgresql:// connection string",
+                                 param_hint="--dsn")
     wanted = {o.strip() for o in fail_on.split(",") if o.strip()}
     unknown = wanted - {"prohibited", "unlicensed", "undetermined", "risk"}
     if unknown:
@@ -304,8 +316,10 @@ def screen(declarations: str, licences: str | None, parties: str | None, as_of: 
     try:
         screener = Screener([Path(p) for p in _paths(rulebook_paths)])
         findings, reports = screener.screen_files(declarations, licences, parties, as_of,
+                                                  engine=dsn or engine,
                                                   unit_values=unit_values,
                                                   reject_future=reject_future)
+        screener.close()
     except (ScreeningError, LoadError) as e:
         click.echo(f"error: {e}", err=True)
         sys.exit(1)

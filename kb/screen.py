@@ -170,8 +170,9 @@ class Screener:
             for table, source in (("unit_values", unit_values), ("trade_parties", parties),
                                   ("licences", licences), ("declarations", declarations)):
                 if source is not None:
-                    reports.append(load_csv(self.db, table, source,
-                                            reject_future=reject_future))
+                    with csv_source(source) as (readable, name):
+                        reports.append(load_csv(self.db, table, readable, name=name,
+                                                reject_future=reject_future))
             if self.history is not None:
                 add_history(conn, law(self.rulebook).rules.values())
             refresh_inputs(self.db)
@@ -202,15 +203,21 @@ class Screener:
         indicative ranges (as `excon build --unit-values`).
 
         `engine="duckdb"` runs the same checks, printed in DuckDB's dialect, on a copy of the
-        data in DuckDB (moved over from Python; no DuckDB extension is needed)."""
+        data in DuckDB (moved over from Python; no DuckDB extension is needed); a PostgreSQL
+        connection string (`postgresql://…`) runs them on that server, in a schema of their
+        own. Inputs may be CSV or Parquet (a path ending in `.parquet`)."""
         conn = self.db.conn
+        if engine not in ("sqlite", "duckdb") and \
+                not engine.startswith(("postgresql://", "postgres://")):
+            raise ScreeningError(f"unknown engine {engine!r}: sqlite, duckdb or a PostgreSQL "
+                                 "connection string (postgresql://…)")
         with self.loaded(declarations, licences, parties, as_of, unit_values,
                          reject_future) as reports:
             if engine == "duckdb":
                 from kb.engines import duckdb_findings
 
                 rows = duckdb_findings(conn, self.compiled, self.engines)
-            elif engine.startswith("postgresql://"):
+            elif engine.startswith(("postgresql://", "postgres://")):
                 from kb.engines import postgres_findings
 
                 rows = postgres_findings(conn, self.compiled, engine, self.engines)
@@ -247,6 +254,29 @@ class Screener:
                 raise ScreeningError(f"{r.table} row {p.line - 1}: {p.column}: {p.value!r}: "
                                      f"expected {p.expected}")
         return findings
+
+
+@contextmanager
+def csv_source(source: Source) -> Iterator[tuple[Source, str | None]]:
+    """An input as CSV: a Parquet file (`.parquet`) is written out as CSV by DuckDB's reader
+    first, so that its rows are validated exactly as a CSV file's are (a problem's line is
+    then the row number plus one, for the header)."""
+    if not (isinstance(source, str | Path) and str(source).lower().endswith(".parquet")):
+        yield source, None
+        return
+    import tempfile
+
+    import duckdb
+
+    if not Path(source).is_file():
+        raise ScreeningError(f"{source}: cannot open it: no such file")
+    with tempfile.TemporaryDirectory() as tmp, duckdb.connect() as conn:
+        converted = Path(tmp) / "rows.csv"
+        try:
+            conn.read_parquet(str(source)).write_csv(str(converted), header=True)
+        except duckdb.Error as e:
+            raise ScreeningError(f"{source}: not a readable Parquet file: {e}") from None
+        yield converted, f"{source} (Parquet)"
 
 
 # Characters that make a spreadsheet read a cell as a formula (OWASP, "CSV injection").

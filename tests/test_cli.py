@@ -231,3 +231,42 @@ def test_expect_missing_matches_a_field_name_whole() -> None:
 
     assert expects("end_user") and expects("purity")
     assert not expects("end_use") and not expects("user")
+
+
+def test_screen_reads_parquet_and_runs_on_a_chosen_engine(
+        runner: CliRunner, tmp_path: Path, postgres_dsn: str) -> None:
+    """The same files as Parquet, and the same checks on DuckDB and PostgreSQL, give the same
+    findings as CSV on SQLite; a Parquet row that fails validation is reported with its
+    file."""
+    import duckdb
+
+    from kb import demo
+
+    files = demo.write(demo.generate(600, seed=21, rulebooks=[RULEBOOKS]), tmp_path / "csv")
+    parquet = {}
+    for name in ("declarations", "licences", "parties"):
+        parquet[name] = tmp_path / f"{name}.parquet"
+        # every column as text, as in the CSV file (DuckDB would guess dates and numbers)
+        duckdb.read_csv(str(files[name]), all_varchar=True).write_parquet(str(parquet[name]))
+
+    def findings(*args: str) -> str:
+        result = runner.invoke(cli, ["screen", *args, "--rulebooks", str(RULEBOOKS),
+                                     "--format", "jsonl"])
+        assert result.exit_code == 0, result.output
+        return result.stdout
+
+    base = findings(str(files["declarations"]), "--licences", str(files["licences"]),
+                    "--parties", str(files["parties"]))
+    assert base.count("\n") > 20
+    assert findings(str(parquet["declarations"]), "--licences", str(parquet["licences"]),
+                    "--parties", str(parquet["parties"])) == base
+    for engine in (["--engine", "duckdb"], ["--engine", "postgres", "--dsn", postgres_dsn]):
+        assert findings(str(files["declarations"]), "--licences", str(files["licences"]),
+                        "--parties", str(files["parties"]), *engine) == base, engine
+    result = runner.invoke(cli, ["screen", str(files["declarations"]), "--engine", "postgres",
+                                 "--rulebooks", str(RULEBOOKS)])
+    assert result.exit_code == 2 and "--engine postgres needs --dsn" in result.output
+    bad = tmp_path / "bad.parquet"
+    duckdb.sql("SELECT 'x1' AS id, 'yesterday' AS declared_on").write_parquet(str(bad))
+    result = runner.invoke(cli, ["screen", str(bad), "--rulebooks", str(RULEBOOKS)])
+    assert result.exit_code == 1 and "bad.parquet (Parquet)" in result.output
