@@ -517,7 +517,8 @@ class Checker:
             return
         candidates = list(known or ()) + (list(self.rb.country_groups) if groups_allowed else [])
         what = "an ISO 3166 country code" + (" or country group" if groups_allowed else "")
-        self.error("E405", f"'{name}' is not {what}", ref.span, did_you_mean(name, candidates))
+        self.error("E405", f"'{name}' is not {what}", ref.span,
+                   country_hint(name) or did_you_mean(name, candidates))
 
     def _expand_groups(self) -> None:
         rb = self.rb
@@ -1272,6 +1273,27 @@ def _example_unit(dimension: str | None) -> str:
         if dim == dimension:
             return f"99.99 {unit}" if unit == "%" else f"100 {unit}"
     return "a number with its unit"
+
+
+# Country codes people write that ISO 3166 gives otherwise.
+_COUNTRY_SLIPS = {"UK": "GB", "EL": "GR", "EN": "GB", "KO": "KR", "JA": "JP", "CN-HK": "HK"}
+
+
+def country_hint(name: str) -> str | None:
+    """`did you mean 'GB'?` for a country written by a common slip (UK), by its alpha-3 code
+    (USA) or by its English name (Germany, United Kingdom)."""
+    import pycountry
+
+    code = _COUNTRY_SLIPS.get(name.upper())
+    if code is None:
+        try:
+            found = pycountry.countries.lookup(name.replace("-", " "))
+        except LookupError:
+            return None
+        code = found.alpha_2
+    country = pycountry.countries.get(alpha_2=code)
+    label = f" ({country.name})" if country is not None else ""
+    return f"did you mean '{code}'{label}? Countries are written as ISO 3166 alpha-2 codes"
 
 
 def _version(files: list[ast.SourceFile]) -> str:

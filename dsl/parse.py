@@ -726,6 +726,11 @@ def _describe_expected(p: lark.Lark, expected: set[str]) -> tuple[str, list[str]
             words.append(f"'{value}'")
         else:
             words.append(_TERMINAL_WORDS.get(name, name.lower()))
+            # a terminal that is a choice of words (the outcomes, the levels): each is a
+            # keyword a misspelling may be close to
+            choice = _WORD_CHOICE.match(term.pattern.value) if term is not None else None
+            if choice is not None:
+                keywords.extend(choice.group(1).split("|"))
     words = sorted(set(words), key=lambda w: (not w.startswith("'"), w))
     if decl_names:
         if len(decl_names) >= len(DECLARATION_KEYWORDS) - 1:
@@ -740,6 +745,19 @@ def _describe_expected(p: lark.Lark, expected: set[str]) -> tuple[str, list[str]
     if len(words) == 1:
         return words[0], keywords
     return "one of " + ", ".join(words[:-1]) + " or " + words[-1], keywords
+
+
+_WORD_CHOICE = re.compile(r"^\(((?:[a-z][a-z\- ]*\|)+[a-z][a-z\- ]*)\)")
+_DIGITS = re.compile(r"[\d.]+")
+
+
+def _bad_customs_code(value: str) -> str | None:
+    """What is wrong with digits written where a customs code goes."""
+    digits = value.replace(".", "")
+    if not digits.isdigit() or len(digits) in (6, 8, 10):
+        return None
+    return (f"'{value}' is not a customs code: customs codes have 6, 8 or 10 digits (dots "
+            f"allowed), and this one has {len(digits)}")
 
 
 def _bad_date_hint(text: str) -> str | None:
@@ -783,6 +801,11 @@ def _error_to_diagnostic(
         shown = value if len(value) <= 40 else value[:37] + "…"
         end_col = tok.end_column if tok.end_line == tok.line and tok.end_column else column + 1
         span = ast.Span(file, line, column, line, end_col)
+        if "CUSTOMS_CODE" in (err.expected or ()) and _DIGITS.fullmatch(value) and \
+                (message := _bad_customs_code(value)) is not None:
+            return Diagnostic("E405", message, span,
+                              "a full code has 10 digits (8112.92.90.10); a tariff line 8 and "
+                              "an HS subheading 6 match every code they begin")
         hint = did_you_mean(value, keywords) if re.fullmatch(r"[A-Za-z\-]+", value) else None
         if "DATE" in (err.expected or ()):
             at = tok.start_pos or 0

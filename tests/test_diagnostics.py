@@ -1,0 +1,72 @@
+"""Diagnostics for the slips policy staff make, with the hint that leads to the fix."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import dsl
+from kb.schema import declaration_schema
+
+HEAD = """rulebook demo "Demo"
+  jurisdiction CN
+
+instrument LAW-1
+  title "A law"
+  issued 2024-01-01
+  in force 2024-01-01
+  article 1 "Widgets"
+
+item widget "Widget"
+  customs {code}
+  per LAW-1 article 1
+
+rule widget-ban "No widgets to the US"
+  per LAW-1 article 1
+  when item in widget and destination_country = "US"
+  then prohibited
+
+example "a widget"
+  declaration on 2024-03-01 code 8112929010 to {country} 10 kg
+  expect {outcome} by widget-ban
+"""
+
+
+def diagnose(tmp_path: Path, code: str = "8112929010", country: str = "US",
+             outcome: str = "prohibited") -> list[tuple[str, str, str | None]]:
+    (tmp_path / "demo.excon").write_text(
+        HEAD.format(code=code, country=country, outcome=outcome), encoding="utf-8")
+    result = dsl.load([tmp_path], declaration_schema())
+    return [(d.code, d.message, d.hint) for d in result.diagnostics]
+
+
+def test_the_slips_checked_here_are_otherwise_clean(tmp_path: Path) -> None:
+    assert diagnose(tmp_path) == []
+
+
+@pytest.mark.parametrize(("code", "digits"), [("811292901", 9), ("8112.929", 7),
+                                              ("81129290100", 11)])
+def test_a_customs_code_of_the_wrong_length_says_how_many_digits_codes_have(
+        tmp_path: Path, code: str, digits: int) -> None:
+    # (the item is then not declared, and the rule's reference to it is reported too)
+    [(found, message, hint)] = [d for d in diagnose(tmp_path, code=code) if d[0] != "E202"]
+    assert found == "E405"
+    assert message == (f"'{code}' is not a customs code: customs codes have 6, 8 or 10 digits "
+                       f"(dots allowed), and this one has {digits}")
+    assert hint is not None and "10 digits" in hint
+
+
+@pytest.mark.parametrize(("country", "suggested"), [
+    ("UK", "'GB' (United Kingdom)"), ("USA", "'US' (United States)"),
+    ("Germany", "'DE' (Germany)"), ("DEU", "'DE' (Germany)")])
+def test_a_country_written_another_way_gets_its_iso_code(tmp_path: Path, country: str,
+                                                         suggested: str) -> None:
+    [(found, message, hint)] = diagnose(tmp_path, country=country)
+    assert (found, message) == ("E405", f"'{country}' is not an ISO 3166 country code")
+    assert hint is not None and hint.startswith(f"did you mean {suggested}?")
+
+
+def test_a_misspelled_outcome_gets_the_right_spelling(tmp_path: Path) -> None:
+    [(found, _, hint)] = diagnose(tmp_path, outcome="unlicenced")
+    assert (found, hint) == ("E101", "did you mean 'unlicensed'?")
