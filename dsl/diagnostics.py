@@ -47,6 +47,8 @@ CODES: dict[str, str] = {
     "E601": "an expectation names an unknown rule or declaration",
     "E602": "an example without a declaration or without an expectation",
     "E701": "a construct the SQL compiler does not support yet",
+    "W001": "a folder without rulebook files",
+    "W002": "a rulebook file that declares nothing",
     "W101": "a customs code whose HS subheading is not in HS 2022",
     "W301": "two suspensions of the same target overlap",
     "W302": "an amendment of a target that a lift or repeal has already ended",

@@ -63,7 +63,13 @@ def parse_paths(paths: Iterable[Path | str], follow_uses: bool = True) -> LoadRe
             code = "E207" if used_at else "E002"
             result.diagnostics.append(Diagnostic(code, f"'{path}' does not exist", span))
             continue
-        for file in rulebook_files(path):
+        files = rulebook_files(path)
+        if not files:
+            result.diagnostics.append(Diagnostic(
+                "W001", f"the folder '{path}' holds no rulebook file (*{SUFFIX})",
+                used_at or ast.Span(display_path(path), 0, 0, 0, 0),
+                "check the path: nothing in it was checked"))
+        for file in files:
             real = file.resolve()
             if real in seen:
                 continue
@@ -78,6 +84,10 @@ def parse_paths(paths: Iterable[Path | str], follow_uses: bool = True) -> LoadRe
             sf, diags = parse_bytes(data, name)
             result.files.append(sf)
             result.diagnostics.extend(diags)
+            if not sf.declarations and not diags:
+                result.diagnostics.append(Diagnostic(
+                    "W002", "the file declares nothing", ast.Span(name, 1, 1, 1, 1),
+                    "an empty or comment-only file: was it saved?"))
             result.sources[name] = data.decode("utf-8", errors="replace").lstrip("\ufeff")
             if follow_uses:
                 for d in sf.declarations:

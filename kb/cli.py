@@ -356,7 +356,8 @@ def test_examples(paths: tuple[str, ...]) -> None:
     """Run every example in the rulebooks through the compiled checks (default ./rulebooks).
 
     Prints each failing example with its file and line, what was expected and what was found;
-    exit status 1 when an example fails.
+    exit status 1 when an example fails, or when there is no example to run (a wrong path
+    would otherwise pass).
     """
     from kb.examples import run_examples
     from kb.screen import ScreeningError
@@ -376,7 +377,10 @@ def test_examples(paths: tuple[str, ...]) -> None:
         click.echo(f"error: {e}", err=True)
         sys.exit(1)
     click.echo(f"{total - failed} passed, {failed} failed", err=True)
-    if failed:
+    if total == 0:
+        click.echo(f"error: no examples in {', '.join(_paths(paths))}: nothing was tested",
+                   err=True)
+    if failed or total == 0:
         sys.exit(1)
 
 

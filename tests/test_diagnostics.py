@@ -70,3 +70,23 @@ def test_a_country_written_another_way_gets_its_iso_code(tmp_path: Path, country
 def test_a_misspelled_outcome_gets_the_right_spelling(tmp_path: Path) -> None:
     [(found, _, hint)] = diagnose(tmp_path, outcome="unlicenced")
     assert (found, hint) == ("E101", "did you mean 'unlicensed'?")
+
+
+def test_empty_folders_and_files_are_warned_about(tmp_path: Path) -> None:
+    empty = tmp_path / "notes"
+    empty.mkdir()
+    [w] = dsl.load([empty], declaration_schema()).diagnostics
+    assert (w.code, w.severity) == ("W001", "warning") and "holds no rulebook file" in w.message
+    (empty / "draft.excon").write_text("# to do\n", encoding="utf-8")
+    [w] = dsl.load([empty], declaration_schema()).diagnostics
+    assert (w.code, w.message, w.span.file.endswith("draft.excon")) == (
+        "W002", "the file declares nothing", True)
+
+
+def test_excon_test_fails_when_there_is_no_example_to_run(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from kb.cli import cli
+
+    result = CliRunner().invoke(cli, ["test", str(tmp_path)])
+    assert result.exit_code == 1 and "nothing was tested" in result.output
