@@ -760,6 +760,28 @@ def _bad_customs_code(value: str) -> str | None:
             f"allowed), and this one has {len(digits)}")
 
 
+def _character_name(ch: str) -> tuple[str, str] | None:
+    """The characters a word processor or a Chinese keyboard puts in a rulebook, named, with
+    what to write instead."""
+    if ch in "\u201c\u201d\u201e\u00ab\u00bb":
+        return (f"curly quote '{ch}'",
+                'write texts between straight double quotes: "…" (a word processor or an '
+                "autocorrecting editor turns them curly)")
+    if ch in "\u2018\u2019":
+        return f"curly apostrophe '{ch}'", "write texts between straight double quotes: \"…\""
+    if ch == "\u3000":
+        return ("full-width space (U+3000)",
+                "write an ordinary space (a Chinese keyboard types the full-width one)")
+    if ch in "\uff08\uff09\uff0c\uff1a\uff1b":
+        return (f"full-width '{ch}'", "write the ASCII character (a Chinese keyboard types the "
+                                       "full-width one)")
+    if "\u3400" <= ch <= "\u9fff" or "\uf900" <= ch <= "\ufaff":
+        return (f"Chinese character '{ch}'",
+                "names are written in ASCII letters, digits and hyphens (gallium, not 镓); put "
+                'the Chinese in a title or `zh "…"`')
+    return None
+
+
 def _bad_date_hint(text: str) -> str | None:
     if re.match(r"\d{1,4}[/.]\d{1,2}[/.]\d{1,4}|\d{2}-\d{2}-\d{4}", text):
         return "dates are written YYYY-MM-DD, for example 2024-12-03"
@@ -780,6 +802,9 @@ def _error_to_diagnostic(
         if ch == '"':
             msg = "this text in quotes is not closed on the same line"
             hint = 'end it with " before the end of the line (write \\" for a quote inside it)'
+        elif (named := _character_name(ch)) is not None:
+            msg = f"unexpected {named[0]} here; expected {expected}"
+            hint = hint or named[1]
         elif ch.isprintable() and ch.strip():
             msg = f"unexpected character '{ch}' here; expected {expected}"
         else:

@@ -90,3 +90,23 @@ def test_excon_test_fails_when_there_is_no_example_to_run(tmp_path: Path) -> Non
 
     result = CliRunner().invoke(cli, ["test", str(tmp_path)])
     assert result.exit_code == 1 and "nothing was tested" in result.output
+
+
+@pytest.mark.parametrize(("text", "named", "advice"), [
+    ('title “A law”', "curly quote '“'", "straight double quotes"),
+    ("title \u3000\"A law\"", "full-width space (U+3000)", "ordinary space"),
+])
+def test_characters_from_word_processors_and_chinese_keyboards_are_named(
+        tmp_path: Path, text: str, named: str, advice: str) -> None:
+    (tmp_path / "law.excon").write_text(
+        f'instrument LAW-1\n  {text}\n  issued 2024-01-01\n', encoding="utf-8")
+    [d] = dsl.load([tmp_path], declaration_schema()).diagnostics
+    assert d.code == "E102" and d.message.startswith(f"unexpected {named} here")
+    assert d.hint is not None and advice in d.hint
+
+
+def test_a_chinese_name_says_names_are_ascii(tmp_path: Path) -> None:
+    (tmp_path / "item.excon").write_text('item 镓 "Gallium"\n', encoding="utf-8")
+    [d] = dsl.load([tmp_path], declaration_schema()).diagnostics
+    assert d.message == "unexpected Chinese character '镓' here; expected a name"
+    assert d.hint is not None and 'zh "…"' in d.hint
