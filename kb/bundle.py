@@ -32,7 +32,7 @@ from sqlglot import exp
 
 from dsl.compile import CompiledRulebook
 from kb.checks import SUPPORT_VIEWS, support_statements
-from kb.engines import CHECK_TABLES, INPUT_TABLES, _csv_field
+from kb.engines import CHECK_TABLES, INPUT_TABLES, csv_field
 
 RULEBOOK_TABLES = tuple(t for t in CHECK_TABLES if t not in INPUT_TABLES)
 SCRIPTS = ("schema.sql", "load-rulebook.sql", "load-inputs.sql", "checks.sql", "selfcheck.sql")
@@ -87,9 +87,9 @@ def write_csv(conn: sqlite3.Connection, table: str, path: Path) -> int:
     cursor = conn.execute(f'SELECT * FROM "{table}"')  # names are ours, not the user's
     n = 0
     with path.open("w", encoding="utf-8", newline="") as f:
-        f.write(",".join(_csv_field(c) for c, _ in columns(conn, table)) + "\n")
+        f.write(",".join(csv_field(c) for c, _ in columns(conn, table)) + "\n")
         for batch in iter(lambda: cursor.fetchmany(50_000), []):
-            f.writelines(",".join(map(_csv_field, row)) + "\n" for row in batch)
+            f.writelines(",".join(map(csv_field, row)) + "\n" for row in batch)
             n += len(batch)
     return n
 

@@ -57,13 +57,13 @@ def _duck_insert(duck: Any, conn: sqlite3.Connection, table: str) -> None:
         path = Path(tmp) / f"{table}.csv"
         with path.open("w", encoding="utf-8", newline="") as f:
             for batch in (first, *iter(lambda: cursor.fetchmany(100_000), [])):
-                f.writelines(",".join(map(_csv_field, row)) + "\n" for row in batch)
+                f.writelines(",".join(map(csv_field, row)) + "\n" for row in batch)
         # every text is quoted, so only the unquoted marker is NULL ('' stays '')
         duck.execute(f"COPY \"{table}\" FROM '{path}' (FORMAT csv, HEADER false, "
                      f"NULLSTR '{_NULL}', ALLOW_QUOTED_NULLS false, QUOTE '\"', ESCAPE '\"')")
 
 
-def _csv_field(v: object) -> str:
+def csv_field(v: object) -> str:
     if v is None:
         return _NULL
     if isinstance(v, int | float):

@@ -1,8 +1,6 @@
-"""Export the compiled checks for other tools.
-
-`sql(dialect)`: standalone DDL for the documented tables, the support relations and the checks,
-printed by sqlglot for SQLite, DuckDB or PostgreSQL. `rules_json()`: the checked rulebook as JSON,
-described by the JSON Schema in `kb/data/rules.schema.json`, for tools in other languages.
+"""Export the checked rules for other tools: `rules_json()`, the checked rulebook as JSON,
+described by `rules_schema()`, and `rulebook_from_json()`, the way back. (The SQL per engine
+is `kb.bundle`.)
 """
 
 from __future__ import annotations
@@ -14,44 +12,11 @@ from importlib.metadata import version as package_version
 from pathlib import Path
 from typing import Any
 
-from sqlglot import exp
-
 from dsl.check import CheckedRulebook
 from dsl.compile import CompiledRulebook
 from dsl.ir import node_schemas, plain, source_files
 from dsl.model import Rule, declarations_json, law
 from dsl.periods import rule_periods
-from kb.checks import support_statements
-from kb.tables import TABLES, TableSpec
-
-_SQL_TYPES = {str: "TEXT", int: "BIGINT", float: "DOUBLE"}
-
-
-def create_table(spec: TableSpec) -> exp.Create:
-    columns = [
-        exp.ColumnDef(this=exp.to_identifier(c.name, quoted=True),
-                      kind=exp.DataType.build(_SQL_TYPES[c.type]),
-                      constraints=[exp.ColumnConstraint(kind=exp.NotNullColumnConstraint())]
-                      if c.not_null else [])
-        for c in spec.columns
-    ]
-    pk = [spec.pk] if isinstance(spec.pk, str) else list(spec.pk)
-    columns.append(exp.PrimaryKey(expressions=[exp.to_identifier(p, quoted=True) for p in pk]))  # type: ignore[arg-type]
-    return exp.Create(this=exp.Schema(this=exp.to_table(spec.name), expressions=columns),
-                      kind="TABLE")
-
-
-def sql(compiled: CompiledRulebook, dialect: str) -> str:
-    """A script that creates every table and view the checks need, then the checks."""
-    parts = [f"-- excon checks, rulebook version {compiled.version}, dialect {dialect}",
-             "-- 1. documented tables (load the knowledge base's rows into them)"]
-    parts += [create_table(t).sql(dialect=dialect, pretty=True) + ";" for t in TABLES]
-    parts.append("-- 2. support tables and views")
-    parts += [s + ";" for s in support_statements(dialect)]
-    parts.append("-- 3. one view per rule, and their union")
-    parts += [s + ";" for s in compiled.statements(dialect)]
-    return "\n\n".join(parts) + "\n"
-
 
 CUSTOMS_MATCH = (
     "A declared customs code (digits only) matches an item's reference code exactly when the "
