@@ -58,6 +58,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--serve-size", type=int, default=1_000_000,
                         help="declarations in the knowledge base served for the Datasette "
                              "benchmark")
+    parser.add_argument("--engines", help="engines the screening benchmark runs, e.g. "
+                        "sqlite,duckdb (default: sqlite,duckdb,postgres,spark; with --quick "
+                        "sqlite,duckdb)")
     parser.add_argument("--quality-size", type=int, default=100_000,
                         help="demo declarations for the indicators' precision and recall")
     args = parser.parse_args(argv)
@@ -75,7 +78,9 @@ def main(argv: list[str] | None = None) -> int:
     if "screen" in only:
         sizes = (1_000, 2_000) if args.quick else tuple(
             int(n) for n in args.screen_sizes.split(","))
-        results["screen"] = sc = screen.run(sizes, 1 if args.quick else 3)
+        engines = tuple(args.engines.split(",")) if args.engines else (
+            ("sqlite", "duckdb") if args.quick else screen.ENGINES)
+        results["screen"] = sc = screen.run(sizes, 1 if args.quick else 3, engines=engines)
         print(screen.report(sc))
     if "indicators" in only:
         import tempfile

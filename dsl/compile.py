@@ -277,18 +277,22 @@ class CompiledRulebook:
             return exp.select(*cols).where(FALSE)
         return union_all(selects)
 
-    def statements(self, dialect: str = "sqlite") -> list[str]:
-        """CREATE VIEW statements for every check and for `findings`, in order."""
-        out = [exp.Create(this=exp.to_table(name), kind="VIEW", expression=q).sql(
-            dialect=dialect, pretty=True) for name, q in self.windows.items()]
-        for r in self.rules:
-            out.append(exp.Create(this=exp.to_table(r.view), kind="VIEW",
-                                  expression=for_dialect(r.query, dialect)).sql(
-                dialect=dialect, pretty=True))
-        out.append(exp.Create(this=exp.to_table("findings"), kind="VIEW",
-                              expression=self.findings_query()).sql(dialect=dialect,
-                                                                    pretty=True))
+    def statements(self, dialect: str = "sqlite", windows: bool = True) -> list[str]:
+        """CREATE VIEW statements for every check and for `findings`, in order; first, unless
+        `windows` is false (an engine that stores them as tables), one for each window."""
+        out = [create_view(name, q, dialect) for name, q in self.windows.items() if windows]
+        out += [create_view(r.view, for_dialect(r.query, dialect), dialect) for r in self.rules]
+        out.append(create_view("findings", self.findings_query(), dialect))
         return out
+
+
+def create_view(name: str, query: exp.Expression | exp.Query, dialect: str) -> str:
+    """CREATE VIEW, printed for `dialect`; on Spark a temporary view (a session's views over
+    its registered inputs), replacing one of the same name."""
+    spark = dialect == "spark"
+    properties = exp.Properties(expressions=[exp.TemporaryProperty()]) if spark else None
+    return exp.Create(this=exp.to_table(name), kind="VIEW", expression=query, replace=spark,
+                      properties=properties).sql(dialect=dialect, pretty=True)
 
 
 def view_name(rule: str) -> str:

@@ -1,16 +1,19 @@
 """Self-contained bundles of the compiled checks, one per SQL engine, for tools that run them
 without excon.
 
-`excon export --dialect D --out DIR` writes, for SQLite, DuckDB or PostgreSQL:
+`excon export --dialect D --out DIR` writes, for SQLite, DuckDB, PostgreSQL or Spark:
 
-- `schema.sql`: every table the checks read;
+- `schema.sql`: every table the checks read, with their keys and indexes where the engine
+  uses them;
 - `rulebook/*.csv` and `load-rulebook.sql`: the rulebook's and the reference rows;
 - `load-inputs.sql`: loads `inputs/*.csv`, which `excon prepare` writes for a set of input
   files: the declarations, licences and parties as excon validated them, and the relations only
   Python computes (party-name keys, fuzzy matches of declared names against the lists, the
   links between parties, licence items);
-- `checks.sql`: every other support relation, as SQL views, and one view per rule plus
-  `findings`;
+- `derive.sql`: every other support relation and window, stored as a table (indexed on
+  PostgreSQL and SQLite, cached on Spark), from the loaded inputs; run again after new inputs;
+- `checks.sql`: one view per rule plus `findings` (on SQLite after the judged declarations'
+  view);
 - `selfcheck.sql`: the `excon_selfcheck` view, and a statement that fails, naming what is
   wrong, when a table the checks need is empty or the prepared relations are not those of the
   loaded declarations;
@@ -30,29 +33,39 @@ from typing import Any, cast
 import sqlglot
 from sqlglot import exp
 
-from dsl.compile import CompiledRulebook
-from kb.checks import SUPPORT_VIEWS, support_statements
-from kb.engines import CHECK_TABLES, INPUT_TABLES, csv_field
+from dsl.compile import CompiledRulebook, create_view
+from kb.checks import check_statements, derive_statements
+from kb.engines import CHECK_TABLES, INPUT_TABLES, SPARK_SQL_CONF, TYPES, secondary_indexes
 
 RULEBOOK_TABLES = tuple(t for t in CHECK_TABLES if t not in INPUT_TABLES)
-SCRIPTS = ("schema.sql", "load-rulebook.sql", "load-inputs.sql", "checks.sql", "selfcheck.sql")
+SCRIPTS = ("schema.sql", "load-rulebook.sql", "load-inputs.sql", "derive.sql", "checks.sql",
+           "selfcheck.sql")
 # DuckDB plans a union of every check as one query in time that grows faster than the checks
 # (see kb.engines.duckdb_findings): there `findings` is a table that findings.sql fills check
 # by check, to be run again after new inputs are loaded.
 DUCKDB_SCRIPTS = (*SCRIPTS, "findings.sql")
+NULL = "\\N"
+
+
+# Spark reads the CSV files as temporary views, whose schema the load scripts give: no
+# schema.sql; run.py runs the scripts and writes the findings check by check.
+SPARK_SCRIPTS = SCRIPTS[1:]
 
 
 def scripts(dialect: str) -> tuple[str, ...]:
-    return DUCKDB_SCRIPTS if dialect == "duckdb" else SCRIPTS
-NULL = "\\N"
-_TYPES = {
-    "duckdb": {"TEXT": "VARCHAR", "FLOAT": "DOUBLE", "REAL": "DOUBLE", "INTEGER": "BIGINT",
-               "": "VARCHAR"},
-    "postgres": {"TEXT": "TEXT", "FLOAT": "DOUBLE PRECISION", "REAL": "DOUBLE PRECISION",
-                 "INTEGER": "BIGINT", "": "TEXT"},
-    "sqlite": {"TEXT": "TEXT", "FLOAT": "REAL", "REAL": "REAL", "INTEGER": "INTEGER",
-               "": "TEXT"},
-}
+    return {"duckdb": DUCKDB_SCRIPTS, "spark": SPARK_SCRIPTS}.get(dialect, SCRIPTS)
+
+
+def csv_field(v: object) -> str:
+    """A CSV field as the bundle writes it: every text quoted, so that the unquoted `\\N`
+    is NULL and an empty text stays empty."""
+    if v is None:
+        return NULL
+    if isinstance(v, int | float):
+        return repr(v)
+    return '"' + str(v).replace('"', '""') + '"'
+
+
 # What each table holds, for the manifest.
 SOURCES = {
     "declarations": "the declarations file, as excon validated it (excon prepare)",
@@ -95,15 +108,27 @@ def write_csv(conn: sqlite3.Connection, table: str, path: Path) -> int:
 
 
 def schema_sql(conn: sqlite3.Connection, dialect: str) -> str:
+    """Every table the checks read. On PostgreSQL and SQLite with its primary key and the
+    indexes excon's own tables have (the declarations' by country, party and code: the
+    checks' candidate sets and probes use them); DuckDB's hash joins need none."""
     statements = []
     for table in CHECK_TABLES:
-        defs = [exp.ColumnDef(this=exp.to_identifier(c, quoted=True),
-                              kind=exp.DataType.build(_TYPES[dialect].get(t, "TEXT"),
-                                                      dialect=dialect))
-                for c, t in columns(conn, table)]
+        cols = columns(conn, table)
+        defs: list[exp.Expression] = [
+            exp.ColumnDef(this=exp.to_identifier(c, quoted=True),
+                          kind=exp.DataType.build(TYPES[dialect].get(t, "TEXT"),
+                                                  dialect=dialect))
+            for c, t in cols]
+        key = [str(c[1]) for c in sorted(conn.execute(f'PRAGMA table_info("{table}")'),
+                                        key=lambda c: c[5]) if c[5]]
+        if key and dialect != "duckdb":
+            defs.append(exp.PrimaryKey(expressions=[exp.to_identifier(c, quoted=True)
+                                                    for c in key]))
         create = exp.Create(this=exp.Schema(this=exp.to_table(table), expressions=defs),
                             kind="TABLE")
         statements.append(create.sql(dialect=dialect, pretty=True) + ";")
+        if dialect != "duckdb":
+            statements += [sql + ";" for sql in secondary_indexes(conn, table)]
     return "\n\n".join(statements) + "\n"
 
 
@@ -119,6 +144,14 @@ def load_sql(conn: sqlite3.Connection, tables: tuple[str, ...], folder: str,
         if dialect == "duckdb":
             out.append(f"COPY {name} FROM '{path}' (FORMAT csv, HEADER true, NULLSTR '\\N', "
                        "ALLOW_QUOTED_NULLS false, QUOTE '\"', ESCAPE '\"');")
+        elif dialect == "spark":
+            typed = ", ".join(f"{_ident(c, 'spark')} {TYPES['spark'].get(t, 'STRING')}"
+                              for c, t in columns(conn, table))
+            # run.py puts the bundle's folder before each path (Spark resolves relative paths
+            # against its working directory, which spark-submit does not set)
+            out.append(f"CREATE OR REPLACE TEMPORARY VIEW {name} ({typed}) USING csv OPTIONS "
+                       f"(path '{path}', header 'true', nullValue '\\\\N', quote '\"', "
+                       "escape '\"', multiLine 'true', mode 'FAILFAST');")
         elif dialect == "postgres":
             out.append(f"\\copy {name} FROM '{path}' WITH (FORMAT csv, HEADER true, "
                        "NULL '\\N')")
@@ -137,12 +170,15 @@ def load_sql(conn: sqlite3.Connection, tables: tuple[str, ...], folder: str,
     return "\n".join(out) + "\n"
 
 
+def derive_sql(compiled: CompiledRulebook, dialect: str) -> str:
+    return "\n\n".join(s + ";" for s in derive_statements(compiled, dialect)) + "\n"
+
+
 def checks_sql(compiled: CompiledRulebook, dialect: str) -> str:
-    views = support_statements(dialect)[-len(SUPPORT_VIEWS):]
-    checks = compiled.statements(dialect)
+    checks = check_statements(compiled, dialect)
     if dialect == "duckdb":
         checks = checks[:-1]  # `findings` is findings.sql's table there
-    return "\n\n".join(s + ";" for s in [*views, *checks]) + "\n"
+    return "\n\n".join(s + ";" for s in checks) + "\n"
 
 
 def findings_sql(compiled: CompiledRulebook) -> str:
@@ -190,8 +226,7 @@ def selfcheck_view(required: tuple[str, ...]) -> exp.Expression:
 
 
 def selfcheck_sql(dialect: str, required: tuple[str, ...]) -> str:
-    view = exp.Create(this=exp.to_table("excon_selfcheck"), kind="VIEW",
-                      expression=selfcheck_view(required))
+    view = create_view("excon_selfcheck", selfcheck_view(required), dialect)
     fail = {
         # DuckDB's error() raises with the text
         "duckdb": "SELECT error('excon_selfcheck: ' || string_agg(problem, '; ')) "
@@ -199,6 +234,8 @@ def selfcheck_sql(dialect: str, required: tuple[str, ...]) -> str:
         "postgres": "DO $$ BEGIN IF EXISTS (SELECT 1 FROM excon_selfcheck) THEN RAISE "
                     "EXCEPTION 'excon_selfcheck: %', (SELECT string_agg(problem, '; ') FROM "
                     "excon_selfcheck); END IF; END $$;",
+        "spark": "SELECT raise_error('excon_selfcheck: ' || concat_ws('; ', "
+                 "collect_list(problem))) FROM excon_selfcheck HAVING COUNT(*) > 0;",
         # a trigger is SQLite's only way to raise an error
         "sqlite": "CREATE TEMP TABLE excon_selfcheck_failed (problem TEXT);\n"
                   "CREATE TEMP TRIGGER excon_selfcheck_fails BEFORE INSERT ON "
@@ -207,20 +244,23 @@ def selfcheck_sql(dialect: str, required: tuple[str, ...]) -> str:
                   "END;\n"
                   "INSERT INTO excon_selfcheck_failed SELECT problem FROM excon_selfcheck;",
     }[dialect]
-    return view.sql(dialect=dialect, pretty=True) + ";\n\n" + fail + "\n"
+    return view + ";\n\n" + fail + "\n"
 
 
-def manifest(conn: sqlite3.Connection, dialect: str, version: str,
+def manifest(conn: sqlite3.Connection, compiled: CompiledRulebook, dialect: str,
              rows: dict[str, int]) -> dict[str, Any]:
+    version = compiled.version
     return {
         "format": "excon-bundle/1",
         "dialect": dialect,
         "rulebook_version": version,
         "scripts": list(scripts(dialect)),
+        "checks": [r.view for r in compiled.rules],
+        **({"spark_conf": SPARK_SQL_CONF} if dialect == "spark" else {}),
         "null": NULL,
         "tables": [
             {"name": t,
-             "columns": [{"name": c, "type": _TYPES[dialect].get(ty, "TEXT")}
+             "columns": [{"name": c, "type": TYPES[dialect].get(ty, "TEXT")}
                          for c, ty in columns(conn, t)],
              "source": SOURCES.get(t, "the rulebooks (excon export)"),
              "file": f"{'inputs' if t in INPUT_TABLES else 'rulebook'}/{t}.csv",
@@ -234,6 +274,7 @@ _RUN = {
     "duckdb": "python -c \"import duckdb; c = duckdb.connect('kb.duckdb'); "
               "[c.execute(open(f).read()) for f in {files}]\"",
     "postgres": "psql \"$DSN\" -v ON_ERROR_STOP=1 {files}",
+    "spark": "spark-submit run.py",
 }
 
 
@@ -249,7 +290,15 @@ def readme(dialect: str, version: str) -> str:
             "plans one union of every check slowly): run it again after loading new inputs."
             if dialect == "duckdb" else "")
     query = {"sqlite": "sqlite3 kb.sqlite", "duckdb": "duckdb kb.duckdb",
-             "postgres": "psql \"$DSN\""}[dialect]
+             "postgres": "psql \"$DSN\""}.get(dialect)
+    read = (f"""       {query}
+       SELECT * FROM findings ORDER BY declaration_id, rule, outcome;""" if query else
+            """       run.py writes them to findings/ as Parquet, one check at a time (Spark's
+       optimizer runs out of memory on one plan for the union of every check); read them
+       with Spark, DuckDB or pyarrow. On a cluster, over Parquet:
+
+           spark-submit --master yarn run.py --inputs hdfs:///excon/day/ --format parquet \\
+               --out hdfs:///excon/findings/day/""")
     return f"""# excon checks for {dialect} (rulebook version {version})
 
 This folder runs excon's compiled checks on {dialect} without excon: the tables, the
@@ -269,8 +318,7 @@ rulebook's rows, every support relation and one view per rule, with `findings` t
 
 3. Read the findings:
 
-       {query}
-       SELECT * FROM findings ORDER BY declaration_id, rule, outcome;
+{read}
 
 `manifest.json` lists every table, its columns and types, where its rows come from and its
 file; the scripts run in the order it gives.{duck}
@@ -289,18 +337,21 @@ def write_bundle(conn: sqlite3.Connection, compiled: CompiledRulebook, dialect: 
     rows = {t: write_csv(conn, t, out / "rulebook" / f"{t}.csv") for t in RULEBOOK_TABLES}
     required = tuple(t for t in RULEBOOK_TABLES if rows[t])
     texts = {
-        "schema.sql": schema_sql(conn, dialect),
+        **({} if dialect == "spark" else {"schema.sql": schema_sql(conn, dialect)}),
         "load-rulebook.sql": load_sql(conn, RULEBOOK_TABLES, "rulebook", dialect),
         "load-inputs.sql": load_sql(conn, INPUT_TABLES, "inputs", dialect),
+        "derive.sql": derive_sql(compiled, dialect),
         "checks.sql": checks_sql(compiled, dialect),
         "selfcheck.sql": selfcheck_sql(dialect, required),
         "README.md": readme(dialect, compiled.version),
     }
     if dialect == "duckdb":
         texts["findings.sql"] = findings_sql(compiled)
+    if dialect == "spark":
+        texts["run.py"] = (Path(__file__).parent / "spark_run.py").read_text("utf-8")
     for name, text in texts.items():
         (out / name).write_text(text, encoding="utf-8")
-    found = manifest(conn, dialect, compiled.version, rows)
+    found = manifest(conn, compiled, dialect, rows)
     (out / "manifest.json").write_text(json.dumps(found, indent=2) + "\n", encoding="utf-8")
     return found
 

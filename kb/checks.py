@@ -17,7 +17,7 @@ from sqlglot import exp
 from sqlite_utils import Database
 
 from dsl.check import CheckedRulebook
-from dsl.compile import ROW_KEY, CompiledRulebook, compile_rulebook, union_all
+from dsl.compile import ROW_KEY, CompiledRulebook, compile_rulebook, create_view, union_all
 from dsl.diagnostics import Diagnostic
 from dsl.graph import PartyFacts, PartyGraph
 from dsl.model import law
@@ -215,13 +215,17 @@ SUPPORT_VIEWS = {
                    WHERE li.licence_no = l.licence_no AND (
                      li.entry = d.hs_code
                      OR (LENGTH(li.entry) < 10
-                         AND li.entry = SUBSTRING(d.hs_code, 1, LENGTH(li.entry)))
-                     OR EXISTS (
-                       SELECT 1 FROM declaration_items AS di JOIN items AS i ON i.name = di.item
-                       WHERE di.declaration_id = d.id
-                         AND (li.entry = i.control_code OR li.entry = i.name
-                              OR EXISTS (SELECT 1 FROM item_group_members AS g
-                                         WHERE g.item = i.name AND g.group_name = li.entry)))))
+                         AND li.entry = SUBSTRING(d.hs_code, 1, LENGTH(li.entry)))))
+                    -- apart, so that an engine can join the entries to the declaration's items
+                    -- (PostgreSQL runs one subplan per row for a correlated test in an OR)
+                    OR EXISTS (
+                   SELECT 1 FROM licence_items AS li
+                   JOIN declaration_items AS di ON di.declaration_id = d.id
+                   JOIN items AS i ON i.name = di.item
+                   WHERE li.licence_no = l.licence_no
+                     AND (li.entry = i.control_code OR li.entry = i.name
+                          OR EXISTS (SELECT 1 FROM item_group_members AS g
+                                     WHERE g.item = i.name AND g.group_name = li.entry)))
                     THEN 1 ELSE 0 END AS item_ok
         FROM declarations AS d LEFT JOIN licences AS l ON l.licence_no = d.licence_no
         WHERE d.licence_no IS NOT NULL""",
@@ -309,14 +313,20 @@ def day_number(date: exp.Expression) -> exp.Expression:
                         unit=exp.var("DAY"))
 
 
-def view_select(name: str) -> exp.Expression:
-    """The support view's query as a tree (EXCON_DAY(x) becomes `day_number(x)`)."""
+def view_select(name: str, dialect: str | None = None) -> exp.Expression:
+    """The support view's query as a tree (EXCON_DAY(x) becomes `day_number(x)`); for SQLite,
+    the judged declarations with the rowid the checks' candidate sets select there
+    (dsl.compile.for_dialect)."""
     def day(node: exp.Expression) -> exp.Expression:
         if isinstance(node, exp.Anonymous) and node.name.upper() == "EXCON_DAY":
             return day_number(node.expressions[0])
         return node
 
-    return sqlglot.parse_one(SUPPORT_VIEWS[name], read="sqlite").transform(day)
+    select = sqlglot.parse_one(SUPPORT_VIEWS[name], read="sqlite").transform(day)
+    if name == "judged_declarations" and dialect == "sqlite":
+        assert isinstance(select, exp.Select)
+        select = select.select(exp.alias_(exp.column("rowid", table="d"), ROW_KEY))
+    return select
 
 
 def support_statements(dialect: str = "sqlite") -> list[str]:
@@ -324,14 +334,8 @@ def support_statements(dialect: str = "sqlite") -> list[str]:
     out = [sqlglot.transpile(sql, read="sqlite", write=dialect)[0]
            + (" WITHOUT ROWID" if dialect == "sqlite" and name in CLUSTERED else "")
            for name, sql in SUPPORT_TABLES.items()]
-    for name in SUPPORT_VIEWS:
-        select = view_select(name)
-        if name == "judged_declarations" and dialect == "sqlite":
-            # the rowid the checks' candidate sets select there (dsl.compile.for_dialect)
-            assert isinstance(select, exp.Select)
-            select = select.select(exp.alias_(exp.column("rowid", table="d"), ROW_KEY))
-        out.append(f"CREATE VIEW {name} AS\n" + select.sql(dialect=dialect, pretty=True))
-    return out
+    return out + [create_view(name, view_select(name, dialect), dialect)
+                  for name in SUPPORT_VIEWS]
 
 
 class Stored(NamedTuple):
@@ -362,6 +366,78 @@ MATERIALISED: dict[str, Stored] = {
     "licence_uses": Stored(("declaration_id",), (("exporter_role",),)),
     "licence_cover": Stored(("declaration_id",)),
 }
+
+
+# The support views that depend on the judging date: excon's SQLite files keep them as views
+# (a served file is judged as of any date); the other engines store them with the rest, since
+# a screening loads its date (`excon_settings`) with its inputs.
+JUDGED_VIEWS = tuple(name for name in SUPPORT_VIEWS if name not in MATERIALISED)
+
+
+def derived_relations(compiled: CompiledRulebook,
+                      dialect: str = "sqlite") -> list[tuple[str, exp.Expression, Stored]]:
+    """The relations derived from the inputs that every check shares, in the order they are
+    made (each reads only the inputs, the rulebook and those before it): the support
+    relations of MATERIALISED, the compiled rulebook's windows, and on engines other than
+    SQLite the judged declarations."""
+    out: list[tuple[str, exp.Expression, Stored]] = [
+        (name, view_select(name), stored) for name, stored in MATERIALISED.items()]
+    out += [(name, query, Stored(compiled.window_keys[name]) if name in compiled.window_keys
+             else Stored(None, (("declaration_id",),)))
+            for name, query in sorted(compiled.windows.items())]
+    if dialect != "sqlite":
+        out += [(name, view_select(name), Stored(("id",), (("declared_on",),)))
+                for name in JUDGED_VIEWS]
+    return out
+
+
+def derive_statements(compiled: CompiledRulebook, dialect: str) -> list[str]:
+    """Statements that store every derived relation as a table on `dialect`, filled from the
+    loaded inputs, so that no check derives one again per row; run again after new inputs.
+
+    - DuckDB: a table per relation (its columnar scans and hash joins need no index).
+    - PostgreSQL: a table per relation with a B-tree index on its key and on the columns
+      checks probe it by, then ANALYZE, so the planner knows its size before the checks run
+      (the checks' views depend on the tables: dropping one drops them, `CASCADE`).
+    - Spark: a cached temporary view per relation (`CACHE TABLE … AS`), computed once in the
+      executors' memory.
+    - SQLite: a table per relation with the same indexes (excon's own SQLite files store them
+      clustered by key; see `materialise`)."""
+    out: list[str] = []
+    for name, query, stored in derived_relations(compiled, dialect):
+        table = exp.to_table(name)
+        if dialect == "spark":
+            out.append(f"UNCACHE TABLE IF EXISTS {name}")
+            out.append(exp.Cache(this=table, lazy=False, expression=query).sql(
+                dialect="spark", pretty=True))
+            continue
+        drop = sqlglot.parse_one(f"DROP TABLE IF EXISTS {name}"  # our name
+                                 + (" CASCADE" if dialect == "postgres" else ""),
+                                 read="postgres")
+        create = exp.Create(this=table, kind="TABLE", expression=query,
+                            replace=dialect == "duckdb")
+        out += [create.sql(dialect=dialect, pretty=True)] if dialect == "duckdb" else \
+            [drop.sql(dialect=dialect), create.sql(dialect=dialect, pretty=True)]
+        if dialect in ("postgres", "sqlite"):
+            for columns in ((stored.key,) if stored.key else ()) + stored.indexes:
+                index = exp.Create(
+                    this=exp.Index(this=exp.to_identifier(f"{name}_{'_'.join(columns)}"),
+                                   table=table,
+                                   params=exp.IndexParameters(
+                                       columns=[exp.column(c) for c in columns])),
+                    kind="INDEX")
+                out.append(index.sql(dialect=dialect))
+        if dialect == "postgres":
+            out.append(f"ANALYZE {name}")  # our name
+    return out
+
+
+def check_statements(compiled: CompiledRulebook, dialect: str) -> list[str]:
+    """The views over the derived relations: one per rule and `findings` (on SQLite first the
+    judged declarations)."""
+    views = [create_view(name, view_select(name, dialect), dialect)
+             for name in JUDGED_VIEWS if dialect == "sqlite"]
+    return views + compiled.statements(dialect, windows=False)
 
 
 @cache
@@ -459,9 +535,11 @@ def fill_support(db: Database, rb: CheckedRulebook, compiled: CompiledRulebook) 
                             key=str))
 
 
-def refresh_inputs(db: Database) -> None:
+def refresh_inputs(db: Database, derive: bool = True) -> None:
     """Derived rows that depend on the declarations, licences and parties: party keys, listed
-    names (fuzzy matches), links between parties, licence items."""
+    names (fuzzy matches), links between parties, licence items; then, unless `derive` is
+    false (the checks run on another engine, which derives them itself), the relations SQL
+    derives (`materialise`)."""
     conn = db.conn
     conn.execute("DELETE FROM party_name_keys")
     names = [n for (n,) in conn.execute(
@@ -476,7 +554,8 @@ def refresh_inputs(db: Database) -> None:
     conn.executemany(
         "INSERT OR IGNORE INTO licence_items (licence_no, entry) VALUES (?, ?)",
         ((no, entry) for no, items in licences for entry in str(items).split(";") if entry))
-    materialise(db)
+    if derive:
+        materialise(db)
 
 
 def _fill_listed_names(conn: sqlite3.Connection, names: list[str]) -> None:

@@ -280,8 +280,9 @@ FAIL_ON_HELP = "Exit 1 when a finding has one of these outcomes (comma-separated
               help="Rejected rows a file may have (a count, or a percentage such as 1%) "
                    "before the exit status is 1.")
 @REJECT_FUTURE
-@click.option("--engine", type=click.Choice(["sqlite", "duckdb", "postgres"]), default="sqlite",
-              show_default=True, help="The SQL engine that runs the compiled checks.")
+@click.option("--engine", type=click.Choice(["sqlite", "duckdb", "postgres", "spark"]),
+              default="sqlite", show_default=True,
+              help="The SQL engine that runs the compiled checks (spark: a local session).")
 @click.option("--dsn", help="PostgreSQL connection string for --engine postgres "
                             "(postgresql://user@host/db); the checks run in a schema of their "
                             "own, dropped afterwards.")
@@ -385,7 +386,7 @@ def test_examples(paths: tuple[str, ...]) -> None:
 
 
 @cli.command()
-@click.option("--dialect", type=click.Choice(["sqlite", "duckdb", "postgres"]),
+@click.option("--dialect", type=click.Choice(["sqlite", "duckdb", "postgres", "spark"]),
               help="Write the bundle for this SQL engine.")
 @click.option("--format", "fmt", type=click.Choice(["sql", "json"]), default="sql",
               show_default=True, help="json: the checked rules as rules.json.")
@@ -407,7 +408,7 @@ def export(dialect: str | None, fmt: str, out: str, rulebook_paths: tuple[str, .
     from kb.screen import Screener, ScreeningError
 
     if fmt == "sql" and dialect is None:
-        raise click.UsageError("give --dialect sqlite|duckdb|postgres, or --format json")
+        raise click.UsageError("give --dialect sqlite|duckdb|postgres|spark, or --format json")
     try:
         screener = Screener([Path(p) for p in _paths(rulebook_paths)])
     except ScreeningError as e:

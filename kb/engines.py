@@ -1,23 +1,36 @@
 """Run the compiled checks on other engines: the same rulebook gives the same findings.
 
-DuckDB: the knowledge base's tables are copied from SQLite through Python (DuckDB's SQLite
-scanner is an extension downloaded at run time, which fails offline), then the support views
-and the checks are created from the same sqlglot trees, printed in DuckDB's dialect.
+The inputs are loaded and validated into a screener's SQLite knowledge base, as for every
+screening, with the relations only Python computes (party keys, fuzzy matches, links). The
+tables the checks read are then copied to the engine — to DuckDB as Arrow batches (DuckDB's
+SQLite scanner is an extension downloaded at run time, which fails offline), to PostgreSQL
+with COPY — and the engine derives every support relation and window itself, as tables
+(`kb.checks.derive_statements`), before the checks run, all printed in its dialect from the
+same sqlglot trees.
 """
 
 from __future__ import annotations
 
 import contextlib
 import sqlite3
-import tempfile
-from pathlib import Path
+import sys
+from collections.abc import Iterator
 from typing import Any
 
 from dsl.compile import CompiledRulebook
-from kb.checks import SUPPORT_VIEWS, support_statements
+from kb.checks import check_statements, derive_statements
 
-_TYPES = {"TEXT": "VARCHAR", "FLOAT": "DOUBLE", "REAL": "DOUBLE", "INTEGER": "BIGINT",
-          "": "VARCHAR"}
+# Each engine's column types for SQLite's declared types ("": none declared).
+TYPES = {
+    "duckdb": {"TEXT": "VARCHAR", "FLOAT": "DOUBLE", "REAL": "DOUBLE", "INTEGER": "BIGINT",
+               "": "VARCHAR"},
+    "postgres": {"TEXT": "TEXT", "FLOAT": "DOUBLE PRECISION", "REAL": "DOUBLE PRECISION",
+                 "INTEGER": "BIGINT", "": "TEXT"},
+    "sqlite": {"TEXT": "TEXT", "FLOAT": "REAL", "REAL": "REAL", "INTEGER": "INTEGER",
+               "": "TEXT"},
+    "spark": {"TEXT": "STRING", "FLOAT": "DOUBLE", "REAL": "DOUBLE", "INTEGER": "BIGINT",
+              "": "STRING"},
+}
 # the tables the checks read
 CHECK_TABLES = ("declarations", "licences", "trade_parties", "items", "item_customs_codes",
                 "item_group_members", "excon_settings", "licence_items", "party_name_keys",
@@ -28,59 +41,83 @@ INPUT_TABLES = ("declarations", "licences", "trade_parties", "excon_settings", "
                 "party_name_keys", "listed_names", "party_reach", "unit_values")
 
 
+def create_tables(target: Any, conn: sqlite3.Connection, dialect: str,
+                  tables: tuple[str, ...] = CHECK_TABLES) -> None:
+    """The tables the checks read, empty, on a DuckDB or PostgreSQL connection, with the
+    columns and types of the screener's SQLite tables (on PostgreSQL with their primary
+    keys: its plans probe them by key, where DuckDB's hash joins need no index)."""
+    types = TYPES[dialect]
+    for table in tables:
+        cols = conn.execute(f'PRAGMA table_info("{table}")').fetchall()
+        defs = [f'"{c[1]}" {types.get(str(c[2]).upper(), types[""])}' for c in cols]
+        key = [f'"{c[1]}"' for c in sorted(cols, key=lambda c: c[5]) if c[5]]
+        if key and dialect == "postgres":
+            defs.append(f"PRIMARY KEY ({', '.join(key)})")
+        target.execute(f'CREATE TABLE "{table}" ({", ".join(defs)})')  # names are ours
+
+
+def secondary_indexes(conn: sqlite3.Connection, table: str) -> list[str]:
+    """CREATE INDEX statements for the SQLite table's indexes other than its key's (the
+    declarations' by country, party and code, which the checks' candidate sets read)."""
+    out = []
+    for _, index, unique, origin, *_ in conn.execute(f'PRAGMA index_list("{table}")'):
+        if origin == "c" and not unique:
+            columns = [str(c[2]) for c in conn.execute(f'PRAGMA index_info("{index}")')]
+            out.append(f'CREATE INDEX "{index}" ON "{table}" '  # names are ours
+                       f'({", ".join(f"{chr(34)}{c}{chr(34)}" for c in columns)})')
+    return out
+
+
 def copy_to_duckdb(conn: sqlite3.Connection, tables: tuple[str, ...] = CHECK_TABLES) -> Any:
+    """A DuckDB connection in memory holding a copy of the tables."""
     import duckdb
 
     duck = duckdb.connect()
+    create_tables(duck, conn, "duckdb", tables)
     for table in tables:
-        cols = conn.execute(f'PRAGMA table_info("{table}")').fetchall()
-        ddl = ", ".join(f'"{c[1]}" {_TYPES.get(str(c[2]).upper(), "VARCHAR")}' for c in cols)
-        duck.execute(f'CREATE TABLE "{table}" ({ddl})')
-        _duck_insert(duck, conn, table)
+        duck_insert(duck, conn, table)
     return duck
 
 
-BULK_ROWS = 5_000  # above this, rows go to DuckDB through its CSV reader (executemany is slow)
-_NULL = "\\N"
+_ARROW_TYPES = {"TEXT": "string", "FLOAT": "float64", "REAL": "float64", "INTEGER": "int64",
+                "": "string"}
 
 
-def _duck_insert(duck: Any, conn: sqlite3.Connection, table: str) -> None:
+def arrow_batches(conn: sqlite3.Connection, table: str, rows: int = 100_000) -> Iterator[Any]:
+    """The table's rows as Arrow record batches, typed by the columns' declared types:
+    Arrow's columns go to DuckDB and Spark without a row-by-row insert."""
+    import pyarrow as pa
+
+    schema = _arrow_schema(conn, table)
     cursor = conn.execute(f'SELECT * FROM "{table}"')  # names are ours, not the user's
-    first = cursor.fetchmany(BULK_ROWS + 1)
-    if not first:
-        return
-    if len(first) <= BULK_ROWS:
-        marks = ", ".join("?" for _ in first[0])
-        duck.executemany(f'INSERT INTO "{table}" VALUES ({marks})', first)
-        return
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / f"{table}.csv"
-        with path.open("w", encoding="utf-8", newline="") as f:
-            for batch in (first, *iter(lambda: cursor.fetchmany(100_000), [])):
-                f.writelines(",".join(map(csv_field, row)) + "\n" for row in batch)
-        # every text is quoted, so only the unquoted marker is NULL ('' stays '')
-        duck.execute(f"COPY \"{table}\" FROM '{path}' (FORMAT csv, HEADER false, "
-                     f"NULLSTR '{_NULL}', ALLOW_QUOTED_NULLS false, QUOTE '\"', ESCAPE '\"')")
+    for chunk in iter(lambda: cursor.fetchmany(rows), []):
+        columns = list(zip(*chunk, strict=True))
+        yield pa.record_batch([pa.array(columns[i], type=f.type) for i, f in enumerate(schema)],
+                              schema=schema)
 
 
-def csv_field(v: object) -> str:
-    if v is None:
-        return _NULL
-    if isinstance(v, int | float):
-        return repr(v)
-    return '"' + str(v).replace('"', '""') + '"'
+def _arrow_schema(conn: sqlite3.Connection, table: str) -> Any:
+    import pyarrow as pa
+
+    return pa.schema([(str(c[1]), getattr(pa, _ARROW_TYPES.get(str(c[2]).upper(), "string"))())
+                      for c in conn.execute(f'PRAGMA table_info("{table}")')])
 
 
-_PG_TYPES = {"TEXT": "TEXT", "FLOAT": "DOUBLE PRECISION", "REAL": "DOUBLE PRECISION",
-             "INTEGER": "BIGINT", "": "TEXT"}
+def duck_insert(duck: Any, conn: sqlite3.Connection, table: str) -> None:
+    for batch in arrow_batches(conn, table):
+        duck.register("excon_rows", batch)
+        try:
+            duck.execute(f'INSERT INTO "{table}" SELECT * FROM excon_rows')  # names are ours
+        finally:
+            duck.unregister("excon_rows")
 
 
 def postgres_findings(conn: sqlite3.Connection, compiled: CompiledRulebook, dsn: str,
                       cache: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
     """The same checks on PostgreSQL, in a schema of their own. Without a `cache` the schema
-    is dropped afterwards; with one (a Screener's) it is kept with the rulebook's tables and the
-    views, each call fills the input tables inside a transaction and rolls it back, and
-    `close_engines` drops it."""
+    is dropped afterwards; with one (a Screener's) it is kept with the rulebook's tables, and
+    each call loads the inputs, derives the support relations as indexed tables and creates
+    the checks' views inside a transaction that it rolls back; `close_engines` drops it."""
     import secrets
 
     import psycopg
@@ -94,26 +131,27 @@ def postgres_findings(conn: sqlite3.Connection, compiled: CompiledRulebook, dsn:
         pg.execute(f"SET search_path TO {schema}")
         # JIT-compiling the wide check expressions costs seconds and saves nothing here
         pg.execute("SET jit = off")
+        create_tables(pg, conn, "postgres")
         for table in CHECK_TABLES:
-            cols = conn.execute(f'PRAGMA table_info("{table}")').fetchall()
-            ddl = ", ".join(f'"{c[1]}" {_PG_TYPES.get(str(c[2]).upper(), "TEXT")}'
-                            for c in cols)
-            pg.execute(f'CREATE TABLE "{table}" ({ddl})')
             if table not in INPUT_TABLES:
-                _pg_insert(pg, conn, table)
+                pg_insert(pg, conn, table)
+                for sql in secondary_indexes(conn, table):
+                    pg.execute(sql)
                 # statistics now, not whenever autovacuum gets to it: the planner's choices
                 # (and a check's time, seconds or many minutes) must not depend on that
                 pg.execute(f'ANALYZE "{table}"')
-        views = support_statements("postgres")[-len(SUPPORT_VIEWS):]
-        for sql in [*views, *compiled.statements("postgres")]:
-            pg.execute(sql)
         held = (pg, schema)
     pg, schema = held
     try:
         with pg.transaction(force_rollback=True):
             for table in INPUT_TABLES:
-                _pg_insert(pg, conn, table)
+                pg_insert(pg, conn, table)
+                for sql in secondary_indexes(conn, table):
+                    pg.execute(sql)
                 pg.execute(f'ANALYZE "{table}"')  # inside the transaction: rolled back too
+            for sql in [*derive_statements(compiled, "postgres"),
+                        *check_statements(compiled, "postgres")]:
+                pg.execute(sql)
             result = pg.execute("SELECT * FROM findings ORDER BY declaration_id, rule, outcome")
             return [tuple(r) for r in result.fetchall()]
     finally:
@@ -123,12 +161,14 @@ def postgres_findings(conn: sqlite3.Connection, compiled: CompiledRulebook, dsn:
             _drop(pg, schema)
 
 
-def _pg_insert(pg: Any, conn: sqlite3.Connection, table: str) -> None:
-    rows = conn.execute(f'SELECT * FROM "{table}"').fetchall()  # names are ours
-    if rows:
-        marks = ", ".join("%s" for _ in rows[0])
-        with pg.cursor() as cur:
-            cur.executemany(f'INSERT INTO "{table}" VALUES ({marks})', rows)
+def pg_insert(pg: Any, conn: sqlite3.Connection, table: str) -> None:
+    """The table's rows into PostgreSQL with COPY (binary-safe: psycopg sends each row's
+    values, so no text is parsed as SQL or CSV)."""
+    cursor = conn.execute(f'SELECT * FROM "{table}"')  # names are ours
+    with pg.cursor() as cur, cur.copy(f'COPY "{table}" FROM STDIN') as copy:
+        for batch in iter(lambda: cursor.fetchmany(50_000), []):
+            for row in batch:
+                copy.write_row(row)
 
 
 def _drop(pg: Any, schema: str) -> None:
@@ -139,35 +179,46 @@ def _drop(pg: Any, schema: str) -> None:
 
 
 def close_engines(cache: dict[str, Any]) -> None:
-    """Drop the PostgreSQL schemas and close the connections a Screener's cache holds."""
+    """Drop the PostgreSQL schemas, close the connections and stop the Spark session a
+    Screener's cache holds."""
     for key, held in list(cache.items()):
         del cache[key]
         with contextlib.suppress(Exception):  # a server already gone has nothing to drop
             if key.startswith("postgres:"):
                 _drop(*held)
+            elif key == "spark":
+                held.stop()
             else:
                 held.close()
 
 
 def duckdb_findings(conn: sqlite3.Connection, compiled: CompiledRulebook,
                     cache: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
-    """The checks on DuckDB. With a `cache` (a Screener's), the rulebook's tables and the
-    views are made once and each call only replaces the input tables' rows."""
+    """The checks on DuckDB: the inputs copied over (as Arrow batches), every derived
+    relation stored as a table (`derive_statements`), then each check. With a `cache` (a
+    Screener's), the rulebook's tables and the views are made once and each call replaces the
+    input tables' rows and the derived tables."""
     duck = cache.get("duckdb") if cache is not None else None
+    fresh = duck is None
     if duck is None:
-        duck = copy_to_duckdb(conn)
-        views = support_statements("duckdb")[-len(SUPPORT_VIEWS):]
-        for sql in [*views, *compiled.statements("duckdb")]:
-            duck.execute(sql)
+        import duckdb
+
+        duck = duckdb.connect()
+        duck.execute("SET enable_progress_bar = false")
+        create_tables(duck, conn, "duckdb")
         if cache is not None:
             cache["duckdb"] = duck
-    else:
-        for table in INPUT_TABLES:
+    for table in INPUT_TABLES if not fresh else CHECK_TABLES:
+        if not fresh:
             duck.execute(f'DELETE FROM "{table}"')  # names are ours
-            _duck_insert(duck, conn, table)
+        duck_insert(duck, conn, table)
+    for sql in derive_statements(compiled, "duckdb"):
+        duck.execute(sql)
+    if fresh:
+        for sql in check_statements(compiled, "duckdb"):
+            duck.execute(sql)
     # Each check on its own, the rows merged here in `findings`' order: DuckDB plans a union
-    # of every check as one query, in time that grows faster than the checks (13 s for this
-    # rulebook against 1.7 s for the checks one by one, on a handful of declarations).
+    # of every check as one query, in time that grows faster than the checks.
     rows_out: list[tuple[Any, ...]] = sorted(
         (tuple(row) for rule in compiled.rules
          for row in duck.execute(f'SELECT * FROM "{rule.view}"').fetchall()),  # our names
@@ -175,3 +226,70 @@ def duckdb_findings(conn: sqlite3.Connection, compiled: CompiledRulebook,
     if cache is None:
         duck.close()
     return rows_out
+
+
+# Spark settings for the compiled checks, also set by the bundle's run.py: each check is one
+# wide query, and compiling its expressions to Java (whole-stage code generation) costs more
+# than it saves.
+SPARK_SQL_CONF = {"spark.sql.codegen.wholeStage": "false"}
+# A local session also plans once (no adaptive re-planning at run time): on the demo data the
+# checks took 178 s with both on, 67 s with both off.
+LOCAL_SPARK_SQL_CONF = {**SPARK_SQL_CONF, "spark.sql.adaptive.enabled": "false"}
+
+
+def spark_session() -> Any:
+    """A local Spark session (every core of this machine), for `--engine spark` and the
+    tests; on a cluster the bundle's run.py is submitted with spark-submit instead."""
+    import os
+
+    from pyspark.sql import SparkSession
+
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    session = (SparkSession.builder.master("local[*]").appName("excon")
+               .config("spark.ui.enabled", "false")
+               .config("spark.driver.memory", "4g")
+               # a few partitions: the inputs of one machine, not a cluster's
+               .config("spark.sql.shuffle.partitions", "4")
+               .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+               .config("spark.sql.session.timeZone", "UTC")
+               .getOrCreate())
+    for key, value in LOCAL_SPARK_SQL_CONF.items():
+        session.conf.set(key, value)
+    session.sparkContext.setLogLevel("ERROR")
+    return session
+
+
+def spark_register(spark: Any, conn: sqlite3.Connection) -> None:
+    """Each table the checks read as a temporary view of a Spark session, its rows sent as
+    Arrow batches."""
+    import pyarrow as pa
+
+    for table in CHECK_TABLES:
+        batches = list(arrow_batches(conn, table))
+        schema = batches[0].schema if batches else _arrow_schema(conn, table)
+        frame = spark.createDataFrame(pa.Table.from_batches(batches, schema=schema))
+        frame.createOrReplaceTempView(table)
+
+
+def spark_findings(conn: sqlite3.Connection, compiled: CompiledRulebook,
+                   cache: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
+    """The checks on Spark (a local session): each table the checks read becomes a temporary
+    view over the rows sent as Arrow batches, every derived relation a cached view
+    (`derive_statements`), then `findings` is collected."""
+    spark = cache.get("spark") if cache is not None else None
+    if spark is None:
+        spark = spark_session()
+        if cache is not None:
+            cache["spark"] = spark
+    spark_register(spark, conn)
+    for sql in [*derive_statements(compiled, "spark"), *check_statements(compiled, "spark")]:
+        spark.sql(sql)
+    # Each check on its own, as on DuckDB: Spark's optimizer runs out of memory on the
+    # union of every check as one plan.
+    rows = sorted((tuple(row) for rule in compiled.rules
+                   for row in spark.table(rule.view).collect()),
+                  key=lambda row: (row[0], row[1], row[2]))
+    for sql in derive_statements(compiled, "spark"):
+        if sql.startswith("UNCACHE"):  # the cached relations' memory back
+            spark.sql(sql)
+    return rows

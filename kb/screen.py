@@ -156,9 +156,10 @@ class Screener:
                parties: str | Path | IO[bytes] | None = None,
                as_of: str | None = None,
                unit_values: str | Path | IO[bytes] | None = None,
-               reject_future: bool = False) -> Iterator[list[LoadReport]]:
+               reject_future: bool = False, derive: bool = True) -> Iterator[list[LoadReport]]:
         """Inputs loaded into the screener's knowledge base, with every relation derived from
-        them, for the time of the `with` block; then the screener is empty again."""
+        them (unless `derive` is false: only those Python computes), for the time of the
+        `with` block; then the screener is empty again."""
         conn = self.db.conn
         reports: list[LoadReport] = []
         given = {t for t, source in (("licences", licences), ("trade_parties", parties))
@@ -175,7 +176,7 @@ class Screener:
                                                 reject_future=reject_future))
             if self.history is not None:
                 add_history(conn, law(self.rulebook).rules.values())
-            refresh_inputs(self.db)
+            refresh_inputs(self.db, derive)
             conn.execute("DELETE FROM excon_settings")
             if as_of is not None:
                 conn.execute("INSERT INTO excon_settings (as_of) VALUES (?)", [as_of])
@@ -203,20 +204,26 @@ class Screener:
         indicative ranges (as `excon build --unit-values`).
 
         `engine="duckdb"` runs the same checks, printed in DuckDB's dialect, on a copy of the
-        data in DuckDB (moved over from Python; no DuckDB extension is needed); a PostgreSQL
-        connection string (`postgresql://…`) runs them on that server, in a schema of their
-        own. Inputs may be CSV or Parquet (a path ending in `.parquet`)."""
+        data in DuckDB (moved over as Arrow batches; no DuckDB extension is needed);
+        `engine="spark"` on a local Spark session; a PostgreSQL connection string
+        (`postgresql://…`) on that server, in a schema of their own. Each engine derives the
+        support relations itself (`kb.checks.derive_statements`). Inputs may be CSV or
+        Parquet (a path ending in `.parquet`)."""
         conn = self.db.conn
-        if engine not in ("sqlite", "duckdb") and \
+        if engine not in ("sqlite", "duckdb", "spark") and \
                 not engine.startswith(("postgresql://", "postgres://")):
-            raise ScreeningError(f"unknown engine {engine!r}: sqlite, duckdb or a PostgreSQL "
-                                 "connection string (postgresql://…)")
+            raise ScreeningError(f"unknown engine {engine!r}: sqlite, duckdb, spark or a "
+                                 "PostgreSQL connection string (postgresql://…)")
         with self.loaded(declarations, licences, parties, as_of, unit_values,
-                         reject_future) as reports:
+                         reject_future, derive=engine == "sqlite") as reports:
             if engine == "duckdb":
                 from kb.engines import duckdb_findings
 
                 rows = duckdb_findings(conn, self.compiled, self.engines)
+            elif engine == "spark":
+                from kb.engines import spark_findings
+
+                rows = spark_findings(conn, self.compiled, self.engines)
             elif engine.startswith(("postgresql://", "postgres://")):
                 from kb.engines import postgres_findings
 

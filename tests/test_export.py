@@ -39,9 +39,12 @@ def script(folder: Path, *names: str) -> str:
 def test_sqlite_bundle_creates_every_table_and_check(tmp_path: Path) -> None:
     folder = export(tmp_path, "--dialect", "sqlite")
     conn = sqlite3.connect(":memory:")
-    conn.executescript(script(folder, "schema.sql", "checks.sql"))
-    views = {r[0] for r in conn.execute("select name from sqlite_master where type = 'view'")}
-    assert {"findings", "check_us_critical_minerals_ban", "licence_cover"} <= views
+    conn.executescript(script(folder, "schema.sql", "derive.sql", "checks.sql"))
+    kinds = dict(conn.execute("select name, type from sqlite_master").fetchall())
+    assert kinds["findings"] == kinds["check_us_critical_minerals_ban"] == "view"
+    # the relations derived from the inputs are stored, with their indexes
+    assert kinds["licence_cover"] == kinds["window_1"] == "table"
+    assert kinds["licence_cover_declaration_id"] == "index"
     assert conn.execute("select count(*) from findings").fetchone() == (0,)
 
 
@@ -50,7 +53,7 @@ def test_duckdb_bundle_runs_on_duckdb(tmp_path: Path) -> None:
     findings.sql fills `findings` with the contract's columns, check by check."""
     folder = export(tmp_path, "--dialect", "duckdb")
     conn = duckdb.connect()
-    conn.execute(script(folder, "schema.sql", "checks.sql", "findings.sql"))
+    conn.execute(script(folder, "schema.sql", "derive.sql", "checks.sql", "findings.sql"))
     checks = [v for (v,) in conn.execute(
         "SELECT view_name FROM duckdb_views() WHERE NOT internal AND view_name LIKE 'check_%'"
     ).fetchall()]
@@ -68,7 +71,7 @@ def test_postgres_bundle_runs_on_postgres(tmp_path: Path, postgres_dsn: str) -> 
         pg.execute("CREATE SCHEMA export_test")
         try:
             pg.execute("SET search_path TO export_test")
-            pg.execute(script(folder, "schema.sql", "checks.sql").encode("utf-8"))
+            pg.execute(script(folder, "schema.sql", "derive.sql", "checks.sql").encode("utf-8"))
             row = pg.execute("select count(*) from findings").fetchone()
             assert row is not None and row[0] == 0
         finally:
