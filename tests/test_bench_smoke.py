@@ -93,6 +93,6 @@ def test_quick_benchmark_run_writes_figures(tmp_path: Path, capsys: object) -> N
     assert updated["load"] == results["load"] and updated["serve"] == results["serve"]
     assert updated["measured"]["load"]["at"] == "2026-01-01T00:00:00+00:00"
     assert updated["measured"]["frontend"]["at"] > "2026-01-01"
-    assert len(updated["targets"]) == 21
+    assert len(updated["targets"]) == 26
     assert {r["figure"]: r["value"] for r in updated["targets"]}["load / raw executemany"] == \
         results["load"]["ratio_to_raw"]
