@@ -35,7 +35,14 @@ from sqlglot import exp
 
 from dsl.compile import CompiledRulebook, create_view
 from kb.checks import check_statements, derive_statements
-from kb.engines import CHECK_TABLES, INPUT_TABLES, SPARK_SQL_CONF, TYPES, secondary_indexes
+from kb.engines import (
+    CHECK_TABLES,
+    INPUT_TABLES,
+    SPARK_SQL_CONF,
+    TYPES,
+    primary_key,
+    secondary_indexes,
+)
 
 RULEBOOK_TABLES = tuple(t for t in CHECK_TABLES if t not in INPUT_TABLES)
 SCRIPTS = ("schema.sql", "load-rulebook.sql", "load-inputs.sql", "derive.sql", "checks.sql",
@@ -119,8 +126,7 @@ def schema_sql(conn: sqlite3.Connection, dialect: str) -> str:
                           kind=exp.DataType.build(TYPES[dialect].get(t, "TEXT"),
                                                   dialect=dialect))
             for c, t in cols]
-        key = [str(c[1]) for c in sorted(conn.execute(f'PRAGMA table_info("{table}")'),
-                                        key=lambda c: c[5]) if c[5]]
+        key = primary_key(conn, table)
         if key and dialect != "duckdb":
             defs.append(exp.PrimaryKey(expressions=[exp.to_identifier(c, quoted=True)
                                                     for c in key]))

@@ -50,10 +50,16 @@ def create_tables(target: Any, conn: sqlite3.Connection, dialect: str,
     for table in tables:
         cols = conn.execute(f'PRAGMA table_info("{table}")').fetchall()
         defs = [f'"{c[1]}" {types.get(str(c[2]).upper(), types[""])}' for c in cols]
-        key = [f'"{c[1]}"' for c in sorted(cols, key=lambda c: c[5]) if c[5]]
+        key = primary_key(conn, table)
         if key and dialect == "postgres":
-            defs.append(f"PRIMARY KEY ({', '.join(key)})")
+            defs.append(f"PRIMARY KEY ({', '.join(f'{chr(34)}{c}{chr(34)}' for c in key)})")
         target.execute(f'CREATE TABLE "{table}" ({", ".join(defs)})')  # names are ours
+
+
+def primary_key(conn: sqlite3.Connection, table: str) -> list[str]:
+    """The SQLite table's primary-key columns, in key order."""
+    cols = conn.execute(f'PRAGMA table_info("{table}")').fetchall()  # names are ours
+    return [str(c[1]) for c in sorted(cols, key=lambda c: c[5]) if c[5]]
 
 
 def secondary_indexes(conn: sqlite3.Connection, table: str) -> list[str]:
@@ -282,14 +288,15 @@ def spark_findings(conn: sqlite3.Connection, compiled: CompiledRulebook,
         if cache is not None:
             cache["spark"] = spark
     spark_register(spark, conn)
-    for sql in [*derive_statements(compiled, "spark"), *check_statements(compiled, "spark")]:
+    derive = derive_statements(compiled, "spark")
+    for sql in [*derive, *check_statements(compiled, "spark")]:
         spark.sql(sql)
     # Each check on its own, as on DuckDB: Spark's optimizer runs out of memory on the
     # union of every check as one plan.
     rows = sorted((tuple(row) for rule in compiled.rules
                    for row in spark.table(rule.view).collect()),
                   key=lambda row: (row[0], row[1], row[2]))
-    for sql in derive_statements(compiled, "spark"):
+    for sql in derive:
         if sql.startswith("UNCACHE"):  # the cached relations' memory back
             spark.sql(sql)
     return rows
