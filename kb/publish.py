@@ -29,6 +29,7 @@ from dsl.periods import Periods, item_controls, listing_periods
 from dsl.periods import timeline as law_timeline
 from kb.checks import MATERIALISED, SUPPORT_TABLES, SUPPORT_VIEWS, declaration_findings_query
 from kb.reference import COUNTRIES_SOURCE, HS_SOURCE
+from kb.search import build_search, searched_tables
 from kb.tables import SPECS
 
 # Tables and views derived from the inputs (declarations, licences, trade parties): private.
@@ -44,7 +45,8 @@ HS_LICENCE = ("ODC-PDDL-1.0", "https://opendatacommons.org/licenses/pddl/1-0/")
 HS_URL = "https://github.com/datasets/harmonized-system"
 COUNTRIES_LICENCE = ("LGPL-2.1 (pycountry; data from Debian iso-codes)",
                      "https://github.com/pycountry/pycountry/blob/main/LICENSE.txt")
-UNITS = {"quantity_kg": "kg", "purity_pct": "percent"}
+# quantities are shown in kg or t by kb.datasette.render_cell (pint wrote 6,333 kg as 6.333 Mg)
+UNITS = {"purity_pct": "percent"}
 
 FINDING_DETAILS_SQL = """
 CREATE TABLE finding_details AS
@@ -124,6 +126,7 @@ def publish(db: Database, rb: CheckedRulebook, compiled: CompiledRulebook,
     db.conn.executemany("INSERT INTO law_timeline VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                         law_rows(db, rb, compiled))
     db.execute("CREATE INDEX law_timeline_kind_name ON law_timeline (kind, name)")
+    build_search(db)
     db.execute("DROP TABLE IF EXISTS excon_metadata")
     db.execute("CREATE TABLE excon_metadata (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
     meta = database_metadata(db, rb, compiled, built_at)
@@ -197,6 +200,8 @@ def database_metadata(db: Database, rb: CheckedRulebook, compiled: CompiledRuleb
               "rulebooks": "title", "hs_sections": "name"}
     for table, column in labels.items():
         tables[table]["label_column"] = column
+    for table in searched_tables():  # kb.search: Chinese, pinyin and English
+        tables[table]["fts_table"] = f"{table}_fts"
     presentation: dict[str, dict[str, Any]] = {
         "instruments": {"sort": "in_force", "facets": ["issuer", "confidence"]},
         "provisions": {"facets": ["instrument_id"]},

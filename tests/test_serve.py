@@ -427,9 +427,65 @@ def test_the_findings_page_shows_every_cell_of_its_rows(ds: Any) -> None:
     data = get(ds, "/kb/finding_details.json?_size=7", ANALYST).json()
     assert body.count("<tr>") == len(data["rows"]) == 7
     for column in data["columns"]:
-        assert len(re.findall(rf'<td class="col-{column} type-', body)) == 7, column
+        if column != "rowid":  # a row number means nothing to an analyst: not shown
+            assert len(re.findall(rf'<td class="col-{column} type-', body)) == 7, column
+    assert "col-Link" not in page.text and "col-rowid" not in page.text
     first = data["rows"][0][data["columns"].index("explanation")]
     assert first.replace("&", "&amp;").replace("'", "&#39;").replace('"', "&#34;") in body
+
+
+def test_findings_link_to_their_declaration_rule_instrument_and_parties(ds: Any) -> None:
+    import html
+    import re
+
+    data = get(ds, "/kb/finding_details.json?_size=20&instrument__notblank=1", ANALYST).json()
+    page = get(ds, "/kb/finding_details?_size=20&instrument__notblank=1", ANALYST).text
+    links = set(re.findall(r'<a href="(/kb/[^"]+)"', page))
+    for row in data["rows"]:
+        f = dict(zip(data["columns"], row, strict=True))
+        assert f"/kb/declarations/{f['declaration_id']}" in links
+        assert f"/kb/rules/{f['rule']}" in links
+        assert f"/kb/instruments/{f['instrument']}" in links
+        assert any(html.unescape(u).startswith("/kb/party_search?name=") for u in links)
+    # quantities in kg below a tonne, in t from one, never in Mg
+    assert " t</span>" in page or " kg</span>" in page
+    assert "Mg" not in page
+    # the stored query for one declaration links the same way
+    first = dict(zip(data["columns"], data["rows"][0], strict=True))
+    query = get(ds, f"/kb/declaration_findings?declaration_id={first['declaration_id']}"
+                    "&as_of=", ANALYST).text
+    assert f'href="/kb/rules/{first["rule"]}"' in query
+    assert f'href="/kb/declarations/{first["declaration_id"]}"' in query
+
+
+def test_a_declaration_page_shows_its_findings_licence_and_party_matches(ds: Any,
+                                                                       built: Path) -> None:
+    [(decl, rule, explanation)] = query(
+        built, "SELECT f.declaration_id, f.rule, f.explanation FROM finding_details AS f "
+               "JOIN licence_cover AS c ON c.declaration_id = f.declaration_id "
+               "WHERE c.covered = 1 ORDER BY f.declaration_id LIMIT 1")
+    page = get(ds, f"/kb/declarations/{decl}", ANALYST)
+    assert page.status_code == 200
+    text = page.text
+    assert f'href="/kb/rules/{rule}"' in text
+    assert explanation.replace("'", "&#39;").replace('"', "&#34;") in text
+    assert "drawn up to and including it" in text
+    assert f"declaration_findings?declaration_id={decl}" in text
+    [(matched, party, score)] = query(
+        built, "SELECT d.id, n.party, n.score FROM declarations AS d JOIN listed_names AS n "
+               "ON n.name = d.consignee ORDER BY d.id LIMIT 1")
+    text = get(ds, f"/kb/declarations/{matched}", ANALYST).text
+    assert f'href="/kb/parties/{party}"' in text and f"<td>{score}</td>" in text
+    assert get(ds, f"/kb/declarations/{decl}").status_code == 403  # analysts only
+
+
+def test_an_instrument_page_says_which_clauses_are_suspended_and_when(ds: Any) -> None:
+    text = " ".join(get(ds, "/kb/instruments/MOFCOM-2024-46").text.split())
+    assert ("2025-11-09 – 2026-11-27</span> clause 2 <strong>suspended</strong> by "
+            '<a href="/kb/instruments/MOFCOM-2025-72">MOFCOM-2025-72</a>') in text
+    assert "clause 1 <strong>suspended" not in text
+    listings = " ".join(get(ds, "/kb/instruments/MOFCOM-2025-22").text.split())
+    assert "<strong>lifted</strong> by" in listings and "<strong>suspended</strong>" in listings
 
 
 def test_workers_share_logins_and_stop_with_the_server(built: Path, tmp_path: Path) -> None:
@@ -503,3 +559,25 @@ def test_default_workers_follow_the_cpus_up_to_eight() -> None:
     for cpus, workers in ((1, 1), (2, 2), (6, 6), (64, 8)):
         with mock.patch("os.sched_getaffinity", return_value=set(range(cpus))):
             assert default_workers() == workers, cpus
+
+
+def test_search_finds_chinese_by_character_word_and_pinyin(ds: Any) -> None:
+    def found(table: str, search: str) -> set[str]:
+        key = {"instruments": "id", "party_aliases": "party"}.get(table, "name")
+        return {r[key] for r in rows(ds, f"/kb/{table}.json?_search={search}&_size=max",
+                                     actor=None)}
+
+    gallium = found("items", "镓")  # one character: the mineral
+    assert {"gallium-metal", "gallium-oxide", "gallium-nitride"} <= gallium
+    assert all("gallium" in name for name in gallium)
+    assert found("items", "锑") >= {"antimony-metal", "gallium-antimonide"}
+    assert found("items", "氧化镓") == {"gallium-oxide"}  # a word is a phrase, not 3 letters
+    assert found("items", "jia") == gallium  # pinyin, without a Chinese keyboard
+    assert found("items", "yanghuajia") == {"gallium-oxide"}
+    assert "gallium-oxide" in found("items", "gallium oxide")  # and English as before
+    # a party by its Chinese alias, and by that alias's pinyin
+    assert found("parties", "洛克希德") == {"lockheed-martin"}
+    assert found("parties", "luokexide") == {"lockheed-martin"}
+    assert found("party_aliases", "马丁") == {"lockheed-martin"}
+    page = get(ds, "/kb/items?_search=%E9%95%93").text  # the box shows what was typed
+    assert 'value="镓"' in page

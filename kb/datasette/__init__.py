@@ -8,6 +8,7 @@ Datasette started from this environment) loads it. Its templates extend Datasett
 from __future__ import annotations
 
 import contextlib
+from urllib.parse import urlencode
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
@@ -16,7 +17,7 @@ from typing import Any, TypeVar
 # registered half-imported, without its hooks (see _register_whole_module for this one).
 import datasette.plugins  # noqa: F401  isort: skip
 from datasette import hookimpl as _hookimpl
-from datasette.utils import tilde_decode, to_css_class
+from datasette.utils import tilde_decode, tilde_encode, to_css_class
 from markupsafe import Markup, escape
 from rapidfuzz import fuzz
 
@@ -113,15 +114,20 @@ def asgi_wrapper(datasette: Any) -> Callable[[Any], Any]:
     return guard.asgi_wrapper(datasette)
 
 
-def table_rows_html(rows: Iterable[Iterable[dict[str, Any]]]) -> Markup:
+def table_rows_html(rows: Iterable[Iterable[dict[str, Any]]], table: str | None = None
+                    ) -> Markup:
     """The `<tr>` rows of Datasette's table template, as its per-cell loop writes them
     (`<td class="col-{column} type-{type}">{value}</td>`, the value escaped unless it is
-    markup already), in one call."""
+    markup already), in one call. The findings' rowid (a row number with no meaning to an
+    analyst; the declaration is the link to follow) is left out, as `hidden_columns` says."""
     classes: dict[tuple[str, str], str] = {}
+    hidden = hidden_columns(table)
     out = []
     for row in rows:
         out.append("<tr>")
         for cell in row:
+            if cell["column"] in hidden:
+                continue
             key = (cell["column"], cell["value_type"])
             css = classes.get(key)
             if css is None:
@@ -131,18 +137,71 @@ def table_rows_html(rows: Iterable[Iterable[dict[str, Any]]]) -> Markup:
     return Markup("".join(out))
 
 
+def hidden_columns(table: str | None) -> frozenset[str]:
+    return frozenset({"Link", "rowid"}) if table == "finding_details" else frozenset()
+
+
+# Columns whose values name a row of another table, and the table: a link to that row's page
+# wherever findings and stored queries show them (where a foreign key does not already).
+LINKED = {"declaration_id": "declarations", "rule": "rules", "instrument": "instruments"}
+# Tables (None: a stored or ad-hoc query) where those columns are linked.
+LINKED_IN = frozenset({None, "finding_details", "finding_changes", "rule_timeline",
+                       "law_timeline", "licence_cover", "decisions"})
+# Party names as declared (free text): linked to the party search, which shows the listed
+# parties each resembles with a score.
+PARTY_COLUMNS = frozenset({"exporter", "consignee", "end_user", "holder", "matched_name"})
+PARTY_TABLES = frozenset({None, "finding_details", "declarations", "licences"})
+QUANTITY_COLUMNS = frozenset({"quantity_kg", "limit_kg", "drawn_kg", "remaining_kg"})
+
+
+def quantity_text(kg: float) -> Markup:
+    """A mass as an analyst reads it: kilograms below a tonne, tonnes from one (Datasette's
+    unit conversion printed 6,333 kg as "6.333 Mg"); the exact kilograms on hover."""
+    amount, unit = (kg / 1000, "t") if abs(kg) >= 1000 else (kg, "kg")
+    shown = f"{amount:,.3f}".rstrip("0").rstrip(".")
+    return Markup('<span title="{} kg">{} {}</span>').format(f"{kg:,}", shown, unit)
+
+
+@hookimpl
+def render_cell(value: Any, column: str, table: str | None, database: str,
+                datasette: Any) -> Markup | None:
+    """Links from findings and queries to the declaration, rule, instrument and party pages,
+    and quantities in kg or t."""
+    if column in QUANTITY_COLUMNS and isinstance(value, int | float) and \
+            not isinstance(value, bool):
+        return quantity_text(float(value))
+    if not isinstance(value, str) or not value:
+        return None
+    if column in LINKED and (table in LINKED_IN or (table or "").startswith("check_")):
+        href = datasette.urls.row(database, LINKED[column], tilde_encode(value))
+        return Markup('<a href="{}">{}</a>').format(href, value)
+    if column in PARTY_COLUMNS and table in PARTY_TABLES:
+        href = f"{datasette.urls.table(database, 'party_search')}?" + urlencode(
+            {"name": value, "min_score": ""})
+        return Markup('<a href="{}" title="Listed parties this name resembles">{}</a>'
+                      ).format(href, value)
+    return None
+
+
 @hookimpl
 def prepare_jinja2_environment(env: Any) -> None:
     env.globals["excon_table_rows"] = table_rows_html
+    env.globals["excon_hidden_columns"] = hidden_columns
+    env.globals["excon_quantity"] = lambda kg: "" if kg is None else quantity_text(kg)
     from kb.docs import web_url
 
     env.filters["web_url"] = web_url
 
 
-@hookimpl
+@_hookimpl(trylast=True)  # type: ignore[untyped-decorator]
 def prepare_connection(conn: Any) -> None:
+    """excon's functions and limits on every served connection; last, so that its search
+    escaping (Chinese one character per word, as the search tables index it: kb.search)
+    replaces Datasette's `escape_fts`."""
     from kb.checks import limit_served_connection, tune_connection
+    from kb.search import escape_query
 
+    conn.create_function("escape_fts", 1, escape_query, deterministic=True)
     tune_connection(conn)
     limit_served_connection(conn)
     conn.create_function("excon_match_score", 2, match_score, deterministic=True)
@@ -165,7 +224,8 @@ def extra_css_urls(datasette: Any) -> list[str]:
 @hookimpl
 def extra_template_vars(template: str, database: str | None, table: str | None,
                         view_name: str, request: Any, datasette: Any) -> Any:
-    if view_name != "row" or table not in ("rules", "instruments") or request is None:
+    if view_name != "row" or table not in ("rules", "instruments", "declarations") or \
+            request is None:
         return {}
 
     async def inner() -> dict[str, Any]:
@@ -173,6 +233,8 @@ def extra_template_vars(template: str, database: str | None, table: str | None,
         db = datasette.get_database(database)
         if table == "rules":
             return {"excon_rule": await rule_page(datasette, db, db.name, key, request)}
+        if table == "declarations":  # private: only analysts reach this page
+            return {"excon_declaration": await declaration_page(db, key)}
         return {"excon_instrument": await instrument_page(db, key)}
 
     return inner
@@ -242,8 +304,66 @@ async def instrument_page(db: Any, key: str) -> dict[str, Any] | None:
     by_provision: dict[str | None, list[dict[str, Any]]] = {}
     for r in rules:
         by_provision.setdefault(r["provision"], []).append(r)
+    # what later acts did to it: its clauses (through the rules resting on them) and its
+    # listings, from the one resolved timeline in_force_on and the rule pages read
+    changes = await _rows(
+        db, "SELECT kind, name, provision, status, amended_by, valid_from, valid_until "
+            "FROM law_timeline WHERE instrument = ? AND kind IN ('rule', 'list entry') "
+            "AND status <> 'in force' ORDER BY provision, valid_from, kind, name", [key])
+    clauses: dict[tuple[Any, ...], list[str]] = {}
+    for c in changes:
+        stretch = (c["provision"] or "", c["status"], c["amended_by"], c["valid_from"],
+                   c["valid_until"], c["kind"])
+        clauses.setdefault(stretch, []).append(c["name"])
+    targeted = [a for a in await _rows(db, "SELECT * FROM amendments ORDER BY valid_from, id",
+                                       []) if _names_instrument(a["target"] or "", key)]
     return {"instrument": rows[0], "provisions": provisions, "by_provision": by_provision,
-            "amendments": amendments}
+            "amendments": amendments, "targeted": targeted,
+            "changes": [dict(zip(("provision", "status", "amended_by", "valid_from",
+                                  "valid_until", "kind"), k, strict=True), names=names)
+                        for k, names in clauses.items()]}
+
+
+def _names_instrument(target: str, instrument: str) -> bool:
+    """Whether an amendment's target text ("MOFCOM-2024-46 clause 2", "listings under
+    MOFCOM-2025-21, listings under MOFCOM-2025-22") names the instrument."""
+    for part in target.split(", "):
+        words = part.removeprefix("listings under ").split(" ")
+        if words[0] == instrument:
+            return True
+    return False
+
+
+async def declaration_page(db: Any, key: str) -> dict[str, Any] | None:
+    """A declaration's findings as of the build, its licence draw-down and the listed parties
+    its party names matched, with their scores."""
+    found = await _rows(db, "SELECT * FROM declarations WHERE id = ?", [key])
+    if not found:
+        return None
+    declaration = found[0]
+    findings = await _rows(
+        db, "SELECT rule, outcome, severity, instrument, provision, explanation, "
+            "rulebook_version FROM finding_details WHERE declaration_id = ? "
+            "ORDER BY rule, outcome", [key])
+    licence = await _rows(
+        db, "SELECT c.licence_no, c.covered, c.problem, c.drawn_kg, l.quantity_kg AS limit_kg, "
+            "l.holder, l.kind, l.valid_from, l.valid_to FROM licence_cover AS c "
+            "LEFT JOIN licences AS l ON l.licence_no = c.licence_no "
+            "WHERE c.declaration_id = ?", [key])
+    roles = {r: declaration.get(r) for r in ("exporter", "consignee", "end_user")}
+    matches = []
+    for role, name in roles.items():
+        if not name:
+            continue
+        for m in await _rows(
+                db, "SELECT n.party, n.alias, n.score, p.legal_name, p.country, "
+                    "(SELECT group_concat(e.list || ' (' || e.instrument_id || ')', '; ') "
+                    "FROM list_entries AS e WHERE e.party = n.party) AS listed_on "
+                    "FROM listed_names AS n JOIN parties AS p ON p.name = n.party "
+                    "WHERE n.name = ? ORDER BY n.score DESC, n.party", [name]):
+            matches.append({"role": role.replace("_", " "), "name": name, **m})
+    return {"declaration": declaration, "findings": findings,
+            "licence": licence[0] if licence else None, "matches": matches}
 
 
 def _register_whole_module() -> None:
