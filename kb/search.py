@@ -67,7 +67,7 @@ def build_search(db: Database) -> None:
     the pinyin. Run once the knowledge base is filled; Datasette finds it through the
     metadata's `fts_table`."""
     for table, columns in searched_tables().items():
-        if db[table].detect_fts():
+        if db.table(table).detect_fts():
             db.table(table).disable_fts()
         fts = f"{table}_fts"
         db.execute(f'DROP TABLE IF EXISTS "{fts}"')  # names are ours

@@ -8,9 +8,9 @@ Datasette started from this environment) loads it. Its templates extend Datasett
 from __future__ import annotations
 
 import contextlib
-from urllib.parse import urlencode
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
+from urllib.parse import urlencode
 
 # Datasette registers every plugin (its own modules included) while `datasette.plugins` is
 # first imported: import it before any Datasette module that it registers, or that module is
