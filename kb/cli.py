@@ -526,6 +526,10 @@ def explain(declaration_id: str, db_path: str, as_of: str | None,
                    "[default: .NAME.sessions beside the knowledge base]")
 @click.option("--session-hours", type=click.FloatRange(min=0.01), default=8.0,
               show_default=True, help="How long a login lasts.")
+@click.option("--decisions", type=click.Path(dir_okay=False), default=None,
+              help="SQLite file of the analysts' decisions on findings, made if missing and "
+                   "never touched by a build  [default: NAME.decisions.db beside the "
+                   "knowledge base]")
 @click.option("--https-proxy", is_flag=True,
               help="Served behind an HTTPS reverse proxy: cookies are Secure, HSTS is sent, "
                    "and the proxy's X-Forwarded-For names the client (for login limits).")
@@ -537,8 +541,9 @@ def explain(declaration_id: str, db_path: str, as_of: str | None,
               show_default=True,
               help="A worker silent for this many seconds is killed and replaced.")
 def serve(db_path: str, host: str, port: int, credentials: str | None,
-          workers: int | None, sessions: str | None, session_hours: float, https_proxy: bool,
-          proxy_ips: str, max_requests: int, timeout_s: int) -> None:
+          workers: int | None, sessions: str | None, session_hours: float,
+          decisions: str | None, https_proxy: bool, proxy_ips: str, max_requests: int,
+          timeout_s: int) -> None:
     """Publish the knowledge base with Datasette, read-only.
 
     Reference data (instruments, items, codes, countries, public lists, rules) is public;
@@ -552,12 +557,40 @@ def serve(db_path: str, host: str, port: int, credentials: str | None,
     options = Options(workers=workers or default_workers(),
                       sessions=Path(sessions) if sessions else None,
                       session_hours=session_hours, https_proxy=https_proxy,
-                      proxy_ips=proxy_ips, max_requests=max_requests, timeout_s=timeout_s)
+                      proxy_ips=proxy_ips, max_requests=max_requests, timeout_s=timeout_s,
+                      decisions=Path(decisions) if decisions else None)
     try:
         run_server(Path(db_path), host, port, read_credentials(credentials), options)
     except ServeError as e:
         click.echo(f"error: {e}", err=True)
         sys.exit(1)
+
+
+@cli.command("decisions")
+@click.option("--db", "db_path", default="kb.db", show_default=True, type=click.Path(),
+              help="The knowledge base whose decisions to export (its NAME.decisions.db).")
+@click.option("--decisions", type=click.Path(dir_okay=False), default=None,
+              help="The decisions file, if not the one beside the knowledge base.")
+@click.option("--format", "fmt", type=click.Choice(["csv", "json"]), default="csv",
+              show_default=True)
+@click.option("--log", is_flag=True,
+              help="Every decision ever recorded (the audit log), not only the standing ones.")
+@click.option("-o", "--out", type=click.Path(dir_okay=False), default="-", show_default=True,
+              help="File to write ('-': standard output).")
+def decisions_export(db_path: str, decisions: str | None, fmt: str, log: bool,
+                     out: str) -> None:
+    """Export the analysts' decisions on findings (recorded in the served knowledge base's
+    pages) as CSV or JSON: the standing decision on each finding, or with --log every one."""
+    from kb.decisions import DecisionError, decisions_path, export
+
+    path = Path(decisions) if decisions else decisions_path(Path(db_path))
+    try:
+        with click.open_file(out, "w", encoding="utf-8") as f:
+            n = export(path, fmt, f, log=log)
+    except DecisionError as e:
+        click.echo(f"error: {e}", err=True)
+        sys.exit(1)
+    click.echo(f"{n} decision(s)", err=True)
 
 
 @cli.command()

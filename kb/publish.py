@@ -368,8 +368,56 @@ def private_names(db: Database) -> list[str]:
     return sorted(names)
 
 
-def access_metadata(db: Database, database: str) -> dict[str, Any]:
-    """The metadata `excon serve` gives Datasette: the build's metadata plus access rules."""
+DECISIONS_DB = "decisions"
+
+
+def decisions_metadata() -> dict[str, Any]:
+    """The decisions database's metadata (kb.decisions): analysts only, with its queries."""
+    from kb.decisions import TO_REVIEW_SQL, UNDECIDED_SQL
+
+    return {
+        "title": "Decisions on findings",
+        "description": "What analysts decided about findings: confirmed, cleared (false "
+                       "positive), escalated, or released under a licence, with the reason, "
+                       "who and when. Kept apart from the knowledge base: rebuilds never "
+                       "touch it. The log is only ever appended to.",
+        "allow": {"id": "*"},
+        "tables": {
+            "decision_log": {
+                "title": "Decision log (append-only)",
+                "description": "Every decision ever recorded, oldest first; never updated "
+                               "or deleted. A finding's decision is the latest for its "
+                               "declaration and rule.",
+                "sort_desc": "id", "facets": ["decision", "actor", "rule"],
+                "columns": {"rulebook_version": "Version of the rulebooks that made the "
+                                                "finding when it was decided",
+                            "outcome": "The finding's outcome when it was decided",
+                            "explanation": "The finding's explanation when it was decided"},
+            },
+            "decisions": {"title": "Standing decisions",
+                          "description": "The latest decision on each finding."},
+        },
+        "queries": {
+            "to_review": {
+                "title": "Decisions to review",
+                "description": "Decisions whose finding has changed since: its explanation "
+                               "differs, or the current build no longer makes it.",
+                "sql": TO_REVIEW_SQL,
+            },
+            "undecided": {
+                "title": "Findings without a decision",
+                "description": "Findings of the current build nobody has decided on yet "
+                               "(outcome: leave empty for all).",
+                "sql": UNDECIDED_SQL, "params": ["outcome"],
+            },
+        },
+    }
+
+
+def access_metadata(db: Database, database: str,
+                    with_decisions: bool = False) -> dict[str, Any]:
+    """The metadata `excon serve` gives Datasette: the build's metadata plus access rules
+    (and the decisions database's, when it is served)."""
     row = db.execute("SELECT value FROM excon_metadata WHERE key = 'database'").fetchone()
     if row is None:
         raise ValueError("this database has no publishing metadata; rebuild it with "
@@ -388,7 +436,8 @@ def access_metadata(db: Database, database: str) -> dict[str, Any]:
     top: dict[str, Any] = {
         "title": meta.pop("title"),
         "description_html": meta["description_html"],
-        "databases": {database: meta},
+        "databases": {database: meta,
+                      **({DECISIONS_DB: decisions_metadata()} if with_decisions else {})},
         "plugins": {
             "datasette-dashboards": dashboards(database),
         },

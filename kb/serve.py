@@ -33,7 +33,8 @@ from sqlite_utils import Database
 
 from kb.auth import SESSION_HOURS, Credentials, CredentialsError
 from kb.build import pid_alive
-from kb.publish import access_metadata
+from kb.decisions import decisions_path, initialise
+from kb.publish import DECISIONS_DB, access_metadata
 from kb.result_cache import ResultCache
 
 SETTINGS = {
@@ -84,17 +85,24 @@ def snapshot(db_path: Path) -> Iterator[Path]:
 
 def datasette_app(db_file: Path, credentials: Credentials | dict[str, str],
                   secret: str | None = None, sessions: Path | None = None,
-                  session_hours: float = SESSION_HOURS, secure: bool = False) -> Any:
+                  session_hours: float = SESSION_HOURS, secure: bool = False,
+                  decisions: Path | None = None) -> Any:
     """The Datasette instance serving one snapshot, immutable, with excon's metadata, logins
-    (sessions in `sessions`, by default beside the snapshot) and guards."""
+    (sessions in `sessions`, by default beside the snapshot) and guards; and, when given,
+    the analysts' decisions file (kb.decisions: made if missing, never touched by a build)
+    as the `decisions` database, with the snapshot attached to it read-only as `kb`."""
     from datasette.app import Datasette
+    from datasette.database import Database as DatasetteDatabase
 
     from kb.datasette import guard, take_over_logins
 
     if isinstance(credentials, dict):
         credentials = Credentials.of(credentials)
     name = db_file.stem
-    metadata = served_metadata(db_file)
+    if decisions is not None and name == DECISIONS_DB:
+        raise ServeError(f"{db_file}: a knowledge base may not be named {DECISIONS_DB!r} "
+                         "(the decisions database is)")
+    metadata = served_metadata(db_file, with_decisions=decisions is not None)
     take_over_logins()
     # DATASETTE_SECRET (as for `datasette serve`) keeps logins valid across restarts
     ds = Datasette(immutables=[str(db_file)], metadata=metadata, settings=SETTINGS,
@@ -104,14 +112,24 @@ def datasette_app(db_file: Path, credentials: Credentials | dict[str, str],
     _table_allows_once(ds)
     ds.excon_results = ResultCache(
         ds.databases[name], db_file, lambda conn: ds._prepare_connection(conn, name)).install()
+    ds.excon_kb = (name, db_file)
+    ds.excon_decisions = None
+    if decisions is not None:
+        try:
+            initialise(decisions)
+        except sqlite3.Error as e:
+            raise ServeError(f"{decisions}: cannot open the decisions file: {e}") from None
+        ds.add_database(DatasetteDatabase(ds, path=str(decisions), is_mutable=True),
+                        name=DECISIONS_DB)
+        ds.excon_decisions = decisions
     return ds
 
 
-def served_metadata(db_file: Path) -> dict[str, Any]:
+def served_metadata(db_file: Path, with_decisions: bool = False) -> dict[str, Any]:
     """The metadata Datasette gets for a knowledge base; ServeError when it is not one."""
     conn = sqlite3.connect(f"file:{db_file}?mode=ro", uri=True)
     try:
-        return access_metadata(Database(conn), db_file.stem)
+        return access_metadata(Database(conn), db_file.stem, with_decisions)
     except (sqlite3.Error, ValueError) as e:
         raise ServeError(f"{db_file}: not a knowledge base built by excon ({e})") from None
     finally:
@@ -143,6 +161,7 @@ class Options:
     proxy_ips: str = "127.0.0.1"
     max_requests: int = 10_000
     timeout_s: int = 60
+    decisions: Path | None = None  # default: NAME.decisions.db beside the knowledge base
 
 
 def serve(db_path: Path, host: str, port: int, credentials: Credentials | dict[str, str],
@@ -162,6 +181,7 @@ def serve(db_path: Path, host: str, port: int, credentials: Credentials | dict[s
         credentials = Credentials.of(credentials)
     logins = credentials
     sessions = opts.sessions or db_path.parent / f".{db_path.name}.sessions"
+    decisions = opts.decisions or decisions_path(db_path)
     secret = os.environ.get("DATASETTE_SECRET") or secrets.token_hex(32)
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     try:
@@ -194,15 +214,20 @@ def serve(db_path: Path, host: str, port: int, credentials: Credentials | dict[s
 
             def load(self) -> Any:  # in each worker, after the fork
                 return datasette_app(Server.served, logins, secret, sessions,
-                                     opts.session_hours, opts.https_proxy).app()
+                                     opts.session_hours, opts.https_proxy, decisions).app()
 
         try:
             served_metadata(Server.served)  # a bad file fails here, not in every worker
+            initialise(decisions)
         except ServeError:
             sock.close()
             raise
+        except sqlite3.Error as e:
+            sock.close()
+            raise ServeError(f"{decisions}: cannot open the decisions file: {e}") from None
         print(f"serving {db_path} (snapshot {Server.served}) on http://{host}:{port}/ "
-              f"with {len(logins.users())} analyst login(s), {opts.workers} worker(s)",
+              f"with {len(logins.users())} analyst login(s), {opts.workers} worker(s); "
+              f"decisions in {decisions}",
               file=sys.stderr, flush=True)
         try:
             Arbiter(Server()).run()

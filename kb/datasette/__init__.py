@@ -96,7 +96,9 @@ def extra_body_script() -> Iterator[None]:
 
 @hookimpl
 def register_routes() -> list[tuple[str, Any]]:
-    return guard.ROUTES
+    from kb.datasette.decide import decide
+
+    return [*guard.ROUTES, (r"^/-/excon/decide$", decide)]
 
 
 @hookimpl
@@ -194,14 +196,19 @@ def prepare_jinja2_environment(env: Any) -> None:
 
 
 @_hookimpl(trylast=True)  # type: ignore[untyped-decorator]
-def prepare_connection(conn: Any) -> None:
+def prepare_connection(conn: Any, database: str, datasette: Any) -> None:
     """excon's functions and limits on every served connection; last, so that its search
     escaping (Chinese one character per word, as the search tables index it: kb.search)
-    replaces Datasette's `escape_fts`."""
+    replaces Datasette's `escape_fts`. The decisions database's connections get the served
+    knowledge base attached, read-only, as `kb`, for the queries joining the two."""
     from kb.checks import limit_served_connection, tune_connection
+    from kb.publish import DECISIONS_DB
     from kb.search import escape_query
 
     conn.create_function("escape_fts", 1, escape_query, deterministic=True)
+    served = getattr(datasette, "excon_kb", None)
+    if database == DECISIONS_DB and served is not None:
+        conn.execute("ATTACH DATABASE ? AS kb", [f"file:{served[1]}?mode=ro&immutable=1"])
     tune_connection(conn)
     limit_served_connection(conn)
     conn.create_function("excon_match_score", 2, match_score, deterministic=True)
@@ -234,7 +241,7 @@ def extra_template_vars(template: str, database: str | None, table: str | None,
         if table == "rules":
             return {"excon_rule": await rule_page(datasette, db, db.name, key, request)}
         if table == "declarations":  # private: only analysts reach this page
-            return {"excon_declaration": await declaration_page(db, key)}
+            return {"excon_declaration": await declaration_page(datasette, db, key)}
         return {"excon_instrument": await instrument_page(db, key)}
 
     return inner
@@ -334,9 +341,12 @@ def _names_instrument(target: str, instrument: str) -> bool:
     return False
 
 
-async def declaration_page(db: Any, key: str) -> dict[str, Any] | None:
-    """A declaration's findings as of the build, its licence draw-down and the listed parties
-    its party names matched, with their scores."""
+async def declaration_page(datasette: Any, db: Any, key: str) -> dict[str, Any] | None:
+    """A declaration's findings as of the build (each with the decision standing on it), its
+    licence draw-down and the listed parties its party names matched, with their scores."""
+    from kb.decisions import DECISIONS, LABELS, current
+    from kb.publish import DECISIONS_DB
+
     found = await _rows(db, "SELECT * FROM declarations WHERE id = ?", [key])
     if not found:
         return None
@@ -362,8 +372,18 @@ async def declaration_page(db: Any, key: str) -> dict[str, Any] | None:
                     "FROM listed_names AS n JOIN parties AS p ON p.name = n.party "
                     "WHERE n.name = ? ORDER BY n.score DESC, n.party", [name]):
             matches.append({"role": role.replace("_", " "), "name": name, **m})
+    decided: list[dict[str, Any]] = []
+    if getattr(datasette, "excon_decisions", None) is not None:
+        decided = await _rows(datasette.get_database(DECISIONS_DB),
+                              "SELECT * FROM decision_log WHERE declaration_id = ? ORDER BY id",
+                              [key])
+    for f in findings:
+        f["decision"] = current(decided, f)
+        f["history"] = [d for d in decided if d["rule"] == f["rule"]]
     return {"declaration": declaration, "findings": findings,
-            "licence": licence[0] if licence else None, "matches": matches}
+            "licence": licence[0] if licence else None, "matches": matches,
+            "decisions": getattr(datasette, "excon_decisions", None) is not None,
+            "choices": [(d, LABELS[d]) for d in DECISIONS]}
 
 
 def _register_whole_module() -> None:

@@ -1,0 +1,182 @@
+"""Analysts' decisions on findings: recorded through the declaration page's form by a logged-in
+analyst only, appended to a log nobody can rewrite, kept in a file of their own that rebuilds
+never touch, carried forward when a rebuild makes the same finding, flagged for review when
+its explanation changed, and exported."""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import urllib.parse
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kb.build import build
+from kb.decisions import DecisionError, connect, current, record, validated
+from tests.conftest import RULEBOOKS
+from tests.serving import Server
+from tests.test_serve import query
+
+
+def _finding(db: Path) -> tuple[str, str, str]:
+    [row] = query(db, "SELECT declaration_id, rule, explanation FROM finding_details "
+                      "WHERE outcome = 'prohibited' ORDER BY declaration_id, rule LIMIT 1")
+    return row
+
+
+def _decide(server: Server, declaration: str, fields: dict[str, str],
+            opener: Any = None) -> tuple[int, dict[str, str], str]:
+    _, _, page = server.request(f"/kb/declarations/{declaration}", opener=opener)
+    token = re.search(r'name="csrftoken" value="([^"]+)"', page)
+    form = {"csrftoken": token.group(1) if token else "", "declaration_id": declaration,
+            **fields}
+    return server.request("/-/excon/decide", urllib.parse.urlencode(form).encode(),
+                          opener=opener)
+
+
+def _text(page: str) -> str:
+    return html.unescape(" ".join(re.sub(r"<[^>]+>", " ", page).split()))
+
+
+def _sighup(server: Server) -> None:
+    before = set(server.workers())
+    server.proc.send_signal(signal.SIGHUP)
+    server.wait_until(lambda: not (set(server.workers()) & before)
+                      and len(server.workers()) == 1)
+
+
+def test_a_decision_is_recorded_survives_rebuilds_and_is_exported(demo_kb: Path,
+                                                                 tmp_path: Path) -> None:
+    db = tmp_path / "kb.db"
+    shutil.copy(demo_kb, db)
+    inputs = [demo_kb.parent / "demo" / f for f in
+              ("declarations.csv", "licences.csv", "parties.csv")]
+    declaration, rule, explanation = _finding(db)
+    server = Server(db)
+    try:
+        # an anonymous visitor sees neither the page nor a way to decide, and cannot post
+        status, _, _ = _decide(server, declaration, {"rule": rule, "decision": "cleared",
+                                                     "reason": "looks fine"})
+        assert status == 403
+        assert server.login()[0] == 302
+        page = server.get(f"/kb/declarations/{declaration}")[1]
+        assert "No decision yet." in page and 'action="/-/excon/decide"' in page
+        # no reason: refused, nothing recorded, the analyst is told why
+        status, _, _ = _decide(server, declaration, {"rule": rule,
+                                                           "decision": "confirmed"})
+        assert status == 302
+        assert "give the reason" in _text(server.get(f"/kb/declarations/{declaration}")[1])
+        # a release needs the licence it is released under
+        _decide(server, declaration, {"rule": rule, "decision": "released", "reason": "ok"})
+        assert "name the licence" in _text(server.get(f"/kb/declarations/{declaration}")[1])
+        # a finding the build does not make cannot be decided
+        _decide(server, declaration, {"rule": "no-such-rule", "decision": "cleared",
+                                      "reason": "x"})
+        assert "makes no finding" in _text(server.get(f"/kb/declarations/{declaration}")[1])
+        # a forged post without the form's token is refused by the CSRF check
+        forged = urllib.parse.urlencode({"declaration_id": declaration, "rule": rule,
+                                         "decision": "cleared", "reason": "forged"})
+        assert server.request("/-/excon/decide", forged.encode())[0] == 403
+        status, headers, _ = _decide(server, declaration, {
+            "rule": rule, "decision": "cleared", "reason": "Goods were returned unshipped"})
+        assert status == 302 and headers["location"].endswith(f"#finding-{rule}")
+        text = _text(server.get(f"/kb/declarations/{declaration}")[1])
+        assert "cleared (false positive) by analyst" in text
+        assert "Goods were returned unshipped" in text
+        assert "carried forward" not in text and "Review" not in text
+
+        # the same build again: the decision stays with its finding
+        build(db, [RULEBOOKS], *inputs)
+        _sighup(server)
+        text = _text(server.get(f"/kb/declarations/{declaration}")[1])
+        assert "Goods were returned unshipped" in text and "carried forward" not in text
+
+        # rulebooks of another version that make the same finding: carried forward
+        changed = tmp_path / "rulebooks"
+        shutil.copytree(RULEBOOKS, changed)
+        other = changed / "us-ear-3c001" / "rulebook.excon"  # another rulebook's title
+        other.write_text(other.read_text(encoding="utf-8").replace(
+            '3C001 hetero-epitaxial materials"', '3C001 hetero-epitaxial materials, reviewed"'),
+            encoding="utf-8")
+        build(db, [changed], *inputs)
+        _sighup(server)
+        text = _text(server.get(f"/kb/declarations/{declaration}")[1])
+        assert "Goods were returned unshipped" in text
+        assert "carried forward: this build makes the same finding" in text
+        assert "Review" not in text
+        decisions = json.loads(server.get("/decisions/decisions.json?_shape=array")[1])
+        assert [(d["declaration_id"], d["rule"], d["decision"], d["actor"]) for d in decisions] \
+            == [(declaration, rule, "cleared", "analyst")]
+        assert json.loads(server.get("/decisions/to_review.json?_shape=array")[1]) == []
+    finally:
+        server.stop()
+
+    # the log is append-only, even for someone with the file
+    conn = sqlite3.connect(tmp_path / "kb.decisions.db")
+    with pytest.raises(sqlite3.IntegrityError, match="never changed"):
+        conn.execute("UPDATE decision_log SET decision = 'confirmed'")
+    with pytest.raises(sqlite3.IntegrityError, match="never deleted"):
+        conn.execute("DELETE FROM decision_log")
+    conn.close()
+    out = subprocess.run([sys.executable, "-m", "kb.cli", "decisions", "--db", str(db),
+                          "--format", "json"], capture_output=True, text=True, check=True)
+    [exported] = json.loads(out.stdout)
+    assert exported["reason"] == "Goods were returned unshipped"
+    assert exported["explanation"] == explanation
+
+
+def test_a_decision_whose_explanation_changed_is_flagged_for_review(demo_kb: Path,
+                                                                    tmp_path: Path) -> None:
+    from kb.auth import hash_password
+    from kb.serve import datasette_app, snapshot
+    from tests.test_serve import get
+
+    declaration, rule, explanation = _finding(demo_kb)
+    decisions = tmp_path / "decisions.db"
+    with connect(decisions) as conn:
+        record(conn, validated({"declaration_id": declaration, "rule": rule,
+                                "decision": "confirmed", "reason": "seen the invoice"}),
+               {"declaration_id": declaration, "rule": rule, "rulebook_version": "old",
+                "outcome": "prohibited", "explanation": "the facts as they were"}, "maria")
+    with snapshot(demo_kb) as served:
+        ds = datasette_app(served, {"analyst": hash_password("a long passphrase")},
+                           decisions=decisions)
+        text = _text(get(ds, f"/kb/declarations/{declaration}", {"id": "analyst"}).text)
+        assert "confirmed by maria" in text
+        assert "Review: the explanation has changed since the decision." in text
+        assert "the facts as they were" in text
+        review = get(ds, "/decisions/to_review.json?_shape=array", {"id": "analyst"}).json()
+        assert [(r["declaration_id"], r["why"], r["explanation_now"]) for r in review] == [
+            (declaration, "explanation changed", explanation)]
+        assert get(ds, "/decisions/decision_log.json").status_code == 403  # analysts only
+
+
+def test_a_decision_needs_a_choice_a_reason_and_for_a_release_a_licence() -> None:
+    with pytest.raises(DecisionError, match="choose a decision"):
+        validated({"decision": "maybe", "reason": "x"})
+    with pytest.raises(DecisionError, match="give the reason"):
+        validated({"decision": "cleared", "reason": "   "})
+    with pytest.raises(DecisionError, match="name the licence"):
+        validated({"decision": "released", "reason": "x"})
+    released = validated({"decision": "released", "reason": "x", "licence_no": " L-1 "})
+    assert released.licence_no == "L-1"
+    assert validated({"decision": "cleared", "reason": "x", "licence_no": "L-1"}
+                     ).licence_no is None
+    finding = {"rule": "r", "rulebook_version": "v2", "explanation": "e"}
+    rows = [{"id": 1, "rule": "r", "decision": "confirmed", "rulebook_version": "v1",
+             "explanation": "e"},
+            {"id": 2, "rule": "r", "decision": "escalated", "rulebook_version": "v1",
+             "explanation": "f"}]
+    standing = current(rows, finding)
+    assert standing is not None
+    assert (standing["decision"], standing["carried"], standing["review"]) == (
+        "escalated", True, True)
+    assert current(rows, {**finding, "rule": "other"}) is None
