@@ -131,7 +131,7 @@ def build(
         try:
             _fill(db, rb, report, rulebooks, {
                 "unit_values": unit_values, "trade_parties": parties, "licences": licences,
-                "declarations": declarations}, reject_future)
+                "declarations": declarations}, reject_future, previous=db_path)
         finally:
             db.close()
         _refuse_losses(report, db_path, allow_rejected, force)
@@ -151,7 +151,7 @@ def build(
 
 def _fill(db: Database, rb: dsl.CheckedRulebook, report: BuildReport,
           rulebooks: Sequence[Path], sources: dict[str, str | Path | None],
-          reject_future: bool = False) -> None:
+          reject_future: bool = False, previous: Path | None = None) -> None:
     db.execute("PRAGMA journal_mode = DELETE")  # a served file has no -wal/-shm side files
     db.execute("PRAGMA foreign_keys = ON")
     tune_connection(db.conn)
@@ -175,7 +175,7 @@ def _fill(db: Database, rb: dsl.CheckedRulebook, report: BuildReport,
         counts[table] = load.loaded
         counts[f"{table}_rejected"] = load.rejected_rows
     refresh_inputs(db)
-    publish(db, rb, compiled, when)
+    publish(db, rb, compiled, when, previous)
     db.table("runs").update(run_id, {"inputs": json.dumps(inputs),
                                      "counts": json.dumps(counts, sort_keys=True)})
     # Migrations record when they were applied; the build's own time keeps the file reproducible.

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import sqlite3
+from pathlib import Path
 from typing import Any
 
 import jinja2
@@ -33,8 +35,8 @@ from kb.search import build_search, searched_tables
 from kb.tables import SPECS
 
 # Tables and views derived from the inputs (declarations, licences, trade parties): private.
-PRIVATE_DERIVED = ("findings", "finding_details", *SUPPORT_VIEWS, *SUPPORT_TABLES,
-                   *MATERIALISED)
+PRIVATE_DERIVED = ("findings", "finding_details", "finding_changes", *SUPPORT_VIEWS,
+                   *SUPPORT_TABLES, *MATERIALISED)
 # Support tables nobody browses: hidden from the table lists (still reachable by URL if allowed).
 HIDDEN = ("excon_metadata", "_sqlite_migrations", "listed_party_keys", "party_name_keys",
           "licence_items", "excon_settings", "list_entry_periods", "listed_names",
@@ -98,8 +100,9 @@ _env = jinja2.Environment(
 
 
 def publish(db: Database, rb: CheckedRulebook, compiled: CompiledRulebook,
-            built_at: str) -> None:
-    """Write the publishing tables and the metadata into a knowledge base being built."""
+            built_at: str, previous: Path | None = None) -> None:
+    """Write the publishing tables and the metadata into a knowledge base being built;
+    `previous`, the knowledge base it replaces, for the findings that changed since."""
     db.execute("DROP TABLE IF EXISTS finding_details")
     db.execute(FINDING_DETAILS_SQL)
     for columns in (("declaration_id",), ("declared_on",), ("outcome", "declared_on"),
@@ -126,12 +129,85 @@ def publish(db: Database, rb: CheckedRulebook, compiled: CompiledRulebook,
     db.conn.executemany("INSERT INTO law_timeline VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                         law_rows(db, rb, compiled))
     db.execute("CREATE INDEX law_timeline_kind_name ON law_timeline (kind, name)")
+    since = record_changes(db, previous)
     build_search(db)
     db.execute("DROP TABLE IF EXISTS excon_metadata")
     db.execute("CREATE TABLE excon_metadata (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
-    meta = database_metadata(db, rb, compiled, built_at)
+    meta = database_metadata(db, rb, compiled, built_at, since)
     db.execute("INSERT INTO excon_metadata VALUES ('database', ?)",
                [json.dumps(meta, ensure_ascii=False, sort_keys=True)])
+
+
+FINDING_CHANGES_COLUMNS = {
+    "change": "appeared (new in this build), disappeared (no longer made) or changed "
+              "(another outcome, instrument or explanation)",
+    "declaration_id": "Declaration line id",
+    "rule": "Rule that made the finding",
+    "outcome": "Outcome in this build (empty if it disappeared)",
+    "previous_outcome": "Outcome in the previous build (empty if it appeared)",
+    "instrument": "Act the finding cites in this build",
+    "previous_instrument": "Act it cited in the previous build",
+    "explanation": "Why, in this build",
+    "previous_explanation": "Why, in the previous build",
+    "declared_on": "Declaration date",
+    "destination_country": "Destination country",
+    "exporter": "Exporter",
+}
+
+_CHANGE_KEY = "n.declaration_id = o.declaration_id AND n.rule = o.rule"
+FINDING_CHANGES_SQL = f"""
+CREATE TABLE finding_changes AS
+SELECT 'appeared' AS change, n.declaration_id, n.rule, n.outcome, NULL AS previous_outcome,
+       n.instrument, NULL AS previous_instrument, n.explanation,
+       NULL AS previous_explanation, n.declared_on, n.destination_country, n.exporter
+FROM main.finding_details AS n
+WHERE NOT EXISTS (SELECT 1 FROM previous.finding_details AS o WHERE {_CHANGE_KEY})
+UNION ALL
+SELECT 'disappeared', o.declaration_id, o.rule, NULL, o.outcome, NULL, o.instrument, NULL,
+       o.explanation, o.declared_on, o.destination_country, o.exporter
+FROM previous.finding_details AS o
+WHERE NOT EXISTS (SELECT 1 FROM main.finding_details AS n WHERE {_CHANGE_KEY})
+UNION ALL
+SELECT 'changed', n.declaration_id, n.rule, n.outcome, o.outcome, n.instrument, o.instrument,
+       n.explanation, o.explanation, n.declared_on, n.destination_country, n.exporter
+FROM main.finding_details AS n JOIN previous.finding_details AS o ON {_CHANGE_KEY}
+WHERE n.outcome IS NOT o.outcome OR n.instrument IS NOT o.instrument
+   OR n.explanation IS NOT o.explanation
+"""
+
+
+def record_changes(db: Database, previous: Path | None) -> dict[str, Any] | None:
+    """`finding_changes`: the findings that appeared, disappeared or changed since the build
+    this one replaces (the re-screening queue after a list announcement, say), keyed by
+    declaration and rule. What it was compared with (the previous build's time and rulebook
+    version), or None for a first build (the table is then empty)."""
+    db.execute("DROP TABLE IF EXISTS finding_changes")
+    since = None
+    if previous is not None and previous.is_file():
+        db.execute("ATTACH DATABASE ? AS previous", [str(previous)])
+        try:
+            try:
+                have = {r[0] for r in db.execute(
+                    "SELECT name FROM previous.sqlite_master WHERE type = 'table'")}
+            except sqlite3.DatabaseError:  # not a database: nothing to compare with
+                have = set()
+            if {"finding_details", "runs"} <= have:
+                db.execute(FINDING_CHANGES_SQL)
+                run = db.execute("SELECT started_at, rulebook_version FROM previous.runs "
+                                 "ORDER BY id DESC LIMIT 1").fetchone()
+                since = {"built_at": run[0] if run else None,
+                         "version": run[1] if run else None}
+        finally:
+            db.conn.commit()
+            db.execute("DETACH DATABASE previous")
+    if since is None:
+        db.execute("CREATE TABLE finding_changes AS SELECT * FROM (SELECT NULL AS change, "
+                   + ", ".join(f"NULL AS {c}" for c in list(FINDING_CHANGES_COLUMNS)[1:])
+                   + ") WHERE 0")
+    for columns in (("change", "declared_on"), ("declaration_id",), ("rule",)):
+        db.execute(f"CREATE INDEX finding_changes_{'_'.join(columns)} "
+                   f"ON finding_changes ({', '.join(columns)})")
+    return since
 
 
 def timeline(periods: Periods) -> list[tuple[str | None, str | None, str, str | None]]:
@@ -171,7 +247,7 @@ def law_rows(db: Database, rb: CheckedRulebook,
 
 
 def database_metadata(db: Database, rb: CheckedRulebook, compiled: CompiledRulebook,
-                      built_at: str) -> dict[str, Any]:
+                      built_at: str, since: dict[str, Any] | None = None) -> dict[str, Any]:
     rulebooks = [dict(zip(("name", "title"), r, strict=True))
                  for r in db.execute("SELECT name, title FROM rulebooks ORDER BY name")]
     counts = {t: db.execute(f'SELECT COUNT(*) FROM "{t}"').fetchone()[0]  # names are ours
@@ -231,6 +307,16 @@ def database_metadata(db: Database, rb: CheckedRulebook, compiled: CompiledRuleb
         # page's time; the column description says kg
         "sort_desc": "declared_on",
         "facets": ["outcome", "rule", "instrument", "destination_country", "item_group"],
+    }
+    compared = (f"the previous build ({since['built_at']}, rulebook version "
+                f"{since['version']})" if since else "no previous build: this is the first")
+    tables["finding_changes"] = {
+        "title": "Findings new since the last build",
+        "description": f"Findings that appeared, disappeared or changed compared with "
+                       f"{compared}: the re-screening queue after a rulebook or list change.",
+        "columns": FINDING_CHANGES_COLUMNS,
+        "sort_desc": "declared_on",
+        "facets": ["change", "rule", "outcome", "destination_country"],
     }
     tables["findings"] = {"title": "Findings (live view)",
                           "description": "The union of the check views, computed on read."}
@@ -296,6 +382,14 @@ def stored_queries(compiled: CompiledRulebook) -> dict[str, Any]:
                    "FROM finding_details GROUP BY instrument, declared_month, outcome "
                    "ORDER BY month, instrument, outcome",
         },
+        "new_since_last_build": {
+            "title": "Findings new since the last build",
+            "description": "How many findings each rule gained, lost or changed compared "
+                           "with the build this one replaced, by outcome.",
+            "sql": "SELECT change, rule, COALESCE(outcome, previous_outcome) AS outcome, "
+                   "COUNT(*) AS findings FROM finding_changes GROUP BY 1, 2, 3 "
+                   "ORDER BY 1, 4 DESC",
+        },
         "findings_by_rule": {
             "title": "Findings by rule and month",
             "description": "How many findings each rule produced per month and outcome.",
@@ -314,7 +408,7 @@ def stored_queries(compiled: CompiledRulebook) -> dict[str, Any]:
 
 
 PRIVATE_QUERIES = ("declaration_findings", "licence_balances", "findings_by_instrument",
-                   "findings_by_rule")
+                   "findings_by_rule", "new_since_last_build")
 
 IN_FORCE_SQL = """
 SELECT kind, name, title, status, amended_by, instrument, provision, detail, valid_from,
@@ -445,42 +539,99 @@ def access_metadata(db: Database, database: str,
     return top
 
 
-def dashboards(database: str) -> dict[str, Any]:
-    """The findings dashboard (datasette-dashboards, Vega-Lite charts bundled with it)."""
+# A finding's level, for colour: the outcome, and a risk by its severity.
+LEVEL_SQL = ("CASE WHEN outcome = 'risk' THEN 'risk: ' || COALESCE(severity, 'unrated') "
+             "ELSE outcome END")
+# Colours by severity: prohibited red, unlicensed orange, undetermined grey, risks in purple
+# from dark (high) to light (low).
+LEVEL_COLOURS = {"prohibited": "#c62828", "unlicensed": "#ef6c00", "undetermined": "#9e9e9e",
+                 "risk: high": "#6a1b9a", "risk: medium": "#9c64c8", "risk: low": "#cdb0e4",
+                 "risk: unrated": "#e3d7ec"}
+# The dashboard's filters, as optional SQL clauses (datasette-dashboards drops a [[ … ]] whose
+# parameter is empty) on the findings, and as the findings table's filters in a chart's links.
+DASHBOARD_FILTERS = {
+    "date_start": ("declared_on >= :date_start", "declared_on__gte"),
+    "date_end": ("declared_on <= :date_end", "declared_on__lte"),
+    "rule": ("rule = :rule", "rule"),
+    "destination": ("destination_country = :destination", "destination_country"),
+    "exporter": ("exporter = :exporter", "exporter"),
+}
+_WHERE = "WHERE 1 = 1" + "".join(f" [[ AND {clause} ]]"
+                                 for clause, _ in DASHBOARD_FILTERS.values())
+_LINK_FILTERS = "".join(f" [[ || '&{arg}=' || excon_url_quote(:{name}) ]]"
+                        for name, (_, arg) in DASHBOARD_FILTERS.items())
 
-    def stacked(title: str, sql: str, category: str, colour: str) -> dict[str, Any]:
-        """Stacked bars of `findings` per `category` (months run along, others up)."""
+
+def dashboards(database: str) -> dict[str, Any]:
+    """The findings dashboard (datasette-dashboards, Vega-Lite charts bundled with it): bars
+    coloured by severity, each a link to the findings it counts (with the dashboard's
+    filters), and the findings new since the last build."""
+    findings = f"/{database}/finding_details?_sort_desc=declared_on"
+    level = {"field": "level", "type": "nominal", "title": "outcome",
+             "scale": {"domain": list(LEVEL_COLOURS), "range": list(LEVEL_COLOURS.values())}}
+
+    def stacked(title: str, sql: str, category: str, colour: dict[str, Any]) -> dict[str, Any]:
+        """Stacked bars of `findings` per `category` (months run along, others up); a bar
+        links to its `href`."""
         count = {"field": "findings", "type": "quantitative"}
         if category == "month":
             axes = {"x": {"field": "month", "type": "ordinal"}, "y": count}
         else:
             axes = {"y": {"field": category, "type": "nominal", "sort": "-x"}, "x": count}
         return {"title": title, "db": database, "query": sql, "library": "vega-lite",
-                "display": {"mark": {"type": "bar", "tooltip": True},
-                            "encoding": {**axes,
-                                         "color": {"field": colour, "type": "nominal"}}}}
+                "display": {"mark": {"type": "bar", "tooltip": True, "cursor": "pointer"},
+                            "encoding": {**axes, "color": colour,
+                                         "href": {"field": "href", "type": "nominal"}}}}
 
+    outcome_link = "'&outcome=' || outcome || COALESCE('&severity=' || severity, '')"
     return {
         "findings": {
             "title": "Findings over time",
-            "description": "Findings of the loaded declarations as of the build, by month.",
-            "layout": [["by-outcome", "by-outcome"], ["by-destination", "by-group"]],
-            "filters": {},
+            "description": "Findings of the loaded declarations as of the build, coloured by "
+                           "severity. Click a bar for the findings it counts.",
+            "layout": [["by-outcome", "by-outcome"], ["by-destination", "by-group"],
+                       ["changes", "changes"]],
+            "filters": {
+                "date_start": {"name": "Declared from", "type": "date"},
+                "date_end": {"name": "Declared until", "type": "date"},
+                "rule": {"name": "Rule", "type": "select", "db": database,
+                         "query": "SELECT name FROM rules ORDER BY name"},
+                "destination": {"name": "Destination", "type": "select", "db": database,
+                                "query": "SELECT DISTINCT destination_country "
+                                         "FROM finding_details ORDER BY 1"},
+                "exporter": {"name": "Exporter (exact name)", "type": "text"},
+            },
             "charts": {
                 "by-outcome": stacked(
                     "Findings per month by outcome",
-                    "SELECT declared_month AS month, outcome, COUNT(*) AS findings "
-                    "FROM finding_details GROUP BY 1, 2 ORDER BY 1", "month", "outcome"),
+                    f"SELECT declared_month AS month, {LEVEL_SQL} AS level, "
+                    f"COUNT(*) AS findings, '{findings}&declared_month=' || declared_month "
+                    f"|| {outcome_link}{_LINK_FILTERS} AS href FROM finding_details {_WHERE} "
+                    "GROUP BY declared_month, outcome, severity ORDER BY 1", "month", level),
                 "by-destination": stacked(
                     "Findings by destination",
-                    "SELECT destination_country AS destination, outcome, COUNT(*) AS findings "
-                    "FROM finding_details GROUP BY 1, 2 ORDER BY 3 DESC LIMIT 200",
-                    "destination", "outcome"),
+                    f"SELECT destination_country AS destination, {LEVEL_SQL} AS level, "
+                    f"COUNT(*) AS findings, '{findings}&destination_country=' || "
+                    f"destination_country || {outcome_link}{_LINK_FILTERS} AS href "
+                    f"FROM finding_details {_WHERE} "
+                    "GROUP BY destination_country, outcome, severity ORDER BY 3 DESC LIMIT 200",
+                    "destination", level),
                 "by-group": stacked(
                     "Findings per month by item group",
-                    "SELECT declared_month AS month, COALESCE(item_group, '(none)') AS "
-                    "item_group, COUNT(*) AS findings FROM finding_details GROUP BY 1, 2 "
-                    "ORDER BY 1", "month", "item_group"),
+                    f"SELECT declared_month AS month, COALESCE(item_group, '(none)') AS "
+                    f"item_group, COUNT(*) AS findings, '{findings}&declared_month=' || "
+                    f"declared_month || COALESCE('&item_group=' || item_group, "
+                    f"'&item_group__isnull=1'){_LINK_FILTERS} AS href "
+                    f"FROM finding_details {_WHERE} GROUP BY 1, 2 ORDER BY 1", "month",
+                    {"field": "item_group", "type": "nominal", "title": "item group"}),
+                "changes": stacked(
+                    "Findings new since the last build, by rule",
+                    "SELECT rule, change, COUNT(*) AS findings, "
+                    f"'/{database}/finding_changes?change=' || change || '&rule=' || rule "
+                    "AS href FROM finding_changes GROUP BY 1, 2 ORDER BY 3 DESC", "rule",
+                    {"field": "change", "type": "nominal",
+                     "scale": {"domain": ["appeared", "changed", "disappeared"],
+                               "range": ["#c62828", "#ef6c00", "#2e7d32"]}}),
             },
         },
     }

@@ -180,3 +180,29 @@ def test_a_decision_needs_a_choice_a_reason_and_for_a_release_a_licence() -> Non
     assert (standing["decision"], standing["carried"], standing["review"]) == (
         "escalated", True, True)
     assert current(rows, {**finding, "rule": "other"}) is None
+
+
+def test_a_build_records_the_findings_new_since_the_last_one(demo_kb: Path,
+                                                             tmp_path: Path) -> None:
+    """After a list change, the re-screening queue: what appeared, disappeared or changed."""
+    db = tmp_path / "kb.db"
+    shutil.copy(demo_kb, db)
+    inputs = [demo_kb.parent / "demo" / f for f in
+              ("declarations.csv", "licences.csv", "parties.csv")]
+    build(db, [RULEBOOKS], *inputs)
+    assert query(db, "SELECT COUNT(*) FROM finding_changes") == [(0,)]  # nothing changed
+    # a rulebook without the listings of MOFCOM-2025-1 (28 US entities): their findings go
+    changed = tmp_path / "rulebooks"
+    shutil.copytree(RULEBOOKS, changed)
+    parties = changed / "cn-strategic-minerals" / "parties.excon"
+    line = "  listed on control-list per MOFCOM-2025-1 from 2025-01-02\n"
+    text = parties.read_text(encoding="utf-8")
+    assert line in text
+    parties.write_text(text.replace(line, ""), encoding="utf-8")
+    before = {(d, r) for d, r in query(db, "SELECT declaration_id, rule FROM finding_details")}
+    build(db, [changed], *inputs, force=True)
+    after = {(d, r) for d, r in query(db, "SELECT declaration_id, rule FROM finding_details")}
+    changes = query(db, "SELECT change, declaration_id, rule FROM finding_changes")
+    assert {(d, r) for c, d, r in changes if c == "disappeared"} == before - after
+    assert {(d, r) for c, d, r in changes if c == "appeared"} == after - before
+    assert before - after

@@ -581,3 +581,46 @@ def test_search_finds_chinese_by_character_word_and_pinyin(ds: Any) -> None:
     assert found("party_aliases", "马丁") == {"lockheed-martin"}
     page = get(ds, "/kb/items?_search=%E9%95%93").text  # the box shows what was typed
     assert 'value="镓"' in page
+
+
+def test_home_page_leads_with_recent_changes_rules_instruments_and_findings(ds: Any) -> None:
+    anonymous = " ".join(get(ds, "/").text.split())
+    order = [anonymous.index(s) for s in ("What changed recently", "<h2>Findings</h2>",
+                                          "<h2>Rules</h2>", "<h2>Instruments</h2>",
+                                          "Every table", "/kb/hs_codes")]
+    assert order == sorted(order)
+    assert ('<a href="/kb/instruments/MOFCOM-2025-72">MOFCOM-2025-72</a></td><td>suspend: '
+            'suspend MOFCOM-2024-46 clause 2 until 2026-11-27') in anonymous
+    assert 'href="/kb/rules/us-critical-minerals-ban"' in anonymous
+    assert "log in</a>" in anonymous and "New since the last build" not in anonymous
+    analyst = " ".join(get(ds, "/", ANALYST).text.split())
+    assert "No finding appeared, disappeared or changed since the last build." in analyst
+
+
+def test_dashboard_charts_colour_by_severity_and_click_through_to_their_findings(
+        ds: Any) -> None:
+    from urllib.parse import urlencode
+
+    from datasette_dashboards import replace_opts_in_query
+
+    meta = get(ds, "/-/metadata.json", ANALYST).json()
+    board = meta["plugins"]["datasette-dashboards"]["findings"]
+    assert set(board["filters"]) == {"date_start", "date_end", "rule", "destination",
+                                     "exporter"}
+    scale = board["charts"]["by-outcome"]["display"]["encoding"]["color"]["scale"]
+    colours = dict(zip(scale["domain"], scale["range"], strict=True))
+    assert colours["prohibited"] == "#c62828" and colours["unlicensed"] == "#ef6c00"
+    assert colours["undetermined"] == "#9e9e9e" and colours["risk: high"] != colours["risk: low"]
+    for filters in ({}, {"date_start": "2025-01-01", "date_end": "2025-12-31",
+                         "rule": "us-critical-minerals-ban"}):
+        for name in ("by-outcome", "by-destination", "by-group"):
+            sql = replace_opts_in_query(board["charts"][name]["query"], filters)
+            bars = rows(ds, "/kb.json?" + urlencode({"sql": sql, "_shape": "array", **filters}))
+            assert bars, (name, filters)
+            for bar in bars[:3]:  # a bar's link lists exactly the findings it counts
+                href = bar["href"].replace("finding_details?", "finding_details.json?", 1)
+                listed = get(ds, href, ANALYST).json()
+                assert listed["filtered_table_rows_count"] == bar["findings"], (name, bar)
+            assert all(b.get("level") is None or b["level"] in colours for b in bars)
+    page = get(ds, "/-/dashboards/findings", ANALYST)
+    assert page.status_code == 200 and "Declared from" in page.text

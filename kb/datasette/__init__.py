@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 # Datasette registers every plugin (its own modules included) while `datasette.plugins` is
 # first imported: import it before any Datasette module that it registers, or that module is
@@ -39,6 +39,11 @@ with contextlib.suppress(ImportError, AttributeError):
     import datasette.handle_exception as _handle_exception
 
     _handle_exception.rich = None
+
+
+def url_quote(value: Any) -> str | None:
+    """A value for a URL's query string (the dashboard's links to filtered findings)."""
+    return None if value is None else quote(str(value), safe="")
 
 
 def match_score(query: str | None, name: str | None) -> float | None:
@@ -206,6 +211,7 @@ def prepare_connection(conn: Any, database: str, datasette: Any) -> None:
     from kb.search import escape_query
 
     conn.create_function("escape_fts", 1, escape_query, deterministic=True)
+    conn.create_function("excon_url_quote", 1, url_quote, deterministic=True)
     served = getattr(datasette, "excon_kb", None)
     if database == DECISIONS_DB and served is not None:
         conn.execute("ATTACH DATABASE ? AS kb", [f"file:{served[1]}?mode=ro&immutable=1"])
@@ -231,6 +237,14 @@ def extra_css_urls(datasette: Any) -> list[str]:
 @hookimpl
 def extra_template_vars(template: str, database: str | None, table: str | None,
                         view_name: str, request: Any, datasette: Any) -> Any:
+    if view_name == "index" and request is not None:
+        async def home() -> dict[str, Any]:
+            served = getattr(datasette, "excon_kb", None)
+            if served is None:
+                return {}
+            return {"excon_home": await home_page(datasette, served[0], request)}
+
+        return home
     if view_name != "row" or table not in ("rules", "instruments", "declarations") or \
             request is None:
         return {}
@@ -245,6 +259,46 @@ def extra_template_vars(template: str, database: str | None, table: str | None,
         return {"excon_instrument": await instrument_page(db, key)}
 
     return inner
+
+
+RECENT_SQL = """
+SELECT day, kind, instrument, what FROM (
+  SELECT issued AS day, 'issued' AS kind, id AS instrument, title AS what FROM instruments
+   WHERE issued IS NOT NULL
+  UNION ALL
+  SELECT in_force, 'in force', id, title FROM instruments
+   WHERE in_force IS NOT NULL AND in_force <> COALESCE(issued, '')
+  UNION ALL
+  SELECT valid_from, action, instrument_id, action || ' ' || target
+         || COALESCE(' until ' || valid_until, '') FROM amendments WHERE valid_from IS NOT NULL
+  UNION ALL
+  SELECT listed_from, 'listing', instrument_id,
+         COUNT(*) || ' part' || CASE WHEN COUNT(*) = 1 THEN 'y' ELSE 'ies' END
+         || ' listed on ' || list FROM list_entries WHERE listed_from IS NOT NULL
+   GROUP BY listed_from, instrument_id, list
+)
+ORDER BY day DESC, instrument
+LIMIT :limit
+"""
+
+
+async def home_page(datasette: Any, database: str, request: Any) -> dict[str, Any]:
+    """The analyst's home page: what changed recently in the law, the findings (new since
+    the last build, for analysts), the rules and the instruments; reference tables below."""
+    db = datasette.get_database(database)
+    recent = await _rows(db, RECENT_SQL, {"limit": 12})
+    rules = await _rows(db, "SELECT name, title, outcome FROM rules "
+                            "ORDER BY outcome, name", [])
+    instruments = await _rows(db, "SELECT id, title, title_zh, in_force FROM instruments "
+                                  "ORDER BY COALESCE(in_force, issued) DESC, id", [])
+    changes = None
+    if await datasette.permission_allowed(request.actor, "view-table",
+                                          (database, "finding_changes"), default=True):
+        changes = {r["change"]: r["n"] for r in await _rows(
+            db, "SELECT change, COUNT(*) AS n FROM finding_changes GROUP BY change", [])}
+    return {"database": database, "recent": recent, "rules": rules,
+            "instruments": instruments, "changes": changes,
+            "decisions": getattr(datasette, "excon_decisions", None) is not None}
 
 
 async def _rows(db: Any, sql: str, params: dict[str, Any] | list[Any]) -> list[dict[str, Any]]:
