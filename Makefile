@@ -52,7 +52,8 @@ test-fast: system-deps lint typecheck $(STAMP)
 	$(BIN)/pytest $(XDIST) -m "not slow" --durations=15
 
 ## system-deps: from Debian, PostgreSQL's server and client (cross-engine and bundle tests), the
-## sqlite3 shell (the SQLite bundle's commands), Chromium (browser tests) and Java 17 (Spark)
+## sqlite3 shell (the SQLite bundle's commands), Chromium and a CJK font (browser tests:
+## screenshots show Chinese characters, not boxes) and Java 17 (Spark)
 system-deps:
 	@missing=""; \
 	if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb >/dev/null; then \
@@ -60,6 +61,9 @@ system-deps:
 	if ! command -v psql >/dev/null; then missing="$$missing postgresql-client"; fi; \
 	if ! command -v sqlite3 >/dev/null; then missing="$$missing sqlite3"; fi; \
 	if ! test -x /usr/bin/chromium; then missing="$$missing chromium"; fi; \
+	if ! test -d /usr/share/fonts/opentype/noto || \
+	    ! ls /usr/share/fonts/opentype/noto/NotoSansCJK* >/dev/null 2>&1; then \
+	    missing="$$missing fonts-noto-cjk"; fi; \
 	if ! java -version 2>&1 | grep -qE 'version "(1[7-9]|2[0-9])'; then \
 	    missing="$$missing openjdk-17-jre-headless"; fi; \
 	if test -n "$$missing"; then \

@@ -7,11 +7,13 @@ Screenshots are kept under test-artifacts/browser/ for people to look at.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
 import urllib.request
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,13 +33,35 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 
+@dataclass
+class Served:
+    base: str
+    proc: subprocess.Popen[str]
+    db: Path
+    inputs: list[Path]
+
+    def workers(self) -> set[int]:
+        path = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children")
+        return {int(pid) for pid in path.read_text().split()}
+
+    def rebuild_and_reload(self) -> None:
+        """`excon build` over the served file, then SIGHUP: new workers on the new build."""
+        build(self.db, [RULEBOOKS], *self.inputs)
+        before = self.workers()
+        self.proc.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 30
+        while self.workers() & before or not self.workers():
+            assert time.monotonic() < deadline, "the workers were not replaced"
+            time.sleep(0.2)
+
+
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     folder = tmp_path_factory.mktemp("browser")
     write(generate(2000, 3, [RULEBOOKS]), folder / "demo")
     db = folder / "kb.db"
-    build(db, [RULEBOOKS], folder / "demo" / "declarations.csv",
-          folder / "demo" / "licences.csv", folder / "demo" / "parties.csv")
+    inputs = [folder / "demo" / f for f in ("declarations.csv", "licences.csv", "parties.csv")]
+    build(db, [RULEBOOKS], *inputs)
     port = free_port()
     env = dict(os.environ, EXCON_CREDENTIALS=f"analyst:{hash_password(PASSWORD)}")
     proc = subprocess.Popen([sys.executable, "-m", "kb.cli", "serve", "--db", str(db),
@@ -55,10 +79,15 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
                     out = proc.stdout.read() if proc.stdout else ""
                     raise RuntimeError(f"excon serve did not start:\n{out}") from None
                 time.sleep(0.2)
-        yield base
+        yield Served(base, proc, db, inputs)
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def server(served: Served) -> str:
+    return served.base
 
 
 @pytest.fixture(scope="module")
@@ -165,5 +194,118 @@ def test_rulebook_document_renders_and_prints(browser: Any, tmp_path: Path) -> N
     p.page.emulate_media(media="print")
     p.page.pdf(path=str(pdf), format="A4", print_background=True)
     assert pdf.read_bytes().count(b"/Type /Page") > 10  # several printed pages
+    assert p.errors == [], p.errors
+    p.context.close()
+
+
+def test_analyst_follows_a_finding_to_its_declaration_rule_and_instrument(
+        browser: Any, server: str) -> None:
+    p = Page(browser, server)
+    p.login()
+    findings = "/kb/finding_details?instrument__notblank=1&_size=10"
+    p.open(findings)
+    assert p.page.locator("dl.column-descriptions").is_hidden()  # tooltips instead
+    assert p.page.locator("th.col-explanation").get_attribute("title")
+    row = p.page.locator("table.rows-and-columns tbody tr").first
+    box = row.bounding_box()
+    assert box is not None and box["height"] < 160, box  # a readable row, not 470 px
+    assert p.page.locator("th.col-Link, th.col-rowid").count() == 0
+    p.shot("findings-table")
+    cells = {c: row.locator(f"td.col-{c}").inner_text() for c in
+             ("declaration_id", "rule", "instrument")}
+    row.locator("td.col-declaration_id a").click()
+    p.page.wait_for_load_state("networkidle")
+    assert p.page.url.endswith(f"/kb/declarations/{cells['declaration_id']}")
+    assert p.page.locator("h1").first.inner_text() == f"Declaration {cells['declaration_id']}"
+    assert cells["rule"] in p.page.locator("table.excon-findings").inner_text()
+    p.shot("declaration-page")
+    for column, table in (("rule", "rules"), ("instrument", "instruments")):
+        p.open(findings)
+        p.page.locator("table.rows-and-columns tbody tr").first.locator(
+            f"td.col-{column} a").click()
+        p.page.wait_for_load_state("networkidle")
+        assert p.page.url.endswith(f"/kb/{table}/{cells[column]}"), p.page.url
+        assert cells[column] in p.page.locator("h1").first.inner_text()
+    assert p.errors == [], p.errors
+    p.context.close()
+
+
+def test_searching_a_chinese_character_finds_gallium(browser: Any, server: str) -> None:
+    p = Page(browser, server)
+    p.open("/kb/items")
+    p.page.fill("input#_search", "镓")
+    p.page.press("input#_search", "Enter")
+    p.page.wait_for_load_state("networkidle")
+    titles = p.page.locator("table.rows-and-columns td.col-title").all_inner_texts()
+    assert len(titles) >= 5 and all("allium" in t for t in titles), titles
+    chinese = p.page.locator("table.rows-and-columns td.col-title_zh").all_inner_texts()
+    assert all("镓" in t for t in chinese)
+    p.shot("search-chinese")  # with Debian's Noto CJK: characters, not boxes
+    assert p.errors == [], p.errors
+    p.context.close()
+
+
+def test_a_decision_is_recorded_and_survives_a_rebuild(browser: Any, served: Served) -> None:
+    p = Page(browser, served.base)
+    p.login()
+    p.open("/kb/finding_details?outcome=prohibited&_size=1")
+    declaration = p.page.locator("td.col-declaration_id a").first.inner_text()
+    p.open(f"/kb/declarations/{declaration}")
+    form = p.page.locator("table.excon-findings form").first
+    form.locator("select[name=decision]").select_option("escalated")
+    form.locator("textarea[name=reason]").fill("Consignee's address matches a listed agent")
+    form.locator("input[type=submit]").click()
+    p.page.wait_for_load_state("networkidle")
+    decided = p.page.locator("table.excon-findings .excon-decision").first.inner_text()
+    assert "escalated by analyst" in decided
+    assert "Consignee's address matches a listed agent" in decided
+    p.shot("decision-recorded")
+    served.rebuild_and_reload()
+    p.open(f"/kb/declarations/{declaration}")
+    decided = p.page.locator("table.excon-findings .excon-decision").first.inner_text()
+    assert "escalated by analyst" in decided and "Review" not in decided
+    p.open("/decisions/decision_log")
+    assert "Consignee's address matches a listed agent" in p.page.content()
+    assert p.errors == [], p.errors
+    p.context.close()
+    # an anonymous visitor sees no form and cannot post one
+    anonymous = Page(browser, served.base)
+    assert anonymous.open(f"/kb/declarations/{declaration}").status == 403
+    assert anonymous.page.locator("form[action$='/-/excon/decide']").count() == 0
+    answer = anonymous.page.request.post(
+        served.base + "/-/excon/decide",
+        form={"declaration_id": declaration, "rule": "x", "decision": "cleared",
+              "reason": "anonymous"})
+    assert answer.status == 403
+    anonymous.context.close()
+
+
+def test_in_force_on_agrees_with_the_rule_timeline_on_suspension_boundaries(
+        browser: Any, server: str) -> None:
+    import datetime as dt
+
+    p = Page(browser, server)
+    p.open("/kb/rules/us-critical-minerals-ban")
+    segments = []  # (first day or "", last day or "", status), as the rule page shows them
+    for li in p.page.locator("ol.excon-timeline li").all():
+        first, last = (d.strip() for d in li.locator(".excon-dates").inner_text().split("–"))
+        segments.append((first if first[:1].isdigit() else "",
+                         last if last[:1].isdigit() else "",
+                         li.locator("strong").inner_text()))
+    assert [s[2] for s in segments] == ["in force", "suspended", "in force"]
+    boundaries = set()
+    for day in {d for first, last, _ in segments for d in (first, last) if d}:
+        d = dt.date.fromisoformat(day)
+        boundaries |= {d - dt.timedelta(days=1), d, d + dt.timedelta(days=1)}
+    for day in sorted(boundaries):
+        iso = day.isoformat()
+        # before the first day the rule did not exist yet: no row at all
+        expected = [status for first, last, status in segments
+                    if (not first or first <= iso) and (not last or iso <= last)]
+        p.open(f"/kb/in_force_on?date={iso}&_size=max")
+        shown = [r.locator("td.col-status").inner_text()
+                 for r in p.page.locator("table.rows-and-columns tbody tr").all()
+                 if r.locator("td.col-name").inner_text() == "us-critical-minerals-ban"]
+        assert shown == expected, (iso, shown, segments)
     assert p.errors == [], p.errors
     p.context.close()
