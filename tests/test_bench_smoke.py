@@ -51,10 +51,16 @@ def test_quick_benchmark_run_writes_figures(tmp_path: Path, capsys: object) -> N
     assert results["machine"]["cores"] >= 1
     assert results["latency"]["calls"] == 50
     assert results["latency"]["p50_ms"] > 0
+    from bench.serve import PAGES, UNCACHED_PAGES
+
     served = results["serve"]["requests"]
-    assert set(served) == {"findings table + facets", "findings table, new filter each time",
-                           "rule page", "stored query, one declaration"}
+    assert set(served) == set(PAGES)
     assert all(x["count"] == 24 and x["p95_ms"] > 0 for x in served.values())
+    # each page again on URLs no request used: as many as there are unseen ones (rules are few)
+    uncached = results["serve"]["uncached"]
+    assert set(uncached) == set(UNCACHED_PAGES)
+    assert all(0 < x["count"] <= 24 and x["p95_ms"] > 0 for x in uncached.values()), uncached
+    assert uncached["declaration page"]["count"] == 24
     # the login flood meets the rate limit: wrong passwords (401), then refusals (429)
     flood = results["serve"]["login_flood"]
     assert {401, 429} <= {int(k) for k in flood["login_answers"]}, flood
@@ -75,7 +81,7 @@ def test_quick_benchmark_run_writes_figures(tmp_path: Path, capsys: object) -> N
     assert mt["pairs"] >= 200 and mt["precision"] > 0.9 and mt["recall"] > 0.9
     assert [r["list_size"] for r in mt["runs"]] == [1_000, 2_000]
     rows = {r["figure"]: r for r in results["targets"]}
-    assert len(rows) == 26 and {r["status"] for r in rows.values()} <= {
+    assert len(rows) == 41 and {r["status"] for r in rows.values()} <= {
         "met", "NOT met", "not measured"}
     # the quick run measures everything but the 1M screening figures
     assert rows["single declaration p50"]["value"] == results["latency"]["p50_ms"]
@@ -93,6 +99,6 @@ def test_quick_benchmark_run_writes_figures(tmp_path: Path, capsys: object) -> N
     assert updated["load"] == results["load"] and updated["serve"] == results["serve"]
     assert updated["measured"]["load"]["at"] == "2026-01-01T00:00:00+00:00"
     assert updated["measured"]["frontend"]["at"] > "2026-01-01"
-    assert len(updated["targets"]) == 26
+    assert len(updated["targets"]) == 41
     assert {r["figure"]: r["value"] for r in updated["targets"]}["load / raw executemany"] == \
         results["load"]["ratio_to_raw"]
