@@ -70,7 +70,8 @@ def main(argv: list[str] | None = None) -> int:
     n, load_repeat = (2_000, 1) if args.quick else (1_000_000, 3)
     results: dict[str, object] = {"machine": machine()}
     if "frontend" in only:
-        results["frontend"] = fe = frontend.run(lines, repeat)
+        results["frontend"] = fe = frontend.run(lines, repeat,
+                                                200_000 if args.quick else 5_000_000)
         print(frontend.report(fe))
     if "load" in only:
         results["load"] = ld = load.run(n, load_repeat)

@@ -70,6 +70,12 @@ def _once(results: dict[str, Any]) -> None:
     return None
 
 
+def _garbage_5mb(results: dict[str, Any]) -> float | None:
+    """The garbage figure, if it was measured at full size (a quick run's is smaller)."""
+    size = _get("frontend", "broken", "bytes")(results)
+    return _get("frontend", "broken", "garbage_s")(results) if size and size >= 5e6 else None
+
+
 def _hand(view: str, label: str) -> Check:
     return (f"compiled / hand-written: {label}", "x", "≤ 1.5",
             _get("screen", "hand_written", view, "ratio"), lambda v: v <= 1.5,
@@ -86,6 +92,7 @@ def _serve(page: str, kind: str) -> Check:
 CHECKS: list[Check] = [
     ("front end / bare Lark parse", "x", "≤ 1.5", _get("frontend", "ratio_front_end_to_bare"),
      lambda v: v <= 1.5, _range("frontend", "ratio_range")),
+    ("excon check of 5 MB of garbage", "s", "< 10", _garbage_5mb, lambda v: v < 10, _once),
     ("load 1M declarations", "s", "≤ 10", _get("load", "validated_s"), lambda v: v <= 10,
      _range("load", "validated_range")),
     ("load / raw executemany", "x", "≤ 3", _get("load", "ratio_to_raw"), lambda v: v <= 3,

@@ -335,6 +335,15 @@ class Overrides:
 
 
 @dataclass(frozen=True, slots=True)
+class Alongside:
+    """`alongside RULE, …`: this rule and those can apply to one declaration, and both
+    findings are meant (a prohibition beside a licence requirement): no precedence."""
+
+    rules: tuple[Ref, ...]
+    span: Span = _span()
+
+
+@dataclass(frozen=True, slots=True)
 class IfMissing:
     """`if missing FIELD then OUTCOME | no finding`: overrides the default `undetermined`."""
 
@@ -758,6 +767,11 @@ class SourceFile:
     path: str
     declarations: tuple[Declaration, ...]
     comments: tuple[Comment, ...] = field(default=(), compare=False)
+    # declarations the parser could not read, by the name their first line gives them (kind,
+    # name, span of the name): a reference to one is not reported again (dsl.check)
+    broken: tuple[tuple[str, str, Span], ...] = field(default=(), compare=False)
+    # syntax errors found past the run's limit of described errors (dsl.diagnostics.MAX_ERRORS)
+    unreported: int = field(default=0, compare=False)
 
 
 def attrs_of(decl: object, kind: type[T]) -> list[T]:

@@ -238,6 +238,7 @@ class Checker:
         self.diags: list[Diagnostic] = []
         self.rb = CheckedRulebook(files=[])
         self._seen: dict[str, tuple[str, ast.Span]] = {}
+        self.broken: set[str] = set()
 
     # ------------------------------------------------------------ reporting helpers
     def error(self, code: str, message: str, span: ast.Span, hint: str | None = None,
@@ -261,6 +262,8 @@ class Checker:
         """Report E202/E203 unless `ref` names an entry of one of `tables`."""
         if any(ref.name in t for t in tables):
             return True
+        if ref.name in self.broken:
+            return False
         other = self._kind_of(ref.name)
         if other:
             article = "an" if wanted[0] in "aeiou" else "a"
@@ -355,6 +358,9 @@ class Checker:
     # ------------------------------------------------------------ pass 2: check
     def check(self, files: list[ast.SourceFile]) -> CheckedRulebook:
         self.rb.files = files
+        # declarations the parser could not read (their syntax error is reported): a reference
+        # to one is not an error of its own, and must not suggest another name
+        self.broken = {name for f in files for _, name, _ in f.broken}
         self.collect(files)
         self._expand_groups()
         self._expand_countries()
@@ -676,6 +682,13 @@ class Checker:
                     self.error("E503", f"rule '{ref.name}' cannot override itself", ref.span)
                 else:
                     self.resolve(ref, "rule", self.rb.rules)
+        for al in ast.attrs_of(r, ast.Alongside):
+            for ref in al.rules:
+                if ref.name == r.name.name:
+                    self.error("E503", f"rule '{ref.name}' cannot stand alongside itself",
+                               ref.span)
+                else:
+                    self.resolve(ref, "rule", self.rb.rules)
         for m in ast.attrs_of(r, ast.IfMissing):
             self.field_ref(m.field)
         self.rb.validity[r.name.name] = self.rule_interval(r)
@@ -792,33 +805,57 @@ class Checker:
                        "the items' and groups' `per` lines")
 
     def check_conflicts(self) -> None:
-        """E501: a `permitted` rule and a restrictive rule that can meet, with no precedence."""
-        # only a permission and a restriction can conflict: compare those pairs, in source order
+        """E501: a `permitted` rule and a restrictive rule that can meet, with no precedence.
+        W501: a prohibition and a licence requirement on the same items that can meet, with
+        no relation stated (`overrides`, or `alongside` when both findings are meant)."""
         order = {name: i for i, name in enumerate(self.rb.rules)}
         outcomes = {name: o for name, r in self.rb.rules.items() if (o := _outcome(r))}
-        permits = [n for n, o in outcomes.items() if o.kind == "permitted"]
-        restricts = [n for n, o in outcomes.items() if o.kind in RESTRICTIVE]
-        pairs = sorted(((min(p, r, key=order.__getitem__), max(p, r, key=order.__getitem__))
-                        for p in permits for r in restricts), key=lambda x: (order[x[0]],
-                                                                             order[x[1]]))
-        for a_name, b_name in pairs:
+
+        def pairs(first: set[str], second: set[str]) -> list[tuple[str, str]]:
+            names = [n for n, o in outcomes.items() if o.kind in first]
+            others = [n for n, o in outcomes.items() if o.kind in second]
+            return sorted({(min(a, b, key=order.__getitem__), max(a, b, key=order.__getitem__))
+                           for a in names for b in others if a != b},
+                          key=lambda x: (order[x[0]], order[x[1]]))
+
+        for a_name, b_name in pairs({"permitted"}, set(RESTRICTIVE)):
             a, b = self.rb.rules[a_name], self.rb.rules[b_name]
-            oa, ob = outcomes[a_name], outcomes[b_name]
-            if _overrides(a, b) or _overrides(b, a):
-                continue
-            ia, ib = self.rb.validity.get(a.name.name), self.rb.validity.get(b.name.name)
-            if ia and ib and not ia.overlaps(ib):
-                continue
-            sa, sb = self.scope(a), self.scope(b)
-            if any(x is not None and y is not None and not (x & y)
-                   for x, y in zip(sa, sb, strict=True)):
+            if _related(a, b, ast.Overrides) or not self._can_meet(a, b):
                 continue
             self.error(
-                "E501", f"rules '{a.name.name}' ({oa}) and '{b.name.name}' ({ob}) can apply "
-                "to the same declaration and neither states precedence", b.name.span,
+                "E501", f"rules '{a.name.name}' ({outcomes[a_name]}) and '{b.name.name}' "
+                f"({outcomes[b_name]}) can apply to the same declaration and neither states "
+                "precedence", b.name.span,
                 f"add 'overrides {a.name.name}' to one of them, or an exception",
                 related=((a.name.span, f"'{a.name.name}' is declared here"),),
             )
+        for a_name, b_name in pairs({"prohibited"}, {"licence required"}):
+            a, b = self.rb.rules[a_name], self.rb.rules[b_name]
+            if _related(a, b, ast.Overrides) or _related(a, b, ast.Alongside) or \
+                    not self._can_meet(a, b, same_items=True):
+                continue
+            ban, licence = (a, b) if outcomes[a_name].kind == "prohibited" else (b, a)
+            self.error(
+                "W501", f"rules '{ban.name.name}' (prohibited) and '{licence.name.name}' "
+                "(licence required) cover the same items and can apply to the same "
+                "declaration, with no relation stated", ban.name.span,
+                f"add 'alongside {licence.name.name}' to '{ban.name.name}' if both findings "
+                f"are meant, or 'overrides {licence.name.name}' if the prohibition alone is",
+                related=((licence.name.span, f"'{licence.name.name}' is declared here"),),
+            )
+
+    def _can_meet(self, a: ast.Rule, b: ast.Rule, same_items: bool = False) -> bool:
+        """Whether two rules can apply to one declaration: in force together, and their item
+        and destination scopes overlap (with `same_items`, both name items, and some of the
+        same)."""
+        ia, ib = self.rb.validity.get(a.name.name), self.rb.validity.get(b.name.name)
+        if ia and ib and not ia.overlaps(ib):
+            return False
+        sa, sb = self.scope(a), self.scope(b)
+        if same_items and (sa[0] is None or sb[0] is None):
+            return False
+        return not any(x is not None and y is not None and not (x & y)
+                       for x, y in zip(sa, sb, strict=True))
 
     # ------------------------------------------------------------ amendments
     def check_amendments(self) -> None:
@@ -946,8 +983,12 @@ class Checker:
     def field_ref(self, ref: ast.Ref) -> FieldSpec | None:
         spec = self.schema.field(ref.name)
         if spec is None:
+            hint = did_you_mean(ref.name, self.schema.names())
+            if hint is None and (code := country_code_of(ref.name)) is not None:
+                hint = (f"'{ref.name}' is a country: a declaration's country is tested with "
+                        f"'in', as in `destination in {code}`")
             self.error("E404", f"a declaration has no fact called '{ref.name}'", ref.span,
-                       did_you_mean(ref.name, self.schema.names()))
+                       hint)
         return spec
 
     def party_role(self, ref: ast.Ref) -> None:
@@ -1173,7 +1214,8 @@ class Checker:
         for c in ast.attrs_of(ex, ast.Company):
             self.example_fields(c.fields, c.span)
         for x in expects:
-            if x.rule is not None and x.rule.name not in self.rb.rules:
+            if x.rule is not None and x.rule.name not in self.rb.rules and \
+                    x.rule.name not in self.broken:
                 self.error("E601", f"the expectation names rule '{x.rule.name}', which is not "
                            "declared", x.rule.span, did_you_mean(x.rule.name, self.rb.rules))
             if x.declaration is not None and x.declaration.name not in ids:
@@ -1239,8 +1281,10 @@ def _outcome(r: ast.Rule) -> ast.Outcome | None:
     return t.outcome if t else None
 
 
-def _overrides(a: ast.Rule, b: ast.Rule) -> bool:
-    return any(ref.name == b.name.name for o in ast.attrs_of(a, ast.Overrides) for ref in o.rules)
+def _related(a: ast.Rule, b: ast.Rule, kind: type[ast.Overrides] | type[ast.Alongside]) -> bool:
+    """Whether either rule names the other in an attribute of `kind` (overrides, alongside)."""
+    return any(ref.name == y.name.name for x, y in ((a, b), (b, a))
+               for o in ast.attrs_of(x, kind) for ref in o.rules)
 
 
 def _target_key(t: ast.Target) -> str:
@@ -1279,9 +1323,9 @@ def _example_unit(dimension: str | None) -> str:
 _COUNTRY_SLIPS = {"UK": "GB", "EL": "GR", "EN": "GB", "KO": "KR", "JA": "JP", "CN-HK": "HK"}
 
 
-def country_hint(name: str) -> str | None:
-    """`did you mean 'GB'?` for a country written by a common slip (UK), by its alpha-3 code
-    (USA) or by its English name (Germany, United Kingdom)."""
+def country_code_of(name: str) -> str | None:
+    """The ISO 3166 alpha-2 code a name stands for: a common slip (UK), an alpha-2 or alpha-3
+    code (USA), an English name (Germany, United Kingdom); None if it is not a country."""
     import pycountry
 
     code = _COUNTRY_SLIPS.get(name.upper())
@@ -1291,6 +1335,17 @@ def country_hint(name: str) -> str | None:
         except LookupError:
             return None
         code = found.alpha_2
+    return str(code)
+
+
+def country_hint(name: str) -> str | None:
+    """`did you mean 'GB'?` for a country written by a common slip (UK), by its alpha-3 code
+    (USA) or by its English name (Germany, United Kingdom)."""
+    import pycountry
+
+    code = country_code_of(name)
+    if code is None:
+        return None
     country = pycountry.countries.get(alpha_2=code)
     label = f" ({country.name})" if country is not None else ""
     return f"did you mean '{code}'{label}? Countries are written as ISO 3166 alpha-2 codes"

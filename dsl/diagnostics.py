@@ -9,6 +9,7 @@ import difflib
 import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from dsl.ast import Span
 
@@ -54,6 +55,7 @@ CODES: dict[str, str] = {
     "W302": "an amendment of a target that a lift or repeal has already ended",
     "W303": "a rule in force before any item it names is controlled",
     "W304": "an instrument named after `listings under X,` that has listings of its own",
+    "W501": "a prohibition and a licence requirement on the same items, no relation stated",
 }
 
 
@@ -100,6 +102,10 @@ def did_you_mean(name: str, candidates: Iterable[str]) -> str | None:
 
 
 _MAX_SHOWN = 100  # characters of a source line shown around the caret
+# Errors described in one run: past these, a broken file's further syntax errors are counted
+# but not described (a file of garbage gives a screenful, not 27,000 errors, and is checked in
+# time linear in its size), and `excon` prints "… and N more".
+MAX_ERRORS = 100
 
 
 def _excerpt(line: str, start: int, end: int) -> tuple[str, int, int]:
@@ -120,13 +126,20 @@ def _width(text: str) -> int:
     return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
 
 
+@lru_cache(maxsize=16)
+def _lines(text: str) -> list[str]:
+    """A source's lines, split once however many diagnostics it has (not once per diagnostic:
+    that made checking a large broken file quadratic)."""
+    return text.split("\n")
+
+
 def render(diagnostic: Diagnostic, sources: Mapping[str, str] | None = None) -> str:
     """`file:line:col: error[E202]: message`, the source line, a caret under the span, the hint."""
     d = diagnostic
     out = [f"{d.span}: {d.severity}[{d.code}]: {d.message}"]
     text = (sources or {}).get(d.span.file)
     if text is not None and d.span.line > 0:
-        lines = text.split("\n")
+        lines = _lines(text)
         if d.span.line <= len(lines):
             line = lines[d.span.line - 1].rstrip("\r").replace("\t", " ")
             start = max(0, d.span.column - 1)

@@ -300,6 +300,8 @@ def attribute(a: object) -> list[str]:
         return [f"explain {quote(a.template.value)}"]
     if isinstance(a, ast.Overrides):
         return [f"overrides {names(a.rules)}"]
+    if isinstance(a, ast.Alongside):
+        return [f"alongside {names(a.rules)}"]
     if isinstance(a, ast.IfMissing):
         return [f"if missing {a.field.name} then {outcome(a.outcome)}"]
     if isinstance(a, ast.Excepts):

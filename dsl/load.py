@@ -11,7 +11,7 @@ from pathlib import Path
 
 from dsl import ast
 from dsl.check import CheckedRulebook, check
-from dsl.diagnostics import Diagnostic, sort_key
+from dsl.diagnostics import MAX_ERRORS, Diagnostic, sort_key
 from dsl.parse import parse_bytes
 from dsl.schema import Schema
 
@@ -33,7 +33,12 @@ class LoadResult:
 
     @property
     def ok(self) -> bool:
-        return not self.errors
+        return not self.errors and not self.unreported
+
+    @property
+    def unreported(self) -> int:
+        """Syntax errors found past the run's limit of described ones (MAX_ERRORS)."""
+        return sum(f.unreported for f in self.files)
 
 
 def display_path(path: Path) -> str:
@@ -81,7 +86,8 @@ def parse_paths(paths: Iterable[Path | str], follow_uses: bool = True) -> LoadRe
                 span = ast.Span(name, 0, 0, 0, 0)
                 result.diagnostics.append(Diagnostic("E002", f"cannot read it: {e.strerror}", span))
                 continue
-            sf, diags = parse_bytes(data, name)
+            described = sum(d.is_error for d in result.diagnostics)
+            sf, diags = parse_bytes(data, name, max(0, MAX_ERRORS - described))
             result.files.append(sf)
             result.diagnostics.extend(diags)
             if not sf.declarations and not diags:

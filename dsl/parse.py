@@ -325,6 +325,9 @@ class _Builder(lark.Transformer[Token, Any]):
     def overrides(self, c: list[Any]) -> ast.Overrides:
         return ast.Overrides(c[0], self._span(c))
 
+    def alongside(self, c: list[Any]) -> ast.Alongside:
+        return ast.Alongside(c[0], self._span(c))
+
     def excepts(self, c: list[Any]) -> ast.Excepts:
         return ast.Excepts(c[0], self._span(c))
 
@@ -747,6 +750,8 @@ def _describe_expected(p: lark.Lark, expected: set[str]) -> tuple[str, list[str]
     return "one of " + ", ".join(words[:-1]) + " or " + words[-1], keywords
 
 
+# The words an outcome starts with (after `then`).
+_OUTCOME_WORDS = frozenset({"prohibited", "licence", "permitted", "undetermined", "risk"})
 _WORD_CHOICE = re.compile(r"^\(((?:[a-z][a-z\- ]*\|)+[a-z][a-z\- ]*)\)")
 _DIGITS = re.compile(r"[\d.]+")
 
@@ -831,6 +836,10 @@ def _error_to_diagnostic(
             return Diagnostic("E405", message, span,
                               "a full code has 10 digits (8112.92.90.10); a tariff line 8 and "
                               "an HS subheading 6 match every code they begin")
+        if value in _OUTCOME_WORDS and "then" in keywords:
+            return Diagnostic("E101", f"'{value}' needs 'then' before it: a rule's outcome "
+                              "follows 'then'", span, f"write `then {value}"
+                              f"{' required' if value == 'licence' else ''}` on its own line")
         hint = did_you_mean(value, keywords) if re.fullmatch(r"[A-Za-z\-]+", value) else None
         if "DATE" in (err.expected or ()):
             at = tok.start_pos or 0
@@ -852,9 +861,15 @@ def _unwrap(e: BaseException) -> BaseException:
     return e
 
 
+_UNDESCRIBED = Diagnostic("E101", "a syntax error past the limit of described errors",
+                          ast.Span("", 0, 0, 0, 0))
+
+
 def _parse_one(
-    parser: _Parser, text: str, file: str, line_offset: int
+    parser: _Parser, text: str, file: str, line_offset: int, describe: bool = True
 ) -> tuple[list[ast.Declaration], list[Diagnostic]]:
+    """A chunk's declarations, or its syntax error (not described unless `describe`: past
+    the run's limit, an error is only counted)."""
     parser.builder.file = file
     parser.builder.line_offset = line_offset
     parser.builder.depth = {}
@@ -863,6 +878,8 @@ def _parse_one(
         return decls, []
     except Exception as raw:
         e = _unwrap(raw)
+        if not describe and isinstance(e, UnexpectedInput | SyntaxProblem | RecursionError):
+            return [], [_UNDESCRIBED]
         if isinstance(e, UnexpectedInput):
             return [], [_error_to_diagnostic(e, parser.lark, file, text, line_offset)]
         if isinstance(e, SyntaxProblem):
@@ -873,18 +890,45 @@ def _parse_one(
         raise
 
 
-def parse_text(text: str, file: str = "<text>") -> tuple[ast.SourceFile, list[Diagnostic]]:
-    """Parse one file's text. Returns what could be parsed and every syntax diagnostic."""
+# The name a declaration's first line gives it: `instrument NAME`, `value range NAME`, …
+_DECLARED_NAME = re.compile(
+    r"(?P<kind>instrument|item|group|countries|terms|value range|list|party|rule|exception)"
+    r"[ \t]+(?P<name>[A-Za-z0-9][A-Za-z0-9_.\-]*)")
+
+
+def _broken_name(chunk: str, file: str, offset: int) -> tuple[str, str, ast.Span] | None:
+    """The kind and name of a declaration that failed to parse, read from its first line."""
+    m = _DECLARED_NAME.match(chunk)
+    if m is None:
+        return None
+    line = offset + 1
+    return (m.group("kind"), m.group("name"),
+            ast.Span(file, line, m.start("name") + 1, line, m.end("name") + 1))
+
+
+def parse_text(text: str, file: str = "<text>", max_errors: int | None = None
+               ) -> tuple[ast.SourceFile, list[Diagnostic]]:
+    """Parse one file's text. Returns what could be parsed and every syntax diagnostic (at
+    most `max_errors`: the others are counted in `SourceFile.unreported`); the names of the
+    declarations that could not be parsed are kept (`SourceFile.broken`)."""
     parser = _parser()
+    broken: list[tuple[str, str, ast.Span]] = []
+    unreported = 0
     with parser.lock:
         parser.comments.clear()
         decls, diags = _parse_one(parser, text, file, 0)
         if diags:
             decls, diags = [], []
             for offset, chunk in _chunks(text):
-                d, errs = _parse_one(parser, chunk, file, offset)
+                describe = max_errors is None or len(diags) < max_errors
+                d, errs = _parse_one(parser, chunk, file, offset, describe)
                 decls.extend(d)
-                diags.extend(errs)
+                if describe:
+                    diags.extend(errs)
+                else:
+                    unreported += len(errs)
+                if errs and (named := _broken_name(chunk, file, offset)) is not None:
+                    broken.append(named)
             # Comments were collected chunk by chunk with chunk-relative lines; collect again.
             parser.comments.clear()
             _collect_comments(parser, text)
@@ -896,7 +940,7 @@ def parse_text(text: str, file: str = "<text>") -> tuple[ast.SourceFile, list[Di
             for t in parser.comments
         )
         parser.comments.clear()
-    return ast.SourceFile(file, tuple(decls), comments), diags
+    return ast.SourceFile(file, tuple(decls), comments, tuple(broken), unreported), diags
 
 
 def _after_code(text: str, pos: int) -> bool:
@@ -937,11 +981,12 @@ def decode(data: bytes, file: str) -> tuple[str | None, list[Diagnostic]]:
     return text, []
 
 
-def parse_bytes(data: bytes, file: str) -> tuple[ast.SourceFile, list[Diagnostic]]:
+def parse_bytes(data: bytes, file: str, max_errors: int | None = None
+                ) -> tuple[ast.SourceFile, list[Diagnostic]]:
     text, diags = decode(data, file)
     if text is None:
         return ast.SourceFile(file, ()), diags
-    return parse_text(text, file)
+    return parse_text(text, file, max_errors)
 
 
 Reporter = Callable[[Diagnostic], None]

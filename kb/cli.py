@@ -12,13 +12,14 @@ import json
 import os
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import click
 
 import dsl
-from dsl.diagnostics import Diagnostic
+from dsl.diagnostics import MAX_ERRORS, Diagnostic
 from dsl.load import display_path, rulebook_files
 from kb.schema import declaration_schema
 
@@ -33,15 +34,29 @@ def _paths(paths: tuple[str, ...]) -> list[str]:
     raise click.UsageError("give a rulebook file or folder (no ./rulebooks folder here)")
 
 
-def _print_diagnostics(diags: list[Diagnostic], sources: dict[str, str]) -> None:
+def _print_diagnostics(diags: list[Diagnostic], sources: dict[str, str],
+                       unreported: int = 0) -> None:
+    """Each diagnostic with its source line, the first MAX_ERRORS errors only; then how many
+    more there are (`unreported`: found by the parser past the limit, not described)."""
     color = sys.stderr.isatty()
+    shown = 0
+    more = unreported
     for d in diags:
+        if d.is_error:
+            if shown >= MAX_ERRORS:
+                more += 1
+                continue
+            shown += 1
         text = dsl.render(d, sources)
         if color:
             first, _, rest = text.partition("\n")
             first = click.style(first, fg="red" if d.is_error else "yellow", bold=True)
             text = first + ("\n" + rest if rest else "")
         click.echo(text, err=True)
+    if more:
+        click.echo(f"… and {more:,} more error(s), not shown: excon describes the first "
+                   f"{MAX_ERRORS} of a run (fix those first; a later error is often their "
+                   "consequence)", err=True)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -66,13 +81,13 @@ def check(paths: tuple[str, ...], fmt: str, warnings_as_errors: bool) -> None:
     unit error, conflict without precedence, unreachable exception and broken example.
     """
     result = dsl.load(_paths(paths), declaration_schema())
-    errors = len(result.errors)
-    warnings = len(result.diagnostics) - errors
+    errors = len(result.errors) + result.unreported
+    warnings = len(result.diagnostics) - len(result.errors)
     if fmt == "json":
         click.echo(json.dumps([d.as_dict() for d in result.diagnostics], ensure_ascii=False,
                               indent=2))
     else:
-        _print_diagnostics(result.diagnostics, result.sources)
+        _print_diagnostics(result.diagnostics, result.sources, result.unreported)
         rb = result.rulebook
         summary = (
             f"{len(result.files)} file(s), {len(rb.rules) if rb else 0} rules, "
@@ -564,6 +579,92 @@ def serve(db_path: str, host: str, port: int, credentials: str | None,
     except ServeError as e:
         click.echo(f"error: {e}", err=True)
         sys.exit(1)
+
+
+@cli.command("diff")
+@click.argument("old")
+@click.argument("new")
+@click.option("--declarations", type=click.Path(), default=None,
+              help="Declarations to screen under both versions (CSV or Parquet).")
+@click.option("--licences", type=click.Path(exists=True, dir_okay=False), default=None)
+@click.option("--parties", type=click.Path(exists=True, dir_okay=False), default=None)
+@click.option("--db", "db_path", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Screen the declarations, licences and parties this knowledge base holds "
+                   "(instead of files).")
+@click.option("--as-of", default=None, help="Judge every declaration by the law of this date "
+                                            "(YYYY-MM-DD) instead of its own date.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "html"]), default="text",
+              show_default=True)
+@click.option("-o", "--out", type=click.Path(dir_okay=False), default="-", show_default=True,
+              help="File to write the report to ('-': standard output).")
+@click.option("--fail-on-change", "fail_on", default="",
+              help="Exit 1 when the diff has changes of these kinds (comma-separated): any, "
+                   "law, findings, appeared, disappeared, changed, outcome.")
+def diff_command(old: str, new: str, declarations: str | None, licences: str | None,
+                 parties: str | None, db_path: str | None, as_of: str | None, fmt: str,
+                 out: str, fail_on: str) -> None:
+    """Show what a rulebook change does before it is published.
+
+    OLD and NEW are rulebook folders or files, git revisions (git:REV or git:REV:PATH, PATH
+    defaulting to rulebooks), or db:KB.DB for the rulebooks a knowledge base was built from.
+    Reports the rules, items, instruments, listings and amendments that changed, in plain
+    words, and the findings that appear, disappear or change when the same declarations are
+    screened under both, with counts by rule, outcome and destination and a sample of each.
+    """
+    from kb.diff import DiffError, check_fail_kinds, diff, html_report, text_report
+
+    if (declarations is None) == (db_path is None):
+        raise click.UsageError("give the declarations to screen: --declarations FILE, or "
+                               "--db KB.DB for those a knowledge base holds")
+    try:
+        kinds = check_fail_kinds([k.strip() for k in fail_on.split(",") if k.strip()])
+        with _inputs_of(db_path) as held:
+            result = diff(old, new, declarations or held["declarations"],
+                          licences or held.get("licences"), parties or held.get("parties"),
+                          as_of)
+    except DiffError as e:
+        click.echo(f"error: {e}", err=True)
+        sys.exit(2)
+    if fmt == "json":
+        report = json.dumps(result.as_dict(), ensure_ascii=False, indent=1)
+    elif fmt == "html":
+        report = html_report(result)
+    else:
+        report = text_report(result)
+    with click.open_file(out, "w", encoding="utf-8") as f:
+        f.write(report + "\n")
+    failed = [k for k in kinds if result.has(k)]
+    if failed:
+        click.echo(f"changes of kind {', '.join(failed)} (--fail-on-change)", err=True)
+        sys.exit(1)
+
+
+@contextlib.contextmanager
+def _inputs_of(db_path: str | None) -> Iterator[dict[str, Path]]:
+    """The inputs a knowledge base holds, written out as CSV files for a screening."""
+    if db_path is None:
+        yield {}
+        return
+    import csv as csv_module
+    import sqlite3
+
+    from kb.load import CONTRACTS
+
+    with tempfile.TemporaryDirectory(prefix="excon-diff-") as tmp, \
+            contextlib.closing(sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)) as conn:
+        held = {}
+        for table, name in (("declarations", "declarations"), ("licences", "licences"),
+                            ("trade_parties", "parties")):
+            columns = [c for c, _ in CONTRACTS[table].fields]
+            have = {r[1] for r in conn.execute(f'PRAGMA table_info("{table}")')}  # our names
+            path = Path(tmp) / f"{name}.csv"
+            with path.open("w", encoding="utf-8", newline="") as f:
+                writer = csv_module.writer(f)
+                writer.writerow(columns)
+                select = ", ".join(f'"{c}"' if c in have else "NULL" for c in columns)
+                writer.writerows(conn.execute(f'SELECT {select} FROM "{table}"'))  # ours
+            held[name] = path
+        yield held
 
 
 @cli.command("decisions")

@@ -89,11 +89,14 @@ def country_codes() -> frozenset[str]:
 
 @cache
 def hs_subheadings() -> frozenset[str]:
-    """Six-digit HS 2022 subheadings, from the nomenclature shipped in kb/data/hs2022."""
+    """Six-digit HS 2022 subheadings, from the nomenclature shipped in kb/data/hs2022 (without
+    UN Comtrade's 999999, "commodities not specified according to kind", which is not an HS
+    subheading: a customs code 9999999999 gets W101)."""
     path = resources.files("kb").joinpath("data/hs2022/harmonized-system.csv")
     with path.open(encoding="utf-8-sig") as f:
         return frozenset(
-            row["hscode"] for row in csv.DictReader(f) if row["level"] == "6"
+            row["hscode"] for row in csv.DictReader(f)
+            if row["level"] == "6" and row["hscode"] != "999999"
         )
 
 

@@ -46,6 +46,14 @@ def _text(page: str) -> str:
     return html.unescape(" ".join(re.sub(r"<[^>]+>", " ", page).split()))
 
 
+def _copy(demo_kb: Path, tmp_path: Path) -> tuple[Path, list[Path]]:
+    """A copy of the demo knowledge base to rebuild, and the input files it was built from."""
+    db = tmp_path / "kb.db"
+    shutil.copy(demo_kb, db)
+    return db, [demo_kb.parent / "demo" / f for f in
+                ("declarations.csv", "licences.csv", "parties.csv")]
+
+
 def _sighup(server: Server) -> None:
     before = set(server.workers())
     server.proc.send_signal(signal.SIGHUP)
@@ -55,10 +63,7 @@ def _sighup(server: Server) -> None:
 
 def test_a_decision_is_recorded_survives_rebuilds_and_is_exported(demo_kb: Path,
                                                                  tmp_path: Path) -> None:
-    db = tmp_path / "kb.db"
-    shutil.copy(demo_kb, db)
-    inputs = [demo_kb.parent / "demo" / f for f in
-              ("declarations.csv", "licences.csv", "parties.csv")]
+    db, inputs = _copy(demo_kb, tmp_path)
     declaration, rule, explanation = _finding(db)
     server = Server(db)
     try:
@@ -185,10 +190,7 @@ def test_a_decision_needs_a_choice_a_reason_and_for_a_release_a_licence() -> Non
 def test_a_build_records_the_findings_new_since_the_last_one(demo_kb: Path,
                                                              tmp_path: Path) -> None:
     """After a list change, the re-screening queue: what appeared, disappeared or changed."""
-    db = tmp_path / "kb.db"
-    shutil.copy(demo_kb, db)
-    inputs = [demo_kb.parent / "demo" / f for f in
-              ("declarations.csv", "licences.csv", "parties.csv")]
+    db, inputs = _copy(demo_kb, tmp_path)
     build(db, [RULEBOOKS], *inputs)
     assert query(db, "SELECT COUNT(*) FROM finding_changes") == [(0,)]  # nothing changed
     # a rulebook without the listings of MOFCOM-2025-1 (28 US entities): their findings go

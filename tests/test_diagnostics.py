@@ -110,3 +110,38 @@ def test_a_chinese_name_says_names_are_ascii(tmp_path: Path) -> None:
     [d] = dsl.load([tmp_path], declaration_schema()).diagnostics
     assert d.message == "unexpected Chinese character '镓' here; expected a name"
     assert d.hint is not None and 'zh "…"' in d.hint
+
+
+def test_a_flood_of_errors_is_described_up_to_a_hundred_and_counted(tmp_path: Path) -> None:
+    """Garbage, or one misspelled line repeated, gives a screenful: the first 100 errors with
+    their hints, then how many more there are; the summary counts them all."""
+    import random
+    import re
+
+    from click.testing import CliRunner
+
+    from dsl.diagnostics import MAX_ERRORS
+    from kb.cli import cli
+
+    rng = random.Random(5)
+    cases = {
+        "garbage.excon": "".join(rng.choice('abcxyz 0123"#()=<>-.,:\n\t镓“') for _ in
+                                 range(300_000)),
+        "repeated.excon": 'rul us-ban "Gallium to the US"\n' * 5_000,
+    }
+    for name, text in cases.items():
+        path = tmp_path / name
+        path.write_text(text, encoding="utf-8")
+        result = CliRunner().invoke(cli, ["check", str(path)])
+        assert result.exit_code == 1
+        out = result.output
+        described = re.findall(r": error\[E\d{3}\]: ", out)
+        assert len(described) == MAX_ERRORS, name
+        more = re.search(r"… and ([\d,]+) more error\(s\), not shown", out)
+        assert more is not None, out[-500:]
+        hidden = int(more.group(1).replace(",", ""))
+        assert hidden > 0
+        assert out.strip().endswith(f"{MAX_ERRORS + hidden} error(s), 0 warning(s)"), name
+    repeated = CliRunner().invoke(cli, ["check", str(tmp_path / "repeated.excon")]).output
+    assert repeated.count("did you mean 'rule'?") == MAX_ERRORS
+    assert "more error(s), not shown" in repeated and "4,900 more" in repeated

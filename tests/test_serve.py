@@ -579,6 +579,8 @@ def test_search_finds_chinese_by_character_word_and_pinyin(ds: Any) -> None:
     assert found("parties", "洛克希德") == {"lockheed-martin"}
     assert found("parties", "luokexide") == {"lockheed-martin"}
     assert found("party_aliases", "马丁") == {"lockheed-martin"}
+    # an announcement by its Chinese designation
+    assert found("instruments", "公告2024年第46号") == {"MOFCOM-2024-46"}
     page = get(ds, "/kb/items?_search=%E9%95%93").text  # the box shows what was typed
     assert 'value="镓"' in page
 

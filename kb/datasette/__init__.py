@@ -102,8 +102,9 @@ def extra_body_script() -> Iterator[None]:
 @hookimpl
 def register_routes() -> list[tuple[str, Any]]:
     from kb.datasette.decide import decide
+    from kb.datasette.home import home
 
-    return [*guard.ROUTES, (r"^/-/excon/decide$", decide)]
+    return [*guard.ROUTES, (r"^/-/excon/decide$", decide), (r"^/$", home)]
 
 
 @hookimpl
@@ -237,14 +238,6 @@ def extra_css_urls(datasette: Any) -> list[str]:
 @hookimpl
 def extra_template_vars(template: str, database: str | None, table: str | None,
                         view_name: str, request: Any, datasette: Any) -> Any:
-    if view_name == "index" and request is not None:
-        async def home() -> dict[str, Any]:
-            served = getattr(datasette, "excon_kb", None)
-            if served is None:
-                return {}
-            return {"excon_home": await home_page(datasette, served[0], request)}
-
-        return home
     if view_name != "row" or table not in ("rules", "instruments", "declarations") or \
             request is None:
         return {}

@@ -1,0 +1,100 @@
+"""`excon diff`: what a rulebook change does, between two git revisions, over demo data."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from kb.demo import generate, write
+from kb.screen import Screener
+from tests.conftest import RULEBOOKS
+
+SUSPENSION = "  from 2025-11-09 until 2026-11-27\n"  # MOFCOM-2025-72 suspends No. 46 clause 2
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A rulebook repository with two commits: the rulebooks, then the suspension of clause
+    2 of MOFCOM-2024-46 extended by a year; and demo data beside it."""
+    root = tmp_path_factory.mktemp("rulebook-repo")
+    shutil.copytree(RULEBOOKS, root / "rulebooks")
+    write(generate(1500, 11, [RULEBOOKS]), root / "demo")
+
+    def git(*args: str) -> None:
+        subprocess.run(["git", "-c", "user.name=Policy Officer", "-c",
+                        "user.email=policy@example.org", *args], cwd=root, check=True,
+                       capture_output=True)
+
+    git("init", "-q")
+    git("add", "rulebooks")
+    git("commit", "-q", "-m", "rulebooks as published")
+    rules = root / "rulebooks" / "cn-strategic-minerals" / "rules.excon"
+    text = rules.read_text(encoding="utf-8")
+    assert text.count(SUSPENSION) == 1
+    rules.write_text(text.replace(SUSPENSION, "  from 2025-11-09 until 2027-11-10\n"),
+                     encoding="utf-8")
+    git("commit", "-q", "-am", "the suspension extended")
+    return root
+
+
+def _diff(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    demo = repo / "demo"
+    return subprocess.run(
+        [sys.executable, "-m", "kb.cli", "diff", "git:HEAD~1", "git:HEAD", "--declarations",
+         str(demo / "declarations.csv"), "--licences", str(demo / "licences.csv"),
+         "--parties", str(demo / "parties.csv"), "--as-of", "2026-12-15", *args],
+        cwd=repo, capture_output=True, text=True)
+
+
+def test_diff_of_two_revisions_names_the_law_and_the_findings_that_changed(repo: Path) -> None:
+    run = _diff(repo, "--format", "json")
+    assert run.returncode == 0, run.stderr
+    report = json.loads(run.stdout)
+    law = [c["text"] for c in report["law"]]
+    assert "suspension of MOFCOM-2024-46 clause 2 now ends 2027-11-10 instead of 2026-11-27" \
+        in law
+    assert any(t.startswith("rule us-critical-minerals-ban is now") and
+               "suspended 2025-11-09 – 2027-11-10" in t for t in law)
+    # the findings that changed are exactly those the two versions give, screened apart
+    demo = repo / "demo"
+    screened = []
+    for rulebooks in (repo / "rulebooks", RULEBOOKS):  # the newer revision, the older one
+        findings, _ = Screener([rulebooks]).screen_files(
+            demo / "declarations.csv", demo / "licences.csv", demo / "parties.csv",
+            "2026-12-15")
+        screened.append({(f.declaration_id, f.rule) for f in findings})
+    new, old = screened
+    gone = {(c["declaration_id"], c["rule"]) for c in report["findings"]
+            if c["kind"] == "disappeared"}
+    assert gone == old - new and gone
+    assert {c["kind"] for c in report["findings"]} == {"disappeared"}
+    assert {r for _, r in gone} == {"us-critical-minerals-ban"}
+    counts = report["counts"]
+    assert counts["by_rule"]["us-critical-minerals-ban"]["disappeared"] == len(gone)
+    assert sum(k["disappeared"] for k in counts["by_destination"].values()) == len(gone)
+    assert len(report["samples"]["disappeared"]) == min(5, len(gone))
+    # the text report says the same in words
+    text = _diff(repo).stdout
+    assert f"{len(gone)} disappeared" in text
+    assert "suspension of MOFCOM-2024-46 clause 2 now ends 2027-11-10" in text
+
+
+def test_diff_as_a_ci_gate_and_as_a_page_for_review(repo: Path, tmp_path: Path) -> None:
+    assert _diff(repo, "--fail-on-change", "appeared").returncode == 0
+    gate = _diff(repo, "--fail-on-change", "outcome,disappeared")
+    assert gate.returncode == 1 and "disappeared (--fail-on-change)" in gate.stderr
+    page = tmp_path / "diff.html"
+    assert _diff(repo, "--format", "html", "-o", str(page)).returncode == 0
+    html = page.read_text(encoding="utf-8")
+    assert "<script" not in html
+    assert "suspension of MOFCOM-2024-46 clause 2 now ends 2027-11-10" in html
+    assert "us-critical-minerals-ban" in html
+    bad = subprocess.run([sys.executable, "-m", "kb.cli", "diff", "git:no-such-rev",
+                          "git:HEAD", "--declarations", "x.csv"], cwd=repo,
+                         capture_output=True, text=True)
+    assert bad.returncode == 2 and "git cannot list rulebooks at no-such-rev" in bad.stderr
