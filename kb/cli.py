@@ -667,6 +667,18 @@ def _inputs_of(db_path: str | None) -> Iterator[dict[str, Path]]:
         yield held
 
 
+@cli.command()
+def lsp() -> None:
+    """Run the rulebook language server on standard input and output (for an editor).
+
+    Diagnostics as you type, hover on instruments and items, go to definition, find
+    references, completion in context, and formatting (excon fmt). Set up: editors/README.md.
+    """
+    from kb.lsp import main as serve_lsp
+
+    serve_lsp()
+
+
 @cli.command("decisions")
 @click.option("--db", "db_path", default="kb.db", show_default=True, type=click.Path(),
               help="The knowledge base whose decisions to export (its NAME.decisions.db).")
