@@ -3,7 +3,8 @@
 Declarations start in column 1, separated by one blank line; each attribute is on its own line,
 indented two spaces; a condition puts each top-level `and`/`or` on its own line. Attribute order
 is the author's. Comments are kept: a comment on its own line stays above the declaration or
-attribute that follows it, a comment after code stays at the end of that attribute's last line.
+attribute that follows it, a comment after code stays at the end of the line it annotates (in a
+condition written over several lines, beside its part), else of that attribute's last line.
 `format(parse(format(x)))` equals `format(x)`, and parsing the output gives back the same AST.
 """
 
@@ -410,12 +411,19 @@ def format_file(sf: ast.SourceFile) -> str:
             for line in range(start, max(_end_line(a) for a in group) + 1) if start else ():
                 owner[line] = (n, g)
 
-    def emit(lines: list[str], indent: str, first: int, last: int, key: tuple[int, int]) -> None:
+    def emit(lines: list[str], indent: str, first: int, last: int, key: tuple[int, int],
+             anchors: list[int] | None = None) -> None:
+        """Print an attribute's lines with the trailing comments of its source lines: each on
+        the printed line that starts at or before its source line (`anchors`: the source line
+        of each printed line, for a condition written over several), else on the last."""
         tail = [trailing.pop(n) for n in sorted(trailing)
                 if first <= n <= last and owner.get(n, key) == key]
         printed = [indent + ln for ln in lines]
-        if tail:
-            printed[-1] += "  " + "  ".join(c.text.rstrip() for c in tail)
+        for c in tail:
+            at = len(printed) - 1
+            if anchors is not None and len(anchors) == len(printed):
+                at = max((i for i, a in enumerate(anchors) if a <= c.span.line), default=at)
+            printed[at] += "  " + c.text.rstrip()
         out.extend(printed)
 
     for n, d in enumerate(sf.declarations):
@@ -430,7 +438,7 @@ def format_file(sf: ast.SourceFile) -> str:
             start = _line(group[0]) or head_end
             end = max(_end_line(a) for a in group) or start
             leading(start, INDENT)
-            emit(lines, INDENT, start, end, (n, g))
+            emit(lines, INDENT, start, end, (n, g), _anchors(group))
     if pending and sf.declarations and pending[0].span.line > sf.declarations[-1].span.end_line + 1:
         out.append("")
     leading(10**12, "")
@@ -438,6 +446,15 @@ def format_file(sf: ast.SourceFile) -> str:
         out.append(c.text.rstrip())
     text = "\n".join(out).rstrip("\n")
     return text + "\n" if text else ""
+
+
+def _anchors(group: list[object]) -> list[int] | None:
+    """For a `when` whose chain of conditions prints one part per line, the source line each
+    part starts on (so that a comment stays beside its part)."""
+    if len(group) != 1 or not isinstance(group[0], ast.When):
+        return None
+    chain = _joined(group[0].condition)
+    return [_line(p) for p in chain[1]] if chain else None
 
 
 def _line(a: object) -> int:

@@ -193,3 +193,30 @@ def test_numbers_print_as_written(value: Decimal) -> None:
     when = ast.first_attr(sf.declarations[0], ast.When)
     assert when is not None and isinstance(when.condition, ast.Comparison)
     assert when.condition.right == ast.Quantity(value, "kg")
+
+
+def test_each_comment_stays_on_the_line_it_annotates() -> None:
+    """In a condition over several lines, a comment stays beside its part (it used to be
+    merged onto the last); one after `then` stays there, not on the next declaration."""
+    text = (
+        'rule r1 "Gallium to the US"\n'
+        "  per MOFCOM-2024-46 clause 2\n"
+        "  when item in gallium  # every gallium item\n"
+        "   and destination in usa  # the US only\n"
+        "   and quantity > 1 kg  # above samples\n"
+        "  then prohibited  # clause 2\n"
+        '  explain "x"\n'
+        "\n"
+        'rule r2 "Gallium needs a licence"\n'
+        "  per MOFCOM-2023-23\n"
+        "  when item in gallium\n"
+        "  then licence required  # whatever the destination\n"
+    )
+    formatted = format_file(reparse(text))
+    lines = formatted.splitlines()
+    assert "  when item in gallium  # every gallium item" in lines
+    assert any(ln.endswith("destination in usa  # the US only") for ln in lines)
+    assert any(ln.endswith("quantity > 1 kg  # above samples") for ln in lines)
+    assert "  then prohibited  # clause 2" in lines
+    assert lines[-1] == "  then licence required  # whatever the destination"
+    assert format_file(reparse(formatted)) == formatted
