@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
+from pathlib import Path
 
 import click
 import pytest
@@ -59,3 +61,51 @@ def test_dsl_never_imports_kb() -> None:
     for path in (ROOT / "dsl").glob("*.py"):
         text = path.read_text(encoding="utf-8")
         assert not re.search(r"^\s*(from|import)\s+kb\b", text, flags=re.M), path.name
+
+
+def test_every_documented_code_is_produced_by_its_example(tmp_path: Path) -> None:
+    """docs/diagnostics.md gives each code an example (added to its base rulebook, a file of
+    its own, or a command); each produces exactly its code."""
+    import json
+
+    from click.testing import CliRunner
+
+    page = (DOCS / "diagnostics.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```(excon base|excon-file \S+(?: \S+)?|excon \S+|shell \S+|"
+                        r"reserved \S+)\n(.*?)```", page, flags=re.S)
+    [base] = [body for info, body in blocks if info == "excon base"]
+    tabled = set(re.findall(r"^\| ([EW]\d{3}) \|", page, flags=re.M))
+    examples = [info.split()[1] for info, _ in blocks if info != "excon base"]
+    assert sorted(examples) == sorted(tabled), "one example per documented code"
+    base_file = tmp_path / "base.excon"
+    base_file.write_text(base, encoding="utf-8")
+    assert CliRunner().invoke(cli, ["check", str(base_file)]).exit_code == 0
+    for n, (info, body) in enumerate(blocks):
+        if info == "excon base":
+            continue
+        kind, *rest = info.split()
+        code, options = rest[0], rest[1:]
+        if kind == "reserved":
+            assert code in dsl.CODES and "none today" in page.split(f"| {code} |")[1][:200]
+            continue
+        folder = tmp_path / f"example-{n}"
+        folder.mkdir()
+        args = ["check", "--format", "json", str(folder / "r.excon")]
+        if kind == "excon":
+            (folder / "r.excon").write_text(base + "\n" + body, encoding="utf-8")
+        elif kind == "excon-file":
+            (folder / "r.excon").write_bytes(body.encode(options[0] if options else "utf-8"))
+        else:  # a command, in an empty folder
+            for line in body.strip().splitlines():
+                if line.startswith("mkdir "):
+                    (folder / line.split()[1]).mkdir()
+                else:
+                    args = [*line.split()[1:], "--format", "json"]
+        cwd = Path.cwd()
+        os.chdir(folder)
+        try:
+            result = CliRunner().invoke(cli, args)
+        finally:
+            os.chdir(cwd)
+        codes = {d["code"] for d in json.loads(result.stdout)}
+        assert codes == {code}, (code, codes, body)
