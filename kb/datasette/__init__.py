@@ -74,6 +74,30 @@ def _quiet_markdown_cells() -> None:
     pm.register(helpers, name="render_markdown")
 
 
+# The longest URL an "Edit SQL" link may be (kb/datasette/templates/query.html drops longer ones).
+MAX_EDIT_SQL_URL = 8000
+
+
+def _no_unusable_edit_links() -> None:
+    """Datasette URL-encodes a stored query's SQL into an "Edit SQL" link on every view of it;
+    `declaration_findings` inlines every check, so that was a third of its page's time, for a
+    link longer than any server accepts (and that the template drops). Such a link is not
+    built: the encoded query is left empty and the template shows no link."""
+    import datasette.views.database as views
+
+    original = views.urlencode
+    if getattr(original, "excon", False):
+        return
+
+    def urlencode(query: Any, *args: Any, **kwargs: Any) -> str:
+        if isinstance(query, dict) and len(str(query.get("sql", ""))) > MAX_EDIT_SQL_URL:
+            return ""
+        return str(original(query, *args, **kwargs))
+
+    urlencode.excon = True  # type: ignore[attr-defined]
+    views.urlencode = urlencode
+
+
 def take_over_logins() -> None:
     """Datasette's own `ds_actor` check accepts any cookie it signed, for as long as the
     cookie says; excon's (kb.datasette.guard) also asks the session store and the
@@ -83,6 +107,7 @@ def take_over_logins() -> None:
     if pm.get_plugin("datasette.actor_auth_cookie") is not None:
         pm.unregister(name="datasette.actor_auth_cookie")
     _quiet_markdown_cells()
+    _no_unusable_edit_links()
 
 
 @hookimpl
@@ -145,6 +170,19 @@ def table_rows_html(rows: Iterable[Iterable[dict[str, Any]]], table: str | None 
     return Markup("".join(out))
 
 
+def query_rows_html(columns: list[str], rows: Iterable[Iterable[Any]]) -> Markup:
+    """A query page's `<tr>` rows as Datasette's query template writes them
+    (`<td class="col-{column}">{value}</td>`), in one call."""
+    classes = [str(escape(f"col-{to_css_class(c)}")) for c in columns]
+    out = []
+    for row in rows:
+        out.append("<tr>")
+        out.extend(f'<td class="{css}">{escape(value)}</td>'
+                   for css, value in zip(classes, row, strict=False))
+        out.append("</tr>\n")
+    return Markup("".join(out))
+
+
 def hidden_columns(table: str | None) -> frozenset[str]:
     return frozenset({"Link", "rowid"}) if table == "finding_details" else frozenset()
 
@@ -195,6 +233,7 @@ def render_cell(value: Any, column: str, table: str | None, database: str,
 def prepare_jinja2_environment(env: Any) -> None:
     env.globals["excon_table_rows"] = table_rows_html
     env.globals["excon_hidden_columns"] = hidden_columns
+    env.globals["excon_query_rows"] = query_rows_html
     env.globals["excon_quantity"] = lambda kg: "" if kg is None else quantity_text(kg)
     from kb.docs import web_url
 
