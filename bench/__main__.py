@@ -11,7 +11,7 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import frontend, indicators, latency, load, matching, screen, serve, targets
+from bench import diff, frontend, indicators, latency, load, matching, screen, serve, targets
 
 
 def machine() -> dict[str, object]:
@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="tiny sizes: a smoke run")
     parser.add_argument("--out", default=str(Path(__file__).parent / "results.json"))
     parser.add_argument("--only", choices=["frontend", "load", "screen", "indicators",
-                                           "matching", "latency", "serve"],
+                                           "matching", "latency", "serve", "diff"],
                         action="append",
                         help="run only these benchmarks")
     parser.add_argument("--update", action="store_true",
@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="demo declarations for the indicators' precision and recall")
     args = parser.parse_args(argv)
     only = set(args.only or ["frontend", "load", "screen", "indicators", "matching", "latency",
-                             "serve"])
+                             "serve", "diff"])
     lines, repeat = (300, 1) if args.quick else (10_000, 7)
     n, load_repeat = (2_000, 1) if args.quick else (1_000_000, 3)
     results: dict[str, object] = {"machine": machine()}
@@ -107,6 +107,9 @@ def main(argv: list[str] | None = None) -> int:
         results["serve"] = sv = serve.run(2_000 if args.quick else args.serve_size,
                                           3 if args.quick else 25, 1 if args.quick else 3)
         print(serve.report(sv))
+    if "diff" in only:
+        results["diff"] = df = diff.run(2_000 if args.quick else 1_000_000)
+        print(diff.report(df))
     stamp = {"at": datetime.now(UTC).isoformat(timespec="seconds"),
              "commit": _commit(), "machine": results["machine"]}
     measured = {name: stamp for name in results if name != "machine"}

@@ -70,6 +70,12 @@ def _once(results: dict[str, Any]) -> None:
     return None
 
 
+def _diff_1m(results: dict[str, Any]) -> float | None:
+    """The diff's ratio to one screening, if measured at 1,000,000 declarations."""
+    n = _get("diff", "declarations")(results)
+    return _get("diff", "ratio")(results) if n and n >= 1_000_000 else None
+
+
 def _garbage_5mb(results: dict[str, Any]) -> float | None:
     """The garbage figure, if it was measured at full size (a quick run's is smaller)."""
     size = _get("frontend", "broken", "bytes")(results)
@@ -93,6 +99,7 @@ CHECKS: list[Check] = [
     ("front end / bare Lark parse", "x", "≤ 1.5", _get("frontend", "ratio_front_end_to_bare"),
      lambda v: v <= 1.5, _range("frontend", "ratio_range")),
     ("excon check of 5 MB of garbage", "s", "< 10", _garbage_5mb, lambda v: v < 10, _once),
+    ("excon diff / one screening (1M)", "x", "≤ 2", _diff_1m, lambda v: v <= 2, _once),
     ("load 1M declarations", "s", "≤ 10", _get("load", "validated_s"), lambda v: v <= 10,
      _range("load", "validated_range")),
     ("load / raw executemany", "x", "≤ 3", _get("load", "ratio_to_raw"), lambda v: v <= 3,

@@ -300,24 +300,14 @@ def _timelines(s: Screener) -> dict[str, str]:
 
 # ------------------------------------------------------------------------ the findings
 
-def _screen(s: Screener, declarations: Source, licences: Source | None,
-            parties: Source | None, as_of: str | None) -> tuple[dict[tuple[str, str], Finding],
-                                                               dict[str, str], int]:
-    with s.loaded(declarations, licences, parties, as_of) as reports:
-        for r in reports:
-            if r.problems and r.loaded == 0:
-                p = r.problems[0]
-                raise DiffError(f"{r.file}:{p.line}: {p.column}: {p.value!r}: expected "
-                                f"{p.expected}")
-        conn = s.db.conn
-        rows = conn.execute("SELECT * FROM findings ORDER BY declaration_id, rule, outcome")
-        findings: dict[tuple[str, str], Finding] = {}
-        for row in rows:
-            f = Finding(*row)
-            findings.setdefault((f.declaration_id, f.rule), f)
-        destinations = dict(conn.execute("SELECT id, destination_country FROM declarations"))
-        screened = len(destinations)
-    return findings, destinations, screened
+def _findings(s: Screener) -> dict[tuple[str, str], Finding]:
+    """The loaded screener's findings by declaration and rule."""
+    findings: dict[tuple[str, str], Finding] = {}
+    for row in s.db.conn.execute("SELECT * FROM findings ORDER BY declaration_id, rule, "
+                                 "outcome"):
+        f = Finding(*row)
+        findings.setdefault((f.declaration_id, f.rule), f)
+    return findings
 
 
 def finding_changes(old: dict[tuple[str, str], Finding], new: dict[tuple[str, str], Finding],
@@ -347,12 +337,22 @@ def diff(old: str, new: str, declarations: Source, licences: Source | None = Non
         try:
             result = Diff(old, new, before.version, after.version, as_of=as_of)
             result.law = law_changes(before, after)
+            # the inputs are read and validated once; the newer version screens a copy
             try:
-                was, _, _ = _screen(before, declarations, licences, parties, as_of)
-                now, destinations, result.screened = _screen(after, declarations, licences,
-                                                             parties, as_of)
+                with before.loaded(declarations, licences, parties, as_of) as reports:
+                    for r in reports:
+                        if r.problems and r.loaded == 0:
+                            p = r.problems[0]
+                            raise DiffError(f"{r.file}:{p.line}: {p.column}: {p.value!r}: "
+                                            f"expected {p.expected}")
+                    was = _findings(before)
+                    with after.loaded(None, None, None, as_of, rows_from=before):
+                        now = _findings(after)
+                    destinations = dict(before.db.conn.execute(
+                        "SELECT id, destination_country FROM declarations"))
             except ScreeningError as e:
                 raise DiffError(str(e)) from None
+            result.screened = len(destinations)
             result.findings = finding_changes(was, now, destinations)
         finally:
             before.close()

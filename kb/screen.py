@@ -142,6 +142,22 @@ class Screener:
         conn.execute(f'INSERT INTO main."{table}" ({columns}) '  # names are ours
                      f'SELECT {columns} FROM history."{table}"')
 
+    def _copy_inputs(self, other: Screener) -> None:
+        """The validated input rows another screener holds, copied into this one (each table
+        indexed once, after its rows, as a load does)."""
+        from kb.load import bulk_cache, deferred_indexes
+
+        conn = self.db.conn
+        with bulk_cache(conn):
+            for table in ("unit_values", "trade_parties", "licences", "declarations"):
+                if table in self.standing:
+                    continue
+                cursor = other.db.conn.execute(f'SELECT * FROM "{table}"')  # names are ours
+                marks = ", ".join("?" * len(cursor.description))
+                with conn, deferred_indexes(conn, table):
+                    while rows := cursor.fetchmany(100_000):
+                        conn.executemany(f'INSERT INTO "{table}" VALUES ({marks})', rows)
+
     def close(self) -> None:
         """Drop what this screener keeps on other engines (PostgreSQL schemas)."""
         close_engines(self.engines)
@@ -156,10 +172,13 @@ class Screener:
                parties: str | Path | IO[bytes] | None = None,
                as_of: str | None = None,
                unit_values: str | Path | IO[bytes] | None = None,
-               reject_future: bool = False, derive: bool = True) -> Iterator[list[LoadReport]]:
+               reject_future: bool = False, derive: bool = True,
+               rows_from: Screener | None = None) -> Iterator[list[LoadReport]]:
         """Inputs loaded into the screener's knowledge base, with every relation derived from
         them (unless `derive` is false: only those Python computes), for the time of the
-        `with` block; then the screener is empty again."""
+        `with` block; then the screener is empty again. `rows_from`: another screener inside
+        its own `loaded` block, whose validated inputs are copied instead of loading files
+        again (what `excon diff` screens under two versions of the rulebooks)."""
         conn = self.db.conn
         reports: list[LoadReport] = []
         given = {t for t, source in (("licences", licences), ("trade_parties", parties))
@@ -168,6 +187,8 @@ class Screener:
             raise ScreeningError(f"this screener keeps its {' and '.join(sorted(given))}: "
                                  "give them when it is made, not to each screening")
         try:
+            if rows_from is not None:
+                self._copy_inputs(rows_from)
             for table, source in (("unit_values", unit_values), ("trade_parties", parties),
                                   ("licences", licences), ("declarations", declarations)):
                 if source is not None:

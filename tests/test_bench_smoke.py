@@ -81,12 +81,14 @@ def test_quick_benchmark_run_writes_figures(tmp_path: Path, capsys: object) -> N
     assert mt["pairs"] >= 200 and mt["precision"] > 0.9 and mt["recall"] > 0.9
     assert [r["list_size"] for r in mt["runs"]] == [1_000, 2_000]
     rows = {r["figure"]: r for r in results["targets"]}
-    assert len(rows) == 42 and {r["status"] for r in rows.values()} <= {
+    assert len(rows) == 43 and {r["status"] for r in rows.values()} <= {
         "met", "NOT met", "not measured"}
     # the quick run measures everything but the 1M screening figures
     assert rows["single declaration p50"]["value"] == results["latency"]["p50_ms"]
     assert rows["screen 1M on SQLite: final query alone"]["status"] == "not measured"
     assert rows["excon check of 5 MB of garbage"]["status"] == "not measured"  # 200 kB here
+    assert rows["excon diff / one screening (1M)"]["status"] == "not measured"  # 2,000 here
+    assert results["diff"]["ratio"] > 0 and results["diff"]["changes_reported"] > 0
     broken = results["frontend"]["broken"]
     for kind in ("garbage", "repeated"):  # the first 100 errors described, the rest counted
         assert broken[f"{kind}_described"] == 100 < broken[f"{kind}_errors"], broken
@@ -103,6 +105,6 @@ def test_quick_benchmark_run_writes_figures(tmp_path: Path, capsys: object) -> N
     assert updated["load"] == results["load"] and updated["serve"] == results["serve"]
     assert updated["measured"]["load"]["at"] == "2026-01-01T00:00:00+00:00"
     assert updated["measured"]["frontend"]["at"] > "2026-01-01"
-    assert len(updated["targets"]) == 42
+    assert len(updated["targets"]) == 43
     assert {r["figure"]: r["value"] for r in updated["targets"]}["load / raw executemany"] == \
         results["load"]["ratio_to_raw"]
