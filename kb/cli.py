@@ -334,7 +334,7 @@ def screen(declarations: str, licences: str | None, parties: str | None, as_of: 
         findings, reports = screener.screen_files(declarations, licences, parties, as_of,
                                                   engine=dsn or engine,
                                                   unit_values=unit_values,
-                                                  reject_future=reject_future)
+                                                  reject_future=reject_future, last=True)
         screener.close()
     except (ScreeningError, LoadError) as e:
         click.echo(f"error: {e}", err=True)

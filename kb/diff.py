@@ -339,14 +339,15 @@ def diff(old: str, new: str, declarations: Source, licences: Source | None = Non
             result.law = law_changes(before, after)
             # the inputs are read and validated once; the newer version screens a copy
             try:
-                with before.loaded(declarations, licences, parties, as_of) as reports:
+                with before.loaded(declarations, licences, parties, as_of,
+                                   last=True) as reports:
                     for r in reports:
                         if r.problems and r.loaded == 0:
                             p = r.problems[0]
                             raise DiffError(f"{r.file}:{p.line}: {p.column}: {p.value!r}: "
                                             f"expected {p.expected}")
                     was = _findings(before)
-                    with after.loaded(None, None, None, as_of, rows_from=before):
+                    with after.loaded(None, None, None, as_of, rows_from=before, last=True):
                         now = _findings(after)
                     destinations = dict(before.db.conn.execute(
                         "SELECT id, destination_country FROM declarations"))

@@ -87,3 +87,24 @@ def test_the_module_function_takes_rulebooks_or_a_knowledge_base(demo_kb: Path) 
         [f.as_dict() for f in on_rulebooks]
     with pytest.raises(ScreeningError):
         screen([d])
+
+
+def test_a_screeners_last_screening_keeps_its_rows_and_ends_it(tmp_path: Path) -> None:
+    """`last=True` (a command about to exit) skips emptying the screener; it then refuses
+    another screening instead of mixing two sets of declarations."""
+    path = tmp_path / "declarations.csv"
+    with path.open("w", encoding="utf-8", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["id", "declared_on", "exporter", "consignee", "consignee_country",
+                         "end_user", "end_user_country", "destination_country", "hs_code",
+                         "description", "quantity_kg", "value_usd", "purity_pct",
+                         "licence_no"])
+        writer.writerow(["D1", "2024-03-01", "Exporter Co", "Buyer GmbH", "DE", "", "", "DE",
+                         "8112929010", "gallium", "50", "20000", "", ""])
+    screener = Screener([RULEBOOKS])
+    first, _ = screener.screen_files(path)
+    again, _ = screener.screen_files(path, last=True)
+    assert [f.rule for f in again] == [f.rule for f in first] and first
+    assert screener.db.conn.execute("SELECT COUNT(*) FROM declarations").fetchone()[0] == 1
+    with pytest.raises(ScreeningError, match="last screening is done"):
+        screener.screen_files(path)
