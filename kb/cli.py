@@ -12,7 +12,6 @@ import json
 import os
 import sys
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -611,14 +610,14 @@ def diff_command(old: str, new: str, declarations: str | None, licences: str | N
     words, and the findings that appear, disappear or change when the same declarations are
     screened under both, with counts by rule, outcome and destination and a sample of each.
     """
-    from kb.diff import DiffError, check_fail_kinds, diff, html_report, text_report
+    from kb.diff import DiffError, check_fail_kinds, diff, html_report, inputs_of, text_report
 
     if (declarations is None) == (db_path is None):
         raise click.UsageError("give the declarations to screen: --declarations FILE, or "
                                "--db KB.DB for those a knowledge base holds")
     try:
         kinds = check_fail_kinds([k.strip() for k in fail_on.split(",") if k.strip()])
-        with _inputs_of(db_path) as held:
+        with inputs_of(Path(db_path) if db_path else None) as held:
             result = diff(old, new, declarations or held["declarations"],
                           licences or held.get("licences"), parties or held.get("parties"),
                           as_of)
@@ -637,34 +636,6 @@ def diff_command(old: str, new: str, declarations: str | None, licences: str | N
     if failed:
         click.echo(f"changes of kind {', '.join(failed)} (--fail-on-change)", err=True)
         sys.exit(1)
-
-
-@contextlib.contextmanager
-def _inputs_of(db_path: str | None) -> Iterator[dict[str, Path]]:
-    """The inputs a knowledge base holds, written out as CSV files for a screening."""
-    if db_path is None:
-        yield {}
-        return
-    import csv as csv_module
-    import sqlite3
-
-    from kb.load import CONTRACTS
-
-    with tempfile.TemporaryDirectory(prefix="excon-diff-") as tmp, \
-            contextlib.closing(sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)) as conn:
-        held = {}
-        for table, name in (("declarations", "declarations"), ("licences", "licences"),
-                            ("trade_parties", "parties")):
-            columns = [c for c, _ in CONTRACTS[table].fields]
-            have = {r[1] for r in conn.execute(f'PRAGMA table_info("{table}")')}  # our names
-            path = Path(tmp) / f"{name}.csv"
-            with path.open("w", encoding="utf-8", newline="") as f:
-                writer = csv_module.writer(f)
-                writer.writerow(columns)
-                select = ", ".join(f'"{c}"' if c in have else "NULL" for c in columns)
-                writer.writerows(conn.execute(f'SELECT {select} FROM "{table}"'))  # ours
-            held[name] = path
-        yield held
 
 
 @cli.command()

@@ -29,7 +29,7 @@ from typing import Any
 
 import jinja2
 
-from kb.screen import Finding, Screener, ScreeningError, Source
+from kb.screen import Finding, Screener, ScreeningError, Source, write_kept_rulebooks
 
 SAMPLE = 5  # declarations shown per kind of change
 FAIL_KINDS = ("any", "law", "findings", "appeared", "disappeared", "changed", "outcome")
@@ -163,21 +163,27 @@ def _nested(changes: list[FindingChange], key: Any) -> dict[str, dict[str, int]]
 # ------------------------------------------------------------------------ versions
 
 @contextlib.contextmanager
-def rulebooks_of(spec: str) -> Iterator[tuple[list[Path] | None, Path | None]]:
-    """A version of the rulebooks as (rulebook paths, None), or (None, knowledge base) for
-    `db:PATH`. `git:REV[:PATH]` checks the files of PATH (default `rulebooks`) at REV out of
-    the git repository of the working directory into a temporary folder."""
+def rulebooks_of(spec: str) -> Iterator[list[Path]]:
+    """A version of the rulebooks as the paths to load. `db:PATH`: the rulebook files a
+    knowledge base keeps, written to a temporary folder (its declarations are not history
+    here: both versions screen the same inputs); `git:REV[:PATH]`: the files of PATH (default
+    `rulebooks`) at REV in the git repository of the working directory."""
     if spec.startswith("db:"):
         db = Path(spec[3:])
         if not db.is_file():
             raise DiffError(f"{spec}: no such knowledge base")
-        yield None, db
+        with tempfile.TemporaryDirectory(prefix="excon-diff-") as tmp:
+            try:
+                write_kept_rulebooks(db, Path(tmp))
+            except ScreeningError as e:
+                raise DiffError(str(e)) from None
+            yield [Path(tmp)]
         return
     if not spec.startswith("git:"):
         path = Path(spec)
         if not path.exists():
             raise DiffError(f"{spec}: no such rulebook file or folder")
-        yield [path], None
+        yield [path]
         return
     rev, _, sub = spec[4:].partition(":")
     sub = sub or "rulebooks"
@@ -199,12 +205,41 @@ def rulebooks_of(spec: str) -> Iterator[tuple[list[Path] | None, Path | None]]:
             target = root / (rel if str(rel) != "." else Path(f).name)
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(data)
-        yield [root], None
+        yield [root]
 
 
-def _screener(spec: str, paths: list[Path] | None, db: Path | None) -> Screener:
+@contextlib.contextmanager
+def inputs_of(db: Path | None) -> Iterator[dict[str, Path]]:
+    """The declarations, licences and parties a knowledge base holds, written out as CSV
+    files for a screening (`excon diff --db`); nothing without one."""
+    if db is None:
+        yield {}
+        return
+    import csv
+    import sqlite3
+
+    from kb.load import CONTRACTS
+
+    with tempfile.TemporaryDirectory(prefix="excon-diff-") as tmp, \
+            contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
+        held = {}
+        for table, name in (("declarations", "declarations"), ("licences", "licences"),
+                            ("trade_parties", "parties")):
+            columns = [c for c, _ in CONTRACTS[table].fields]
+            have = {r[1] for r in conn.execute(f'PRAGMA table_info("{table}")')}  # our names
+            path = Path(tmp) / f"{name}.csv"
+            with path.open("w", encoding="utf-8", newline="") as f:
+                writer = csv.writer(f)
+                writer.writerow(columns)
+                select = ", ".join(f'"{c}"' if c in have else "NULL" for c in columns)
+                writer.writerows(conn.execute(f'SELECT {select} FROM "{table}"'))  # ours
+            held[name] = path
+        yield held
+
+
+def _screener(spec: str, paths: list[Path]) -> Screener:
     try:
-        return Screener(rulebooks=paths) if paths is not None else Screener(db=db)
+        return Screener(rulebooks=paths)
     except ScreeningError as e:
         raise DiffError(f"{spec}: {e}") from None
 
@@ -331,9 +366,9 @@ def finding_changes(old: dict[tuple[str, str], Finding], new: dict[tuple[str, st
 def diff(old: str, new: str, declarations: Source, licences: Source | None = None,
          parties: Source | None = None, as_of: str | None = None) -> Diff:
     """The law and the findings of two versions of the rulebooks, compared."""
-    with rulebooks_of(old) as (old_paths, old_db), rulebooks_of(new) as (new_paths, new_db):
-        before = _screener(old, old_paths, old_db)
-        after = _screener(new, new_paths, new_db)
+    with rulebooks_of(old) as old_paths, rulebooks_of(new) as new_paths:
+        before = _screener(old, old_paths)
+        after = _screener(new, new_paths)
         try:
             result = Diff(old, new, before.version, after.version, as_of=as_of)
             result.law = law_changes(before, after)

@@ -87,8 +87,9 @@ def lsp_range(span: ast.Span) -> t.Range:
     line = max(0, span.line - 1)
     end_line = max(line, span.end_line - 1)
     start = max(0, span.column - 1)
-    end = max(start + 1, span.end_column - 1) if end_line == line else max(0,
-                                                                           span.end_column - 1)
+    end = max(0, span.end_column - 1)
+    if end_line == line:
+        end = max(start + 1, end)  # at least one character under the squiggle
     return t.Range(t.Position(line, start), t.Position(end_line, end))
 
 

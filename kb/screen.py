@@ -116,24 +116,10 @@ class Screener:
     @staticmethod
     def _rulebooks_of(db: Path) -> dsl.LoadResult:
         """The rulebooks a knowledge base was built from, as it keeps them."""
-        import sqlite3
         import tempfile
 
-        with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
-            try:
-                files = conn.execute(f"SELECT path, text FROM {SOURCES_TABLE}").fetchall()
-            except sqlite3.OperationalError:
-                files = []
-        if not files:
-            raise ScreeningError(f"{db} keeps no rulebooks (built by an older excon): give "
-                                 "rulebooks=[…] as well")
         with tempfile.TemporaryDirectory() as tmp:
-            for path, text in files:
-                target = Path(tmp, path)
-                if not target.resolve().is_relative_to(Path(tmp).resolve()):
-                    raise ScreeningError(f"{db}: a rulebook path outside its folder: {path!r}")
-                target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_text(text, encoding="utf-8")
+            write_kept_rulebooks(db, Path(tmp))
             return dsl.load([Path(tmp)], declaration_schema())
 
     def _copy_from_history(self, table: str) -> None:
@@ -290,6 +276,27 @@ class Screener:
                 raise ScreeningError(f"{r.table} row {p.line - 1}: {p.column}: {p.value!r}: "
                                      f"expected {p.expected}")
         return findings
+
+
+def write_kept_rulebooks(db: Path, folder: Path) -> None:
+    """Write the rulebook files a knowledge base keeps into `folder` (ScreeningError when it
+    keeps none, or names a path outside the folder)."""
+    import sqlite3
+
+    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+        try:
+            files = conn.execute(f"SELECT path, text FROM {SOURCES_TABLE}").fetchall()
+        except sqlite3.OperationalError:
+            files = []
+    if not files:
+        raise ScreeningError(f"{db} keeps no rulebooks (built by an older excon): give "
+                             "rulebooks=[…] as well")
+    for path, text in files:
+        target = folder / path
+        if not target.resolve().is_relative_to(folder.resolve()):
+            raise ScreeningError(f"{db}: a rulebook path outside its folder: {path!r}")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text, encoding="utf-8")
 
 
 @contextmanager

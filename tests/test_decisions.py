@@ -161,6 +161,10 @@ def test_a_decision_whose_explanation_changed_is_flagged_for_review(demo_kb: Pat
         review = get(ds, "/decisions/to_review.json?_shape=array", {"id": "analyst"}).json()
         assert [(r["declaration_id"], r["why"], r["explanation_now"]) for r in review] == [
             (declaration, "explanation changed", explanation)]
+        # a decision links to the knowledge base's declaration and rule pages
+        page = get(ds, "/decisions/to_review", {"id": "analyst"}).text
+        assert f'href="/kb/declarations/{declaration}"' in page
+        assert f'href="/kb/rules/{rule}"' in page
         assert get(ds, "/decisions/decision_log.json").status_code == 403  # analysts only
 
 

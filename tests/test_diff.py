@@ -98,3 +98,16 @@ def test_diff_as_a_ci_gate_and_as_a_page_for_review(repo: Path, tmp_path: Path) 
                           "git:HEAD", "--declarations", "x.csv"], cwd=repo,
                          capture_output=True, text=True)
     assert bad.returncode == 2 and "git cannot list rulebooks at no-such-rev" in bad.stderr
+
+
+def test_diff_against_the_rulebooks_and_inputs_a_knowledge_base_keeps(demo_kb: Path) -> None:
+    """`db:KB` is the rulebooks the knowledge base was built from, `--db KB` its inputs: the
+    same rulebooks give no change, over every declaration it holds."""
+    run = subprocess.run([sys.executable, "-m", "kb.cli", "diff", f"db:{demo_kb}",
+                          str(RULEBOOKS), "--db", str(demo_kb), "--format", "json"],
+                         capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    report = json.loads(run.stdout)
+    assert report["old_version"] == report["new_version"]
+    assert report["law"] == [] and report["findings"] == []
+    assert report["declarations_screened"] == 3000

@@ -193,7 +193,7 @@ def hidden_columns(table: str | None) -> frozenset[str]:
 LINKED = {"declaration_id": "declarations", "rule": "rules", "instrument": "instruments"}
 # Tables (None: a stored or ad-hoc query) where those columns are linked.
 LINKED_IN = frozenset({None, "finding_details", "finding_changes", "rule_timeline",
-                       "law_timeline", "licence_cover", "decisions"})
+                       "law_timeline", "licence_cover", "decisions", "decision_log"})
 # Party names as declared (free text): linked to the party search, which shows the listed
 # parties each resembles with a score.
 PARTY_COLUMNS = frozenset({"exporter", "consignee", "end_user", "holder", "matched_name"})
@@ -227,6 +227,8 @@ def render_cell(value: Any, column: str, table: str | None, database: str,
         return quantity_text(float(value))
     if not isinstance(value, str) or not value:
         return None
+    # the pages linked to are the knowledge base's, also from the decisions database
+    database = getattr(datasette, "excon_kb", (database,))[0]
     if column in LINKED and (table in LINKED_IN or (table or "").startswith("check_")):
         href = f"{_base_url(datasette, database, LINKED[column])}/{escape(tilde_encode(value))}"
         return Markup(f'<a href="{href}">{escape(value)}</a>')
