@@ -227,17 +227,27 @@ def render_cell(value: Any, column: str, table: str | None, database: str,
         return quantity_text(float(value))
     if not isinstance(value, str) or not value:
         return None
+    if column in LINKED:
+        if table in LINKED_IN or (table or "").startswith("check_"):
+            return _link(datasette, database, column, value)
+    elif column in PARTY_COLUMNS and table in PARTY_TABLES:
+        return _link(datasette, database, column, value)
+    return None
+
+
+@functools.lru_cache(maxsize=8192)
+def _link(datasette: Any, database: str, column: str, value: str) -> Markup:
+    """A linked cell's markup. A page repeats the same rules, instruments and party names row
+    after row, and every page of a server the same ones: each link is built once."""
     # the pages linked to are the knowledge base's, also from the decisions database
     database = getattr(datasette, "excon_kb", (database,))[0]
-    if column in LINKED and (table in LINKED_IN or (table or "").startswith("check_")):
+    if column in LINKED:
         href = f"{_base_url(datasette, database, LINKED[column])}/{escape(tilde_encode(value))}"
         return Markup(f'<a href="{href}">{escape(value)}</a>')
-    if column in PARTY_COLUMNS and table in PARTY_TABLES:
-        href = (f"{_base_url(datasette, database, 'party_search')}?name="
-                f"{escape(quote_plus(value))}&amp;min_score=")
-        return Markup(f'<a href="{href}" title="Listed parties this name resembles">'
-                      f"{escape(value)}</a>")
-    return None
+    href = (f"{_base_url(datasette, database, 'party_search')}?name="
+            f"{escape(quote_plus(value))}&amp;min_score=")
+    return Markup(f'<a href="{href}" title="Listed parties this name resembles">'
+                  f"{escape(value)}</a>")
 
 
 @hookimpl
