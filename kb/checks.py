@@ -8,9 +8,11 @@ in Python: normalised party names and the in-force periods of listings.
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
+from collections.abc import Iterator
 from functools import cache, lru_cache
-from typing import NamedTuple, cast
+from typing import Any, NamedTuple, cast
 
 import sqlglot
 from sqlglot import exp
@@ -535,20 +537,22 @@ def fill_support(db: Database, rb: CheckedRulebook, compiled: CompiledRulebook) 
                             key=str))
 
 
-def refresh_inputs(db: Database, derive: bool = True) -> None:
+def refresh_inputs(db: Database, derive: bool = True, declarations: Any = None) -> None:
     """Derived rows that depend on the declarations, licences and parties: party keys, listed
     names (fuzzy matches), links between parties, licence items; then, unless `derive` is
     false (the checks run on another engine, which derives them itself), the relations SQL
-    derives (`materialise`)."""
+    derives (`materialise`). `declarations`: the DuckDB connection holding the declarations,
+    when a screening loaded them there (`kb.engines.DuckRows`) instead of into `db`."""
     conn = db.conn
+    source = conn if declarations is None else declarations
     conn.execute("DELETE FROM party_name_keys")
-    names = [n for (n,) in conn.execute(
+    names = [n for (n,) in source.execute(
         "SELECT consignee FROM declarations UNION SELECT end_user FROM declarations "
         "WHERE end_user IS NOT NULL UNION SELECT exporter FROM declarations").fetchall()]
     conn.executemany("INSERT INTO party_name_keys (name, key) VALUES (?, ?)",
                      ((n, party_key(n)) for n in names))
     _fill_listed_names(conn, names)
-    _fill_party_reach(conn)
+    _fill_party_reach(conn, source)
     conn.execute("DELETE FROM licence_items")
     licences = conn.execute("SELECT licence_no, items FROM licences").fetchall()
     conn.executemany(
@@ -575,10 +579,11 @@ def _fill_listed_names(conn: sqlite3.Connection, names: list[str]) -> None:
                       for m in matcher.match_all(names, threshold)))
 
 
-def _fill_party_reach(conn: sqlite3.Connection) -> None:
+def _fill_party_reach(conn: sqlite3.Connection, source: Any) -> None:
     """Paths between the parties the rules ask about: for `A related to B`, each pair of a
     declaration's A and B; for `A related to party listed on …`, every declared party near a
-    listed one (searched from the listed parties)."""
+    listed one (searched from the listed parties). `source`: the connection holding the
+    declarations (`conn`, or DuckDB's)."""
     conn.execute("DELETE FROM party_reach")
     needs = conn.execute("SELECT via, subject, other, hops FROM party_reach_needs").fetchall()
     if not needs:
@@ -601,16 +606,16 @@ def _fill_party_reach(conn: sqlite3.Connection) -> None:
             assert {subject, other} <= columns  # field names from the schema, never user text
             # only two parties in one connected group of links can be related: the pairs to
             # search are those the engine finds with the names of linked parties
-            conn.execute("DELETE FROM excon_party_groups")
-            conn.executemany("INSERT INTO excon_party_groups VALUES (?, ?)", (
-                (name, group) for (name,) in conn.execute("SELECT name FROM party_name_keys")
+            groups = [(name, group) for (name,) in conn.execute(
+                "SELECT name FROM party_name_keys")
                 if (node := graph.node(name)) is not None
-                and not (group := graph.component(node, frozenset(links))).startswith("=")))
-            pairs = conn.execute(
-                f'SELECT DISTINCT d."{subject}", d."{other}" FROM excon_party_groups AS ga '
-                f'JOIN declarations AS d ON d."{subject}" = ga.name '
-                f'JOIN excon_party_groups AS gb ON gb.name = d."{other}" '
-                f'WHERE gb.grp = ga.grp').fetchall()
+                and not (group := graph.component(node, frozenset(links))).startswith("=")]
+            with _party_groups(source, groups):
+                pairs = source.execute(
+                    f'SELECT DISTINCT d."{subject}", d."{other}" FROM excon_party_groups AS ga '
+                    f'JOIN declarations AS d ON d."{subject}" = ga.name '
+                    f'JOIN excon_party_groups AS gb ON gb.name = d."{other}" '
+                    f'WHERE gb.grp = ga.grp').fetchall()
             for a, b in pairs:
                 if (r := graph.related(a, b, links, hops)) is not None:
                     rows.append((via, party_key(a), party_key(b), r.hops, r.path))
@@ -622,6 +627,26 @@ def _fill_party_reach(conn: sqlite3.Connection) -> None:
                 rows.append((via, key, target, r.hops, r.path))
     conn.executemany("INSERT OR IGNORE INTO party_reach (via, a, b, hops, path) "
                      "VALUES (?, ?, ?, ?, ?)", rows)
+
+
+@contextlib.contextmanager
+def _party_groups(source: Any, groups: list[tuple[str, str]]) -> Iterator[None]:
+    """`excon_party_groups` (name, grp) on the connection holding the declarations: SQLite's
+    table, or on DuckDB an Arrow table registered under that name for the query."""
+    if isinstance(source, sqlite3.Connection):
+        source.execute("DELETE FROM excon_party_groups")
+        source.executemany("INSERT INTO excon_party_groups VALUES (?, ?)", groups)
+        yield
+        return
+    import pyarrow as pa
+
+    names, grps = (list(c) for c in zip(*groups, strict=True)) if groups else ([], [])
+    source.register("excon_party_groups", pa.table({"name": pa.array(names, pa.string()),
+                                                    "grp": pa.array(grps, pa.string())}))
+    try:
+        yield
+    finally:
+        source.unregister("excon_party_groups")
 
 
 @lru_cache(maxsize=4)

@@ -489,6 +489,11 @@ COLUMN_CHECKS: dict[Callable[[str], Any], ColumnCheck] = {
 }
 
 
+# Where a load's validated rows go instead of its table: given the stored columns' names and
+# a batch of good rows as columns (one list of values per column).
+RowSink = Callable[[list[str], list[list[Any]]], None]
+
+
 @dataclass(frozen=True)
 class Contract:
     """One input file's columns, each with its validator, and its key column."""
@@ -679,10 +684,13 @@ def _progress(total: int | None, label: str) -> tuple[Callable[[int], None], Cal
 
 def load_csv(db: Database, table: str, source: str | Path | IO[bytes], run_id: int | None = None,
              name: str | None = None, keep_problems: int = 20, today: str | None = None,
-             reject_future: bool = False) -> LoadReport:
+             reject_future: bool = False, rows_to: RowSink | None = None) -> LoadReport:
     """Load one CSV file (a path, '-' for stdin, or a binary stream) into `table`, atomically.
     Rows dated after `today` (default: today, UTC) are counted in the report's warnings, or
-    rejected with `reject_future`."""
+    rejected with `reject_future`. `rows_to`: where the validated rows go instead of `table`
+    (screening on another engine: `kb.engines.DuckRows`), given the stored columns' names and
+    each batch's good rows column by column; rejected rows are kept in `rejected_rows` as
+    always."""
     contract = CONTRACTS[table]
     today = today or dt.datetime.now(dt.UTC).date().isoformat()
     vocabulary = contract.vocabulary[1](db.conn) if contract.vocabulary else frozenset()
@@ -819,18 +827,26 @@ def load_csv(db: Database, table: str, source: str | Path | IO[bytes], run_id: i
                                           f"a unique {contract.key}; line {first} has it")]
             else:
                 first_line_of.update(zip(keys, map(line_of, range(len(keys))), strict=True))
-            good = list(zip(*values, strict=True))
             if bad:
                 for i in sorted(bad):
                     report.rejected_rows += 1
                     for p in bad[i]:
                         rejected.append(_rejection(run_id, name, p, header, batch[i]))
                         _keep(report, p, keep_problems)
-                good = [row for i, row in enumerate(good) if i not in bad]
                 conn.executemany(reject, rejected)
                 rejected.clear()
-            conn.executemany(insert, good)
-            report.loaded += len(good)
+            if rows_to is not None:
+                if bad:
+                    keep = [i for i in range(len(batch)) if i not in bad]
+                    values = [[v[i] for i in keep] for v in values]
+                rows_to(stored, values)
+                report.loaded += len(values[0])
+            else:
+                good = list(zip(*values, strict=True))
+                if bad:
+                    good = [row for i, row in enumerate(good) if i not in bad]
+                conn.executemany(insert, good)
+                report.loaded += len(good)
             update(hashing.count)
 
         update, stop = _progress(total, f"loading {name}")
@@ -842,7 +858,8 @@ def load_csv(db: Database, table: str, source: str | Path | IO[bytes], run_id: i
         try:
             # deferring index builds pays off for big loads; a small one keeps its indexes
             # (and the schema, so prepared statements stay valid)
-            defer = deferred_indexes(conn, table, bulk=total is None or total >= 1 << 20)
+            defer = deferred_indexes(conn, table, bulk=rows_to is None and (
+                total is None or total >= 1 << 20))
             defer.__enter__()
             for batch, line_of, broken in batches:
                 set_aside(broken)

@@ -160,15 +160,18 @@ class Screener:
                as_of: str | None = None,
                unit_values: str | Path | IO[bytes] | None = None,
                reject_future: bool = False, derive: bool = True,
-               rows_from: Screener | None = None, last: bool = False
-               ) -> Iterator[list[LoadReport]]:
+               rows_from: Screener | None = None, last: bool = False,
+               declarations_to: Any = None) -> Iterator[list[LoadReport]]:
         """Inputs loaded into the screener's knowledge base, with every relation derived from
         them (unless `derive` is false: only those Python computes), for the time of the
         `with` block; then the screener is empty again. `rows_from`: another screener inside
         its own `loaded` block, whose validated inputs are copied instead of loading files
         again (what `excon diff` screens under two versions of the rulebooks). `last`: this
         screener's last screening, whose rows need not be removed afterwards (8 s at
-        1,000,000 declarations, for a command about to exit); it screens nothing more."""
+        1,000,000 declarations, for a command about to exit); it screens nothing more.
+        `declarations_to`: a DuckDB connection (`kb.engines.duckdb_connection`) that the
+        validated declarations go to instead of the screener's SQLite tables, for a screening
+        on DuckDB (not with history or `rows_from`, which read them in SQLite)."""
         if self.spent:
             raise ScreeningError("this screener's last screening is done: make another")
         conn = self.db.conn
@@ -178,18 +181,27 @@ class Screener:
         if given & self.standing:
             raise ScreeningError(f"this screener keeps its {' and '.join(sorted(given))}: "
                                  "give them when it is made, not to each screening")
+        if declarations_to is not None and (self.history is not None or rows_from is not None):
+            raise ScreeningError("declarations go to DuckDB only without history or rows_from")
         try:
             if rows_from is not None:
                 self._copy_inputs(rows_from)
             for table, source in (("unit_values", unit_values), ("trade_parties", parties),
                                   ("licences", licences), ("declarations", declarations)):
                 if source is not None:
+                    sink = None
+                    if table == "declarations" and declarations_to is not None:
+                        from kb.engines import DuckRows
+
+                        sink = DuckRows(declarations_to, conn, table)
                     with csv_source(source) as (readable, name):
                         reports.append(load_csv(self.db, table, readable, name=name,
-                                                reject_future=reject_future))
+                                                reject_future=reject_future, rows_to=sink))
+                    if sink is not None:
+                        sink.close()
             if self.history is not None:
                 add_history(conn, law(self.rulebook).rules.values())
-            refresh_inputs(self.db, derive)
+            refresh_inputs(self.db, derive, declarations_to)
             conn.execute("DELETE FROM excon_settings")
             if as_of is not None:
                 conn.execute("INSERT INTO excon_settings (as_of) VALUES (?)", [as_of])
@@ -218,8 +230,9 @@ class Screener:
         `unit_values`: a published unit-value table that takes precedence over the rulebooks'
         indicative ranges (as `excon build --unit-values`).
 
-        `engine="duckdb"` runs the same checks, printed in DuckDB's dialect, on a copy of the
-        data in DuckDB (moved over as Arrow batches; no DuckDB extension is needed);
+        `engine="duckdb"` runs the same checks, printed in DuckDB's dialect, in DuckDB: the
+        declarations are validated straight into it, the other inputs and the rulebook's
+        tables are copied over as Arrow batches (no DuckDB extension is needed);
         `engine="spark"` on a local Spark session; a PostgreSQL connection string
         (`postgresql://…`) on that server, in a schema of their own. Each engine derives the
         support relations itself (`kb.checks.derive_statements`). Inputs may be CSV or
@@ -229,12 +242,20 @@ class Screener:
                 not engine.startswith(("postgresql://", "postgres://")):
             raise ScreeningError(f"unknown engine {engine!r}: sqlite, duckdb, spark or a "
                                  "PostgreSQL connection string (postgresql://…)")
+        duck = None
+        if engine == "duckdb" and self.history is None:
+            # the declarations are validated straight into DuckDB
+            from kb.engines import duckdb_connection
+
+            duck = duckdb_connection(conn, self.engines)
         with self.loaded(declarations, licences, parties, as_of, unit_values,
-                         reject_future, derive=engine == "sqlite", last=last) as reports:
+                         reject_future, derive=engine == "sqlite", last=last,
+                         declarations_to=duck) as reports:
             if engine == "duckdb":
                 from kb.engines import duckdb_findings
 
-                rows = duckdb_findings(conn, self.compiled, self.engines)
+                rows = duckdb_findings(conn, self.compiled, self.engines,
+                                       loaded=("declarations",) if duck is not None else ())
             elif engine == "spark":
                 from kb.engines import spark_findings
 
