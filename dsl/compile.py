@@ -81,17 +81,27 @@ class Truth:
     missing: list[str] = field(default_factory=list)
     # a missing field that matters only in some cases (an item's threshold): when it does
     guards: dict[str, exp.Expression] = field(default_factory=dict)
+    # `f` is `NOT t` in SQL's three-valued logic (no missing fact makes both false): the
+    # truth value is then `t` itself, written once
+    complement: bool = False
 
 
 def _combine(parts: list[Truth], t: exp.Expression, f: exp.Expression) -> Truth:
-    """and/or of parts: a field's guard survives only if every part that needs it is guarded."""
+    """and/or of parts: a field's guard survives only if every part that needs it is guarded.
+    Complements combine (De Morgan holds in three-valued logic)."""
     missing = _merge(p.missing for p in parts)
     guards: dict[str, exp.Expression] = {}
     for name in missing:
         needing = [p for p in parts if name in p.missing]
         if all(name in p.guards for p in needing):
             guards[name] = _or(*(p.guards[name].copy() for p in needing))
-    return Truth(t, f, missing, guards)
+    return Truth(t, f, missing, guards, all(p.complement for p in parts))
+
+
+def _is_complement(truth: Truth) -> bool:
+    """`truth.f` is written as `NOT truth.t`."""
+    f = truth.f
+    return truth.complement or (isinstance(f, exp.Not) and f.this.unnest() == truth.t.unnest())
 
 
 TRUE = exp.true()
@@ -344,6 +354,11 @@ class Compiler:
 
     # ------------------------------------------------------------ conditions
     def truth(self, c: ast.Condition) -> Truth:
+        result = self._truth(c)
+        result.complement = _is_complement(result)
+        return result
+
+    def _truth(self, c: ast.Condition) -> Truth:
         if isinstance(c, ast.Parenthesised):
             return self.truth(c.part)
         if isinstance(c, ast.AllOf):
@@ -361,7 +376,7 @@ class Compiler:
                             _and(*_cheap_first(p.f for p in parts)))
         if isinstance(c, ast.Negation):
             inner = self.truth(c.part)
-            return Truth(inner.f, inner.t, inner.missing, inner.guards)
+            return Truth(inner.f, inner.t, inner.missing, inner.guards, inner.complement)
         if isinstance(c, ast.ItemIn):
             return self.item_in(c)
         if isinstance(c, ast.InSet):
@@ -1134,8 +1149,9 @@ class Compiler:
         severity = _lit(then.outcome.severity) if then.outcome.severity else exp.null()
         facts = [
             exp.alias_(_col("id"), "declaration_id"),
-            exp.alias_(exp.Case().when(truth.t, _lit(1)).when(truth.f, _lit(0)).else_(
-                exp.cast(exp.null(), "INT")), "truth"),
+            exp.alias_(exp.cast(truth.t, "INT") if truth.complement else
+                       exp.Case().when(truth.t, _lit(1)).when(truth.f, _lit(0)).else_(
+                           exp.cast(exp.null(), "INT")), "truth"),
             exp.alias_(exp.Case().when(_and(force, *(_not(x) for x in suppress)), _lit(1))
                        .else_(_lit(0)), "applies"),
             exp.alias_(exp.Case().when(report_unknown, _lit(1)).else_(_lit(0)),
@@ -1251,9 +1267,10 @@ class Compiler:
                      exp.Case().when(_not_null(act_provision.copy()), exp.Concat(
                          expressions=[_lit(" "), act_provision.copy()])).else_(_lit("")),
                      _lit(")"), c("statement_tail")]
-        explanation = exp.Case().when(
-            is_true.copy(), exp.Concat(expressions=[*said, *licence_note])
-        ).else_(exp.Concat(expressions=[*(x.copy() for x in said), c("missing_note")]))
+        # the sentence once, then the licence note (a finding) or what is missing (unknown)
+        explanation = exp.Concat(expressions=[*said, exp.Case().when(
+            is_true.copy(), exp.Concat(expressions=licence_note) if licence_note else _lit("")
+        ).else_(c("missing_note"))])
         rank = exp.Window(this=exp.RowNumber(), partition_by=[c("declaration_id")],
                           order=exp.Order(expressions=[
                               exp.Ordered(this=exp.Case().when(is_true.copy(), _lit(0))

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from dsl.compile import CompiledRulebook
-from kb.checks import check_statements, derive_statements
+from kb.checks import DUCKDB_LICENCE_ITEMS, check_statements, derive_statements
 
 # Each engine's column types for SQLite's declared types ("": none declared).
 TYPES = {
@@ -218,14 +218,19 @@ class DuckRows:
     as Arrow batches of about `rows` rows, typed as the screener's SQLite table declares its
     columns: the declarations of an `--engine duckdb` screening never pass through SQLite
     (its insert, its index builds and the copy out took 40 % of the screening at 1,000,000
-    declarations). `close()` writes the last batch."""
+    declarations). DuckDB inserts a batch on a thread of its own while the next one is
+    validated (it releases the GIL). `close()` writes the last batch and waits for it."""
 
     def __init__(self, duck: Any, conn: sqlite3.Connection, table: str,
                  rows: int = 100_000) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
         self.duck, self.table, self.rows = duck, table, rows
         self.types = {f.name: f.type for f in _arrow_schema(conn, table)}
         self.pending: list[Any] = []
         self.count = 0
+        self.writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="excon-duckrows")
+        self.inserting: Any = None
         duck.execute(f'DELETE FROM "{table}"')  # names are ours
 
     def __call__(self, columns: list[str], values: list[list[Any]]) -> None:
@@ -238,22 +243,38 @@ class DuckRows:
                                      names=columns))
         self.count += len(values[0])
         if self.count >= self.rows:
-            self.close()
+            self._write()
 
-    def close(self) -> None:
-        if not self.pending:
-            return
+    def _write(self) -> None:
         import pyarrow as pa
 
-        rows = pa.concat_tables(self.pending)
-        self.pending, self.count = [], 0
+        self._wait()
+        if self.pending:
+            rows = pa.concat_tables(self.pending)
+            self.pending, self.count = [], 0
+            self.inserting = self.writer.submit(self._insert, rows)
+
+    def _insert(self, rows: Any) -> None:
         names = ", ".join(f'"{c}"' for c in rows.column_names)  # the contract's names
-        self.duck.register("excon_rows", rows)
+        cursor = self.duck.cursor()  # a connection's cursor per thread
         try:
-            self.duck.execute(f'INSERT INTO "{self.table}" ({names}) SELECT {names} '
-                              "FROM excon_rows")
+            cursor.register("excon_rows", rows)
+            cursor.execute(f'INSERT INTO "{self.table}" ({names}) SELECT {names} '
+                           "FROM excon_rows")
         finally:
-            self.duck.unregister("excon_rows")
+            cursor.close()
+
+    def _wait(self) -> None:
+        if self.inserting is not None:
+            inserting, self.inserting = self.inserting, None
+            inserting.result()  # an insert's error is raised here
+
+    def close(self) -> None:
+        try:
+            self._write()
+            self._wait()
+        finally:
+            self.writer.shutdown(wait=True)
 
 
 def duckdb_findings(conn: sqlite3.Connection, compiled: CompiledRulebook,
@@ -271,7 +292,11 @@ def duckdb_findings(conn: sqlite3.Connection, compiled: CompiledRulebook,
             continue
         if ready:
             duck.execute(f'DELETE FROM "{table}"')  # names are ours
+        if table == "licence_items" and "declarations" in loaded:
+            continue  # split from the licences below, as refresh_inputs left them unsplit
         duck_insert(duck, conn, table)
+    if "declarations" in loaded:
+        duck.execute(DUCKDB_LICENCE_ITEMS)
     for sql in derive_statements(compiled, "duckdb"):
         duck.execute(sql)
     if not ready:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import datetime as dt
+import functools
 import hashlib
 import io
 import itertools
@@ -19,6 +20,7 @@ import math
 import re
 import sqlite3
 import sys
+import types
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -216,18 +218,21 @@ def _items(v: str) -> str:
     parts = [p.strip() for p in v.split(";") if p.strip()]
     if not parts:
         raise ValueError(ITEMS_EXPECTED)
-    out = []
-    for p in parts:
-        digits = p.replace(".", "").replace(" ", "")
-        if digits.isdigit():
-            if len(digits) not in (4, 6, 8, 10):
-                raise ValueError(f"{ITEMS_EXPECTED}; {p!r} has {len(digits)} digits")
-            out.append(digits)
-        elif _ITEM_WORD.match(p):
-            out.append(p)
-        else:
-            raise ValueError(f"{ITEMS_EXPECTED}; {p!r} is none of them")
-    return ";".join(out)
+    return ";".join(map(_item_entry, parts))
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _item_entry(p: str) -> str:
+    """One entry of a licence's items, canonical (licences name the same codes and items
+    over and over: each is checked once)."""
+    digits = p.replace(".", "").replace(" ", "")
+    if digits.isdigit():
+        if len(digits) not in (4, 6, 8, 10):
+            raise ValueError(f"{ITEMS_EXPECTED}; {p!r} has {len(digits)} digits")
+        return digits
+    if _ITEM_WORD.match(p):
+        return p
+    raise ValueError(f"{ITEMS_EXPECTED}; {p!r} is none of them")
 
 
 def item_vocabulary(conn: sqlite3.Connection) -> frozenset[str]:
@@ -352,9 +357,21 @@ def _number_text(x: float) -> str:
     return str(int(x)) if x == int(x) else repr(x)
 
 
+@functools.lru_cache(maxsize=1 << 16)
+def _canonical_parameters(v: str) -> str | None:
+    """`_parameters` of a text seen before: declarations of one product line repeat theirs
+    (a ValueError is not cached: a wrong text is validated again, for its message)."""
+    return _parameters(v)
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _parsed_parameters(canonical: str) -> Mapping[str, float | str]:
+    return types.MappingProxyType(parse_parameters(canonical))
+
+
 def _parameter_value(name: str) -> Callable[[Any], Any]:
     def value(canonical: str | None) -> float | str | None:
-        return parse_parameters(canonical).get(name) if canonical else None
+        return _parsed_parameters(canonical).get(name) if canonical else None
 
     return value
 
@@ -461,7 +478,18 @@ def _c_percent(col: Col) -> tuple[list[Any], list[int]]:
 def _c_parameters(col: Col) -> tuple[list[Any], list[int]]:
     if not any(col):  # an absent or empty column: no call per cell
         return [None] * len(col), []
-    return _c_each(_parameters)(col)
+    vals: list[Any] = []
+    bad = []
+    for i, v in enumerate(col):
+        if not v:
+            vals.append(None)
+            continue
+        try:
+            vals.append(_canonical_parameters(v))
+        except ValueError:
+            vals.append(None)
+            bad.append(i)
+    return vals, bad
 
 
 def _c_each(check: Callable[[str], Any]) -> ColumnCheck:
@@ -919,7 +947,9 @@ def _unsafe_cells(col: Col) -> list[tuple[int, tuple[str, str]]]:
         out += [(i, (f"{_shown(v[:60])}… ({len(v):,} characters)",
                      f"at most {MAX_FIELD:,} characters"))
                 for i, v in enumerate(col) if len(v) > MAX_FIELD]
-    if _NOT_UTF8.search("".join(col)):
+    try:  # undecodable bytes (surrogate escapes) do not encode: a C-speed test of the column
+        "".join(col).encode("utf-8")
+    except UnicodeEncodeError:
         out += [(i, (_shown(v), "UTF-8 text (this field has bytes that are not UTF-8)"))
                 for i, v in enumerate(col) if _NOT_UTF8.search(v)]
     return out

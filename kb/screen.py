@@ -194,11 +194,13 @@ class Screener:
                         from kb.engines import DuckRows
 
                         sink = DuckRows(declarations_to, conn, table)
-                    with csv_source(source) as (readable, name):
-                        reports.append(load_csv(self.db, table, readable, name=name,
-                                                reject_future=reject_future, rows_to=sink))
-                    if sink is not None:
-                        sink.close()
+                    try:
+                        with csv_source(source) as (readable, name):
+                            reports.append(load_csv(self.db, table, readable, name=name,
+                                                    reject_future=reject_future, rows_to=sink))
+                    finally:
+                        if sink is not None:
+                            sink.close()
             if self.history is not None:
                 add_history(conn, law(self.rulebook).rules.values())
             refresh_inputs(self.db, derive, declarations_to)
