@@ -478,27 +478,20 @@ def _c_percent(col: Col) -> tuple[list[Any], list[int]]:
 def _c_parameters(col: Col) -> tuple[list[Any], list[int]]:
     if not any(col):  # an absent or empty column: no call per cell
         return [None] * len(col), []
-    vals: list[Any] = []
-    bad = []
-    for i, v in enumerate(col):
-        if not v:
-            vals.append(None)
-            continue
-        try:
-            vals.append(_canonical_parameters(v))
-        except ValueError:
-            vals.append(None)
-            bad.append(i)
-    return vals, bad
+    return _c_each(_canonical_parameters, empty_is_none=True)(col)
 
 
-def _c_each(check: Callable[[str], Any]) -> ColumnCheck:
-    """For rarely used fields: the per-cell validator on every cell."""
+def _c_each(check: Callable[[str], Any], empty_is_none: bool = False) -> ColumnCheck:
+    """For rarely used fields: the per-cell validator on every cell (but empty ones, with
+    `empty_is_none`)."""
 
     def column(col: Col) -> tuple[list[Any], list[int]]:
         vals: list[Any] = []
         bad = []
         for i, v in enumerate(col):
+            if empty_is_none and not v:
+                vals.append(None)
+                continue
             try:
                 vals.append(check(v))
             except ValueError:

@@ -263,6 +263,9 @@ def test_screen_reads_parquet_and_runs_on_a_chosen_engine(
     for engine in (["--engine", "duckdb"], ["--engine", "postgres", "--dsn", postgres_dsn]):
         assert findings(str(files["declarations"]), "--licences", str(files["licences"]),
                         "--parties", str(files["parties"]), *engine) == base, engine
+    # Parquet validated straight into DuckDB
+    assert findings(str(parquet["declarations"]), "--licences", str(parquet["licences"]),
+                    "--parties", str(parquet["parties"]), "--engine", "duckdb") == base
     result = runner.invoke(cli, ["screen", str(files["declarations"]), "--engine", "postgres",
                                  "--rulebooks", str(RULEBOOKS)])
     assert result.exit_code == 2 and "--engine postgres needs --dsn" in result.output
