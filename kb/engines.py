@@ -279,23 +279,23 @@ class DuckRows:
 
 def duckdb_findings(conn: sqlite3.Connection, compiled: CompiledRulebook,
                     cache: dict[str, Any] | None = None,
-                    loaded: tuple[str, ...] = ()) -> list[tuple[Any, ...]]:
-    """The checks on DuckDB: the inputs copied over (as Arrow batches) but for the tables a
-    load already put there (`loaded`: `DuckRows`), every derived relation stored as a table
+                    made_here: tuple[str, ...] = ()) -> list[tuple[Any, ...]]:
+    """The checks on DuckDB: the inputs copied over (as Arrow batches) but for the tables
+    `made_here` (the declarations a load put there, `DuckRows`; the licence items, split
+    here from the licences, `DUCKDB_LICENCE_ITEMS`), every derived relation stored as a table
     (`derive_statements`), then each check. With a `cache` (a Screener's), the rulebook's
     tables and the views are made once and each call replaces the input tables' rows and the
     derived tables."""
     duck = duckdb_connection(conn, cache)
     ready = cache is not None and cache.get("duckdb:ready", False)
     for table in INPUT_TABLES if ready else CHECK_TABLES:
-        if table in loaded:
+        if table in made_here:
             continue
         if ready:
             duck.execute(f'DELETE FROM "{table}"')  # names are ours
-        if table == "licence_items" and "declarations" in loaded:
-            continue  # split from the licences below, as refresh_inputs left them unsplit
         duck_insert(duck, conn, table)
-    if "declarations" in loaded:
+    if "licence_items" in made_here:
+        duck.execute("DELETE FROM licence_items")
         duck.execute(DUCKDB_LICENCE_ITEMS)
     for sql in derive_statements(compiled, "duckdb"):
         duck.execute(sql)

@@ -256,8 +256,10 @@ class Screener:
             if engine == "duckdb":
                 from kb.engines import duckdb_findings
 
-                rows = duckdb_findings(conn, self.compiled, self.engines,
-                                       loaded=("declarations",) if duck is not None else ())
+                # with the declarations in DuckDB, refresh_inputs left the licences' items
+                # for DuckDB to split
+                rows = duckdb_findings(conn, self.compiled, self.engines, made_here=(
+                    ("declarations", "licence_items") if duck is not None else ()))
             elif engine == "spark":
                 from kb.engines import spark_findings
 
