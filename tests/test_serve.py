@@ -447,9 +447,16 @@ def test_findings_link_to_their_declaration_rule_instrument_and_parties(ds: Any)
         assert f"/kb/rules/{f['rule']}" in links
         assert f"/kb/instruments/{f['instrument']}" in links
         assert any(html.unescape(u).startswith("/kb/party_search?name=") for u in links)
-    # quantities in kg below a tonne, in t from one, never in Mg
-    assert " t</span>" in page or " kg</span>" in page
-    assert "Mg" not in page
+    # quantities in kg below a tonne, in t from one (never "Mg"), each the row's kilograms
+    shown = re.findall(r'<td class="col-quantity_kg[^"]*">\s*<span title="[^"]*">([^<]*)</span>',
+                       page)
+    kgs = [dict(zip(data["columns"], row, strict=True))["quantity_kg"] for row in data["rows"]]
+    assert len(shown) == len(kgs)
+    for text, kg in zip(shown, kgs, strict=True):
+        amount, unit = text.split(" ")
+        assert unit == ("t" if kg >= 1000 else "kg"), text
+        assert float(amount.replace(",", "")) == pytest.approx(
+            kg / 1000 if unit == "t" else kg, abs=0.001), text
     # the stored query for one declaration links the same way
     first = dict(zip(data["columns"], data["rows"][0], strict=True))
     query = get(ds, f"/kb/declaration_findings?declaration_id={first['declaration_id']}"
