@@ -512,17 +512,25 @@ class Compiler:
                     words.extend(x.value for x in w.words)
         # The declarations whose text mentions a word, with the first word it mentions: a
         # relation of its own (`mentions_<n>`), materialised once per build, so each check
-        # joins it instead of searching every text for every word again.
-        lowered = exp.Lower(this=_col(name, "m"))
+        # joins it instead of searching every text for every word again. Each distinct text
+        # is searched once (declarations repeat their goods descriptions: at 1,000,000 demo
+        # declarations, searching every row took DuckDB 3 s, the distinct texts 0.1 s).
+        lowered = exp.Lower(this=_col("text", "t"))
         tests = [exp.GT(this=exp.StrPosition(this=lowered.copy(), substr=_lit(w.lower())),
                         expression=_lit(0)) for w in sorted(set(words))]
         matched = exp.Case()
         for word, t in zip(sorted(set(words)), tests, strict=True):
             matched = matched.when(t.copy(), _lit(word))
-        relation = (exp.select(exp.alias_(_col("id", "m"), "declaration_id"),
-                               exp.alias_(matched, "word"))
-                    .from_(exp.alias_(exp.to_table("declarations"), "m"))
+        texts = (exp.select(exp.alias_(_col(name, "x"), "text")).distinct()
+                 .from_(exp.alias_(exp.to_table("declarations"), "x")))
+        words_of = (exp.select(_col("text", "t"), exp.alias_(matched, "word"))
+                    .from_(exp.alias_(texts.subquery(), "t"))
                     .where(exp.paren(_or(*tests)) if len(tests) > 1 else _or(*tests)))
+        relation = (exp.select(exp.alias_(_col("id", "m"), "declaration_id"),
+                               _col("word", "w"))
+                    .from_(exp.alias_(exp.to_table("declarations"), "m"))
+                    .join(exp.alias_(words_of.subquery(), "w"),
+                          on=exp.EQ(this=_col(name, "m"), expression=_col("text", "w"))))
         alias = self.relation(relation, "mentions",
                               exp.EQ(this=_col("declaration_id", "{alias}"),
                                      expression=_col("id")))
