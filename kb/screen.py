@@ -25,7 +25,7 @@ from dsl.compile import FINDING_COLUMNS, CompiledRulebook
 from dsl.model import law
 from kb.checks import install, materialise, refresh_inputs
 from kb.engines import close_engines
-from kb.load import CONTRACTS, LoadReport, load_csv, with_parameters
+from kb.load import CONTRACTS, LoadReport, load_csv, load_csv_duckdb, with_parameters
 from kb.rulebook_rows import SOURCES_TABLE, load_rulebook
 from kb.schema import declaration_schema
 from kb.tables import MIGRATIONS
@@ -189,18 +189,10 @@ class Screener:
             for table, source in (("unit_values", unit_values), ("trade_parties", parties),
                                   ("licences", licences), ("declarations", declarations)):
                 if source is not None:
-                    sink = None
-                    if table == "declarations" and declarations_to is not None:
-                        from kb.engines import DuckRows
-
-                        sink = DuckRows(declarations_to, conn, table)
-                    try:
-                        with csv_source(source) as (readable, name):
-                            reports.append(load_csv(self.db, table, readable, name=name,
-                                                    reject_future=reject_future, rows_to=sink))
-                    finally:
-                        if sink is not None:
-                            sink.close()
+                    with csv_source(source) as (readable, name):
+                        reports.append(self._load(table, readable, name, reject_future,
+                                                  declarations_to if table == "declarations"
+                                                  else None))
             if self.history is not None:
                 add_history(conn, law(self.rulebook).rules.values())
             refresh_inputs(self.db, derive, declarations_to)
@@ -219,6 +211,27 @@ class Screener:
                 if table not in self.standing:
                     conn.execute(f'DELETE FROM "{table}"')  # names are ours, not the user's
             conn.commit()
+
+    def _load(self, table: str, source: Source, name: str | None, reject_future: bool,
+              duck: Any = None) -> LoadReport:
+        """One input file into the knowledge base, or (`duck`) into a DuckDB connection: read
+        and validated by DuckDB's reader when the file allows it (`load_csv_duckdb`), else
+        validated row by row and sent there in batches (`DuckRows`)."""
+        if duck is None:
+            return load_csv(self.db, table, source, name=name, reject_future=reject_future)
+        if isinstance(source, str | Path) and str(source) != "-":
+            report = load_csv_duckdb(self.db, duck, table, source, name=name,
+                                     reject_future=reject_future)
+            if report is not None:
+                return report
+        from kb.engines import DuckRows
+
+        sink = DuckRows(duck, self.db.conn, table)
+        try:
+            return load_csv(self.db, table, source, name=name, reject_future=reject_future,
+                            rows_to=sink)
+        finally:
+            sink.close()
 
     def screen_files(self, declarations: str | Path | IO[bytes],
                      licences: str | Path | IO[bytes] | None = None,

@@ -7,6 +7,8 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+import pytest
+
 from kb.engines import arrow_batches, copy_to_duckdb, secondary_indexes
 from tests.conftest import RULEBOOKS
 
@@ -95,3 +97,138 @@ def test_declarations_validated_straight_into_duckdb_are_those_sqlite_keeps(
     reasons = "SELECT line, \"column\", value, expected FROM rejected_rows ORDER BY line"
     assert into_duckdb.conn.execute(reasons).fetchall() == \
         into_sqlite.conn.execute(reasons).fetchall()
+
+
+# Cells the validators accept only after stripping or reject, beside plain ones: Unicode
+# spaces at either end, control and zero-width characters, numbers Python's float() reads
+# but DuckDB's SQL tests do not, impossible and padded dates, customs codes with dots.
+HOSTILE_CELLS = [
+    "", " ", "  x ", "\u00a0x", "x\u00a0", "\tx", "x\x01y", "x\x7f", "\u3000x", "x\u2003",
+    "x\u200b", "\u0301x", "\ufeffx", "名字", "\U0001f600", "a,b", 'q"uote', "1e3", "1_000",
+    " 5", "-1", "inf", "nan", "0", "0.0", "1.", ".5", "\u0663", "100", "100.5", "1" * 20,
+    "500000001", "2023-02-30", "2023-2-1", " 2023-01-01", "0000-01-01", "2031-05-05",
+    "7601.10.0000", "76011000 ", "760110000", " us", "us", "XX", "CN ",
+    "energy_density=150 Wh/kg", "energy_density=150", "bogus=1",
+    "graphite_type=natural; energy_density=1 kWh/kg"]
+
+
+def _two_loads(path: Path, reject_future: bool) -> tuple[tuple[object, ...], tuple[object, ...]]:
+    """The same file validated row by row into DuckDB (`DuckRows`) and by DuckDB's reader
+    (`load_csv_duckdb`): each as (report, the rows DuckDB holds, the rejections kept)."""
+    import duckdb
+    from sqlite_utils import Database
+
+    from kb.engines import DuckRows, create_tables
+    from kb.load import load_csv, load_csv_duckdb
+    from kb.tables import MIGRATIONS
+
+    out = []
+    for reader in ("python", "duckdb"):
+        db = Database(memory=True)
+        MIGRATIONS.apply(db)
+        duck = duckdb.connect()
+        create_tables(duck, db.conn, "duckdb", ("declarations",))
+        if reader == "python":
+            sink = DuckRows(duck, db.conn, "declarations", rows=500)
+            report = load_csv(db, "declarations", path, today="2030-01-01",
+                              reject_future=reject_future, rows_to=sink)
+            sink.close()
+        else:
+            got = load_csv_duckdb(db, duck, "declarations", path, today="2030-01-01",
+                                  reject_future=reject_future)
+            assert got is not None, "DuckDB's reader declined a plain CSV file"
+            report = got
+        out.append((
+            (report.loaded, report.rejected_rows, report.problems, report.future_rows,
+             report.first_future_line, report.sha256),
+            duck.execute("SELECT * FROM declarations ORDER BY id").fetchall(),
+            db.conn.execute('SELECT line, "column", value, expected, row FROM rejected_rows '
+                            "ORDER BY id").fetchall()))
+    return out[0], out[1]
+
+
+@pytest.mark.parametrize("layout", ["as generated", "columns reversed, CRLF",
+                                    "no optional columns"])
+@pytest.mark.parametrize("reject_future", [False, True])
+def test_duckdbs_reader_keeps_and_rejects_what_the_row_by_row_load_does(
+        tmp_path: Path, layout: str, reject_future: bool) -> None:
+    """`excon screen --engine duckdb` reads a plain CSV file with DuckDB's reader and validates
+    it in SQL, the validators deciding every cell a SQL test does not accept: the rows, values
+    (floats to the last bit), rejections with their lines and reasons, and the report are
+    those of the row-by-row load."""
+    import csv
+    import io
+    import random
+
+    from kb import demo
+
+    files = demo.write(demo.generate(1_200, seed=5, rulebooks=[RULEBOOKS]), tmp_path / "csv")
+    header, *rows = list(csv.reader(io.StringIO(
+        files["declarations"].read_text(encoding="utf-8"), newline="")))
+    pick = random.Random(f"{layout}{reject_future}")
+    for row in rows:
+        for _ in range(pick.choice([0, 0, 1, 2])):
+            row[pick.randrange(len(header))] = pick.choice(HOSTILE_CELLS)
+    rows += [list(pick.choice(rows)) for _ in range(15)]  # repeated ids
+    columns = list(range(len(header)))
+    if layout.startswith("columns reversed"):
+        columns.reverse()
+    elif layout == "no optional columns":
+        columns = [i for i, h in enumerate(header) if h not in ("end_use", "parameters")]
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n" if "CRLF" in layout else "\n")
+    writer.writerows([[r[i] for i in columns] for r in [header, *rows]])
+    path = tmp_path / "declarations.csv"
+    path.write_bytes(out.getvalue().encode("utf-8"))
+
+    row_by_row, duckdb_reader = _two_loads(path, reject_future)
+    assert duckdb_reader == row_by_row
+    (loaded, rejected, *_), _, reasons = row_by_row
+    assert rejected > 100 and loaded > 500 and len(reasons) >= rejected  # the test bites
+    assert {r[1] for r in reasons} >= {"id", "declared_on", "hs_code", "quantity_kg",
+                                       "consignee_country"}
+
+
+@pytest.mark.parametrize("change", ["a quoted line break", "a byte order mark",
+                                    "bytes that are not UTF-8", "a row one field short",
+                                    "a blank line"])
+def test_files_duckdbs_reader_would_read_otherwise_go_row_by_row(
+        tmp_path: Path, change: str) -> None:
+    """A file DuckDB's reader would split or decode differently from Python's (or whose
+    problem only the row-by-row load can place on its line) is declined, with nothing
+    changed; the screening then loads it row by row."""
+    import duckdb
+    from sqlite_utils import Database
+
+    from kb import demo
+    from kb.engines import create_tables
+    from kb.load import load_csv_duckdb
+    from kb.tables import MIGRATIONS
+
+    files = demo.write(demo.generate(50, seed=5, rulebooks=[RULEBOOKS]), tmp_path / "csv")
+    data = files["declarations"].read_bytes()
+    lines = data.split(b"\n")
+    row = lines[3]
+    changed = {
+        "a quoted line break": row + b'"x\ny"',
+        "a byte order mark": row,
+        "bytes that are not UTF-8": row.replace(b",", b",\xff", 1),
+        "a row one field short": row.rsplit(b",", 1)[0],
+        "a blank line": row + b"\n",
+    }[change]
+    data = b"\n".join([*lines[:3], changed, *lines[4:]])
+    if change == "a quoted line break":  # the break inside the row's last (quoted) field
+        data = data.replace(changed, row.rsplit(b",", 1)[0] + b',"x\ny"')
+    if change == "a byte order mark":
+        data = b"\xef\xbb\xbf" + data
+    path = tmp_path / "declarations.csv"
+    path.write_bytes(data)
+    db = Database(memory=True)
+    MIGRATIONS.apply(db)
+    duck = duckdb.connect()
+    create_tables(duck, db.conn, "duckdb", ("declarations",))
+    duck.execute("INSERT INTO declarations (id) VALUES ('kept')")
+    assert load_csv_duckdb(db, duck, "declarations", path) is None
+    assert duck.execute("SELECT id FROM declarations").fetchall() == [("kept",)]
+    assert duck.execute("SELECT COUNT(*) FROM duckdb_tables() WHERE temporary").fetchone() \
+        == (0,)
