@@ -21,7 +21,7 @@ import re
 import sqlite3
 import sys
 import types
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -961,8 +961,6 @@ def load_csv_duckdb(db: Database, duck: Any, table: str, source: str | Path,
     from kb.engines import _arrow_schema
 
     contract = CONTRACTS[table]
-    if contract.row_check is not None or contract.vocabulary is not None:
-        return None
     path = Path(source)
     name = name or str(source)
     today = today or dt.datetime.now(dt.UTC).date().isoformat()
@@ -1083,41 +1081,75 @@ def load_csv_duckdb(db: Database, duck: Any, table: str, source: str | Path,
                  f"{', '.join(['row', *stored])} FROM excon_checked WHERE ok UNION ALL "
                  "SELECT * FROM excon_fixed)")
     duck.unregister("excon_fixed")
-    late: list[tuple[int, Problem]] = []
+    # Checks across the fields of rows valid field by field, in the row-by-row load's order:
+    # the contract's row check, dates after today, the vocabulary, then repeated keys. Each
+    # (row, column, its value or None: the file's cell, expected) joins `excon_rejected`.
+    later: list[tuple[int, str, str | None, str]] = []
+    duck.execute("CREATE OR REPLACE TEMP TABLE excon_rejected (row BIGINT)")
+
+    def exclude(rows: list[int]) -> None:
+        if rows:
+            duck.register("excon_rows", pa.table({"row": pa.array(rows, type=pa.int64())}))
+            duck.execute("INSERT INTO excon_rejected SELECT row FROM excon_rows")
+            duck.unregister("excon_rows")
+
+    def reject(found: Sequence[tuple[int, str, str | None, str]]) -> None:
+        later.extend(found)
+        exclude([f[0] for f in found])
+
+    exclude(sorted(bad))  # rejected field by field
+
+    kept = "FROM excon_good WHERE row NOT IN (SELECT row FROM excon_rejected)"
+    if contract.row_check is not None:
+        found = []
+        for row, *vals in duck.execute(f"SELECT row, {', '.join(stored)} FROM excon_good "
+                                       "ORDER BY row").fetchall():
+            wrong = contract.row_check(dict(zip(stored, vals, strict=True)))
+            if wrong is not None:
+                found.append((row, wrong[0], None, wrong[1]))
+        reject(found)
     if contract.not_future:
         date = contract.not_future  # a field name of the contract's, not the file's
-        future = duck.execute(f"SELECT row, {date} FROM excon_good WHERE {date} > ? "
-                              "ORDER BY row", [today]).fetchall()
+        future = duck.execute(f"SELECT row, {date} {kept} AND {date} > ? ORDER BY row",
+                              [today]).fetchall()
         if reject_future:
-            late += [(row, Problem(row + 2, date, d, f"a date not after today ({today})"))
-                     for row, d in future]
+            reject([(row, date, d, f"a date not after today ({today})") for row, d in future])
         elif future:
             report.future_rows, report.first_future_line = len(future), future[0][0] + 2
+    vocabulary = contract.vocabulary[1](db.conn) if contract.vocabulary else frozenset()
+    if vocabulary and contract.vocabulary:
+        column = contract.vocabulary[0]
+        unknown = {}
+        for (entries,) in duck.execute(f"SELECT DISTINCT {column} {kept}").fetchall():
+            names = [e for e in (entries or "").split(";")
+                     if e and not e.isdigit() and e not in vocabulary]
+            if names:
+                unknown[entries] = f"{ITEMS_EXPECTED}; no rulebook names " \
+                                   f"{', '.join(map(repr, names))}"
+        if unknown:
+            reject([(row, column, None, unknown[v]) for row, v in duck.execute(
+                f"SELECT row, {column} {kept} ORDER BY row").fetchall() if v in unknown])
     key = contract.key
-    duck.execute("CREATE OR REPLACE TEMP TABLE excon_rejected AS SELECT * FROM "
-                 "(VALUES (NULL::BIGINT)) AS t(row) WHERE false")
-    if late:
-        duck.executemany("INSERT INTO excon_rejected VALUES (?)", [[row] for row, _ in late])
-    late += [(row, Problem(row + 2, key, k, f"a unique {key}; line {first + 2} has it"))
-             for row, k, first in duck.execute(
-                 f"SELECT row, {key}, first FROM (SELECT row, {key}, MIN(row) OVER "
-                 f"(PARTITION BY {key}) AS first FROM excon_good WHERE row NOT IN "
-                 "(SELECT row FROM excon_rejected)) WHERE row > first").fetchall()]
-    for row, problem in late:
-        bad[row] = [problem]
-    duck.execute("DELETE FROM excon_rejected")
-    if bad:
-        duck.executemany("INSERT INTO excon_rejected VALUES (?)", [[row] for row in bad])
+    reject([(row, key, k, f"a unique {key}; line {first + 2} has it")
+            for row, k, first in duck.execute(
+                f"SELECT row, {key}, first FROM (SELECT row, {key}, MIN(row) OVER "
+                f"(PARTITION BY {key}) AS first {kept}) WHERE row > first "
+                "ORDER BY row").fetchall()])
     duck.execute(f'DELETE FROM "{table}"')  # names are ours
     duck.execute(f'INSERT INTO "{table}" ({", ".join(stored)}) SELECT {", ".join(stored)} '
                  "FROM excon_good WHERE row NOT IN (SELECT row FROM excon_rejected) ORDER BY row")
     report.loaded = duck.execute("SELECT COUNT(*) FROM excon_good WHERE row NOT IN "
                                  "(SELECT row FROM excon_rejected)").fetchone()[0]
     rejected = []
-    if bad:
+    if bad or later:
         raws = {row: cells for row, *cells in duck.execute(
             f"SELECT rowid, {', '.join(cell(k) for k in range(width))} FROM excon_raw AS r "
             "WHERE rowid IN (SELECT row FROM excon_rejected)").fetchall()}
+        for row, column, value, expected in later:
+            if value is None:
+                pos = positions[wanted.index(column)]
+                value = raws[row][pos] if pos is not None else ""
+            bad[row] = [Problem(row + 2, column, value, expected)]
         for row in sorted(bad):
             report.rejected_rows += 1
             for p in bad[row]:

@@ -53,6 +53,8 @@ class ScreeningError(Exception):
 
 
 Source = str | Path | IO[bytes]
+# the inputs a screening on DuckDB loads into DuckDB, not into the screener's SQLite tables
+DUCKDB_INPUTS = ("declarations", "licences")
 
 
 class Screener:
@@ -161,7 +163,7 @@ class Screener:
                unit_values: str | Path | IO[bytes] | None = None,
                reject_future: bool = False, derive: bool = True,
                rows_from: Screener | None = None, last: bool = False,
-               declarations_to: Any = None) -> Iterator[list[LoadReport]]:
+               to_duckdb: Any = None) -> Iterator[list[LoadReport]]:
         """Inputs loaded into the screener's knowledge base, with every relation derived from
         them (unless `derive` is false: only those Python computes), for the time of the
         `with` block; then the screener is empty again. `rows_from`: another screener inside
@@ -169,9 +171,9 @@ class Screener:
         again (what `excon diff` screens under two versions of the rulebooks). `last`: this
         screener's last screening, whose rows need not be removed afterwards (8 s at
         1,000,000 declarations, for a command about to exit); it screens nothing more.
-        `declarations_to`: a DuckDB connection (`kb.engines.duckdb_connection`) that the
-        validated declarations go to instead of the screener's SQLite tables, for a screening
-        on DuckDB (not with history or `rows_from`, which read them in SQLite)."""
+        `to_duckdb`: a DuckDB connection (`kb.engines.duckdb_connection`) that the validated
+        declarations and licences go to instead of the screener's SQLite tables, for a
+        screening on DuckDB (not with history or `rows_from`, which read them in SQLite)."""
         if self.spent:
             raise ScreeningError("this screener's last screening is done: make another")
         conn = self.db.conn
@@ -181,8 +183,8 @@ class Screener:
         if given & self.standing:
             raise ScreeningError(f"this screener keeps its {' and '.join(sorted(given))}: "
                                  "give them when it is made, not to each screening")
-        if declarations_to is not None and (self.history is not None or rows_from is not None):
-            raise ScreeningError("declarations go to DuckDB only without history or rows_from")
+        if to_duckdb is not None and (self.history is not None or rows_from is not None):
+            raise ScreeningError("inputs go to DuckDB only without history or rows_from")
         try:
             if rows_from is not None:
                 self._copy_inputs(rows_from)
@@ -191,11 +193,11 @@ class Screener:
                 if source is not None:
                     with csv_source(source) as (readable, name):
                         reports.append(self._load(table, readable, name, reject_future,
-                                                  declarations_to if table == "declarations"
+                                                  to_duckdb if table in DUCKDB_INPUTS
                                                   else None))
             if self.history is not None:
                 add_history(conn, law(self.rulebook).rules.values())
-            refresh_inputs(self.db, derive, declarations_to)
+            refresh_inputs(self.db, derive, to_duckdb)
             conn.execute("DELETE FROM excon_settings")
             if as_of is not None:
                 conn.execute("INSERT INTO excon_settings (as_of) VALUES (?)", [as_of])
@@ -259,20 +261,23 @@ class Screener:
                                  "PostgreSQL connection string (postgresql://…)")
         duck = None
         if engine == "duckdb" and self.history is None:
-            # the declarations are validated straight into DuckDB
+            # the declarations (and licences) are validated straight into DuckDB
             from kb.engines import duckdb_connection
 
             duck = duckdb_connection(conn, self.engines)
         with self.loaded(declarations, licences, parties, as_of, unit_values,
                          reject_future, derive=engine == "sqlite", last=last,
-                         declarations_to=duck) as reports:
+                         to_duckdb=duck) as reports:
             if engine == "duckdb":
                 from kb.engines import duckdb_findings
 
                 # with the declarations in DuckDB, refresh_inputs left the licences' items
                 # for DuckDB to split
-                rows = duckdb_findings(conn, self.compiled, self.engines, made_here=(
-                    ("declarations", "licence_items") if duck is not None else ()))
+                made_here: tuple[str, ...] = (("declarations", "licence_items")
+                                              if duck is not None else ())
+                if duck is not None and licences is not None:
+                    made_here += ("licences",)
+                rows = duckdb_findings(conn, self.compiled, self.engines, made_here=made_here)
             elif engine == "spark":
                 from kb.engines import spark_findings
 
