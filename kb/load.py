@@ -235,6 +235,16 @@ def _item_entry(p: str) -> str:
     raise ValueError(f"{ITEMS_EXPECTED}; {p!r} is none of them")
 
 
+def _unknown_entries(entries: str | None, vocabulary: frozenset[str]) -> str | None:
+    """What was expected of a licence's items (validated: `;`-separated, canonical) that
+    name words no rulebook knows; None when every entry is a code or a known word."""
+    unknown = [e for e in (entries or "").split(";")
+               if e and not e.isdigit() and e not in vocabulary]
+    if not unknown:
+        return None
+    return f"{ITEMS_EXPECTED}; no rulebook names {', '.join(map(repr, unknown))}"
+
+
 def item_vocabulary(conn: sqlite3.Connection) -> frozenset[str]:
     """What a licence's items may name besides customs codes: the rulebooks' item names,
     control codes and item groups (empty when no rulebook is loaded)."""
@@ -837,12 +847,10 @@ def load_csv(db: Database, table: str, source: str | Path | IO[bytes], run_id: i
             if vocabulary and contract.vocabulary:
                 column = contract.vocabulary[0]
                 for i, entries in enumerate(values[wanted.index(column)]):
-                    unknown = [e for e in (entries or "").split(";")
-                               if e and not e.isdigit() and e not in vocabulary]
+                    unknown = _unknown_entries(entries, vocabulary)
                     if unknown and i not in bad:
                         bad[i] = [Problem(line_of(i), column, col_of(batch[i], column),
-                                          f"{ITEMS_EXPECTED}; no rulebook names "
-                                          f"{', '.join(map(repr, unknown))}")]
+                                          unknown)]
             keys = values[0]
             if bad or len(set(keys)) != len(keys) or not first_line_of.keys().isdisjoint(keys):
                 for i, key in enumerate(keys):  # the slow path names the first line of a key
@@ -910,16 +918,17 @@ def load_csv(db: Database, table: str, source: str | Path | IO[bytes], run_id: i
 
 
 # ---------------------------------------------------------------- DuckDB's reader
-# A screening on DuckDB reads a declarations file with DuckDB's CSV reader and validates it
-# there, column by column, in SQL. Each SQL test accepts only a plain form of what the field's
-# validator accepts and gives the same value for it (a text with printable ends and no
-# control character, a date YYYY-MM-DD, digits with a decimal point, a known country code);
-# a cell it does not accept goes through the validator, which is the authority, as on the
-# row-by-row path. Fields with few distinct values and no SQL test (the parameters) go
-# through the validator once per distinct value. A file DuckDB's reader would read
-# differently from Python's (quoted line breaks, blank lines, a byte order mark, bytes that
-# are not UTF-8, a row of the wrong width, a field over MAX_FIELD) returns None: the caller
-# then loads it row by row, which names each problem's line.
+# A screening on DuckDB reads its declarations and licences files with DuckDB's CSV reader
+# and validates them there, column by column, in SQL. Each SQL test accepts only a plain
+# form of what the field's validator accepts and gives the same value for it (a text with
+# printable ends and no control character, a date YYYY-MM-DD, digits with a decimal point, a
+# known country code); a cell it does not accept goes through the validator, which is the
+# authority, as on the row-by-row path. Fields with few distinct values and no SQL test
+# (parameters, licence kinds, items and agents) go through the validator once per distinct
+# value. A file DuckDB's reader would read differently from Python's (quoted line breaks,
+# blank lines, a byte order mark, bytes that are not UTF-8, a row of the wrong width, a field
+# over MAX_FIELD) returns None: the caller then loads it row by row, which names each
+# problem's line.
 
 _ENDS = r"[\p{L}\p{M}\p{N}\p{P}\p{S}]"  # never whitespace to Python's str.strip
 _TEXT = (f"regexp_full_match(@v, '{_ENDS}("
@@ -1119,13 +1128,9 @@ def load_csv_duckdb(db: Database, duck: Any, table: str, source: str | Path,
     vocabulary = contract.vocabulary[1](db.conn) if contract.vocabulary else frozenset()
     if vocabulary and contract.vocabulary:
         column = contract.vocabulary[0]
-        unknown = {}
-        for (entries,) in duck.execute(f"SELECT DISTINCT {column} {kept}").fetchall():
-            names = [e for e in (entries or "").split(";")
-                     if e and not e.isdigit() and e not in vocabulary]
-            if names:
-                unknown[entries] = f"{ITEMS_EXPECTED}; no rulebook names " \
-                                   f"{', '.join(map(repr, names))}"
+        unknown = {entries: why for (entries,) in duck.execute(
+            f"SELECT DISTINCT {column} {kept}").fetchall()
+            if (why := _unknown_entries(entries, vocabulary))}
         if unknown:
             reject([(row, column, None, unknown[v]) for row, v in duck.execute(
                 f"SELECT row, {column} {kept} ORDER BY row").fetchall() if v in unknown])
@@ -1137,9 +1142,8 @@ def load_csv_duckdb(db: Database, duck: Any, table: str, source: str | Path,
                 "ORDER BY row").fetchall()])
     duck.execute(f'DELETE FROM "{table}"')  # names are ours
     duck.execute(f'INSERT INTO "{table}" ({", ".join(stored)}) SELECT {", ".join(stored)} '
-                 "FROM excon_good WHERE row NOT IN (SELECT row FROM excon_rejected) ORDER BY row")
-    report.loaded = duck.execute("SELECT COUNT(*) FROM excon_good WHERE row NOT IN "
-                                 "(SELECT row FROM excon_rejected)").fetchone()[0]
+                 f"{kept} ORDER BY row")
+    report.loaded = duck.execute(f"SELECT COUNT(*) {kept}").fetchone()[0]
     rejected = []
     if bad or later:
         raws = {row: cells for row, *cells in duck.execute(
