@@ -336,6 +336,10 @@ def spark_session() -> Any:
                .config("spark.ui.enabled", "false")
                .config("spark.ui.showConsoleProgress", "false")
                .config("spark.driver.memory", "4g")
+               # small memory pages: a check runs a dozen joins in one task, each sorting or
+               # hashing in pages of its own; with the default size (tens of megabytes) the
+               # 100,000 demo declarations ran out of memory at the second check
+               .config("spark.buffer.pageSize", "2m")
                # a few partitions: the inputs of one machine, not a cluster's
                .config("spark.sql.shuffle.partitions", "4")
                .config("spark.sql.execution.arrow.pyspark.enabled", "true")
