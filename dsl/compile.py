@@ -514,9 +514,10 @@ class Compiler:
         # relation of its own (`mentions_<n>`), materialised once per build, so each check
         # joins it instead of searching every text for every word again. Each distinct text
         # is searched once (declarations repeat their goods descriptions: at 1,000,000 demo
-        # declarations, searching every row took DuckDB 3 s, the distinct texts 0.1 s). OFFSET
-        # 0 keeps the search above the DISTINCT: DuckDB otherwise pushes the filter below it,
-        # onto every row, unless the column happens to be dictionary-compressed (a file).
+        # declarations, 62 distinct texts: SQLite 1.6 s, DuckDB 0.15 s). OFFSET 0 keeps the
+        # search above the DISTINCT: SQLite and DuckDB otherwise push the filter below it,
+        # onto every row (24.6 s and 2.9 s; a DuckDB file hid it, its dictionary compression
+        # evaluating the search once per distinct value).
         lowered = exp.Lower(this=_col("text", "t"))
         tests = [exp.GT(this=exp.StrPosition(this=lowered.copy(), substr=_lit(w.lower())),
                         expression=_lit(0)) for w in sorted(set(words))]
