@@ -214,14 +214,50 @@ ROW_KEY = "row_key"
 
 
 def for_dialect(query: exp.Expression, dialect: str) -> exp.Expression:
-    """The check as printed for `dialect`. On SQLite, a candidate set found in `declarations`
-    (a country or a name, through its index) selects the rows' rowids and the check matches
-    them with `judged_declarations.row_key`: the index already holds the rowid, so the set
-    reads no row, and each candidate is then one probe by rowid instead of a probe of the
-    id index followed by one by rowid."""
-    if dialect != "sqlite":
-        return query
-    return query.transform(_rowid_candidates)
+    """The check as printed for `dialect`.
+
+    On SQLite, a candidate set found in `declarations` (a country or a name, through its
+    index) selects the rows' rowids and the check matches them with
+    `judged_declarations.row_key`: the index already holds the rowid, so the set reads no
+    row, and each candidate is then one probe by rowid instead of a probe of the id index
+    followed by one by rowid.
+
+    On DuckDB, the candidate sets select the judged declarations before the rule joins
+    anything to them (`_candidates_first`)."""
+    if dialect == "sqlite":
+        return query.transform(_rowid_candidates)
+    if dialect == "duckdb":
+        return query.transform(_candidates_first)
+    return query
+
+
+def _candidates_first(node: exp.Expression) -> exp.Expression:
+    """`FROM judged_declarations AS d LEFT JOIN … WHERE … AND d.id IN (candidates)` as
+    `FROM (SELECT * FROM judged_declarations AS d WHERE d.id IN (candidates)) AS d LEFT JOIN
+    … WHERE …`. DuckDB keeps a semi-join with a subquery above the joins of its query, so
+    every declaration went through the rule's joins (its items, windows, relations) and the
+    correlated tests before the few candidates were kept: at 1,000,000 demo declarations the
+    checks took 10.9 s, 6.9 s with the candidates taken first (the same rows)."""
+    if not isinstance(node, exp.Select):
+        return node
+    source = node.args.get("from_")
+    where = node.args.get("where")
+    if not (isinstance(source, exp.From) and isinstance(source.this, exp.Table)
+            and source.this.name == "judged_declarations" and source.this.alias == D
+            and where is not None and not isinstance(node.selects[0], exp.Star)):
+        return node  # (the candidates' own query selects *)
+    tests = list(where.this.flatten()) if isinstance(where.this, exp.And) else [where.this]
+    first = [t for t in tests if isinstance(t, exp.In) and isinstance(t.this, exp.Column)
+             and t.this.table == D and t.this.name == "id"
+             and isinstance(t.args.get("query"), exp.Subquery)]
+    if not first:
+        return node
+    judged = (exp.select(exp.Star()).from_(exp.alias_(exp.to_table("judged_declarations"), D))
+              .where(_and(*(t.copy() for t in first))))
+    node.set("from_", exp.From(this=exp.alias_(judged.subquery(), D)))
+    rest = [t.copy() for t in tests if not any(t is f for f in first)]
+    node.set("where", exp.Where(this=_and(*rest)) if rest else None)
+    return node
 
 
 def _rowid_candidates(node: exp.Expression) -> exp.Expression:
