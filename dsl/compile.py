@@ -246,7 +246,8 @@ def _candidates_first(node: exp.Expression) -> exp.Expression:
             and source.this.name == "judged_declarations" and source.this.alias == D
             and where is not None and not isinstance(node.selects[0], exp.Star)):
         return node  # (the candidates' own query selects *)
-    tests = list(where.this.flatten()) if isinstance(where.this, exp.And) else [where.this]
+    tests = ([t for t in where.this.flatten() if isinstance(t, exp.Expression)]
+             if isinstance(where.this, exp.And) else [where.this])
     first = [t for t in tests if isinstance(t, exp.In) and isinstance(t.this, exp.Column)
              and t.this.table == D and t.this.name == "id"
              and isinstance(t.args.get("query"), exp.Subquery)]
@@ -255,7 +256,7 @@ def _candidates_first(node: exp.Expression) -> exp.Expression:
     judged = (exp.select(exp.Star()).from_(exp.alias_(exp.to_table("judged_declarations"), D))
               .where(_and(*(t.copy() for t in first))))
     node.set("from_", exp.From(this=exp.alias_(judged.subquery(), D)))
-    rest = [t.copy() for t in tests if not any(t is f for f in first)]
+    rest: list[exp.Expression] = [t.copy() for t in tests if not any(t is f for f in first)]
     node.set("where", exp.Where(this=_and(*rest)) if rest else None)
     return node
 
