@@ -245,7 +245,7 @@ def _candidates_first(node: exp.Expression) -> exp.Expression:
     if not (isinstance(source, exp.From) and isinstance(source.this, exp.Table)
             and source.this.name == "judged_declarations" and source.this.alias == D
             and where is not None and not isinstance(node.selects[0], exp.Star)):
-        return node  # (the candidates' own query selects *)
+        return node  # (`SELECT *`: the judged declarations this made, which the walk reaches)
     tests = ([t for t in where.this.flatten() if isinstance(t, exp.Expression)]
              if isinstance(where.this, exp.And) else [where.this])
     first = [t for t in tests if isinstance(t, exp.In) and isinstance(t.this, exp.Column)
