@@ -25,7 +25,7 @@ import dsl
 from bench.generate import rulebook_text
 from bench.stats import ratio_spread
 from dsl.parse import bare_lark
-from kb.schema import declaration_schema
+from kb.store.schema import declaration_schema
 
 TARGET_RATIO = 1.5
 TARGET_GARBAGE_S = 10.0

@@ -1,12 +1,12 @@
 """Indicators: precision and recall on a held-out labelled set, and their cost.
 
-Quality: the demo generator (`kb.demo`) plants the cases of the smuggling typology among
+Quality: the demo generator (`kb.inputs.demo`) plants the cases of the smuggling typology among
 ordinary trade with its look-alikes and lists them in truth.csv. The evaluation set is generated
-with its own seed (`EVALUATION_SEED`), which no example was written against; `kb.quality` scores
-each indicator against the kinds it must find, with 95 % Wilson intervals (targets: recall ≥
-0.9, precision ≥ 0.8). Five definitions were revised in session 12 with that set's misses in
-view, so the same figures are also measured on sets no definition was revised against
-(`FRESH_SEEDS`), and reported beside it.
+with its own seed (`EVALUATION_SEED`), which no example was written against;
+`kb.screen.quality` scores each indicator against the kinds it must find, with 95 % Wilson
+intervals (targets: recall ≥ 0.9, precision ≥ 0.8). Five definitions were revised in session
+12 with that set's misses in view, so the same figures are also measured on sets no definition
+was revised against (`FRESH_SEEDS`), and reported beside it.
 
 Cost, end to end: `excon screen` of the same input files (load, every derived relation,
 findings written) with every rule, against the same with the rulebook's indicators file left
@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.stats import fmt_range, ratio_spread
-from kb.quality import indicator_quality, read_truth
+from kb.screen.quality import indicator_quality, read_truth
 
 
 def _median_seconds(conn: sqlite3.Connection, sql: str, repeat: int) -> tuple[float, int]:
@@ -53,7 +53,7 @@ def quality(db: Path, truth: Path) -> list[dict[str, Any]]:
 
 
 def cost(db: Path, repeat: int) -> dict[str, Any]:
-    from kb.checks import tune_connection
+    from kb.screen.checks import tune_connection
 
     with sqlite3.connect(db) as conn:
         tune_connection(conn)

@@ -21,8 +21,8 @@ _VALIDATED = """
 import json, resource, sys, time
 from pathlib import Path
 from sqlite_utils import Database
-from kb.load import load_csv
-from kb.tables import MIGRATIONS
+from kb.inputs.load import load_csv
+from kb.store.tables import MIGRATIONS
 db = Database(Path(sys.argv[2]))
 MIGRATIONS.apply(db)
 t0 = time.perf_counter()
@@ -37,8 +37,8 @@ _RAW = """
 import csv, json, resource, sys, time
 from pathlib import Path
 from sqlite_utils import Database
-from kb.load import bulk_cache, deferred_indexes
-from kb.tables import MIGRATIONS
+from kb.inputs.load import bulk_cache, deferred_indexes
+from kb.store.tables import MIGRATIONS
 db = Database(Path(sys.argv[2]))
 MIGRATIONS.apply(db)
 conn = db.conn
@@ -70,14 +70,14 @@ def demo_folder(n: int, cache: Path, seed: int = 1, name: str = "demo") -> Path:
     so a change to either regenerates)."""
     import hashlib
 
-    import kb.demo
+    import kb.inputs.demo
 
-    digest = hashlib.sha256(Path(kb.demo.__file__).read_bytes())
+    digest = hashlib.sha256(Path(kb.inputs.demo.__file__).read_bytes())
     for f in sorted(Path("rulebooks").rglob("*.excon")):
         digest.update(f.read_bytes())
     out = cache / f"{name}-{n}-{digest.hexdigest()[:10]}"
     if not (out / "truth.csv").exists():
-        kb.demo.write(kb.demo.generate(n, seed=seed), out)
+        kb.inputs.demo.write(kb.inputs.demo.generate(n, seed=seed), out)
     return out
 
 

@@ -20,8 +20,8 @@ from typing import Any
 import dsl
 from dsl import ast
 from dsl.names import PartyMatcher, party_key
-from kb.quality import matching_quality, read_name_pairs, rulebook_matcher
-from kb.schema import declaration_schema
+from kb.screen.quality import matching_quality, read_name_pairs, rulebook_matcher
+from kb.store.schema import declaration_schema
 
 STEMS = ("Apex", "Northgate", "Bluewater", "Meridian", "Keystone", "Silverline", "Orion",
          "Crescent", "Summit", "Harbor", "Pioneer", "Atlas", "Vertex", "Lumen", "Granite",

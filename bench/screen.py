@@ -43,7 +43,7 @@ print(json.dumps({"times": times, "count": count,
 
 _SQLITE = """
 import json, resource, sqlite3, sys, time
-from kb.checks import tune_connection
+from kb.screen.checks import tune_connection
 conn = sqlite3.connect(sys.argv[1])
 tune_connection(conn)  # as excon's own connections (Datasette, builds) are set
 run = lambda sql: conn.execute(sql).fetchone()[0]
@@ -54,7 +54,7 @@ run = lambda sql: conn.execute(sql).fetchone()[0]
 # connection answers once before the timed runs.
 _GROWTH = """
 import json, sqlite3, sys, time
-from kb.checks import tune_connection
+from kb.screen.checks import tune_connection
 conns = [sqlite3.connect(path) for path in sys.argv[1:3]]
 times = [[], []]
 for conn in conns:
@@ -86,8 +86,8 @@ print(json.dumps({"seconds": seconds,
 _LOADED = """
 import json, resource, sys, time
 from pathlib import Path
-from kb import engines
-from kb.checks import check_statements, derive_statements, materialise
+from kb.screen import engines
+from kb.screen.checks import check_statements, derive_statements, materialise
 from kb.screen import Screener
 engine, folder, dsn = sys.argv[1], Path(sys.argv[2]), sys.argv[3]
 screener = Screener([Path("rulebooks")])
@@ -393,7 +393,7 @@ IDS_ONLY = {
 def _compare_hand_written(db: Path, repeat: int) -> dict[str, Any]:
     import sqlite3
 
-    from kb.checks import tune_connection
+    from kb.screen.checks import tune_connection
 
     out = {}
     with sqlite3.connect(db) as conn:
@@ -427,8 +427,8 @@ def _interpreter_seconds(db: Path) -> float:
     import sqlite3
 
     from dsl.interpret import Interpreter
-    from kb.schema import declaration_schema
     from kb.screen import Screener
+    from kb.store.schema import declaration_schema
 
     rb = Screener([Path("rulebooks")]).rulebook
     with sqlite3.connect(db) as conn:

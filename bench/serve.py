@@ -3,7 +3,7 @@
 
 Every page an analyst works with, each measured twice and reported apart:
 - **cached**: the same URL each time, after an untimed first request: what a busy page costs
-  once the server's result cache (kb.result_cache) holds its queries;
+  once the server's result cache (kb.publish.result_cache) holds its queries;
 - **uncached**: a URL no earlier request of the run has used (another declaration, rule,
   instrument, filter, date or search term each time), so every query of the page runs. A page
   with few variants (rules, instruments) is measured on as many unseen ones as there are; a
@@ -95,7 +95,7 @@ def run(n: int = 1_000_000, requests_per_client: int = 25, rounds: int = 3,
         cache: Path | None = None) -> dict[str, Any]:
     import sqlite3
 
-    from kb.serve import default_workers
+    from kb.publish.serve import default_workers
 
     cache = cache or Path(tempfile.gettempdir()) / "excon-bench"
     cache.mkdir(parents=True, exist_ok=True)
@@ -190,7 +190,7 @@ def run(n: int = 1_000_000, requests_per_client: int = 25, rounds: int = 3,
         "findings new since the last build": (fixed(f"/{KB}/finding_changes"), None),
     }
 
-    from kb.auth import hash_password
+    from kb.publish.auth import hash_password
 
     port = _free_port()
     env = dict(os.environ, DATASETTE_SECRET=secrets.token_hex(16),

@@ -23,13 +23,13 @@ from sqlite_utils import Database
 
 import dsl
 from dsl.diagnostics import Diagnostic
-from kb.checks import install, refresh_inputs, tune_connection
-from kb.load import LoadError, LoadReport, load_csv
-from kb.publish import publish
-from kb.reference import load_reference
-from kb.rulebook_rows import load_rulebook
-from kb.schema import declaration_schema, hs_subheadings
-from kb.tables import MIGRATIONS
+from kb.inputs.load import LoadError, LoadReport, load_csv
+from kb.inputs.reference import load_reference
+from kb.publish.metadata import publish
+from kb.screen.checks import install, refresh_inputs, tune_connection
+from kb.store.rulebook_rows import load_rulebook
+from kb.store.schema import declaration_schema, hs_subheadings
+from kb.store.tables import MIGRATIONS
 
 DEFAULT_DB = Path("kb.db")
 DEFAULT_RULEBOOKS = (Path("rulebooks"),)

@@ -20,7 +20,7 @@ import click
 import dsl
 from dsl.diagnostics import MAX_ERRORS, Diagnostic
 from dsl.load import display_path, rulebook_files
-from kb.schema import declaration_schema
+from kb.store.schema import declaration_schema
 
 DEFAULT_RULEBOOKS = "rulebooks"
 
@@ -160,7 +160,7 @@ def fmt(paths: tuple[str, ...], check_only: bool, diff: bool) -> None:
 
 
 def _allowance(ctx: click.Context, param: click.Parameter, value: str) -> str:
-    from kb.load import parse_allowance
+    from kb.inputs.load import parse_allowance
 
     try:
         return parse_allowance(value)
@@ -261,7 +261,7 @@ def demo_data(n: int, seed: int, out: str, rulebook_paths: tuple[str, ...]) -> N
     truth.csv lists every planted case (unlicensed, banned destination, listed party,
     relabelled, transshipment, split consignments, related parties).
     """
-    from kb import demo
+    from kb.inputs import demo
 
     try:
         data = demo.generate(n, seed, [Path(p) for p in _paths(rulebook_paths)])
@@ -314,8 +314,8 @@ def screen(declarations: str, licences: str | None, parties: str | None, as_of: 
     import csv as csv_module
 
     from dsl.compile import FINDING_COLUMNS
-    from kb.load import LoadError
-    from kb.screen import Screener, ScreeningError, spreadsheet_safe
+    from kb.inputs.load import LoadError
+    from kb.screen.screener import Screener, ScreeningError, spreadsheet_safe
 
     if (engine == "postgres") != (dsn is not None):
         raise click.UsageError("--engine postgres needs --dsn, and --dsn needs --engine "
@@ -374,8 +374,8 @@ def test_examples(paths: tuple[str, ...]) -> None:
     exit status 1 when an example fails, or when there is no example to run (a wrong path
     would otherwise pass).
     """
-    from kb.examples import run_examples
-    from kb.screen import ScreeningError
+    from kb.screen.examples import run_examples
+    from kb.screen.screener import ScreeningError
 
     failed = total = 0
     try:
@@ -417,9 +417,9 @@ def export(dialect: str | None, fmt: str, out: str, rulebook_paths: tuple[str, .
     in its `inputs/` folder, written by `excon prepare`. JSON: rules.json and its JSON Schema
     (rules.schema.json).
     """
-    from kb import bundle
-    from kb import export as exporter
-    from kb.screen import Screener, ScreeningError
+    from kb.screen import bundle
+    from kb.screen import export as exporter
+    from kb.screen.screener import Screener, ScreeningError
 
     if fmt == "sql" and dialect is None:
         raise click.UsageError("give --dialect sqlite|duckdb|postgres|spark, or --format json")
@@ -472,9 +472,9 @@ def prepare(declarations: str, licences: str | None, parties: str | None,
 
     Rejected rows are reported as `excon screen` reports them and left out."""
 
-    from kb import bundle
-    from kb.load import LoadError
-    from kb.screen import Screener, ScreeningError
+    from kb.inputs.load import LoadError
+    from kb.screen import bundle
+    from kb.screen.screener import Screener, ScreeningError
 
     try:
         screener = Screener([Path(p) for p in _paths(rulebook_paths)])
@@ -511,9 +511,9 @@ def explain(declaration_id: str, db_path: str, as_of: str | None,
     it did or did not cover, which exception applied, and the finding.
     """
 
-    from kb.explain import ExplainError
-    from kb.explain import explain as explain_declaration
-    from kb.screen import ScreeningError
+    from kb.screen.explain import ExplainError
+    from kb.screen.explain import explain as explain_declaration
+    from kb.screen.screener import ScreeningError
 
     try:
         result = explain_declaration(Path(db_path), declaration_id, as_of,
@@ -565,8 +565,8 @@ def serve(db_path: str, host: str, port: int, credentials: str | None,
     downloading the database. The server serves a snapshot of the file taken at start: a
     rebuild does not disturb it. Send it SIGHUP to serve the new build.
     """
-    from kb.serve import Options, ServeError, default_workers, read_credentials
-    from kb.serve import serve as run_server
+    from kb.publish.serve import Options, ServeError, default_workers, read_credentials
+    from kb.publish.serve import serve as run_server
 
     options = Options(workers=workers or default_workers(),
                       sessions=Path(sessions) if sessions else None,
@@ -610,7 +610,14 @@ def diff_command(old: str, new: str, declarations: str | None, licences: str | N
     words, and the findings that appear, disappear or change when the same declarations are
     screened under both, with counts by rule, outcome and destination and a sample of each.
     """
-    from kb.diff import DiffError, check_fail_kinds, diff, html_report, inputs_of, text_report
+    from kb.screen.diff import (
+        DiffError,
+        check_fail_kinds,
+        diff,
+        html_report,
+        inputs_of,
+        text_report,
+    )
 
     if (declarations is None) == (db_path is None):
         raise click.UsageError("give the declarations to screen: --declarations FILE, or "
@@ -665,7 +672,7 @@ def decisions_export(db_path: str, decisions: str | None, fmt: str, log: bool,
                      out: str) -> None:
     """Export the analysts' decisions on findings (recorded in the served knowledge base's
     pages) as CSV or JSON: the standing decision on each finding, or with --log every one."""
-    from kb.decisions import DecisionError, decisions_path, export
+    from kb.publish.decisions import DecisionError, decisions_path, export
 
     path = Path(decisions) if decisions else decisions_path(Path(db_path))
     try:
@@ -688,7 +695,7 @@ def docs(rulebook: str, out: str) -> None:
     parties, a timeline of what was in force from July 2023 to today, and every unverified
     fact. One self-contained file: no scripts, no network.
     """
-    from kb.docs import DocsError, write
+    from kb.documents.html import DocsError, write
 
     try:
         path = write(Path(rulebook), Path(out))
@@ -703,7 +710,7 @@ def docs(rulebook: str, out: str) -> None:
               help="The password (prompted for when not given; '-' reads standard input).")
 def password_hash(password: str) -> None:
     """Print the hash of a password, for a `name:hash` line of `excon serve --credentials`."""
-    from kb.auth import hash_password
+    from kb.publish.auth import hash_password
 
     if password == "-":
         password = sys.stdin.readline().rstrip("\n")

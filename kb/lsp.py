@@ -34,7 +34,7 @@ from dsl.check import CheckedRulebook
 from dsl.diagnostics import Diagnostic
 from dsl.parse import DECLARATION_KEYWORDS
 from dsl.textmate import keywords
-from kb.schema import declaration_schema
+from kb.store.schema import declaration_schema
 
 WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]*")
 # A rule's, an item's, … attribute keywords: offered at the start of an indented line.

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from dsl.schema import Schema
-from kb.schema import declaration_schema
+from kb.store.schema import declaration_schema
 
 ROOT = Path(__file__).resolve().parent.parent
 RULEBOOKS = ROOT / "rulebooks"
@@ -26,7 +26,7 @@ def demo_kb(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A knowledge base built from 3,000 demo declarations (seed 7), shared by the tests that
     read it. Copy it before changing it."""
     from kb.build import build
-    from kb.demo import generate, write
+    from kb.inputs.demo import generate, write
 
     folder = tmp_path_factory.mktemp("demo-kb")
     write(generate(3000, 7, [RULEBOOKS]), folder / "demo")

@@ -14,7 +14,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from kb.auth import hash_password
+from kb.publish.auth import hash_password
 from tests.postgres import free_port
 
 PASSWORD = "correct horse"

@@ -10,7 +10,7 @@ import pytest
 import dsl
 from bench.__main__ import main
 from bench.generate import rulebook_text
-from kb.schema import declaration_schema
+from kb.store.schema import declaration_schema
 
 
 def test_generated_benchmark_rulebook_is_valid() -> None:

@@ -19,9 +19,9 @@ from typing import Any
 
 import pytest
 
-from kb.auth import hash_password
 from kb.build import build
-from kb.demo import generate, write
+from kb.inputs.demo import generate, write
+from kb.publish.auth import hash_password
 from tests.conftest import ROOT, RULEBOOKS
 from tests.postgres import free_port
 
@@ -177,7 +177,7 @@ def test_analyst_logs_in_and_sees_a_declarations_findings(browser: Any, server: 
 
 
 def test_rulebook_document_renders_and_prints(browser: Any, tmp_path: Path) -> None:
-    from kb.docs import write as write_docs
+    from kb.documents.html import write as write_docs
 
     page_file = write_docs(RULEBOOKS / "cn-strategic-minerals", tmp_path)
     p = Page(browser, "")

@@ -92,7 +92,7 @@ def test_ready_to_serve_no_side_files_analyzed_and_migrated(built: Path) -> None
 def test_a_database_from_before_the_optional_facts_is_migrated(tmp_path: Path) -> None:
     from sqlite_utils import Database
 
-    from kb.tables import MIGRATIONS
+    from kb.store.tables import MIGRATIONS
 
     db = Database(tmp_path / "old.db")
     MIGRATIONS.apply(db)
@@ -112,7 +112,7 @@ def test_a_database_from_before_the_optional_facts_is_migrated(tmp_path: Path) -
 def test_a_database_from_before_the_indicators_is_migrated(tmp_path: Path) -> None:
     from sqlite_utils import Database
 
-    from kb.tables import MIGRATIONS
+    from kb.store.tables import MIGRATIONS
 
     db = Database(tmp_path / "old.db")
     MIGRATIONS.apply(db)
@@ -130,7 +130,7 @@ def test_a_database_from_before_the_indicators_is_migrated(tmp_path: Path) -> No
 def test_a_database_from_before_the_screening_indexes_is_migrated(tmp_path: Path) -> None:
     from sqlite_utils import Database
 
-    from kb.tables import MIGRATIONS
+    from kb.store.tables import MIGRATIONS
 
     db = Database(tmp_path / "old.db")
     MIGRATIONS.apply(db)

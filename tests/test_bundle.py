@@ -17,8 +17,8 @@ import psycopg
 import pytest
 from click.testing import CliRunner
 
-from kb import demo
 from kb.cli import cli
+from kb.inputs import demo
 from kb.screen import Screener
 from tests.conftest import RULEBOOKS
 from tests.postgres import _bin

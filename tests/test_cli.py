@@ -148,7 +148,7 @@ def test_screen_csv_neutralises_spreadsheet_formulas_and_json_keeps_them(
 
 def test_an_instrument_url_must_be_an_absolute_web_address(runner: CliRunner,
                                                            tmp_path: Path) -> None:
-    from kb.docs import web_url
+    from kb.documents.html import web_url
 
     path = tmp_path / "r.excon"
     path.write_text('instrument X-1\n  title "An act"\n  issued 2024-01-01\n'
@@ -218,8 +218,8 @@ def test_excon_test_passes_the_repository_and_fails_a_wrong_example_with_its_lin
 
 def test_expect_missing_matches_a_field_name_whole() -> None:
     from dsl.model import Expectation
-    from kb.examples import _matches, missing_fields
     from kb.screen import Finding
+    from kb.screen.examples import _matches, missing_fields
 
     finding = Finding("d1", "r", "undetermined", None, None, None,
                       "Goods to US: cannot be judged, missing: end_user purity_pct", "v")
@@ -240,7 +240,7 @@ def test_screen_reads_parquet_and_runs_on_a_chosen_engine(
     file."""
     import duckdb
 
-    from kb import demo
+    from kb.inputs import demo
 
     files = demo.write(demo.generate(600, seed=21, rulebooks=[RULEBOOKS]), tmp_path / "csv")
     parquet = {}

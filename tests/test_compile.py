@@ -9,8 +9,8 @@ import pytest
 import sqlglot
 
 from dsl.compile import FINDING_COLUMNS
-from kb.checks import support_statements
 from kb.screen import Finding, Screener
+from kb.screen.checks import support_statements
 from tests.conftest import DATA, RULEBOOKS
 
 ENGINES = ["sqlite", "duckdb", "postgres"]

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from kb.build import build
-from kb.decisions import DecisionError, connect, current, record, validated
+from kb.publish.decisions import DecisionError, connect, current, record, validated
 from tests.conftest import RULEBOOKS
 from tests.serving import Server
 from tests.test_serve import query
@@ -140,8 +140,8 @@ def test_a_decision_is_recorded_survives_rebuilds_and_is_exported(demo_kb: Path,
 
 def test_a_decision_whose_explanation_changed_is_flagged_for_review(demo_kb: Path,
                                                                     tmp_path: Path) -> None:
-    from kb.auth import hash_password
-    from kb.serve import datasette_app, snapshot
+    from kb.publish.auth import hash_password
+    from kb.publish.serve import datasette_app, snapshot
     from tests.test_serve import get
 
     declaration, rule, explanation = _finding(demo_kb)

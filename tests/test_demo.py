@@ -10,9 +10,9 @@ from click.testing import CliRunner
 from sqlite_utils import Database
 
 from kb.cli import cli
-from kb.demo import CONTROLLED
-from kb.load import load_csv
-from kb.tables import MIGRATIONS
+from kb.inputs.demo import CONTROLLED
+from kb.inputs.load import load_csv
+from kb.store.tables import MIGRATIONS
 from tests.conftest import RULEBOOKS
 
 

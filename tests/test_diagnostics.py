@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 import dsl
-from kb.schema import declaration_schema
+from kb.store.schema import declaration_schema
 
 HEAD = """rulebook demo "Demo"
   jurisdiction CN

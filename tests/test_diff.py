@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from kb.demo import generate, write
+from kb.inputs.demo import generate, write
 from kb.screen import Screener
 from tests.conftest import RULEBOOKS
 

@@ -11,9 +11,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dsl.interpret import Interpreter
-from kb.examples import typed_row
-from kb.schema import declaration_schema
 from kb.screen import Finding, Screener
+from kb.screen.examples import typed_row
+from kb.store.schema import declaration_schema
 from tests.conftest import DATA, RULEBOOKS
 
 SCREENERS: dict[str, Screener] = {}
@@ -151,7 +151,7 @@ def test_every_repository_example_agrees_with_the_interpreter(postgres_dsn: str)
     """Every example's declarations, judged on all four; examples with the same `as of` are
     screened together (ids and licence numbers prefixed so they cannot meet)."""
     from dsl.model import law
-    from kb.examples import declaration_rows, licence_rows
+    from kb.screen.examples import declaration_rows, licence_rows
 
     s = screener("repository")
     batches: dict[str | None, tuple[list[dict[str, Any]], list[dict[str, Any]]]] = {}

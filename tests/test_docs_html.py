@@ -12,8 +12,8 @@ from markupsafe import escape
 
 import dsl
 from kb.cli import cli
-from kb.docs import DocsError, render
-from kb.schema import declaration_schema
+from kb.documents.html import DocsError, render
+from kb.store.schema import declaration_schema
 from tests.conftest import RULEBOOKS
 
 CN = RULEBOOKS / "cn-strategic-minerals"

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from kb.engines import arrow_batches, copy_to_duckdb, secondary_indexes
+from kb.screen.engines import arrow_batches, copy_to_duckdb, secondary_indexes
 from tests.conftest import RULEBOOKS
 
 TEXTS = [None, "", "\\N", "NULL", 'he said "hi", then\nleft', "镓, 99.99 %", "a\\b"]
@@ -62,10 +62,10 @@ def test_declarations_validated_straight_into_duckdb_are_those_sqlite_keeps(
     import duckdb
     from sqlite_utils import Database
 
-    from kb import demo
-    from kb.engines import DuckRows, create_tables
-    from kb.load import load_csv
-    from kb.tables import MIGRATIONS
+    from kb.inputs import demo
+    from kb.inputs.load import load_csv
+    from kb.screen.engines import DuckRows, create_tables
+    from kb.store.tables import MIGRATIONS
 
     files = demo.write(demo.generate(1_200, seed=5, rulebooks=[RULEBOOKS]), tmp_path / "csv")
     lines = files["declarations"].read_text(encoding="utf-8").splitlines(keepends=True)
@@ -122,9 +122,9 @@ def _two_loads(table: str, path: Path, reject_future: bool
     licence may name): each as (report, the rows DuckDB holds, the rejections kept)."""
     import duckdb
 
-    from kb.engines import DuckRows, create_tables
-    from kb.load import CONTRACTS, load_csv, load_csv_duckdb
+    from kb.inputs.load import CONTRACTS, load_csv, load_csv_duckdb
     from kb.screen import Screener
+    from kb.screen.engines import DuckRows, create_tables
 
     out = []
     for reader in ("python", "duckdb"):
@@ -167,7 +167,7 @@ def test_duckdbs_reader_keeps_and_rejects_what_the_row_by_row_load_does(
     import io
     import random
 
-    from kb import demo
+    from kb.inputs import demo
 
     files = demo.write(demo.generate(1_200, seed=5, rulebooks=[RULEBOOKS]), tmp_path / "csv")
     header, *rows = list(csv.reader(io.StringIO(
@@ -220,10 +220,10 @@ def test_files_duckdbs_reader_would_read_otherwise_go_row_by_row(
     import duckdb
     from sqlite_utils import Database
 
-    from kb import demo
-    from kb.engines import create_tables
-    from kb.load import load_csv_duckdb
-    from kb.tables import MIGRATIONS
+    from kb.inputs import demo
+    from kb.inputs.load import load_csv_duckdb
+    from kb.screen.engines import create_tables
+    from kb.store.tables import MIGRATIONS
 
     files = demo.write(demo.generate(50, seed=5, rulebooks=[RULEBOOKS]), tmp_path / "csv")
     data = files["declarations"].read_bytes()

@@ -16,12 +16,12 @@ from click.testing import CliRunner
 
 from dsl.interpret import Interpreter
 from dsl.ir import node_classes
-from kb import demo
 from kb.cli import cli
-from kb.examples import typed_row
-from kb.export import rulebook_from_json
-from kb.schema import declaration_schema
+from kb.inputs import demo
 from kb.screen import Screener
+from kb.screen.examples import typed_row
+from kb.screen.export import rulebook_from_json
+from kb.store.schema import declaration_schema
 from tests.conftest import RULEBOOKS
 
 

@@ -12,8 +12,8 @@ from click.testing import CliRunner
 from sqlite_utils import Database
 
 from kb.cli import cli
-from kb.load import CSV_FIELD_LIMIT, MAX_FIELD, LoadError, load_csv
-from kb.tables import MIGRATIONS
+from kb.inputs.load import CSV_FIELD_LIMIT, MAX_FIELD, LoadError, load_csv
+from kb.store.tables import MIGRATIONS
 from tests.conftest import RULEBOOKS
 
 HEADER = ("id,declared_on,exporter,consignee,consignee_country,end_user,end_user_country,"

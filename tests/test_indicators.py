@@ -13,8 +13,9 @@ import dsl
 from dsl import ast
 from dsl.graph import PartyFacts, PartyGraph
 from dsl.names import PartyMatcher, party_key
-from kb import demo
-from kb.quality import (
+from kb.inputs import demo
+from kb.screen import Screener
+from kb.screen.quality import (
     PRECISION_TARGET,
     RECALL_TARGET,
     TARGETS,
@@ -25,8 +26,7 @@ from kb.quality import (
     rulebook_matcher,
     wilson,
 )
-from kb.schema import declaration_schema
-from kb.screen import Screener
+from kb.store.schema import declaration_schema
 from tests.conftest import DATA, RULEBOOKS
 
 CN = RULEBOOKS / "cn-strategic-minerals"

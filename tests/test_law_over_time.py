@@ -13,10 +13,10 @@ from sqlite_utils import Database
 from dsl import LoadResult, load
 from dsl.interpret import Interpreter
 from dsl.periods import item_controls
-from kb.load import load_csv
-from kb.schema import declaration_schema
+from kb.inputs.load import load_csv
 from kb.screen import Screener
-from kb.tables import MIGRATIONS
+from kb.store.schema import declaration_schema
+from kb.store.tables import MIGRATIONS
 from tests.conftest import RULEBOOKS
 
 HEAD = """

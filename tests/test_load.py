@@ -12,8 +12,8 @@ from click.testing import CliRunner
 from sqlite_utils import Database
 
 from kb.cli import cli
-from kb.load import LoadError, load_csv
-from kb.tables import MIGRATIONS
+from kb.inputs.load import LoadError, load_csv
+from kb.store.tables import MIGRATIONS
 from tests.conftest import DATA, RULEBOOKS
 
 INPUTS = DATA / "inputs"

@@ -17,7 +17,7 @@ from dsl.graph import PartyFacts, PartyGraph
 from dsl.naive import Calendar, Links, Names
 from dsl.names import PartyMatcher
 from dsl.periods import control_on, item_controls, listing_periods, rule_periods
-from kb.schema import declaration_schema
+from kb.store.schema import declaration_schema
 from tests.conftest import ROOT, RULEBOOKS
 
 FIRST, LAST = dt.date(2023, 1, 1), dt.date(2027, 6, 30)

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 import dsl
 from dsl.schema import Schema
-from kb.schema import declaration_schema
+from kb.store.schema import declaration_schema
 from tests.conftest import DATA, RULEBOOKS
 
 SAMPLE = (DATA / "tour.excon").read_text(encoding="utf-8")

@@ -18,11 +18,11 @@ import pytest
 import sqlglot
 from sqlglot import exp
 
-from kb.auth import ITERATIONS, hash_password
-from kb.datasette.guard import MAX_PARAM, CsvCells
-from kb.publish import access_metadata, private_names
-from kb.result_cache import ResultCache
-from kb.serve import datasette_app, snapshot
+from kb.publish.auth import ITERATIONS, hash_password
+from kb.publish.datasette.guard import MAX_PARAM, CsvCells
+from kb.publish.metadata import access_metadata, private_names
+from kb.publish.result_cache import ResultCache
+from kb.publish.serve import datasette_app, snapshot
 from tests.conftest import RULEBOOKS
 from tests.serving import PASSWORD, Server
 
@@ -168,7 +168,7 @@ def test_failed_logins_are_rate_limited_per_address_and_per_analyst(demo_kb: Pat
 def test_an_unknown_user_costs_a_full_password_check(monkeypatch: pytest.MonkeyPatch) -> None:
     import hashlib
 
-    from kb import auth
+    from kb.publish import auth
 
     rounds: list[int] = []
     real = hashlib.pbkdf2_hmac
@@ -185,7 +185,7 @@ def test_an_unknown_user_costs_a_full_password_check(monkeypatch: pytest.MonkeyP
 
 
 def test_the_store_delays_grow_and_reset_after_a_success(tmp_path: Path) -> None:
-    from kb.auth import FREE_FAILURES, SessionStore
+    from kb.publish.auth import FREE_FAILURES, SessionStore
 
     store = SessionStore(tmp_path / "s.db")
     keys = ["user:a", "address:1.2.3.4"]

@@ -15,11 +15,11 @@ from typing import Any
 
 import pytest
 
-from kb.auth import hash_password
 from kb.build import build
-from kb.publish import PRIVATE_QUERIES, private_names
-from kb.serve import ServeError, datasette_app, read_credentials, snapshot
-from kb.tables import SPECS
+from kb.publish.auth import hash_password
+from kb.publish.metadata import PRIVATE_QUERIES, private_names
+from kb.publish.serve import ServeError, datasette_app, read_credentials, snapshot
+from kb.store.tables import SPECS
 from tests.conftest import RULEBOOKS
 from tests.serving import PASSWORD, Server
 
@@ -367,7 +367,7 @@ def test_queries_that_can_change_are_never_kept(ds: Any) -> None:
 def test_the_result_cache_is_bounded_and_computes_a_result_once(built: Path) -> None:
     """Concurrent requests for one result wait for it rather than run it again; the oldest
     results leave when the cache holds its budget of rows."""
-    from kb.result_cache import ResultCache
+    from kb.publish.result_cache import ResultCache
 
     with snapshot(built) as served:
         app = datasette_app(served, {})
@@ -404,7 +404,7 @@ def test_table_rows_are_written_as_datasette_writes_them() -> None:
     column classed by column and type, text escaped, links left as links."""
     from markupsafe import Markup
 
-    from kb.datasette import table_rows_html
+    from kb.publish.datasette import table_rows_html
 
     html = table_rows_html([[
         {"column": "declaration_id", "value": Markup('<a href="/kb/d/1">1</a>'),
@@ -561,7 +561,7 @@ def test_sighup_serves_the_new_build_and_a_dead_worker_is_replaced(
 def test_default_workers_follow_the_cpus_up_to_eight() -> None:
     from unittest import mock
 
-    from kb.serve import default_workers
+    from kb.publish.serve import default_workers
 
     for cpus, workers in ((1, 1), (2, 2), (6, 6), (64, 8)):
         with mock.patch("os.sched_getaffinity", return_value=set(range(cpus))):

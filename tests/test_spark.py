@@ -18,10 +18,10 @@ import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
-from kb import demo
 from kb.cli import cli
+from kb.inputs import demo
 from kb.screen import Screener
-from kb.spark_run import statements
+from kb.screen.spark_run import statements
 from tests.conftest import DATA, RULEBOOKS
 from tests.test_compile import LICENCE, decl
 

@@ -1,6 +1,6 @@
 """Export the checked rules for other tools: `rules_json()`, the checked rulebook as JSON,
 described by `rules_schema()`, and `rulebook_from_json()`, the way back. (The SQL per engine
-is `kb.bundle`.)
+is `kb.screen.bundle`.)
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ CUSTOMS_MATCH = (
 
 def field_columns() -> list[dict[str, Any]]:
     """The facts rules name, and the input column each is read from."""
-    from kb.schema import declaration_schema
+    from kb.store.schema import declaration_schema
 
     out = []
     for f in declaration_schema().fields:
@@ -46,7 +46,7 @@ def rules_json(rb: CheckedRulebook, compiled: CompiledRulebook,
                roots: Sequence[Path] = ()) -> dict[str, Any]:
     """The checked rulebook as JSON. `roots`: the rulebook paths it was loaded from, which the
     source files are named relative to."""
-    from kb.rulebook_rows import relative_source
+    from kb.store.rulebook_rows import relative_source
 
     periods = rule_periods(rb)
     views = {r.name: r.view for r in compiled.rules}
@@ -96,7 +96,7 @@ def rulebook_from_json(document: Mapping[str, Any]) -> CheckedRulebook:
     """The checked rulebook again, from rules.json alone (its `declarations`): the same
     version, the same law."""
     from dsl.check import check
-    from kb.schema import declaration_schema
+    from kb.store.schema import declaration_schema
 
     rb, diagnostics = check(source_files(document["declarations"]), declaration_schema())
     errors = [d for d in diagnostics if d.severity == "error"]

@@ -29,8 +29,8 @@ from typing import IO, Any
 from sqlite_utils import Database
 
 from dsl.schema import UNIT_DIMENSIONS, UNIT_FACTORS
-from kb.schema import DECLARATION_FIELDS, country_codes
-from kb.tables import SPECS
+from kb.store.schema import DECLARATION_FIELDS, country_codes
+from kb.store.tables import SPECS
 
 BATCH = 5000
 
@@ -734,7 +734,7 @@ def load_csv(db: Database, table: str, source: str | Path | IO[bytes], run_id: i
     """Load one CSV file (a path, '-' for stdin, or a binary stream) into `table`, atomically.
     Rows dated after `today` (default: today, UTC) are counted in the report's warnings, or
     rejected with `reject_future`. `rows_to`: where the validated rows go instead of `table`
-    (screening on another engine: `kb.engines.DuckRows`), given the stored columns' names and
+    (screening on another engine: `kb.screen.engines.DuckRows`), given the stored columns' names and
     each batch's good rows column by column; rejected rows are kept in `rejected_rows` as
     always."""
     contract = CONTRACTS[table]
@@ -967,7 +967,7 @@ def load_csv_duckdb(db: Database, duck: Any, table: str, source: str | Path,
     import duckdb
     import pyarrow as pa
 
-    from kb.engines import _arrow_schema
+    from kb.screen.engines import _arrow_schema
 
     contract = CONTRACTS[table]
     path = Path(source)

@@ -10,8 +10,9 @@ The processes are gunicorn's, with uvicorn workers running Datasette's ASGI app:
 dies is replaced, a worker is recycled after `max_requests` requests and killed when it stops
 answering for `timeout` seconds.
 
-Logins (kb.auth, kb.datasette.guard): each analyst is a line `name:password-hash` in the file
-given by `--credentials` or in the environment variable EXCON_CREDENTIALS (lines or commas).
+Logins (kb.publish.auth, kb.publish.datasette.guard): each analyst is a line
+`name:password-hash` in the file given by `--credentials` or in the environment variable
+EXCON_CREDENTIALS (lines or commas).
 Make a hash with `excon password-hash`.
 """
 
@@ -31,18 +32,19 @@ from typing import Any
 
 from sqlite_utils import Database
 
-from kb.auth import SESSION_HOURS, Credentials, CredentialsError
 from kb.build import pid_alive
-from kb.decisions import decisions_path, initialise
-from kb.publish import DECISIONS_DB, access_metadata
-from kb.result_cache import ResultCache
+from kb.publish.auth import SESSION_HOURS, Credentials, CredentialsError
+from kb.publish.decisions import decisions_path, initialise
+from kb.publish.metadata import DECISIONS_DB, access_metadata
+from kb.publish.result_cache import ResultCache
 
 SETTINGS = {
     "sql_time_limit_ms": 3000,
     "facet_time_limit_ms": 1000,
     "default_page_size": 50,
     "max_returned_rows": 2000,
-    "allow_download": True,  # still needs a login: kb.datasette denies it to anonymous visitors
+    # still needs a login: kb.publish.datasette denies it to anonymous visitors
+    "allow_download": True,
     "suggest_facets": False,  # suggestions run extra queries on every table page
 }
 
@@ -89,12 +91,12 @@ def datasette_app(db_file: Path, credentials: Credentials | dict[str, str],
                   decisions: Path | None = None) -> Any:
     """The Datasette instance serving one snapshot, immutable, with excon's metadata, logins
     (sessions in `sessions`, by default beside the snapshot) and guards; and, when given,
-    the analysts' decisions file (kb.decisions: made if missing, never touched by a build)
+    the analysts' decisions file (kb.publish.decisions: made if missing, never touched by a build)
     as the `decisions` database, with the snapshot attached to it read-only as `kb`."""
     from datasette.app import Datasette
     from datasette.database import Database as DatasetteDatabase
 
-    from kb.datasette import guard, take_over_logins
+    from kb.publish.datasette import guard, take_over_logins
 
     if isinstance(credentials, dict):
         credentials = Credentials.of(credentials)

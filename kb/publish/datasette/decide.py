@@ -1,4 +1,4 @@
-"""`POST /-/excon/decide`: an analyst records a decision on a finding (kb.decisions).
+"""`POST /-/excon/decide`: an analyst records a decision on a finding (kb.publish.decisions).
 
 Only a logged-in analyst may, from the form on a declaration's page: Datasette's asgi-csrf
 checks the form's token against its cookie (and a POST without the cookie is refused here, as
@@ -14,9 +14,9 @@ from typing import Any
 from datasette.utils import tilde_encode
 from datasette.utils.asgi import Response
 
-from kb.datasette.guard import CSRF_COOKIE
-from kb.decisions import DecisionError, record, validated
-from kb.publish import DECISIONS_DB
+from kb.publish.datasette.guard import CSRF_COOKIE
+from kb.publish.decisions import DecisionError, record, validated
+from kb.publish.metadata import DECISIONS_DB
 
 
 async def decide(request: Any, datasette: Any) -> Response:

@@ -29,10 +29,10 @@ from dsl.compile import CompiledRulebook
 from dsl.model import law
 from dsl.periods import Periods, item_controls, listing_periods
 from dsl.periods import timeline as law_timeline
-from kb.checks import MATERIALISED, SUPPORT_TABLES, SUPPORT_VIEWS, declaration_findings_query
-from kb.reference import COUNTRIES_SOURCE, HS_SOURCE
-from kb.search import build_search, searched_tables
-from kb.tables import SPECS
+from kb.inputs.reference import COUNTRIES_SOURCE, HS_SOURCE
+from kb.publish.search import build_search, searched_tables
+from kb.screen.checks import MATERIALISED, SUPPORT_TABLES, SUPPORT_VIEWS, declaration_findings_query
+from kb.store.tables import SPECS
 
 # Tables and views derived from the inputs (declarations, licences, trade parties): private.
 PRIVATE_DERIVED = ("findings", "finding_details", "finding_changes", *SUPPORT_VIEWS,
@@ -47,7 +47,8 @@ HS_LICENCE = ("ODC-PDDL-1.0", "https://opendatacommons.org/licenses/pddl/1-0/")
 HS_URL = "https://github.com/datasets/harmonized-system"
 COUNTRIES_LICENCE = ("LGPL-2.1 (pycountry; data from Debian iso-codes)",
                      "https://github.com/pycountry/pycountry/blob/main/LICENSE.txt")
-# quantities are shown in kg or t by kb.datasette.render_cell (pint wrote 6,333 kg as 6.333 Mg)
+# quantities are shown in kg or t by kb.publish.datasette.render_cell (pint wrote 6,333 kg
+# as 6.333 Mg)
 UNITS = {"purity_pct": "percent"}
 
 FINDING_DETAILS_SQL = """
@@ -105,7 +106,7 @@ FINDING_DETAILS_COLUMNS = {
 }
 
 _env = jinja2.Environment(
-    loader=jinja2.PackageLoader("kb", "datasette/snippets"),
+    loader=jinja2.PackageLoader("kb.publish", "datasette/snippets"),
     autoescape=jinja2.select_autoescape(default=True),
     undefined=jinja2.StrictUndefined,
 )
@@ -286,7 +287,7 @@ def database_metadata(db: Database, rb: CheckedRulebook, compiled: CompiledRuleb
               "rulebooks": "title", "hs_sections": "name"}
     for table, column in labels.items():
         tables[table]["label_column"] = column
-    for table in searched_tables():  # kb.search: Chinese, pinyin and English
+    for table in searched_tables():  # kb.publish.search: Chinese, pinyin and English
         tables[table]["fts_table"] = f"{table}_fts"
     presentation: dict[str, dict[str, Any]] = {
         "instruments": {"sort": "in_force", "facets": ["issuer", "confidence"]},
@@ -476,8 +477,8 @@ DECISIONS_DB = "decisions"
 
 
 def decisions_metadata() -> dict[str, Any]:
-    """The decisions database's metadata (kb.decisions): analysts only, with its queries."""
-    from kb.decisions import TO_REVIEW_SQL, UNDECIDED_SQL
+    """The decisions database's metadata (kb.publish.decisions): analysts only, with its queries."""
+    from kb.publish.decisions import TO_REVIEW_SQL, UNDECIDED_SQL
 
     return {
         "title": "Decisions on findings",

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import dsl
 from dsl.model import law
-from kb.schema import declaration_schema
+from kb.store.schema import declaration_schema
 
 # Ordinary trade from 2022, a year and a half before the first controls: indicators that compare
 # a flow with its past year (surges) or look for first appearances need a history, as real

@@ -23,7 +23,7 @@ from dsl.graph import PartyFacts, PartyGraph
 from dsl.model import law
 from dsl.names import PartyMatcher, party_key
 from dsl.periods import listing_periods
-from kb.schema import declaration_schema
+from kb.store.schema import declaration_schema
 
 SUPPORT_TABLES = {
     "excon_settings": "CREATE TABLE excon_settings (as_of TEXT)",
@@ -540,7 +540,7 @@ def refresh_inputs(db: Database, derive: bool = True, declarations: Any = None) 
     names (fuzzy matches), links between parties, licence items; then, unless `derive` is
     false (the checks run on another engine, which derives them itself), the relations SQL
     derives (`materialise`). `declarations`: the DuckDB connection holding the declarations,
-    when a screening loaded them there (`kb.engines.DuckRows`) instead of into `db`; the
+    when a screening loaded them there (`kb.screen.engines.DuckRows`) instead of into `db`; the
     licence items are then made on DuckDB (`DUCKDB_LICENCE_ITEMS`)."""
     conn = db.conn
     source = conn if declarations is None else declarations

@@ -2,7 +2,7 @@
 sessions, limits on requests, hidden debug pages, security headers, and CSV cells that a
 spreadsheet will not run.
 
-Installed on a Datasette by `install(ds, …)` (kb.serve does it); a Datasette without it (a
+Installed on a Datasette by `install(ds, …)` (kb.publish.serve does it); a Datasette without it (a
 plain `datasette kb.db`) has no logins at all, so nobody reads a private table there.
 """
 
@@ -26,8 +26,8 @@ from datasette.utils import baseconv
 from datasette.utils.asgi import Response
 from itsdangerous import BadSignature
 
-from kb.auth import MAX_PASSWORD, Credentials, SessionStore, check_password
-from kb.screen import spreadsheet_safe
+from kb.publish.auth import MAX_PASSWORD, Credentials, SessionStore, check_password
+from kb.screen.screener import spreadsheet_safe
 
 COOKIE = "ds_actor"
 CSRF_COOKIE = "ds_csrftoken"

@@ -13,9 +13,9 @@ from typing import Any
 
 from dsl.interpret import Interpreter
 from dsl.model import Example, Expectation, law
-from kb.load import CONTRACTS, with_parameters
-from kb.schema import declaration_schema
-from kb.screen import Finding, Screener
+from kb.inputs.load import CONTRACTS, with_parameters
+from kb.screen.screener import Finding, Screener
+from kb.store.schema import declaration_schema
 
 DEFAULT_EXPORTER = "Example Exporter Co., Ltd."
 DEFAULT_CONSIGNEE = "Example Consignee"

@@ -5,7 +5,7 @@ screening, with the relations only Python computes (party keys, fuzzy matches, l
 tables the checks read are then copied to the engine — to DuckDB as Arrow batches (DuckDB's
 SQLite scanner is an extension downloaded at run time, which fails offline), to PostgreSQL
 with COPY — and the engine derives every support relation and window itself, as tables
-(`kb.checks.derive_statements`), before the checks run, all printed in its dialect from the
+(`kb.screen.checks.derive_statements`), before the checks run, all printed in its dialect from the
 same sqlglot trees.
 """
 
@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from dsl.compile import CompiledRulebook
-from kb.checks import DUCKDB_LICENCE_ITEMS, check_statements, derive_statements
+from kb.screen.checks import DUCKDB_LICENCE_ITEMS, check_statements, derive_statements
 
 # Each engine's column types for SQLite's declared types ("": none declared).
 TYPES = {
@@ -214,7 +214,7 @@ def duckdb_connection(conn: sqlite3.Connection, cache: dict[str, Any] | None = N
 
 
 class DuckRows:
-    """A load's validated rows straight into a DuckDB table (`kb.load.load_csv`'s `rows_to`),
+    """A load's validated rows straight into a DuckDB table (`kb.inputs.load.load_csv`'s `rows_to`),
     as Arrow batches of about `rows` rows, typed as the screener's SQLite table declares its
     columns: the declarations of an `--engine duckdb` screening never pass through SQLite
     (its insert, its index builds and the copy out took 40 % of the screening at 1,000,000

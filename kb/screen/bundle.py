@@ -35,8 +35,8 @@ import sqlglot
 from sqlglot import exp
 
 from dsl.compile import CompiledRulebook, create_view
-from kb.checks import check_statements, derive_statements
-from kb.engines import (
+from kb.screen.checks import check_statements, derive_statements
+from kb.screen.engines import (
     CHECK_TABLES,
     INPUT_TABLES,
     SPARK_SQL_CONF,
@@ -49,7 +49,7 @@ RULEBOOK_TABLES = tuple(t for t in CHECK_TABLES if t not in INPUT_TABLES)
 SCRIPTS = ("schema.sql", "load-rulebook.sql", "load-inputs.sql", "derive.sql", "checks.sql",
            "selfcheck.sql")
 # DuckDB plans a union of every check as one query in time that grows faster than the checks
-# (see kb.engines.duckdb_findings): there `findings` is a table that findings.sql fills check
+# (see kb.screen.engines.duckdb_findings): there `findings` is a table that findings.sql fills check
 # by check, to be run again after new inputs are loaded.
 DUCKDB_SCRIPTS = (*SCRIPTS, "findings.sql")
 NULL = "\\N"

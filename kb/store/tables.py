@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from sqlite_utils import Database
 from sqlite_utils.migrations import Migrations
 
-from kb.schema import DECLARATION_FIELDS
+from kb.store.schema import DECLARATION_FIELDS
 
 
 @dataclass(frozen=True)

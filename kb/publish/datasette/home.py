@@ -6,8 +6,9 @@ request (and, when a count is slow, every foreign key of every table): about 740
 100 ms per page on a knowledge base of 1,000,000 declarations. The served snapshot never
 changes, so its listing is made once per server and kind of visitor (anonymous or analyst:
 all analysts see the same), with exact counts taken when the server starts
-(kb.serve.table_counts); the home page's own sections (kb.datasette.home_page) are queries the
-result cache keeps. Only the decisions database, which analysts write to, is listed afresh.
+(kb.publish.serve.table_counts); the home page's own sections
+(kb.publish.datasette.home_page) are queries the result cache keeps. Only the decisions database,
+which analysts write to, is listed afresh.
 `/.json` is still Datasette's index.
 """
 
@@ -20,7 +21,7 @@ from datasette.utils.asgi import Response
 
 
 async def home(request: Any, datasette: Any) -> Response:
-    from kb.datasette import home_page
+    from kb.publish.datasette import home_page
 
     await datasette.ensure_permissions(request.actor, ["view-instance"])
     served = getattr(datasette, "excon_kb", None)

@@ -21,7 +21,7 @@ from datasette.utils import escape_fts
 from pypinyin import lazy_pinyin
 from sqlite_utils import Database
 
-from kb.tables import SPECS
+from kb.store.tables import SPECS
 
 HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002ebef]")
 _HAN_RUN = re.compile(HAN.pattern + "+")

@@ -23,8 +23,8 @@ import dsl
 from dsl.check import CheckedRulebook
 from dsl.model import law
 from dsl.periods import ONE_DAY, Periods, listing_periods, rule_periods
-from kb.publish import timeline
-from kb.rulebook_rows import (
+from kb.publish.metadata import timeline
+from kb.store.rulebook_rows import (
     amendment_rows,
     example_rows,
     instrument_rows,
@@ -32,7 +32,7 @@ from kb.rulebook_rows import (
     party_rows,
     rule_rows,
 )
-from kb.schema import declaration_schema, hs_subheadings
+from kb.store.schema import declaration_schema, hs_subheadings
 
 TIMELINE_START = dt.date(2023, 7, 1)
 OUTCOME_WORDS = {
@@ -77,7 +77,7 @@ def render(rulebook: Path, today: dt.date | None = None) -> tuple[str, str]:
     today = today or document_date()
     context = _context(rb, today)
     env = jinja2.Environment(
-        loader=jinja2.PackageLoader("kb", "docs_templates"),
+        loader=jinja2.PackageLoader("kb.documents", "templates"),
         autoescape=jinja2.select_autoescape(default=True),
         undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     env.filters["web_url"] = web_url

@@ -23,7 +23,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 @cache
 def _screener(root: Path) -> Any:
-    from kb.screen import Screener
+    from kb.screen.screener import Screener
 
     return Screener([root])
 
@@ -66,7 +66,7 @@ class RulebookExample(pytest.Item):
         self.screener = screener
 
     def runtest(self) -> None:
-        from kb.examples import run_example
+        from kb.screen.examples import run_example
 
         result = run_example(self.screener, self.example)
         if not result.passed:

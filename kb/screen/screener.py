@@ -23,12 +23,12 @@ from sqlite_utils import Database
 import dsl
 from dsl.compile import FINDING_COLUMNS, CompiledRulebook
 from dsl.model import law
-from kb.checks import install, materialise, refresh_inputs
-from kb.engines import close_engines
-from kb.load import CONTRACTS, LoadReport, load_csv, load_csv_duckdb, with_parameters
-from kb.rulebook_rows import SOURCES_TABLE, load_rulebook
-from kb.schema import declaration_schema
-from kb.tables import MIGRATIONS
+from kb.inputs.load import CONTRACTS, LoadReport, load_csv, load_csv_duckdb, with_parameters
+from kb.screen.checks import install, materialise, refresh_inputs
+from kb.screen.engines import close_engines
+from kb.store.rulebook_rows import SOURCES_TABLE, load_rulebook
+from kb.store.schema import declaration_schema
+from kb.store.tables import MIGRATIONS
 
 
 @dataclass(frozen=True)
@@ -134,7 +134,7 @@ class Screener:
     def _copy_inputs(self, other: Screener) -> None:
         """The validated input rows another screener holds, copied into this one (each table
         indexed once, after its rows, as a load does)."""
-        from kb.load import bulk_cache, deferred_indexes
+        from kb.inputs.load import bulk_cache, deferred_indexes
 
         conn = self.db.conn
         with bulk_cache(conn):
@@ -171,7 +171,7 @@ class Screener:
         again (what `excon diff` screens under two versions of the rulebooks). `last`: this
         screener's last screening, whose rows need not be removed afterwards (8 s at
         1,000,000 declarations, for a command about to exit); it screens nothing more.
-        `to_duckdb`: a DuckDB connection (`kb.engines.duckdb_connection`) that the validated
+        `to_duckdb`: a DuckDB connection (`kb.screen.engines.duckdb_connection`) that the validated
         declarations and licences go to instead of the screener's SQLite tables, for a
         screening on DuckDB (not with history or `rows_from`, which read them in SQLite)."""
         if self.spent:
@@ -226,7 +226,7 @@ class Screener:
                                      reject_future=reject_future)
             if report is not None:
                 return report
-        from kb.engines import DuckRows
+        from kb.screen.engines import DuckRows
 
         sink = DuckRows(duck, self.db.conn, table)
         try:
@@ -252,7 +252,7 @@ class Screener:
         tables are copied over as Arrow batches (no DuckDB extension is needed);
         `engine="spark"` on a local Spark session; a PostgreSQL connection string
         (`postgresql://…`) on that server, in a schema of their own. Each engine derives the
-        support relations itself (`kb.checks.derive_statements`). Inputs may be CSV or
+        support relations itself (`kb.screen.checks.derive_statements`). Inputs may be CSV or
         Parquet (a path ending in `.parquet`)."""
         conn = self.db.conn
         if engine not in ("sqlite", "duckdb", "spark") and \
@@ -262,14 +262,14 @@ class Screener:
         duck = None
         if engine == "duckdb" and self.history is None:
             # the declarations (and licences) are validated straight into DuckDB
-            from kb.engines import duckdb_connection
+            from kb.screen.engines import duckdb_connection
 
             duck = duckdb_connection(conn, self.engines)
         with self.loaded(declarations, licences, parties, as_of, unit_values,
                          reject_future, derive=engine == "sqlite", last=last,
                          to_duckdb=duck) as reports:
             if engine == "duckdb":
-                from kb.engines import duckdb_findings
+                from kb.screen.engines import duckdb_findings
 
                 # with the declarations in DuckDB, refresh_inputs left the licences' items
                 # for DuckDB to split
@@ -279,11 +279,11 @@ class Screener:
                     made_here += ("licences",)
                 rows = duckdb_findings(conn, self.compiled, self.engines, made_here=made_here)
             elif engine == "spark":
-                from kb.engines import spark_findings
+                from kb.screen.engines import spark_findings
 
                 rows = spark_findings(conn, self.compiled, self.engines)
             elif engine.startswith(("postgresql://", "postgres://")):
-                from kb.engines import postgres_findings
+                from kb.screen.engines import postgres_findings
 
                 rows = postgres_findings(conn, self.compiled, engine, self.engines)
             else:

@@ -17,8 +17,8 @@ from typing import Any
 from dsl.interpret import Interpreter
 from dsl.model import law
 from dsl.periods import rule_periods
-from kb.checks import declaration_findings_query
-from kb.screen import Finding, Screener
+from kb.screen.checks import declaration_findings_query
+from kb.screen.screener import Finding, Screener
 
 
 class ExplainError(Exception):
@@ -199,6 +199,6 @@ def _context(conn: sqlite3.Connection, d: dict[str, Any],
 
 
 def screener_schema() -> Any:
-    from kb.schema import declaration_schema
+    from kb.store.schema import declaration_schema
 
     return declaration_schema()

@@ -58,7 +58,7 @@ WHERE d.id = (SELECT MAX(e.id) FROM decision_log AS e
               WHERE e.declaration_id = d.declaration_id AND e.rule = d.rule);
 """
 
-# Served with the knowledge base attached as `kb` (kb.serve): what the decisions database's
+# Served with the knowledge base attached as `kb` (kb.publish.serve): what the decisions database's
 # stored queries join on.
 TO_REVIEW_SQL = """
 SELECT d.declaration_id, d.rule, d.decision, d.licence_no, d.reason, d.actor, d.decided_at,
@@ -165,7 +165,7 @@ def export(path: Path, fmt: str, out: Any, *, log: bool = False) -> int:
     import csv
     import json
 
-    from kb.screen import spreadsheet_safe
+    from kb.screen.screener import spreadsheet_safe
 
     if not path.is_file():
         raise DecisionError(f"{path}: no decisions file (none recorded yet?)")

@@ -29,7 +29,7 @@ from typing import Any
 
 import jinja2
 
-from kb.screen import Finding, Screener, ScreeningError, Source, write_kept_rulebooks
+from kb.screen.screener import Finding, Screener, ScreeningError, Source, write_kept_rulebooks
 
 SAMPLE = 5  # declarations shown per kind of change
 FAIL_KINDS = ("any", "law", "findings", "appeared", "disappeared", "changed", "outcome")
@@ -218,7 +218,7 @@ def inputs_of(db: Path | None) -> Iterator[dict[str, Path]]:
     import csv
     import sqlite3
 
-    from kb.load import CONTRACTS
+    from kb.inputs.load import CONTRACTS
 
     with tempfile.TemporaryDirectory(prefix="excon-diff-") as tmp, \
             contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
@@ -438,7 +438,7 @@ def _change_text(c: FindingChange) -> str:
     return "; ".join(parts)
 
 
-_env = jinja2.Environment(loader=jinja2.PackageLoader("kb", "templates"),
+_env = jinja2.Environment(loader=jinja2.PackageLoader("kb.screen", "templates"),
                           autoescape=jinja2.select_autoescape(default=True),
                           undefined=jinja2.StrictUndefined)
 

@@ -23,7 +23,7 @@ from markupsafe import Markup, escape
 from rapidfuzz import fuzz
 
 from dsl.names import party_key
-from kb.datasette import guard
+from kb.publish.datasette import guard
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -75,7 +75,8 @@ def _quiet_markdown_cells() -> None:
     pm.register(helpers, name="render_markdown")
 
 
-# The longest URL an "Edit SQL" link may be (kb/datasette/templates/query.html drops longer ones).
+# The longest URL an "Edit SQL" link may be (kb/publish/datasette/templates/query.html drops
+# longer ones).
 MAX_EDIT_SQL_URL = 8000
 
 
@@ -101,7 +102,7 @@ def _no_unusable_edit_links() -> None:
 
 def take_over_logins() -> None:
     """Datasette's own `ds_actor` check accepts any cookie it signed, for as long as the
-    cookie says; excon's (kb.datasette.guard) also asks the session store and the
+    cookie says; excon's (kb.publish.datasette.guard) also asks the session store and the
     credentials, so Datasette's must go. Also the plugins' inline scripts."""
     from datasette.plugins import pm
 
@@ -127,8 +128,8 @@ def extra_body_script() -> Iterator[None]:
 
 @hookimpl
 def register_routes() -> list[tuple[str, Any]]:
-    from kb.datasette.decide import decide
-    from kb.datasette.home import home
+    from kb.publish.datasette.decide import decide
+    from kb.publish.datasette.home import home
 
     return [*guard.ROUTES, (r"^/-/excon/decide$", decide), (r"^/$", home)]
 
@@ -256,7 +257,7 @@ def prepare_jinja2_environment(env: Any) -> None:
     env.globals["excon_hidden_columns"] = hidden_columns
     env.globals["excon_query_rows"] = query_rows_html
     env.globals["excon_quantity"] = lambda kg: "" if kg is None else quantity_text(kg)
-    from kb.docs import web_url
+    from kb.documents.html import web_url
 
     env.filters["web_url"] = web_url
 
@@ -264,12 +265,12 @@ def prepare_jinja2_environment(env: Any) -> None:
 @_hookimpl(trylast=True)  # type: ignore[untyped-decorator]
 def prepare_connection(conn: Any, database: str, datasette: Any) -> None:
     """excon's functions and limits on every served connection; last, so that its search
-    escaping (Chinese one character per word, as the search tables index it: kb.search)
+    escaping (Chinese one character per word, as the search tables index it: kb.publish.search)
     replaces Datasette's `escape_fts`. The decisions database's connections get the served
     knowledge base attached, read-only, as `kb`, for the queries joining the two."""
-    from kb.checks import limit_served_connection, tune_connection
-    from kb.publish import DECISIONS_DB
-    from kb.search import escape_query
+    from kb.publish.metadata import DECISIONS_DB
+    from kb.publish.search import escape_query
+    from kb.screen.checks import limit_served_connection, tune_connection
 
     conn.create_function("escape_fts", 1, escape_query, deterministic=True)
     conn.create_function("excon_url_quote", 1, url_quote, deterministic=True)
@@ -451,8 +452,8 @@ def _names_instrument(target: str, instrument: str) -> bool:
 async def declaration_page(datasette: Any, db: Any, key: str) -> dict[str, Any] | None:
     """A declaration's findings as of the build (each with the decision standing on it), its
     licence draw-down and the listed parties its party names matched, with their scores."""
-    from kb.decisions import DECISIONS, LABELS, current
-    from kb.publish import DECISIONS_DB
+    from kb.publish.decisions import DECISIONS, LABELS, current
+    from kb.publish.metadata import DECISIONS_DB
 
     found = await _rows(db, "SELECT * FROM declarations WHERE id = ?", [key])
     if not found:
@@ -495,9 +496,9 @@ async def declaration_page(datasette: Any, db: Any, key: str) -> dict[str, Any] 
 
 def _register_whole_module() -> None:
     """Datasette registers its plugins while `datasette.plugins` is first imported. When this
-    module is imported before Datasette (`import kb.datasette.guard` in a test or a tool), that
-    import happens halfway through this one, and pluggy scans a module with none of the hooks
-    below defined yet. Registered then, register it again now that it is whole."""
+    module is imported before Datasette (`import kb.publish.datasette.guard` in a test or a
+    tool), that import happens halfway through this one, and pluggy scans a module with none of
+    the hooks below defined yet. Registered then, register it again now that it is whole."""
     import sys
 
     from datasette.plugins import pm
