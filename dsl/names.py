@@ -183,3 +183,10 @@ def is_web_url(text: str) -> bool:
         return False
     return parts.scheme in ("http", "https") and bool(parts.netloc) and text == text.strip() \
         and not any(c.isspace() or ord(c) < 32 for c in text)
+
+
+def web_url(value: object) -> str:
+    """A link target only when it is an absolute http(s) URL; '' otherwise: a `javascript:` or
+    relative address in a rulebook is never rendered as a link (the checker's E408 rejects it;
+    this guards a knowledge base built before that check). Every template renders links so."""
+    return value if isinstance(value, str) and is_web_url(value) else ""

@@ -10,13 +10,11 @@ same inputs give the same content (and, with SOURCE_DATE_EPOCH set, the same byt
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import json
 import os
 import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from sqlite_utils import Database
@@ -27,6 +25,7 @@ from kb.inputs.load import LoadError, LoadReport, load_csv
 from kb.inputs.reference import load_reference
 from kb.publish.metadata import publish
 from kb.screen.checks import install, refresh_inputs, tune_connection
+from kb.store.atomic import build_time, fsync, fsync_dir, remove_abandoned, software_version
 from kb.store.rulebook_rows import load_rulebook
 from kb.store.schema import declaration_schema, hs_subheadings
 from kb.store.tables import MIGRATIONS
@@ -54,42 +53,6 @@ class BuildReport:
     counts: dict[str, int] = field(default_factory=dict)
     loads: list[LoadReport] = field(default_factory=list)
     warnings: list[Diagnostic] = field(default_factory=list)
-
-
-def software_version() -> str:
-    try:
-        return version("excon")
-    except PackageNotFoundError:  # pragma: no cover - running from a source tree
-        return "0+unknown"
-
-
-def pid_alive(pid: int) -> bool:
-    """Whether a process with this id runs (on this machine)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _remove_abandoned(db_path: Path) -> None:
-    """Remove the half-built files of builds that were killed (`.kb.db.building-PID`, and
-    its journal) whose process is gone; a build still running keeps its file."""
-    prefix = f".{db_path.name}.building-"
-    for stale in db_path.parent.glob(f"{prefix}*"):
-        pid = stale.name[len(prefix):].removesuffix("-journal")
-        if pid.isdigit() and not pid_alive(int(pid)):
-            stale.unlink(missing_ok=True)
-
-
-def build_time() -> str:
-    """Now in UTC, or SOURCE_DATE_EPOCH (reproducible builds) when it is set."""
-    epoch = os.environ.get("SOURCE_DATE_EPOCH")
-    when = (dt.datetime.fromtimestamp(int(epoch), dt.UTC) if epoch
-            else dt.datetime.now(dt.UTC).replace(microsecond=0))
-    return when.isoformat()
 
 
 def build(
@@ -123,7 +86,7 @@ def build(
     tmp = db_path.with_name(f".{db_path.name}.building-{os.getpid()}")
     for leftover in (tmp, Path(f"{tmp}-journal")):
         leftover.unlink(missing_ok=True)
-    _remove_abandoned(db_path)
+    remove_abandoned(db_path)
     report = BuildReport(db_path, rb.version,
                          warnings=[d for d in result.diagnostics if not d.is_error])
     try:
@@ -135,9 +98,9 @@ def build(
         finally:
             db.close()
         _refuse_losses(report, db_path, allow_rejected, force)
-        _fsync(tmp)
+        fsync(tmp)
         tmp.replace(db_path)
-        _fsync_dir(db_path.parent)
+        fsync_dir(db_path.parent)
     except BaseException as e:
         tmp.unlink(missing_ok=True)
         Path(f"{tmp}-journal").unlink(missing_ok=True)
@@ -217,14 +180,3 @@ def _refuse_losses(report: BuildReport, db_path: Path, allow_rejected: str | Non
                                  "anyway)", loads=report.loads)
 
 
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_dir(path: Path) -> None:
-    with contextlib.suppress(OSError):  # some file systems cannot fsync a directory
-        _fsync(path)

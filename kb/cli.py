@@ -652,9 +652,9 @@ def lsp() -> None:
     Diagnostics as you type, hover on instruments and items, go to definition, find
     references, completion in context, and formatting (excon fmt). Set up: editors/README.md.
     """
-    from kb.lsp import main as serve_lsp
+    from dsl.lsp import main as serve_lsp
 
-    serve_lsp()
+    serve_lsp(declaration_schema())
 
 
 @cli.command("decisions")

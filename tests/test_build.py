@@ -257,7 +257,7 @@ def test_a_bad_input_file_leaves_the_previous_database_untouched(built: Path,
     ("refresh_inputs", MemoryError()),
     ("publish", KeyboardInterrupt()),
     ("_refuse_losses", sqlite3.OperationalError("disk I/O error")),
-    ("_fsync", OSError(28, "No space left on device")),
+    ("fsync", OSError(28, "No space left on device")),
 ])
 def test_a_build_failing_at_any_step_leaves_the_previous_database_untouched(
         built: Path, monkeypatch: pytest.MonkeyPatch, step: str, exc: BaseException) -> None:

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from kb.screen.engines import arrow_batches, copy_to_duckdb, secondary_indexes
+from kb.screen.engines import copy_to_duckdb, secondary_indexes
+from kb.store.arrow import arrow_batches
 from tests.conftest import RULEBOOKS
 
 TEXTS = [None, "", "\\N", "NULL", 'he said "hi", then\nleft', "镓, 99.99 %", "a\\b"]

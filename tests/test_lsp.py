@@ -127,9 +127,10 @@ def test_a_language_server_session(tmp_path: Path) -> None:
 
 
 def test_hover_on_an_item_names_the_acts_that_control_it() -> None:
-    from kb.lsp import analyse, hover_text
+    from dsl.lsp import analyse, hover_text
+    from kb.store.schema import declaration_schema
 
-    a = analyse((RULEBOOKS / "cn-strategic-minerals").resolve(), {})
+    a = analyse((RULEBOOKS / "cn-strategic-minerals").resolve(), {}, declaration_schema())
     text = hover_text(a, "gallium-metal") or ""
     assert "customs codes 8112929010" in text.replace(".", "")
     assert "controlled 2023-08-01 – 2024-11-30 by MOFCOM-2023-23" in text

@@ -22,8 +22,8 @@ import jinja2
 import dsl
 from dsl.check import CheckedRulebook
 from dsl.model import law
+from dsl.names import web_url
 from dsl.periods import ONE_DAY, Periods, listing_periods, rule_periods
-from kb.publish.metadata import timeline
 from kb.store.rulebook_rows import (
     amendment_rows,
     example_rows,
@@ -31,6 +31,7 @@ from kb.store.rulebook_rows import (
     item_rows,
     party_rows,
     rule_rows,
+    timeline,
 )
 from kb.store.schema import declaration_schema, hs_subheadings
 
@@ -82,15 +83,6 @@ def render(rulebook: Path, today: dt.date | None = None) -> tuple[str, str]:
         undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     env.filters["web_url"] = web_url
     return env.get_template("rulebook.html.j2").render(**context), context["rulebook"]["name"]
-
-
-def web_url(value: object) -> str:
-    """A link target only when it is an absolute http(s) URL; '' otherwise: a `javascript:` or
-    relative address in a rulebook is never rendered as a link (the checker's E408 rejects it;
-    this guards a knowledge base built before that check). Every template renders links so."""
-    from dsl.names import is_web_url
-
-    return value if isinstance(value, str) and is_web_url(value) else ""
 
 
 def write(rulebook: Path, out: Path, today: dt.date | None = None) -> Path:

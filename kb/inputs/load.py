@@ -967,7 +967,7 @@ def load_csv_duckdb(db: Database, duck: Any, table: str, source: str | Path,
     import duckdb
     import pyarrow as pa
 
-    from kb.screen.engines import _arrow_schema
+    from kb.store.arrow import arrow_schema
 
     contract = CONTRACTS[table]
     path = Path(source)
@@ -1021,7 +1021,7 @@ def load_csv_duckdb(db: Database, duck: Any, table: str, source: str | Path,
     def cell(pos: int | None) -> str:
         return "''" if pos is None else f"COALESCE(r.c{pos}, '')"
 
-    types = {f.name: f.type for f in _arrow_schema(db.conn, table)}
+    types = {f.name: f.type for f in arrow_schema(db.conn, table)}
     stored = wanted + [n for n, _, _ in contract.derived]
     values, tests, joins = [], [], []
     for k, ((field_name, validator), pos, kind) in enumerate(

@@ -15,7 +15,6 @@ data is public; everything derived from declarations, licences and parties needs
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import sqlite3
 from pathlib import Path
@@ -27,11 +26,12 @@ from sqlite_utils import Database
 from dsl.check import CheckedRulebook
 from dsl.compile import CompiledRulebook
 from dsl.model import law
-from dsl.periods import Periods, item_controls, listing_periods
+from dsl.periods import item_controls, listing_periods
 from dsl.periods import timeline as law_timeline
 from kb.inputs.reference import COUNTRIES_SOURCE, HS_SOURCE
 from kb.publish.search import build_search, searched_tables
 from kb.screen.checks import MATERIALISED, SUPPORT_TABLES, SUPPORT_VIEWS, declaration_findings_query
+from kb.store.rulebook_rows import iso_day, timeline
 from kb.store.tables import SPECS
 
 # Tables and views derived from the inputs (declarations, licences, trade parties): private.
@@ -221,15 +221,6 @@ def record_changes(db: Database, previous: Path | None) -> dict[str, Any] | None
     return since
 
 
-def timeline(periods: Periods) -> list[tuple[str | None, str | None, str, str | None]]:
-    """`dsl.periods.timeline` as rows: ISO days, status, the amending instrument."""
-    return [(_iso(t.start), _iso(t.end), t.status, t.instrument) for t in law_timeline(periods)]
-
-
-def _iso(day: dt.date | None) -> str | None:
-    return day.isoformat() if day else None
-
-
 def law_rows(db: Database, rb: CheckedRulebook,
              compiled: CompiledRulebook) -> list[tuple[Any, ...]]:
     """Every stretch of the law's life, one source of truth for `in_force_on`: rules (and
@@ -243,17 +234,17 @@ def law_rows(db: Database, rb: CheckedRulebook,
         title, instrument, provision, outcome = rules.get(name, (name, None, None, None))
         for t in law_timeline(periods):
             rows.append(("rule", name, title or name, t.status, t.instrument, instrument,
-                         provision, outcome, _iso(t.start), _iso(t.end)))
+                         provision, outcome, iso_day(t.start), iso_day(t.end)))
     for lp in listing_periods(rb):
         title = model.parties[lp.party].legal_name
         measures = ", ".join(lp.measures) or "no measures"
         for t in law_timeline(lp.periods):
             rows.append(("list entry", lp.party, title, t.status, t.instrument, lp.instrument,
-                         lp.provision, f"{lp.list}: {measures}", _iso(t.start), _iso(t.end)))
+                         lp.provision, f"{lp.list}: {measures}", iso_day(t.start), iso_day(t.end)))
     for item, controls in sorted(item_controls(rb).items()):
         for c in controls:
             rows.append(("item", item, model.items[item].title, "controlled", None,
-                         c.instrument, c.provision, None, _iso(c.start), _iso(c.end)))
+                         c.instrument, c.provision, None, iso_day(c.start), iso_day(c.end)))
     return rows
 
 

@@ -32,11 +32,11 @@ from typing import Any
 
 from sqlite_utils import Database
 
-from kb.build import pid_alive
 from kb.publish.auth import SESSION_HOURS, Credentials, CredentialsError
 from kb.publish.decisions import decisions_path, initialise
 from kb.publish.metadata import DECISIONS_DB, access_metadata
 from kb.publish.result_cache import ResultCache
+from kb.store.atomic import pid_alive
 
 SETTINGS = {
     "sql_time_limit_ms": 3000,

@@ -14,11 +14,11 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 import sys
-from collections.abc import Iterator
 from typing import Any
 
 from dsl.compile import CompiledRulebook
 from kb.screen.checks import DUCKDB_LICENCE_ITEMS, check_statements, derive_statements
+from kb.store.arrow import arrow_batches, arrow_schema
 
 # Each engine's column types for SQLite's declared types ("": none declared).
 TYPES = {
@@ -83,30 +83,6 @@ def copy_to_duckdb(conn: sqlite3.Connection, tables: tuple[str, ...] = CHECK_TAB
     for table in tables:
         duck_insert(duck, conn, table)
     return duck
-
-
-_ARROW_TYPES = {"TEXT": "string", "FLOAT": "float64", "REAL": "float64", "INTEGER": "int64",
-                "": "string"}
-
-
-def arrow_batches(conn: sqlite3.Connection, table: str, rows: int = 100_000) -> Iterator[Any]:
-    """The table's rows as Arrow record batches, typed by the columns' declared types:
-    Arrow's columns go to DuckDB and Spark without a row-by-row insert."""
-    import pyarrow as pa
-
-    schema = _arrow_schema(conn, table)
-    cursor = conn.execute(f'SELECT * FROM "{table}"')  # names are ours, not the user's
-    for chunk in iter(lambda: cursor.fetchmany(rows), []):
-        columns = list(zip(*chunk, strict=True))
-        yield pa.record_batch([pa.array(columns[i], type=f.type) for i, f in enumerate(schema)],
-                              schema=schema)
-
-
-def _arrow_schema(conn: sqlite3.Connection, table: str) -> Any:
-    import pyarrow as pa
-
-    return pa.schema([(str(c[1]), getattr(pa, _ARROW_TYPES.get(str(c[2]).upper(), "string"))())
-                      for c in conn.execute(f'PRAGMA table_info("{table}")')])
 
 
 def duck_insert(duck: Any, conn: sqlite3.Connection, table: str) -> None:
@@ -226,7 +202,7 @@ class DuckRows:
         from concurrent.futures import ThreadPoolExecutor
 
         self.duck, self.table, self.rows = duck, table, rows
-        self.types = {f.name: f.type for f in _arrow_schema(conn, table)}
+        self.types = {f.name: f.type for f in arrow_schema(conn, table)}
         self.pending: list[Any] = []
         self.count = 0
         self.writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="excon-duckrows")
@@ -364,7 +340,7 @@ def spark_register(spark: Any, conn: sqlite3.Connection) -> None:
 
     for table in CHECK_TABLES:
         batches = list(arrow_batches(conn, table))
-        schema = batches[0].schema if batches else _arrow_schema(conn, table)
+        schema = batches[0].schema if batches else arrow_schema(conn, table)
         frame = spark.createDataFrame(pa.Table.from_batches(batches, schema=schema))
         frame.createOrReplaceTempView(table)
 

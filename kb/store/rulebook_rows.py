@@ -5,6 +5,7 @@ it marks unverified. Analysts read the law here; the compiled checks join agains
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,8 @@ from sqlite_utils import Database
 
 from dsl.check import CheckedRulebook
 from dsl.model import law
+from dsl.periods import Periods
+from dsl.periods import timeline as law_timeline
 
 Row = dict[str, Any]
 
@@ -206,4 +209,12 @@ def load_rulebook(db: Database, rb: CheckedRulebook, hs6: frozenset[str],
     return counts
 
 
+def timeline(periods: Periods) -> list[tuple[str | None, str | None, str, str | None]]:
+    """`dsl.periods.timeline` as rows: ISO days, status, the amending instrument."""
+    return [(iso_day(t.start), iso_day(t.end), t.status, t.instrument)
+            for t in law_timeline(periods)]
 
+
+def iso_day(day: dt.date | None) -> str | None:
+    """A day as the knowledge base stores it (ISO text); None for an open end."""
+    return day.isoformat() if day else None

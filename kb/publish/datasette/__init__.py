@@ -257,7 +257,7 @@ def prepare_jinja2_environment(env: Any) -> None:
     env.globals["excon_hidden_columns"] = hidden_columns
     env.globals["excon_query_rows"] = query_rows_html
     env.globals["excon_quantity"] = lambda kg: "" if kg is None else quantity_text(kg)
-    from kb.documents.html import web_url
+    from dsl.names import web_url
 
     env.filters["web_url"] = web_url
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 import dataclasses
 import re
 from collections.abc import Iterator
-from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -33,8 +32,8 @@ from dsl import ast
 from dsl.check import CheckedRulebook
 from dsl.diagnostics import Diagnostic
 from dsl.parse import DECLARATION_KEYWORDS
+from dsl.schema import Schema
 from dsl.textmate import keywords
-from kb.store.schema import declaration_schema
 
 WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]*")
 # A rule's, an item's, … attribute keywords: offered at the start of an indented line.
@@ -56,11 +55,12 @@ class Analysis:
     diagnostics: list[Diagnostic]
     rulebook: CheckedRulebook | None
     paths: dict[str, Path]  # a file's name in the diagnostics → its path
+    schema: Schema  # the facts the rulebook was checked against
 
 
-def analyse(folder: Path, open_texts: dict[Path, str]) -> Analysis:
-    """Parse and check every `.excon` file of `folder`, the editor's texts in place of the
-    files' own."""
+def analyse(folder: Path, open_texts: dict[Path, str], schema: Schema) -> Analysis:
+    """Parse and check every `.excon` file of `folder` against `schema`, the editor's texts in
+    place of the files' own."""
     files: list[ast.SourceFile] = []
     diags: list[Diagnostic] = []
     paths: dict[str, Path] = {}
@@ -78,9 +78,9 @@ def analyse(folder: Path, open_texts: dict[Path, str]) -> Analysis:
         files.append(sf)
         diags.extend(errs)
         paths[name] = path
-    rb, found = dsl.check(files, declaration_schema())
+    rb, found = dsl.check(files, schema)
     diags.extend(found)
-    return Analysis(folder, files, diags, rb, paths)
+    return Analysis(folder, files, diags, rb, paths, schema)
 
 
 def lsp_range(span: ast.Span) -> t.Range:
@@ -218,7 +218,8 @@ def completions(a: Analysis, text: str, position: t.Position) -> list[t.Completi
         items = of("item", "item group")
     elif re.search(r"\b(destination|country|_country|jurisdiction)( +not)?( +in)?"
                    r"( +\S+,)* *\S*$", before):
-        items = [(c, t.CompletionItemKind.Constant, "country") for c in _countries()]
+        items = [(c, t.CompletionItemKind.Constant, "country")
+                 for c in sorted(a.schema.countries or ())]
         items += of("country group")
     elif re.search(r"\blisted on +\S*$", before):
         items = of("party list")
@@ -234,14 +235,10 @@ def completions(a: Analysis, text: str, position: t.Position) -> list[t.Completi
             for label, kind, detail in items]
 
 
-@cache
-def _countries() -> tuple[str, ...]:
-    return tuple(sorted(declaration_schema().countries or ()))
-
-
 class RulebookServer(LanguageServer):
     def __init__(self) -> None:
         super().__init__("excon", "0.1")
+        self.schema = Schema(fields=())  # `main` gives the facts the rulebooks are checked against
         self.texts: dict[Path, str] = {}
         self.analyses: dict[Path, Analysis] = {}
 
@@ -249,7 +246,7 @@ class RulebookServer(LanguageServer):
         path = Path(to_fs_path(uri) or uri).resolve()
         folder = path.parent
         if folder not in self.analyses:
-            self.analyses[folder] = analyse(folder, self.texts)
+            self.analyses[folder] = analyse(folder, self.texts, self.schema)
         return self.analyses[folder], path
 
     def changed(self, uri: str, text: str | None) -> None:
@@ -349,5 +346,8 @@ def formatting(ls: RulebookServer, params: t.DocumentFormattingParams) -> list[t
     return [t.TextEdit(range=t.Range(t.Position(0, 0), end), new_text=formatted)]
 
 
-def main() -> None:
+def main(schema: Schema) -> None:
+    """Serve over stdio, checking rulebooks against `schema` (the knowledge base gives the
+    declarations' facts: `excon lsp`)."""
+    server.schema = schema
     server.start_io()
