@@ -8,12 +8,13 @@
 passed in (`dsl.schema.Schema`).
 """
 
-from dsl.check import CheckedRulebook, check
+from dsl.check import check
 from dsl.diagnostics import CODES, Diagnostic, render
 from dsl.format import format_file
 from dsl.load import LoadResult, load, parse_paths
 from dsl.model import Law, law
 from dsl.parse import parse_bytes, parse_text
+from dsl.rulebook import CheckedRulebook
 from dsl.schema import FieldSpec, Schema
 
 

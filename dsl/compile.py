@@ -30,9 +30,9 @@ import sqlglot
 from sqlglot import exp
 
 from dsl import ast
-from dsl.check import CheckedRulebook, Interval
 from dsl.diagnostics import Diagnostic
 from dsl.periods import Control, Periods, item_controls, rule_periods
+from dsl.rulebook import CheckedRulebook, Interval
 from dsl.schema import UNIT_FACTORS, Schema
 
 FINDING_COLUMNS = ("declaration_id", "rule", "outcome", "severity", "instrument", "provision",

@@ -23,11 +23,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from dsl import ast
-from dsl.check import CheckedRulebook, Interval, normalise_customs_code
 from dsl.compile import OUTCOME_OF, listing_nodes, required_items
 from dsl.graph import PartyFacts
 from dsl.naive import Act, Calendar, Links, Listing, Names
 from dsl.names import party_key
+from dsl.rulebook import CheckedRulebook, Interval, normalise_customs_code
 from dsl.schema import UNIT_FACTORS, Schema
 
 Row = Mapping[str, Any]

@@ -10,9 +10,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from dsl import ast
-from dsl.check import CheckedRulebook, check
+from dsl.check import check
 from dsl.diagnostics import MAX_ERRORS, Diagnostic, sort_key
 from dsl.parse import parse_bytes
+from dsl.rulebook import CheckedRulebook
 from dsl.schema import Schema
 
 SUFFIX = ".excon"

@@ -29,9 +29,9 @@ from pygls.uris import from_fs_path, to_fs_path
 
 import dsl
 from dsl import ast
-from dsl.check import CheckedRulebook
 from dsl.diagnostics import Diagnostic
 from dsl.parse import DECLARATION_KEYWORDS
+from dsl.rulebook import CheckedRulebook
 from dsl.schema import Schema
 from dsl.textmate import keywords
 

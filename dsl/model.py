@@ -18,10 +18,10 @@ from decimal import Decimal
 from typing import Any
 
 from dsl import ast
-from dsl.check import CheckedRulebook, normalise_customs_code
 from dsl.format import attribute, condition, format_file, header
 from dsl.ir import plain
 from dsl.periods import Control, item_controls
+from dsl.rulebook import CheckedRulebook, normalise_customs_code
 from dsl.schema import UNIT_FACTORS
 
 

@@ -29,9 +29,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from dsl import ast
-from dsl.check import CheckedRulebook, Interval, parse_date
 from dsl.graph import MAJORITY, PartyFacts, address_key, phone_key
 from dsl.names import party_key, similarity
+from dsl.rulebook import CheckedRulebook, Interval, parse_date
 
 
 @dataclass(frozen=True)

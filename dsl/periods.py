@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 from dsl import ast
-from dsl.check import CheckedRulebook, Interval, parse_date
+from dsl.rulebook import CheckedRulebook, Interval, parse_date
 
 ONE_DAY = dt.timedelta(days=1)
 

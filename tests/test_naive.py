@@ -12,11 +12,11 @@ import random
 import pytest
 
 import dsl
-from dsl.check import CheckedRulebook
 from dsl.graph import PartyFacts, PartyGraph
 from dsl.naive import Calendar, Links, Names
 from dsl.names import PartyMatcher
 from dsl.periods import control_on, item_controls, listing_periods, rule_periods
+from dsl.rulebook import CheckedRulebook
 from kb.store.schema import declaration_schema
 from tests.conftest import ROOT, RULEBOOKS
 

@@ -20,10 +20,10 @@ from typing import Any
 import jinja2
 
 import dsl
-from dsl.check import CheckedRulebook
 from dsl.model import law
 from dsl.names import web_url
 from dsl.periods import ONE_DAY, Periods, listing_periods, rule_periods
+from dsl.rulebook import CheckedRulebook
 from kb.store.rulebook_rows import (
     amendment_rows,
     example_rows,

@@ -23,11 +23,11 @@ from typing import Any
 import jinja2
 from sqlite_utils import Database
 
-from dsl.check import CheckedRulebook
 from dsl.compile import CompiledRulebook
 from dsl.model import law
 from dsl.periods import item_controls, listing_periods
 from dsl.periods import timeline as law_timeline
+from dsl.rulebook import CheckedRulebook
 from kb.inputs.reference import COUNTRIES_SOURCE, HS_SOURCE
 from kb.publish.search import build_search, searched_tables
 from kb.screen.checks import MATERIALISED, SUPPORT_TABLES, SUPPORT_VIEWS, declaration_findings_query

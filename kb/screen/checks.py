@@ -16,13 +16,13 @@ import sqlglot
 from sqlglot import exp
 from sqlite_utils import Database
 
-from dsl.check import CheckedRulebook
 from dsl.compile import ROW_KEY, CompiledRulebook, compile_rulebook, create_view, union_all
 from dsl.diagnostics import Diagnostic
 from dsl.graph import PartyFacts, PartyGraph
 from dsl.model import law
 from dsl.names import PartyMatcher, party_key
 from dsl.periods import listing_periods
+from dsl.rulebook import CheckedRulebook
 from kb.store.schema import declaration_schema
 
 SUPPORT_TABLES = {

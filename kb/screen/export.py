@@ -12,11 +12,11 @@ from importlib.metadata import version as package_version
 from pathlib import Path
 from typing import Any
 
-from dsl.check import CheckedRulebook
 from dsl.compile import CompiledRulebook
 from dsl.ir import node_schemas, plain, source_files
 from dsl.model import Rule, declarations_json, law
 from dsl.periods import rule_periods
+from dsl.rulebook import CheckedRulebook
 
 CUSTOMS_MATCH = (
     "A declared customs code (digits only) matches an item's reference code exactly when the "

@@ -19,8 +19,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from dsl.check import CheckedRulebook
 from dsl.names import PartyMatcher
+from dsl.rulebook import CheckedRulebook
 
 FAMILIES: dict[str, frozenset[str]] = {
     "false declaration": frozenset({"relabelled_name", "relabelled_value"}),

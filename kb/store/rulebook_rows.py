@@ -12,10 +12,10 @@ from typing import Any
 
 from sqlite_utils import Database
 
-from dsl.check import CheckedRulebook
 from dsl.model import law
 from dsl.periods import Periods
 from dsl.periods import timeline as law_timeline
+from dsl.rulebook import CheckedRulebook
 
 Row = dict[str, Any]
 

@@ -1,0 +1,202 @@
+"""The checked rulebook: every declaration of a set of rulebook files, resolved and indexed by
+name (`CheckedRulebook`), with the intervals of days the law is read in. What the checker
+produces and every later stage reads (periods, model, compiler, interpreter); it imports no
+stage.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+from pathlib import PurePath
+from typing import Any
+
+from dsl import ast
+
+
+@dataclass(frozen=True, slots=True)
+class Interval:
+    """A closed interval of days; `end=None` is open-ended. Both ends are inclusive."""
+
+    start: dt.date | None
+    end: dt.date | None
+
+    def overlaps(self, other: Interval) -> bool:
+        lo = max((d for d in (self.start, other.start) if d), default=None)
+        hi = min((d for d in (self.end, other.end) if d), default=None)
+        return lo is None or hi is None or lo <= hi
+
+
+@dataclass
+class CheckedRulebook:
+    """Everything declared in a set of rulebook files, resolved and indexed by name."""
+
+    files: list[ast.SourceFile]
+    rulebooks: dict[str, ast.RulebookDecl] = field(default_factory=dict)
+    instruments: dict[str, ast.Instrument] = field(default_factory=dict)
+    items: dict[str, ast.Item] = field(default_factory=dict)
+    groups: dict[str, ast.Group] = field(default_factory=dict)
+    country_groups: dict[str, ast.CountryGroup] = field(default_factory=dict)
+    terms: dict[str, ast.Terms] = field(default_factory=dict)
+    value_ranges: dict[str, ast.ValueRange] = field(default_factory=dict)
+    # compile_rulebook's result per schema (compiling is the slow step of loading)
+    compiled: dict[int, Any] = field(default_factory=dict, compare=False, repr=False)
+    # what `dsl.periods` resolves from it once (item controls), kept with it
+    derived: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    lists: dict[str, ast.PartyList] = field(default_factory=dict)
+    parties: dict[str, ast.Party] = field(default_factory=dict)
+    rules: dict[str, ast.Rule] = field(default_factory=dict)
+    exceptions: dict[str, ast.Exception_] = field(default_factory=dict)
+    amendments: list[ast.Amendment] = field(default_factory=list)
+    examples: list[ast.Example] = field(default_factory=list)
+    group_items: dict[str, frozenset[str]] = field(default_factory=dict)
+    country_members: dict[str, frozenset[str]] = field(default_factory=dict)
+    validity: dict[str, Interval] = field(default_factory=dict)
+    unverified: list[tuple[str, str, str, ast.Span]] = field(default_factory=list)
+    version: str = ""
+
+    def items_in(self, names: Iterable[str]) -> frozenset[str]:
+        """Expand item and group names to item names."""
+        out: set[str] = set()
+        for n in names:
+            out |= self.group_items.get(n, frozenset({n}) if n in self.items else frozenset())
+        return frozenset(out)
+
+    def in_force_date(self, instrument: str) -> dt.date | None:
+        """The `in force` date of an instrument, if it is declared with one."""
+        ins = self.instruments.get(instrument)
+        f = ast.first_attr(ins, ast.InForce) if ins is not None else None
+        return parse_date(f.date.text) if f else None
+
+    def control_acts(self, item: str) -> list[ast.ControlAct]:
+        """The acts that control an item: its own `per` lines, else those of every group it
+        belongs to (directly or through nested groups) that has some."""
+        it = self.items.get(item)
+        own = ast.attrs_of(it, ast.ControlAct) if it is not None else []
+        if own:
+            return own
+        return [a for g, members in self.group_items.items() if item in members
+                for a in ast.attrs_of(self.groups[g], ast.ControlAct)]
+
+    def list_measures(self, name: str) -> tuple[str, ...]:
+        """The measures a party list declares its listings can impose."""
+        lst = self.lists.get(name)
+        return tuple(r.name for m in ast.attrs_of(lst, ast.Measures) for r in m.names) \
+            if lst is not None else ()
+
+    def listing_measures(self, listing: ast.Listing) -> tuple[str, ...]:
+        """The measures a listing imposes: those it names, else every measure of its list."""
+        if listing.measures is not None:
+            return tuple(r.name for r in listing.measures)
+        return self.list_measures(listing.list.name)
+
+    def rulebook_items(self, file: str) -> frozenset[str]:
+        """The items declared in the rulebook that `file` belongs to."""
+        mine = self.rulebook_of(file)
+        return frozenset(n for n, it in self.items.items()
+                         if self.rulebook_of(it.span.file) == mine)
+
+    def condition_of(self, decl: ast.Rule | ast.Exception_) -> ast.Condition | None:
+        """A rule's or exception's condition as the later stages evaluate it: `item is
+        dual-use` becomes `item in` every item of the rulebook it belongs to (whose control
+        periods and thresholds then apply as to any item)."""
+        when = ast.first_attr(decl, ast.When)
+        if when is None:
+            return None
+        key = f"condition:{id(decl)}"
+        if key not in self.derived:
+            items = tuple(ast.Ref(n) for n in sorted(self.rulebook_items(decl.span.file)))
+            self.derived[key] = _expand_dual_use(when.condition, items)
+        return self.derived[key]  # type: ignore[no-any-return]
+
+    def suppressors(self, rule: str) -> list[ast.Rule | ast.Exception_]:
+        """Exceptions that except `rule`, and permissions that override it."""
+        out: list[ast.Rule | ast.Exception_] = [
+            e for e in self.exceptions.values()
+            if any(r.name == rule for x in ast.attrs_of(e, ast.Excepts) for r in x.rules)]
+        for r in self.rules.values():
+            then = ast.first_attr(r, ast.Then)
+            if then and then.outcome.kind == "permitted" and any(
+                    o.name == rule for x in ast.attrs_of(r, ast.Overrides) for o in x.rules):
+                out.append(r)
+        return out
+
+    def value_range_rows(self) -> list[tuple[str, str, float, float]]:
+        """(value range, customs code, low, high) in USD/kg, for every code of every range."""
+        out = []
+        for name, vr in sorted(self.value_ranges.items()):
+            pr = ast.first_attr(vr, ast.PriceRange)
+            if pr is None:
+                continue
+            for a in ast.attrs_of(vr, ast.Customs):
+                for c in a.codes:
+                    out.append((name, normalise_customs_code(c.text), float(pr.low),
+                                float(pr.high)))
+        return out
+
+    def item_value_ranges(self, names: Iterable[str]) -> list[tuple[float, float]]:
+        """The reference unit-value ranges that apply to these items (or groups' items): those
+        of a value range whose customs code and one of the item's codes are the same line at
+        different precision (one is a prefix of the other)."""
+        names = list(names)
+        codes = [normalise_customs_code(c.text) for i in sorted(self.items_in(names))
+                 for a in ast.attrs_of(self.items[i], ast.Customs) for c in a.codes]
+        found = {(low, high) for vr, code, low, high in self.value_range_rows()
+                 if vr in names or any(code.startswith(c) or c.startswith(code)
+                                       for c in codes)}
+        return sorted(found)
+
+    def rulebook_of(self, file: str) -> str | None:
+        """The rulebook a file belongs to: the one declared in its folder (or a parent folder)."""
+        best: tuple[int, str] | None = None
+        for name, decl in self.rulebooks.items():
+            folder = PurePath(decl.span.file).parent
+            if PurePath(file).is_relative_to(folder):
+                depth = len(folder.parts)
+                if best is None or depth > best[0]:
+                    best = (depth, name)
+        if best is None and len(self.rulebooks) == 1:
+            return next(iter(self.rulebooks))
+        return best[1] if best else None
+
+    def mineral_of(self, item: str, rulebook: str | None) -> str | None:
+        """The item's smallest group in that rulebook (its mineral, not a union such as
+        `dual-use-minerals`); windows `with same group` compare declarations by it."""
+        found = [(len(members), g) for g, members in self.group_items.items()
+                 if item in members and self.rulebook_of(self.groups[g].span.file) == rulebook]
+        return min(found)[1] if found else None
+
+    def mineral_rows(self) -> list[tuple[str, str, str]]:
+        """(item, rulebook, mineral) for every rulebook that groups the item."""
+        return [(item, r, m) for r in sorted(self.rulebooks) for item in sorted(self.items)
+                if (m := self.mineral_of(item, r)) is not None]
+
+    def countries_in(self, names: Iterable[str]) -> frozenset[str]:
+        out: set[str] = set()
+        for n in names:
+            out |= self.country_members.get(n, frozenset({n}))
+        return frozenset(out)
+
+
+def parse_date(text: str) -> dt.date | None:
+    try:
+        return dt.date.fromisoformat(text) if len(text) == 10 else None
+    except ValueError:
+        return None
+
+
+def normalise_customs_code(text: str) -> str:
+    """Digits only: `8112.92.90.10` and `8112 92 90 10` both become `8112929010`."""
+    return re.sub(r"[.\s]", "", text)
+
+
+def _expand_dual_use(c: ast.Condition, items: tuple[ast.Ref, ...]) -> ast.Condition:
+    if isinstance(c, ast.DualUse):
+        return ast.ItemIn(items, c.negated, c.span)
+    if isinstance(c, ast.AllOf | ast.AnyOf):
+        return replace(c, parts=tuple(_expand_dual_use(p, items) for p in c.parts))
+    if isinstance(c, ast.Negation | ast.Parenthesised):
+        return replace(c, part=_expand_dual_use(c.part, items))
+    return c
