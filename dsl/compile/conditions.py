@@ -1,0 +1,783 @@
+"""The compiler's conditions: each condition becomes SQL that makes it certainly true and SQL
+that makes it certainly false (items, codes, sets, mentions, listings, relations, ranges,
+first-seen dates, windows, comparisons), with the candidate declarations a check can start
+from.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+
+from sqlglot import exp
+
+from dsl import ast
+from dsl.compile.facts import FactCompiler
+from dsl.compile.sql import (
+    COST_COUNTRIES,
+    COST_ITEMS,
+    COST_PARTIES,
+    COST_RELATION,
+    COST_VALUE_RANGE,
+    TRUE,
+    Candidates,
+    D,
+    Truth,
+    and_,
+    cheap_first,
+    col_,
+    combine,
+    in_,
+    interval_test,
+    is_complement,
+    is_null,
+    is_probe,
+    key_of,
+    lit,
+    merge,
+    not_,
+    not_null,
+    or_,
+    reads_declarations,
+    union_all,
+    whole,
+)
+from dsl.periods import Control, item_controls
+from dsl.rulebook import Interval
+from dsl.schema import UNIT_FACTORS
+
+
+class ConditionCompiler(FactCompiler):
+    """Conditions as three-valued SQL, and the candidates a check starts from."""
+
+    # ------------------------------------------------------------ conditions
+    def truth(self, c: ast.Condition) -> Truth:
+        result = self._truth(c)
+        result.complement = is_complement(result)
+        return result
+
+    def _truth(self, c: ast.Condition) -> Truth:
+        if isinstance(c, ast.Parenthesised):
+            return self.truth(c.part)
+        if isinstance(c, ast.AllOf):
+            parts = [self.truth(p) for p in c.parts]
+            result = combine(parts, and_(*cheap_first(p.t for p in parts)),
+                              or_(*cheap_first(p.f for p in parts)))
+            # `X is not missing and …X…`: when X is absent the whole is false, not unknown
+            present = {self.field_sql(p.subject.name)[2] for p in c.parts
+                       if isinstance(p, ast.IsMissing) and p.negated}
+            result.missing = [m for m in result.missing if m not in present]
+            return result
+        if isinstance(c, ast.AnyOf):
+            parts = [self.truth(p) for p in c.parts]
+            return combine(parts, or_(*cheap_first(p.t for p in parts)),
+                            and_(*cheap_first(p.f for p in parts)))
+        if isinstance(c, ast.Negation):
+            inner = self.truth(c.part)
+            return Truth(inner.f, inner.t, inner.missing, inner.guards, inner.complement)
+        if isinstance(c, ast.ItemIn):
+            return self.item_in(c)
+        if isinstance(c, ast.InSet):
+            return self.in_set(c)
+        if isinstance(c, ast.IsMissing):
+            col, _, _ = self.field_sql(c.subject.name)
+            test = not_null(col) if c.negated else is_null(col)
+            return Truth(test, not_(test))
+        if isinstance(c, ast.Mentions):
+            return self.mentions(c)
+        if isinstance(c, ast.Listed):
+            return self.listed(c)
+        if isinstance(c, ast.Comparison):
+            return self.comparison(c)
+        if isinstance(c, ast.Related):
+            return self.related(c)
+        if isinstance(c, ast.FirstSeen):
+            return self.first_seen(c)
+        if isinstance(c, ast.InRange):
+            return self.in_range(c)
+        return self.fail(c, type(c).__name__.lower())  # pragma: no cover - every kind compiles
+
+    def item_in(self, c: ast.ItemIn) -> Truth:
+        """The declaration's matching item is one of these; the item's own thresholds apply."""
+        self.uses_items = True
+        items = self.rb.items_in(r.name for r in c.members)
+        item = col_("item", "di")
+        member = self.controlled(item, items)
+        t_parts, f_parts, missing = [], [], []
+        guards: dict[str, list[exp.Expression]] = {}
+        for name in sorted(items):
+            cond = self.item_conditions.get(name)
+            if cond is None:
+                continue
+            inner = self.truth(cond)
+            is_it = exp.EQ(this=item.copy(), expression=lit(name))
+            t_parts.append(and_(is_it, not_(inner.t)))
+            f_parts.append(and_(is_it, inner.f))
+            missing.extend(inner.missing)
+            for m in inner.missing:  # the threshold's field matters only for this item
+                guards.setdefault(m, []).append(exp.EQ(this=item.copy(), expression=lit(name)))
+        # certainly in: a member whose thresholds (if any) are met (false, not NULL, when the
+        # declaration matches no item: a negated `item not in` must then be certainly true)
+        known = and_(not_null(item.copy()), member.copy())
+        t = and_(known, *(not_(p) for p in t_parts)) if t_parts else known
+        # certainly out: not a member, or a member whose thresholds are certainly not met
+        f = or_(not_(and_(not_null(item), member)), *f_parts)
+        if c.negated:
+            t, f = f, t
+        return Truth(t, f, merge([missing]), {m: or_(*g) for m, g in guards.items()})
+
+    def controlled(self, item: exp.Expression, items: Iterable[str]) -> exp.Expression:
+        """`item` is one of `items` and controlled on the judged date: the items with the same
+        control periods share one test of the date."""
+        controls = item_controls(self.rb)
+        by_days: dict[tuple[Interval, ...], list[str]] = {}
+        for name in sorted(items):
+            days = _joined(controls.get(name, ()))
+            if days:
+                by_days.setdefault(days, []).append(name)
+        parts = [and_(in_(item.copy(), names),
+                      or_(*(interval_test(iv, self.judged_on()) for iv in days)))
+                 for days, names in sorted(by_days.items(), key=lambda x: x[1])]
+        return exp.paren(or_(*parts)) if len(parts) > 1 else or_(*parts)
+
+    def control_act(self, item: exp.Expression, items: Iterable[str],
+                    part: str) -> exp.Expression:
+        """The instrument (`part` "instrument") or provision that controls `item` on the
+        judged date, NULL when none does."""
+        acts: dict[tuple[str | None, Interval], list[str]] = {}
+        controls = item_controls(self.rb)
+        for name in sorted(items):
+            for c in controls.get(name, ()):
+                value = c.instrument if part == "instrument" else c.provision
+                acts.setdefault((value, c.interval), []).append(name)
+        case = exp.Case()
+        for (value, iv), names in sorted(acts.items(), key=lambda x: (x[1], str(x[0][1]))):
+            if value is not None:
+                case = case.when(and_(in_(item.copy(), names),
+                                      interval_test(iv, self.judged_on())), lit(value))
+        return case if case.args.get("ifs") else exp.cast(exp.null(), "TEXT")
+
+    def in_set(self, c: ast.InSet) -> Truth:
+        spec = self.schema.field(c.subject.name)
+        if spec is not None and spec.type == "code":
+            return self.code_in(c)
+        col, nullable, _ = self.field_sql(c.subject.name)
+        parts = []
+        codes = []
+        for ref in c.members:
+            if ref.name in self.rb.country_groups:
+                members = self.rb.country_members.get(ref.name, frozenset())
+                iv = self.rb.validity.get(ref.name, Interval(None, None))
+                parts.append(and_(in_(col.copy(), members), interval_test(iv, self.judged_on())))
+            else:
+                codes.append(ref.name)
+        if codes:
+            parts.append(in_(col.copy(), codes))
+        test = exp.paren(or_(*parts)) if len(parts) > 1 else or_(*parts)
+        present = not_null(col.copy())
+        t = and_(present, test) if nullable else test
+        f = and_(present, not_(test)) if nullable else not_(test)
+        if c.negated:
+            t, f = f, t
+        return Truth(t, f, [self.field_sql(c.subject.name)[2]] if nullable else [])
+
+    def code_in(self, c: ast.InSet) -> Truth:
+        """`hs_code in gallium`: the declared code matches a reference code of one of the
+        items controlled on the judged date, whatever the item's thresholds (purity and the
+        like) say."""
+        test = self.item_exists(self.rb.items_in(r.name for r in c.members), c.any_time)
+        if c.negated:
+            return Truth(not_(test), test.copy())
+        return Truth(test, not_(test.copy()))
+
+    def item_exists(self, items: Iterable[str], any_time: bool = False) -> exp.Expression:
+        """The declared code matches a reference code of one of the items controlled on the
+        judged date (`any_time`: of one of the items)."""
+        item = col_("item", "ci")
+        return exp.Exists(this=(
+            exp.select(lit(1)).from_(exp.alias_(exp.to_table("declaration_items"), "ci"))
+            .where(and_(exp.EQ(this=col_("declaration_id", "ci"), expression=col_("id")),
+                        in_(item, items) if any_time else self.controlled(item, items)))))
+
+    def mentions(self, c: ast.Mentions) -> Truth:
+        col, nullable, name = self.field_sql(c.subject.name)
+        words: list[str] = []
+        for term in c.terms:
+            if isinstance(term, ast.Text):
+                words.append(term.value)
+            else:
+                for w in ast.attrs_of(self.rb.terms[term.name], ast.Words):
+                    words.extend(x.value for x in w.words)
+        # The declarations whose text mentions a word, with the first word it mentions: a
+        # relation of its own (`mentions_<n>`), materialised once per build, so each check
+        # joins it instead of searching every text for every word again. Each distinct text
+        # is searched once (declarations repeat their goods descriptions: at 1,000,000 demo
+        # declarations, 62 distinct texts: SQLite 1.6 s, DuckDB 0.15 s). OFFSET 0 keeps the
+        # search above the DISTINCT: SQLite and DuckDB otherwise push the filter below it,
+        # onto every row (24.6 s and 2.9 s; a DuckDB file hid it, its dictionary compression
+        # evaluating the search once per distinct value).
+        lowered = exp.Lower(this=col_("text", "t"))
+        tests = [exp.GT(this=exp.StrPosition(this=lowered.copy(), substr=lit(w.lower())),
+                        expression=lit(0)) for w in sorted(set(words))]
+        matched = exp.Case()
+        for word, t in zip(sorted(set(words)), tests, strict=True):
+            matched = matched.when(t.copy(), lit(word))
+        texts = (exp.select(exp.alias_(col_(name, "x"), "text")).distinct()
+                 .from_(exp.alias_(exp.to_table("declarations"), "x")).offset(0))
+        words_of = (exp.select(col_("text", "t"), exp.alias_(matched, "word"))
+                    .from_(exp.alias_(texts.subquery(), "t"))
+                    .where(exp.paren(or_(*tests)) if len(tests) > 1 else or_(*tests)))
+        relation = (exp.select(exp.alias_(col_("id", "m"), "declaration_id"),
+                               col_("word", "w"))
+                    .from_(exp.alias_(exp.to_table("declarations"), "m"))
+                    .join(exp.alias_(words_of.subquery(), "w"),
+                          on=exp.EQ(this=col_(name, "m"), expression=col_("text", "w"))))
+        alias = self.relation(relation, "mentions",
+                              exp.EQ(this=col_("declaration_id", "{alias}"),
+                                     expression=col_("id")))
+        self.note_relation(c, self.rule_windows[-1][0], not nullable)
+        test = not_null(col_("declaration_id", alias))
+        self.evidence.append(exp.Case().when(test.copy(), exp.Concat(expressions=[
+            lit(f"; {c.subject.name.replace('_', ' ')} mentions '"), col_("word", alias),
+            lit("'")])))
+        present = not_null(col.copy())
+        if nullable:
+            return Truth(and_(present, test), and_(present, not_(test.copy())), [name])
+        return Truth(test, not_(test.copy()))
+
+    def note_relation(self, node: object, name: str, certain: bool,
+                      hops: int | None = None, cost: int = 1) -> None:
+        ids = (exp.select(exp.column("declaration_id", table="x"))
+               .from_(exp.alias_(exp.to_table(name), "x")))
+        if hops is not None:
+            ids = ids.where(exp.LTE(this=exp.column("hops", table="x"), expression=lit(hops)))
+        self.node_relations[id(node)] = Candidates(ids, certain, cost)
+
+    def join_table(self, table: str, on: exp.Expression) -> str:
+        """Left-join a keyed table (at most one row per declaration) into the rule; `on` names
+        it `{alias}`. Returns its alias."""
+        alias = f"w{len(self.rule_windows) + 1}"
+        self.rule_windows.append((table, alias, on.transform(_rename_alias(alias))))
+        return alias
+
+    def relation(self, query: exp.Select, kind: str, on: exp.Expression | None,
+                 key: tuple[str, ...] | None = ("declaration_id",)) -> str:
+        """Register a relation the rule joins (one row per declaration at most), shared by
+        every rule that needs the same one; returns the alias the rule joins it under. `on`
+        names the alias as the table `{alias}`; without `on` the relation is not joined (the
+        rule queries it) and its name is returned. `key`: the columns no two rows share
+        (None: several rows may be alike)."""
+        sql = query.sql(dialect="sqlite")
+        name = self.window_names.get(sql)
+        if name is None:
+            count = sum(1 for n in self.windows if n.startswith(kind + "_"))
+            name = self.window_names[sql] = f"{kind}_{count + 1}"
+            self.windows[name] = query
+            if key is not None:
+                self.window_keys[name] = key
+        if on is None:
+            return name
+        alias = f"w{len(self.rule_windows) + 1}"
+        self.rule_windows.append((name, alias, on.transform(_rename_alias(alias))))
+        return alias
+
+    def listed(self, c: ast.Listed) -> Truth:
+        col, nullable, name = self.field_sql(c.subject.name)
+        lists = [r.name for r in c.lists] or sorted(self.rb.lists)
+        measures = [m.name for m in c.measures]
+        self.listed_columns.setdefault(name, []).append((lists, measures))
+        sub = (
+            exp.select(lit(1))
+            .from_(exp.alias_(exp.to_table("listed_matches"), "k"))
+            .where(and_(
+                exp.EQ(this=col_("name", "k"), expression=col.copy()),
+                self.list_match(lists, "k", "k", measures),
+                *self.listed_on_date("k"),
+            ))
+        )
+        # A non-correlated IN over the listed names is computed once per query, so the
+        # correlated date test only runs for the few declarations whose name is listed.
+        candidate = self.listed_candidate(col, lists)
+        test = exp.paren(and_(candidate, exp.Exists(this=sub)))
+        if nullable:
+            present = not_null(col.copy())
+            return Truth(and_(present, test), and_(present, not_(test)), [name])
+        return Truth(test, not_(test))
+
+    def listed_candidate(self, col: exp.Expression, lists: list[str]) -> exp.Expression:
+        """`col IN (names listed on these lists at any time)`: true for every name that can be
+        listed on some date; an engine computes the set once and can probe an index with it."""
+        names = (exp.select(col_("name", "k"))
+                 .from_(exp.alias_(exp.to_table("listed_matches"), "k"))
+                 .where(self.list_match(lists, "k", "k")))
+        return exp.In(this=col.copy(), query=exp.Subquery(this=names))
+
+    def list_match(self, lists: list[str], entry: str, name: str,
+                   measures: Sequence[str] = ()) -> exp.Expression:
+        """The entry is on one of `lists` (by a listing that imposes one of `measures`, when
+        some are named) and the name's score reaches that list's `match threshold` (100, an
+        exact match after normalisation, when the list sets none)."""
+        by_threshold: dict[float, list[str]] = {}
+        for lst in lists:
+            t = ast.first_attr(self.rb.lists[lst], ast.MatchThreshold)
+            by_threshold.setdefault(float(t.value) if t else 100.0, []).append(lst)
+        parts = [and_(in_(col_("list", entry), names),
+                      exp.GTE(this=col_("score", name), expression=lit(threshold)))
+                 for threshold, names in sorted(by_threshold.items())]
+        test = exp.paren(or_(*parts)) if len(parts) > 1 else or_(*parts)
+        return and_(test, in_(col_("measure", entry), measures)) if measures else test
+
+    def related(self, c: ast.Related) -> Truth:
+        """`A related to B|party listed on L [within N hops] [via links]`: a path in
+        `party_reach` from A's normalised name to B's (or to a listed party's, listed on the
+        judging date)."""
+        from dsl.graph import via_key
+
+        hops = c.hops or 1
+        via = via_key(v.name for v in c.via)
+        acol, anull, aname = self.field_sql(c.subject.name)
+        need = (via, aname, self.field_sql(c.other.name)[2]
+                if isinstance(c.other, ast.Ref) else None)
+        self.reach_needs[need] = max(self.reach_needs.get(need, 0), hops)
+        nullable = [(acol, aname)] if anull else []
+        # The declarations whose parties are linked, with the path: a relation of its own
+        # (`links_<n>`), materialised once per build from `party_reach`.
+        base = (exp.select(exp.alias_(col_("id", "m"), "declaration_id"))
+                .from_(exp.alias_(exp.to_table("party_reach"), "r"))
+                .join(exp.alias_(exp.to_table("party_name_keys"), "ka"),
+                      on=exp.EQ(this=col_("key", "ka"), expression=col_("a", "r")))
+                .join(exp.alias_(exp.to_table("declarations"), "m"),
+                      on=exp.EQ(this=col_(aname, "m"), expression=col_("name", "ka"))))
+        who = c.subject.name.replace("_", " ")
+        if isinstance(c.other, ast.Ref):
+            bcol, bnull, bname = self.field_sql(c.other.name)
+            nullable += [(bcol, bname)] if bnull else []
+            relation = (base.select(exp.alias_(col_("hops", "r"), "hops"),
+                                    exp.alias_(col_("path", "r"), "path"))
+                        .join(exp.alias_(exp.to_table("party_name_keys"), "kb"),
+                              on=and_(exp.EQ(this=col_("key", "kb"), expression=col_("b", "r")),
+                                      exp.EQ(this=col_("name", "kb"),
+                                             expression=col_(bname, "m"))))
+                        .where(exp.EQ(this=col_("via", "r"), expression=lit(via))))
+            alias = self.relation(relation, "links", and_(
+                exp.EQ(this=col_("declaration_id", "{alias}"), expression=col_("id")),
+                exp.LTE(this=col_("hops", "{alias}"), expression=lit(hops))))
+            self.note_relation(c, self.rule_windows[-1][0], not nullable, hops, COST_PARTIES)
+            test: exp.Expression = not_null(col_("declaration_id", alias))
+            self.evidence.append(exp.Case().when(test.copy(), exp.Concat(expressions=[
+                lit(f"; {who} is linked to {c.other.name.replace('_', ' ')} within {hops} "
+                     f"hop{'s' if hops > 1 else ''}: "), col_("path", alias)])))
+        else:
+            lists = [r.name for r in c.other.lists] or sorted(self.rb.lists)
+            relation = (base.select(exp.alias_(col_("party", "lk"), "party"),
+                                    exp.alias_(col_("hops", "r"), "hops"),
+                                    exp.alias_(col_("path", "r"), "path"))
+                        .join(exp.alias_(exp.to_table("listed_party_keys"), "lk"),
+                              on=exp.EQ(this=col_("key", "lk"), expression=col_("b", "r")))
+                        .where(exp.EQ(this=col_("via", "r"), expression=lit(via))))
+            # a declaration's party may reach several listed parties, one by several paths
+            name = self.relation(relation, "links", None, key=None)
+            self.note_relation(c, name, not nullable, hops, COST_PARTIES)
+
+            def listed(projection: exp.Expression) -> exp.Select:
+                return (exp.select(projection)
+                        .from_(exp.alias_(exp.to_table(name), "lr"))
+                        .join(exp.alias_(exp.to_table("list_entry_periods"), "p"),
+                              on=exp.EQ(this=col_("party", "p"), expression=col_("party", "lr")))
+                        .where(and_(exp.EQ(this=col_("declaration_id", "lr"),
+                                           expression=col_("id")),
+                                    exp.LTE(this=col_("hops", "lr"), expression=lit(hops)),
+                                    in_(col_("list", "p"), lists),
+                                    *self.listed_on_date("p"))))
+
+            test = exp.Exists(this=listed(lit(1)))
+            note = listed(exp.Concat(expressions=[
+                lit(f"; {who} is linked to a party on "), col_("list", "p"),
+                lit(" (listed by "), col_("instrument_id", "p"),
+                lit(f") within {hops} hop{'s' if hops > 1 else ''}: "), col_("path", "lr")]))
+            self.evidence.append(exp.Subquery(
+                this=note.order_by(col_("hops", "lr"), col_("path", "lr")).limit(1)))
+        if not nullable:
+            return Truth(test, not_(test.copy()))
+        present = and_(*(not_null(col.copy()) for col, _ in nullable))
+        return Truth(and_(present, test), and_(present.copy(), not_(test.copy())),
+                     [name for _, name in nullable])
+
+    def in_range(self, c: ast.InRange) -> Truth:
+        """Inside one of the reference ranges (rulebook constants) that apply to the items."""
+        col, nullable, name = self.field_sql(c.subject.name)
+        ranges = self.rb.item_value_ranges(r.name for r in c.members)
+        test = or_(*(exp.paren(and_(exp.GTE(this=col.copy(), expression=lit(low)),
+                                    exp.LTE(this=col.copy(), expression=lit(high))))
+                     for low, high in ranges))
+        test = exp.paren(test) if len(ranges) > 1 else test
+        if nullable:
+            present = not_null(col.copy())
+            return Truth(and_(present, test), and_(present.copy(), not_(test.copy())), [name])
+        return Truth(test, not_(test.copy()))
+
+    def listed_on_date(self, entry: str) -> list[exp.Expression]:
+        return [exp.GTE(this=self.judged_on(), expression=col_("valid_from", entry)),
+                exp.paren(or_(is_null(col_("valid_until", entry)),
+                              exp.LTE(this=self.judged_on(),
+                                      expression=col_("valid_until", entry))))]
+
+    def first_seen(self, c: ast.FirstSeen) -> Truth:
+        """The first declaration naming the party (in any role) is at most N-1 days before
+        this one's date: within the N days ending on it."""
+        self.uses_days = True
+        col, nullable, name = self.field_sql(c.subject.name)
+        # the party's key, then its first day: one row each (both keyed), joined once
+        keys = self.join_table("party_name_keys",
+                               exp.EQ(this=col_("name", "{alias}"), expression=col.copy()))
+        seen = self.join_table("party_first_seen",
+                               exp.EQ(this=col_("key", "{alias}"), expression=col_("key", keys)))
+        test = exp.LT(this=exp.paren(exp.Sub(this=col_("day", "dd"),
+                                             expression=col_("first_day", seen))),
+                      expression=lit(c.days))
+        self.evidence.append(exp.Concat(expressions=[
+            lit(f"; {c.subject.name.replace('_', ' ')} first seen on "),
+            col_("first_on", seen)]))
+        if nullable:
+            present = not_null(col.copy())
+            return Truth(and_(present, test), and_(present.copy(), not_(test.copy())), [name])
+        return Truth(test, not_(test.copy()))
+
+    def window(self, agg: ast.CountOf | ast.SumOf) -> exp.Expression:
+        """`count of declarations` / `sum of F over declarations` within the N days ending on
+        this declaration's date (this one and others of that day included) that share the named
+        facts with it. Each distinct window is a relation of its own (`window_<n>`: one value
+        per declaration, computed with a RANGE window function over the day numbers) that the
+        knowledge base materialises once per build; the check joins it."""
+        w = agg.window
+        by_group = any(k.name == "group" for k in w.same)
+        by_item = any(k.name == "item" for k in w.same)
+        partition: list[exp.Expression] = []
+        conds: list[exp.Expression] = []
+        for key in w.same:
+            if key.name == "group":
+                partition.append(col_("mineral", "wd"))
+                conds.append(exp.EQ(this=col_("rulebook", "wd"), expression=lit(self.rulebook)))
+            elif key.name == "item":
+                partition.append(col_("item", "wi"))
+            else:
+                _, _, column = self.field_sql(key.name)
+                partition.append(col_(column, "w"))
+                conds.append(not_null(col_(column, "w")))
+        unit = ""
+        if isinstance(agg, ast.CountOf):
+            value: exp.Expression = exp.Count(this=exp.Star())
+        else:
+            _, _, column = self.field_sql(agg.field.name)
+            value = exp.Sum(this=col_(column, "w"))
+            unit = {"mass": " kg", "money": " USD"}.get(
+                self.schema.field(column).dimension or "", "")  # type: ignore[union-attr]
+        over = exp.Window(this=value, partition_by=partition or None,
+                          order=exp.Order(expressions=[exp.Ordered(this=col_("day", "wd"))]),
+                          spec=exp.WindowSpec(kind="RANGE", start=lit(w.days - 1),
+                                              start_side="PRECEDING", end="CURRENT ROW"))
+        columns = [exp.alias_(col_("declaration_id", "wd"), "declaration_id")]
+        if by_item:
+            columns.append(exp.alias_(col_("item", "wi"), "item"))
+        columns.append(exp.alias_(exp.Coalesce(this=over, expressions=[lit(0)]), "value"))
+        relation = (exp.select(*columns)
+                    .from_(exp.alias_(exp.to_table("declaration_minerals" if by_group
+                                                   else "declaration_days"), "wd"))
+                    .join(exp.alias_(exp.to_table("declarations"), "w"),
+                          on=exp.EQ(this=col_("id", "w"),
+                                    expression=col_("declaration_id", "wd"))))
+        if by_item:
+            relation = relation.join(
+                exp.alias_(exp.to_table("declaration_items"), "wi"),
+                on=exp.EQ(this=col_("declaration_id", "wi"),
+                          expression=col_("declaration_id", "wd")))
+        if conds:
+            relation = relation.where(and_(*conds))
+        on = [exp.EQ(this=col_("declaration_id", "{alias}"), expression=col_("id"))]
+        if by_item:
+            self.uses_items = True
+            on.append(exp.EQ(this=col_("item", "{alias}"), expression=col_("item", "di")))
+        # a value per declaration, or per declaration and item
+        alias = self.relation(relation, "window", and_(*on),
+                              ("declaration_id", "item") if by_item else ("declaration_id",))
+        if not by_item:  # by item, a declaration has a value per item
+            self.note_relation(agg, self.rule_windows[-1][0], True)
+        result = exp.Coalesce(this=col_("value", alias), expressions=[lit(0)])
+        from dsl.format import expression as text
+
+        shown = exp.cast(exp.cast(whole(result.copy()), "BIGINT"), "TEXT")
+        self.evidence.append(exp.Concat(expressions=[lit(f"; {text(agg)}: "), shown,
+                                                     lit(unit)]))
+        return result
+
+    def candidate_filters(self, c: ast.Condition, unknown_silent: bool,
+                          extra: Sequence[Candidates] = (),
+                          force: exp.Expression | None = None) -> list[exp.Query]:
+        """The candidate sets that restrict the rows of a rule whose condition is `c`: of each
+        part of a top-level `and`, the set outside which the part is certainly false, or, when
+        no unknown result can be reported, false or unknown. Each is a query of ids an engine
+        answers from indexes or a materialised relation, its table aliased `x` (a
+        one-declaration query drops these filters).
+
+        Every candidate set is computed in full before the check runs, so only the cheapest
+        kind is kept (see `Candidates.cost`); the others' tests still run on its rows."""
+        parts = c.parts if isinstance(c, ast.AllOf) else (c,)
+        found = [x for part in parts if (x := self._candidates(part)) is not None
+                 and (x.certain or unknown_silent)] + list(extra)
+        best = min((x.cost for x in found), default=None)
+        chosen = [x.query for x in found if x.cost == best]
+        if best is None or best >= COST_ITEMS:
+            return chosen
+        # `hs_code not in GROUP` reads only the narrow item matches, and no candidate set has
+        # it: each chosen set applies it itself, so the rows it rejects are never read (a
+        # positive code test costs the same probe there as on the row, and is left to it)
+        codes = [self.code_in(p).t for p in parts if isinstance(p, ast.InSet) and p.negated
+                 and self.schema.field(p.subject.name).type == "code"]  # type: ignore[union-attr]
+        # Sets of the same cost are intersected in one query: the first (an index probe if
+        # there is one) finds its rows, and each row must also be in the others (EXISTS, a
+        # probe by key): no set is built in full only to be intersected.
+        chosen.sort(key=lambda q: not is_probe(q))
+        keyed = [q for q in chosen if key_of(q) is not None]
+        out = [q for q in chosen if key_of(q) is None]
+        if not keyed:
+            return out
+        query, key = keyed[0], key_of(keyed[0])
+        assert key is not None
+        for other in keyed[1:]:
+            inner = other.transform(_x_as_y)
+            inner_key = key_of(other)
+            assert isinstance(inner, exp.Select) and inner_key is not None
+            query = query.where(exp.Exists(this=inner.where(exp.EQ(
+                this=exp.column(inner_key.name, table="y"), expression=key.copy()))))
+
+        def to_key(node: exp.Expression) -> exp.Expression:
+            if isinstance(node, exp.Column) and node.table == D and node.name == "id":
+                return key.copy()
+            if isinstance(node, exp.Column) and node.table == D and node.name == "judged_on":
+                return _judged_on_x(None if isinstance(query, exp.Select)
+                                    and reads_declarations(query) else key)
+            return node
+
+        if is_probe(query):
+            # a country set or a name found through an index: a whole destination is a broad
+            # set, so the item tests and the rule's periods narrow it before the checks run
+            codes += [self.item_exists(self.rb.items_in(r.name for r in p.members),
+                                       isinstance(p, ast.InSet) and p.any_time)
+                      for p in parts if isinstance(p, ast.ItemIn | ast.InSet) and not p.negated
+                      and (isinstance(p, ast.ItemIn) or self.schema.field(
+                          p.subject.name).type == "code")]  # type: ignore[union-attr]
+            if force is not None and force is not TRUE:
+                codes.append(force)
+        if codes:
+            query = query.where(and_(*(t.copy().transform(to_key) for t in codes)))
+        return [query, *out]
+
+    def _candidates(self, c: ast.Condition) -> Candidates | None:
+        if isinstance(c, ast.Parenthesised):
+            return self._candidates(c.part)
+        known = self.node_relations.get(id(c))
+        if known is not None:  # the declarations of a materialised relation
+            return known
+        if isinstance(c, ast.InSet) and not c.negated:
+            spec = self.schema.field(c.subject.name)
+            assert spec is not None
+            if spec.type == "country":
+                test = self.in_set(c).t  # a plain test of the column
+                if any(col.name == "judged_on" for col in test.find_all(exp.Column)):
+                    return None  # a dated country group: the date is the judging one
+                return Candidates(exp.select(exp.column("id", table="x"))
+                                  .from_(exp.alias_(exp.to_table("declarations"), "x"))
+                                  .where(test.transform(_to_x)),
+                                  not self.field_sql(spec.name)[1], COST_COUNTRIES)
+        if isinstance(c, ast.InRange):
+            return _row_candidates(self.in_range(c), COST_VALUE_RANGE)
+        if isinstance(c, ast.Comparison) and any(
+                self.field_sql(f.name.name)[2] in CODE_RANGE for f in _fields(c)):
+            # a row test against the declared code's reference range ("far above its typical
+            # price"): selective by design, answered by one scan joined to the ranges
+            return _row_candidates(self.comparison(c), COST_RELATION)
+        if isinstance(c, ast.Comparison) and c.op in (">=", ">") and \
+                isinstance(c.left, ast.CountOf | ast.SumOf) and \
+                isinstance(c.right, ast.Quantity) and c.right.value > 0:
+            window = self.node_relations.get(id(c.left))
+            if window is not None:
+                op = exp.GTE if c.op == ">=" else exp.GT
+                value = float(c.right.value) * UNIT_FACTORS.get(c.right.unit or "", 1.0)
+                return Candidates(window.query.where(op(this=exp.column("value", table="x"),
+                                                        expression=lit(value))),
+                                  True, COST_RELATION)
+        if isinstance(c, ast.Comparison) and c.op == "=" and \
+                isinstance(c.left, ast.Field) and isinstance(c.right, ast.TextLiteral) and \
+                self.field_sql(c.left.name.name)[2] in LICENCE_FACTS:
+            # `exporter_on_licence = "agent"`: the few declarations whose licence use says so
+            # (outside them the test is false, or unknown without a licence)
+            name = self.field_sql(c.left.name.name)[2]
+            return Candidates(
+                exp.select(exp.column("declaration_id", table="x"))
+                .from_(exp.alias_(exp.to_table("licence_uses"), "x"))
+                .where(exp.EQ(this=exp.column(LICENCE_FACTS[name], table="x"),
+                              expression=lit(c.right.text.value))),
+                name in self.silent, COST_RELATION)
+        if isinstance(c, ast.Listed):
+            spec = self.schema.field(c.subject.name)
+            assert spec is not None
+            column = exp.column(spec.name, table="x")
+            lists = [r.name for r in c.lists] or sorted(self.rb.lists)
+            return Candidates(exp.select(exp.column("id", table="x"))
+                              .from_(exp.alias_(exp.to_table("declarations"), "x"))
+                              .where(self.listed_candidate(column, lists)),
+                              # outside the listed names the test is false, or unknown where
+                              # the party is missing: a finding only if the rule reports that
+                              not self.field_sql(spec.name)[1] or spec.name in self.silent,
+                              COST_PARTIES)
+        if isinstance(c, ast.InSet) and not c.negated and \
+                self.schema.field(c.subject.name).type == "code":  # type: ignore[union-attr]
+            items = self.rb.items_in(r.name for r in c.members)
+            return Candidates(exp.select(exp.column("declaration_id", table="x"))
+                              .from_(exp.alias_(exp.to_table("item_declarations"), "x"))
+                              .where(in_(exp.column("item", table="x"), items)),
+                              True, COST_ITEMS)
+        if isinstance(c, ast.AnyOf):
+            parts = [self._candidates(p) for p in c.parts]
+            found = [p for p in parts if p is not None]
+            if len(found) != len(parts):
+                return None
+            return Candidates(union_all([x.query for x in found]),
+                              all(x.certain for x in found), max(x.cost for x in found))
+        if isinstance(c, ast.AllOf):
+            # `X is not missing and …X…`: where X is absent the whole is false, not unknown
+            present = {self.field_sql(p.subject.name)[2] for p in c.parts
+                       if isinstance(p, ast.IsMissing) and p.negated}
+            found = [x._replace(certain=x.certain or self.field_sql(p.subject.name)[2] in present)
+                     if isinstance(p, ast.InSet | ast.InRange | ast.Listed | ast.Mentions) else x
+                     for p in c.parts if (x := self._candidates(p)) is not None]
+            return min((x for x in found if x.certain), key=lambda x: x.cost,
+                       default=min(found, key=lambda x: x.cost, default=None))
+        return None
+
+    def comparison(self, c: ast.Comparison) -> Truth:
+        left, lmiss = self.expression(c.left)
+        right, rmiss = self.expression(c.right)
+        ops: dict[str, Callable[..., exp.Expression]] = {
+            ">=": exp.GTE, "<=": exp.LTE, ">": exp.GT, "<": exp.LT, "=": exp.EQ, "!=": exp.NEQ}
+        test = ops[c.op](this=left, expression=right)
+        missing = merge([lmiss, rmiss])
+        if not missing:
+            return Truth(test, not_(test.copy()))
+        present = and_(*(not_null(col_(m)) for m in missing))
+        return Truth(and_(present, test), and_(present.copy(), not_(test.copy())), missing)
+
+    def expression(self, e: ast.Expression) -> tuple[exp.Expression, list[str]]:
+        if isinstance(e, ast.Field):
+            col, nullable, name = self.field_sql(e.name.name)
+            return col, [name] if nullable else []
+        if isinstance(e, ast.Quantity):
+            value = float(e.value) * UNIT_FACTORS.get(e.unit or "", 1.0)
+            return lit(int(value) if value == int(value) else value), []
+        if isinstance(e, ast.DateLiteral):
+            return lit(e.date.text), []
+        if isinstance(e, ast.TextLiteral):
+            return lit(e.text.value), []
+        if isinstance(e, ast.Arithmetic):
+            left, lm = self.expression(e.left)
+            right, rm = self.expression(e.right)
+            if e.op == "/":
+                right = exp.Nullif(this=right, expression=lit(0))
+            node = {"+": exp.Add, "-": exp.Sub, "*": exp.Mul, "/": exp.Div}[e.op](
+                this=left, expression=right)
+            return exp.paren(node), merge([lm, rm])
+        if isinstance(e, ast.CountOf | ast.SumOf):
+            return self.window(e), []
+        self.fail(e, type(e).__name__)  # pragma: no cover - every kind compiles
+        return exp.null(), []
+
+
+CODE_RANGE = {"code_value_low": "low", "code_value_high": "high"}  # of code_value_ranges
+LICENCE_FACTS = {"exporter_on_licence": "exporter_role"}  # of licence_uses
+
+
+def _fields(e: ast.Comparison | ast.Expression) -> list[ast.Field]:
+    """The fields an arithmetic comparison or expression reads."""
+    if isinstance(e, ast.Field):
+        return [e]
+    if isinstance(e, ast.Comparison | ast.Arithmetic):
+        return [*_fields(e.left), *_fields(e.right)]
+    return []
+
+
+def _row_candidates(truth: Truth, cost: int) -> Candidates | None:
+    """The declarations where a test of the declaration's own columns (and of its code's
+    reference range) can be true: one scan of `declarations`, joined to `code_value_ranges`
+    when the test reads it. None when the test reads anything else (a judging date, another
+    relation)."""
+    columns = list(truth.t.find_all(exp.Column))
+    if any(col.table != D or col.name == "judged_on" for col in columns):
+        return None
+    query = exp.select(exp.column("id", table="x")).from_(
+        exp.alias_(exp.to_table("declarations"), "x"))
+    if any(col.name in CODE_RANGE for col in columns):
+        query = query.join(exp.alias_(exp.to_table("code_value_ranges"), "r"),
+                           on=exp.EQ(this=exp.column("hs_code", table="r"),
+                                     expression=exp.column("hs_code", table="x")))
+    return Candidates(query.where(truth.t.copy().transform(_to_x)), not truth.missing, cost)
+
+
+def _x_as_y(node: exp.Expression) -> exp.Expression:
+    """The candidate query's table `x` renamed `y` (nested inside another candidate query)."""
+    if isinstance(node, exp.Column) and node.table == "x":
+        return exp.column(node.name, table="y")
+    if isinstance(node, exp.Table) and node.alias == "x":
+        return exp.to_table(node.name, alias="y")
+    return node
+
+
+def _rename_alias(alias: str) -> Callable[[exp.Expression], exp.Expression]:
+    """A transform naming the table `{alias}` of a join condition `alias`."""
+
+    def rename(node: exp.Expression) -> exp.Expression:
+        if isinstance(node, exp.Column) and node.table == "{alias}":
+            return exp.column(node.name, table=alias)
+        return node
+
+    return rename
+
+
+def _judged_on_x(key: exp.Expression | None = None) -> exp.Expression:
+    """The judging date of the candidate query's declaration `x` (as `judged_declarations`
+    has it: the `as of` date when one is set, else the declaration's own), read from `x` when
+    it is a row of `declarations`, else from the declaration with that `key`."""
+    own: exp.Expression = exp.column("declared_on", table="x")
+    if key is not None:
+        own = exp.Subquery(this=exp.select(exp.column("declared_on", table="j")).from_(
+            exp.alias_(exp.to_table("declarations"), "j")).where(
+            exp.EQ(this=exp.column("id", table="j"), expression=key.copy())))
+    return exp.Coalesce(this=exp.Subquery(this=exp.select(exp.column("as_of", table="s")).from_(
+        exp.alias_(exp.to_table("excon_settings"), "s"))), expressions=[own])
+
+
+def _to_x(node: exp.Expression) -> exp.Expression:
+    """A column of the judged declaration `d`, as one of the candidate query's `x` (the
+    derived unit value computed from its columns)."""
+    if isinstance(node, exp.Column) and node.table == D:
+        if node.name == "unit_value":
+            return exp.paren(exp.Div(this=exp.column("value_usd", table="x"),
+                                     expression=exp.Nullif(
+                                         this=exp.column("quantity_kg", table="x"),
+                                         expression=lit(0))))
+        if node.name in CODE_RANGE:
+            return exp.column(CODE_RANGE[node.name], table="r")
+        return exp.column(node.name, table="x")
+    return node
+
+
+def _joined(controls: Iterable[Control]) -> tuple[Interval, ...]:
+    """The days of an item's control stretches, adjacent stretches (of different acts) joined
+    into one interval."""
+    out: list[Interval] = []
+    for c in controls:
+        last = out[-1] if out else None
+        if last is not None and last.end is not None and c.start is not None and \
+                (c.start - last.end).days <= 1:
+            out[-1] = Interval(last.start, c.end)
+        else:
+            out.append(c.interval)
+    return tuple(out)

@@ -1,0 +1,473 @@
+"""The compiler's rules: each rule becomes a `check_<rule>` query with its outcome, citation
+and explanation, the exceptions and permissions that suppress it, and `compile_rulebook()`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from sqlglot import exp
+
+from dsl import ast
+from dsl.compile.conditions import ConditionCompiler
+from dsl.compile.dialects import create_view, for_dialect, lint, union_branches
+from dsl.compile.sql import (
+    COST_RELATION,
+    FALSE,
+    FINDING_COLUMNS,
+    OUTCOME_OF,
+    TRUE,
+    Candidates,
+    D,
+    and_,
+    col_,
+    in_,
+    in_force,
+    is_null,
+    is_probe,
+    lit,
+    not_,
+    not_null,
+    or_,
+    union_all,
+)
+from dsl.diagnostics import Diagnostic
+from dsl.periods import Periods
+from dsl.rulebook import CheckedRulebook
+from dsl.schema import Schema
+
+
+@dataclass
+class CompiledRule:
+    name: str
+    view: str
+    query: exp.Select
+    outcome: str
+
+    def sql(self, dialect: str = "sqlite") -> str:
+        return for_dialect(self.query, dialect).sql(dialect=dialect, pretty=True)
+
+
+@dataclass
+class CompiledRulebook:
+    version: str
+    rules: list[CompiledRule]
+    periods: dict[str, Periods]
+    # (link set (`dsl.graph.via_key`), subject field, other field or None for listed parties)
+    # the checks follow, with the most hops any rule needs
+    reach_needs: dict[tuple[str, str, str | None], int] = field(default_factory=dict)
+    # windows over earlier declarations (`window_<n>`) and the other relations the checks
+    # join (`mentions_<n>`, `links_<n>`), created before the checks
+    windows: dict[str, exp.Select] = field(default_factory=dict)
+    # of those, the ones with a unique key: its columns (an engine may store them by it)
+    window_keys: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def findings_query(self) -> exp.Query:
+        selects = [exp.select(*FINDING_COLUMNS).from_(exp.to_table(r.view)) for r in self.rules]
+        if not selects:
+            cols = [exp.alias_(exp.cast(exp.null(), "TEXT"), c) for c in FINDING_COLUMNS]
+            return exp.select(*cols).where(FALSE)
+        return union_all(selects)
+
+    def statements(self, dialect: str = "sqlite", windows: bool = True) -> list[str]:
+        """CREATE VIEW statements for every check and for `findings`, in order; first, unless
+        `windows` is false (an engine that stores them as tables), one for each window."""
+        out = [create_view(name, q, dialect) for name, q in self.windows.items() if windows]
+        out += [create_view(r.view, for_dialect(r.query, dialect), dialect) for r in self.rules]
+        out.append(create_view("findings", self.findings_query(), dialect))
+        return out
+
+
+def view_name(rule: str) -> str:
+    return "check_" + re.sub(r"[^0-9A-Za-z]+", "_", rule).strip("_").lower()
+
+
+class Compiler(ConditionCompiler):
+    """Rules as checks: outcome, attribution, explanation, suppression."""
+
+    # ------------------------------------------------------------ rules
+    def explanation(self, rule: ast.Rule, cites_act: bool = False
+                    ) -> tuple[list[exp.Expression], list[exp.Expression]]:
+        """The sentence of a finding, as (head, tail): the rule's `explain` template, or a
+        standard one. With `cites_act` the standard sentence names the act the finding cites
+        between the two (the outer query fills it in: after 2024-12-01 a licence requirement
+        on an announcement's items rests on the unified list), else the rule's own `per`."""
+        tmpl = ast.first_attr(rule, ast.Explain)
+        if tmpl is not None:
+            return self.template(tmpl.template.value), []
+        cite = ast.first_attr(rule, ast.Citation)
+        where = (f"{cite.instrument.name}" + (f" {cite.provision}" if cite.provision else "")
+                 ) if cite else ""
+        title = rule.title.value if rule.title else rule.name.name
+        parts = self.template("{item_title} (code {hs_code}) to {destination_country} on "
+                              "{declared_on}" if self.uses_items else
+                              "Declaration {id} to {destination_country} on {declared_on}")
+        parts.append(lit(f": {title[:1].lower() + title[1:]}"))
+        tail: list[exp.Expression] = []
+        if not cites_act:
+            parts.append(lit(f" ({where})"))
+        if self.listed_columns:
+            tail.append(exp.Coalesce(this=self.listed_party_note(), expressions=[lit("")]))
+        return parts, tail
+
+    def evidence_notes(self) -> list[exp.Expression]:
+        """What the rule's links, windows and first-seen dates found, each a '; …' note."""
+        return [exp.Coalesce(this=e, expressions=[lit("")]) for e in self.evidence]
+
+    def listed_party_note(self) -> exp.Expression:
+        """'; <role> matches <legal name> on <list> (listed by <instrument>; as '<alias>',
+        score <score>)' for the best match in force on the lists (and measures) the rule names
+        for that party, or NULL."""
+        notes = []
+        for column in self.listed_columns:
+            sub = self.best_listing(column, exp.Concat(expressions=[
+                lit(f"; {column.replace('_', ' ')} matches "), col_("note", "m")]))
+            notes.append(exp.Coalesce(this=exp.Subquery(this=sub), expressions=[lit("")]))
+        return exp.Concat(expressions=notes) if len(notes) > 1 else notes[0]
+
+    def best_listing(self, column: str, projection: exp.Expression,
+                     listed: list[tuple[list[str], list[str]]] | None = None) -> exp.Select:
+        """`projection` of the best match of the party in `column` among the listings in
+        force that a `listed` test of the rule on that column names."""
+        tests = [self.list_match(lists, "m", "m", measures)
+                 for lists, measures in (listed or self.listed_columns[column])]
+        return (exp.select(projection)
+                .from_(exp.alias_(exp.to_table("listed_matches"), "m"))
+                .where(and_(exp.EQ(this=col_("name", "m"), expression=col_(column)),
+                            exp.paren(or_(*tests)) if len(tests) > 1 else tests[0],
+                            *self.listed_on_date("m")))
+                .order_by(col_("position", "m"))
+                .limit(1))
+
+    def attribution(self, condition: ast.Condition, licence: bool, cite: ast.Citation | None
+                    ) -> tuple[dict[str, exp.Expression], list[tuple[str, str]]]:
+        """The act that makes this declaration's case a violation, as columns of the rule's
+        facts, each evaluated once, and the (instrument, provision) pairs of those columns to
+        take, first found first (the rule's own `per` when none is). A rule on listed parties
+        cites the announcement (and entry) that listed the matched party; a licence
+        requirement on items cites the act that controls the declaration's item on the judged
+        date; any other rule, its own `per`."""
+        nodes = listing_nodes(condition)
+        columns: dict[str, exp.Expression] = {}
+        pairs: list[tuple[str, str]] = []
+        if nodes:
+            for n, node in enumerate(nodes, 1):
+                _, _, column = self.field_sql(node.subject.name)
+                listed = [([r.name for r in node.lists] or sorted(self.rb.lists),
+                           [m.name for m in node.measures])]
+                for part, name in (("instrument_id", f"act_{n}"),
+                                   ("provision", f"act_{n}_provision")):
+                    columns[name] = exp.Subquery(this=self.best_listing(
+                        column, col_(part, "m"), listed))
+                pairs.append((f"act_{n}", f"act_{n}_provision"))
+        elif licence and self.uses_items:
+            items = sorted(required_items(condition, self.rb) or self.rb.items)
+            item = col_("item", "di")
+            columns["act_1"] = self.control_act(item, items, "instrument")
+            columns["act_1_provision"] = self.control_act(item, items, "provision")
+            pairs.append(("act_1", "act_1_provision"))
+        return columns, pairs
+
+    def missing_note(self, missing: list[str],
+                     guards: dict[str, exp.Expression] | None = None) -> exp.Expression:
+        names = []
+        for m in missing:
+            absent: exp.Expression = is_null(col_(m))
+            if guards and m in guards:
+                absent = and_(absent, exp.paren(guards[m].copy()))
+            names.append(exp.Case().when(absent, lit(f" {m}")).else_(lit("")))
+        return exp.Concat(expressions=[lit("; cannot be judged, missing:"), *names]) if names \
+            else lit("; cannot be judged: a fact it needs is missing")
+
+    def template(self, text: str) -> list[exp.Expression]:
+        parts: list[exp.Expression] = []
+        pos = 0
+        for m in re.finditer(r"\{([^{}]*)\}", text):
+            if m.start() > pos:
+                parts.append(lit(text[pos:m.start()]))
+            parts.append(self.fact(m.group(1).strip()))
+            pos = m.end()
+        if pos < len(text):
+            parts.append(lit(text[pos:]))
+        return parts
+
+    def fact(self, name: str) -> exp.Expression:
+        if name in ("item", "item_title") and self.uses_items:
+            return exp.Coalesce(this=col_("title" if name == "item_title" else "name", "i"),
+                                expressions=[lit("an item")])
+        if name == "control_code" and self.uses_items:
+            return exp.Coalesce(this=col_("control_code", "i"), expressions=[lit("?")])
+        spec = self.schema.field(name)
+        if spec is not None:
+            value: exp.Expression = col_(spec.name)
+            if spec.type == "number":
+                value = exp.cast(value, "TEXT")
+            return exp.Coalesce(this=value, expressions=[lit("(not declared)")])
+        # a fact this rule does not have (the checker allowed the name) stays visible as written
+        return lit(f"{{{name}}}")
+
+    def rule(self, rule: ast.Rule) -> CompiledRule | None:
+        then = ast.first_attr(rule, ast.Then)
+        condition = self.rb.condition_of(rule)
+        if then is None or condition is None or then.outcome.kind == "permitted":
+            return None  # permissions produce no findings; they suppress what they override
+        self.uses_items = False
+        self.uses_days = False
+        self.rulebook = self.rb.rulebook_of(rule.span.file) or ""
+        self.rule_windows = []
+        self.listed_columns = {}
+        self.evidence = []
+        # the facts whose absence gives no finding (`if missing … then no finding`)
+        self.silent = {self.field_sql(p.field.name)[2]
+                       for p in ast.attrs_of(rule, ast.IfMissing) if p.outcome is None}
+        truth = self.truth(condition)
+        name = rule.name.name
+        cite = ast.first_attr(rule, ast.Citation)
+        outcome_word = OUTCOME_OF.get(then.outcome.kind, then.outcome.kind)
+        licence = then.outcome.kind == "licence required"
+        judged = self.judged_on()
+        force = in_force(self.periods[name], judged)
+        suppress = [self.suppression(x) for x in self.suppressors(name)]
+        # `if missing FIELD then …` replaces `undetermined` when that field is the one missing
+        unknown_outcome: exp.Expression = lit("undetermined")
+        report_unknown: exp.Expression = TRUE
+        for policy in ast.attrs_of(rule, ast.IfMissing):
+            col, _, _ = self.field_sql(policy.field.name)
+            if policy.outcome is None:
+                report_unknown = and_(report_unknown, not_null(col))
+            else:
+                unknown_outcome = exp.Case().when(
+                    is_null(col), lit(OUTCOME_OF.get(policy.outcome.kind,
+                                                       policy.outcome.kind))
+                ).else_(unknown_outcome)
+        # Inner query: each condition appears once, as the value `truth` (1 true, 0 false,
+        # NULL unknown), so that no engine's planner has to expand nested and/or/not twice.
+        acts, act_pairs = self.attribution(condition, licence, cite)
+        cites_act = bool(act_pairs) and licence
+        head, tail = self.explanation(rule, cites_act)
+        tail += self.evidence_notes()
+        statement = [exp.alias_(exp.Concat(expressions=head), "statement"),
+                     exp.alias_(exp.Concat(expressions=tail or [lit("")]), "statement_tail")] \
+            if cites_act else [exp.alias_(exp.Concat(expressions=head + tail), "statement")]
+        severity = lit(then.outcome.severity) if then.outcome.severity else exp.null()
+        facts = [
+            exp.alias_(col_("id"), "declaration_id"),
+            exp.alias_(exp.cast(truth.t, "INT") if truth.complement else
+                       exp.Case().when(truth.t, lit(1)).when(truth.f, lit(0)).else_(
+                           exp.cast(exp.null(), "INT")), "truth"),
+            exp.alias_(exp.Case().when(and_(force, *(not_(x) for x in suppress)), lit(1))
+                       .else_(lit(0)), "applies"),
+            exp.alias_(exp.Case().when(report_unknown, lit(1)).else_(lit(0)),
+                       "report_unknown"),
+            exp.alias_(unknown_outcome, "unknown_outcome"),
+            *statement,
+            exp.alias_(self.missing_note(truth.missing, truth.guards), "missing_note"),
+            *(exp.alias_(exp.cast(value, "TEXT"), name) for name, value in acts.items()),
+        ]
+        if licence:
+            facts += [
+                exp.alias_(exp.Coalesce(this=col_("covered", "lc"), expressions=[lit(0)]),
+                           "covered"),
+                exp.alias_(exp.Coalesce(this=col_("problem", "lc"),
+                                        expressions=[lit("none declared")]), "licence_problem"),
+            ]
+        facts.append(exp.alias_(col_("item", "di") if self.uses_items else
+                                exp.cast(exp.null(), "TEXT"), "item"))
+        inner = exp.select(*facts, copy=False).from_(
+            exp.alias_(exp.to_table("judged_declarations"), D), copy=False)
+        required = required_items(condition, self.rb)
+        if self.uses_items:
+            # When every finding needs one of a few items, start from those items' matches
+            # (an inner join the engine can drive from the item index); otherwise keep every
+            # declaration, matched or not.
+            inner = inner.join(
+                exp.alias_(exp.to_table("declaration_items"), "di"),
+                on=and_(exp.EQ(this=col_("declaration_id", "di"), expression=col_("id")),
+                        *([in_(col_("item", "di"), required)] if required is not None else [])),
+                join_type="INNER" if required is not None else "LEFT", copy=False,
+            ).join(exp.alias_(exp.to_table("items"), "i"),
+                   on=exp.EQ(this=col_("name", "i"), expression=col_("item", "di")),
+                   join_type="LEFT", copy=False)
+        if self.uses_days:
+            inner = inner.join(
+                exp.alias_(exp.to_table("declaration_days"), "dd"),
+                on=exp.EQ(this=col_("declaration_id", "dd"), expression=col_("id")),
+                join_type="LEFT", copy=False)
+        for window, alias, on in self.rule_windows:
+            inner = inner.join(exp.alias_(exp.to_table(window), alias), on=on,
+                               join_type="LEFT", copy=False)
+        if licence:
+            inner = inner.join(
+                exp.alias_(exp.to_table("licence_cover"), "lc"),
+                on=exp.EQ(this=col_("declaration_id", "lc"), expression=col_("id")),
+                join_type="LEFT", copy=False)
+        # rows where the condition is certainly false never make a finding: drop them early
+        inner = inner.where(and_(force.copy(), not_(truth.f.copy())), copy=False)
+        if licence:  # nor do declarations a licence covers (before their explanation is built)
+            inner = inner.where(exp.EQ(this=exp.Coalesce(this=col_("covered", "lc"),
+                                                         expressions=[lit(0)]),
+                                       expression=lit(0)), copy=False)
+        # When no unknown result can be reported (every fact the condition may lack has an
+        # `if missing … then no finding`), only rows where it can be true matter: restrict
+        # them by a test the engine answers from indexes.
+        silent = self.silent
+        extra = []
+        if licence and required is not None:
+            # a licence requirement finds nothing where a licence covers the declaration:
+            # start from the matches of its items that no licence covers
+            extra.append(Candidates(
+                exp.select(exp.column("declaration_id", table="x"))
+                .from_(exp.alias_(exp.to_table("item_declarations"), "x"))
+                .join(exp.alias_(exp.to_table("licence_cover"), "xl"),
+                      on=exp.EQ(this=col_("declaration_id", "xl"),
+                                expression=col_("declaration_id", "x")), join_type="LEFT")
+                .where(and_(in_(col_("item", "x"), required),
+                            exp.EQ(this=exp.Coalesce(this=col_("covered", "xl"),
+                                                     expressions=[lit(0)]),
+                                   expression=lit(0)))), True, COST_RELATION))
+        filters = self.candidate_filters(condition, set(truth.missing) <= silent, extra, force)
+        for query in filters:
+            inner = inner.where(exp.In(this=col_("id"), query=exp.Subquery(this=query)),
+                                copy=False)
+        if required is not None and any(
+                all(isinstance(b, exp.Select) and is_probe(b) for b in union_branches(q))  # type: ignore[arg-type]
+                for q in filters):
+            # a few declarations found through an index (listed names, a country): start from
+            # them, not from every match of the items (`item is dual-use`: all of them)
+            for join in inner.args.get("joins", []):
+                if join.this.alias_or_name == "di":
+                    join.set("kind", None)
+                    join.set("side", "LEFT")
+
+        # OFFSET 0 keeps `facts` a subquery of its own: merged into the query above, each
+        # reference to `truth` would evaluate the whole condition again
+        inner = inner.offset(0, copy=False)
+
+        def c(name: str) -> exp.Column:
+            return exp.column(name, table="facts")
+
+        own = (lit(cite.instrument.name if cite else None),
+               exp.cast(lit(str(cite.provision) if cite and cite.provision else None), "TEXT"))
+        act_instrument: exp.Expression = own[0]
+        act_provision: exp.Expression = own[1]
+        if act_pairs:
+            act_instrument = exp.Coalesce(this=c(act_pairs[0][0]),
+                                          expressions=[*(c(i) for i, _ in act_pairs[1:]), own[0]])
+            case = exp.Case()
+            for ins, prov in act_pairs:
+                case = case.when(not_null(c(ins)), c(prov))
+            act_provision = case.else_(own[1])
+        is_true = exp.EQ(this=c("truth"), expression=lit(1))
+        is_unknown = and_(is_null(c("truth")),
+                          exp.EQ(this=c("report_unknown"), expression=lit(1)))
+        not_covered = exp.EQ(this=c("covered"), expression=lit(0)) if licence else TRUE
+        licence_note = [lit("; licence: "), c("licence_problem")] if licence else []
+        outcome = exp.Case().when(is_true.copy(), lit(outcome_word)).else_(
+            c("unknown_outcome"))
+        said: list[exp.Expression] = [c("statement")]
+        if cites_act:  # " (ACT [provision])" between the sentence's head and its notes
+            said += [lit(" ("), exp.Coalesce(this=act_instrument.copy(), expressions=[lit("")]),
+                     exp.Case().when(not_null(act_provision.copy()), exp.Concat(
+                         expressions=[lit(" "), act_provision.copy()])).else_(lit("")),
+                     lit(")"), c("statement_tail")]
+        # the sentence once, then the licence note (a finding) or what is missing (unknown)
+        explanation = exp.Concat(expressions=[*said, exp.Case().when(
+            is_true.copy(), exp.Concat(expressions=licence_note) if licence_note else lit("")
+        ).else_(c("missing_note"))])
+        rank = exp.Window(this=exp.RowNumber(), partition_by=[c("declaration_id")],
+                          order=exp.Order(expressions=[
+                              exp.Ordered(this=exp.Case().when(is_true.copy(), lit(0))
+                                          .else_(lit(1))),
+                              exp.Ordered(this=c("item"))]))
+        findings = exp.select(
+            exp.alias_(c("declaration_id"), "declaration_id"),
+            exp.alias_(lit(name), "rule"),
+            exp.alias_(outcome, "outcome"),
+            exp.alias_(exp.cast(severity, "TEXT"), "severity"),
+            exp.alias_(act_instrument, "instrument"),
+            exp.alias_(act_provision, "provision"),
+            exp.alias_(explanation, "explanation"),
+            exp.alias_(lit(self.rb.version), "rulebook_version"),
+            *([exp.alias_(rank, "finding_rank")] if self.uses_items else []),
+            copy=False,
+        ).from_(exp.alias_(exp.Subquery(this=inner), "facts", copy=False), copy=False).where(
+            and_(exp.EQ(this=c("applies"), expression=lit(1)),
+                 exp.paren(or_(is_true, is_unknown)), not_covered), copy=False)
+        if not self.uses_items:
+            # every relation `facts` joins has one row per declaration at most: one finding
+            # each already, nothing to rank
+            return CompiledRule(name, view_name(name), findings, outcome_word)
+        # one finding per declaration (a row per matching item): the most serious outcome,
+        # then the first item
+        select = exp.select(*FINDING_COLUMNS).from_(
+            exp.alias_(exp.Subquery(this=findings), "ranked", copy=False), copy=False).where(
+            exp.EQ(this=exp.column("finding_rank"), expression=lit(1)), copy=False)
+        return CompiledRule(name, view_name(name), select, outcome_word)
+
+    def suppressors(self, name: str) -> list[ast.Rule | ast.Exception_]:
+        return self.rb.suppressors(name)
+
+    def suppression(self, decl: ast.Rule | ast.Exception_) -> exp.Expression:
+        """Certainly true that the exception or permission applies, and it is in force."""
+        condition = self.rb.condition_of(decl)
+        uses, evidence = self.uses_items, self.evidence
+        self.evidence = []  # an exception's links and windows are not the finding's evidence
+        t = self.truth(condition).t if condition else TRUE
+        self.uses_items = uses or self.uses_items
+        self.evidence = evidence
+        return exp.paren(and_(in_force(self.periods[decl.name.name], self.judged_on()), t))
+
+
+def listing_nodes(c: ast.Condition) -> list[ast.Listed] | None:
+    """The `listed` tests one of which holds whenever the condition does (in the order
+    written), or None when the condition can hold without a listing: then a finding rests on
+    the listing of the party that matched."""
+    if isinstance(c, ast.Parenthesised):
+        return listing_nodes(c.part)
+    if isinstance(c, ast.Listed):
+        return [c]
+    if isinstance(c, ast.AnyOf):
+        found = [listing_nodes(p) for p in c.parts]
+        return None if any(f is None for f in found) else [n for f in found for n in f or ()]
+    if isinstance(c, ast.AllOf):
+        return next((f for p in c.parts if (f := listing_nodes(p)) is not None), None)
+    return None
+
+
+def required_items(c: ast.Condition, rb: CheckedRulebook) -> frozenset[str] | None:
+    """The items one of which a declaration must match for the condition to be true or
+    unknown, when the condition says so at its top level (`item in …` and …); else None."""
+    if isinstance(c, ast.Parenthesised):
+        return required_items(c.part, rb)
+    if isinstance(c, ast.ItemIn) and not c.negated:
+        return rb.items_in(r.name for r in c.members)
+    if isinstance(c, ast.AllOf):
+        found = [s for p in c.parts if (s := required_items(p, rb)) is not None]
+        if found:
+            out = found[0]
+            for s in found[1:]:
+                out &= s
+            return out
+    return None
+
+
+def compile_rulebook(rb: CheckedRulebook, schema: Schema) -> tuple[CompiledRulebook,
+                                                                    list[Diagnostic]]:
+    """Compile every rule; a construct that cannot compile is an E701 diagnostic. The result
+    is kept on the rulebook (checking and installing a rulebook compile it once)."""
+    cached = rb.compiled.get(id(schema))
+    if cached is not None and cached[0] is schema:
+        return cached[1], list(cached[2])
+    compiler = Compiler(rb, schema)
+    rules = []
+    for decl in rb.rules.values():
+        compiled = compiler.rule(decl)
+        if compiled is not None:
+            rules.append(compiled)
+    result = CompiledRulebook(rb.version, rules, compiler.periods, compiler.reach_needs,
+                              compiler.windows, compiler.window_keys)
+    for c in rules:
+        lint(c.query)
+    rb.compiled[id(schema)] = (schema, result, list(compiler.diags))
+    return result, compiler.diags
