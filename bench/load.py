@@ -37,7 +37,7 @@ _RAW = """
 import csv, json, resource, sys, time
 from pathlib import Path
 from sqlite_utils import Database
-from kb.inputs.load import bulk_cache, deferred_indexes
+from kb.inputs.csv_files import bulk_cache, deferred_indexes
 from kb.store.tables import MIGRATIONS
 db = Database(Path(sys.argv[2]))
 MIGRATIONS.apply(db)

@@ -21,8 +21,9 @@ from sqlite_utils import Database
 
 import dsl
 from dsl.diagnostics import Diagnostic
-from kb.inputs.load import LoadError, LoadReport, load_csv
+from kb.inputs.load import load_csv
 from kb.inputs.reference import load_reference
+from kb.inputs.report import LoadError, LoadReport
 from kb.publish.metadata import publish
 from kb.screen.checks import install, refresh_inputs, tune_connection
 from kb.store.atomic import build_time, fsync, fsync_dir, remove_abandoned, software_version

@@ -160,7 +160,7 @@ def fmt(paths: tuple[str, ...], check_only: bool, diff: bool) -> None:
 
 
 def _allowance(ctx: click.Context, param: click.Parameter, value: str) -> str:
-    from kb.inputs.load import parse_allowance
+    from kb.inputs.report import parse_allowance
 
     try:
         return parse_allowance(value)
@@ -314,7 +314,7 @@ def screen(declarations: str, licences: str | None, parties: str | None, as_of: 
     import csv as csv_module
 
     from dsl.compile import FINDING_COLUMNS
-    from kb.inputs.load import LoadError
+    from kb.inputs.report import LoadError
     from kb.screen.screener import Screener, ScreeningError, spreadsheet_safe
 
     if (engine == "postgres") != (dsn is not None):
@@ -472,7 +472,7 @@ def prepare(declarations: str, licences: str | None, parties: str | None,
 
     Rejected rows are reported as `excon screen` reports them and left out."""
 
-    from kb.inputs.load import LoadError
+    from kb.inputs.report import LoadError
     from kb.screen import bundle
     from kb.screen.screener import Screener, ScreeningError
 

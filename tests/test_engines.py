@@ -123,7 +123,9 @@ def _two_loads(table: str, path: Path, reject_future: bool
     licence may name): each as (report, the rows DuckDB holds, the rejections kept)."""
     import duckdb
 
-    from kb.inputs.load import CONTRACTS, load_csv, load_csv_duckdb
+    from kb.inputs.contracts import CONTRACTS
+    from kb.inputs.duckdb_reader import load_csv_duckdb
+    from kb.inputs.load import load_csv
     from kb.screen import Screener
     from kb.screen.engines import DuckRows, create_tables
 
@@ -222,7 +224,7 @@ def test_files_duckdbs_reader_would_read_otherwise_go_row_by_row(
     from sqlite_utils import Database
 
     from kb.inputs import demo
-    from kb.inputs.load import load_csv_duckdb
+    from kb.inputs.duckdb_reader import load_csv_duckdb
     from kb.screen.engines import create_tables
     from kb.store.tables import MIGRATIONS
 

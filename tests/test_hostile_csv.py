@@ -12,7 +12,9 @@ from click.testing import CliRunner
 from sqlite_utils import Database
 
 from kb.cli import cli
-from kb.inputs.load import CSV_FIELD_LIMIT, MAX_FIELD, LoadError, load_csv
+from kb.inputs.csv_files import CSV_FIELD_LIMIT, MAX_FIELD
+from kb.inputs.load import load_csv
+from kb.inputs.report import LoadError
 from kb.store.tables import MIGRATIONS
 from tests.conftest import RULEBOOKS
 

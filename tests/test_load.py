@@ -12,7 +12,8 @@ from click.testing import CliRunner
 from sqlite_utils import Database
 
 from kb.cli import cli
-from kb.inputs.load import LoadError, load_csv
+from kb.inputs.load import load_csv
+from kb.inputs.report import LoadError
 from kb.store.tables import MIGRATIONS
 from tests.conftest import DATA, RULEBOOKS
 

@@ -218,7 +218,7 @@ def inputs_of(db: Path | None) -> Iterator[dict[str, Path]]:
     import csv
     import sqlite3
 
-    from kb.inputs.load import CONTRACTS
+    from kb.inputs.contracts import CONTRACTS
 
     with tempfile.TemporaryDirectory(prefix="excon-diff-") as tmp, \
             contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:

@@ -13,7 +13,8 @@ from typing import Any
 
 from dsl.interpret import Interpreter
 from dsl.model import Example, Expectation, law
-from kb.inputs.load import CONTRACTS, with_parameters
+from kb.inputs.contracts import CONTRACTS
+from kb.inputs.fields import with_parameters
 from kb.screen.screener import Finding, Screener
 from kb.store.schema import declaration_schema
 

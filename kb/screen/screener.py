@@ -23,7 +23,11 @@ from sqlite_utils import Database
 import dsl
 from dsl.compile import FINDING_COLUMNS, CompiledRulebook
 from dsl.model import law
-from kb.inputs.load import CONTRACTS, LoadReport, load_csv, load_csv_duckdb, with_parameters
+from kb.inputs.contracts import CONTRACTS
+from kb.inputs.duckdb_reader import load_csv_duckdb
+from kb.inputs.fields import with_parameters
+from kb.inputs.load import load_csv
+from kb.inputs.report import LoadReport
 from kb.screen.checks import install, materialise, refresh_inputs
 from kb.screen.engines import close_engines
 from kb.store.rulebook_rows import SOURCES_TABLE, load_rulebook
@@ -134,7 +138,7 @@ class Screener:
     def _copy_inputs(self, other: Screener) -> None:
         """The validated input rows another screener holds, copied into this one (each table
         indexed once, after its rows, as a load does)."""
-        from kb.inputs.load import bulk_cache, deferred_indexes
+        from kb.inputs.csv_files import bulk_cache, deferred_indexes
 
         conn = self.db.conn
         with bulk_cache(conn):
