@@ -315,46 +315,6 @@ def extra_template_vars(template: str, database: str | None, table: str | None,
     return inner
 
 
-RECENT_SQL = """
-SELECT day, kind, instrument, what FROM (
-  SELECT issued AS day, 'issued' AS kind, id AS instrument, title AS what FROM instruments
-   WHERE issued IS NOT NULL
-  UNION ALL
-  SELECT in_force, 'in force', id, title FROM instruments
-   WHERE in_force IS NOT NULL AND in_force <> COALESCE(issued, '')
-  UNION ALL
-  SELECT valid_from, action, instrument_id, action || ' ' || target
-         || COALESCE(' until ' || valid_until, '') FROM amendments WHERE valid_from IS NOT NULL
-  UNION ALL
-  SELECT listed_from, 'listing', instrument_id,
-         COUNT(*) || ' part' || CASE WHEN COUNT(*) = 1 THEN 'y' ELSE 'ies' END
-         || ' listed on ' || list FROM list_entries WHERE listed_from IS NOT NULL
-   GROUP BY listed_from, instrument_id, list
-)
-ORDER BY day DESC, instrument
-LIMIT :limit
-"""
-
-
-async def home_page(datasette: Any, database: str, request: Any) -> dict[str, Any]:
-    """The analyst's home page: what changed recently in the law, the findings (new since
-    the last build, for analysts), the rules and the instruments; reference tables below."""
-    db = datasette.get_database(database)
-    recent = await _rows(db, RECENT_SQL, {"limit": 12})
-    rules = await _rows(db, "SELECT name, title, outcome FROM rules "
-                            "ORDER BY outcome, name", [])
-    instruments = await _rows(db, "SELECT id, title, title_zh, in_force FROM instruments "
-                                  "ORDER BY COALESCE(in_force, issued) DESC, id", [])
-    changes = None
-    if await datasette.permission_allowed(request.actor, "view-table",
-                                          (database, "finding_changes"), default=True):
-        changes = {r["change"]: r["n"] for r in await _rows(
-            db, "SELECT change, COUNT(*) AS n FROM finding_changes GROUP BY change", [])}
-    return {"database": database, "recent": recent, "rules": rules,
-            "instruments": instruments, "changes": changes,
-            "decisions": getattr(datasette, "excon_decisions", None) is not None}
-
-
 async def _rows(db: Any, sql: str, params: dict[str, Any] | list[Any]) -> list[dict[str, Any]]:
     return [dict(r) for r in (await db.execute(sql, params)).rows]
 

@@ -7,7 +7,7 @@ request (and, when a count is slow, every foreign key of every table): about 740
 changes, so its listing is made once per server and kind of visitor (anonymous or analyst:
 all analysts see the same), with exact counts taken when the server starts
 (kb.publish.serve.table_counts); the home page's own sections
-(kb.publish.datasette.home_page) are queries the result cache keeps. Only the decisions database,
+(`home_page`) are queries the result cache keeps. Only the decisions database,
 which analysts write to, is listed afresh.
 `/.json` is still Datasette's index.
 """
@@ -21,8 +21,6 @@ from datasette.utils.asgi import Response
 
 
 async def home(request: Any, datasette: Any) -> Response:
-    from kb.publish.datasette import home_page
-
     await datasette.ensure_permissions(request.actor, ["view-instance"])
     served = getattr(datasette, "excon_kb", None)
     context = {
@@ -75,3 +73,47 @@ async def _database(datasette: Any, name: str, db: Any, actor: dict[str, Any] | 
     colour = db.hash[:6] if db.hash else hashlib.md5(name.encode()).hexdigest()[:6]
     return {"name": name, "color": colour, "private": private,
             "tables_and_views_truncated": tables, "tables_and_views_more": False}
+
+
+RECENT_SQL = """
+SELECT day, kind, instrument, what FROM (
+  SELECT issued AS day, 'issued' AS kind, id AS instrument, title AS what FROM instruments
+   WHERE issued IS NOT NULL
+  UNION ALL
+  SELECT in_force, 'in force', id, title FROM instruments
+   WHERE in_force IS NOT NULL AND in_force <> COALESCE(issued, '')
+  UNION ALL
+  SELECT valid_from, action, instrument_id, action || ' ' || target
+         || COALESCE(' until ' || valid_until, '') FROM amendments WHERE valid_from IS NOT NULL
+  UNION ALL
+  SELECT listed_from, 'listing', instrument_id,
+         COUNT(*) || ' part' || CASE WHEN COUNT(*) = 1 THEN 'y' ELSE 'ies' END
+         || ' listed on ' || list FROM list_entries WHERE listed_from IS NOT NULL
+   GROUP BY listed_from, instrument_id, list
+)
+ORDER BY day DESC, instrument
+LIMIT :limit
+"""
+
+
+async def home_page(datasette: Any, database: str, request: Any) -> dict[str, Any]:
+    """The analyst's home page: what changed recently in the law, the findings (new since
+    the last build, for analysts), the rules and the instruments; reference tables below."""
+    db = datasette.get_database(database)
+    recent = await _rows(db, RECENT_SQL, {"limit": 12})
+    rules = await _rows(db, "SELECT name, title, outcome FROM rules "
+                            "ORDER BY outcome, name", [])
+    instruments = await _rows(db, "SELECT id, title, title_zh, in_force FROM instruments "
+                                  "ORDER BY COALESCE(in_force, issued) DESC, id", [])
+    changes = None
+    if await datasette.permission_allowed(request.actor, "view-table",
+                                          (database, "finding_changes"), default=True):
+        changes = {r["change"]: r["n"] for r in await _rows(
+            db, "SELECT change, COUNT(*) AS n FROM finding_changes GROUP BY change", [])}
+    return {"database": database, "recent": recent, "rules": rules,
+            "instruments": instruments, "changes": changes,
+            "decisions": getattr(datasette, "excon_decisions", None) is not None}
+
+
+async def _rows(db: Any, sql: str, params: dict[str, Any] | list[Any]) -> list[dict[str, Any]]:
+    return [dict(r) for r in (await db.execute(sql, params)).rows]
