@@ -8,6 +8,7 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from dsl import ast
 from dsl.check import check
@@ -15,6 +16,9 @@ from dsl.diagnostics import MAX_ERRORS, Diagnostic, sort_key
 from dsl.parse import parse_bytes
 from dsl.rulebook import CheckedRulebook
 from dsl.schema import Schema
+
+if TYPE_CHECKING:  # dsl.compile (and sqlglot) load on the first compile
+    from dsl.compile import CompiledRulebook
 
 SUFFIX = ".excon"
 
@@ -27,6 +31,8 @@ class LoadResult:
     sources: dict[str, str] = field(default_factory=dict)
     diagnostics: list[Diagnostic] = field(default_factory=list)
     rulebook: CheckedRulebook | None = None
+    # the checks compiled while loading (None when the rulebooks have errors)
+    compiled: CompiledRulebook | None = None
 
     @property
     def errors(self) -> list[Diagnostic]:
@@ -112,7 +118,7 @@ def load(paths: Iterable[Path | str], schema: Schema) -> LoadResult:
     result.rulebook = rb
     result.diagnostics.extend(diags)
     if not result.errors:
-        _, compile_diags = compile_rulebook(rb, schema)
+        result.compiled, compile_diags = compile_rulebook(rb, schema)
         result.diagnostics.extend(compile_diags)
     result.diagnostics.sort(key=sort_key)
     return result

@@ -20,6 +20,7 @@ from pathlib import Path
 from sqlite_utils import Database
 
 import dsl
+from dsl.compile import CompiledRulebook
 from dsl.diagnostics import Diagnostic
 from kb.inputs.load import load_csv
 from kb.inputs.reference import load_reference
@@ -95,7 +96,8 @@ def build(
         try:
             _fill(db, rb, report, rulebooks, {
                 "unit_values": unit_values, "trade_parties": parties, "licences": licences,
-                "declarations": declarations}, reject_future, previous=db_path)
+                "declarations": declarations}, reject_future, previous=db_path,
+                  compiled=result.compiled)
         finally:
             db.close()
         _refuse_losses(report, db_path, allow_rejected, force)
@@ -115,7 +117,8 @@ def build(
 
 def _fill(db: Database, rb: dsl.CheckedRulebook, report: BuildReport,
           rulebooks: Sequence[Path], sources: dict[str, str | Path | None],
-          reject_future: bool = False, previous: Path | None = None) -> None:
+          reject_future: bool = False, previous: Path | None = None,
+          compiled: CompiledRulebook | None = None) -> None:
     db.execute("PRAGMA journal_mode = DELETE")  # a served file has no -wal/-shm side files
     db.execute("PRAGMA foreign_keys = ON")
     tune_connection(db.conn)
@@ -123,7 +126,7 @@ def _fill(db: Database, rb: dsl.CheckedRulebook, report: BuildReport,
     when = build_time()
     counts = load_reference(db)
     counts |= load_rulebook(db, rb, hs_subheadings(), rulebooks)
-    compiled, _ = install(db, rb)
+    compiled, _ = install(db, rb, compiled)
     run_id = 1
     db.table("runs").insert({"id": run_id, "started_at": when, "kind": "build",
                              "rulebook_version": rb.version,

@@ -667,11 +667,15 @@ def _graph(facts: tuple[PartyFacts, ...], same: tuple[tuple[str, str], ...]) -> 
     return PartyGraph(facts, dict(same))
 
 
-def install(db: Database, rb: CheckedRulebook) -> tuple[CompiledRulebook, list[Diagnostic]]:
-    """Create the support relations and the compiled views; fill the rulebook-derived rows."""
+def install(db: Database, rb: CheckedRulebook, compiled: CompiledRulebook | None = None
+            ) -> tuple[CompiledRulebook, list[Diagnostic]]:
+    """Create the support relations and the compiled views; fill the rulebook-derived rows.
+    `compiled`: the rulebook's checks when they were compiled already (`dsl.load` does)."""
     for sql in support_statements("sqlite"):
         db.execute(sql)
-    compiled, diags = compile_checks(rb)
+    diags: list[Diagnostic] = []
+    if compiled is None:
+        compiled, diags = compile_checks(rb)
     fill_support(db, rb, compiled)
     for sql in compiled.statements("sqlite"):
         db.execute(sql)

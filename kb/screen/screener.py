@@ -94,7 +94,7 @@ class Screener:
         MIGRATIONS.apply(self.db)
         load_rulebook(self.db, self.rulebook, frozenset(), rulebooks)
         self.compiled: CompiledRulebook
-        self.compiled, _ = install(self.db, self.rulebook)
+        self.compiled, _ = install(self.db, self.rulebook, result.compiled)
         self.engines: dict[str, Any] = {}  # other engines' copies of the rulebook tables
         self.spent = False  # its last screening is done (kept its rows): see `loaded`
         weakref.finalize(self, close_engines, self.engines)
