@@ -1,9 +1,10 @@
 """Spark: the Spark bundle, submitted with spark-submit as on a cluster (here a local master),
-gives `excon screen`'s findings on the demo data, row for row and word for word; and
-`excon screen --engine spark` gives the default engine's.
+gives `excon screen`'s findings on the demo data, row for row and word for word
+(`excon screen --engine spark`: test_spark_engine.py, on another test worker).
 
 Spark needs Java 17 or later (Debian's openjdk-17-jre-headless, which `make system-deps`
-installs) and PySpark (the `spark` extra). Each test starts a JVM: they are slow."""
+installs) and PySpark (the `spark` extra). A test that starts a JVM is slow (marked `slow`);
+the bundle's script splitting needs no Spark."""
 
 from __future__ import annotations
 
@@ -22,10 +23,7 @@ from kb.cli import cli
 from kb.inputs import demo
 from kb.screen import Screener
 from kb.screen.spark_run import statements
-from tests.conftest import DATA, RULEBOOKS
-from tests.test_compile import LICENCE, decl
-
-pytestmark = pytest.mark.slow
+from tests.conftest import RULEBOOKS
 
 
 def invoke(*args: str) -> str:
@@ -34,6 +32,7 @@ def invoke(*args: str) -> str:
     return result.output
 
 
+@pytest.mark.slow
 def test_spark_bundle_gives_excon_screens_findings(tmp_path: Path) -> None:
     inputs = demo.write(demo.generate(2000, seed=1, rulebooks=[RULEBOOKS]), tmp_path / "in")
     folder = tmp_path / "spark"
@@ -59,27 +58,6 @@ def test_spark_bundle_gives_excon_screens_findings(tmp_path: Path) -> None:
     assert f"{len(expected)} findings in" in done.stdout
     manifest: dict[str, Any] = json.loads((folder / "manifest.json").read_text("utf-8"))
     assert manifest["scripts"][0] == "load-rulebook.sql" and "schema.sql" not in manifest
-
-
-def test_screen_on_spark_gives_the_default_engines_findings() -> None:
-    """The semantics rulebook's cases: a suspension's boundaries, licence cover and why it
-    failed, listed parties after normalisation, a threshold the declaration cannot answer."""
-    screener = Screener([DATA / "semantics"])
-    rows = [decl("before", "2024-05-31", to="US"), decl("first", "2024-06-01", to="US"),
-            decl("after", "2024-07-01", to="US"),
-            decl("ok", "2024-03-01", quantity_kg=600, licence_no="L-1"),
-            decl("exhausted", "2024-03-02", quantity_kg=600, licence_no="L-1"),
-            decl("expired", "2025-01-02", licence_no="L-1"),
-            decl("unknown", "2024-03-03", licence_no="L-9"),
-            decl("listed", "2025-02-01", consignee="LOCKHEED MARTIN CORPORATION"),
-            decl("purity", "2024-03-03", purity_pct=None)]
-    default = screener.screen(rows, [LICENCE])
-    try:
-        on_spark = screener.screen(rows, [LICENCE], engine="spark")
-    finally:
-        screener.close()
-    assert {f.declaration_id for f in default} >= {"before", "exhausted", "listed"}
-    assert on_spark == default
 
 
 def test_statements_split_outside_quotes_and_comments() -> None:

@@ -1,0 +1,50 @@
+"""The screening and indicator benchmarks at a tiny size (the slowest of the benchmarks, in a
+file of their own so that another test worker takes the rest)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.test_bench_smoke import quick, targets
+
+
+@pytest.mark.slow
+def test_screening_and_indicator_benchmarks_write_figures(tmp_path: Path) -> None:
+    results = quick(tmp_path, "screen", "indicators")
+    assert all(r["same_count"] for r in results["screen"]["runs"])
+    assert results["screen"]["runs"][-1]["findings"] > 0
+    assert all(r["sqlite_rss_mb"] > 0 and r["build_s"] > 0 for r in results["screen"]["runs"])
+    # each engine end to end (excon screen) and loaded, with what the loaded figure is made of
+    for run in results["screen"]["runs"]:
+        assert set(run["engines"]) == {"sqlite", "duckdb"}
+        for engine, kinds in run["engines"].items():
+            assert kinds["end_to_end"]["findings"] == kinds["loaded"]["findings"] == \
+                run["findings"], engine
+            loaded = kinds["loaded"]
+            assert loaded["seconds"] == loaded["derive_s"] + loaded["checks_s"]
+            assert loaded["plan_s"] > 0 and kinds["end_to_end"]["rss_mb"] > 0
+        assert run["engines"]["duckdb"]["end_to_end"]["sqlite_over_engine"] > 0
+    # the hand-written SQL the compiled checks are compared with finds the same declarations
+    hand = results["screen"]["hand_written"]
+    assert len(hand) == 3, hand
+    assert all(x["same_findings"] and x["same_count"] for x in hand.values()), hand
+    assert sum(x["declarations"] for x in hand.values()) > 0
+    ind = results["indicators"]
+    assert {q["rule"] for q in ind["quality"]} >= {"split-consignments", "hub-routing"}
+    # each figure sits inside its Wilson interval, which has width (a few cases at this size)
+    assert all(q["recall_ci"][0] <= q["recall"] <= q["recall_ci"][1] and
+               q["recall_ci"][0] < q["recall_ci"][1] for q in ind["quality"] if q["cases"])
+    assert ind["seed"] == 7 and ind["cost_end_to_end"]["without_indicators_s"] > 0
+    # a set no definition was revised against, scored the same way
+    [fresh] = ind["fresh"]
+    assert fresh["seed"] == 8 and {q["rule"] for q in fresh["quality"]} == \
+        {q["rule"] for q in ind["quality"]}
+    assert ind["fresh_min_precision"] == min(q["precision"] for q in fresh["quality"])
+    # the final query's cost, on the screening benchmark's largest knowledge base
+    assert ind["cost"]["ratio"] >= 1 and ind["cost"]["indicators"] >= 13
+    rows = targets(results)
+    # the quick run measures everything but the 1M screening figures
+    assert rows["screen 1M on SQLite: final query alone"]["status"] == "not measured"
+    assert rows["screen 1M: DuckDB faster than SQLite, end to end"]["status"] == "not measured"
