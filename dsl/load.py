@@ -4,9 +4,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
+import threading
+from collections import OrderedDict
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -63,19 +66,41 @@ def rulebook_files(path: Path) -> list[Path]:
     return [path]
 
 
-def parse_paths(paths: Iterable[Path | str], follow_uses: bool = True) -> LoadResult:
-    """Parse every rulebook file under `paths` (and what they `use`), each file once."""
+@dataclass
+class _Read:
+    """What a load read: each path's listing of rulebook files (None: it did not exist) and a
+    digest of each file, so that a later load can tell it would read the same."""
+
+    listings: dict[Path, tuple[Path, ...] | None] = field(default_factory=dict)
+    digests: dict[Path, bytes] = field(default_factory=dict)
+
+    def unchanged(self) -> bool:
+        try:
+            return all((tuple(rulebook_files(p)) if p.exists() else None) == listing
+                       for p, listing in self.listings.items()) and \
+                all(hashlib.sha256(f.read_bytes()).digest() == d for f, d in self.digests.items())
+        except OSError:
+            return False
+
+
+def parse_paths(paths: Iterable[Path | str], follow_uses: bool = True,
+                read: _Read | None = None) -> LoadResult:
+    """Parse every rulebook file under `paths` (and what they `use`), each file once.
+    `read`: records what was read (`load` keeps it to reuse an unchanged load)."""
+    read = read if read is not None else _Read()
     result = LoadResult()
     seen: set[Path] = set()
     queue: list[tuple[Path, ast.Span | None]] = [(Path(p), None) for p in paths]
     while queue:
         path, used_at = queue.pop(0)
         if not path.exists():
+            read.listings[path] = None
             span = used_at or ast.Span(display_path(path), 0, 0, 0, 0)
             code = "E207" if used_at else "E002"
             result.diagnostics.append(Diagnostic(code, f"'{path}' does not exist", span))
             continue
         files = rulebook_files(path)
+        read.listings[path] = tuple(files)
         if not files:
             result.diagnostics.append(Diagnostic(
                 "W001", f"the folder '{path}' holds no rulebook file (*{SUFFIX})",
@@ -89,7 +114,9 @@ def parse_paths(paths: Iterable[Path | str], follow_uses: bool = True) -> LoadRe
             name = display_path(file)
             try:
                 data = file.read_bytes()
+                read.digests[file] = hashlib.sha256(data).digest()
             except OSError as e:
+                read.digests[file] = b""  # never a digest: a later load reads it again
                 span = ast.Span(name, 0, 0, 0, 0)
                 result.diagnostics.append(Diagnostic("E002", f"cannot read it: {e.strerror}", span))
                 continue
@@ -109,11 +136,44 @@ def parse_paths(paths: Iterable[Path | str], follow_uses: bool = True) -> LoadRe
     return result
 
 
+# The last loads of this process, reused while their files are unchanged: a tool (or a test
+# suite) that makes several screeners or builds from the same rulebooks parses, checks and
+# compiles them once. Keyed by the paths as given, the working directory (file names in
+# diagnostics are relative to it) and the schema.
+_RECENT: OrderedDict[tuple[tuple[str, ...], str, int], tuple[Schema, _Read, LoadResult]] = \
+    OrderedDict()
+_RECENT_SIZE = 4
+_RECENT_LOCK = threading.Lock()
+
+
 def load(paths: Iterable[Path | str], schema: Schema) -> LoadResult:
-    """Parse and check: the one call an embedding tool needs."""
+    """Parse, check and compile: the one call an embedding tool needs. Loading the same,
+    unchanged files again in this process gives the same checked rulebook without parsing,
+    checking or compiling them again."""
+    paths = list(paths)
+    key = (tuple(str(p) for p in paths), str(Path.cwd()), id(schema))
+    with _RECENT_LOCK:
+        kept = _RECENT.get(key)
+    if kept is not None and kept[0] is schema and kept[1].unchanged():
+        with _RECENT_LOCK:
+            _RECENT.move_to_end(key)
+        done = kept[2]
+        return replace(done, files=list(done.files), sources=dict(done.sources),
+                       diagnostics=list(done.diagnostics))
+    read = _Read()
+    result = _load(paths, schema, read)
+    with _RECENT_LOCK:
+        _RECENT[key] = (schema, read, result)
+        while len(_RECENT) > _RECENT_SIZE:
+            _RECENT.popitem(last=False)
+    return replace(result, files=list(result.files), sources=dict(result.sources),
+                   diagnostics=list(result.diagnostics))
+
+
+def _load(paths: list[Path | str], schema: Schema, read: _Read) -> LoadResult:
     from dsl.compile import compile_rulebook
 
-    result = parse_paths(paths)
+    result = parse_paths(paths, read=read)
     rb, diags = check(result.files, schema)
     result.rulebook = rb
     result.diagnostics.extend(diags)
