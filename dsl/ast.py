@@ -140,6 +140,14 @@ class Jurisdiction:
 
 
 @dataclass(frozen=True, slots=True)
+class SourcesChecked:
+    """`sources checked through DATE`: the last day the rulebook's sources were checked to."""
+
+    date: DateValue
+    span: Span = _span()
+
+
+@dataclass(frozen=True, slots=True)
 class Title:
     text: Text
     lang: str | None = None

@@ -236,6 +236,8 @@ def attribute(a: object) -> list[str]:
         return [citation(a)]
     if isinstance(a, ast.Jurisdiction):
         return [f"jurisdiction {a.country.name}"]
+    if isinstance(a, ast.SourcesChecked):
+        return [f"sources checked through {a.date.text}"]
     if isinstance(a, ast.Title):
         return [f"title {a.lang + ' ' if a.lang else ''}{quote(a.text.value)}"]
     if isinstance(a, ast.Issuer):

@@ -23,8 +23,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from dsl import ast
+from dsl.basis import basis_of, basis_plan
 from dsl.compile import OUTCOME_OF, listing_nodes, required_items
 from dsl.graph import PartyFacts
+from dsl.model import law
 from dsl.naive import Act, Calendar, Links, Listing, Names
 from dsl.names import party_key
 from dsl.rulebook import CheckedRulebook, Interval, normalise_customs_code
@@ -74,6 +76,8 @@ class Judgement:
     severity: str | None
     instrument: str | None
     provision: str | None
+    basis: str = "settled"  # what it rests on, and why in words (`dsl.basis`)
+    caveat: str | None = None
 
 
 def _day(text: str) -> dt.date:
@@ -501,6 +505,7 @@ class Interpreter:
             exceptions = [(s, self.rb.condition_of(s)) for s in suppressors]
             with_items = self.uses_items(condition) or any(
                 self.uses_items(w) for _, w in exceptions)
+            plan = basis_plan(self.rb, law(self.rb), name)
             for d in declarations:
                 day = as_of or d["declared_on"]
                 if not self.calendar.rule_in_force(name, _day(day)):
@@ -526,9 +531,10 @@ class Interpreter:
                     if best is None or candidate[:2] < best[:2]:
                         best = candidate
                 if best is not None:
-                    out.append(Judgement(
-                        d["id"], name, best[2], then.outcome.severity,
-                        *self.attribution(condition, licence, cite, d, best[1] or None, day)))
+                    item = best[1] or None
+                    act = self.attribution(condition, licence, cite, d, item, day)
+                    out.append(Judgement(d["id"], name, best[2], then.outcome.severity, *act,
+                                         *basis_of(plan, day, *act, item)))
         return sorted(out, key=lambda j: (j.declaration_id, j.rule, j.outcome))
 
     def attribution(self, condition: ast.Condition, licence: bool, cite: ast.Citation | None,

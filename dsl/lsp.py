@@ -39,6 +39,7 @@ WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]*")
 # A rule's, an item's, … attribute keywords: offered at the start of an indented line.
 ATTRIBUTE_KEYWORDS = (
     "title", "issuer", "number", "issued", "in force", "url", "per", "from", "until", "when",
+    "sources checked through",
     "then", "explain", "overrides", "alongside", "excepts", "if missing", "control",
     "customs", "member of", "members", "controlled if", "alias", "country", "listed on",
     "address", "phone", "owned by", "measures", "match threshold", "note", "source",

@@ -44,6 +44,8 @@ class Rulebook:
     jurisdiction: tuple[str, ...]
     sources: tuple[str, ...]
     where: Where
+    # the last day its sources were checked through (`sources checked through`), if stated
+    sources_checked: str | None = None
 
 
 @dataclass(frozen=True)
@@ -222,6 +224,7 @@ class Amendment:
     valid_from: str | None
     valid_until: str | None
     where: Where
+    rulebook: str | None = None  # the rulebook whose file declares it
 
 
 @dataclass(frozen=True)
@@ -269,6 +272,23 @@ class Lapse:
     by: tuple[str, ...]  # the instruments that suspended and extended it, in order
     ended: str  # its last day
     resumes: str  # the day the target applies again
+    kind: str = "instrument"  # what it suspended: rule | instrument | listings | listing
+    name: str = ""  # the rule, instrument or party
+    provision: str | None = None
+    list: str | None = None
+    rulebook: str | None = None  # the rulebook that encodes the suspension
+
+    @property
+    def key(self) -> str:
+        """The amended target as `dsl.periods.target_key` names it."""
+        if self.kind == "listings":
+            return f"listings:{self.name}"
+        if self.kind == "listing":
+            return f"listing:{self.name}:{self.list or ''}"
+        if self.kind == "rule":
+            return f"rule:{self.name}"
+        return f"instrument:{self.name}:{self.provision}" if self.provision else \
+            f"instrument:{self.name}"
 
 
 @dataclass(frozen=True)
@@ -310,7 +330,8 @@ class Law:
                 kind, f"{name} {provision}" if provision else name)
             resumes = (dt.date.fromisoformat(ended) + dt.timedelta(days=1)).isoformat()
             out.append(Lapse(label, tuple(dict.fromkeys(a.instrument or "" for a in suspensions)),
-                             ended, resumes))
+                             ended, resumes, kind, name, provision, lst,
+                             suspensions[0].rulebook))
         return sorted(out, key=lambda x: (x.ended, x.target))
 
 
@@ -429,7 +450,8 @@ class _Builder:
     def rulebook(self, d: ast.RulebookDecl) -> Rulebook:
         return Rulebook(d.name.name, d.title.value,
                         tuple(j.country.name for j in ast.attrs_of(d, ast.Jurisdiction)),
-                        tuple(s.text.value for s in ast.attrs_of(d, ast.Source)), _where(d.span))
+                        tuple(s.text.value for s in ast.attrs_of(d, ast.Source)), _where(d.span),
+                        _date(d, ast.SourcesChecked))
 
     def instrument(self, name: str, ins: ast.Instrument) -> Instrument:
         titles = ast.attrs_of(ins, ast.Title)
@@ -539,7 +561,7 @@ class _Builder:
                     len(out) + 1, am.action, header(am).split(" ", 1)[1], kind, t.name.name,
                     str(t.provision) if t.provision else None, t.list.name if t.list else None,
                     ins, prov, _date(am, ast.ValidFrom), _date(am, ast.ValidUntil),
-                    _where(am.span)))
+                    _where(am.span), rb.rulebook_of(am.span.file)))
         return tuple(out)
 
     def example(self, n: int, ex: ast.Example) -> Example:

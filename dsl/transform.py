@@ -148,6 +148,9 @@ class AstBuilder(lark.Transformer[Token, Any]):
     def jurisdiction(self, c: list[Any]) -> ast.Jurisdiction:
         return ast.Jurisdiction(self._ref(c[0]), self._span(c))
 
+    def sources_checked(self, c: list[Any]) -> ast.SourcesChecked:
+        return ast.SourcesChecked(self._date(c[0]), self._span(c))
+
     def use_decl(self, c: list[Any]) -> ast.Use:
         return ast.Use(self._text(c[0]), self._span(c))
 

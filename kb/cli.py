@@ -315,7 +315,13 @@ def screen(declarations: str, licences: str | None, parties: str | None, as_of: 
 
     from dsl.compile import FINDING_COLUMNS
     from kb.inputs.report import LoadError
-    from kb.screen.screener import Screener, ScreeningError, spreadsheet_safe
+    from kb.screen.screener import (
+        Screener,
+        ScreeningError,
+        basis_counts,
+        beyond_sources,
+        spreadsheet_safe,
+    )
 
     if (engine == "postgres") != (dsn is not None):
         raise click.UsageError("--engine postgres needs --dsn, and --dsn needs --engine "
@@ -356,8 +362,19 @@ def screen(declarations: str, licences: str | None, parties: str | None, as_of: 
     for f in findings:
         counts[f.outcome] = counts.get(f.outcome, 0) + 1
     summary = ", ".join(f"{n} {o}" for o, n in sorted(counts.items())) or "no findings"
-    click.echo(f"{len(findings)} finding(s): {summary} (rulebook version {screener.version})",
-               err=True)
+    bases = basis_counts(findings)
+    by_basis = "; " + ", ".join(f"{n} {b}" for b, n in bases.items()) if findings else ""
+    click.echo(f"{len(findings)} finding(s): {summary}{by_basis} "
+               f"(rulebook version {screener.version})", err=True)
+    if bases["lapsed-by-text"] or bases["unverified"]:
+        click.echo(f"warning: {bases['lapsed-by-text'] + bases['unverified']} finding(s) are "
+                   "not settled: they rest on a suspension that ended by its own text after the "
+                   "sources were checked (lapsed-by-text) or on a fact the rulebook marks "
+                   "unverified; their caveat says what to check", err=True)
+    for name, day in beyond_sources(screener.rulebook, screener.last_judged_day):
+        click.echo(f"warning: declarations are judged up to {screener.last_judged_day}, after "
+                   f"{day}, the day the sources of the rulebook {name} were checked through: a "
+                   "later decision may have changed the law", err=True)
     too_many = [w for r in reports if (w := r.too_many_rejected(allow_rejected))]
     for w in too_many:
         click.echo(f"error: {w}", err=True)

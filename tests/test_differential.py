@@ -26,7 +26,8 @@ def screener(path: str) -> Screener:
 
 
 def key(f: Finding) -> tuple[Any, ...]:
-    return (f.declaration_id, f.rule, f.outcome, f.severity, f.instrument, f.provision)
+    return (f.declaration_id, f.rule, f.outcome, f.severity, f.instrument, f.provision,
+            f.basis, f.caveat)
 
 
 def compare(path: str, declarations: list[dict[str, Any]], licences: list[dict[str, Any]],
@@ -50,8 +51,8 @@ def compare(path: str, declarations: list[dict[str, Any]], licences: list[dict[s
     judged = interpreter.judge([typed_row("declarations", d) for d in declarations],
                                [typed_row("licences", lic) for lic in licences], as_of,
                                [typed_row("trade_parties", p) for p in parties])
-    expected = [(j.declaration_id, j.rule, j.outcome, j.severity, j.instrument, j.provision)
-                for j in judged]
+    expected = [(j.declaration_id, j.rule, j.outcome, j.severity, j.instrument, j.provision,
+                 j.basis, j.caveat) for j in judged]
     assert on_sqlite == expected
     return on_sqlite
 
@@ -60,7 +61,7 @@ DATES = ["2023-07-31", "2023-08-01", "2024-01-09", "2024-01-10", "2024-05-31", "
          "2024-06-30", "2024-07-01", "2024-09-14", "2024-09-15", "2024-12-02", "2024-12-03",
          "2025-01-01", "2025-01-02", "2025-11-08", "2025-11-09", "2026-11-27", "2026-11-28",
          "2024-11-30", "2024-12-01", "2025-04-03", "2025-04-04", "2025-08-11", "2025-08-12",
-         "2025-11-10", "2026-11-09", "2026-11-10", "2026-11-11"]
+         "2025-11-10", "2026-11-09", "2026-11-10", "2026-11-11", "2026-12-06"]
 CODES = ["8112929010", "8112929099", "7105102000", "71051020", "81129290", "2825800010",
          "8112921010", "2504101000", "9403600000", "8112.92.90.10", "8507600000",
          "2846901940", "7901110000"]

@@ -32,6 +32,10 @@ class Checker(TimeChecks):
             self._annotations(d, "rulebook", d.name.name)
             for j in ast.attrs_of(d, ast.Jurisdiction):
                 self.country_code(j.country)
+            checked = ast.attrs_of(d, ast.SourcesChecked)
+            self.at_most_one(checked, "sources checked through")
+            for c in checked:
+                self.date(c.date)
         for ins in self.rb.instruments.values():
             self.check_instrument(ins)
         for it in self.rb.items.values():

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from sqlglot import exp
 
 from dsl import ast
+from dsl.basis import BasisPlan, basis_plan
 from dsl.compile.conditions import ConditionCompiler
 from dsl.compile.dialects import create_view, for_dialect, lint, union_branches
 from dsl.compile.sql import (
@@ -33,6 +34,7 @@ from dsl.compile.sql import (
     union_all,
 )
 from dsl.diagnostics import Diagnostic
+from dsl.model import law
 from dsl.periods import Periods
 from dsl.rulebook import CheckedRulebook
 from dsl.schema import Schema
@@ -264,6 +266,7 @@ class Compiler(ConditionCompiler):
             *statement,
             exp.alias_(self.missing_note(truth.missing, truth.guards), "missing_note"),
             *(exp.alias_(exp.cast(value, "TEXT"), name) for name, value in acts.items()),
+            exp.alias_(judged.copy(), "judged_on"),
         ]
         if licence:
             facts += [
@@ -389,21 +392,57 @@ class Compiler(ConditionCompiler):
             exp.alias_(act_provision, "provision"),
             exp.alias_(explanation, "explanation"),
             exp.alias_(lit(self.rb.version), "rulebook_version"),
+            *self.resting_on(basis_plan(self.rb, law(self.rb), name), act_instrument,
+                             act_provision, c("item") if self.uses_items else None,
+                             c("judged_on")),
             *([exp.alias_(rank, "finding_rank")] if self.uses_items else []),
             copy=False,
         ).from_(exp.alias_(exp.Subquery(this=inner), "facts", copy=False), copy=False).where(
             and_(exp.EQ(this=c("applies"), expression=lit(1)),
                  exp.paren(or_(is_true, is_unknown)), not_covered), copy=False)
-        if not self.uses_items:
-            # every relation `facts` joins has one row per declaration at most: one finding
-            # each already, nothing to rank
-            return CompiledRule(name, view_name(name), findings, outcome_word)
-        # one finding per declaration (a row per matching item): the most serious outcome,
-        # then the first item
-        select = exp.select(*FINDING_COLUMNS).from_(
-            exp.alias_(exp.Subquery(this=findings), "ranked", copy=False), copy=False).where(
-            exp.EQ(this=exp.column("finding_rank"), expression=lit(1)), copy=False)
+        # the basis and caveat from the notes of lapses and unverified facts worked out above
+        select = exp.select(*FINDING_COLUMNS[:-2], *basis_and_caveat(), copy=False).from_(
+            exp.alias_(exp.Subquery(this=findings), "ranked", copy=False), copy=False)
+        if self.uses_items:
+            # one finding per declaration (a row per matching item): the most serious
+            # outcome, then the first item; otherwise every relation `facts` joins has one row
+            # per declaration at most: one finding each already, nothing to rank
+            select = select.where(
+                exp.EQ(this=exp.column("finding_rank"), expression=lit(1)), copy=False)
         return CompiledRule(name, view_name(name), select, outcome_word)
+
+    def resting_on(self, plan: BasisPlan, instrument: exp.Expression,
+                   provision: exp.Expression, item: exp.Expression | None,
+                   judged: exp.Expression) -> list[exp.Expr]:
+        """`lapse_note` and `unverified_note` of a finding (`dsl.basis`: the interpreter
+        reads the same plan): the caveat of the first lapse it rests on, and of the first
+        unverified fact (the rule, the item it matched, the act it cites), or NULL."""
+        lapse: exp.Expression = exp.cast(exp.null(), "TEXT")
+        if plan.lapses:
+            case = exp.Case()
+            for t in plan.lapses:
+                test: exp.Expression = exp.GTE(this=judged.copy(), expression=lit(t.resumes))
+                if t.instrument is not None:
+                    test = and_(test, exp.EQ(this=instrument.copy(), expression=lit(t.instrument)))
+                    if t.provision is not None:
+                        test = and_(test, exp.EQ(this=provision.copy(),
+                                                 expression=lit(t.provision)))
+                case = case.when(test, lit(t.caveat))
+            lapse = case
+        unverified: exp.Expression = exp.cast(exp.null(), "TEXT")
+        if plan.rule_unverified:
+            unverified = lit(plan.rule_unverified)
+        else:
+            case = exp.Case()
+            for name, caveat in plan.items_unverified if item is not None else ():
+                assert item is not None
+                case = case.when(exp.EQ(this=item.copy(), expression=lit(name)), lit(caveat))
+            for name, caveat in plan.acts_unverified:
+                case = case.when(exp.EQ(this=instrument.copy(), expression=lit(name)),
+                                 lit(caveat))
+            if case.args.get("ifs"):
+                unverified = case
+        return [exp.alias_(lapse, "lapse_note"), exp.alias_(unverified, "unverified_note")]
 
     def suppressors(self, name: str) -> list[ast.Rule | ast.Exception_]:
         return self.rb.suppressors(name)
@@ -471,3 +510,16 @@ def compile_rulebook(rb: CheckedRulebook, schema: Schema) -> tuple[CompiledRuleb
         lint(c.query)
     rb.compiled[id(schema)] = (schema, result, list(compiler.diags))
     return result, compiler.diags
+
+
+def basis_and_caveat() -> list[exp.Expr]:
+    """`basis` and `caveat` from a finding's `lapse_note` and `unverified_note` (`dsl.basis`):
+    a lapse first, then an unverified fact, else settled; the caveat says both."""
+    lapse, unverified = exp.column("lapse_note"), exp.column("unverified_note")
+    basis = exp.Case().when(not_null(lapse), lit("lapsed-by-text")).when(
+        not_null(unverified.copy()), lit("unverified")).else_(lit("settled"))
+    caveat = exp.Case().when(and_(not_null(lapse.copy()), not_null(unverified.copy())),
+                             exp.Concat(expressions=[lapse.copy(), lit(" "), unverified.copy()])
+                             ).else_(exp.Coalesce(this=lapse.copy(),
+                                                  expressions=[unverified.copy()]))
+    return [exp.alias_(basis, "basis"), exp.alias_(caveat, "caveat")]

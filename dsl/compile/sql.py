@@ -15,7 +15,7 @@ from dsl.periods import Periods
 from dsl.rulebook import Interval
 
 FINDING_COLUMNS = ("declaration_id", "rule", "outcome", "severity", "instrument", "provision",
-                   "explanation", "rulebook_version")
+                   "explanation", "rulebook_version", "basis", "caveat")
 OUTCOME_OF = {"prohibited": "prohibited", "licence required": "unlicensed",
               "undetermined": "undetermined", "risk": "risk"}
 OUTCOME_RANK = {"prohibited": 0, "unlicensed": 1, "risk": 2, "undetermined": 3}

@@ -21,8 +21,10 @@ from typing import IO, Any
 from sqlite_utils import Database
 
 import dsl
+from dsl.basis import BASES
 from dsl.compile import FINDING_COLUMNS, CompiledRulebook
 from dsl.model import law
+from dsl.rulebook import CheckedRulebook
 from kb.inputs.contracts import CONTRACTS
 from kb.inputs.duckdb_reader import load_csv_duckdb
 from kb.inputs.fields import with_parameters
@@ -47,6 +49,9 @@ class Finding:
     provision: str | None
     explanation: str
     rulebook_version: str
+    # what it rests on (`dsl.basis`): settled, lapsed-by-text or unverified, and why in words
+    basis: str = "settled"
+    caveat: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {c: getattr(self, c) for c in FINDING_COLUMNS}
@@ -96,6 +101,8 @@ class Screener:
         self.compiled: CompiledRulebook
         self.compiled, _ = install(self.db, self.rulebook, result.compiled)
         self.engines: dict[str, Any] = {}  # other engines' copies of the rulebook tables
+        # the latest day a declaration of the last `screen_files` was judged on
+        self.last_judged_day: str | None = None
         self.spent = False  # its last screening is done (kept its rows): see `loaded`
         weakref.finalize(self, close_engines, self.engines)
         # turn the input-derived views into (empty) tables now, so that each screening
@@ -294,6 +301,13 @@ class Screener:
                 rows = conn.execute(
                     "SELECT * FROM findings ORDER BY declaration_id, rule, outcome").fetchall()
             findings = [Finding(*row) for row in rows]
+            if as_of:
+                self.last_judged_day = as_of
+            else:
+                latest = duck.execute("SELECT MAX(declared_on) FROM declarations").fetchone() \
+                    if duck is not None and engine == "duckdb" else \
+                    conn.execute("SELECT MAX(declared_on) FROM declarations").fetchone()
+                self.last_judged_day = latest[0] if latest else None
             if self.history is not None:  # the history's own findings are the knowledge base's
                 screened = {i for (i,) in conn.execute(
                     "SELECT id FROM declarations WHERE id NOT IN (SELECT id FROM "
@@ -323,6 +337,22 @@ class Screener:
                 raise ScreeningError(f"{r.table} row {p.line - 1}: {p.column}: {p.value!r}: "
                                      f"expected {p.expected}")
         return findings
+
+
+def beyond_sources(rulebook: CheckedRulebook, day: str | None) -> list[tuple[str, str]]:
+    """The rulebooks whose sources were checked through a day before `day` (a declaration
+    judged on it may meet a decision they do not know): (rulebook, the day), by name."""
+    model = law(rulebook)
+    return sorted((name, r.sources_checked) for name, r in model.rulebooks.items()
+                  if day and r.sources_checked and r.sources_checked < day)
+
+
+def basis_counts(findings: Iterable[Finding]) -> dict[str, int]:
+    """How many findings rest on each basis (settled, lapsed-by-text, unverified)."""
+    counts = dict.fromkeys(BASES, 0)
+    for f in findings:
+        counts[f.basis] = counts.get(f.basis, 0) + 1
+    return counts
 
 
 def write_kept_rulebooks(db: Path, folder: Path) -> None:

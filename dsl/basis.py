@@ -1,0 +1,125 @@
+"""What a finding rests on: its **basis** and a **caveat** in words.
+
+- `lapsed-by-text`: the finding depends on a suspension that ended by its own text after the
+  rulebook's sources were checked (`sources checked through`), with no later decision encoded
+  (no lift or repeal of the same target): a later decision extending it may exist.
+- `unverified`: it rests on a fact the rulebook marks `unverified`: the rule itself, the item
+  it matched, or the act it cites.
+- `settled`: neither.
+
+A rule's `BasisPlan` is made once from the resolved model; the compiler prints it as SQL (each
+check's `basis` and `caveat` columns) and the interpreter evaluates it on Python values
+(`basis_of`), so every engine and the interpreter say the same.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from dsl.model import Lapse, Law
+from dsl.rulebook import CheckedRulebook
+
+BASES = ("settled", "lapsed-by-text", "unverified")
+
+
+@dataclass(frozen=True)
+class LapseTest:
+    """A finding judged on or after `resumes` rests on the lapse: always when the rule itself
+    was suspended (`instrument` None), else when the finding cites this act (and provision)."""
+
+    resumes: str
+    instrument: str | None
+    provision: str | None
+    caveat: str
+
+
+@dataclass(frozen=True)
+class BasisPlan:
+    lapses: tuple[LapseTest, ...]  # the first that holds gives the caveat
+    rule_unverified: str | None  # the caveat when the rule itself is unverified
+    items_unverified: tuple[tuple[str, str], ...]  # (item, caveat)
+    acts_unverified: tuple[tuple[str, str], ...]  # (instrument, caveat)
+
+
+def sources_checked(law: Law, rulebook: str | None) -> str | None:
+    """The day a rulebook's sources were checked through, if it says."""
+    found = law.rulebooks.get(rulebook or "")
+    return found.sources_checked if found else None
+
+
+def lapse_caveat(lapse: Lapse, checked: str | None) -> str:
+    by = ", ".join(b for b in lapse.by if b)
+    reach = (f"the sources were checked through {checked}" if checked
+             else "the rulebook does not say how far its sources were checked")
+    return (f"{by} suspended {lapse.target} until {lapse.ended}; by its own text it applies "
+            f"again from {lapse.resumes}, and {reach}: check for a later decision extending "
+            "the suspension.")
+
+
+def unverified_caveat(kind: str, name: str, note: str) -> str:
+    return f"{kind} {name} is marked unverified: {note}"
+
+
+def counted_lapses(law: Law) -> list[Lapse]:
+    """Every suspension that ended by its own text after its rulebook's sources were checked
+    (a rulebook that states no date: every one)."""
+    out = []
+    for lapse in law.lapsed_suspensions(dt.date.max):
+        checked = sources_checked(law, lapse.rulebook)
+        if checked is None or lapse.resumes > checked:
+            out.append(lapse)
+    return out
+
+
+def basis_plan(rb: CheckedRulebook, law: Law, rule: str) -> BasisPlan:
+    """What a rule's findings may rest on (see the module's docstring)."""
+    decl = rb.rules.get(rule) or rb.exceptions.get(rule)
+    cite = None
+    if decl is not None:
+        from dsl import ast
+
+        cite = ast.first_attr(decl, ast.Citation)
+    own = {f"rule:{rule}"}
+    if cite is not None:
+        own.add(f"instrument:{cite.instrument.name}")
+        if cite.provision is not None:
+            own.add(f"instrument:{cite.instrument.name}:{cite.provision}")
+    tests = []
+    for lapse in counted_lapses(law):
+        caveat = lapse_caveat(lapse, sources_checked(law, lapse.rulebook))
+        if lapse.key in own:
+            tests.append(LapseTest(lapse.resumes, None, None, caveat))
+        elif lapse.kind == "instrument":
+            tests.append(LapseTest(lapse.resumes, lapse.name, lapse.provision, caveat))
+        elif lapse.kind == "listings":
+            tests.append(LapseTest(lapse.resumes, lapse.name, None, caveat))
+        elif lapse.kind == "listing":  # the announcement that listed the party on that list
+            party = law.parties.get(lapse.name)
+            for listing in party.listings if party else ():
+                if listing.list == lapse.list:
+                    tests.append(LapseTest(lapse.resumes, listing.instrument, None, caveat))
+    tests.sort(key=lambda t: t.instrument is not None)  # the rule's own suspension first
+    model_rule = law.rules.get(rule)
+    return BasisPlan(
+        tuple(tests),
+        unverified_caveat("rule", rule, model_rule.unverified)
+        if model_rule is not None and model_rule.unverified else None,
+        tuple((name, unverified_caveat("item", name, it.unverified))
+              for name, it in sorted(law.items.items()) if it.unverified),
+        tuple((name, unverified_caveat("instrument", name, ins.unverified))
+              for name, ins in sorted(law.instruments.items()) if ins.unverified),
+    )
+
+
+def basis_of(plan: BasisPlan, judged_on: str, instrument: str | None, provision: str | None,
+             item: str | None) -> tuple[str, str | None]:
+    """A finding's basis and caveat (the interpreter's; the checks compute the same in SQL)."""
+    lapse = next((t.caveat for t in plan.lapses if judged_on >= t.resumes and (
+        t.instrument is None or (instrument == t.instrument and (
+            t.provision is None or provision == t.provision)))), None)
+    unverified = plan.rule_unverified or dict(plan.items_unverified).get(item or "") or \
+        dict(plan.acts_unverified).get(instrument or "")
+    caveat = f"{lapse} {unverified}" if lapse and unverified else (lapse or unverified)
+    basis = "lapsed-by-text" if lapse else "unverified" if unverified else "settled"
+    return basis, caveat
