@@ -54,7 +54,7 @@ UNITS = {"purity_pct": "percent"}
 FINDING_DETAILS_SQL = """
 CREATE TABLE finding_details AS
 SELECT f.declaration_id, f.rule, f.outcome, f.severity, f.instrument, f.provision,
-       f.explanation, f.rulebook_version, d.declared_on,
+       f.explanation, f.basis, f.caveat, f.rulebook_version, d.declared_on,
        SUBSTR(d.declared_on, 1, 7) AS declared_month, d.exporter, d.consignee,
        d.end_user, d.destination_country, d.hs_code, d.quantity_kg,
        (SELECT g.group_name FROM declaration_items AS di
@@ -74,7 +74,7 @@ FROM findings AS f JOIN declarations AS d ON d.id = f.declaration_id
 # destination or an exporter, with a date range) have covering indexes: the count and the five
 # facet counts of a filtered page read the index alone (at 1,000,000 declarations an exporter's
 # page went from 165 ms to 23 ms uncached).
-_FACETS = ("outcome", "rule", "instrument", "destination_country", "item_group")
+_FACETS = ("outcome", "rule", "instrument", "destination_country", "item_group", "basis")
 FINDING_DETAILS_INDEXES = (
     ("declaration_id",), ("declared_on",), ("outcome", "declared_on"), ("instrument",),
     ("item_group",),
@@ -92,6 +92,11 @@ FINDING_DETAILS_COLUMNS = {
                   "requirements), or the rule's own instrument",
     "provision": "Provision (or entry) of that act",
     "explanation": "Why: the facts that matched, in a sentence",
+    "basis": "What the finding rests on: settled; lapsed-by-text (a suspension that ended by "
+             "its own text after the rulebook's sources were checked: a later decision may "
+             "exist); unverified (a fact the rulebook marks unverified)",
+    "caveat": "What to check, in words: the act, what lapsed and since when, or the "
+              "unverified note",
     "rulebook_version": "Version hash of the rulebooks that made the finding",
     "declared_on": "Declaration date",
     "declared_month": "Declaration month (YYYY-MM)",
@@ -308,7 +313,8 @@ def database_metadata(db: Database, rb: CheckedRulebook, compiled: CompiledRuleb
         # no `units` here: Datasette converts every unit cell through pint, a quarter of this
         # page's time; the column description says kg
         "sort_desc": "declared_on",
-        "facets": ["outcome", "rule", "instrument", "destination_country", "item_group"],
+        "facets": ["outcome", "rule", "basis", "instrument", "destination_country",
+                   "item_group"],
     }
     compared = (f"the previous build ({since['built_at']}, rulebook version "
                 f"{since['version']})" if since else "no previous build: this is the first")

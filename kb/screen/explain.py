@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from dsl.basis import basis_plan
 from dsl.interpret import Interpreter
 from dsl.model import law
 from dsl.periods import rule_periods
@@ -61,6 +62,8 @@ class Explanation:
                 out.append(f"  result: {r.finding.outcome} — {r.finding.explanation}")
                 cited = " ".join(x for x in (r.finding.instrument, r.finding.provision) if x)
                 out.append(f"  cites: {cited or 'no instrument'}")
+                out.append(f"  basis: {r.finding.basis}"
+                           + (f" — {r.finding.caveat}" if r.finding.caveat else ""))
             else:
                 out.append("  result: no finding")
         return "\n".join(out) + "\n"
@@ -126,7 +129,10 @@ def explain(db: Path, declaration_id: str, as_of: str | None = None,
         periods = periods_of[name]
         spans = ", ".join(f"{iv.start or '…'} to {iv.end or '…'}" for iv in periods.intervals)
         if periods.in_force(day):
-            r.lines.append(f"in force: yes ({spans})")
+            lapsed = next((t for t in basis_plan(rb, law(rb), name).lapses
+                           if t.instrument is None and judged >= t.resumes), None)
+            r.lines.append(f"in force: yes ({spans})" + (
+                f", by the lapse of a suspension: {lapsed.caveat}" if lapsed else ""))
         else:
             gap = periods.gap_on(day)
             r.lines.append(f"in force: no — {gap.describe() if gap else 'in force ' + spans}")

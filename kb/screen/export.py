@@ -12,6 +12,7 @@ from importlib.metadata import version as package_version
 from pathlib import Path
 from typing import Any
 
+from dsl.basis import BasisPlan, basis_plan
 from dsl.compile import CompiledRulebook
 from dsl.ir import node_schemas, plain, source_files
 from dsl.model import Rule, declarations_json, law
@@ -61,6 +62,7 @@ def rules_json(rb: CheckedRulebook, compiled: CompiledRulebook,
                          for iv in periods[r.name].intervals],
             "source": {"file": relative_source(r.where.file, roots), "line": r.where.line},
             "attributes": attributes[r.name],
+            "basis": basis_json(basis_plan(rb, model, r.name)),
         }
 
     model = law(rb)
@@ -69,6 +71,7 @@ def rules_json(rb: CheckedRulebook, compiled: CompiledRulebook,
         "excon_version": package_version("excon"),
         "rulebook_version": model.version,
         "rulebooks": written["rulebooks"],
+        "sources_checked": {name: r.sources_checked for name, r in sorted(model.rulebooks.items())},
         "instruments": written["instruments"],
         "items": written["items"],
         "item_groups": {g: list(model.groups[g].members) for g in sorted(model.groups)},
@@ -89,6 +92,18 @@ def rules_json(rb: CheckedRulebook, compiled: CompiledRulebook,
         "declarations": [{"file": relative_source(sf.path, roots), "line": d.span.line,
                           "declaration": plain(d)}
                          for sf in rb.files for d in sf.declarations],
+    }
+
+
+def basis_json(plan: BasisPlan) -> dict[str, Any]:
+    """A rule's basis plan (`dsl.basis`): how a tool gives each finding its basis and caveat
+    from the finding's judged day, instrument, provision and matched item."""
+    return {
+        "lapses": [{"resumes": t.resumes, "instrument": t.instrument, "provision": t.provision,
+                    "caveat": t.caveat} for t in plan.lapses],
+        "rule_unverified": plan.rule_unverified,
+        "items_unverified": dict(plan.items_unverified),
+        "acts_unverified": dict(plan.acts_unverified),
     }
 
 

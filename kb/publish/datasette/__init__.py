@@ -228,12 +228,28 @@ def render_cell(value: Any, column: str, table: str | None, database: str,
         return quantity_text(float(value))
     if not isinstance(value, str) or not value:
         return None
+    if column == "basis" and value in BASIS_TITLES:
+        return basis_badge(value)
     if column in LINKED:
         if table in LINKED_IN or (table or "").startswith("check_"):
             return _link(datasette, database, column, value)
     elif column in PARTY_COLUMNS and table in PARTY_TABLES:
         return _link(datasette, database, column, value)
     return None
+
+
+BASIS_TITLES = {
+    "settled": "Every fact it rests on is sourced and within the sources' reach",
+    "lapsed-by-text": "It rests on a suspension that ended by its own text after the sources "
+                      "were checked: a later decision may exist (see the caveat)",
+    "unverified": "It rests on a fact the rulebook marks unverified (see the caveat)",
+}
+
+
+def basis_badge(basis: str) -> Markup:
+    """A finding's basis as a badge, its meaning in the title."""
+    return Markup(f'<span class="excon-basis excon-basis-{escape(basis)}" '
+                  f'title="{escape(BASIS_TITLES.get(basis, ""))}">{escape(basis)}</span>')
 
 
 @functools.lru_cache(maxsize=8192)
@@ -257,6 +273,7 @@ def prepare_jinja2_environment(env: Any) -> None:
     env.globals["excon_hidden_columns"] = hidden_columns
     env.globals["excon_query_rows"] = query_rows_html
     env.globals["excon_quantity"] = lambda kg: "" if kg is None else quantity_text(kg)
+    env.globals["excon_basis"] = basis_badge
     from dsl.names import web_url
 
     env.filters["web_url"] = web_url
@@ -420,8 +437,8 @@ async def declaration_page(datasette: Any, db: Any, key: str) -> dict[str, Any] 
         return None
     declaration = found[0]
     findings = await _rows(
-        db, "SELECT rule, outcome, severity, instrument, provision, explanation, "
-            "rulebook_version FROM finding_details WHERE declaration_id = ? "
+        db, "SELECT rule, outcome, severity, instrument, provision, explanation, basis, "
+            "caveat, rulebook_version FROM finding_details WHERE declaration_id = ? "
             "ORDER BY rule, outcome", [key])
     licence = await _rows(
         db, "SELECT c.licence_no, c.covered, c.problem, c.drawn_kg, l.quantity_kg AS limit_kg, "
