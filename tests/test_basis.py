@@ -161,3 +161,28 @@ def test_datasette_findings_have_a_basis_facet_badges_and_the_caveat(ds: Any) ->
     assert "excon-basis-lapsed-by-text" in declaration.text
     assert "To check:</strong> MOFCOM-2025-72 suspended MOFCOM-2024-46 clause 2" in \
         declaration.text
+
+
+def test_the_pages_show_what_came_back_by_lapse_and_when(ds: Any) -> None:
+    import asyncio
+    import html
+
+    def page(path: str) -> str:
+        cookies = {"ds_actor": ds.excon_auth.session_cookie(ds, "analyst")}
+        response = asyncio.run(ds.client.get(path, cookies=cookies))
+        assert response.status_code == 200, path
+        return html.unescape(response.text)
+
+    home = page("/")
+    assert "MOFCOM-2024-46 clause 2 applies again: the suspension (MOFCOM-2025-72) ended by " \
+           "its own text on 2026-11-27" in home
+    assert "MOFCOM-2025-55, MOFCOM-2025-56, MOFCOM-2025-57, MOFCOM-2025-58, MOFCOM-2025-61, " \
+           "MOFCOM-2025-62 apply again" in home
+    # each change once, however many targets its amendment names
+    assert home.count("lift listings under UEL-2025-5, listings under UEL-2025-6") <= 1
+    instrument = page("/kb/instruments/MOFCOM-2024-46")
+    assert "MOFCOM-2024-46 clause 2 applies again from 2026-11-28" in instrument
+    assert "after its rulebook's sources were checked (2025-11-30)" in instrument
+    rule = page("/kb/rules/us-critical-minerals-ban")
+    assert "In force again from 2026-11-28" in rule and "excon-basis-lapsed-by-text" in rule
+    assert "In force again" not in page("/kb/rules/ga-ge-licence")

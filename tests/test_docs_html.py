@@ -85,12 +85,16 @@ def test_a_folder_of_several_rulebooks_is_refused(tmp_path: Path) -> None:
 
 def test_suspensions_that_lapsed_by_their_own_text_are_listed_to_check(html: str) -> None:
     section = html[html.index('<section id="to-check">'):html.index('<section id="unverified">')]
-    rows = re.findall(r"<tr><td>(.*?)</td><td>(.*?)</td><td>(.*?)</td><td>(.*?)</td></tr>",
-                      section)
-    assert ("MOFCOM-2024-46 clause 2", "MOFCOM-2025-72", "2026-11-27", "2026-11-28") in rows
+    rows = re.findall(r"<tr><td>(.*?)</td><td>(.*?)</td><td>(.*?)</td><td>(.*?)</td>"
+                      r"<td>(.*?)</td></tr>", section)
+    # each lapsed after the sources were checked (2025-11-30): its findings say so
+    assert ("MOFCOM-2024-46 clause 2", "MOFCOM-2025-72", "2026-11-27", "2026-11-28",
+            "lapsed-by-text") in rows
     assert ("listings under MOFCOM-2025-21", "MOFCOM-2025-0514, MOFCOM-2025-0812, "
-            "MOFCOM-2025-1105", "2026-11-09", "2026-11-10") in rows
-    assert ("MOFCOM-2025-55", "MOFCOM-2025-70", "2026-11-10", "2026-11-11") in rows
+            "MOFCOM-2025-1105", "2026-11-09", "2026-11-10", "lapsed-by-text") in rows
+    assert ("MOFCOM-2025-55", "MOFCOM-2025-70", "2026-11-10", "2026-11-11",
+            "lapsed-by-text") in rows
+    assert "sources checked through 2025-11-30" in html
     # lifted for good, not lapsed: nothing to check
     assert not any(r[0] == "listings under MOFCOM-2025-22" for r in rows)
     # a suspension still running on the document's date is not listed

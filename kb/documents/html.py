@@ -164,7 +164,8 @@ def _context(rb: CheckedRulebook, today: dt.date) -> dict[str, Any]:
     return {
         "rulebook": {"name": name, "title": book.title,
                      "jurisdiction": ", ".join(book.jurisdiction),
-                     "source": "; ".join(book.sources), "version": model.version},
+                     "source": "; ".join(book.sources), "version": model.version,
+                     "sources_checked": book.sources_checked},
         "today": today.isoformat(),
         "instruments": sorted(instruments, key=lambda i: (i["in_force"] or "", i["id"])),
         "rules": rules, "groups": groups, "lists": parties["party_lists"],

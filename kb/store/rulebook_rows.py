@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlite_utils import Database
 
+from dsl.basis import counted_lapses, lapse_caveat, sources_checked
 from dsl.model import law
 from dsl.periods import Periods
 from dsl.periods import timeline as law_timeline
@@ -186,7 +187,9 @@ def load_rulebook(db: Database, rb: CheckedRulebook, hs6: frozenset[str],
     model = law(rb)
     put("rulebooks", [{"name": n, "title": model.rulebooks[n].title,
                        "jurisdiction": _join(model.rulebooks[n].jurisdiction),
-                       "version": model.version} for n in sorted(model.rulebooks)])
+                       "version": model.version,
+                       "sources_checked": model.rulebooks[n].sources_checked}
+                      for n in sorted(model.rulebooks)])
     instruments, provisions = instrument_rows(rb)
     put("instruments", instruments)
     put("provisions", provisions)
@@ -200,6 +203,13 @@ def load_rulebook(db: Database, rb: CheckedRulebook, hs6: frozenset[str],
     put("value_ranges", value_range_rows(rb))
     put("rules", rule_rows(rb))
     put("amendments", amendment_rows(rb))
+    counted = set(counted_lapses(model))
+    put("lapses", [
+        {"id": n, "target": x.target, "target_kind": x.kind, "target_name": x.name,
+         "target_provision": x.provision, "suspended_by": ", ".join(b for b in x.by if b),
+         "ended": x.ended, "resumes": x.resumes, "after_sources": int(x in counted),
+         "caveat": lapse_caveat(x, sources_checked(model, x.rulebook)), "rulebook": x.rulebook}
+        for n, x in enumerate(model.lapsed_suspensions(dt.date.max), 1)])
     put("examples", example_rows(rb))
     put("unverified_facts", [
         {"id": n, "kind": u.kind, "entry": u.entry, "note": u.note,

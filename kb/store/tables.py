@@ -70,6 +70,9 @@ TABLES: tuple[TableSpec, ...] = (
         _c("title", str, "Title"),
         _c("jurisdiction", str, "Country whose law it encodes"),
         _c("version", str, "Version hash of the rulebook's declarations"),
+        _c("sources_checked", str, "The last day its sources were checked through: findings "
+                                   "that rest on a suspension ending by its own text after it "
+                                   "are lapsed-by-text"),
     ), pk="name"),
     TableSpec("instruments", "Laws, regulations and announcements, by canonical id", (
         _c("id", str, "Canonical id, issuer-year-number (e.g. MOFCOM-2024-46)", True),
@@ -223,6 +226,22 @@ TABLES: tuple[TableSpec, ...] = (
         _c("source_line", int, "Line in the rulebook file"),
     ), pk="id", foreign_keys=(("instrument_id", "instruments", "id"),),
         indexes=(("target_name",),)),
+    TableSpec("lapses", "Suspensions that ended by their own text (after every extension), with "
+              "no later lift or repeal: what they suspended applies again from the next day, "
+              "unless a later decision the rulebook does not know extended them", (
+        _c("id", int, "Sequence, by the day it ended", True),
+        _c("target", str, "What was suspended"),
+        _c("target_kind", str, "rule or instrument, listings (of an instrument), listing"),
+        _c("target_name", str, "Rule, instrument or party"),
+        _c("target_provision", str, "Provision of the target instrument"),
+        _c("suspended_by", str, "The instruments that suspended and extended it, in order"),
+        _c("ended", str, "Its last day, by its own text"),
+        _c("resumes", str, "The day the target applies again"),
+        _c("after_sources", int, "1 when it ended after the day the rulebook's sources were "
+                                 "checked through: findings resting on it are lapsed-by-text"),
+        _c("caveat", str, "What to check, in words"),
+        _c("rulebook", str, "Rulebook"),
+    ), pk="id", indexes=(("target_name",), ("resumes",))),
     TableSpec("examples", "Examples written next to the rules (run as tests)", (
         _c("id", int, "Sequence in the rulebook", True),
         _c("title", str, "What the example shows"),
@@ -402,6 +421,15 @@ def m006_text_parameters(db: Database) -> None:
     _add_missing_columns(db, ("declarations", "licences"))
     if not db.table("unit_values").exists():
         create_table(db, SPECS["unit_values"])
+
+
+@MIGRATIONS()
+def m007_lapses(db: Database) -> None:
+    """What findings rest on (issue 36): each rulebook's `sources checked through` day, and the
+    suspensions that ended by their own text."""
+    _add_missing_columns(db, ("rulebooks",))
+    if not db.table("lapses").exists():
+        create_table(db, SPECS["lapses"])
 
 
 def _add_missing_columns(db: Database, tables: tuple[str, ...]) -> None:

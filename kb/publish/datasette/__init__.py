@@ -360,6 +360,16 @@ async def rule_page(datasette: Any, db: Any, database: str, name: str,
          "provision": rule["provision"] or ""})
     timeline = await _rows(db, "SELECT * FROM rule_timeline WHERE rule = ? ORDER BY seq",
                            [name])
+    # its suspensions that ended by their own text: in force again from the next day
+    lapsed = await _rows(
+        db, "SELECT l.*, r.sources_checked FROM lapses AS l "
+            "LEFT JOIN rulebooks AS r ON r.name = l.rulebook "
+            "WHERE (l.target_kind = 'rule' AND l.target_name = :rule) "
+            "OR (l.target_kind = 'instrument' AND l.target_name = :instrument "
+            "AND (l.target_provision IS NULL OR l.target_provision = :provision)) "
+            "ORDER BY l.resumes, l.id",
+        {"rule": name, "instrument": rule["instrument_id"] or "",
+         "provision": rule["provision"] or ""})
     checks = await _rows(db, "SELECT view, sql FROM rule_checks WHERE rule = ?", [name])
     examples = await _rows(
         db, "SELECT * FROM examples WHERE (';' || REPLACE(rules, ' ', '') || ';') LIKE ? "
@@ -378,7 +388,7 @@ async def rule_page(datasette: Any, db: Any, database: str, name: str,
         findings = {"total": total, "by_outcome": by_outcome, "latest": latest}
     return {
         "rule": rule, "instrument": instrument, "provision": provision,
-        "amendments": amendments, "timeline": timeline,
+        "amendments": amendments, "timeline": timeline, "lapsed": lapsed,
         "check": checks[0] if checks else None, "examples": examples, "findings": findings,
     }
 
@@ -409,8 +419,13 @@ async def instrument_page(db: Any, key: str) -> dict[str, Any] | None:
         clauses.setdefault(stretch, []).append(c["name"])
     targeted = [a for a in await _rows(db, "SELECT * FROM amendments ORDER BY valid_from, id",
                                        []) if _names_instrument(a["target"] or "", key)]
+    # suspensions of it that ended by their own text: it applies again, unless a later
+    # decision the rulebook does not know extended them
+    lapsed = await _rows(db, "SELECT l.*, r.sources_checked FROM lapses AS l "
+                             "LEFT JOIN rulebooks AS r ON r.name = l.rulebook "
+                             "WHERE l.target_name = ? ORDER BY l.resumes, l.id", [key])
     return {"instrument": rows[0], "provisions": provisions, "by_provision": by_provision,
-            "amendments": amendments, "targeted": targeted,
+            "amendments": amendments, "targeted": targeted, "lapsed": lapsed,
             "changes": [dict(zip(("provision", "status", "amended_by", "valid_from",
                                   "valid_until", "kind"), k, strict=True), names=names)
                         for k, names in clauses.items()]}

@@ -76,7 +76,7 @@ async def _database(datasette: Any, name: str, db: Any, actor: dict[str, Any] | 
 
 
 RECENT_SQL = """
-SELECT day, kind, instrument, what FROM (
+SELECT DISTINCT day, kind, instrument, what FROM (
   SELECT issued AS day, 'issued' AS kind, id AS instrument, title AS what FROM instruments
    WHERE issued IS NOT NULL
   UNION ALL
@@ -85,6 +85,15 @@ SELECT day, kind, instrument, what FROM (
   UNION ALL
   SELECT valid_from, action, instrument_id, action || ' ' || target
          || COALESCE(' until ' || valid_until, '') FROM amendments WHERE valid_from IS NOT NULL
+  UNION ALL
+  -- what came back when a suspension ended by its own text: one row per suspension
+  SELECT resumes, 'applies again',
+         CASE WHEN COUNT(*) = 1 AND MIN(target_kind) <> 'rule' THEN MIN(target_name) END,
+         group_concat(target, ', ')
+         || CASE WHEN COUNT(*) = 1 THEN ' applies' ELSE ' apply' END || ' again: the suspension ('
+         || suspended_by || ') ended by its own text on ' || ended
+         || '; a later decision may exist'
+    FROM lapses GROUP BY resumes, suspended_by, ended
   UNION ALL
   SELECT listed_from, 'listing', instrument_id,
          COUNT(*) || ' part' || CASE WHEN COUNT(*) = 1 THEN 'y' ELSE 'ies' END
