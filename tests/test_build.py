@@ -85,7 +85,7 @@ def test_ready_to_serve_no_side_files_analyzed_and_migrated(built: Path) -> None
     assert query(built, "select name from _sqlite_migrations order by name") == [
         ("m001_initial_schema",), ("m002_optional_declaration_facts",),
         ("m003_indicator_reference_data",), ("m004_screening_indexes",),
-        ("m005_declared_parameters",), ("m006_text_parameters",)]
+        ("m005_declared_parameters",), ("m006_text_parameters",), ("m007_lapses",)]
     assert query(built, "pragma integrity_check") == [("ok",)]
 
 
@@ -125,6 +125,23 @@ def test_a_database_from_before_the_indicators_is_migrated(tmp_path: Path) -> No
     MIGRATIONS.apply(db)
     assert "high_usd_per_kg" in db.table("value_ranges").columns_dict
     assert {"source", "unverified"} <= set(db.table("country_groups").columns_dict)
+
+
+def test_a_database_from_before_the_lapses_is_migrated(tmp_path: Path) -> None:
+    """m007: the rulebooks' sources date and the lapses table come to an older database."""
+    from sqlite_utils import Database
+
+    from kb.store.tables import MIGRATIONS
+
+    db = Database(tmp_path / "old.db")
+    MIGRATIONS.apply(db)
+    db.execute("DROP TABLE lapses")
+    db.execute("ALTER TABLE rulebooks DROP COLUMN sources_checked")
+    db.execute("DELETE FROM _sqlite_migrations WHERE name = 'm007_lapses'")
+    db.conn.commit()
+    MIGRATIONS.apply(db)
+    assert {"resumes", "after_sources", "caveat"} <= set(db.table("lapses").columns_dict)
+    assert "sources_checked" in db.table("rulebooks").columns_dict
 
 
 def test_a_database_from_before_the_screening_indexes_is_migrated(tmp_path: Path) -> None:
