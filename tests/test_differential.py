@@ -68,7 +68,7 @@ CODES = ["8112929010", "8112929099", "7105102000", "71051020", "81129290", "2825
 NAMES = ["Acme GmbH", "LOCKHEED MARTIN CORPORATION", "Lockheed Martin Corp.", "洛克希德·马丁",
          "Ｌｏｃｋｈｅｅｄ　Ｍａｒｔｉｎ", "Lockheed Electronics Ltd", "Zoë's Ünïcode Café",
          "Echodyne", "Source Intelligence", "Illumina", "Cyberlux", "Leidos",
-         "Gadget Traders Ltd"]
+         "Gadget Traders Ltd", "U.S. Army Research Laboratory", "美国海军研究所"]
 DESCRIPTIONS = ["widgets", "x'; drop table declarations; -- y", "含镓", "gallium ingots",
                 'a back\\slash "quoted"']
 
@@ -223,7 +223,7 @@ def broad_batch(rng: Any, codes: list[str], n: int) -> tuple[list[dict[str, Any]
             "value_usd": rng.choice([1, 100, 25_000, 400_000, 2_000_000]),
             "purity_pct": maybe([99.9, 99.98, 99.99, 99.999, 99.9999]),
             "licence_no": maybe(["L-1", "L-2", "L-3", "L-9"], 0.5),
-            "end_use": maybe(["civil", "military"], 0.6),
+            "end_use": maybe(["civil", "military", "导弹制导", "冠军奖杯"], 0.6),
             "re_content_pct": maybe([0.05, 0.1, 5.0], 0.7),
             "export_country": maybe(["CN", "US"], 0.7),
             "energy_density": maybe([150, 299.9, 300]),
