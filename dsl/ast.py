@@ -609,7 +609,7 @@ class Company:
 @dataclass(frozen=True, slots=True)
 class Expect:
     """`expect [no] OUTCOME [by RULE] [for DECLARATION] [missing FIELD] [citing INSTRUMENT
-    [provision]]`."""
+    [provision]] [resting on BASIS]`."""
 
     outcome: str
     present: bool = True
@@ -618,6 +618,7 @@ class Expect:
     missing: Ref | None = None
     citing: Citation | None = None
     span: Span = _span()
+    basis: Ref | None = None  # settled, lapsed-by-text or unverified
 
 
 # ---------------------------------------------------------------- declarations

@@ -330,6 +330,8 @@ def attribute(a: object) -> list[str]:
             text += f" missing {a.missing.name}"
         if a.citing:
             text += " citing " + citation(a.citing)[4:]
+        if a.basis:
+            text += f" resting on {a.basis.name}"
         return [text]
     raise TypeError(a)  # pragma: no cover
 

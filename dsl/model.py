@@ -239,6 +239,7 @@ class Expectation:
     missing: str | None
     citing: tuple[str, str | None] | None
     where: Where
+    basis: str | None = None  # `resting on BASIS`
 
 
 @dataclass(frozen=True)
@@ -602,7 +603,8 @@ class _Builder:
                 x.declaration.name if x.declaration else None,
                 x.missing.name if x.missing else None,
                 (x.citing.instrument.name, str(x.citing.provision) if x.citing.provision
-                 else None) if x.citing else None, _where(x.span)) for x in expects),
+                 else None) if x.citing else None, _where(x.span),
+                x.basis.name if x.basis else None) for x in expects),
             declarations=tuple(declarations), licences=tuple(licences),
             companies=tuple({"name": c.name.value, **{f.name: _value(f.value) for f in c.fields}}
                             for c in ast.attrs_of(ex, ast.Company)),

@@ -562,7 +562,7 @@ class AstBuilder(lark.Transformer[Token, Any]):
         details = dict(c[1:])
         return ast.Expect(
             str(c[0]), present, details.get("by"), details.get("for"), details.get("missing"),
-            details.get("citing"), self._span(c),
+            details.get("citing"), self._span(c), details.get("resting"),
         )
 
     def expect_present(self, c: list[Any]) -> ast.Expect:
@@ -579,6 +579,9 @@ class AstBuilder(lark.Transformer[Token, Any]):
 
     def expect_missing(self, c: list[Any]) -> tuple[str, ast.Ref]:
         return ("missing", self._ref(c[0]))
+
+    def expect_basis(self, c: list[Any]) -> tuple[str, ast.Ref]:
+        return ("resting", self._ref(c[0]))
 
     def expect_citing(self, c: list[Any]) -> tuple[str, ast.Citation]:
         return ("citing", ast.Citation(self._ref(c[0]), c[1] if len(c) > 1 else None,

@@ -186,3 +186,24 @@ def test_the_pages_show_what_came_back_by_lapse_and_when(ds: Any) -> None:
     rule = page("/kb/rules/us-critical-minerals-ban")
     assert "In force again from 2026-11-28" in rule and "excon-basis-lapsed-by-text" in rule
     assert "In force again" not in page("/kb/rules/ga-ge-licence")
+
+
+def test_an_example_can_say_what_a_finding_rests_on_and_fails_when_it_does_not(
+        tmp_path: Path) -> None:
+    import shutil
+
+    folder = Path(shutil.copytree(RULEBOOKS / "cn-strategic-minerals", tmp_path / "cn"))
+    (folder / "wrong.excon").write_text(
+        'example "us-critical-minerals-ban: wrongly said to be settled after the lapse"\n'
+        "  declaration on 2026-12-06 code 8112929010 to US 50 kg\n"
+        "  expect prohibited by us-critical-minerals-ban resting on settled\n", encoding="utf-8")
+    result = CliRunner().invoke(cli, ["test", str(folder)])
+    assert result.exit_code == 1
+    assert "wrong.excon:3" in result.output and "resting on settled" in result.output
+    (folder / "wrong.excon").write_text(
+        'example "us-critical-minerals-ban: a basis that does not exist"\n'
+        "  declaration on 2026-12-06 code 8112929010 to US 50 kg\n"
+        "  expect prohibited by us-critical-minerals-ban resting on certain\n", encoding="utf-8")
+    result = CliRunner().invoke(cli, ["check", str(folder)])
+    assert result.exit_code == 1
+    assert "'certain' is not a basis" in result.output and "lapsed-by-text" in result.output

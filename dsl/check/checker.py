@@ -9,6 +9,7 @@ import re
 from decimal import Decimal
 
 from dsl import ast
+from dsl.basis import BASES
 from dsl.check.conditions import example_unit
 from dsl.check.time import TimeChecks
 from dsl.diagnostics import Diagnostic, did_you_mean
@@ -116,6 +117,9 @@ class Checker(TimeChecks):
                 self.field_ref(x.missing)
             if x.citing is not None:
                 self.citation(x.citing)
+            if x.basis is not None and x.basis.name not in BASES:
+                self.error("E601", f"'{x.basis.name}' is not a basis", x.basis.span,
+                           f"a finding rests on one of: {', '.join(BASES)}")
             if x.outcome == "findings" and x.present:
                 self.error("E205", "write 'expect no findings', or name the outcome expected",
                            x.span)

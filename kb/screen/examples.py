@@ -67,6 +67,8 @@ def _matches(f: Finding, x: Expectation) -> bool:
         return False
     if x.citing is not None and (f.instrument, f.provision) != x.citing:
         return False
+    if x.basis is not None and f.basis != x.basis:
+        return False
     if x.missing is None:
         return True
     spec = declaration_schema().field(x.missing)
@@ -92,10 +94,10 @@ def run_example(screener: Screener, ex: Example) -> ExampleResult:
         [typed_row("declarations", r) for r in declaration_rows(ex)],
         [typed_row("licences", r) for r in licence_rows(ex)], ex.as_of,
         [typed_row("trade_parties", r) for r in company_rows(ex)])
-    sql = sorted((f.declaration_id, f.rule, f.outcome, f.instrument or "", f.provision or "")
-                 for f in findings)
-    ref = sorted((j.declaration_id, j.rule, j.outcome, j.instrument or "", j.provision or "")
-                 for j in oracle)
+    sql = sorted((f.declaration_id, f.rule, f.outcome, f.instrument or "", f.provision or "",
+                  f.basis, f.caveat or "") for f in findings)
+    ref = sorted((j.declaration_id, j.rule, j.outcome, j.instrument or "", j.provision or "",
+                  j.basis, j.caveat or "") for j in oracle)
     if sql != ref:
         result.failures.append((Expectation("expect findings", "findings", True, None, None,
                                              None, None, ex.where),
