@@ -17,8 +17,9 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
+from dsl import ast
 from dsl.model import Lapse, Law
-from dsl.rulebook import CheckedRulebook
+from dsl.rulebook import CheckedRulebook, listing_nodes, required_items
 
 BASES = ("settled", "lapsed-by-text", "unverified")
 
@@ -72,19 +73,39 @@ def counted_lapses(law: Law) -> list[Lapse]:
     return out
 
 
+def citable(rb: CheckedRulebook, law: Law, rule: str
+            ) -> tuple[frozenset[str], frozenset[str] | None]:
+    """The acts a finding of the rule can cite (its own, the announcements of the listings it
+    tests, the acts controlling the items a licence requirement names) and the items it can
+    match (None: any), as the compiler and the interpreter attribute findings."""
+    decl = rb.rules.get(rule) or rb.exceptions.get(rule)
+    if decl is None:
+        return frozenset(), None
+    cite = ast.first_attr(decl, ast.Citation)
+    acts = {cite.instrument.name} if cite is not None else set()
+    condition = rb.condition_of(decl)
+    if condition is None:
+        return frozenset(acts), None
+    items = required_items(condition, rb)
+    if listing_nodes(condition):
+        acts |= {x.instrument for p in law.parties.values() for x in p.listings}
+    then = ast.first_attr(decl, ast.Then)
+    if then is not None and then.outcome.kind == "licence required":
+        acts |= {c.instrument for name in (items if items is not None else law.items)
+                 for c in law.items[name].controls if c.instrument}
+    return frozenset(acts), items
+
+
 def basis_plan(rb: CheckedRulebook, law: Law, rule: str) -> BasisPlan:
     """What a rule's findings may rest on (see the module's docstring)."""
     decl = rb.rules.get(rule) or rb.exceptions.get(rule)
-    cite = None
-    if decl is not None:
-        from dsl import ast
-
-        cite = ast.first_attr(decl, ast.Citation)
+    cite = ast.first_attr(decl, ast.Citation) if decl is not None else None
     own = {f"rule:{rule}"}
     if cite is not None:
         own.add(f"instrument:{cite.instrument.name}")
         if cite.provision is not None:
             own.add(f"instrument:{cite.instrument.name}:{cite.provision}")
+    acts, items = citable(rb, law, rule)
     tests = []
     for lapse in counted_lapses(law):
         caveat = lapse_caveat(lapse, sources_checked(law, lapse.rulebook))
@@ -99,6 +120,8 @@ def basis_plan(rb: CheckedRulebook, law: Law, rule: str) -> BasisPlan:
             for listing in party.listings if party else ():
                 if listing.list == lapse.list:
                     tests.append(LapseTest(lapse.resumes, listing.instrument, None, caveat))
+    # an act the rule never cites cannot be what its findings rest on
+    tests = [t for t in tests if t.instrument is None or t.instrument in acts]
     tests.sort(key=lambda t: t.instrument is not None)  # the rule's own suspension first
     model_rule = law.rules.get(rule)
     return BasisPlan(
@@ -106,9 +129,11 @@ def basis_plan(rb: CheckedRulebook, law: Law, rule: str) -> BasisPlan:
         unverified_caveat("rule", rule, model_rule.unverified)
         if model_rule is not None and model_rule.unverified else None,
         tuple((name, unverified_caveat("item", name, it.unverified))
-              for name, it in sorted(law.items.items()) if it.unverified),
+              for name, it in sorted(law.items.items())
+              if it.unverified and (items is None or name in items)),
         tuple((name, unverified_caveat("instrument", name, ins.unverified))
-              for name, ins in sorted(law.instruments.items()) if ins.unverified),
+              for name, ins in sorted(law.instruments.items())
+              if ins.unverified and name in acts),
     )
 
 

@@ -24,12 +24,18 @@ from typing import Any
 
 from dsl import ast
 from dsl.basis import basis_of, basis_plan
-from dsl.compile import OUTCOME_OF, listing_nodes, required_items
+from dsl.compile import OUTCOME_OF
 from dsl.graph import PartyFacts
 from dsl.model import law
 from dsl.naive import Act, Calendar, Links, Listing, Names
 from dsl.names import party_key
-from dsl.rulebook import CheckedRulebook, Interval, normalise_customs_code
+from dsl.rulebook import (
+    CheckedRulebook,
+    Interval,
+    listing_nodes,
+    normalise_customs_code,
+    required_items,
+)
 from dsl.schema import UNIT_FACTORS, Schema
 
 Row = Mapping[str, Any]

@@ -29,8 +29,6 @@ from dsl.compile.rules import (
     CompiledRulebook,
     Compiler,
     compile_rulebook,
-    listing_nodes,
-    required_items,
     view_name,
 )
 from dsl.compile.sql import (
@@ -43,6 +41,7 @@ from dsl.compile.sql import (
     in_force,
     union_all,
 )
+from dsl.rulebook import listing_nodes, required_items
 
 __all__ = ["DIALECTS", "FINDING_COLUMNS", "OUTCOME_OF", "OUTCOME_RANK", "ROW_KEY",
            "CompileError", "CompiledRule", "CompiledRulebook", "Compiler", "compile_rulebook",

@@ -36,7 +36,7 @@ from dsl.compile.sql import (
 from dsl.diagnostics import Diagnostic
 from dsl.model import law
 from dsl.periods import Periods
-from dsl.rulebook import CheckedRulebook
+from dsl.rulebook import CheckedRulebook, listing_nodes, required_items
 from dsl.schema import Schema
 
 
@@ -456,39 +456,6 @@ class Compiler(ConditionCompiler):
         self.uses_items = uses or self.uses_items
         self.evidence = evidence
         return exp.paren(and_(in_force(self.periods[decl.name.name], self.judged_on()), t))
-
-
-def listing_nodes(c: ast.Condition) -> list[ast.Listed] | None:
-    """The `listed` tests one of which holds whenever the condition does (in the order
-    written), or None when the condition can hold without a listing: then a finding rests on
-    the listing of the party that matched."""
-    if isinstance(c, ast.Parenthesised):
-        return listing_nodes(c.part)
-    if isinstance(c, ast.Listed):
-        return [c]
-    if isinstance(c, ast.AnyOf):
-        found = [listing_nodes(p) for p in c.parts]
-        return None if any(f is None for f in found) else [n for f in found for n in f or ()]
-    if isinstance(c, ast.AllOf):
-        return next((f for p in c.parts if (f := listing_nodes(p)) is not None), None)
-    return None
-
-
-def required_items(c: ast.Condition, rb: CheckedRulebook) -> frozenset[str] | None:
-    """The items one of which a declaration must match for the condition to be true or
-    unknown, when the condition says so at its top level (`item in …` and …); else None."""
-    if isinstance(c, ast.Parenthesised):
-        return required_items(c.part, rb)
-    if isinstance(c, ast.ItemIn) and not c.negated:
-        return rb.items_in(r.name for r in c.members)
-    if isinstance(c, ast.AllOf):
-        found = [s for p in c.parts if (s := required_items(p, rb)) is not None]
-        if found:
-            out = found[0]
-            for s in found[1:]:
-                out &= s
-            return out
-    return None
 
 
 def compile_rulebook(rb: CheckedRulebook, schema: Schema) -> tuple[CompiledRulebook,
