@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -178,6 +179,9 @@ def test_the_pages_show_what_came_back_by_lapse_and_when(ds: Any) -> None:
            "its own text on 2026-11-27" in home
     assert "MOFCOM-2025-55, MOFCOM-2025-56, MOFCOM-2025-57, MOFCOM-2025-58, MOFCOM-2025-61, " \
            "MOFCOM-2025-62 apply again" in home
+    # the pages show how far the sources reach
+    assert "cn-strategic-minerals checked through 2025-11-30" in re.sub(r"<[^>]+>", "", home)
+    assert "/instruments/None" not in home  # a change of several acts links none of them
     # each change once, however many targets its amendment names
     assert home.count("lift listings under UEL-2025-5, listings under UEL-2025-6") <= 1
     instrument = page("/kb/instruments/MOFCOM-2024-46")

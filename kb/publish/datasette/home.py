@@ -119,7 +119,8 @@ async def home_page(datasette: Any, database: str, request: Any) -> dict[str, An
                                           (database, "finding_changes"), default=True):
         changes = {r["change"]: r["n"] for r in await _rows(
             db, "SELECT change, COUNT(*) AS n FROM finding_changes GROUP BY change", [])}
-    return {"database": database, "recent": recent, "rules": rules,
+    sources = await _rows(db, "SELECT name, sources_checked FROM rulebooks ORDER BY name", [])
+    return {"database": database, "recent": recent, "rules": rules, "sources": sources,
             "instruments": instruments, "changes": changes,
             "decisions": getattr(datasette, "excon_decisions", None) is not None}
 
