@@ -97,7 +97,15 @@ def citable(rb: CheckedRulebook, law: Law, rule: str
 
 
 def basis_plan(rb: CheckedRulebook, law: Law, rule: str) -> BasisPlan:
-    """What a rule's findings may rest on (see the module's docstring)."""
+    """What a rule's findings may rest on (see the module's docstring); made once per rule and
+    kept with the rulebook (the compiler, the interpreter and explain ask for it again)."""
+    plans: dict[str, BasisPlan] = rb.derived.setdefault("basis", {})
+    if rule not in plans:
+        plans[rule] = _basis_plan(rb, law, rule)
+    return plans[rule]
+
+
+def _basis_plan(rb: CheckedRulebook, law: Law, rule: str) -> BasisPlan:
     decl = rb.rules.get(rule) or rb.exceptions.get(rule)
     cite = ast.first_attr(decl, ast.Citation) if decl is not None else None
     own = {f"rule:{rule}"}

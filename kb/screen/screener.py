@@ -101,7 +101,8 @@ class Screener:
         self.compiled: CompiledRulebook
         self.compiled, _ = install(self.db, self.rulebook, result.compiled)
         self.engines: dict[str, Any] = {}  # other engines' copies of the rulebook tables
-        # the latest day a declaration of the last `screen_files` was judged on
+        # the latest day a declaration of the last `screen_files(…, last=True)` was judged on
+        # (not looked up for the screenings before it: one declaration at a time stays fast)
         self.last_judged_day: str | None = None
         self.spent = False  # its last screening is done (kept its rows): see `loaded`
         weakref.finalize(self, close_engines, self.engines)
@@ -246,6 +247,14 @@ class Screener:
         finally:
             sink.close()
 
+    def _latest_day(self, duck: Any) -> str | None:
+        """The latest declaration date of the screened declarations (not the history's)."""
+        sql = "SELECT MAX(declared_on) FROM declarations"
+        if self.history is not None:
+            sql += " WHERE id NOT IN (SELECT id FROM excon_history_ids)"
+        found = (duck or self.db.conn).execute(sql).fetchone()
+        return str(found[0]) if found and found[0] is not None else None
+
     def screen_files(self, declarations: str | Path | IO[bytes],
                      licences: str | Path | IO[bytes] | None = None,
                      parties: str | Path | IO[bytes] | None = None,
@@ -301,13 +310,8 @@ class Screener:
                 rows = conn.execute(
                     "SELECT * FROM findings ORDER BY declaration_id, rule, outcome").fetchall()
             findings = [Finding(*row) for row in rows]
-            if as_of:
-                self.last_judged_day = as_of
-            else:
-                latest = duck.execute("SELECT MAX(declared_on) FROM declarations").fetchone() \
-                    if duck is not None and engine == "duckdb" else \
-                    conn.execute("SELECT MAX(declared_on) FROM declarations").fetchone()
-                self.last_judged_day = latest[0] if latest else None
+            self.last_judged_day = as_of or (self._latest_day(duck if engine == "duckdb"
+                                                              else None) if last else None)
             if self.history is not None:  # the history's own findings are the knowledge base's
                 screened = {i for (i,) in conn.execute(
                     "SELECT id FROM declarations WHERE id NOT IN (SELECT id FROM "
