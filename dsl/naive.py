@@ -134,7 +134,7 @@ class Calendar:
             best: tuple[tuple[dt.date, int], Act] | None = None
             for order, act in enumerate(self.rb.control_acts(item)):
                 ins = act.citation.instrument.name
-                prov = str(act.citation.provision) if act.citation.provision else None
+                prov = self.rb.act_provision(item, act)
                 start = parse_date(act.valid_from.date.text) if act.valid_from else \
                     self.rb.in_force_date(ins)
                 end = parse_date(act.valid_until.date.text) if act.valid_until else None

@@ -261,7 +261,7 @@ def item_controls(rb: CheckedRulebook) -> dict[str, tuple[Control, ...]]:
                 rb.in_force_date(ins)
             end = parse_date(act.valid_until.date.text) if act.valid_until else None
             keys = [f"instrument:{ins}"]
-            prov = str(act.citation.provision) if act.citation.provision else None
+            prov = rb.act_provision(name, act)
             if prov is not None:
                 keys.append(f"instrument:{ins}:{prov}")
             periods = Periods(Interval(start, end), [g for k in keys for g in gaps.get(k, [])])

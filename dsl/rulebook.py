@@ -80,6 +80,16 @@ class CheckedRulebook:
         return [a for g, members in self.group_items.items() if item in members
                 for a in ast.attrs_of(self.groups[g], ast.ControlAct)]
 
+    def act_provision(self, item: str, act: ast.ControlAct) -> str | None:
+        """The provision a finding cites when `act` controls `item`: the one its `per` line
+        names, else the item's entry in that list, `entry` and the item's control code (an act
+        cited without a provision lists items by their control codes), else none."""
+        if act.citation.provision is not None:
+            return str(act.citation.provision)
+        it = self.items.get(item)
+        code = ast.first_attr(it, ast.Control) if it is not None else None
+        return f"entry {code.code.text}" if code is not None else None
+
     def list_measures(self, name: str) -> tuple[str, ...]:
         """The measures a party list declares its listings can impose."""
         lst = self.lists.get(name)

@@ -89,8 +89,10 @@ def test_the_same_findings_before_any_lapse_are_settled_or_unverified(
     assert listed.basis == "unverified"
     assert listed.caveat is not None and listed.caveat.startswith(
         "instrument MOFCOM-2025-21 is marked unverified:")
-    licence = findings["BAN-THEN", "ga-ge-licence"]  # cites SC-2024-792 article 5, seen in part
-    assert licence.basis == "unverified" and "SC-2024-792" in (licence.caveat or "")
+    # cites the unified list MOFCOM-2024-51, whose gallium entry is not in the sources
+    licence = findings["BAN-THEN", "ga-ge-licence"]
+    assert (licence.instrument, licence.provision) == ("MOFCOM-2024-51", None)
+    assert licence.basis == "unverified" and "MOFCOM-2024-51" in (licence.caveat or "")
     assert all(f.basis in ("settled", "lapsed-by-text", "unverified") for f in findings.values())
     assert all((f.basis == "settled") == (f.caveat is None) for f in findings.values())
 

@@ -134,7 +134,7 @@ def test_hover_on_an_item_names_the_acts_that_control_it() -> None:
     text = hover_text(a, "gallium-metal") or ""
     assert "customs codes 8112929010" in text.replace(".", "")
     assert "controlled 2023-08-01 – 2024-11-30 by MOFCOM-2023-23" in text
-    assert "by SC-2024-792" in text
+    assert "by MOFCOM-2024-51" in text
 
 
 def test_the_textmate_grammar_is_made_from_the_language_grammar() -> None:

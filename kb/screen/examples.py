@@ -65,8 +65,9 @@ def _matches(f: Finding, x: Expectation) -> bool:
         return False
     if x.declaration is not None and f.declaration_id != x.declaration:
         return False
-    if x.citing is not None and (f.instrument, f.provision) != x.citing:
-        return False
+    if x.citing is not None and (f.instrument != x.citing[0] or (
+            x.citing[1] is not None and f.provision != x.citing[1])):
+        return False  # `citing ACT` matches any provision of it, `citing ACT PROVISION` one
     if x.basis is not None and f.basis != x.basis:
         return False
     if x.missing is None:
