@@ -238,6 +238,15 @@ class Words:
 
 
 @dataclass(frozen=True, slots=True)
+class BelongsTo:
+    """`for GROUP, …` on terms or a value range: the items they stand for, which they count
+    for only while one of those items is controlled."""
+
+    names: tuple[Ref, ...]
+    span: Span = _span()
+
+
+@dataclass(frozen=True, slots=True)
 class MatchThreshold:
     value: Decimal
     span: Span = _span()

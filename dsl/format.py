@@ -266,6 +266,8 @@ def attribute(a: object) -> list[str]:
         return condition_lines("controlled if", a.condition)
     if isinstance(a, ast.Members):
         return [f"members {names(a.names)}"]
+    if isinstance(a, ast.BelongsTo):
+        return [f"for {names(a.names)}"]
     if isinstance(a, ast.Words):
         return [f"words {', '.join(quote(w.value) for w in a.words)}"]
     if isinstance(a, ast.MatchThreshold):

@@ -332,9 +332,11 @@ class Interpreter:
             for t in c.terms:
                 if isinstance(t, ast.Text):
                     words.append(t.value)
-                else:
-                    words += [w.value for a in ast.attrs_of(self.rb.terms[t.name], ast.Words)
-                              for w in a.words]
+                    continue
+                decl = self.rb.terms[t.name]
+                stands = self.rb.stands_for(decl)  # such words count while one is controlled
+                if stands is None or any(self.control(i, day) is not None for i in stands):
+                    words += [w.value for a in ast.attrs_of(decl, ast.Words) for w in a.words]
             text = ascii_lower(str(v))
             return any(w.lower() in text for w in words)
         if isinstance(c, ast.Listed):
@@ -348,8 +350,9 @@ class Interpreter:
             v = self.value(d, c.subject.name)
             if v is None:
                 return None
-            return any(low <= v <= high
-                       for low, high in self.rb.item_value_ranges(r.name for r in c.members))
+            return any(low <= v <= high and (gate is None or any(
+                self.control(i, day) is not None for i in gate))
+                for _, low, high, gate in self.rb.value_ranges_for(r.name for r in c.members))
         if isinstance(c, ast.FirstSeen):
             v = self.value(d, c.subject.name)
             if v is None:

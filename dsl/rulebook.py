@@ -64,6 +64,12 @@ class CheckedRulebook:
             out |= self.group_items.get(n, frozenset({n}) if n in self.items else frozenset())
         return frozenset(out)
 
+    def stands_for(self, decl: ast.Terms | ast.ValueRange) -> frozenset[str] | None:
+        """The items terms or a value range stand for (`for GROUP, …`), None when they name
+        none and count on every day."""
+        refs = [r.name for b in ast.attrs_of(decl, ast.BelongsTo) for r in b.names]
+        return self.items_in(refs) if refs else None
+
     def in_force_date(self, instrument: str) -> dt.date | None:
         """The `in force` date of an instrument, if it is declared with one."""
         ins = self.instruments.get(instrument)
@@ -150,13 +156,36 @@ class CheckedRulebook:
         """The reference unit-value ranges that apply to these items (or groups' items): those
         of a value range whose customs code and one of the item's codes are the same line at
         different precision (one is a prefix of the other)."""
-        names = list(names)
-        codes = [normalise_customs_code(c.text) for i in sorted(self.items_in(names))
-                 for a in ast.attrs_of(self.items[i], ast.Customs) for c in a.codes]
-        found = {(low, high) for vr, code, low, high in self.value_range_rows()
-                 if vr in names or any(code.startswith(c) or c.startswith(code)
-                                       for c in codes)}
-        return sorted(found)
+        return sorted({(low, high) for _, low, high, _ in self.value_ranges_for(names)})
+
+    def value_ranges_for(self, names: Iterable[str]
+                         ) -> list[tuple[str, float, float, frozenset[str] | None]]:
+        """(value range, low, high, items) for each range `within range of NAMES` reads: a
+        range named there, or one whose customs code and a code of a named item (or group's
+        item) are the same line at different precision (one is a prefix of the other). `items`
+        are those the range counts for: the named item's or group's, or those of the range's
+        own `for`; None when it counts on every day."""
+        out: dict[str, tuple[float, float, set[str] | None]] = {}
+        rows = self.value_range_rows()
+        for name in names:
+            if name in self.value_ranges:
+                for vr, _, low, high in rows:
+                    if vr == name:
+                        gate = self.stands_for(self.value_ranges[vr])
+                        out[vr] = (low, high, set(gate) if gate is not None else None)
+                continue
+            for item in sorted(self.items_in([name])):
+                codes = [normalise_customs_code(c.text)
+                         for a in ast.attrs_of(self.items[item], ast.Customs) for c in a.codes]
+                for vr, code, low, high in rows:
+                    if any(code.startswith(c) or c.startswith(code) for c in codes):
+                        known = out.get(vr)
+                        if known is None:
+                            out[vr] = (low, high, {item})
+                        elif known[2] is not None:
+                            known[2].add(item)
+        return [(vr, low, high, frozenset(g) if g is not None else None)
+                for vr, (low, high, g) in sorted(out.items())]
 
     def rulebook_of(self, file: str) -> str | None:
         """The rulebook a file belongs to: the one declared in its folder (or a parent folder)."""

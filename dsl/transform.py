@@ -221,6 +221,9 @@ class AstBuilder(lark.Transformer[Token, Any]):
     def words(self, c: list[Any]) -> ast.Words:
         return ast.Words(c[0], self._span(c))
 
+    def belongs_to(self, c: list[Any]) -> ast.BelongsTo:
+        return ast.BelongsTo(c[0], self._span(c))
+
     # ------------------------------------------------------------ lists and parties
     def party_list(self, c: list[Any]) -> ast.PartyList:
         return ast.PartyList(self._ref(c[0]), self._text(c[1]), tuple(c[2:]), self._span(c))

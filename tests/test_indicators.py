@@ -127,6 +127,29 @@ def test_a_listed_name_misspelt_is_prohibited_with_the_alias_and_score_shown() -
     assert "as 'Lockheed Martin Corp.', score 9" in f.explanation
 
 
+def test_relabelling_indicators_name_the_mineral_and_count_it_only_while_controlled() -> None:
+    screener = Screener([CN])
+
+    def relabelled(day: str, description: str, value: float) -> dict[str, str]:
+        return {f.rule: f.explanation for f in screener.screen([{
+            "id": "d1", "declared_on": day, "exporter": "Hunan Metals Co.",
+            "consignee": "Bangkok Trading Co.", "consignee_country": "TH",
+            "destination_country": "TH", "hs_code": "3213100000", "description": description,
+            "quantity_kg": 500, "value_usd": value}]) if f.rule.startswith("relabelled")}
+
+    # antimony is controlled from 2024-09-15 (MOFCOM-2024-33): its name and its price count
+    # from that day, not before, and the explanation says which mineral matched
+    assert relabelled("2024-09-14", "art supplies (antimony)", 15500) == {}
+    found = relabelled("2024-09-15", "art supplies (antimony)", 15500)
+    assert "description mentions 'antimony' (Antimony, its ores and oxides)" in \
+        found["relabelled-mineral-name"]
+    assert "inside the range of Antimony metal, oxides and their compounds (5 to 70 USD/kg)" \
+        in found["relabelled-unit-value"]
+    # gallium, controlled since 2023-08-01, is found on the earlier day
+    assert "'gallium' (Gallium and its compounds)" in relabelled(
+        "2024-09-14", "art supplies (gallium)", 500)["relabelled-mineral-name"]
+
+
 # The indicators that keep the targets on this small sample too. The held-out figures (100,000
 # declarations, bench/README.md) meet them for every indicator; here 6,000 declarations have a
 # dozen exporters and a few consignees per country, so ordinary trade repeats exporter-consignee

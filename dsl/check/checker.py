@@ -48,6 +48,7 @@ class Checker(TimeChecks):
             self.check_country_group(cg)
         for t in self.rb.terms.values():
             self.required(t, ast.attrs_of(t, ast.Words), "some words", t.name, t.name.span)
+            self.belongs_to(t)
         for vr in self.rb.value_ranges.values():
             self.check_value_range(vr)
         for pl in self.rb.lists.values():

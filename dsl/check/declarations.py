@@ -148,9 +148,16 @@ class DeclarationChecks(ConditionChecks):
         self.required(cg, ast.attrs_of(cg, ast.Members), "members", cg.name, cg.name.span)
         self.rb.validity[cg.name.name] = self.interval(cg, None)
 
+    def belongs_to(self, decl: ast.Terms | ast.ValueRange) -> None:
+        """`for GROUP, …` names items or groups."""
+        for b in ast.attrs_of(decl, ast.BelongsTo):
+            for ref in b.names:
+                self.resolve(ref, "item or item group", self.rb.items, self.rb.groups)
+
     def check_value_range(self, vr: ast.ValueRange) -> None:
         self._annotations(vr, "value range", vr.name.name)
         self.check_citations(vr)
+        self.belongs_to(vr)
         codes = ast.attrs_of(vr, ast.Customs)
         self.required(vr, codes, "customs codes (customs CODE, …)", vr.name, vr.name.span)
         for a in codes:

@@ -6,6 +6,7 @@ from.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable, Iterable, Sequence
 
 from sqlglot import exp
@@ -200,34 +201,50 @@ class ConditionCompiler(FactCompiler):
 
     def mentions(self, c: ast.Mentions) -> Truth:
         col, nullable, name = self.field_sql(c.subject.name)
-        words: list[str] = []
+        # The words by the items their terms stand for (`for GROUP`): such a word counts only
+        # on the days one of those items is controlled. The evidence names the word and, for
+        # a word of named terms, the terms' title (which mineral's name matched).
+        classes: dict[frozenset[str] | None, dict[str, str]] = {}
         for term in c.terms:
             if isinstance(term, ast.Text):
-                words.append(term.value)
-            else:
-                for w in ast.attrs_of(self.rb.terms[term.name], ast.Words):
-                    words.extend(x.value for x in w.words)
-        # The declarations whose text mentions a word, with the first word it mentions: a
-        # relation of its own (`mentions_<n>`), materialised once per build, so each check
-        # joins it instead of searching every text for every word again. Each distinct text
-        # is searched once (declarations repeat their goods descriptions: at 1,000,000 demo
-        # declarations, 62 distinct texts: SQLite 1.6 s, DuckDB 0.15 s). OFFSET 0 keeps the
-        # search above the DISTINCT: SQLite and DuckDB otherwise push the filter below it,
-        # onto every row (24.6 s and 2.9 s; a DuckDB file hid it, its dictionary compression
-        # evaluating the search once per distinct value).
+                classes.setdefault(None, {}).setdefault(term.value.lower(), f"'{term.value}'")
+                continue
+            decl = self.rb.terms[term.name]
+            words = classes.setdefault(self.rb.stands_for(decl), {})
+            for w in ast.attrs_of(decl, ast.Words):
+                for x in w.words:
+                    words.setdefault(x.value.lower(), f"'{x.value}' ({decl.title.value})")
+        ordered = sorted(classes.items(), key=lambda kv: (kv[0] is not None,
+                                                          sorted(kv[0] or ())))
+        # The declarations whose text mentions a word, with the first word it mentions (per
+        # class of words): a relation of its own (`mentions_<n>`), materialised once per
+        # build, so each check joins it instead of searching every text for every word again.
+        # Each distinct text is searched once (declarations repeat their goods descriptions:
+        # at 1,000,000 demo declarations, 62 distinct texts: SQLite 1.6 s, DuckDB 0.15 s).
+        # OFFSET 0 keeps the search above the DISTINCT: SQLite and DuckDB otherwise push the
+        # filter below it, onto every row (24.6 s and 2.9 s; a DuckDB file hid it, its
+        # dictionary compression evaluating the search once per distinct value).
         lowered = exp.Lower(this=col_("text", "t"))
-        tests = [exp.GT(this=exp.StrPosition(this=lowered.copy(), substr=lit(w.lower())),
-                        expression=lit(0)) for w in sorted(set(words))]
-        matched = exp.Case()
-        for word, t in zip(sorted(set(words)), tests, strict=True):
-            matched = matched.when(t.copy(), lit(word))
+
+        def found(word: str) -> exp.Expression:
+            return exp.GT(this=exp.StrPosition(this=lowered.copy(), substr=lit(word)),
+                          expression=lit(0))
+
+        columns = []
+        for n, (_, words) in enumerate(ordered):
+            matched = exp.Case()
+            for word in sorted(words):
+                matched = matched.when(found(word), lit(words[word]))
+            columns.append(exp.alias_(matched, "word" if n == 0 else f"word_{n + 1}"))
+        every = sorted({w for _, words in ordered for w in words})
+        tests = [found(w) for w in every]
         texts = (exp.select(exp.alias_(col_(name, "x"), "text")).distinct()
                  .from_(exp.alias_(exp.to_table("declarations"), "x")).offset(0))
-        words_of = (exp.select(col_("text", "t"), exp.alias_(matched, "word"))
+        words_of = (exp.select(col_("text", "t"), *columns)
                     .from_(exp.alias_(texts.subquery(), "t"))
                     .where(exp.paren(or_(*tests)) if len(tests) > 1 else or_(*tests)))
         relation = (exp.select(exp.alias_(col_("id", "m"), "declaration_id"),
-                               col_("word", "w"))
+                               *(col_(cl.alias, "w") for cl in columns))
                     .from_(exp.alias_(exp.to_table("declarations"), "m"))
                     .join(exp.alias_(words_of.subquery(), "w"),
                           on=exp.EQ(this=col_(name, "m"), expression=col_("text", "w"))))
@@ -235,14 +252,30 @@ class ConditionCompiler(FactCompiler):
                               exp.EQ(this=col_("declaration_id", "{alias}"),
                                      expression=col_("id")))
         self.note_relation(c, self.rule_windows[-1][0], not nullable)
-        test = not_null(col_("declaration_id", alias))
-        self.evidence.append(exp.Case().when(test.copy(), exp.Concat(expressions=[
-            lit(f"; {c.subject.name.replace('_', ' ')} mentions '"), col_("word", alias),
-            lit("'")])))
+        parts = []
+        evidence = exp.Case()
+        for (gate, _), cl in zip(ordered, columns, strict=True):
+            part = not_null(col_(cl.alias, alias))
+            if gate is not None:
+                part = and_(part, self.controlled_any(gate))
+            parts.append(part)
+            evidence = evidence.when(part.copy(), exp.Concat(expressions=[
+                lit(f"; {c.subject.name.replace('_', ' ')} mentions "), col_(cl.alias, alias)]))
+        self.evidence.append(evidence)
+        test = exp.paren(or_(*parts)) if len(parts) > 1 else parts[0]
         present = not_null(col.copy())
         if nullable:
             return Truth(and_(present, test), and_(present, not_(test.copy())), [name])
         return Truth(test, not_(test.copy()))
+
+    def controlled_any(self, items: Iterable[str]) -> exp.Expression:
+        """One of `items` is controlled on the judged date (FALSE when none ever is)."""
+        controls = item_controls(self.rb)
+        days = _union(x.interval for i in items for x in controls.get(i, ()))
+        if not days:
+            return exp.false()
+        tests = [interval_test(iv, self.judged_on()) for iv in days]
+        return exp.paren(or_(*tests)) if len(tests) > 1 else tests[0]
 
     def note_relation(self, node: object, name: str, certain: bool,
                       hops: int | None = None, cost: int = 1) -> None:
@@ -405,11 +438,29 @@ class ConditionCompiler(FactCompiler):
     def in_range(self, c: ast.InRange) -> Truth:
         """Inside one of the reference ranges (rulebook constants) that apply to the items."""
         col, nullable, name = self.field_sql(c.subject.name)
-        ranges = self.rb.item_value_ranges(r.name for r in c.members)
-        test = or_(*(exp.paren(and_(exp.GTE(this=col.copy(), expression=lit(low)),
-                                    exp.LTE(this=col.copy(), expression=lit(high))))
-                     for low, high in ranges))
-        test = exp.paren(test) if len(ranges) > 1 else test
+        # a range counts while an item it stands for is controlled; ranges alike in all but
+        # their name are tested once, and the evidence names the first that holds
+        ranges: dict[tuple[float, float, exp.Expression], list[str]] = {}
+        gates: dict[frozenset[str] | None, exp.Expression] = {}
+        for vr, low, high, items in self.rb.value_ranges_for(r.name for r in c.members):
+            if items not in gates:
+                gates[items] = TRUE if items is None else self.controlled_any(items)
+            ranges.setdefault((low, high, gates[items]), []).append(vr)
+        parts = []
+        evidence = exp.Case()
+        for (low, high, gate), names in ranges.items():
+            part = and_(exp.GTE(this=col.copy(), expression=lit(low)),
+                        exp.LTE(this=col.copy(), expression=lit(high)),
+                        *([] if gate is TRUE else [gate.copy()]))
+            parts.append(exp.paren(part))
+            title = self.rb.value_ranges[names[0]].title.value
+            evidence = evidence.when(part.copy(), lit(
+                f"; {c.subject.name.replace('_', ' ')} inside the range of {title} "
+                f"({_number(low)} to {_number(high)} USD/kg)"))
+        if parts:
+            self.evidence.append(evidence)
+        test = or_(*parts) if parts else exp.false()
+        test = exp.paren(test) if len(parts) > 1 else test
         if nullable:
             present = not_null(col.copy())
             return Truth(and_(present, test), and_(present.copy(), not_(test.copy())), [name])
@@ -769,6 +820,20 @@ def _to_x(node: exp.Expression) -> exp.Expression:
     return node
 
 
+def _union(intervals: Iterable[Interval]) -> tuple[Interval, ...]:
+    """The days of several intervals, overlapping or adjacent ones joined, sorted."""
+    out: list[Interval] = []
+    for iv in sorted(intervals, key=lambda iv: iv.start or dt.date.min):
+        last = out[-1] if out else None
+        if last is not None and (last.end is None or iv.start is None or
+                                 (iv.start - last.end).days <= 1):
+            end = None if last.end is None or iv.end is None else max(last.end, iv.end)
+            out[-1] = Interval(last.start, end)
+        else:
+            out.append(iv)
+    return tuple(out)
+
+
 def _joined(controls: Iterable[Control]) -> tuple[Interval, ...]:
     """The days of an item's control stretches, adjacent stretches (of different acts) joined
     into one interval."""
@@ -781,3 +846,7 @@ def _joined(controls: Iterable[Control]) -> tuple[Interval, ...]:
         else:
             out.append(c.interval)
     return tuple(out)
+
+
+def _number(value: float) -> str:
+    return f"{value:g}"
