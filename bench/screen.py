@@ -294,15 +294,15 @@ HAND_WRITTEN = {
     # an item of the gallium or germanium groups, on or after 2023-08-01, no licence covering
     # it; one finding per declaration (its first such item by name), citing the act that
     # controls the item on the day: MOFCOM-2023-23's annex until 2024-11-30, then the unified
-    # list (SC-2024-792 article 5)
+    # list (MOFCOM-2024-51, no entry: the gallium and germanium entries are not in the sources)
     "check_ga_ge_licence": f"""
         SELECT declaration_id, 'unlicensed', instrument, provision,
-               head || ' (' || instrument || ' ' || provision || ')' || tail
+               head || ' (' || instrument || COALESCE(' ' || provision, '') || ')' || tail
         FROM (
           SELECT d.id AS declaration_id, di.item AS item,
-                 CASE WHEN d.declared_on >= '2024-12-01' THEN 'SC-2024-792'
+                 CASE WHEN d.declared_on >= '2024-12-01' THEN 'MOFCOM-2024-51'
                       ELSE 'MOFCOM-2023-23' END AS instrument,
-                 CASE WHEN d.declared_on >= '2024-12-01' THEN 'article 5'
+                 CASE WHEN d.declared_on >= '2024-12-01' THEN NULL
                       WHEN di.item LIKE '%gallium%' THEN 'annex 1' ELSE 'annex 2' END
                    AS provision,
                  COALESCE(i.title, 'an item') || ' (code ' || d.hs_code || ') to '
@@ -334,30 +334,34 @@ HAND_WRITTEN = {
     # an item of the ban to the US (by destination, or by a declared end user in the US), from
     # 2024-12-03 except during the suspension (2025-11-09 to 2026-11-27); an item with a
     # purity threshold counts when it meets it, and is undetermined when the purity is not
-    # declared; one finding per declaration (a prohibited item before an undetermined one,
-    # then by name)
+    # declared; a presumption of denial, so a licence that covers the declaration leaves no
+    # finding; one finding per declaration (a certain item before an undetermined one, then
+    # by name)
     "check_us_critical_minerals_ban": f"""
-        SELECT declaration_id, CASE WHEN unknown THEN 'undetermined' ELSE 'prohibited' END,
+        SELECT declaration_id,
+               CASE WHEN unknown THEN 'undetermined' ELSE 'presumption-of-denial' END,
                'MOFCOM-2024-46', 'clause 2',
                explanation || CASE WHEN unknown THEN '; cannot be judged, missing:'
                    || CASE WHEN purity_pct IS NULL AND item IN ({US_BAN_PURITY})
                            THEN ' purity_pct' ELSE '' END
                    || CASE WHEN particle_size IS NULL AND item IN ({US_BAN_SIZE})
                            THEN ' particle_size' ELSE '' END
-                                   ELSE '' END
+                   ELSE '; licence: ' || COALESCE(problem, 'none declared') END
         FROM (
           SELECT d.id AS declaration_id, d.purity_pct, d.particle_size, di.item,
-                 {_US_BAN_UNKNOWN} AS unknown,
+                 {_US_BAN_UNKNOWN} AS unknown, lc.problem AS problem,
                  COALESCE(i.title, 'an item') || ' (code ' || d.hs_code || ') to '
                    || d.destination_country || ' on ' || d.declared_on
-                   || ': MOFCOM-2024-46 clause 2 does not permit these items to the US, by '
-                   || 'destination or by declared end user' AS explanation,
+                   || ': under MOFCOM-2024-46 clause 2 exports of these items to the US are '
+                   || 'in principle not licensed (a presumption of denial), by destination or '
+                   || 'by declared end user' AS explanation,
                  ROW_NUMBER() OVER (PARTITION BY d.id ORDER BY {_US_BAN_UNKNOWN}, di.item)
                    AS n
           FROM declarations d
           JOIN declaration_items di ON di.declaration_id = d.id
           LEFT JOIN items i ON i.name = di.item
-          WHERE di.item IN ({US_BAN_ITEMS})
+          LEFT JOIN licence_cover lc ON lc.declaration_id = d.id
+          WHERE di.item IN ({US_BAN_ITEMS}) AND COALESCE(lc.covered, 0) = 0
             AND (d.destination_country = 'US' OR d.end_user_country = 'US')
             AND d.declared_on >= '2024-12-03'
             AND NOT (d.declared_on >= '2025-11-09' AND d.declared_on <= '2026-11-27')
@@ -381,7 +385,8 @@ IDS_ONLY = {
     "check_us_critical_minerals_ban": f"""
         SELECT COUNT(DISTINCT d.id) FROM declarations d
         JOIN declaration_items di ON di.declaration_id = d.id
-        WHERE di.item IN ({US_BAN_ITEMS})
+        LEFT JOIN licence_cover lc ON lc.declaration_id = d.id
+        WHERE di.item IN ({US_BAN_ITEMS}) AND COALESCE(lc.covered, 0) = 0
           AND (d.destination_country = 'US' OR d.end_user_country = 'US')
           AND d.declared_on >= '2024-12-03'
           AND NOT (d.declared_on >= '2025-11-09' AND d.declared_on <= '2026-11-27')

@@ -323,7 +323,8 @@ class When:
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    """prohibited | licence required | permitted | undetermined | risk LEVEL."""
+    """prohibited | licence required | presumption of denial | case-by-case review |
+    permitted | undetermined | risk LEVEL."""
 
     kind: str
     severity: str | None = None

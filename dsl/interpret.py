@@ -24,7 +24,7 @@ from typing import Any
 
 from dsl import ast
 from dsl.basis import basis_of, basis_plan
-from dsl.compile import OUTCOME_OF
+from dsl.compile import LICENSABLE, OUTCOME_OF
 from dsl.graph import PartyFacts
 from dsl.model import law
 from dsl.naive import Act, Calendar, Links, Listing, Names
@@ -507,7 +507,7 @@ class Interpreter:
                 continue
             cite = ast.first_attr(rule, ast.Citation)
             word = OUTCOME_OF.get(then.outcome.kind, then.outcome.kind)
-            licence = then.outcome.kind == "licence required"
+            licence = then.outcome.kind in LICENSABLE
             suppressors = self.suppressors(name)
             condition = self.rb.condition_of(rule)
             assert condition is not None
@@ -541,7 +541,8 @@ class Interpreter:
                         best = candidate
                 if best is not None:
                     item = best[1] or None
-                    act = self.attribution(condition, licence, cite, d, item, day)
+                    act = self.attribution(condition, then.outcome.kind == "licence required",
+                                           cite, d, item, day)
                     out.append(Judgement(d["id"], name, best[2], then.outcome.severity, *act,
                                          *basis_of(plan, day, *act, item)))
         return sorted(out, key=lambda j: (j.declaration_id, j.rule, j.outcome))

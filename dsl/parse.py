@@ -44,7 +44,8 @@ _TERMINAL_WORDS = {
     "MUL_OP": "* or /",
     "UNIT": "a unit (%, kg, t, g, USD, USD/kg, MPa, g/cm3, µm, nm, Wh/kg, per cm2, days)",
     "IN_OP": "'in' or 'not in'",
-    "FINDING": "prohibited, unlicensed, undetermined, risk or findings",
+    "FINDING": "prohibited, presumption-of-denial, unlicensed, case-by-case, undetermined, "
+               "risk or findings",
     "KIND": "individual or general",
     "ZH": "'zh'",
     "$END": "the end of the file",
@@ -144,7 +145,8 @@ def _describe_expected(p: lark.Lark, expected: set[str]) -> tuple[str, list[str]
 
 
 # The words an outcome starts with (after `then`).
-_OUTCOME_WORDS = frozenset({"prohibited", "licence", "permitted", "undetermined", "risk"})
+_OUTCOME_WORDS = frozenset({"prohibited", "licence", "presumption", "case-by-case", "permitted",
+                            "undetermined", "risk"})
 _WORD_CHOICE = re.compile(r"^\(((?:[a-z][a-z\- ]*\|)+[a-z][a-z\- ]*)\)")
 _DIGITS = re.compile(r"[\d.]+")
 

@@ -15,6 +15,15 @@ from typing import Any
 
 from dsl import ast
 
+# The outcomes a licence covers: a licence requirement, a presumption of denial (a licence is
+# needed and in principle refused) and a case-by-case review (a licence is needed and each
+# application is judged on its own). A licence that covers the declaration leaves no finding;
+# without one the finding says which of the three the law imposes.
+LICENSABLE = frozenset({"licence required", "presumption of denial", "case-by-case review"})
+# The outcomes of findings, the most serious first.
+FINDING_OUTCOMES = ("prohibited", "presumption-of-denial", "unlicensed", "case-by-case", "risk",
+                    "undetermined")
+
 
 @dataclass(frozen=True, slots=True)
 class Interval:

@@ -13,7 +13,8 @@ from typing import Any
 
 from dsl.parse import DECLARATION_KEYWORDS, grammar_text
 
-OUTCOMES = ("prohibited", "licence", "required", "permitted", "undetermined", "risk",
+OUTCOMES = ("prohibited", "licence", "required", "presumption", "denial", "case-by-case", "review",
+            "permitted", "undetermined", "risk",
             "high", "medium", "low", "findings", "finding")
 
 

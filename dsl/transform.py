@@ -314,6 +314,12 @@ class AstBuilder(lark.Transformer[Token, Any]):
     def licence_required(self, c: list[Any]) -> ast.Outcome:
         return ast.Outcome("licence required", None, self._span(c))
 
+    def presumption_of_denial(self, c: list[Any]) -> ast.Outcome:
+        return ast.Outcome("presumption of denial", None, self._span(c))
+
+    def case_by_case(self, c: list[Any]) -> ast.Outcome:
+        return ast.Outcome("case-by-case review", None, self._span(c))
+
     def permitted(self, c: list[Any]) -> ast.Outcome:
         return ast.Outcome("permitted", None, self._span(c))
 

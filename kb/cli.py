@@ -20,6 +20,7 @@ import click
 import dsl
 from dsl.diagnostics import MAX_ERRORS, Diagnostic
 from dsl.load import display_path, rulebook_files
+from dsl.rulebook import FINDING_OUTCOMES
 from kb.store.schema import declaration_schema
 
 DEFAULT_RULEBOOKS = "rulebooks"
@@ -330,7 +331,7 @@ def screen(declarations: str, licences: str | None, parties: str | None, as_of: 
         raise click.BadParameter("expected a postgresql:// connection string",
                                  param_hint="--dsn")
     wanted = {o.strip() for o in fail_on.split(",") if o.strip()}
-    unknown = wanted - {"prohibited", "unlicensed", "undetermined", "risk"}
+    unknown = wanted - set(FINDING_OUTCOMES)
     if unknown:
         raise click.BadParameter(f"unknown outcome(s): {', '.join(sorted(unknown))}",
                                  param_hint="--fail-on")

@@ -202,14 +202,16 @@ def test_an_example_can_say_what_a_finding_rests_on_and_fails_when_it_does_not(
     (folder / "wrong.excon").write_text(
         'example "us-critical-minerals-ban: wrongly said to be settled after the lapse"\n'
         "  declaration on 2026-12-06 code 8112929010 to US 50 kg\n"
-        "  expect prohibited by us-critical-minerals-ban resting on settled\n", encoding="utf-8")
+        "  expect presumption-of-denial by us-critical-minerals-ban resting on settled\n",
+        encoding="utf-8")
     result = CliRunner().invoke(cli, ["test", str(folder)])
     assert result.exit_code == 1
     assert "wrong.excon:3" in result.output and "resting on settled" in result.output
     (folder / "wrong.excon").write_text(
         'example "us-critical-minerals-ban: a basis that does not exist"\n'
         "  declaration on 2026-12-06 code 8112929010 to US 50 kg\n"
-        "  expect prohibited by us-critical-minerals-ban resting on certain\n", encoding="utf-8")
+        "  expect presumption-of-denial by us-critical-minerals-ban resting on certain\n",
+        encoding="utf-8")
     result = CliRunner().invoke(cli, ["check", str(folder)])
     assert result.exit_code == 1
     assert "'certain' is not a basis" in result.output and "lapsed-by-text" in result.output

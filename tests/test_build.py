@@ -42,7 +42,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_the_rulebook_is_in_the_knowledge_base_with_its_citations(built: Path) -> None:
     assert query(built, "select outcome, instrument_id, provision, valid_from from rules "
                  "where name = 'us-critical-minerals-ban'") == [
-        ("prohibited", "MOFCOM-2024-46", "clause 2", "2024-12-03")]
+        ("presumption of denial", "MOFCOM-2024-46", "clause 2", "2024-12-03")]
     assert query(built, "select action, target_name, target_provision, instrument_id, "
                  "valid_from, valid_until from amendments where instrument_id = 'MOFCOM-2025-72'"
                  ) == [("suspend", "MOFCOM-2024-46", "clause 2", "MOFCOM-2025-72", "2025-11-09",

@@ -42,7 +42,8 @@ def expected(inputs: dict[str, Path]) -> dict[str | None, list[tuple[Any, ...]]]
         findings, _ = screener.screen_files(inputs["declarations"], inputs["licences"],
                                             inputs["parties"], as_of)
         out[as_of] = [tuple(f.as_dict().values()) for f in findings]
-    assert {f[2] for f in out[None]} == {"prohibited", "unlicensed", "undetermined", "risk"}
+    assert {f[2] for f in out[None]} == {"prohibited", "presumption-of-denial", "unlicensed",
+                                         "undetermined", "risk"}
     return out
 
 

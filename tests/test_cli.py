@@ -167,8 +167,8 @@ HEADER = ("id,declared_on,exporter,consignee,consignee_country,end_user,end_user
 
 def test_screen_fail_on_sets_the_exit_status_and_every_format_says_the_same(
         runner: CliRunner, tmp_path: Path) -> None:
-    """Gallium to the US in March 2025 is prohibited (MOFCOM-2024-46 clause 2); the same goods
-    to Germany need a licence that was not given."""
+    """Gallium to the US in March 2025 is in principle not licensed (MOFCOM-2024-46 clause 2, a
+    presumption of denial); the same goods to Germany need a licence that was not given."""
     decl = tmp_path / "declarations.csv"
     decl.write_text(HEADER + "us,2025-03-03,E,C,US,,,US,8112929010,gallium,40,20000,99.99,\n"
                     "de,2025-03-03,E,C,DE,,,DE,8112929010,gallium,40,20000,99.99,\n",
@@ -177,18 +177,19 @@ def test_screen_fail_on_sets_the_exit_status_and_every_format_says_the_same(
     as_json = runner.invoke(cli, [*base, "--format", "json"])
     assert as_json.exit_code == 0
     found = {(f["declaration_id"], f["outcome"]) for f in json.loads(as_json.stdout)}
-    assert ("us", "prohibited") in found and ("de", "unlicensed") in found
-    assert ("de", "prohibited") not in found
+    assert ("us", "presumption-of-denial") in found and ("de", "unlicensed") in found
+    assert ("de", "presumption-of-denial") not in found and ("us", "prohibited") not in found
     lines = runner.invoke(cli, [*base, "--format", "jsonl"]).stdout.splitlines()
     assert {(json.loads(x)["declaration_id"], json.loads(x)["outcome"]) for x in lines} == found
     rows = list(csv.DictReader(io.StringIO(runner.invoke(cli, base).stdout)))
     assert {(r["declaration_id"], r["outcome"]) for r in rows} == found
     assert all(r["explanation"] and r["rulebook_version"] for r in rows)
-    assert runner.invoke(cli, [*base, "--fail-on", "prohibited"]).exit_code == 1
+    assert runner.invoke(cli, [*base, "--fail-on", "presumption-of-denial"]).exit_code == 1
+    assert runner.invoke(cli, [*base, "--fail-on", "prohibited"]).exit_code == 0
     clean = tmp_path / "clean.csv"
     clean.write_text(HEADER + "f,2025-03-03,E,C,NL,,,NL,9403600000,furniture,400,2000,,\n",
                      encoding="utf-8")
-    every = "prohibited,unlicensed,undetermined,risk"
+    every = "prohibited,presumption-of-denial,unlicensed,case-by-case,undetermined,risk"
     assert runner.invoke(cli, ["screen", str(clean), "--rulebooks", str(RULEBOOKS),
                                "--fail-on", every]).exit_code == 0
     assert runner.invoke(cli, [*base, "--fail-on", "forbidden"]).exit_code == 2

@@ -44,7 +44,8 @@ def test_every_instrument_rule_and_unverified_note_is_in_the_document(html: str)
 def test_rules_read_in_plain_words_with_their_validity_and_examples(html: str) -> None:
     rule = html[html.index('id="rule-us-critical-minerals-ban"'):]
     rule = rule[:rule.index("</article>")]
-    assert ("Exports are prohibited when item in us-ban-minerals and (destination in usa or "
+    assert ("Exports need a licence, in principle refused (presumption of denial) when item in "
+            "us-ban-minerals and (destination in usa or "
             "(end_user_country is not missing and end_user_country in usa)).") in rule
     assert 'href="#instrument-MOFCOM-2024-46">MOFCOM-2024-46</a> clause 2' in rule
     assert "suspended</span> 2025-11-09 – 2026-11-27 (by MOFCOM-2025-72)" in rule

@@ -58,7 +58,7 @@ def test_why_a_declaration_was_flagged_and_not_flagged(g1: Path) -> None:
 def test_as_of_another_date(g1: Path) -> None:
     text = explain(g1, "G1", "--as-of", "2025-01-15")
     ban = text.split("us-critical-minerals-ban —")[1].split("\n\n")[0]
-    assert "in force: yes" in ban and "result: prohibited" in ban
+    assert "in force: yes" in ban and "result: presumption-of-denial" in ban
 
 
 def test_unknown_declaration_is_an_error(g1: Path) -> None:

@@ -144,14 +144,15 @@ def test_findings_table_has_facets_and_matches_the_findings_view(ds: Any, built:
 
 def test_stored_query_judges_one_declaration_as_of_a_date(ds: Any, built: Path) -> None:
     us = query(built, "SELECT declaration_id, explanation FROM findings "
-                      "WHERE rule = 'us-critical-minerals-ban' AND outcome = 'prohibited' "
+                      "WHERE rule = 'us-critical-minerals-ban' "
+                      "AND outcome = 'presumption-of-denial' "
                       "ORDER BY declaration_id LIMIT 1")
     assert us, "the demo data plants exports to the US under the ban"
     decl, explanation = us[0]
     found = rows(ds, f"/kb/declaration_findings.json?declaration_id={decl}&as_of=")
     assert {(f["rule"], f["outcome"], f["explanation"]) for f in found} >= {
-        ("us-critical-minerals-ban", "prohibited", explanation)}
-    # while No. 72 suspends clause 2 of No. 46, the same declaration is not prohibited
+        ("us-critical-minerals-ban", "presumption-of-denial", explanation)}
+    # while No. 72 suspends clause 2 of No. 46, the same declaration has no such finding
     suspended = rows(ds, f"/kb/declaration_findings.json?declaration_id={decl}"
                          "&as_of=2026-01-15")
     assert "us-critical-minerals-ban" not in {f["rule"] for f in suspended}
@@ -221,7 +222,7 @@ def test_rule_page_shows_law_timeline_source_sql_and_findings(ds: Any) -> None:
     assert "check_us_critical_minerals_ban" in page and "SELECT" in page
     assert "log in" in page and "D0000" not in page  # no findings for anonymous visitors
     analyst = get(ds, "/kb/rules/us-critical-minerals-ban", ANALYST).text
-    assert "prohibited" in analyst and "/kb/declarations/D" in analyst
+    assert "presumption-of-denial" in analyst and "/kb/declarations/D" in analyst
 
 
 def test_instrument_page_lists_provisions_and_the_rules_citing_them(ds: Any) -> None:

@@ -53,7 +53,8 @@ def test_spark_bundle_gives_excon_screens_findings(tmp_path: Path) -> None:
     findings, _ = Screener([RULEBOOKS]).screen_files(
         inputs["declarations"], inputs["licences"], inputs["parties"])
     expected = [tuple(f.as_dict().values()) for f in findings]
-    assert {f[2] for f in expected} == {"prohibited", "unlicensed", "undetermined", "risk"}
+    assert {f[2] for f in expected} == {"prohibited", "presumption-of-denial", "unlicensed",
+                                        "undetermined", "risk"}
     assert got == sorted(expected)
     assert f"{len(expected)} findings in" in done.stdout
     manifest: dict[str, Any] = json.loads((folder / "manifest.json").read_text("utf-8"))

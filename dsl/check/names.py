@@ -21,7 +21,8 @@ EXPLAIN_FACTS = frozenset({
     "provision", "listed_party", "list", "missing", "licence", "licence_problem", "outcome",
     "severity", "unit_value", "count", "sum", "matched_term", "related_party",
 })
-RESTRICTIVE = frozenset({"prohibited", "licence required"})
+RESTRICTIVE = frozenset({"prohibited", "licence required", "presumption of denial",
+                         "case-by-case review"})
 PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
 _COUNTRY_CODE = re.compile(r"[A-Z]{2}")
 

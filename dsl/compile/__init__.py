@@ -41,9 +41,10 @@ from dsl.compile.sql import (
     in_force,
     union_all,
 )
-from dsl.rulebook import listing_nodes, required_items
+from dsl.rulebook import FINDING_OUTCOMES, LICENSABLE, listing_nodes, required_items
 
-__all__ = ["DIALECTS", "FINDING_COLUMNS", "OUTCOME_OF", "OUTCOME_RANK", "ROW_KEY",
+__all__ = ["DIALECTS", "FINDING_COLUMNS", "FINDING_OUTCOMES", "LICENSABLE", "OUTCOME_OF",
+           "OUTCOME_RANK", "ROW_KEY",
            "CompileError", "CompiledRule", "CompiledRulebook", "Compiler", "compile_rulebook",
            "create_view", "for_dialect", "in_force", "lint", "listing_nodes", "required_items",
            "union_all", "view_name"]

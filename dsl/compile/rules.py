@@ -36,7 +36,7 @@ from dsl.compile.sql import (
 from dsl.diagnostics import Diagnostic
 from dsl.model import law
 from dsl.periods import Periods
-from dsl.rulebook import CheckedRulebook, listing_nodes, required_items
+from dsl.rulebook import LICENSABLE, CheckedRulebook, listing_nodes, required_items
 from dsl.schema import Schema
 
 
@@ -227,7 +227,7 @@ class Compiler(ConditionCompiler):
         name = rule.name.name
         cite = ast.first_attr(rule, ast.Citation)
         outcome_word = OUTCOME_OF.get(then.outcome.kind, then.outcome.kind)
-        licence = then.outcome.kind == "licence required"
+        licence = then.outcome.kind in LICENSABLE
         judged = self.judged_on()
         force = in_force(self.periods[name], judged)
         suppress = [self.suppression(x) for x in self.suppressors(name)]
@@ -245,8 +245,11 @@ class Compiler(ConditionCompiler):
                 ).else_(unknown_outcome)
         # Inner query: each condition appears once, as the value `truth` (1 true, 0 false,
         # NULL unknown), so that no engine's planner has to expand nested and/or/not twice.
-        acts, act_pairs = self.attribution(condition, licence, cite)
-        cites_act = bool(act_pairs) and licence
+        # a licence requirement cites the act that controls the item; a presumption of denial
+        # or a case-by-case review cites the act that imposes it, its own `per`
+        controls = then.outcome.kind == "licence required"
+        acts, act_pairs = self.attribution(condition, controls, cite)
+        cites_act = bool(act_pairs) and controls
         head, tail = self.explanation(rule, cites_act)
         tail += self.evidence_notes()
         statement = [exp.alias_(exp.Concat(expressions=head), "statement"),

@@ -12,13 +12,17 @@ from typing import NamedTuple
 from sqlglot import exp
 
 from dsl.periods import Periods
-from dsl.rulebook import Interval
+from dsl.rulebook import FINDING_OUTCOMES, Interval
 
 FINDING_COLUMNS = ("declaration_id", "rule", "outcome", "severity", "instrument", "provision",
                    "explanation", "rulebook_version", "basis", "caveat")
+# A rule's outcome -> its findings' outcome (see `dsl.rulebook.LICENSABLE` for the three that
+# a licence covers).
 OUTCOME_OF = {"prohibited": "prohibited", "licence required": "unlicensed",
-              "undetermined": "undetermined", "risk": "risk"}
-OUTCOME_RANK = {"prohibited": 0, "unlicensed": 1, "risk": 2, "undetermined": 3}
+              "presumption of denial": "presumption-of-denial",
+              "case-by-case review": "case-by-case", "undetermined": "undetermined",
+              "risk": "risk"}
+OUTCOME_RANK = {o: n for n, o in enumerate(FINDING_OUTCOMES)}
 DIALECTS = ("sqlite", "duckdb", "postgres")
 # Functions a generated statement may call; the linter rejects anything else.
 ALLOWED_FUNCTIONS = frozenset({

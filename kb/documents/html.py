@@ -39,6 +39,8 @@ TIMELINE_START = dt.date(2023, 7, 1)
 OUTCOME_WORDS = {
     "prohibited": "Exports are prohibited",
     "licence required": "Exports need a licence",
+    "presumption of denial": "Exports need a licence, in principle refused (presumption of denial)",
+    "case-by-case review": "Exports need a licence, reviewed case by case",
     "permitted": "Exports are permitted",
     "undetermined": "Exports cannot be judged",
     "risk": "Exports are flagged as a risk",

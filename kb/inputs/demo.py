@@ -328,7 +328,9 @@ class _Generator:
             row = self._controlled(group, self._date(*BAN), "JP")
             us = rng.choice(self.consignees["US"])
             self._ship_to(row, us, us)
-            self._plant("banned_destination", [row], f"{group} to the US under MOFCOM-2024-46")
+            row["_no_licence"] = True  # clause 2: a licence is in principle refused
+            self._plant("banned_destination", [row],
+                        f"{group} to the US under MOFCOM-2024-46, without a licence")
         for _ in range(per_kind):
             group = rng.choice([g for g in ("graphite", "tungsten", "germanium")
                                 if g in self.codes])

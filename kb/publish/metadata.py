@@ -85,7 +85,8 @@ FINDING_DETAILS_INDEXES = (
 FINDING_DETAILS_COLUMNS = {
     "declaration_id": "Declaration line id",
     "rule": "Rule that made the finding",
-    "outcome": "prohibited, unlicensed, undetermined or risk",
+    "outcome": "prohibited, presumption-of-denial, unlicensed, case-by-case, undetermined or "
+               "risk",
     "severity": "For risk indicators: high, medium, low",
     "instrument": "The act that makes the case a violation: the announcement that listed the "
                   "matched party, the act controlling the item on the judged date (licence "
@@ -550,9 +551,11 @@ def access_metadata(db: Database, database: str,
 # A finding's level, for colour: the outcome, and a risk by its severity.
 LEVEL_SQL = ("CASE WHEN outcome = 'risk' THEN 'risk: ' || COALESCE(severity, 'unrated') "
              "ELSE outcome END")
-# Colours by severity: prohibited red, unlicensed orange, undetermined grey, risks in purple
+# Colours by severity: prohibited red, a presumption of denial red-orange, unlicensed orange,
+# case-by-case amber, undetermined grey, risks in purple
 # from dark (high) to light (low).
-LEVEL_COLOURS = {"prohibited": "#c62828", "unlicensed": "#ef6c00", "undetermined": "#9e9e9e",
+LEVEL_COLOURS = {"prohibited": "#c62828", "presumption-of-denial": "#d84315",
+                 "unlicensed": "#ef6c00", "case-by-case": "#f9a825", "undetermined": "#9e9e9e",
                  "risk: high": "#6a1b9a", "risk: medium": "#9c64c8", "risk: low": "#cdb0e4",
                  "risk: unrated": "#e3d7ec"}
 # The dashboard's filters, as optional SQL clauses (datasette-dashboards drops a [[ … ]] whose

@@ -18,6 +18,7 @@ from dsl.basis import basis_plan
 from dsl.interpret import Interpreter
 from dsl.model import law
 from dsl.periods import rule_periods
+from dsl.rulebook import LICENSABLE
 from kb.screen.checks import declaration_findings_query
 from kb.screen.screener import Finding, Screener
 
@@ -157,7 +158,7 @@ def explain(db: Path, declaration_id: str, as_of: str | None = None,
             if interpreter.value(d, field_name) is None:
                 r.lines.append(f"{field_name} is missing: the rule says "
                                f"{outcome or 'no finding'}")
-        if rule.outcome == "licence required":
+        if rule.outcome in LICENSABLE:
             if not d.get("licence_no"):
                 r.lines.append("licence: none declared")
             elif not licences:

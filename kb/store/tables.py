@@ -192,7 +192,8 @@ TABLES: tuple[TableSpec, ...] = (
         _c("name", str, "Rule name", True),
         _c("kind", str, "rule or exception"),
         _c("title", str, "Title"),
-        _c("outcome", str, "prohibited, licence required, permitted, undetermined, risk"),
+        _c("outcome", str, "prohibited, licence required, presumption of denial, "
+                           "case-by-case review, permitted, undetermined, risk"),
         _c("severity", str, "For risk indicators: high, medium, low"),
         _c("instrument_id", str, "Instrument cited"),
         _c("provision", str, "Provision cited"),
