@@ -431,22 +431,31 @@ class Interpreter:
         covered: dict[str, bool] = {}
         for number, rows in uses.items():
             lic = by_no.get(number)
-            drawn = 0.0
+            kg = usd = 0.0  # drawn by the uses accepted so far
             for d in sorted(rows, key=lambda r: (r["declared_on"], r["id"])):
-                fits = lic is not None and self.fits(lic, d)
-                if fits:
-                    drawn += d["quantity_kg"]
-                limit = lic.get("quantity_kg") if lic else None
-                covered[d["id"]] = bool(fits and (limit is None or drawn <= limit))
+                if lic is None or not self.fits(lic, d):
+                    covered[d["id"]] = False
+                    continue
+                # a use beyond what is left is refused and draws nothing (half a gram or
+                # half a cent of slack, as the checks allow)
+                limit_kg, limit_usd = lic.get("quantity_kg"), lic.get("value_usd")
+                value = d.get("value_usd") or 0.0
+                ok = (limit_kg is None or kg + d["quantity_kg"] <= limit_kg + 0.0005) and \
+                    (limit_usd is None or usd + value <= limit_usd + 0.005)
+                if ok:
+                    kg, usd = kg + d["quantity_kg"], usd + value
+                covered[d["id"]] = ok
         return covered
 
     @staticmethod
     def exporter_role(lic: Row, d: Row) -> str:
-        """How the licence names the declaration's exporter: holder, agent or not named."""
-        if lic["holder"] == d["exporter"]:
+        """How the licence names the declaration's exporter: holder, agent or not named (names
+        compared by their normalised key, as the lists are)."""
+        exporter = party_key(str(d["exporter"]))
+        if party_key(str(lic["holder"])) == exporter:
             return "holder"
-        agents = str(lic.get("agents") or "").split(";")
-        return "agent" if d["exporter"] in agents else "not named"
+        agents = [a for a in str(lic.get("agents") or "").split(";") if a]
+        return "agent" if any(party_key(a) == exporter for a in agents) else "not named"
 
     def fits(self, lic: Row, d: Row) -> bool:
         if not lic["valid_from"] <= d["declared_on"] <= lic["valid_to"]:
@@ -455,7 +464,9 @@ class Interpreter:
             return False
         if lic.get("destination_country") not in (None, d["destination_country"]):
             return False
-        if lic.get("end_user") is not None and lic["end_user"] != d.get("end_user"):
+        if lic.get("end_user") is not None and (
+                d.get("end_user") is None or party_key(str(lic["end_user"])) != party_key(
+                    str(d["end_user"]))):
             return False
         entries = [e for e in str(lic["items"]).split(";") if e]
         items = self.items_of(d)

@@ -85,7 +85,8 @@ def test_ready_to_serve_no_side_files_analyzed_and_migrated(built: Path) -> None
     assert query(built, "select name from _sqlite_migrations order by name") == [
         ("m001_initial_schema",), ("m002_optional_declaration_facts",),
         ("m003_indicator_reference_data",), ("m004_screening_indexes",),
-        ("m005_declared_parameters",), ("m006_text_parameters",), ("m007_lapses",)]
+        ("m005_declared_parameters",), ("m006_text_parameters",), ("m007_lapses",),
+        ("m008_licence_value_limits",)]
     assert query(built, "pragma integrity_check") == [("ok",)]
 
 
@@ -142,6 +143,24 @@ def test_a_database_from_before_the_lapses_is_migrated(tmp_path: Path) -> None:
     MIGRATIONS.apply(db)
     assert {"resumes", "after_sources", "caveat"} <= set(db.table("lapses").columns_dict)
     assert "sources_checked" in db.table("rulebooks").columns_dict
+
+
+def test_a_database_from_before_licence_value_limits_is_migrated(tmp_path: Path) -> None:
+    """m008: licences gain their value limit; the licences already there keep theirs."""
+    from sqlite_utils import Database
+
+    from kb.store.tables import MIGRATIONS
+
+    db = Database(tmp_path / "old.db")
+    MIGRATIONS.apply(db)
+    db.execute("ALTER TABLE licences DROP COLUMN value_usd")
+    db.execute("INSERT INTO licences (licence_no, kind, holder, items, valid_from, valid_to) "
+               "VALUES ('L-1', 'individual', 'A', '1C902', '2025-01-01', '2025-12-31')")
+    db.execute("DELETE FROM _sqlite_migrations WHERE name = 'm008_licence_value_limits'")
+    db.conn.commit()
+    MIGRATIONS.apply(db)
+    assert list(db.query("SELECT licence_no, value_usd FROM licences")) == [
+        {"licence_no": "L-1", "value_usd": None}]
 
 
 def test_a_database_from_before_the_screening_indexes_is_migrated(tmp_path: Path) -> None:

@@ -124,6 +124,28 @@ def test_licence_cover_and_why_it_failed(screener: Screener, engine: str) -> Non
 
 
 @pytest.mark.parametrize("engine", ENGINES, indirect=True)
+def test_licence_limits_refusals_and_names_on_every_engine(screener: Screener,
+                                                         engine: str) -> None:
+    """A refused shipment draws nothing; the value limit counts like the quantity; the
+    quantities in the note are shown to the gram; names match after normalisation."""
+    capped = {**LICENCE, "licence_no": "L-2", "quantity_kg": 100, "value_usd": 50000,
+              "holder": "HUNAN WIDGETS CO", "agents": "Changsha Traders Ltd."}
+    rows = [decl("first", "2024-03-01", quantity_kg=80, licence_no="L-2"),
+            decl("too-much", "2024-03-02", quantity_kg=20.5, licence_no="L-2"),
+            decl("fits", "2024-03-03", quantity_kg=18, licence_no="L-2"),
+            decl("over-value", "2024-03-04", quantity_kg=1.5, value_usd=60000,
+                 licence_no="L-2"),
+            # 98 kg drawn (the refused shipments drew nothing): 2 kg more exactly fills it
+            decl("agent", "2024-03-05", quantity_kg=2, exporter="CHANGSHA TRADERS LTD",
+                 licence_no="L-2")]
+    findings = {f.declaration_id: f for f in screener.screen(rows, [capped], engine=engine)
+                if f.rule == "widget-licence"}
+    assert set(findings) == {"too-much", "over-value"}
+    assert "quantity exhausted: 100.5 of 100 kg" in findings["too-much"].explanation
+    assert "value exhausted: 62000 of 50000 USD" in findings["over-value"].explanation
+
+
+@pytest.mark.parametrize("engine", ENGINES, indirect=True)
 def test_listed_parties_match_after_normalisation_from_their_listing_date(
         screener: Screener, engine: str) -> None:
     rows = [decl("caps", "2025-02-01", consignee="LOCKHEED MARTIN CORPORATION"),

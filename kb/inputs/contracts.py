@@ -217,7 +217,8 @@ CONTRACTS = {
         ("items", items_field), ("destination_country", optional_country_field),
         ("end_user", optional_field), ("quantity_kg", optional_number_field),
         ("valid_from", date_field), ("valid_to", date_field), ("agents", names_field),
-    ), optional_columns=frozenset({"agents"}),
+        ("value_usd", optional_number_field),
+    ), optional_columns=frozenset({"agents", "value_usd"}),
         row_check=lambda r: ("valid_to", f"a date on or after valid_from ({r['valid_from']})")
         if r["valid_to"] < r["valid_from"] else None,
         vocabulary=("items", item_vocabulary)),

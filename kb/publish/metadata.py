@@ -39,7 +39,8 @@ PRIVATE_DERIVED = ("findings", "finding_details", "finding_changes", *SUPPORT_VI
                    *SUPPORT_TABLES, *MATERIALISED)
 # Support tables nobody browses: hidden from the table lists (still reachable by URL if allowed).
 HIDDEN = ("excon_metadata", "_sqlite_migrations", "listed_party_keys", "party_name_keys",
-          "licence_items", "excon_settings", "list_entry_periods", "listed_names",
+          "licence_items", "licence_agent_keys", "excon_settings", "list_entry_periods",
+          "listed_names",
           "declaration_items", "licence_uses", "licence_cover", "judged_declarations",
           *SUPPORT_TABLES, *SUPPORT_VIEWS)
 

@@ -82,6 +82,8 @@ SOURCES = {
     "excon_settings": "one row with the date every declaration is judged by, or none "
                       "(excon prepare --as-of)",
     "licence_items": "each licence's items, split from its items column (excon prepare)",
+    "licence_agent_keys": "each licence's agents by their normalised key (excon prepare; "
+                          "Python: case, script, legal forms)",
     "party_name_keys": "each declared and listed party name with its normalised key "
                        "(excon prepare; Python: case, script, legal forms)",
     "listed_names": "declared names matching a listed party, with the score (excon prepare; "

@@ -30,6 +30,9 @@ SUPPORT_TABLES = {
     "licence_items": "CREATE TABLE licence_items (licence_no TEXT NOT NULL, entry TEXT NOT NULL,"
                      " PRIMARY KEY (licence_no, entry))",
     "party_name_keys": "CREATE TABLE party_name_keys (name TEXT PRIMARY KEY, key TEXT NOT NULL)",
+    # each licence's agents by their normalised key (a licence names its agents in one column)
+    "licence_agent_keys": "CREATE TABLE licence_agent_keys (licence_no TEXT NOT NULL, "
+                          "key TEXT NOT NULL, PRIMARY KEY (licence_no, key))",
     "listed_party_keys": "CREATE TABLE listed_party_keys (party TEXT NOT NULL, key TEXT NOT NULL,"
                          " PRIMARY KEY (key, party))",
     # Each listing's in-force periods (amendments applied), one row per measure it imposes
@@ -71,9 +74,49 @@ SUPPORT_TABLES = {
 # (WITHOUT ROWID; sqlglot does not print that clause, so it is added to our own DDL here):
 # a probe by key is then one B-tree descent, where a rowid table needs one in the key's index
 # and another in the table. Their rows are short, as such tables should be.
-CLUSTERED = frozenset({"licence_items", "party_name_keys", "listed_party_keys", "listed_names",
+CLUSTERED = frozenset({"licence_items", "licence_agent_keys", "party_name_keys",
+                       "listed_party_keys", "listed_names",
                        "party_reach", "value_range_codes", "excon_party_groups",
                        "item_minerals"})
+
+
+
+def _decimal_text(value: str, places: int) -> str:
+    """SQL for `value` as text, rounded half up to `places` decimals, trailing zeros dropped
+    (100.5 -> '100.5', 1200 -> '1200', 0.25 -> '0.25'), the same on every engine: integer
+    arithmetic on the rounded units, not an engine's float formatting."""
+    scale = 10 ** places
+    units = f"CAST(FLOOR(({value}) * {scale} + 0.5) AS BIGINT)"
+    whole = f"CAST(FLOOR({units} / {float(scale)}) AS BIGINT)"
+    frac = f"({units} - {scale} * {whole})"
+    cases = [f"WHEN {frac} = 0 THEN ''"]
+    for trailing in range(places - 1, -1, -1):  # the fewest digits that show the fraction
+        step = 10 ** trailing
+        digits = places - trailing
+        pad = " ".join(f"WHEN {frac} < {10 ** k * step} THEN '{'0' * (digits - k)}'"
+                       for k in range(1, digits))
+        shown = f"CAST(CAST({frac} / {step} AS BIGINT) AS TEXT)"
+        cases.append(f"WHEN {frac} % {step} = 0 THEN '.' || "
+                     + (f"CASE {pad} ELSE '' END || " if pad else "") + shown)
+    return f"(CAST({whole} AS TEXT) || CASE {' '.join(cases)} END)"
+
+
+def _fits(drawn: str, amount: str, limit: str, slack: float) -> str:
+    """SQL: 1 when `amount` more fits under `limit` (none: no limit) after `drawn`."""
+    return (f"CASE WHEN {limit} IS NULL OR {drawn} + {amount} <= {limit} + {slack} "
+            "THEN 1 ELSE 0 END")
+
+
+def _accepted(drawn_kg: str, drawn_usd: str) -> str:
+    """SQL: 1 when the use `f` fits what is left of both of its licence's limits."""
+    return (f"CASE WHEN {_fits(drawn_kg, 'f.quantity_kg', 'f.limit_kg', 0.0005)} = 1 "
+            f"AND {_fits(drawn_usd, 'f.value_usd', 'f.limit_usd', 0.005)} = 1 THEN 1 ELSE 0 END")
+
+
+# what the walk had drawn before the next use: before the previous one, plus what the previous
+# one took (nothing when it was refused)
+_DRAWN_KG = "(w.before_kg + w.took_kg)"
+_DRAWN_USD = "(w.before_usd + w.took_usd)"
 
 SUPPORT_VIEWS = {
     # The typical unit value (USD/kg) of each declared customs code, from the first of:
@@ -189,25 +232,32 @@ SUPPORT_VIEWS = {
     "item_declarations": """
         SELECT di.item AS item, di.declaration_id AS declaration_id
         FROM declaration_items AS di""",
-    # Each declaration that names a licence: does the licence fit it, and how much has been
-    # drawn on the licence by fitting declarations up to and including this one, in date order.
+    # Each declaration that names a licence: does the licence fit it (its dates, who holds it
+    # or is named as its agent, destination, end user, items)? Names are compared by their
+    # normalised key (`party_name_keys`: case, punctuation, legal forms, Chinese in pinyin), as
+    # the lists are, so a licence for "Infineon Technologies AG" covers "INFINEON TECHNOLOGIES
+    # AG"; `exporter_role` says how the licence names the exporter.
     "licence_uses": """
         SELECT d.id AS declaration_id, d.licence_no AS licence_no, d.declared_on AS declared_on,
-               d.quantity_kg AS quantity_kg, l.licence_no AS found, l.valid_from AS valid_from,
-               l.valid_to AS valid_to, l.quantity_kg AS limit_kg,
-               CASE WHEN l.holder = d.exporter
-                      OR INSTR(';' || l.agents || ';', ';' || d.exporter || ';') > 0
+               d.quantity_kg AS quantity_kg, d.value_usd AS value_usd,
+               l.licence_no AS found, l.valid_from AS valid_from,
+               l.valid_to AS valid_to, l.quantity_kg AS limit_kg, l.value_usd AS limit_usd,
+               CASE WHEN l.licence_no IS NULL THEN 0
+                    WHEN l.holder = d.exporter OR kh.key = ke.key THEN 1
+                    WHEN EXISTS (SELECT 1 FROM licence_agent_keys AS la
+                                 WHERE la.licence_no = l.licence_no AND la.key = ke.key)
                     THEN 1 ELSE 0 END AS holder_ok,
                CASE WHEN l.licence_no IS NULL THEN NULL
-                    WHEN l.holder = d.exporter THEN 'holder'
-                    WHEN INSTR(';' || l.agents || ';', ';' || d.exporter || ';') > 0
+                    WHEN l.holder = d.exporter OR kh.key = ke.key THEN 'holder'
+                    WHEN EXISTS (SELECT 1 FROM licence_agent_keys AS la
+                                 WHERE la.licence_no = l.licence_no AND la.key = ke.key)
                     THEN 'agent'
                     ELSE 'not named' END AS exporter_role,
                CASE WHEN l.destination_country IS NULL
                       OR l.destination_country = d.destination_country THEN 1 ELSE 0 END
                  AS destination_ok,
-               CASE WHEN l.end_user IS NULL OR l.end_user = d.end_user THEN 1 ELSE 0 END
-                 AS end_user_ok,
+               CASE WHEN l.end_user IS NULL OR l.end_user = d.end_user OR kl.key = ku.key
+                    THEN 1 ELSE 0 END AS end_user_ok,
                CASE WHEN d.declared_on >= l.valid_from AND d.declared_on <= l.valid_to
                     THEN 1 ELSE 0 END AS date_ok,
                CASE WHEN EXISTS (
@@ -228,6 +278,10 @@ SUPPORT_VIEWS = {
                                      WHERE g.item = i.name AND g.group_name = li.entry)))
                     THEN 1 ELSE 0 END AS item_ok
         FROM declarations AS d LEFT JOIN licences AS l ON l.licence_no = d.licence_no
+        LEFT JOIN party_name_keys AS ke ON ke.name = d.exporter
+        LEFT JOIN party_name_keys AS kh ON kh.name = l.holder
+        LEFT JOIN party_name_keys AS ku ON ku.name = d.end_user
+        LEFT JOIN party_name_keys AS kl ON kl.name = l.end_user
         WHERE d.licence_no IS NOT NULL""",
     # Each declaration's day number (days since 1970-01-01), for windows over earlier
     # declarations and first-seen dates. EXCON_DAY is printed per dialect.
@@ -257,14 +311,52 @@ SUPPORT_VIEWS = {
                WHERE d.end_user IS NOT NULL) AS x
         JOIN party_name_keys AS k ON k.name = x.name
         GROUP BY k.key""",
-    # Whole kilograms in its text: the amount drawn first to the gram, so that the order in
-    # which an engine added the quantities does not show, then truncated (a cast to an
-    # integer truncates on SQLite and rounds on the other engines).
-    "licence_cover": """
+    # The walk itself (see `licence_cover`): a relation of its own, its WITH at the top of its
+    # query (Spark loses the walk's columns when a recursive WITH sits inside a join).
+    "licence_walk": f"""
+      WITH RECURSIVE fits AS (
+        SELECT v.declaration_id AS declaration_id, v.licence_no AS licence_no,
+               v.quantity_kg AS quantity_kg, COALESCE(v.value_usd, 0) AS value_usd,
+               v.limit_kg AS limit_kg, v.limit_usd AS limit_usd,
+               ROW_NUMBER() OVER (PARTITION BY v.licence_no
+                                  ORDER BY v.declared_on, v.declaration_id) AS n
+        FROM licence_uses AS v
+        WHERE v.found IS NOT NULL AND v.date_ok = 1 AND v.holder_ok = 1
+          AND v.destination_ok = 1 AND v.end_user_ok = 1 AND v.item_ok = 1),
+      walk AS (
+        SELECT f.licence_no AS licence_no, f.n AS n, f.declaration_id AS declaration_id,
+               CAST(0 AS DOUBLE) AS before_kg, CAST(0 AS DOUBLE) AS before_usd,
+               {_fits("0", "f.quantity_kg", "f.limit_kg", 0.0005)} AS kg_ok,
+               {_fits("0", "f.value_usd", "f.limit_usd", 0.005)} AS usd_ok,
+               {_accepted("0", "0")} AS accepted,
+               CASE WHEN {_accepted("0", "0")} = 1 THEN f.quantity_kg ELSE 0 END AS took_kg,
+               CASE WHEN {_accepted("0", "0")} = 1 THEN f.value_usd ELSE 0 END AS took_usd
+        FROM fits AS f WHERE f.n = 1
+        UNION ALL
+        SELECT f.licence_no, f.n, f.declaration_id,
+               w.before_kg + w.took_kg, w.before_usd + w.took_usd,
+               {_fits(_DRAWN_KG, "f.quantity_kg", "f.limit_kg", 0.0005)},
+               {_fits(_DRAWN_USD, "f.value_usd", "f.limit_usd", 0.005)},
+               {_accepted(_DRAWN_KG, _DRAWN_USD)},
+               CASE WHEN {_accepted(_DRAWN_KG, _DRAWN_USD)} = 1 THEN f.quantity_kg
+                    ELSE 0 END,
+               CASE WHEN {_accepted(_DRAWN_KG, _DRAWN_USD)} = 1 THEN f.value_usd
+                    ELSE 0 END
+        FROM walk AS w
+        JOIN fits AS f ON f.licence_no = w.licence_no AND f.n = w.n + 1)
+      SELECT * FROM walk""",
+    # Whether the licence covers each declaration that names it. The declarations it fits draw
+    # it down in date order (then by id); one that would take it past its quantity or value
+    # limit is refused and draws nothing, so a later one that fits what is left is covered. A
+    # walk per licence, one step per use (recursive: no running sum can skip the refused).
+    # A sum is compared with a limit to the gram (half a gram, half a cent, of slack), so the
+    # order an engine adds in cannot refuse a shipment that exactly fills the licence; the text
+    # shows kilograms to the gram and dollars to the cent, trailing zeros dropped.
+    "licence_cover": f"""
         SELECT u.declaration_id, u.licence_no,
                CASE WHEN u.found IS NULL OR u.date_ok = 0 OR u.holder_ok = 0
                          OR u.destination_ok = 0 OR u.end_user_ok = 0 OR u.item_ok = 0
-                         OR (u.limit_kg IS NOT NULL AND u.drawn_kg > u.limit_kg) THEN 0
+                         OR w.accepted = 0 THEN 0
                     ELSE 1 END AS covered,
                CASE WHEN u.found IS NULL THEN 'licence ' || u.licence_no || ' is unknown'
                     WHEN u.date_ok = 0 THEN 'licence ' || u.licence_no || ' is valid from '
@@ -277,20 +369,21 @@ SUPPORT_VIEWS = {
                          || ' is for another end user'
                     WHEN u.item_ok = 0 THEN 'licence ' || u.licence_no
                          || ' does not cover this item'
-                    WHEN u.limit_kg IS NOT NULL AND u.drawn_kg > u.limit_kg
+                    WHEN w.kg_ok = 0
                     THEN 'licence ' || u.licence_no || ' quantity exhausted: '
-                         || CAST(CAST(FLOOR(FLOOR(u.drawn_kg * 1000 + 0.5) / 1000) AS BIGINT)
-                                 AS TEXT) || ' of '
-                         || CAST(CAST(FLOOR(u.limit_kg) AS BIGINT) AS TEXT) || ' kg'
+                         || {_decimal_text("w.before_kg + u.quantity_kg", 3)} || ' of '
+                         || {_decimal_text("u.limit_kg", 3)} || ' kg'
+                    WHEN w.usd_ok = 0
+                    THEN 'licence ' || u.licence_no || ' value exhausted: '
+                         || {_decimal_text("w.before_usd + u.value_usd", 2)} || ' of '
+                         || {_decimal_text("u.limit_usd", 2)} || ' USD'
                END AS problem,
-               u.drawn_kg
-        FROM (
-          SELECT v.*, SUM(CASE WHEN v.found IS NOT NULL AND v.date_ok = 1 AND v.holder_ok = 1
-                                    AND v.destination_ok = 1 AND v.end_user_ok = 1
-                                    AND v.item_ok = 1 THEN v.quantity_kg ELSE 0 END)
-                      OVER (PARTITION BY v.licence_no ORDER BY v.declared_on, v.declaration_id
-                            ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS drawn_kg
-          FROM licence_uses AS v) AS u""",
+               w.before_kg + CASE WHEN w.accepted = 1 THEN u.quantity_kg ELSE 0 END
+                 AS drawn_kg,
+               w.before_usd + CASE WHEN w.accepted = 1 THEN u.value_usd ELSE 0 END
+                 AS drawn_usd
+        FROM licence_uses AS u
+        LEFT JOIN licence_walk AS w ON w.declaration_id = u.declaration_id""",
     # The date each declaration is judged by: its own date, or one `as of` date for all. (Last:
     # it reads licence_uses, which an engine that binds views when they are created must have
     # made first.)
@@ -364,6 +457,7 @@ MATERIALISED: dict[str, Stored] = {
     # probed by declaration; scanned by how the licence names the exporter (`exporter_on_licence
     # = "agent"`: the few declarations an agent made under another's licence)
     "licence_uses": Stored(("declaration_id",), (("exporter_role",),)),
+    "licence_walk": Stored(("declaration_id",)),
     "licence_cover": Stored(("declaration_id",)),
 }
 
@@ -548,8 +642,16 @@ def refresh_inputs(db: Database, derive: bool = True, declarations: Any = None) 
     names = [n for (n,) in source.execute(
         "SELECT consignee FROM declarations UNION SELECT end_user FROM declarations "
         "WHERE end_user IS NOT NULL UNION SELECT exporter FROM declarations").fetchall()]
+    # the holders and end users licences name: licences match names by key too
+    licensed = source.execute("SELECT licence_no, holder, agents, end_user FROM licences"
+                              ).fetchall()
+    named = {n for row in licensed for n in (row[1], row[3]) if n} - set(names)
     conn.executemany("INSERT INTO party_name_keys (name, key) VALUES (?, ?)",
-                     ((n, party_key(n)) for n in names))
+                     ((n, party_key(n)) for n in [*names, *sorted(named)]))
+    conn.execute("DELETE FROM licence_agent_keys")
+    conn.executemany("INSERT OR IGNORE INTO licence_agent_keys (licence_no, key) VALUES (?, ?)",
+                     ((no, party_key(a)) for no, _, agents, _ in licensed
+                      for a in str(agents or "").split(";") if a))
     _fill_listed_names(conn, names)
     _fill_party_reach(conn, source)
     conn.execute("DELETE FROM licence_items")

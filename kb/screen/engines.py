@@ -18,6 +18,7 @@ from typing import Any
 
 from dsl.compile import CompiledRulebook
 from kb.screen.checks import DUCKDB_LICENCE_ITEMS, check_statements, derive_statements
+from kb.screen.spark_run import run_statement
 from kb.store.arrow import arrow_batches, arrow_schema
 
 # Each engine's column types for SQLite's declared types ("": none declared).
@@ -33,12 +34,14 @@ TYPES = {
 }
 # the tables the checks read
 CHECK_TABLES = ("declarations", "licences", "trade_parties", "items", "item_customs_codes",
-                "item_group_members", "excon_settings", "licence_items", "party_name_keys",
+                "item_group_members", "excon_settings", "licence_items", "licence_agent_keys",
+                "party_name_keys",
                 "listed_party_keys", "list_entry_periods", "parties", "listed_names",
                 "party_reach", "item_minerals", "value_range_codes", "unit_values")
 # of those, the ones that change with each screening (the rest come from the rulebook)
 INPUT_TABLES = ("declarations", "licences", "trade_parties", "excon_settings", "licence_items",
-                "party_name_keys", "listed_names", "party_reach", "unit_values")
+                "licence_agent_keys", "party_name_keys", "listed_names", "party_reach",
+                "unit_values")
 
 
 def create_tables(target: Any, conn: sqlite3.Connection, dialect: str,
@@ -299,8 +302,13 @@ def duckdb_findings(conn: sqlite3.Connection, compiled: CompiledRulebook,
 # declarations Spark's analyser and optimizer took 76.5 s of a 116 s screening, 34.7 s of it
 # resolving views; with the plans kept, 23.2 s of 98.6 s, with the same findings. Every view
 # is made again, in order, each time the scripts run, so none keeps the plan of an older one.
+# A licence is drawn down by a recursive walk over its uses (`licence_cover`), one level per
+# use: Spark's default limits (100 levels, 1,000,000 rows) would stop a licence used more than
+# 100 times, or a million declarations under licence.
 SPARK_SQL_CONF = {"spark.sql.codegen.wholeStage": "false",
-                  "spark.sql.legacy.storeAnalyzedPlanForView": "true"}
+                  "spark.sql.legacy.storeAnalyzedPlanForView": "true",
+                  "spark.sql.cteRecursionLevelLimit": "-1",
+                  "spark.sql.cteRecursionRowLimit": "-1"}
 # A local session also plans once (no adaptive re-planning at run time): on the demo data the
 # checks took 178 s with both on, 67 s with both off.
 LOCAL_SPARK_SQL_CONF = {**SPARK_SQL_CONF, "spark.sql.adaptive.enabled": "false"}
@@ -358,7 +366,7 @@ def spark_findings(conn: sqlite3.Connection, compiled: CompiledRulebook,
     spark_register(spark, conn)
     derive = derive_statements(compiled, "spark")
     for sql in derive:
-        spark.sql(sql)
+        run_statement(spark, sql)
     # Each check's query on its own, as on DuckDB: Spark's optimizer runs out of memory on
     # the union of every check as one plan. No view is made: Spark analyses a view's query
     # when it is created and again when it is read (about 1 s per check), and the `findings`

@@ -17,6 +17,7 @@ from typing import Any
 from dsl.basis import basis_plan
 from dsl.interpret import Interpreter
 from dsl.model import law
+from dsl.names import party_key
 from dsl.periods import rule_periods
 from dsl.rulebook import LICENSABLE
 from kb.screen.checks import declaration_findings_query
@@ -166,7 +167,8 @@ def explain(db: Path, declaration_id: str, as_of: str | None = None,
             else:
                 ok = cover.get(d["id"], False)
                 r.lines.append(f"licence: {d['licence_no']} "
-                               f"{'covers it' if ok else 'does not cover it'}")
+                               f"{'covers it' if ok else 'does not cover it'}"
+                               + _names_matched(licences, d))
         for s in (law(rb).rules[x.name.name] for x in interpreter.suppressors(name)):
             applies = periods_of[s.name].in_force(day) and (
                 s.when is None or any(interpreter.truth(s.when, d, i, judged) is True
@@ -209,3 +211,20 @@ def screener_schema() -> Any:
     from kb.store.schema import declaration_schema
 
     return declaration_schema()
+
+
+def _names_matched(licences: list[dict[str, Any]], d: dict[str, Any]) -> str:
+    """How the licence's names matched the declaration's where they are not spelt alike (they
+    are compared by their normalised key, as the lists are)."""
+    lic = next((x for x in licences if x["licence_no"] == d.get("licence_no")), None)
+    if lic is None:
+        return ""
+    notes = []
+    pairs = [("holder", lic.get("holder"), "exporter", d.get("exporter")),
+             *(("agent", a, "exporter", d.get("exporter"))
+               for a in str(lic.get("agents") or "").split(";") if a),
+             ("end user", lic.get("end_user"), "end user", d.get("end_user"))]
+    for role, named, other, declared in pairs:
+        if named and declared and named != declared and party_key(named) == party_key(declared):
+            notes.append(f"its {role} '{named}' matches the {other} '{declared}'")
+    return f" ({'; '.join(notes)})" if notes else ""

@@ -219,7 +219,8 @@ class Screener:
                 conn.rollback()
             self.spent = last
             inputs = ("declarations", "licences", "trade_parties", "rejected_rows",
-                      "party_name_keys", "licence_items", "excon_settings", "listed_names",
+                      "party_name_keys", "licence_items", "licence_agent_keys",
+                      "excon_settings", "listed_names",
                       "party_reach", "unit_values")
             for table in () if last else inputs:
                 if table not in self.standing:

@@ -49,6 +49,24 @@ def statements(text: str) -> list[str]:
     return [s for s in out if s]
 
 
+# Relations computed by a recursive query (a licence's walk over its uses): Spark loses the
+# walk's columns when a query that reads the cached relation twice has its plan copied
+# (Spark 4.3), so such a relation is computed once and kept as its rows (a local checkpoint),
+# not as a plan.
+CHECKPOINTED = ("licence_walk",)
+
+
+def run_statement(spark: Any, sql: str) -> None:
+    """One statement of the scripts; `CACHE TABLE name AS query` of a relation in
+    CHECKPOINTED becomes a temporary view over the query's rows, checkpointed."""
+    head = sql.split(None, 4)
+    if len(head) == 5 and [w.upper() for w in head[:2]] == ["CACHE", "TABLE"] and \
+            head[3].upper() == "AS" and head[2] in CHECKPOINTED:
+        spark.sql(head[4]).localCheckpoint(eager=True).createOrReplaceTempView(head[2])
+        return
+    spark.sql(sql)
+
+
 def register_parquet(spark: Any, manifest: dict[str, Any], inputs: str) -> None:
     """Each input table as a temporary view over `<inputs>/<table>.parquet`, with the
     manifest's columns in its order and types (a column Parquet lacks is an error)."""
@@ -86,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
             folder = str(HERE).replace("\\", "\\\\").replace("'", "\\'")
             text = text.replace("path '", f"path '{folder}/")
         for sql in statements(text):
-            spark.sql(sql)
+            run_statement(spark, sql)
     mode = "overwrite"
     for view in manifest["checks"]:
         spark.table(view).write.mode(mode).parquet(args.out)

@@ -319,6 +319,7 @@ TABLES: tuple[TableSpec, ...] = (
         _c("destination_country", str, "Destination (empty: any)"),
         _c("end_user", str, "End user (empty: any)"),
         _c("quantity_kg", float, "Quantity limit, kg (empty: no limit)"),
+        _c("value_usd", float, "Value limit, USD (empty: no limit)"),
         _c("valid_from", str, "Valid from (inclusive)", True),
         _c("valid_to", str, "Valid to (inclusive)", True),
     ), pk="licence_no", indexes=(("holder",),), public=False),
@@ -431,6 +432,12 @@ def m007_lapses(db: Database) -> None:
     _add_missing_columns(db, ("rulebooks",))
     if not db.table("lapses").exists():
         create_table(db, SPECS["lapses"])
+
+
+@MIGRATIONS()
+def m008_licence_value_limits(db: Database) -> None:
+    """A licence's value limit in USD (issue 37), beside its quantity limit."""
+    _add_missing_columns(db, ("licences",))
 
 
 def _add_missing_columns(db: Database, tables: tuple[str, ...]) -> None:
