@@ -406,6 +406,22 @@ class Parenthesised:
 
 
 @dataclass(frozen=True, slots=True)
+class ConclusionRef:
+    """`NAME holds`: a named conclusion, as written in a condition."""
+
+    name: Ref
+    span: Span = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class Concluded(Parenthesised):
+    """A named conclusion's condition in place of its `NAME holds` (what the later stages
+    evaluate: see `CheckedRulebook.condition_of`); a parenthesised part that knows its name."""
+
+    name: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class ItemIn:
     """`item in GROUP, ITEM…`: the declaration's customs code matches one of these items."""
 
@@ -563,7 +579,7 @@ class SumOf:
 
 Condition = (
     AllOf | AnyOf | Negation | Parenthesised | ItemIn | DualUse | InSet | IsMissing | Mentions
-    | Listed | Related | FirstSeen | InRange | Comparison
+    | Listed | Related | FirstSeen | InRange | Comparison | ConclusionRef
 )
 Expression = Field | Quantity | DateLiteral | TextLiteral | Arithmetic | CountOf | SumOf
 
@@ -731,6 +747,17 @@ class Rule:
 
 
 @dataclass(frozen=True, slots=True)
+class Conclusion:
+    """`conclusion NAME "title"`: a condition defined once, with its citation, that rules test
+    with `NAME holds`."""
+
+    name: Ref
+    title: Text
+    attrs: tuple[object, ...] = ()
+    span: Span = _span()
+
+
+@dataclass(frozen=True, slots=True)
 class Exception_:
     name: Ref
     title: Text | None
@@ -768,7 +795,7 @@ class Example:
 
 Declaration = (
     RulebookDecl | Use | Instrument | Item | Group | CountryGroup | Terms | ValueRange
-    | PartyList | Party | Rule | Exception_ | Amendment | Example
+    | PartyList | Party | Rule | Conclusion | Exception_ | Amendment | Example
 )
 
 

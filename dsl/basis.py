@@ -132,10 +132,11 @@ def _basis_plan(rb: CheckedRulebook, law: Law, rule: str) -> BasisPlan:
     tests = [t for t in tests if t.instrument is None or t.instrument in acts]
     tests.sort(key=lambda t: t.instrument is not None)  # the rule's own suspension first
     model_rule = law.rules.get(rule)
+    rule_caveat = unverified_caveat("rule", rule, model_rule.unverified) \
+        if model_rule is not None and model_rule.unverified else None
     return BasisPlan(
         tuple(tests),
-        unverified_caveat("rule", rule, model_rule.unverified)
-        if model_rule is not None and model_rule.unverified else None,
+        rule_caveat or _conclusions_unverified(rb, law, decl),
         tuple((name, unverified_caveat("item", name, it.unverified))
               for name, it in sorted(law.items.items())
               if it.unverified and (items is None or name in items)),
@@ -143,6 +144,31 @@ def _basis_plan(rb: CheckedRulebook, law: Law, rule: str) -> BasisPlan:
               for name, ins in sorted(law.instruments.items())
               if ins.unverified and name in acts),
     )
+
+
+def _conclusions_unverified(rb: CheckedRulebook, law: Law,
+                            decl: ast.Rule | ast.Exception_ | None) -> str | None:
+    """The caveat of the first named conclusion the rule rests on that is marked unverified,
+    or that cites an act marked so: every finding of the rule rests on it."""
+    condition = rb.condition_of(decl) if decl is not None else None
+    stack = [condition] if condition is not None else []
+    while stack:
+        node = stack.pop(0)
+        if isinstance(node, ast.Concluded):
+            conclusion = rb.conclusions[node.name]
+            note = ast.first_attr(conclusion, ast.Unverified)
+            if note is not None:
+                return unverified_caveat("conclusion", node.name, note.text.value)
+            cite = ast.first_attr(conclusion, ast.Citation)
+            ins = law.instruments.get(cite.instrument.name) if cite is not None else None
+            if ins is not None and ins.unverified:
+                return (f"instrument {ins.id}, which conclusion {node.name} cites, is marked "
+                        f"unverified: {ins.unverified}")
+        if isinstance(node, ast.AllOf | ast.AnyOf):
+            stack.extend(node.parts)
+        elif isinstance(node, ast.Negation | ast.Parenthesised):
+            stack.append(node.part)
+    return None
 
 
 def basis_of(plan: BasisPlan, judged_on: str, instrument: str | None, provision: str | None,

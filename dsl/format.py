@@ -77,8 +77,12 @@ def condition(c: ast.Condition) -> str:
         return " or ".join(condition(p) for p in c.parts)
     if isinstance(c, ast.Negation):
         return f"not {condition(c.part)}"
+    if isinstance(c, ast.Concluded):
+        return f"{c.name} holds"
     if isinstance(c, ast.Parenthesised):
         return f"({condition(c.part)})"
+    if isinstance(c, ast.ConclusionRef):
+        return f"{c.name.name} holds"
     if isinstance(c, ast.ItemIn):
         return f"item {'not in' if c.negated else 'in'} {names(c.members)}"
     if isinstance(c, ast.InSet):
@@ -363,7 +367,7 @@ def header(d: ast.Declaration) -> str:
         ast.Item: "item", ast.Group: "group", ast.CountryGroup: "countries", ast.Terms: "terms",
         ast.ValueRange: "value range",
         ast.PartyList: "list", ast.Party: "party", ast.Rule: "rule",
-        ast.Exception_: "exception",
+        ast.Exception_: "exception", ast.Conclusion: "conclusion",
     }[type(d)]
     title = getattr(d, "title", None)
     name: ast.Ref = d.name

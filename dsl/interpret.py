@@ -284,6 +284,9 @@ class Interpreter:
     def truth(self, c: ast.Condition, d: Row, item: str | None, day: str) -> Truth:
         if isinstance(c, ast.Parenthesised):
             return self.truth(c.part, d, item, day)
+        if isinstance(c, ast.ConclusionRef):  # as written (explain's steps): its condition
+            inner = self.rb.condition_of(self.rb.conclusions[c.name.name])
+            return None if inner is None else self.truth(inner, d, item, day)
         if isinstance(c, ast.AllOf):
             return _and(self.truth(p, d, item, day) for p in c.parts)
         if isinstance(c, ast.AnyOf):

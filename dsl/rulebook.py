@@ -58,6 +58,7 @@ class CheckedRulebook:
     parties: dict[str, ast.Party] = field(default_factory=dict)
     rules: dict[str, ast.Rule] = field(default_factory=dict)
     exceptions: dict[str, ast.Exception_] = field(default_factory=dict)
+    conclusions: dict[str, ast.Conclusion] = field(default_factory=dict)
     amendments: list[ast.Amendment] = field(default_factory=list)
     examples: list[ast.Example] = field(default_factory=list)
     group_items: dict[str, frozenset[str]] = field(default_factory=dict)
@@ -123,18 +124,35 @@ class CheckedRulebook:
         return frozenset(n for n, it in self.items.items()
                          if self.rulebook_of(it.span.file) == mine)
 
-    def condition_of(self, decl: ast.Rule | ast.Exception_) -> ast.Condition | None:
-        """A rule's or exception's condition as the later stages evaluate it: `item is
-        dual-use` becomes `item in` every item of the rulebook it belongs to (whose control
-        periods and thresholds then apply as to any item)."""
+    def condition_of(self, decl: ast.Rule | ast.Exception_ | ast.Conclusion
+                     ) -> ast.Condition | None:
+        """A rule's, exception's or conclusion's condition as the later stages evaluate it:
+        `item is dual-use` becomes `item in` every item of the rulebook it belongs to (whose
+        control periods and thresholds then apply as to any item), and `NAME holds` the named
+        conclusion's own condition (`ast.Concluded`, a parenthesised part with its name)."""
         when = ast.first_attr(decl, ast.When)
         if when is None:
             return None
         key = f"condition:{id(decl)}"
         if key not in self.derived:
+            self.derived[key] = None  # a conclusion that holds by itself is E208, not a loop
             items = tuple(ast.Ref(n) for n in sorted(self.rulebook_items(decl.span.file)))
-            self.derived[key] = _expand_dual_use(when.condition, items)
+            self.derived[key] = self._expand_conclusions(
+                _expand_dual_use(when.condition, items))
         return self.derived[key]  # type: ignore[no-any-return]
+
+    def _expand_conclusions(self, c: ast.Condition) -> ast.Condition:
+        if isinstance(c, ast.ConclusionRef):
+            decl = self.conclusions.get(c.name.name)
+            inner = self.condition_of(decl) if decl is not None else None
+            if inner is None:  # unknown (E202) or circular (E208): never true
+                return ast.AnyOf((), c.span)
+            return ast.Concluded(inner, c.span, c.name.name)
+        if isinstance(c, ast.AllOf | ast.AnyOf):
+            return replace(c, parts=tuple(self._expand_conclusions(p) for p in c.parts))
+        if isinstance(c, ast.Negation | ast.Parenthesised):
+            return replace(c, part=self._expand_conclusions(c.part))
+        return c
 
     def suppressors(self, rule: str) -> list[ast.Rule | ast.Exception_]:
         """Exceptions that except `rule`, and permissions that override it."""

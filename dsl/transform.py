@@ -274,6 +274,12 @@ class AstBuilder(lark.Transformer[Token, Any]):
         title, rest = self._optional_title(c[1:])
         return ast.Rule(self._ref(c[0]), title, rest, self._span(c))
 
+    def conclusion(self, c: list[Any]) -> ast.Conclusion:
+        return ast.Conclusion(self._ref(c[0]), self._text(c[1]), tuple(c[2:]), self._span(c))
+
+    def conclusion_ref(self, c: list[Any]) -> ast.ConclusionRef:
+        return ast.ConclusionRef(self._ref(c[0]), self._span(c))
+
     def exception(self, c: list[Any]) -> ast.Exception_:
         title, rest = self._optional_title(c[1:])
         return ast.Exception_(self._ref(c[0]), title, rest, self._span(c))

@@ -147,3 +147,50 @@ def test_a_flood_of_errors_is_described_up_to_a_hundred_and_counted(tmp_path: Pa
     repeated = CliRunner().invoke(cli, ["check", str(tmp_path / "repeated.excon")]).output
     assert repeated.count("did you mean 'rule'?") == MAX_ERRORS
     assert "more error(s), not shown" in repeated and "4,900 more" in repeated
+
+
+CONCLUSIONS = """rulebook demo "Demo"
+  jurisdiction CN
+
+instrument LAW-1
+  title "A law"
+  issued 2024-01-01
+  in force 2024-01-01
+  article 1 "Widgets"
+
+item widget "Widget"
+  customs 8112929010
+  per LAW-1 article 1
+
+conclusion to-the-us "Goods for the United States"
+  per LAW-1 article 1
+  when destination in US or end_user_country in US
+
+conclusion circular-a "One half of a circle"
+  per LAW-1 article 1
+  when circular-b holds
+
+conclusion circular-b "The other half"
+  per LAW-1 article 1
+  when circular-a holds and destination in US
+
+conclusion uncited "No legal basis"
+  when destination in US
+
+rule widget-ban "No widgets to the US"
+  per LAW-1 article 1
+  when item in widget and to-the-uss holds
+  then prohibited
+"""
+
+
+def test_conclusions_are_checked_by_name_basis_and_circles(tmp_path: Path) -> None:
+    (tmp_path / "demo.excon").write_text(CONCLUSIONS, encoding="utf-8")
+    found = [(d.code, d.message, d.hint) for d in
+             dsl.load([tmp_path], declaration_schema()).diagnostics if d.severity == "error"]
+    assert ("E202", "there is no conclusion called 'to-the-uss'", "did you mean 'to-the-us'?") \
+        in found
+    circles = [m for c, m, _ in found if c == "E208"]
+    assert "conclusion 'circular-a' rests on itself (circular-a → circular-b → circular-a)" \
+        in circles
+    assert ("E205", "conclusion 'uncited' needs a citation (per INSTRUMENT …)", None) in found

@@ -117,3 +117,13 @@ def test_each_listing_announcement_shows_its_entries_measures_and_timeline(html:
     assert entries == "Illumina" and measures == "import-ban"
     assert "lifted 2025-11-10 – onwards (by MOFCOM-2025-1105)" in life
     assert "lifted 2025-08-12 – onwards (by MOFCOM-2025-0812)" in rows["MOFCOM-2025-22"][2]
+
+
+def test_named_conclusions_are_listed_with_their_basis_and_the_rules_that_test_them() -> None:
+    text, _ = render(RULEBOOKS / "us-ear-3c001", TODAY)
+    part = text[text.index('id="conclusion-subject-to-the-ear"'):]
+    part = part[:part.index("</article>")]
+    assert "Holds when export_country is not missing and export_country in united-states." \
+        in part
+    assert 'href="#instrument-EAR-734">EAR-734</a> section 734.3(a)(1)' in part
+    assert 'Tested by <a href="#rule-ear-3c001-ns1">ear-3c001-ns1</a>.' in part

@@ -89,3 +89,23 @@ def test_an_indicator_is_explained_with_its_history_and_party_links(tmp_path: Pa
     assert "consignee related to exporter within 2 hops via address, phone, parent → true" \
         in linked
     assert "Apex Materials GmbH —address— Hunan Co." in linked
+
+
+def test_a_named_conclusion_is_a_step_with_its_citation_and_truth(tmp_path: Path) -> None:
+    """The EAR rule tests `subject-to-the-ear holds`: explain shows the conclusion with its
+    title, citation and truth, and the finding rests on its unverified act."""
+    decls = tmp_path / "declarations.csv"
+    decls.write_text(HEADER.rstrip("\n") + ",export_country\n"
+                     "W1,2025-06-01,Wolfspeed,Infineon AG,DE,,,DE,3818000010,wafers,2,9000,,,US\n"
+                     "W2,2025-06-01,Hunan Co.,Infineon AG,DE,,,DE,3818000010,wafers,2,9000,,,\n",
+                     encoding="utf-8")
+    db = tmp_path / "kb.db"
+    build(db, [RULEBOOKS], decls)
+    ear = explain(db, "W1").split("ear-3c001-ns1 —")[1].split("\n\n")[0]
+    assert "subject-to-the-ear holds → true" in ear
+    assert ("subject-to-the-ear: The goods are subject to the EAR: items in the United States "
+            "(EAR-734 section 734.3(a)(1)) → true") in ear
+    assert "result: unlicensed" in ear
+    other = explain(db, "W2").split("ear-3c001-ns1 —")[1].split("\n\n")[0]
+    assert "subject-to-the-ear: The goods are subject to the EAR" in other and "→ false" in other
+    assert "result: no finding" in other

@@ -59,6 +59,8 @@ class Checker(TimeChecks):
             self.check_rule(r)
         for e in self.rb.exceptions.values():
             self.check_exception(e)
+        for conclusion in self.rb.conclusions.values():
+            self.check_conclusion(conclusion)
         self.check_amendments()
         self.check_item_periods()
         self.check_conflicts()

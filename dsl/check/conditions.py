@@ -102,6 +102,11 @@ class ConditionChecks(NameResolver):
                                node.span, "add a `value range` with one of their codes")
             elif isinstance(node, ast.Comparison):
                 self.comparison(node)
+            elif isinstance(node, ast.ConclusionRef):
+                if context == "item":
+                    self.error("E401", "an item's own condition cannot test a conclusion",
+                               node.span)
+                self.resolve(node.name, "conclusion", self.rb.conclusions)
 
     def related(self, node: ast.Related) -> None:
         self.party_role(node.subject)

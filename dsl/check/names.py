@@ -157,6 +157,8 @@ class NameResolver:
                     self.declare(rb.rules, d.name, d, "rule")
                 elif isinstance(d, ast.Exception_):
                     self.declare(rb.exceptions, d.name, d, "rule")
+                elif isinstance(d, ast.Conclusion):
+                    self.declare(rb.conclusions, d.name, d, "rule")
                 elif isinstance(d, ast.Amendment):
                     rb.amendments.append(d)
                 elif isinstance(d, ast.Example):

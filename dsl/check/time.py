@@ -60,6 +60,40 @@ class TimeChecks(DeclarationChecks):
             self.field_ref(m.field)
         self.rb.validity[r.name.name] = self.rule_interval(r)
 
+    def check_conclusion(self, c: ast.Conclusion) -> None:
+        """A conclusion has a citation and one condition, and never rests on itself."""
+        self._annotations(c, "conclusion", c.name.name)
+        cites = self.check_citations(c)
+        self.required(c, cites, "a citation (per INSTRUMENT …)", c.name, c.name.span)
+        whens = ast.attrs_of(c, ast.When)
+        self.required(c, whens, "a condition (when …)", c.name, c.name.span)
+        self.at_most_one(whens, "when")
+        for w in whens:
+            self.condition(w.condition, context="rule")
+        path = self._rests_on_itself(c.name.name)
+        if path:
+            self.error("E208", f"conclusion '{c.name.name}' rests on itself "
+                       f"({' → '.join(path)})", c.name.span)
+
+    def _conclusion_refs(self, name: str) -> list[str]:
+        decl = self.rb.conclusions.get(name)
+        when = ast.first_attr(decl, ast.When) if decl is not None else None
+        return [] if when is None else [n.name.name for n in iter_conditions(when.condition)
+                                        if isinstance(n, ast.ConclusionRef)]
+
+    def _rests_on_itself(self, start: str) -> list[str] | None:
+        """The path by which a conclusion's condition comes back to it, if it does."""
+        stack, seen = [(start, [start])], {start}
+        while stack:
+            name, path = stack.pop()
+            for ref in self._conclusion_refs(name):
+                if ref == start:
+                    return [*path, start]
+                if ref not in seen:
+                    seen.add(ref)
+                    stack.append((ref, [*path, ref]))
+        return None
+
     def check_exception(self, e: ast.Exception_) -> None:
         self._annotations(e, "exception", e.name.name)
         cites = self.check_citations(e)

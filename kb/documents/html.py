@@ -20,6 +20,9 @@ from typing import Any
 import jinja2
 
 import dsl
+from dsl import ast
+from dsl.check.names import iter_conditions
+from dsl.format import condition as condition_text
 from dsl.model import law
 from dsl.names import web_url
 from dsl.periods import ONE_DAY, Periods, listing_periods, rule_periods
@@ -171,6 +174,7 @@ def _context(rb: CheckedRulebook, today: dt.date) -> dict[str, Any]:
         "today": today.isoformat(),
         "instruments": sorted(instruments, key=lambda i: (i["in_force"] or "", i["id"])),
         "rules": rules, "groups": groups, "lists": parties["party_lists"],
+        "conclusions": _conclusions(rb, name),
         "item_count": len(items["items"]),
         "parties": sorted(parties["parties"], key=lambda p: p["legal_name"].lower()),
         "amendments": amendments,
@@ -184,6 +188,27 @@ def _context(rb: CheckedRulebook, today: dt.date) -> dict[str, Any]:
                           + [(label, p, label.split(" of ")[-1].split(" ")[0])
                              for label, p in _listing_periods(rb)]),
     }
+
+
+def _conclusions(rb: CheckedRulebook, rulebook: str) -> list[dict[str, Any]]:
+    """The rulebook's named conclusions, each with the rules that test it."""
+    out = []
+    for name, c in sorted(rb.conclusions.items()):
+        if rb.rulebook_of(c.span.file) not in (rulebook, None):
+            continue
+        cite = ast.first_attr(c, ast.Citation)
+        when = ast.first_attr(c, ast.When)
+        note = ast.first_attr(c, ast.Unverified)
+        rules = sorted(r for r, decl in rb.rules.items()
+                       if (w := ast.first_attr(decl, ast.When)) is not None and any(
+                           isinstance(n, ast.ConclusionRef) and n.name.name == name
+                           for n in iter_conditions(w.condition)))
+        out.append({"name": name, "title": c.title.value,
+                    "instrument": cite.instrument.name if cite else None,
+                    "provision": str(cite.provision) if cite and cite.provision else None,
+                    "condition": condition_text(when.condition) if when else "",
+                    "unverified": note.text.value if note else None, "rules": rules})
+    return out
 
 
 def _announcements(rb: CheckedRulebook) -> list[dict[str, Any]]:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from dsl import ast
 from dsl.basis import basis_plan
 from dsl.interpret import Interpreter
 from dsl.model import law
@@ -145,6 +146,7 @@ def explain(db: Path, declaration_id: str, as_of: str | None = None,
                 for p in rule.parts:
                     value = interpreter.truth(p.node, d, item, judged)
                     r.lines.append(f"  {p.text} → {_truth_word(value)}{label}")
+                    r.lines += _conclusion_steps(interpreter, p.node, d, item, judged, "    ")
             if items:
                 r.lines.append(f"  (customs code {d['hs_code']} matches "
                                f"{', '.join(items)})")
@@ -228,3 +230,31 @@ def _names_matched(licences: list[dict[str, Any]], d: dict[str, Any]) -> str:
         if named and declared and named != declared and party_key(named) == party_key(declared):
             notes.append(f"its {role} '{named}' matches the {other} '{declared}'")
     return f" ({'; '.join(notes)})" if notes else ""
+
+
+def _conclusion_steps(interpreter: Interpreter, node: Any, d: dict[str, Any], item: str | None,
+                      judged: str, indent: str, seen: tuple[str, ...] = ()) -> list[str]:
+    """Each named conclusion a condition tests, as a step: its name, title, citation and
+    truth, then the conclusions it tests in turn, indented."""
+    rb = interpreter.rb
+    out = []
+    stack = [node]
+    while stack:
+        c = stack.pop(0)
+        if isinstance(c, ast.ConclusionRef) and c.name.name not in seen:
+            decl = rb.conclusions[c.name.name]
+            cite = ast.first_attr(decl, ast.Citation)
+            where = f" ({cite.instrument.name}" + (f" {cite.provision}" if cite.provision
+                                                  else "") + ")" if cite else ""
+            value = interpreter.truth(c, d, item, judged)
+            out.append(f"{indent}{c.name.name}: {decl.title.value}{where} → "
+                       f"{_truth_word(value)}")
+            when = ast.first_attr(decl, ast.When)
+            if when is not None:
+                out += _conclusion_steps(interpreter, when.condition, d, item, judged,
+                                         indent + "  ", (*seen, c.name.name))
+        elif isinstance(c, ast.AllOf | ast.AnyOf):
+            stack.extend(c.parts)
+        elif isinstance(c, ast.Negation | ast.Parenthesised):
+            stack.append(c.part)
+    return out

@@ -12,8 +12,10 @@ from importlib.metadata import version as package_version
 from pathlib import Path
 from typing import Any
 
+from dsl import ast
 from dsl.basis import BasisPlan, basis_plan
 from dsl.compile import CompiledRulebook
+from dsl.format import condition as condition_text
 from dsl.ir import node_schemas, plain, source_files
 from dsl.model import Rule, declarations_json, law
 from dsl.periods import rule_periods
@@ -65,6 +67,20 @@ def rules_json(rb: CheckedRulebook, compiled: CompiledRulebook,
             "basis": basis_json(basis_plan(rb, model, r.name)),
         }
 
+    def conclusion(name: str, c: ast.Conclusion) -> dict[str, Any]:
+        cite = ast.first_attr(c, ast.Citation)
+        when = ast.first_attr(c, ast.When)
+        note = ast.first_attr(c, ast.Unverified)
+        return {
+            "name": name, "title": c.title.value,
+            "instrument": cite.instrument.name if cite else None,
+            "provision": str(cite.provision) if cite and cite.provision else None,
+            "condition": condition_text(when.condition) if when else None,
+            "when": plain(when.condition) if when else None,
+            "unverified": note.text.value if note else None,
+            "source": {"file": relative_source(c.span.file, roots), "line": c.span.line},
+        }
+
     model = law(rb)
     return {
         "format": "excon-rules/1",
@@ -80,6 +96,7 @@ def rules_json(rb: CheckedRulebook, compiled: CompiledRulebook,
         "lists": written["lists"],
         "parties": written["parties"],
         "rules": [rule(r) for r in sorted(model.rules.values(), key=lambda r: r.kind != "rule")],
+        "conclusions": [conclusion(name, c) for name, c in sorted(rb.conclusions.items())],
         "amendments": written["amendments"],
         "examples": written["examples"],
         "value_ranges": [{"name": n, "code": c, "low": lo, "high": hi, "unit": "USD/kg"}
