@@ -406,6 +406,16 @@ class Parenthesised:
 
 
 @dataclass(frozen=True, slots=True)
+class Reaches:
+    """`FIELD reaches PARAMETER`: the fact meets the parameter's value in force on the judged
+    date, by the value's own comparator."""
+
+    subject: Ref
+    parameter: Ref
+    span: Span = _span()
+
+
+@dataclass(frozen=True, slots=True)
 class ConclusionRef:
     """`NAME holds`: a named conclusion, as written in a condition."""
 
@@ -579,7 +589,7 @@ class SumOf:
 
 Condition = (
     AllOf | AnyOf | Negation | Parenthesised | ItemIn | DualUse | InSet | IsMissing | Mentions
-    | Listed | Related | FirstSeen | InRange | Comparison | ConclusionRef
+    | Listed | Related | FirstSeen | InRange | Comparison | ConclusionRef | Reaches
 )
 Expression = Field | Quantity | DateLiteral | TextLiteral | Arithmetic | CountOf | SumOf
 
@@ -747,6 +757,34 @@ class Rule:
 
 
 @dataclass(frozen=True, slots=True)
+class ParameterValue:
+    """`at least 0.1 % [from DATE] [until DATE] [per ACT]`: one value of a parameter, with its
+    comparator (">=", ">", "<=", "<"), and when it applies."""
+
+    op: str
+    value: Decimal
+    unit: str | None
+    valid_from: ValidFrom | None = None
+    valid_until: ValidUntil | None = None
+    citation: Citation | None = None
+    span: Span = _span()
+
+    @property
+    def words(self) -> str:
+        return {">=": "at least", ">": "more than", "<=": "at most", "<": "less than"}[self.op]
+
+
+@dataclass(frozen=True, slots=True)
+class Parameter:
+    """`parameter NAME "title"`: a named threshold, with a value per period."""
+
+    name: Ref
+    title: Text
+    attrs: tuple[object, ...] = ()
+    span: Span = _span()
+
+
+@dataclass(frozen=True, slots=True)
 class Conclusion:
     """`conclusion NAME "title"`: a condition defined once, with its citation, that rules test
     with `NAME holds`."""
@@ -795,7 +833,7 @@ class Example:
 
 Declaration = (
     RulebookDecl | Use | Instrument | Item | Group | CountryGroup | Terms | ValueRange
-    | PartyList | Party | Rule | Conclusion | Exception_ | Amendment | Example
+    | PartyList | Party | Rule | Conclusion | Parameter | Exception_ | Amendment | Example
 )
 
 

@@ -83,6 +83,8 @@ def condition(c: ast.Condition) -> str:
         return f"({condition(c.part)})"
     if isinstance(c, ast.ConclusionRef):
         return f"{c.name.name} holds"
+    if isinstance(c, ast.Reaches):
+        return f"{c.subject.name} reaches {c.parameter.name}"
     if isinstance(c, ast.ItemIn):
         return f"item {'not in' if c.negated else 'in'} {names(c.members)}"
     if isinstance(c, ast.InSet):
@@ -270,6 +272,12 @@ def attribute(a: object) -> list[str]:
         return condition_lines("controlled if", a.condition)
     if isinstance(a, ast.Members):
         return [f"members {names(a.names)}"]
+    if isinstance(a, ast.ParameterValue):
+        value = number(a.value) + (f" {a.unit}" if a.unit else "")
+        return [" ".join(x for x in (
+            a.words, value, f"from {a.valid_from.date.text}" if a.valid_from else "",
+            f"until {a.valid_until.date.text}" if a.valid_until else "",
+            citation(a.citation) if a.citation else "") if x)]
     if isinstance(a, ast.BelongsTo):
         return [f"for {names(a.names)}"]
     if isinstance(a, ast.Words):
@@ -367,7 +375,7 @@ def header(d: ast.Declaration) -> str:
         ast.Item: "item", ast.Group: "group", ast.CountryGroup: "countries", ast.Terms: "terms",
         ast.ValueRange: "value range",
         ast.PartyList: "list", ast.Party: "party", ast.Rule: "rule",
-        ast.Exception_: "exception", ast.Conclusion: "conclusion",
+        ast.Exception_: "exception", ast.Conclusion: "conclusion", ast.Parameter: "parameter",
     }[type(d)]
     title = getattr(d, "title", None)
     name: ast.Ref = d.name

@@ -29,11 +29,13 @@ from dsl.graph import PartyFacts
 from dsl.model import law
 from dsl.naive import Act, Calendar, Links, Listing, Names
 from dsl.names import party_key
+from dsl.periods import parameter_periods
 from dsl.rulebook import (
     CheckedRulebook,
     Interval,
     listing_nodes,
     normalise_customs_code,
+    parameter_test,
     required_items,
 )
 from dsl.schema import UNIT_FACTORS, Schema
@@ -284,6 +286,12 @@ class Interpreter:
     def truth(self, c: ast.Condition, d: Row, item: str | None, day: str) -> Truth:
         if isinstance(c, ast.Parenthesised):
             return self.truth(c.part, d, item, day)
+        if isinstance(c, ast.Reaches):  # the value in force on the day, by its comparator
+            on = _day(day)
+            for iv, v, _ in parameter_periods(self.rb, c.parameter.name):
+                if (iv.start is None or iv.start <= on) and (iv.end is None or on <= iv.end):
+                    return self.truth(parameter_test(c, v), d, item, day)
+            return False
         if isinstance(c, ast.ConclusionRef):  # as written (explain's steps): its condition
             inner = self.rb.condition_of(self.rb.conclusions[c.name.name])
             return None if inner is None else self.truth(inner, d, item, day)

@@ -25,7 +25,8 @@ from dsl.transform import AstBuilder, SyntaxProblem
 DECLARATION_KEYWORDS = (
     "rulebook", "use", "instrument", "item", "group", "countries", "terms", "value", "list",
     "party",
-    "rule", "conclusion", "exception", "suspend", "extend", "repeal", "lift", "example",
+    "rule", "conclusion", "parameter", "exception", "suspend", "extend", "repeal", "lift",
+    "example",
 )
 
 # Terminal names as policy staff would say them.

@@ -228,6 +228,27 @@ def listing_periods(rb: CheckedRulebook) -> list[ListingPeriods]:
     return out
 
 
+def parameter_periods(rb: CheckedRulebook, name: str
+                      ) -> list[tuple[Interval, ast.ParameterValue, ast.Citation | None]]:
+    """A parameter's values with the days each applies: its own period (`from`, else its act's
+    in-force date; `until`), less the days its act, or the provision cited, is suspended,
+    repealed or lifted. Each piece of a cut period is listed apart, in date order."""
+    cached = rb.derived.setdefault("parameter_periods", {})
+    if name not in cached:
+        gaps = _amendment_gaps(rb)
+        out = []
+        for iv, v, cite in rb.parameter_values(name):
+            keys = []
+            if cite is not None:
+                keys.append(f"instrument:{cite.instrument.name}")
+                if cite.provision is not None:
+                    keys.append(f"instrument:{cite.instrument.name}:{cite.provision}")
+            periods = Periods(iv, [g for k in keys for g in gaps.get(k, [])])
+            out += [(piece, v, cite) for piece in periods.intervals]
+        cached[name] = sorted(out, key=lambda x: x[0].start or dt.date.min)
+    return cached[name]  # type: ignore[no-any-return]
+
+
 @dataclass(frozen=True)
 class Control:
     """A stretch of days (both ends inclusive, None open) in which one act controls an item."""

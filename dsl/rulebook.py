@@ -59,6 +59,7 @@ class CheckedRulebook:
     rules: dict[str, ast.Rule] = field(default_factory=dict)
     exceptions: dict[str, ast.Exception_] = field(default_factory=dict)
     conclusions: dict[str, ast.Conclusion] = field(default_factory=dict)
+    parameters: dict[str, ast.Parameter] = field(default_factory=dict)
     amendments: list[ast.Amendment] = field(default_factory=list)
     examples: list[ast.Example] = field(default_factory=list)
     group_items: dict[str, frozenset[str]] = field(default_factory=dict)
@@ -73,6 +74,20 @@ class CheckedRulebook:
         for n in names:
             out |= self.group_items.get(n, frozenset({n}) if n in self.items else frozenset())
         return frozenset(out)
+
+    def parameter_values(self, name: str
+                         ) -> list[tuple[Interval, ast.ParameterValue, ast.Citation | None]]:
+        """A parameter's values, each with the days it applies (both ends inclusive): from its
+        `from`, else from the in-force date of the act it cites, until its `until`."""
+        decl = self.parameters[name]
+        out = []
+        for v in ast.attrs_of(decl, ast.ParameterValue):
+            cite = v.citation
+            start = parse_date(v.valid_from.date.text) if v.valid_from else (
+                self.in_force_date(cite.instrument.name) if cite else None)
+            end = parse_date(v.valid_until.date.text) if v.valid_until else None
+            out.append((Interval(start, end), v, cite))
+        return sorted(out, key=lambda x: x[0].start or dt.date.min)
 
     def stands_for(self, decl: ast.Terms | ast.ValueRange) -> frozenset[str] | None:
         """The items terms or a value range stand for (`for GROUP, …`), None when they name
@@ -266,6 +281,22 @@ def _expand_dual_use(c: ast.Condition, items: tuple[ast.Ref, ...]) -> ast.Condit
     if isinstance(c, ast.Negation | ast.Parenthesised):
         return replace(c, part=_expand_dual_use(c.part, items))
     return c
+
+
+def parameter_test(c: ast.Reaches, v: ast.ParameterValue) -> ast.Comparison:
+    """`FIELD reaches PARAMETER` on one value of it: the comparison it stands for."""
+    return ast.Comparison(ast.Field(c.subject, c.span), v.op, ast.Quantity(v.value, v.unit, v.span),
+                          c.span)
+
+
+def parameter_text(iv: Interval, v: ast.ParameterValue, cite: ast.Citation | None) -> str:
+    """One value of a parameter in words, with its period and act: 'at least 0.1 % from
+    2025-12-01, MOFCOM-2025-61 part 1'."""
+    value = format(v.value, "f") + (f" {v.unit}" if v.unit else "")
+    days = (f" from {iv.start}" if iv.start else "") + (f" until {iv.end}" if iv.end else "")
+    act = (f", {cite.instrument.name}" + (f" {cite.provision}" if cite.provision else "")
+           if cite else "")
+    return f"{v.words} {value}{days}{act}"
 
 
 def listing_nodes(c: ast.Condition) -> list[ast.Listed] | None:

@@ -274,6 +274,32 @@ class AstBuilder(lark.Transformer[Token, Any]):
         title, rest = self._optional_title(c[1:])
         return ast.Rule(self._ref(c[0]), title, rest, self._span(c))
 
+    def parameter(self, c: list[Any]) -> ast.Parameter:
+        return ast.Parameter(self._ref(c[0]), self._text(c[1]), tuple(c[2:]), self._span(c))
+
+    def parameter_value(self, c: list[Any]) -> ast.ParameterValue:
+        op, number, *rest = c
+        unit = str(rest.pop(0)) if rest and isinstance(rest[0], Token) else None
+        found = {type(x): x for x in rest}
+        return ast.ParameterValue(op, Decimal(str(number)), unit, found.get(ast.ValidFrom),
+                                  found.get(ast.ValidUntil), found.get(ast.Citation),
+                                  self._span(c))
+
+    def at_least(self, c: list[Any]) -> str:
+        return ">="
+
+    def more_than(self, c: list[Any]) -> str:
+        return ">"
+
+    def at_most(self, c: list[Any]) -> str:
+        return "<="
+
+    def less_than(self, c: list[Any]) -> str:
+        return "<"
+
+    def reaches(self, c: list[Any]) -> ast.Reaches:
+        return ast.Reaches(self._ref(c[0]), self._ref(c[1]), self._span(c))
+
     def conclusion(self, c: list[Any]) -> ast.Conclusion:
         return ast.Conclusion(self._ref(c[0]), self._text(c[1]), tuple(c[2:]), self._span(c))
 

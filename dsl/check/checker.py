@@ -61,6 +61,8 @@ class Checker(TimeChecks):
             self.check_exception(e)
         for conclusion in self.rb.conclusions.values():
             self.check_conclusion(conclusion)
+        for parameter in self.rb.parameters.values():
+            self.check_parameter(parameter)
         self.check_amendments()
         self.check_item_periods()
         self.check_conflicts()

@@ -102,6 +102,22 @@ class ConditionChecks(NameResolver):
                                node.span, "add a `value range` with one of their codes")
             elif isinstance(node, ast.Comparison):
                 self.comparison(node)
+            elif isinstance(node, ast.Reaches):
+                spec = self.field_ref(node.subject)
+                if not self.resolve(node.parameter, "parameter", self.rb.parameters):
+                    continue
+                if spec is not None and spec.type != "number":
+                    self.error("E401", f"'{node.subject.name}' is not a number; a parameter is "
+                               "a threshold for a number", node.subject.span)
+                    continue
+                units = {v.unit for v in ast.attrs_of(self.rb.parameters[node.parameter.name],
+                                                      ast.ParameterValue)}
+                kinds = {UNIT_DIMENSIONS.get(u) if u else None for u in units}
+                if spec is not None and kinds and spec.dimension not in kinds:
+                    self.error("E402", f"'{node.subject.name}' ({spec.dimension or 'no unit'}) "
+                               f"cannot reach parameter '{node.parameter.name}' "
+                               f"({', '.join(sorted(k or 'no unit' for k in kinds))})",
+                               node.span)
             elif isinstance(node, ast.ConclusionRef):
                 if context == "item":
                     self.error("E401", "an item's own condition cannot test a conclusion",

@@ -159,6 +159,8 @@ class NameResolver:
                     self.declare(rb.exceptions, d.name, d, "rule")
                 elif isinstance(d, ast.Conclusion):
                     self.declare(rb.conclusions, d.name, d, "rule")
+                elif isinstance(d, ast.Parameter):
+                    self.declare(rb.parameters, d.name, d, "parameter")
                 elif isinstance(d, ast.Amendment):
                     rb.amendments.append(d)
                 elif isinstance(d, ast.Example):

@@ -6,11 +6,14 @@ repeals, lifts) against what they amend.
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal
+from itertools import pairwise
 
 from dsl import ast
 from dsl.check.declarations import DeclarationChecks
 from dsl.check.names import RESTRICTIVE, iter_conditions
 from dsl.rulebook import Interval, parse_date
+from dsl.schema import UNIT_DIMENSIONS
 
 
 class TimeChecks(DeclarationChecks):
@@ -59,6 +62,40 @@ class TimeChecks(DeclarationChecks):
         for m in ast.attrs_of(r, ast.IfMissing):
             self.field_ref(m.field)
         self.rb.validity[r.name.name] = self.rule_interval(r)
+
+    def check_parameter(self, p: ast.Parameter) -> None:
+        """A parameter has values of one dimension, each citing the act that sets it, whose
+        periods do not overlap."""
+        self._annotations(p, "parameter", p.name.name)
+        values = ast.attrs_of(p, ast.ParameterValue)
+        self.required(p, values, "a value (at least 0.1 %, more than 50 %, …)", p.name,
+                      p.name.span)
+        dimensions = set()
+        for v in values:
+            if v.citation is not None:
+                self.citation(v.citation)
+            else:
+                self.error("E205", f"a value of parameter '{p.name.name}' needs the act that "
+                           "sets it", v.span, "end the line with per INSTRUMENT [provision]")
+            if v.unit is not None and v.unit not in UNIT_DIMENSIONS:
+                continue  # the grammar allows the language's units only
+            dimensions.add(UNIT_DIMENSIONS.get(v.unit) if v.unit else None)
+            if v.unit == "%" and not Decimal(0) <= v.value <= Decimal(100):
+                self.error("E403", f"{v.value} % is not a percentage between 0 and 100", v.span)
+            if v.valid_from and v.valid_until and \
+                    self.date(v.valid_until.date) < self.date(v.valid_from.date):  # type: ignore[operator]
+                self.error("E302", f"this ends on {v.valid_until.date.text} before it starts "
+                           f"on {v.valid_from.date.text}", v.valid_until.span)
+        if len(dimensions) > 1:
+            self.error("E402", f"the values of parameter '{p.name.name}' are not of one kind "
+                       f"({', '.join(sorted(d or 'no unit' for d in dimensions))})", p.name.span)
+        periods = self.rb.parameter_values(p.name.name) if values else []
+        for (a, va, _), (b, vb, _) in pairwise(periods):
+            if a.end is None or b.start is None or b.start <= a.end:
+                self.error("E302", f"two values of parameter '{p.name.name}' apply on the same "
+                           f"days (from {b.start or 'the beginning'})", vb.span,
+                           "end the earlier value (until DATE) the day before the later starts",
+                           related=((va.span, "the earlier value"),))
 
     def check_conclusion(self, c: ast.Conclusion) -> None:
         """A conclusion has a citation and one condition, and never rests on itself."""

@@ -42,8 +42,8 @@ from dsl.compile.sql import (
     union_all,
     whole,
 )
-from dsl.periods import Control, item_controls
-from dsl.rulebook import Interval
+from dsl.periods import Control, item_controls, parameter_periods
+from dsl.rulebook import Interval, parameter_test, parameter_text
 from dsl.schema import UNIT_FACTORS
 
 
@@ -95,6 +95,8 @@ class ConditionCompiler(FactCompiler):
             return self.first_seen(c)
         if isinstance(c, ast.InRange):
             return self.in_range(c)
+        if isinstance(c, ast.Reaches):
+            return self.reaches(c)
         return self.fail(c, type(c).__name__.lower())  # pragma: no cover - every kind compiles
 
     def item_in(self, c: ast.ItemIn) -> Truth:
@@ -704,6 +706,29 @@ class ConditionCompiler(FactCompiler):
             return min((x for x in found if x.certain), key=lambda x: x.cost,
                        default=min(found, key=lambda x: x.cost, default=None))
         return None
+
+    def reaches(self, c: ast.Reaches) -> Truth:
+        """The fact meets the parameter's value in force on the judged date (false on a day
+        no value applies); the evidence names the value that held, with its period."""
+        t_parts: list[exp.Expression] = []
+        f_parts: list[exp.Expression] = []
+        missing: list[str] = []
+        evidence = exp.Case()
+        for iv, v, cite in parameter_periods(self.rb, c.parameter.name):
+            truth = self.comparison(parameter_test(c, v))
+            when = interval_test(iv, self.judged_on())
+            t_parts.append(and_(when, truth.t))
+            f_parts.append(or_(not_(when.copy()), truth.f))
+            missing = merge([missing, truth.missing])
+            evidence = evidence.when(t_parts[-1].copy(), lit(
+                f"; {c.subject.name.replace('_', ' ')} reaches {c.parameter.name} "
+                f"({parameter_text(iv, v, cite)})"))
+        if t_parts:
+            self.evidence.append(evidence)
+        t = exp.paren(or_(*t_parts)) if len(t_parts) > 1 else (t_parts[0] if t_parts
+                                                              else exp.false())
+        f = and_(*f_parts) if f_parts else TRUE
+        return Truth(t, f, missing)
 
     def comparison(self, c: ast.Comparison) -> Truth:
         left, lmiss = self.expression(c.left)

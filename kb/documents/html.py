@@ -25,8 +25,8 @@ from dsl.check.names import iter_conditions
 from dsl.format import condition as condition_text
 from dsl.model import law
 from dsl.names import web_url
-from dsl.periods import ONE_DAY, Periods, listing_periods, rule_periods
-from dsl.rulebook import CheckedRulebook
+from dsl.periods import ONE_DAY, Periods, listing_periods, parameter_periods, rule_periods
+from dsl.rulebook import CheckedRulebook, parameter_text
 from kb.store.rulebook_rows import (
     amendment_rows,
     example_rows,
@@ -175,6 +175,7 @@ def _context(rb: CheckedRulebook, today: dt.date) -> dict[str, Any]:
         "instruments": sorted(instruments, key=lambda i: (i["in_force"] or "", i["id"])),
         "rules": rules, "groups": groups, "lists": parties["party_lists"],
         "conclusions": _conclusions(rb, name),
+        "parameters": _parameters(rb, name),
         "item_count": len(items["items"]),
         "parties": sorted(parties["parties"], key=lambda p: p["legal_name"].lower()),
         "amendments": amendments,
@@ -208,6 +209,23 @@ def _conclusions(rb: CheckedRulebook, rulebook: str) -> list[dict[str, Any]]:
                     "provision": str(cite.provision) if cite and cite.provision else None,
                     "condition": condition_text(when.condition) if when else "",
                     "unverified": note.text.value if note else None, "rules": rules})
+    return out
+
+
+def _parameters(rb: CheckedRulebook, rulebook: str) -> list[dict[str, Any]]:
+    """The rulebook's parameters, each value in words with its period and act, and the rules
+    that read them."""
+    out = []
+    for name, p in sorted(rb.parameters.items()):
+        if rb.rulebook_of(p.span.file) not in (rulebook, None):
+            continue
+        rules = sorted(r for r, decl in [*rb.rules.items(), *rb.conclusions.items()]
+                       if (w := ast.first_attr(decl, ast.When)) is not None and any(
+                           isinstance(n, ast.Reaches) and n.parameter.name == name
+                           for n in iter_conditions(w.condition)))
+        out.append({"name": name, "title": p.title.value, "rules": rules,
+                    "value_lines": [parameter_text(iv, v, cite)
+                               for iv, v, cite in parameter_periods(rb, name)]})
     return out
 
 

@@ -19,8 +19,8 @@ from dsl.basis import basis_plan
 from dsl.interpret import Interpreter
 from dsl.model import law
 from dsl.names import party_key
-from dsl.periods import rule_periods
-from dsl.rulebook import LICENSABLE
+from dsl.periods import parameter_periods, rule_periods
+from dsl.rulebook import LICENSABLE, parameter_text
 from kb.screen.checks import declaration_findings_query
 from kb.screen.screener import Finding, Screener
 
@@ -235,13 +235,24 @@ def _names_matched(licences: list[dict[str, Any]], d: dict[str, Any]) -> str:
 def _conclusion_steps(interpreter: Interpreter, node: Any, d: dict[str, Any], item: str | None,
                       judged: str, indent: str, seen: tuple[str, ...] = ()) -> list[str]:
     """Each named conclusion a condition tests, as a step: its name, title, citation and
-    truth, then the conclusions it tests in turn, indented."""
+    truth, then the conclusions it tests in turn, indented; and each parameter it reads, with
+    the value in force on the judged date, its period and its act."""
     rb = interpreter.rb
     out = []
     stack = [node]
     while stack:
         c = stack.pop(0)
-        if isinstance(c, ast.ConclusionRef) and c.name.name not in seen:
+        if isinstance(c, ast.Reaches):
+            on = dt.date.fromisoformat(judged)
+            text = next((parameter_text(iv, v, cite) for iv, v, cite in
+                         parameter_periods(rb, c.parameter.name)
+                         if (iv.start is None or iv.start <= on)
+                         and (iv.end is None or on <= iv.end)), None)
+            out.append(f"{indent}{c.parameter.name}: "
+                       + (f"{text} (in force on {judged})" if text else
+                          f"no value in force on {judged}")
+                       + f"; {c.subject.name} = {d.get(c.subject.name)}")
+        elif isinstance(c, ast.ConclusionRef) and c.name.name not in seen:
             decl = rb.conclusions[c.name.name]
             cite = ast.first_attr(decl, ast.Citation)
             where = f" ({cite.instrument.name}" + (f" {cite.provision}" if cite.provision

@@ -18,7 +18,7 @@ from dsl.compile import CompiledRulebook
 from dsl.format import condition as condition_text
 from dsl.ir import node_schemas, plain, source_files
 from dsl.model import Rule, declarations_json, law
-from dsl.periods import rule_periods
+from dsl.periods import parameter_periods, rule_periods
 from dsl.rulebook import CheckedRulebook
 
 CUSTOMS_MATCH = (
@@ -97,6 +97,15 @@ def rules_json(rb: CheckedRulebook, compiled: CompiledRulebook,
         "parties": written["parties"],
         "rules": [rule(r) for r in sorted(model.rules.values(), key=lambda r: r.kind != "rule")],
         "conclusions": [conclusion(name, c) for name, c in sorted(rb.conclusions.items())],
+        "parameters": [{"name": name, "title": p.title.value, "values": [
+            {"comparator": v.op, "value": float(v.value), "unit": v.unit,
+             "from": iv.start.isoformat() if iv.start else None,
+             "until": iv.end.isoformat() if iv.end else None,
+             "instrument": cite.instrument.name if cite else None,
+             "provision": str(cite.provision) if cite and cite.provision else None}
+            for iv, v, cite in parameter_periods(rb, name)],
+            "source": {"file": relative_source(p.span.file, roots), "line": p.span.line}}
+            for name, p in sorted(rb.parameters.items())],
         "amendments": written["amendments"],
         "examples": written["examples"],
         "value_ranges": [{"name": n, "code": c, "low": lo, "high": hi, "unit": "USD/kg"}
