@@ -553,12 +553,16 @@ class Interpreter:
                         continue
                     if t is None and not self.report_unknown(rule, d):
                         continue
-                    if any(self.calendar.rule_in_force(s.name.name, _day(day)) and
-                           (w is None or self.truth(w, d, item, day) is True)
-                           for s, w in exceptions):
+                    applying = [True if w is None else self.truth(w, d, item, day)
+                                for s, w in exceptions
+                                if self.calendar.rule_in_force(s.name.name, _day(day))]
+                    if any(x is True for x in applying):
                         continue
-                    outcome = word if t else self.unknown_outcome(rule, d)
-                    candidate = (0 if t else 1, item or "", outcome)
+                    # an exception that may apply (a fact it needs is missing): undetermined
+                    maybe = any(x is None for x in applying)
+                    outcome = "undetermined" if t and maybe else \
+                        word if t else self.unknown_outcome(rule, d)
+                    candidate = (0 if t and not maybe else 1, item or "", outcome)
                     if best is None or candidate[:2] < best[:2]:
                         best = candidate
                 if best is not None:

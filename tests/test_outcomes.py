@@ -66,3 +66,58 @@ def test_screen_reports_a_presumption_of_denial_and_fails_on_it(tmp_path: Path) 
                                       "--fail-on", "presumption-of-denial"])
     assert result.exit_code == 1
     assert "presumption-of-denial" in result.output
+
+
+EXCEPTION = """rulebook demo "An exception that reads an optional fact"
+  jurisdiction DE
+
+instrument LAW-1
+  title "A law"
+  issued 2024-01-01
+  in force 2024-01-01
+  article 1 "Widgets need a licence"
+  article 2 "Except samples for research"
+
+item widget "Widget"
+  customs 8112921010
+  per LAW-1 article 1
+
+rule widget-licence "Widgets need a licence"
+  per LAW-1 article 1
+  when item in widget
+  then licence required
+
+exception research-samples "Samples for research institutes"
+  excepts widget-licence
+  per LAW-1 article 2
+  when end_use mentions "research"
+
+example "research-samples: stated as research, excepted"
+  declaration on 2024-06-01 code 8112921010 to DE 1 kg with end_use "university research"
+  expect no findings
+
+example "research-samples: stated as industrial, not excepted"
+  declaration on 2024-06-01 code 8112921010 to DE 1 kg with end_use "industrial"
+  expect unlicensed by widget-licence
+
+example "research-samples: no end use stated, so the exception may apply: undetermined"
+  declaration on 2024-06-01 code 8112921010 to DE 1 kg
+  expect undetermined by widget-licence
+  expect no unlicensed by widget-licence
+"""
+
+
+def test_an_exception_whose_fact_is_missing_makes_the_finding_undetermined(
+        tmp_path: Path) -> None:
+    (tmp_path / "demo.excon").write_text(EXCEPTION, encoding="utf-8")
+    result = CliRunner().invoke(cli, ["test", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert "3 passed, 0 failed" in result.output
+    row = {"id": "d1", "declared_on": "2024-06-01", "exporter": "E", "consignee": "C",
+           "consignee_country": "DE", "destination_country": "DE", "hs_code": "8112921010",
+           "description": "widgets", "quantity_kg": 1, "value_usd": 1500}
+    for engine in ("sqlite", "duckdb"):
+        [f] = Screener([tmp_path]).screen([row], engine=engine)
+        assert f.outcome == "undetermined"
+        assert f.explanation.endswith(
+            "; cannot be judged: exception research-samples may apply, missing: end_use")

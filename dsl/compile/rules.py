@@ -171,16 +171,16 @@ class Compiler(ConditionCompiler):
             pairs.append(("act_1", "act_1_provision"))
         return columns, pairs
 
-    def missing_note(self, missing: list[str],
-                     guards: dict[str, exp.Expression] | None = None) -> exp.Expression:
+    def missing_note(self, missing: list[str], guards: dict[str, exp.Expression] | None = None,
+                     head: str = "; cannot be judged") -> exp.Expression:
         names = []
         for m in missing:
             absent: exp.Expression = is_null(col_(m))
             if guards and m in guards:
                 absent = and_(absent, exp.paren(guards[m].copy()))
             names.append(exp.Case().when(absent, lit(f" {m}")).else_(lit("")))
-        return exp.Concat(expressions=[lit("; cannot be judged, missing:"), *names]) if names \
-            else lit("; cannot be judged: a fact it needs is missing")
+        return exp.Concat(expressions=[lit(f"{head}, missing:"), *names]) if names \
+            else lit(f"{head}: a fact it needs is missing")
 
     def template(self, text: str) -> list[exp.Expression]:
         parts: list[exp.Expression] = []
@@ -230,7 +230,15 @@ class Compiler(ConditionCompiler):
         licence = then.outcome.kind in LICENSABLE
         judged = self.judged_on()
         force = in_force(self.periods[name], judged)
-        suppress = [self.suppression(x) for x in self.suppressors(name)]
+        suppressions = [self.suppression(x) for x in self.suppressors(name)]
+        suppress = [t for t, _, _ in suppressions]
+        # an exception that may apply (a fact it needs is missing): which one, and what
+        cases = exp.Case()
+        for _, unknown, note in suppressions:
+            if not isinstance(unknown, exp.Boolean):
+                cases = cases.when(unknown, note)
+        excepted: exp.Expression = cases if cases.args.get("ifs") else \
+            exp.cast(exp.null(), "TEXT")
         # `if missing FIELD then …` replaces `undetermined` when that field is the one missing
         unknown_outcome: exp.Expression = lit("undetermined")
         report_unknown: exp.Expression = TRUE
@@ -265,6 +273,7 @@ class Compiler(ConditionCompiler):
                        .else_(lit(0)), "applies"),
             exp.alias_(exp.Case().when(report_unknown, lit(1)).else_(lit(0)),
                        "report_unknown"),
+            exp.alias_(excepted, "exception_note"),
             exp.alias_(unknown_outcome, "unknown_outcome"),
             *statement,
             exp.alias_(self.missing_note(truth.missing, truth.guards), "missing_note"),
@@ -369,8 +378,10 @@ class Compiler(ConditionCompiler):
                           exp.EQ(this=c("report_unknown"), expression=lit(1)))
         not_covered = exp.EQ(this=c("covered"), expression=lit(0)) if licence else TRUE
         licence_note = [lit("; licence: "), c("licence_problem")] if licence else []
-        outcome = exp.Case().when(is_true.copy(), lit(outcome_word)).else_(
-            c("unknown_outcome"))
+        may_be_excepted = not_null(c("exception_note"))
+        outcome = exp.Case().when(and_(is_true.copy(), may_be_excepted.copy()),
+                                  lit("undetermined")).when(
+            is_true.copy(), lit(outcome_word)).else_(c("unknown_outcome"))
         said: list[exp.Expression] = [c("statement")]
         if cites_act:  # " (ACT [provision])" between the sentence's head and its notes
             said += [lit(" ("), exp.Coalesce(this=act_instrument.copy(), expressions=[lit("")]),
@@ -378,12 +389,15 @@ class Compiler(ConditionCompiler):
                          expressions=[lit(" "), act_provision.copy()])).else_(lit("")),
                      lit(")"), c("statement_tail")]
         # the sentence once, then the licence note (a finding) or what is missing (unknown)
+        # (or the exception that may apply, when only it keeps the finding undetermined)
         explanation = exp.Concat(expressions=[*said, exp.Case().when(
+            and_(is_true.copy(), may_be_excepted.copy()), c("exception_note")).when(
             is_true.copy(), exp.Concat(expressions=licence_note) if licence_note else lit("")
         ).else_(c("missing_note"))])
+        certain = and_(is_true.copy(), not_(may_be_excepted.copy()))
         rank = exp.Window(this=exp.RowNumber(), partition_by=[c("declaration_id")],
                           order=exp.Order(expressions=[
-                              exp.Ordered(this=exp.Case().when(is_true.copy(), lit(0))
+                              exp.Ordered(this=exp.Case().when(certain, lit(0))
                                           .else_(lit(1))),
                               exp.Ordered(this=c("item"))]))
         findings = exp.select(
@@ -450,15 +464,27 @@ class Compiler(ConditionCompiler):
     def suppressors(self, name: str) -> list[ast.Rule | ast.Exception_]:
         return self.rb.suppressors(name)
 
-    def suppression(self, decl: ast.Rule | ast.Exception_) -> exp.Expression:
-        """Certainly true that the exception or permission applies, and it is in force."""
+    def suppression(self, decl: ast.Rule | ast.Exception_
+                    ) -> tuple[exp.Expression, exp.Expression, exp.Expression]:
+        """Whether the exception or permission is in force and certainly applies; whether it
+        is in force and may apply, a fact it needs being missing (the finding is then
+        undetermined, never silently dropped nor silently kept); and that note."""
         condition = self.rb.condition_of(decl)
         uses, evidence = self.uses_items, self.evidence
         self.evidence = []  # an exception's links and windows are not the finding's evidence
-        t = self.truth(condition).t if condition else TRUE
+        truth = self.truth(condition) if condition else None
         self.uses_items = uses or self.uses_items
         self.evidence = evidence
-        return exp.paren(and_(in_force(self.periods[decl.name.name], self.judged_on()), t))
+        force = in_force(self.periods[decl.name.name], self.judged_on())
+        name = decl.name.name
+        if truth is None or truth.complement or not truth.missing:
+            t = truth.t if truth is not None else TRUE
+            return exp.paren(and_(force, t)), exp.false(), lit("")
+        unknown = and_(force.copy(), not_(truth.t.copy()), not_(truth.f.copy()))
+        kind = "exception" if isinstance(decl, ast.Exception_) else "permission"
+        note = self.missing_note(truth.missing, truth.guards,
+                                 f"; cannot be judged: {kind} {name} may apply")
+        return exp.paren(and_(force, truth.t)), exp.paren(unknown), note
 
 
 def compile_rulebook(rb: CheckedRulebook, schema: Schema) -> tuple[CompiledRulebook,
