@@ -127,3 +127,26 @@ def test_named_conclusions_are_listed_with_their_basis_and_the_rules_that_test_t
         in part
     assert 'href="#instrument-EAR-734">EAR-734</a> section 734.3(a)(1)' in part
     assert 'Tested by <a href="#rule-ear-3c001-ns1">ear-3c001-ns1</a>.' in part
+
+
+def test_exceptions_ungrouped_items_and_ownership_are_shown(tmp_path: Path) -> None:
+    """A rule's page lists its exceptions; an item in no group is listed with the others; a
+    party's owner and share show beside its name."""
+    from tests.test_outcomes import EXCEPTION
+
+    (tmp_path / "demo.excon").write_text(EXCEPTION + """
+party holding "Holding Corp."
+  country US
+
+party subsidiary "Subsidiary Ltd."
+  country US
+  owned by holding 60 %
+""", encoding="utf-8")
+    text, _ = render(tmp_path, TODAY)
+    rule = text[text.index('id="rule-widget-licence"'):]
+    rule = rule[:rule.index("</article>")]
+    assert ('Exceptions: <a href="#rule-research-samples">research-samples</a> (exception, per '
+            'LAW-1 article 2, when end_use mentions &#34;research&#34;).') in rule
+    items = text[text.index('id="items"'):]
+    assert 'id="group-ungrouped">Items in no group' in items and "Widget" in items
+    assert "owned by holding (60 %)" in text

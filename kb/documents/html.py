@@ -135,6 +135,14 @@ def _context(rb: CheckedRulebook, today: dt.date) -> dict[str, Any]:
                          for seg in timeline(periods[r["name"]])] if r["name"] in periods else []
         r["amendments"] = [a for a in amendments if _affects(a, r)]
         r["examples"] = by_rule.get(r["name"], [])
+    # each rule's exceptions and the permissions that override it, with their basis and test
+    for r in rules:
+        r["suppressed_by"] = [
+            {"name": x["name"], "kind": x["kind"], "title": x["title"],
+             "instrument_id": x["instrument_id"], "provision": x["provision"],
+             "condition": x["condition"]}
+            for x in rules if r["name"] in (x["excepts"] or "").split("; ")
+            or r["name"] in (x["overrides"] or "").split("; ")]
     provisions_of: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for p in provisions:
         p["rules"] = citing.get((p["instrument_id"], p["provision"]), [])
@@ -163,6 +171,12 @@ def _context(rb: CheckedRulebook, today: dt.date) -> dict[str, Any]:
         direct = [it for it in members if g["name"] in model.items[it["name"]].groups]
         if direct:
             groups.append({**g, "members": direct})
+    # items that no group holds (an item that cites its own act): listed too, not left out
+    grouped = {it for g in groups for it in (m["name"] for m in g["members"])}
+    loose = [it for it in items["items"] if it["name"] not in grouped]
+    if loose:
+        groups.append({"name": "ungrouped", "title": "Items in no group",
+                       "instrument_id": None, "provision": None, "members": loose})
     bars = [Bar(f"{r['name']}", f"#rule-{r['name']}",
                 _segments(periods[r["name"]], today)) for r in rules if r["name"] in periods]
     bars += _listing_bars(rb, today)
