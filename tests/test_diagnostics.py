@@ -194,3 +194,40 @@ def test_conclusions_are_checked_by_name_basis_and_circles(tmp_path: Path) -> No
     assert "conclusion 'circular-a' rests on itself (circular-a → circular-b → circular-a)" \
         in circles
     assert ("E205", "conclusion 'uncited' needs a citation (per INSTRUMENT …)", None) in found
+
+
+LISTINGS = """rulebook demo "Demo"
+  jurisdiction CN
+
+instrument LIST-2026-1
+  title "A listing announcement"
+  issued 2026-03-01
+  in force 2026-03-01
+  entry 1 "Acme is listed"
+
+list control-list "Control list"
+  per LIST-2026-1
+
+party acme "Acme Corp."
+  country US
+  listed on control-list per LIST-2026-1 entry 1 from 2026-03-01
+  listed on control-list per LIST-2026-1 from 2026-03-01
+
+party early "Early Corp."
+  country US
+  listed on control-list per LIST-2026-1 from 2016-03-01
+"""
+
+
+def test_a_party_listed_twice_by_one_announcement_or_before_it_is_an_error(
+        tmp_path: Path) -> None:
+    """Both passed `check` and then crashed or misled: the second line broke every command
+    that builds the knowledge base (a UNIQUE constraint), the early one cited a 2026
+    announcement for 2020 findings."""
+    (tmp_path / "demo.excon").write_text(LISTINGS, encoding="utf-8")
+    found = {(d.code, d.message, d.span.line) for d in
+             dsl.load([tmp_path], declaration_schema()).diagnostics if d.severity == "error"}
+    assert found == {
+        ("E201", "'acme' is listed on control-list by LIST-2026-1 twice", 16),
+        ("E304", "this listing applies from 2016-03-01, before LIST-2026-1, which makes it, "
+                 "came into force on 2026-03-01", 20)}

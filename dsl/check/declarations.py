@@ -192,15 +192,30 @@ class DeclarationChecks(ConditionChecks):
         self._annotations(p, "party", p.name.name)
         for c in ast.attrs_of(p, ast.Country):
             self.country_code(c.code)
+        seen: dict[tuple[str, str], ast.Span] = {}
         for lst in ast.attrs_of(p, ast.Listing):
             if self.resolve(lst.list, "party list", self.rb.lists):
                 self.measures_of(lst.measures or (), [lst.list.name])
-            self.citation(lst.citation)
+            ins = self.citation(lst.citation)
             start = self.date(lst.valid_from.date)
             end = self.date(lst.valid_until.date) if lst.valid_until else None
             if start and end and end < start:
                 self.error("E302", f"this listing ends on {end} before it starts on {start}",
                            lst.valid_until.span if lst.valid_until else lst.span)
+            # one announcement lists a party on a list once: a second line is a slip (the
+            # knowledge base keeps one entry per party, list and announcement)
+            key = (lst.list.name, lst.citation.instrument.name)
+            if key in seen:
+                self.error("E201", f"'{p.name.name}' is listed on {key[0]} by {key[1]} twice",
+                           lst.span, "keep one line; a change to the listing is an amendment "
+                           "(suspend, lift or repeal listing of …)",
+                           related=((seen[key], "first listed here"),))
+            seen.setdefault(key, lst.span)
+            in_force = self.instrument_start(lst.citation.instrument.name) if ins else None
+            if start and in_force and start < in_force:
+                self.error("E304", f"this listing applies from {start}, before "
+                           f"{lst.citation.instrument.name}, which makes it, came into force on "
+                           f"{in_force}", lst.valid_from.span)
         for o in ast.attrs_of(p, ast.OwnedBy):
             self.resolve(o.owner, "party", self.rb.parties)
             if o.owner.name == p.name.name:
