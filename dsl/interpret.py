@@ -8,8 +8,9 @@ matched by normalised name, exceptions and overrides.
 
 What is in force on a day, which listed party a name matches and which parties are linked are
 its own plain answers (`dsl.naive`), not the compiler's helpers, so the comparison checks those
-too. Case folding in `mentions` is ASCII-only, as SQLite's LOWER is; explanations are not
-reproduced (findings are compared on declaration, rule, outcome, severity and citation).
+too. A `mentions` test looks for each of a word's forms (`dsl.names.mention_forms`) in the text
+with its ASCII letters lower-cased, as SQLite's LOWER does; explanations are not reproduced
+(findings are compared on declaration, rule, outcome, severity and citation).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from dsl.compile import LICENSABLE, OUTCOME_OF
 from dsl.graph import PartyFacts
 from dsl.model import law
 from dsl.naive import Act, Calendar, Links, Listing, Names
-from dsl.names import party_key
+from dsl.names import mention_forms, party_key
 from dsl.periods import parameter_periods
 from dsl.rulebook import (
     CheckedRulebook,
@@ -349,7 +350,7 @@ class Interpreter:
                 if stands is None or any(self.control(i, day) is not None for i in stands):
                     words += [w.value for a in ast.attrs_of(decl, ast.Words) for w in a.words]
             text = ascii_lower(str(v))
-            return any(w.lower() in text for w in words)
+            return any(form in text for w in words for form in mention_forms(w))
         if isinstance(c, ast.Listed):
             v = self.value(d, c.subject.name)
             if v is None:

@@ -18,6 +18,7 @@ Jinshu` meets `湖南有色金属`); a match needs the list's `match threshold`.
 
 from __future__ import annotations
 
+import itertools
 import re
 import unicodedata
 from collections import defaultdict
@@ -190,3 +191,28 @@ def web_url(value: object) -> str:
     relative address in a rulebook is never rendered as a link (the checker's E408 rejects it;
     this guards a knowledge base built before that check). Every template renders links so."""
     return value if isinstance(value, str) and is_web_url(value) else ""
+
+
+def mention_forms(word: str, limit: int = 64) -> list[str]:
+    """The forms a `mentions` test looks for in a text whose ASCII letters an engine has
+    lower-cased: the word in lower case, and each form with some of its other cased letters
+    (É, Ü, Σ …) in upper case. SQLite's LOWER lowers ASCII only, DuckDB's and Spark's all of
+    Unicode, PostgreSQL's as its locale says: whichever an engine does, "ÉTAIN ingots" then
+    mentions "étain" on every engine and in the interpreter. A word with more such letters
+    than `limit` forms allow (a Greek or Cyrillic word) is looked for in lower case, with all
+    of them upper case, and with its first letter upper case."""
+    lower = word.lower()
+    # a letter, its upper case, and the lower case of that (a final ς is σ once an engine
+    # lowers Σ)
+    choices = [tuple(dict.fromkeys((c, c.upper(), c.upper().lower())))
+               if not c.isascii() and c.upper() != c and len(c.upper()) == 1 else (c,)
+               for c in lower]
+    count = 1
+    for options in choices:
+        count *= len(options)
+    if count <= limit:
+        return ["".join(p) for p in itertools.product(*choices)]
+    upper = "".join(options[1] if len(options) > 1 else options[0] for options in choices)
+    refolded = "".join(c.upper().lower() if len(c.upper()) == 1 else c for c in lower)
+    first = upper[0] + lower[1:]
+    return list(dict.fromkeys([lower, upper, refolded, first]))

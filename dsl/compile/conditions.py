@@ -42,6 +42,7 @@ from dsl.compile.sql import (
     union_all,
     whole,
 )
+from dsl.names import mention_forms
 from dsl.periods import Control, item_controls, parameter_periods
 from dsl.rulebook import Interval, parameter_test, parameter_text
 from dsl.schema import UNIT_FACTORS
@@ -229,8 +230,10 @@ class ConditionCompiler(FactCompiler):
         lowered = exp.Lower(this=col_("text", "t"))
 
         def found(word: str) -> exp.Expression:
-            return exp.GT(this=exp.StrPosition(this=lowered.copy(), substr=lit(word)),
-                          expression=lit(0))
+            """The text holds one of the word's forms (see `mention_forms`)."""
+            tests = [exp.GT(this=exp.StrPosition(this=lowered.copy(), substr=lit(form)),
+                            expression=lit(0)) for form in mention_forms(word)]
+            return exp.paren(or_(*tests)) if len(tests) > 1 else tests[0]
 
         columns = []
         for n, (_, words) in enumerate(ordered):
