@@ -234,3 +234,24 @@ def test_a_licence_valid_to_before_valid_from_is_rejected(db: Database) -> None:
     assert (report.loaded, report.rejected_rows) == (1, 1)
     assert rejected(db) == [(3, "valid_to", "2025-01-01",
                              "a date on or after valid_from (2025-12-31)")]
+
+
+def test_unknown_columns_and_a_header_only_file_are_reported(db: Database) -> None:
+    """A misspelt column lost its values silently (`parameter` for `parameters` turned an
+    unlicensed finding into an undetermined one); a file with a header and no rows screened
+    with no word. Both are warnings now, with the nearest column's name."""
+    head = ("id,declared_on,exporter,consignee,consignee_country,end_user,end_user_country,"
+            "destination_country,hs_code,description,quantity_kg,value_usd,purity_pct,"
+            "licence_no,parameter,energy_density\n")
+    body = "E1,2025-06-01,A Co.,B GmbH,DE,,,DE,8112929010,gallium,10,500,,,x=1,300\n"
+    report = load_csv(db, "declarations", io.BytesIO((head + body).encode()), name="d.csv")
+    assert report.loaded == 1
+    assert report.warnings() == [
+        "d.csv:1: warning: the column 'parameter' is not one excon reads, and its values are "
+        "ignored (did you mean 'parameters'?)",
+        "d.csv:1: warning: the column 'energy_density' is not one excon reads, and its values "
+        "are ignored (state it in the parameters column, as energy_density=…)"]
+    empty = load_csv(db, "licences", io.BytesIO(
+        b"licence_no,kind,holder,items,destination_country,end_user,quantity_kg,valid_from,"
+        b"valid_to\n"), name="l.csv")
+    assert empty.warnings() == ["l.csv: warning: the file has a header and no licences rows"]

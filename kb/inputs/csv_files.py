@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from dsl.diagnostics import did_you_mean
 from kb.inputs.contracts import Col, Contract
 from kb.inputs.report import BATCH, LoadError, LoadReport, Problem
 
@@ -155,6 +156,15 @@ def checked_header(contract: Contract, first_row: list[str] | None, name: str
         raise LoadError(f"{name}:1: the header lacks the column(s) {', '.join(missing)}; "
                         f"expected {','.join(wanted)}")
     return header, wanted, [header.index(f) if f in header else None for f in wanted]
+
+
+def unknown_columns(contract: Contract, header: list[str]) -> list[tuple[str, str | None]]:
+    """The header's columns that no field of the contract reads, each with a did-you-mean
+    when a field's name is close (`parameter` for `parameters`)."""
+    wanted = [f for f, _ in contract.fields]
+    derived = {name: of for name, of, _ in contract.derived}
+    return [(h, f"state it in the {derived[h]} column, as {h}=…" if h in derived
+             else did_you_mean(h, wanted)) for h in header if h and h not in wanted]
 
 
 def progress_bar(total: int | None, label: str) -> tuple[Callable[[int], None], Callable[[], None]]:

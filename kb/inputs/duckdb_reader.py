@@ -23,6 +23,7 @@ from kb.inputs.csv_files import (
     checked_header,
     keep_problem,
     rejection,
+    unknown_columns,
 )
 from kb.inputs.fields import (
     MAX_QUANTITY_KG,
@@ -187,7 +188,8 @@ def load_csv_duckdb(db: Database, duck: Any, table: str, source: str | Path,
         if kinds[k] is None:
             duck.unregister(f"excon_map_{k}")
 
-    report = LoadReport(table, name, today=today, sha256=sha.hexdigest())
+    report = LoadReport(table, name, today=today, sha256=sha.hexdigest(),
+                        unknown_columns=unknown_columns(contract, header))
     bad: dict[int, list[Problem]] = {}
     fixed: list[list[Any]] = []
     # the cells a SQL test did not accept, through the validators as on the row-by-row path

@@ -28,6 +28,7 @@ from kb.inputs.csv_files import (
     keep_problem,
     progress_bar,
     rejection,
+    unknown_columns,
     unsafe_cells,
 )
 from kb.inputs.fields import unknown_entries
@@ -64,6 +65,7 @@ def load_csv(db: Database, table: str, source: str | Path | IO[bytes], run_id: i
     try:
         batches = Batches(hashing, name)
         header, wanted, positions = checked_header(contract, batches.header(), name)
+        report.unknown_columns = unknown_columns(contract, header)
         validators = [v for _, v in contract.fields]
         checks = [COLUMN_CHECKS.get(v) or c_each(v) for v in validators]
         width = len(header)

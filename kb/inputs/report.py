@@ -33,17 +33,24 @@ class LoadReport:
     future_rows: int = 0  # loaded, dated after the day of the load
     first_future_line: int | None = None
     today: str = ""
+    # columns of the file that no field of its contract reads, each with the nearest name
+    unknown_columns: list[tuple[str, str | None]] = field(default_factory=list)
 
     def summary(self) -> str:
         return (f"{self.file}: {self.loaded:,} {self.table} rows loaded, "
                 f"{self.rejected_rows:,} rejected")
 
     def warnings(self) -> list[str]:
-        if not self.future_rows:
-            return []
-        return [f"{self.file}:{self.first_future_line}: warning: {self.future_rows:,} "
-                f"{self.table} rows are dated after today ({self.today}); check the dates, "
-                "or reject such rows with --reject-future"]
+        out = [f"{self.file}:1: warning: the column '{column}' is not one excon reads, and its "
+               f"values are ignored" + (f" ({hint})" if hint else "")
+               for column, hint in self.unknown_columns]
+        if not self.loaded and not self.rejected_rows:
+            out.append(f"{self.file}: warning: the file has a header and no {self.table} rows")
+        if self.future_rows:
+            out.append(f"{self.file}:{self.first_future_line}: warning: {self.future_rows:,} "
+                       f"{self.table} rows are dated after today ({self.today}); check the "
+                       "dates, or reject such rows with --reject-future")
+        return out
 
     def too_many_rejected(self, allowed: str) -> str | None:
         """Against `--allow-rejected` (a count such as `5`, or a share of the file's rows such
