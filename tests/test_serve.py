@@ -208,6 +208,13 @@ def test_in_force_licence_balance_and_party_search_queries(ds: Any, built: Path)
     assert "control-list" in matches[0]["listed_on"]
     assert rows(ds, "/kb/party_search.json?name=Acme+Bakery+GmbH&min_score=90",
                 actor=None) == []
+    # the minimum score is a number, whatever the form sends (it compared text with numbers,
+    # and every search with a minimum found nothing)
+    misspelt = "/kb/party_search.json?name=Lockhed+Martn&min_score="
+    found = rows(ds, misspelt + "50", actor=None)
+    assert found and found[0]["party"] == "lockheed-martin" and 50 <= found[0]["score"] < 99
+    assert rows(ds, misspelt + "99", actor=None) == []
+    assert [r["party"] for r in rows(ds, misspelt + "0", actor=None)][:1] == ["lockheed-martin"]
 
 
 def test_rule_page_shows_law_timeline_source_sql_and_findings(ds: Any) -> None:

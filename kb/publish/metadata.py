@@ -451,7 +451,7 @@ SELECT p.name AS party, n.name AS matched_name, p.legal_name, p.country,
 FROM (SELECT name AS party, legal_name AS name FROM parties
       UNION SELECT party, alias FROM party_aliases) AS n
 JOIN parties AS p ON p.name = n.party
-WHERE excon_match_score(:name, n.name) >= COALESCE(NULLIF(:min_score, ''), 60)
+WHERE excon_match_score(:name, n.name) >= COALESCE(CAST(NULLIF(:min_score, '') AS REAL), 60)
 ORDER BY score DESC, p.name
 """
 
