@@ -140,8 +140,8 @@ def actor_from_request(datasette: Any, request: Any) -> dict[str, str] | None:
 
 
 @hookimpl
-def handle_exception(exception: Exception) -> None:
-    guard.handle_exception(exception)
+def handle_exception(datasette: Any, request: Any, exception: Exception) -> Any:
+    return guard.handle_exception(datasette, request, exception)
 
 
 @hookimpl

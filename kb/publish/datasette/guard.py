@@ -14,6 +14,7 @@ import csv
 import io
 import math
 import re
+import sqlite3
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -326,13 +327,22 @@ def _is_csv(start: dict[str, Any], scope: dict[str, Any]) -> bool:
     return False
 
 
-def handle_exception(exception: Exception) -> None:
+def handle_exception(datasette: Any, request: Any, exception: Exception) -> Any:
     """Datasette reports a bad request parameter (`_sort` on no such column, `_sort` with
-    `_sort_desc`…) as a DatasetteError of status 500: it is the client's error, a 400."""
+    `_sort_desc`…) as a DatasetteError of status 500: it is the client's error, a 400. A row
+    page whose address has fewer key parts than the table's key (`/kb/list_entries/1` on a
+    table keyed by three columns) fails binding the missing parts: no such row, a 404."""
+    from datasette.handle_exception import handle_exception as render
+    from datasette.utils.asgi import NotFound
     from datasette.views.base import DatasetteError
 
     if isinstance(exception, DatasetteError) and exception.status == 500:
         exception.status = 400
+    if isinstance(exception, sqlite3.ProgrammingError) and \
+            "supply a value for binding parameter" in str(exception):
+        return render(datasette, request, NotFound(
+            "No such row: the address does not give every column of the table's key"))
+    return None
 
 
 # --- templates -------------------------------------------------------------------------------
