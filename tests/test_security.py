@@ -121,6 +121,38 @@ def test_an_analyst_removed_from_the_credentials_file_is_refused_at_once(
     assert server.login("bob", "bob password", opener=fresh(server))[0] == 401
 
 
+def test_a_password_change_ends_the_sessions_opened_with_the_old_one(server: Server) -> None:
+    """Re-adding an analyst with a new password revived their old cookie: a session now holds
+    a mark of the credential it was opened with."""
+    credentials: Path = server.credentials  # type: ignore[attr-defined]
+    others = [line for line in credentials.read_text().splitlines()
+              if not line.startswith("bob:")]
+
+    def bob_with(password: str) -> None:
+        credentials.write_text("\n".join([*others, f"bob:{hash_password(password)}"]) + "\n",
+                               encoding="utf-8")
+        time.sleep(1.5)  # the file is looked at again at most once a second
+
+    bob_with("old password")
+    _, headers, _ = server.login("bob", "old password", opener=fresh(server))
+    bob = {"Cookie": cookie_header(headers).split(";")[0]}
+    private = "/kb/findings.json?_size=1"
+    assert server.request(private, headers=bob, opener=fresh(server))[0] == 200
+    bob_with("new password")
+    assert server.request(private, headers=bob, opener=fresh(server))[0] == 403
+    assert server.login("bob", "new password", opener=fresh(server))[0] == 302
+
+
+def test_the_sessions_file_and_its_companions_are_owner_only(tmp_path: Path) -> None:
+    from kb.publish.auth import SessionStore
+
+    path = tmp_path / "sessions.db"
+    store = SessionStore(path)
+    store.create("a", "mark")
+    for file in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+        assert file.exists() and file.stat().st_mode & 0o777 == 0o600, file
+
+
 def test_login_checks_the_csrf_token(server: Server) -> None:
     fields = urllib.parse.urlencode({"username": ANALYST, "password": PASSWORD}).encode()
     status, headers, _ = server.request("/-/login", fields, opener=fresh(server))

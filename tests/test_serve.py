@@ -282,7 +282,10 @@ def test_credentials_from_a_file_and_the_environment(tmp_path: Path) -> None:
                             ).users() == {"alice": hashed, "bob": hashed, "carol": hashed}
     f.write_text("alice:secret\n", encoding="utf-8")
     with pytest.raises(ServeError, match=r"logins:1: expected name:pbkdf2_sha256"):
-        read_credentials(f, {})
+        read_credentials(f, {})  # nobody could log in
+    # one bad line among good ones is reported and skipped: the others still log in
+    f.write_text(f"alice:{hashed}\nbob secret\ncarol:{hashed}\n", encoding="utf-8")
+    assert read_credentials(f, {}).users() == {"alice": hashed, "carol": hashed}
     with pytest.raises(ServeError, match="cannot read"):
         read_credentials(tmp_path / "missing", {})
 

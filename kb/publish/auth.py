@@ -66,7 +66,10 @@ def verify_password(password: str, hashed: str) -> bool:
 _DECOY = hash_password(secrets.token_urlsafe(16))
 
 
-def parse_credentials(name: str, text: str) -> dict[str, str]:
+def parse_credentials(name: str, text: str, problems: list[str] | None = None
+                      ) -> dict[str, str]:
+    """`name:hash` lines. A bad line is reported (into `problems`, else raised) and the good
+    lines still count: one slip must not lock every analyst out."""
     out: dict[str, str] = {}
     for number, line in enumerate(text.splitlines(), 1):
         line = line.strip()
@@ -74,10 +77,20 @@ def parse_credentials(name: str, text: str) -> dict[str, str]:
             continue
         user, sep, hashed = line.partition(":")
         if not sep or not USER.match(user) or not hashed.startswith(f"{ALGORITHM}$"):
-            raise CredentialsError(f"{name}:{number}: expected name:{ALGORITHM}$… (make the "
-                                   "hash with `excon password-hash`)")
+            problem = (f"{name}:{number}: expected name:{ALGORITHM}$… (make the hash with "
+                       "`excon password-hash`); the line is skipped")
+            if problems is None:
+                raise CredentialsError(problem)
+            problems.append(problem)
+            continue
         out[user] = hashed
     return out
+
+
+def credential_mark(hashed: str) -> str:
+    """What a session keeps of the credential it was opened with: a password change (a new
+    hash) or a removal ends every session opened before."""
+    return hashlib.sha256(hashed.encode("utf-8")).hexdigest()[:32]
 
 
 class Credentials:
@@ -112,7 +125,13 @@ class Credentials:
             stamp = (stat.st_mtime, stat.st_size)
             if stamp == self._stamp:
                 return
-            users = parse_credentials(str(self.path), self.path.read_text(encoding="utf-8"))
+            problems: list[str] = []
+            users = parse_credentials(str(self.path), self.path.read_text(encoding="utf-8"),
+                                      problems)
+            if problems and not users and initial:
+                raise CredentialsError(problems[0])
+            for problem in problems:
+                print(f"warning: {problem}", file=sys.stderr)
         except OSError as e:
             if initial:
                 raise CredentialsError(f"{self.path}: cannot read the credentials: "
@@ -145,17 +164,26 @@ class SessionStore:
         self.path = path
         self.lifetime_s = session_hours * 3600
         self._local = threading.local()
+        # owner-only before SQLite opens it: its -wal and -shm files (which hold session ids)
+        # take the database file's permissions when SQLite creates them
+        with contextlib.suppress(OSError):
+            os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+            path.chmod(0o600)
         with self._conn() as conn:
             conn.executescript("""
                 PRAGMA journal_mode = WAL;
                 CREATE TABLE IF NOT EXISTS sessions (
                     id TEXT PRIMARY KEY, user TEXT NOT NULL, created REAL NOT NULL,
-                    expires REAL NOT NULL, revoked REAL);
+                    expires REAL NOT NULL, revoked REAL, credential TEXT);
                 CREATE TABLE IF NOT EXISTS login_failures (
                     key TEXT PRIMARY KEY, failures INTEGER NOT NULL, last REAL NOT NULL);
             """)
-        with contextlib.suppress(OSError):
-            path.chmod(0o600)
+            columns = {row[1] for row in conn.execute("PRAGMA table_info(sessions)")}
+            if "credential" not in columns:  # a sessions file from before: its sessions end
+                conn.execute("ALTER TABLE sessions ADD COLUMN credential TEXT")
+        for extra in ("-wal", "-shm"):
+            with contextlib.suppress(OSError):
+                Path(f"{path}{extra}").chmod(0o600)
 
     @contextlib.contextmanager
     def _conn(self) -> Iterator[sqlite3.Connection]:
@@ -166,21 +194,25 @@ class SessionStore:
             self._local.conn = conn
         yield conn
 
-    def create(self, user: str) -> tuple[str, float]:
-        """A new session for `user`: its id and when it expires (Unix time)."""
+    def create(self, user: str, credential: str) -> tuple[str, float]:
+        """A new session for `user`, opened with the credential `credential` (its
+        `credential_mark`): its id and when it expires (Unix time)."""
         sid = secrets.token_urlsafe(32)
         now = time.time()
         with self._conn() as conn:
-            conn.execute("INSERT INTO sessions VALUES (?, ?, ?, ?, NULL)",
-                         (sid, user, now, now + self.lifetime_s))
+            conn.execute("INSERT INTO sessions (id, user, created, expires, revoked, credential) "
+                         "VALUES (?, ?, ?, ?, NULL, ?)",
+                         (sid, user, now, now + self.lifetime_s, credential))
             conn.execute("DELETE FROM sessions WHERE expires < ?", (now - 86400,))
         return sid, now + self.lifetime_s
 
-    def valid(self, sid: str, user: str) -> bool:
+    def valid(self, sid: str, user: str, credential: str) -> bool:
+        """The session is the user's, unexpired, not revoked, and opened with the credential
+        the user has now."""
         with self._conn() as conn:
             row = conn.execute("SELECT 1 FROM sessions WHERE id = ? AND user = ? AND "
-                               "revoked IS NULL AND expires > ?",
-                               (sid, user, time.time())).fetchone()
+                               "revoked IS NULL AND expires > ? AND credential = ?",
+                               (sid, user, time.time(), credential)).fetchone()
         return row is not None
 
     def revoke(self, sid: str) -> None:

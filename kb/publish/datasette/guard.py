@@ -27,7 +27,13 @@ from datasette.utils import baseconv
 from datasette.utils.asgi import Response
 from itsdangerous import BadSignature
 
-from kb.publish.auth import MAX_PASSWORD, Credentials, SessionStore, check_password
+from kb.publish.auth import (
+    MAX_PASSWORD,
+    Credentials,
+    SessionStore,
+    check_password,
+    credential_mark,
+)
 from kb.screen.screener import spreadsheet_safe
 
 COOKIE = "ds_actor"
@@ -79,13 +85,17 @@ class Auth:
             return None
         if time.time() > int(baseconv.base62.decode(expires)):
             return None
-        if self.credentials.hash_of(user) is None or not self.store.valid(sid, user):
+        hashed = self.credentials.hash_of(user)
+        if hashed is None or not self.store.valid(sid, user, credential_mark(hashed)):
             return None
         return {"id": user}
 
     def session_cookie(self, datasette: Any, user: str) -> str:
         """The signed value of a `ds_actor` cookie for a new session of `user`."""
-        sid, expires = self.store.create(user)
+        hashed = self.credentials.hash_of(user)
+        if hashed is None:
+            raise ValueError(f"no credential for {user!r}")
+        sid, expires = self.store.create(user, credential_mark(hashed))
         value: str = datasette.sign({"a": {"id": user}, "s": sid,
                                      "e": baseconv.base62.encode(int(expires))}, "actor")
         return value
