@@ -159,3 +159,22 @@ def test_the_command_line_reports_rejected_rows_and_fails_on_them(tmp_path: Path
     assert f"{f}:3: description: 'M\ufffdller': expected UTF-8 text" in result.output
     assert "more than --allow-rejected 0 allows" in result.output
     assert CliRunner().invoke(cli, ["screen", str(f), "--allow-rejected", "1"]).exit_code == 0
+
+
+def test_other_scripts_digits_absurd_numbers_and_multi_line_keys_are_rejected(
+        db: Database, tmp_path: Path) -> None:
+    """float() reads full-width and Arabic-Indic digits and 1e308, and a quoted id may hold a
+    line break: each was accepted (a full-width customs code never matched an item)."""
+    body = (row(1).replace(",50,", ",５０,")
+            + row(2).replace("8112929010", "８１１２９２９０１０")
+            + row(3).replace(",21000,", ",1e308,")
+            + '"D4\nX"' + row(4)[2:]
+            + row(5))
+    ids, rejects = load(db, tmp_path, body.encode())
+    assert ids == ["D5"]
+    reasons = {(column, expected) for _, column, expected in rejects}
+    assert reasons == {
+        ("quantity_kg", "a number written with the digits 0-9 (such as 1250.5)"),
+        ("hs_code", "a customs code of 8 or 10 digits (dots and spaces allowed)"),
+        ("value_usd", "a number of at most 1,000,000,000,000,000 (1e15)"),
+        ("id", "a value on one line (this one holds a line break)")}

@@ -13,6 +13,7 @@ from typing import Any
 
 from kb.inputs.fields import (
     CONTROL,
+    MAX_NUMBER,
     MAX_QUANTITY_KG,
     PARAMETERS,
     canonical_parameters,
@@ -22,6 +23,7 @@ from kb.inputs.fields import (
     hs_code_field,
     item_vocabulary,
     items_field,
+    key_field,
     kind_field,
     names_field,
     number_field,
@@ -70,6 +72,11 @@ def _c_required(col: Col) -> tuple[list[Any], list[int]]:
     return vals, sorted({*(i for i, v in enumerate(vals) if not v), *_controlled_cells(col)})
 
 
+def _c_key(col: Col) -> tuple[list[Any], list[int]]:
+    vals, bad = _c_required(col)
+    return vals, sorted({*bad, *(i for i, v in enumerate(vals) if "\n" in v or "\r" in v)})
+
+
 def _c_optional(col: Col) -> tuple[list[Any], list[int]]:
     return [v.strip() or None for v in col], _controlled_cells(col)
 
@@ -103,10 +110,17 @@ def _c_optional_country(col: Col) -> tuple[list[Any], list[int]]:
 
 def _c_hs_code(col: Col) -> tuple[list[Any], list[int]]:
     vals = [v.replace(".", "").replace(" ", "").strip() for v in col]
-    return vals, [i for i, v in enumerate(vals) if len(v) not in (8, 10) or not v.isdigit()]
+    return vals, [i for i, v in enumerate(vals)
+                  if len(v) not in (8, 10) or not (v.isascii() and v.isdigit())]
 
 
 def _floats(col: Col, optional: bool) -> list[float | None]:
+    """The cells as floats; NaN (a suspect, judged by its validator) where float() fails or
+    reads digits that are not 0-9."""
+    if not all(v.isascii() for v in col):
+        return [math.nan if not v.isascii() else x
+                for v, x in zip(col, _floats(tuple(v if v.isascii() else "0" for v in col),
+                                             optional), strict=True)]
     try:
         if optional:
             return [float(v) if v.strip() else None for v in col]
@@ -123,12 +137,13 @@ def _floats(col: Col, optional: bool) -> list[float | None]:
 
 def _c_number(col: Col) -> tuple[list[Any], list[int]]:
     vals = _floats(col, False)
-    return vals, [i for i, x in enumerate(vals) if not 0 <= x < _INF]  # type: ignore[operator]
+    return vals, [i for i, x in enumerate(vals)
+                  if not 0 <= x <= MAX_NUMBER]  # type: ignore[operator]
 
 
 def _c_optional_number(col: Col) -> tuple[list[Any], list[int]]:
     vals = _floats(col, True)
-    return vals, [i for i, x in enumerate(vals) if x is not None and not 0 <= x < _INF]
+    return vals, [i for i, x in enumerate(vals) if x is not None and not 0 <= x <= MAX_NUMBER]
 
 
 def _c_percent(col: Col) -> tuple[list[Any], list[int]]:
@@ -164,7 +179,8 @@ def c_each(check: Callable[[str], Any], empty_is_none: bool = False) -> ColumnCh
 
 
 COLUMN_CHECKS: dict[Callable[[str], Any], ColumnCheck] = {
-    required_field: _c_required, optional_field: _c_optional, date_field: _c_date,
+    required_field: _c_required, key_field: _c_key, optional_field: _c_optional,
+    date_field: _c_date,
     country_field: _c_country, optional_country_field: _c_optional_country,
     hs_code_field: _c_hs_code, number_field: _c_number,
     optional_number_field: _c_optional_number, percent_field: _c_percent,
@@ -200,7 +216,7 @@ class Contract:
 
 CONTRACTS = {
     "declarations": Contract("declarations", "id", (
-        ("id", required_field), ("declared_on", date_field), ("exporter", required_field),
+        ("id", key_field), ("declared_on", date_field), ("exporter", required_field),
         ("consignee", required_field), ("consignee_country", country_field),
         ("end_user", optional_field), ("end_user_country", optional_country_field),
         ("destination_country", country_field), ("hs_code", hs_code_field),
@@ -213,7 +229,7 @@ CONTRACTS = {
         derived=tuple((name, "parameters", parameter_value(name)) for name in PARAMETERS),
         not_future="declared_on"),
     "licences": Contract("licences", "licence_no", (
-        ("licence_no", required_field), ("kind", kind_field), ("holder", required_field),
+        ("licence_no", key_field), ("kind", kind_field), ("holder", required_field),
         ("items", items_field), ("destination_country", optional_country_field),
         ("end_user", optional_field), ("quantity_kg", optional_number_field),
         ("valid_from", date_field), ("valid_to", date_field), ("agents", names_field),
@@ -229,7 +245,7 @@ CONTRACTS = {
     ), row_check=lambda r: ("high", "a high end not below the low end "
                                     f"({r['low']:g})") if r["high"] < r["low"] else None),
     "trade_parties": Contract("trade_parties", "name", (
-        ("name", required_field), ("country", optional_country_field), ("address", optional_field),
+        ("name", key_field), ("country", optional_country_field), ("address", optional_field),
         ("phone", optional_field), ("parent", optional_field),
     )),
 }

@@ -30,6 +30,7 @@ from kb.inputs.fields import (
     country_field,
     date_field,
     hs_code_field,
+    key_field,
     number_field,
     optional_country_field,
     optional_field,
@@ -66,13 +67,14 @@ _OR_EMPTY = "(@v = '' OR {})"
 # validator -> (its value, whether the SQL test accepts it), of a cell `@v` ('' when empty)
 SQL_CHECKS: dict[Callable[[str], Any], tuple[str, str]] = {
     required_field: ("@v", _TEXT),
+    key_field: ("@v", f"{_TEXT} AND strpos(@v, chr(10)) = 0 AND strpos(@v, chr(13)) = 0"),
     optional_field: ("NULLIF(@v, '')", _OR_EMPTY.format(_TEXT)),
     date_field: ("@v", "regexp_full_match(@v, '[0-9]{4}-[0-9]{2}-[0-9]{2}') AND "
                   "@v >= '0001-01-01' AND TRY_CAST(@v AS DATE) IS NOT NULL"),
     country_field: ("@v", _COUNTRY),
     optional_country_field: ("NULLIF(@v, '')", _OR_EMPTY.format(_COUNTRY)),
     hs_code_field: ("@v", "regexp_full_match(@v, '[0-9]{8}([0-9]{2})?')"),
-    number_field: (_DOUBLE, _DECIMAL),
+    number_field: (_DOUBLE, _DECIMAL),  # 15 digits at most: never above MAX_NUMBER
     optional_number_field: (f"CASE WHEN @v <> '' THEN {_DOUBLE} END", _OR_EMPTY.format(_DECIMAL)),
     percent_field: (f"CASE WHEN @v <> '' THEN {_DOUBLE} END",
                _OR_EMPTY.format(f"{_DECIMAL} AND {_DOUBLE} <= 100")),

@@ -41,6 +41,14 @@ def required_field(v: str) -> str:
     return v
 
 
+def key_field(v: str) -> str:
+    """A key (a declaration's id, a licence's number, a party's name): a value on one line."""
+    v = required_field(v)
+    if "\n" in v or "\r" in v:
+        raise ValueError("a value on one line (this one holds a line break)")
+    return v
+
+
 def optional_field(v: str) -> str | None:
     v = _plain_text(v.strip())
     return v or None
@@ -91,12 +99,19 @@ country_field, optional_country_field = _country_checker()
 
 def hs_code_field(v: str) -> str:
     digits = v.replace(".", "").replace(" ", "").strip()
-    if not digits.isdigit() or len(digits) not in (8, 10):
+    if not (digits.isascii() and digits.isdigit()) or len(digits) not in (8, 10):
         raise ValueError("a customs code of 8 or 10 digits (dots and spaces allowed)")
     return digits
 
 
+# No amount, value or limit a declaration or licence states comes near this: a larger number
+# is a slip (1e308 USD), not a fact.
+MAX_NUMBER = 1e15
+
+
 def number_field(v: str) -> float:
+    if not v.strip().isascii():  # float() reads full-width and other scripts' digits too
+        raise ValueError("a number written with the digits 0-9 (such as 1250.5)")
     try:
         x = float(v)
     except ValueError:
@@ -107,6 +122,8 @@ def number_field(v: str) -> float:
         raise ValueError("a finite number, not infinity")
     if x < 0:
         raise ValueError("a number that is not negative")
+    if x > MAX_NUMBER:
+        raise ValueError("a number of at most 1,000,000,000,000,000 (1e15)")
     return x
 
 
@@ -147,7 +164,7 @@ def _item_entry(p: str) -> str:
     """One entry of a licence's items, canonical (licences name the same codes and items
     over and over: each is checked once)."""
     digits = p.replace(".", "").replace(" ", "")
-    if digits.isdigit():
+    if digits.isascii() and digits.isdigit():
         if len(digits) not in (4, 6, 8, 10):
             raise ValueError(f"{ITEMS_EXPECTED}; {p!r} has {len(digits)} digits")
         return digits
@@ -186,7 +203,7 @@ PRICE_UNITS = {"USD/kg": 1.0, "USD/t": 0.001}
 def code_prefix_field(v: str) -> str:
     """A customs code or prefix of it: 4, 6, 8 or 10 digits (dots and spaces are ignored)."""
     digits = v.replace(".", "").replace(" ", "").strip()
-    if not digits.isdigit() or len(digits) not in (4, 6, 8, 10):
+    if not (digits.isascii() and digits.isdigit()) or len(digits) not in (4, 6, 8, 10):
         raise ValueError("a customs code or prefix of 4, 6, 8 or 10 digits")
     return digits
 
