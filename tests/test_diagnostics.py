@@ -231,3 +231,17 @@ def test_a_party_listed_twice_by_one_announcement_or_before_it_is_an_error(
         ("E201", "'acme' is listed on control-list by LIST-2026-1 twice", 16),
         ("E304", "this listing applies from 2016-03-01, before LIST-2026-1, which makes it, "
                  "came into force on 2026-03-01", 20)}
+
+
+def test_a_single_valued_detail_given_twice_is_an_error(tmp_path: Path) -> None:
+    """A second `number` line, or two `per` lines on one rule, were silently accepted (the
+    first one won)."""
+    text = HEAD.format(code="8112929010", country="US", outcome="prohibited").replace(
+        '  title "A law"\n', '  title "A law"\n  number "1/2024"\n  number "2/2024"\n').replace(
+        "rule widget-ban \"No widgets to the US\"\n  per LAW-1 article 1\n",
+        "rule widget-ban \"No widgets to the US\"\n  per LAW-1 article 1\n  per LAW-1\n")
+    (tmp_path / "demo.excon").write_text(text, encoding="utf-8")
+    found = {(d.code, d.message) for d in dsl.load([tmp_path], declaration_schema()).diagnostics
+             if d.severity == "error"}
+    assert found == {("E206", "'number' is given more than once"),
+                     ("E206", "'per' is given more than once")}

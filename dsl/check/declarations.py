@@ -27,6 +27,8 @@ class DeclarationChecks(ConditionChecks):
         self.required(ins, in_force, "an 'in force' date", ins.name, ins.name.span)
         self.at_most_one(issued, "issued")
         self.at_most_one(in_force, "in force")
+        for attr, what in ((ast.Number, "number"), (ast.Issuer, "issuer"), (ast.Url, "url")):
+            self.at_most_one(ast.attrs_of(ins, attr), what)
         d_issued = self.date(issued[0].date) if issued else None
         d_force = self.date(in_force[0].date) if in_force else None
         if d_issued and d_force and d_force < d_issued:
