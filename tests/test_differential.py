@@ -124,8 +124,10 @@ def scenario(draw: st.DrawFn, words: list[str]) -> tuple[Any, ...]:
             "name": name,
             "address": draw(st.sampled_from([None, "1 MAIN ST, Changsha", "9 Other Road"])),
             "phone": draw(st.sampled_from([None, "86-731-12345678", "+1 555 0100"])),
-            "parent": draw(st.sampled_from([None, "Hunan Widgets Co.", "Lockheed Martin Corp",
-                                            "Acme GmbH", "Ganzhou Oxides"])),
+            # a party is never its own parent: parties.csv rejects such a row
+            "parent": draw(st.sampled_from([p for p in (
+                None, "Hunan Widgets Co.", "Lockheed Martin Corp", "Acme GmbH",
+                "Ganzhou Oxides") if p != name])),
         })
     start = draw(st.sampled_from(DATES))
     licence = {"licence_no": "L-1", "kind": draw(st.sampled_from(["individual", "general"])),

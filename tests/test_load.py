@@ -255,3 +255,21 @@ def test_unknown_columns_and_a_header_only_file_are_reported(db: Database) -> No
         b"licence_no,kind,holder,items,destination_country,end_user,quantity_kg,valid_from,"
         b"valid_to\n"), name="l.csv")
     assert empty.warnings() == ["l.csv: warning: the file has a header and no licences rows"]
+
+
+def test_a_formula_for_an_agent_and_a_party_that_is_its_own_parent_are_rejected(
+        db: Database) -> None:
+    licences = (b"licence_no,kind,holder,items,destination_country,end_user,quantity_kg,"
+                b"valid_from,valid_to,agents\n"
+                b"L-1,individual,A Co.,8112929010,DE,,10,2025-01-01,2025-12-31,=cmd|' /C calc'!A0\n"
+                b"L-2,individual,A Co.,8112929010,DE,,10,2025-01-01,2025-12-31,B Co.; C Co.\n")
+    report = load_csv(db, "licences", io.BytesIO(licences), name="l.csv")
+    assert report.loaded == 1 and db["licences"].get("L-2")["agents"] == "B Co.;C Co."
+    assert rejected(db)[-1][1:3] == ("agents", "=cmd|' /C calc'!A0")
+    assert "not a spreadsheet formula" in rejected(db)[-1][3]
+    parties = (b"name,country,address,phone,parent\n"
+               b"Acme Corp.,US,,,Acme Corp.\nAcme GmbH,DE,,,Acme Corp.\n")
+    report = load_csv(db, "trade_parties", io.BytesIO(parties), name="p.csv")
+    assert report.loaded == 1
+    assert rejected(db)[-1][1:] == ("parent", "Acme Corp.",
+                                    "a parent other than the party itself")

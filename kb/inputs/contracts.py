@@ -247,7 +247,8 @@ CONTRACTS = {
     "trade_parties": Contract("trade_parties", "name", (
         ("name", key_field), ("country", optional_country_field), ("address", optional_field),
         ("phone", optional_field), ("parent", optional_field),
-    )),
+    ), row_check=lambda r: ("parent", "a parent other than the party itself")
+        if r["parent"] is not None and r["parent"] == r["name"] else None),
 }
 FILE_CONTRACTS = {"declarations.csv": "declarations", "licences.csv": "licences",
                   "parties.csv": "trade_parties"}

@@ -192,8 +192,14 @@ def item_vocabulary(conn: sqlite3.Connection) -> frozenset[str]:
 
 
 def names_field(v: str) -> str | None:
-    """`;`-separated names, stripped, empty ones dropped; None when there are none."""
+    """`;`-separated names, stripped, empty ones dropped; None when there are none. A name
+    that starts as a spreadsheet formula does (`=cmd|…`) is refused: no company is called
+    that, and the value would run in a spreadsheet that opens an export."""
     names = [_plain_text(n.strip()) for n in v.split(";") if n.strip()]
+    for n in names:
+        if n[0] in "=+@":
+            raise ValueError(f"names, not a spreadsheet formula ({n[:20]!r} starts with "
+                             f"{n[0]!r})")
     return ";".join(names) or None
 
 
