@@ -18,6 +18,7 @@ Jinshu` meets `湖南有色金属`); a match needs the list's `match threshold`.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import re
 import unicodedata
@@ -194,6 +195,12 @@ def web_url(value: object) -> str:
 
 
 def mention_forms(word: str, limit: int = 64) -> list[str]:
+    """See `_mention_forms`: worked out once per word (the interpreter asks per row)."""
+    return list(_mention_forms(word, limit))
+
+
+@functools.lru_cache(maxsize=4096)
+def _mention_forms(word: str, limit: int) -> tuple[str, ...]:
     """The forms a `mentions` test looks for in a text whose ASCII letters an engine has
     lower-cased: the word in lower case, and each form with some of its other cased letters
     (É, Ü, Σ …) in upper case. SQLite's LOWER lowers ASCII only, DuckDB's and Spark's all of
@@ -211,8 +218,8 @@ def mention_forms(word: str, limit: int = 64) -> list[str]:
     for options in choices:
         count *= len(options)
     if count <= limit:
-        return ["".join(p) for p in itertools.product(*choices)]
+        return tuple("".join(p) for p in itertools.product(*choices))
     upper = "".join(options[1] if len(options) > 1 else options[0] for options in choices)
     refolded = "".join(c.upper().lower() if len(c.upper()) == 1 else c for c in lower)
     first = upper[0] + lower[1:]
-    return list(dict.fromkeys([lower, upper, refolded, first]))
+    return tuple(dict.fromkeys([lower, upper, refolded, first]))

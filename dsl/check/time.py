@@ -31,11 +31,15 @@ class TimeChecks(DeclarationChecks):
                        f"{start}", froms[0].span)
         return iv
 
-    def check_rule(self, r: ast.Rule) -> None:
-        self._annotations(r, "rule", r.name.name)
-        cites = self.check_citations(r)
-        self.required(r, cites, "a citation (per INSTRUMENT …)", r.name, r.name.span)
+    def cited_once(self, decl: ast.Rule | ast.Exception_ | ast.Conclusion, kind: str) -> None:
+        """Its annotations, and exactly one citation (`per INSTRUMENT …`)."""
+        self._annotations(decl, kind, decl.name.name)
+        cites = self.check_citations(decl)
+        self.required(decl, cites, "a citation (per INSTRUMENT …)", decl.name, decl.name.span)
         self.at_most_one(cites, "per")
+
+    def check_rule(self, r: ast.Rule) -> None:
+        self.cited_once(r, "rule")
         whens = ast.attrs_of(r, ast.When)
         thens = ast.attrs_of(r, ast.Then)
         self.required(r, whens, "a condition (when …)", r.name, r.name.span)
@@ -100,10 +104,7 @@ class TimeChecks(DeclarationChecks):
 
     def check_conclusion(self, c: ast.Conclusion) -> None:
         """A conclusion has a citation and one condition, and never rests on itself."""
-        self._annotations(c, "conclusion", c.name.name)
-        cites = self.check_citations(c)
-        self.required(c, cites, "a citation (per INSTRUMENT …)", c.name, c.name.span)
-        self.at_most_one(cites, "per")
+        self.cited_once(c, "conclusion")
         whens = ast.attrs_of(c, ast.When)
         self.required(c, whens, "a condition (when …)", c.name, c.name.span)
         self.at_most_one(whens, "when")
@@ -134,10 +135,7 @@ class TimeChecks(DeclarationChecks):
         return None
 
     def check_exception(self, e: ast.Exception_) -> None:
-        self._annotations(e, "exception", e.name.name)
-        cites = self.check_citations(e)
-        self.required(e, cites, "a citation (per INSTRUMENT …)", e.name, e.name.span)
-        self.at_most_one(cites, "per")
+        self.cited_once(e, "exception")
         excepts = ast.attrs_of(e, ast.Excepts)
         self.required(e, excepts, "the rules it excepts (excepts RULE, …)", e.name, e.name.span)
         whens = ast.attrs_of(e, ast.When)
