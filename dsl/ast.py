@@ -784,6 +784,56 @@ class Parameter:
     span: Span = _span()
 
 
+# The types a declared fact may have, as written after `type`.
+FACT_TYPES = ("number", "percentage", "country", "text", "yes/no", "date", "one of")
+
+
+@dataclass(frozen=True, slots=True)
+class FactType:
+    """`type number in UNIT`, `type percentage`, `type country`, `type text`, `type yes/no`,
+    `type date` or `type one of "a", "b"`."""
+
+    kind: str  # one of FACT_TYPES
+    unit: str | None = None
+    choices: tuple[Text, ...] = ()
+    span: Span = _span()
+
+    @property
+    def words(self) -> str:
+        if self.kind == "number":
+            return f"number in {self.unit}"
+        if self.kind == "one of":
+            return "one of " + ", ".join(f'"{c.value}"' for c in self.choices)
+        return self.kind
+
+
+@dataclass(frozen=True, slots=True)
+class FactAlias:
+    """`alias NAME, …`: other column names a declarations file may give a declared fact."""
+
+    names: tuple[Ref, ...]
+    span: Span = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class ReadFrom:
+    """`read from "…"`: where a declared fact's value comes from."""
+
+    text: Text
+    span: Span = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class Fact:
+    """`fact NAME "title"`: a fact of a declaration that the rulebook's rules read, beyond the
+    declaration's own columns: a column of declarations.csv with its type."""
+
+    name: Ref
+    title: Text
+    attrs: tuple[object, ...] = ()
+    span: Span = _span()
+
+
 @dataclass(frozen=True, slots=True)
 class Conclusion:
     """`conclusion NAME "title"`: a condition defined once, with its citation, that rules test
@@ -833,7 +883,7 @@ class Example:
 
 Declaration = (
     RulebookDecl | Use | Instrument | Item | Group | CountryGroup | Terms | ValueRange
-    | PartyList | Party | Rule | Conclusion | Parameter | Exception_ | Amendment | Example
+    | PartyList | Party | Rule | Conclusion | Parameter | Fact | Exception_ | Amendment | Example
 )
 
 

@@ -278,6 +278,14 @@ def attribute(a: object) -> list[str]:
             a.words, value, f"from {a.valid_from.date.text}" if a.valid_from else "",
             f"until {a.valid_until.date.text}" if a.valid_until else "",
             citation(a.citation) if a.citation else "") if x)]
+    if isinstance(a, ast.FactType):
+        if a.kind == "one of":
+            return [f"type one of {', '.join(quote(c.value) for c in a.choices)}"]
+        return [f"type {a.words}"]
+    if isinstance(a, ast.FactAlias):
+        return [f"alias {names(a.names)}"]
+    if isinstance(a, ast.ReadFrom):
+        return [f"read from {quote(a.text.value)}"]
     if isinstance(a, ast.BelongsTo):
         return [f"for {names(a.names)}"]
     if isinstance(a, ast.Words):
@@ -376,6 +384,7 @@ def header(d: ast.Declaration) -> str:
         ast.ValueRange: "value range",
         ast.PartyList: "list", ast.Party: "party", ast.Rule: "rule",
         ast.Exception_: "exception", ast.Conclusion: "conclusion", ast.Parameter: "parameter",
+        ast.Fact: "fact",
     }[type(d)]
     title = getattr(d, "title", None)
     name: ast.Ref = d.name

@@ -96,7 +96,7 @@ def _day(text: str) -> dt.date:
 class Interpreter:
     def __init__(self, rb: CheckedRulebook, schema: Schema) -> None:
         self.rb = rb
-        self.schema = schema
+        self.schema = rb.schema(schema)
         self.calendar = Calendar(rb)
         self.codes: dict[str, set[str]] = defaultdict(set)
         for name, item in rb.items.items():
@@ -281,7 +281,11 @@ class Interpreter:
                 return d[spec.name]
             lic = self.licences.get(d.get("licence_no") or "")
             return None if lic is None else self.exporter_role(lic, d)
-        return d.get(spec.name)
+        value = d.get(spec.name)
+        if spec.declared and value is not None and (
+                factor := UNIT_FACTORS.get(spec.unit or "", 1.0)) != 1.0:
+            return float(value) * factor  # a declared number in t or g, in the base unit
+        return value
 
     # ------------------------------------------------------------ conditions
     def truth(self, c: ast.Condition, d: Row, item: str | None, day: str) -> Truth:

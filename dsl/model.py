@@ -574,9 +574,17 @@ class _Builder:
         if ":" in ex.title.value and (prefix in rb.rules or prefix in rb.exceptions):
             named.add(prefix)
         declarations = []
+        declared = {n: f for f in rb.declared_fields() for n in (f.name, *f.aliases)}
         for i, d in enumerate(ast.attrs_of(ex, ast.ExampleDeclaration), 1):
             row: dict[str, Any] = {"id": d.id.name if d.id else f"d{i}"}
             for f in d.fields:
+                fact = declared.get(f.name)
+                if fact is not None:  # under its own name, a number in its own unit
+                    value = _value(f.value)
+                    if isinstance(f.value, ast.Quantity):
+                        value /= UNIT_FACTORS.get(fact.unit or "", 1.0)
+                    row[fact.name] = value
+                    continue
                 row[f.name] = _value(f.value)
                 if f.country is not None:
                     row[f"{f.name}_country"] = f.country.name

@@ -25,7 +25,7 @@ from dsl.transform import AstBuilder, SyntaxProblem
 DECLARATION_KEYWORDS = (
     "rulebook", "use", "instrument", "item", "group", "countries", "terms", "value", "list",
     "party",
-    "rule", "conclusion", "parameter", "exception", "suspend", "extend", "repeal", "lift",
+    "rule", "conclusion", "parameter", "fact", "exception", "suspend", "extend", "repeal", "lift",
     "example",
 )
 

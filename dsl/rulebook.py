@@ -14,6 +14,7 @@ from pathlib import PurePath
 from typing import Any
 
 from dsl import ast
+from dsl.schema import UNIT_DIMENSIONS, FieldSpec, Schema
 
 # The outcomes a licence covers: a licence requirement, a presumption of denial (a licence is
 # needed and in principle refused) and a case-by-case review (a licence is needed and each
@@ -60,6 +61,7 @@ class CheckedRulebook:
     exceptions: dict[str, ast.Exception_] = field(default_factory=dict)
     conclusions: dict[str, ast.Conclusion] = field(default_factory=dict)
     parameters: dict[str, ast.Parameter] = field(default_factory=dict)
+    facts: dict[str, ast.Fact] = field(default_factory=dict)
     amendments: list[ast.Amendment] = field(default_factory=list)
     examples: list[ast.Example] = field(default_factory=list)
     group_items: dict[str, frozenset[str]] = field(default_factory=dict)
@@ -229,6 +231,19 @@ class CheckedRulebook:
         return [(vr, low, high, frozenset(g) if g is not None else None)
                 for vr, (low, high, g) in sorted(out.items())]
 
+    def declared_fields(self) -> tuple[FieldSpec, ...]:
+        """The facts the rulebooks declare, as fields of the declarations they judge."""
+        cached = self.derived.get("declared_fields")
+        if cached is None:
+            cached = tuple(fact_field(f, self.rulebook_of(f.span.file) or "")
+                           for f in self.facts.values())
+            self.derived["declared_fields"] = cached
+        return cached
+
+    def schema(self, base: Schema) -> Schema:
+        """The schema its conditions are read against: `base` and the declared facts."""
+        return base.with_fields(self.declared_fields())
+
     def rulebook_of(self, file: str) -> str | None:
         """The rulebook a file belongs to: the one declared in its folder (or a parent folder)."""
         best: tuple[int, str] | None = None
@@ -281,6 +296,24 @@ def _expand_dual_use(c: ast.Condition, items: tuple[ast.Ref, ...]) -> ast.Condit
     if isinstance(c, ast.Negation | ast.Parenthesised):
         return replace(c, part=_expand_dual_use(c.part, items))
     return c
+
+
+# a declared fact's type -> the field's type and, for numbers, its dimension
+def fact_field(f: ast.Fact, rulebook: str) -> FieldSpec:
+    """A declared fact as a field of the declarations (its type read from `type`; a fact
+    without one, which the checker reports, is text)."""
+    t = ast.first_attr(f, ast.FactType) or ast.FactType("text")
+    alias = ast.first_attr(f, ast.FactAlias)
+    read = ast.first_attr(f, ast.ReadFrom)
+    kind = {"number": "number", "percentage": "number", "country": "country",
+            "date": "date"}.get(t.kind, "text")
+    choices = (("yes", "no") if t.kind == "yes/no"
+               else tuple(c.value for c in t.choices))
+    return FieldSpec(f.name.name, kind, UNIT_DIMENSIONS.get(t.unit or "") if kind == "number"
+                     else None, description=f.title.value,
+                     aliases=tuple(a.name for a in alias.names) if alias else (),
+                     declared=t.kind, unit=t.unit, choices=choices,
+                     read_from=read.text.value if read else "", rulebook=rulebook)
 
 
 def parameter_test(c: ast.Reaches, v: ast.ParameterValue) -> ast.Comparison:

@@ -48,6 +48,23 @@ class FieldSpec:
     # `parameter_unit`, or a text whose values match the regular expression `parameter_values`
     parameter_unit: str | None = None
     parameter_values: str | None = None
+    # a fact a rulebook declares (`fact NAME`): its type as written ("number", "percentage",
+    # "country", "text", "yes/no", "date", "one of"), the unit its numbers are in, the values
+    # a choice may take, where its value comes from, and the rulebook that declares it
+    declared: str | None = None
+    unit: str | None = None
+    choices: tuple[str, ...] = ()
+    read_from: str = ""
+    rulebook: str = ""
+
+    @property
+    def type_words(self) -> str:
+        """A declared fact's type as written: 'number in MPa', 'one of civil, military'."""
+        if self.declared == "number":
+            return f"number in {self.unit}"
+        if self.declared == "one of":
+            return "one of " + ", ".join(self.choices)
+        return self.declared or self.type
 
     @property
     def is_parameter(self) -> bool:
@@ -70,6 +87,17 @@ class Schema:
             self._index[f.name] = f
             for a in f.aliases:
                 self._index[a] = f
+
+    def with_fields(self, extra: tuple[FieldSpec, ...]) -> Schema:
+        """This schema with more fields (a rulebook's declared facts); itself when none."""
+        if not extra:
+            return self
+        return Schema(self.fields + extra, self.party_links, self.countries, self.hs_subheadings,
+                      self.window_keys)
+
+    def declared(self) -> list[FieldSpec]:
+        """The facts rulebooks declare, beyond the declaration's own columns."""
+        return [f for f in self.fields if f.declared]
 
     def field(self, name: str) -> FieldSpec | None:
         return self._index.get(name)

@@ -300,6 +300,36 @@ class AstBuilder(lark.Transformer[Token, Any]):
     def reaches(self, c: list[Any]) -> ast.Reaches:
         return ast.Reaches(self._ref(c[0]), self._ref(c[1]), self._span(c))
 
+    def fact(self, c: list[Any]) -> ast.Fact:
+        return ast.Fact(self._ref(c[0]), self._text(c[1]), tuple(c[2:]), self._span(c))
+
+    def number_fact(self, c: list[Any]) -> ast.FactType:
+        return ast.FactType("number", str(c[0]), span=self._span(c))
+
+    def percentage_fact(self, c: list[Any]) -> ast.FactType:
+        return ast.FactType("percentage", "%", span=self._span(c))
+
+    def country_fact(self, c: list[Any]) -> ast.FactType:
+        return ast.FactType("country", span=self._span(c))
+
+    def text_fact(self, c: list[Any]) -> ast.FactType:
+        return ast.FactType("text", span=self._span(c))
+
+    def yes_no_fact(self, c: list[Any]) -> ast.FactType:
+        return ast.FactType("yes/no", span=self._span(c))
+
+    def date_fact(self, c: list[Any]) -> ast.FactType:
+        return ast.FactType("date", span=self._span(c))
+
+    def choice_fact(self, c: list[Any]) -> ast.FactType:
+        return ast.FactType("one of", choices=c[0], span=self._span(c))
+
+    def fact_alias(self, c: list[Any]) -> ast.FactAlias:
+        return ast.FactAlias(c[0], self._span(c))
+
+    def read_from(self, c: list[Any]) -> ast.ReadFrom:
+        return ast.ReadFrom(self._text(c[0]), self._span(c))
+
     def conclusion(self, c: list[Any]) -> ast.Conclusion:
         return ast.Conclusion(self._ref(c[0]), self._text(c[1]), tuple(c[2:]), self._span(c))
 

@@ -14,7 +14,7 @@ from dsl.check.conditions import example_unit
 from dsl.check.time import TimeChecks
 from dsl.diagnostics import Diagnostic, did_you_mean
 from dsl.rulebook import CheckedRulebook
-from dsl.schema import UNIT_DIMENSIONS, Schema
+from dsl.schema import UNIT_DIMENSIONS, FieldSpec, Schema
 
 
 class Checker(TimeChecks):
@@ -27,6 +27,10 @@ class Checker(TimeChecks):
         # to one is not an error of its own, and must not suggest another name
         self.broken = {name for f in files for _, name, _ in f.broken}
         self.collect(files)
+        # conditions and examples read the declared facts as fields of the declarations
+        for f in self.rb.facts.values():
+            self.check_fact(f)
+        self.schema = self.rb.schema(self.schema)
         self._expand_groups()
         self._expand_countries()
         for d in self.rb.rulebooks.values():
@@ -138,6 +142,17 @@ class Checker(TimeChecks):
                 self.country_code(v)
             elif isinstance(v, ast.DateValue):
                 self.date(v)
+                spec = self.schema.field(f.name)
+                if spec is not None and spec.declared and spec.type != "date":
+                    self.error("E401", f"'{f.name}' is {_a(spec)}, not a date", v.span)
+            elif isinstance(v, ast.Text) and (spec := self.schema.field(f.name)) is not None \
+                    and spec.declared:
+                if spec.type == "country":
+                    self.country_code(ast.Ref(v.value, v.span))
+                elif spec.type != "text":
+                    self.error("E401", f"'{f.name}' is {_a(spec)}, not a text", v.span)
+                else:
+                    self.choice(ast.Ref(f.name, f.span), v)
             elif isinstance(v, ast.Code) and f.name == "hs_code":
                 self.customs_code(v)
             elif isinstance(v, ast.ItemList):
@@ -150,6 +165,8 @@ class Checker(TimeChecks):
                 spec = self.schema.field(f.name)
                 if spec is None and f.name not in ("amount",):
                     self.field_ref(ast.Ref(f.name, f.span))
+                if spec is not None and spec.declared and spec.type != "number":
+                    self.error("E401", f"'{f.name}' is {_a(spec)}, not a number", v.span)
                 dim = UNIT_DIMENSIONS.get(v.unit) if v.unit else None
                 if spec is not None and spec.dimension and dim != spec.dimension:
                     self.error("E402", f"'{f.name}' is a {spec.dimension}, not a "
@@ -165,6 +182,15 @@ class Checker(TimeChecks):
                                 "exporter", "description", "address", "phone", "parent",
                                 "items") and self.schema.field(f.name) is None:
                 self.field_ref(ast.Ref(f.name, f.span))
+
+
+def _a(spec: FieldSpec) -> str:
+    """A declared fact's type in words: 'a number in MPa', 'a date'."""
+    if spec.type == "number":
+        return f"a number in {spec.unit}"
+    if spec.choices:
+        return " or ".join(f'"{c}"' for c in spec.choices)
+    return f"a {spec.type}"
 
 
 def _version(files: list[ast.SourceFile]) -> str:

@@ -19,6 +19,10 @@ from dsl.diagnostics import did_you_mean
 from dsl.schema import UNIT_DIMENSIONS, FieldSpec
 
 
+def _choices_text(choices: tuple[str, ...]) -> str:
+    return "one of " + ", ".join(f'"{c}"' for c in choices)
+
+
 class ConditionChecks(NameResolver):
     """Types and units of conditions, expressions, windows and `explain` templates."""
 
@@ -151,6 +155,9 @@ class ConditionChecks(NameResolver):
         if left[0] == "text" and node.op not in ("=", "!="):
             self.error("E401", f"texts can only be compared with = or !=, not {node.op}",
                        node.span)
+        for field, text in ((node.left, node.right), (node.right, node.left)):
+            if isinstance(field, ast.Field) and isinstance(text, ast.TextLiteral):
+                self.choice(field.name, text.text)
         if left[0] == "number" and left[1] != right[1]:
             if left[1] is None or right[1] is None:
                 known = left[1] or right[1]
@@ -165,6 +172,14 @@ class ConditionChecks(NameResolver):
                     not Decimal(0) <= side.value <= Decimal(100):
                 self.error("E403", f"{side.value} % is not a percentage between 0 and 100",
                            side.span)
+
+    def choice(self, fact: ast.Ref, value: ast.Text) -> None:
+        """E409 for a value a declared choice (or yes/no) cannot take."""
+        spec = self.schema.field(fact.name)
+        if spec is not None and spec.choices and value.value not in spec.choices:
+            self.error("E409", f"'{spec.name}' is {_choices_text(spec.choices)}, never "
+                       f"\"{value.value}\"", value.span,
+                       did_you_mean(value.value, list(spec.choices)))
 
     def expression(self, e: ast.Expression) -> Type | None:
         if isinstance(e, ast.Field):

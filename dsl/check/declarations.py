@@ -176,6 +176,43 @@ class DeclarationChecks(ConditionChecks):
                 self.error("E403", f"the range ends at {r.high} below its start {r.low}",
                            r.span)
 
+    def check_fact(self, f: ast.Fact) -> None:
+        """A declared fact has one type, a name and aliases that no column of the declarations
+        (nor another fact) already has, and a choice's values are distinct."""
+        self._annotations(f, "fact", f.name.name)
+        types = ast.attrs_of(f, ast.FactType)
+        self.required(f, types, "a type (type number in UNIT, percentage, country, text, "
+                      "yes/no, date, or one of \"…\", \"…\")", f.name, f.name.span)
+        self.at_most_one(types, "type")
+        self.at_most_one(ast.attrs_of(f, ast.FactAlias), "alias")
+        self.at_most_one(ast.attrs_of(f, ast.ReadFrom), "read from")
+        self.at_most_one(ast.attrs_of(f, ast.Source), "source")
+        own = self.base_schema.field(f.name.name)
+        if own is not None:
+            self.error("E201", f"'{f.name.name}' is already a column of every declaration "
+                       f"({own.name}: {own.description})", f.name.span,
+                       "give the fact a name of its own, or use the column")
+        earlier = list(self.rb.facts)[:list(self.rb.facts).index(f.name.name)]
+        taken = {a.name: n for n in earlier
+                 for alias in ast.attrs_of(self.rb.facts[n], ast.FactAlias) for a in alias.names}
+        taken |= {n: n for n in self.rb.facts if n != f.name.name}
+        for alias in ast.attrs_of(f, ast.FactAlias):
+            for a in alias.names:
+                if self.base_schema.field(a.name) is not None:
+                    self.error("E201", f"'{a.name}' is already a column of every declaration",
+                               a.span, "choose another alias")
+                elif a.name in taken:
+                    self.error("E201", f"'{a.name}' already names fact '{taken[a.name]}'",
+                               a.span, "choose another alias")
+        for t in types:
+            seen: set[str] = set()
+            for c in t.choices:
+                if c.value in seen:
+                    self.error("E206", f"the choice \"{c.value}\" is given twice", c.span)
+                if not c.value.strip():
+                    self.error("E205", "a choice needs a value", c.span)
+                seen.add(c.value)
+
     def check_party_list(self, pl: ast.PartyList) -> None:
         self._annotations(pl, "list", pl.name.name)
         self.check_citations(pl)

@@ -41,11 +41,18 @@ def iter_conditions(c: ast.Condition) -> Iterator[ast.Condition]:
             stack.append(node.part)
 
 
+def _fact_type(f: ast.Fact) -> str:
+    t = ast.first_attr(f, ast.FactType)
+    return t.words if t else "no type"
+
+
 class NameResolver:
     """Collects names (pass 1), resolves references, citations and codes, reports diagnostics."""
 
     def __init__(self, schema: Schema) -> None:
         self.schema = schema
+        # the schema without the rulebooks' declared facts (the checker adds them to `schema`)
+        self.base_schema = schema
         self.diags: list[Diagnostic] = []
         self.rb = CheckedRulebook(files=[])
         self._seen: dict[str, tuple[str, ast.Span]] = {}
@@ -131,6 +138,20 @@ class NameResolver:
         self._seen[key] = (ref.name, ref.span)
         table[ref.name] = decl
 
+    def declare_fact(self, f: ast.Fact) -> None:
+        """A fact is declared once; two rulebooks may each declare the same fact, of the same
+        type (one column of the declarations serves both)."""
+        first = self.rb.facts.get(f.name.name)
+        if first is not None and _fact_type(first) == _fact_type(f) and \
+                self.rb.rulebook_of(first.span.file) != self.rb.rulebook_of(f.span.file):
+            return
+        if first is not None and _fact_type(first) != _fact_type(f):
+            self.error("E201", f"fact '{f.name.name}' is declared twice, of different types "
+                       f"({_fact_type(first)}; {_fact_type(f)})", f.name.span,
+                       related=((first.name.span, "first declared here"),))
+            return
+        self.declare(self.rb.facts, f.name, f, "fact")
+
     def collect(self, files: list[ast.SourceFile]) -> None:
         rb = self.rb
         for sf in files:
@@ -161,6 +182,8 @@ class NameResolver:
                     self.declare(rb.conclusions, d.name, d, "rule")
                 elif isinstance(d, ast.Parameter):
                     self.declare(rb.parameters, d.name, d, "parameter")
+                elif isinstance(d, ast.Fact):
+                    self.declare_fact(d)
                 elif isinstance(d, ast.Amendment):
                     rb.amendments.append(d)
                 elif isinstance(d, ast.Example):

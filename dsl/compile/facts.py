@@ -7,11 +7,11 @@ from __future__ import annotations
 from sqlglot import exp
 
 from dsl import ast
-from dsl.compile.sql import FALSE, TRUE, Candidates, Truth, col_
+from dsl.compile.sql import FALSE, TRUE, Candidates, Truth, col_, lit
 from dsl.diagnostics import Diagnostic
 from dsl.periods import rule_periods
 from dsl.rulebook import CheckedRulebook
-from dsl.schema import Schema
+from dsl.schema import UNIT_FACTORS, Schema
 
 
 class FactCompiler:
@@ -54,6 +54,9 @@ class FactCompiler:
         """The column for a schema field, whether it may be missing, and its canonical name."""
         spec = self.schema.field(name)
         assert spec is not None  # the checker has rejected unknown fields
+        factor = UNIT_FACTORS.get(spec.unit or "", 1.0) if spec.declared else 1.0
+        if factor != 1.0:  # a declared number in t or g: compared in the dimension's base unit
+            return exp.Mul(this=col_(spec.name), expression=lit(factor)), True, spec.name
         return col_(spec.name), not spec.required, spec.name
 
     def judged_on(self) -> exp.Expression:

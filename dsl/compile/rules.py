@@ -494,7 +494,7 @@ def compile_rulebook(rb: CheckedRulebook, schema: Schema) -> tuple[CompiledRuleb
     cached = rb.compiled.get(id(schema))
     if cached is not None and cached[0] is schema:
         return cached[1], list(cached[2])
-    compiler = Compiler(rb, schema)
+    compiler = Compiler(rb, rb.schema(schema))
     rules = []
     for decl in rb.rules.values():
         compiled = compiler.rule(decl)

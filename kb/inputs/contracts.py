@@ -8,9 +8,10 @@ from __future__ import annotations
 import math
 import sqlite3
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any
 
+from dsl.schema import FieldSpec
 from kb.inputs.fields import (
     CONTROL,
     MAX_NUMBER,
@@ -20,6 +21,7 @@ from kb.inputs.fields import (
     code_prefix_field,
     country_field,
     date_field,
+    fact_validator,
     hs_code_field,
     item_vocabulary,
     items_field,
@@ -212,6 +214,8 @@ class Contract:
     # a field of ';'-separated entries that must be customs codes or words of this vocabulary
     # (read from the knowledge base being loaded; no check when it is empty)
     vocabulary: tuple[str, Callable[[sqlite3.Connection], frozenset[str]]] | None = None
+    # other names a header may give a column (a declared fact's aliases): name -> column
+    aliases: Mapping[str, str] = field(default_factory=dict)
 
 
 CONTRACTS = {
@@ -252,3 +256,44 @@ CONTRACTS = {
 }
 FILE_CONTRACTS = {"declarations.csv": "declarations", "licences.csv": "licences",
                   "parties.csv": "trade_parties"}
+
+
+def declared_facts(conn: sqlite3.Connection) -> tuple[FieldSpec, ...]:
+    """The facts the knowledge base's rulebooks declare (its `declared_facts` table), as
+    fields of the declarations."""
+    try:
+        rows = conn.execute("SELECT name, title, type, unit, choices, aliases, read_from, "
+                            "rulebook FROM declared_facts ORDER BY rowid").fetchall()
+    except sqlite3.OperationalError:  # a knowledge base from before declared facts
+        return ()
+    out = []
+    for name, title, written, unit, choices, aliases, read_from, rulebook in rows:
+        kind = written.split(" ")[0] if written.startswith(("number", "one")) else written
+        declared = "one of" if kind == "one" else kind
+        out.append(FieldSpec(
+            name, {"number": "number", "percentage": "number", "country": "country",
+                   "date": "date"}.get(declared, "text"),
+            description=title or "", aliases=_split(aliases), declared=declared, unit=unit,
+            choices=("yes", "no") if declared == "yes/no" else _split(choices),
+            read_from=read_from or "", rulebook=rulebook or ""))
+    return tuple(out)
+
+
+def _split(joined: str | None) -> tuple[str, ...]:
+    return tuple(x.strip() for x in joined.split(";")) if joined else ()
+
+
+def contract_for(conn: sqlite3.Connection, table: str) -> Contract:
+    """A file's contract; the declarations' with a column for each fact the knowledge base's
+    rulebooks declare (each optional, under its name or one of its aliases)."""
+    return contract_with(table, declared_facts(conn) if table == "declarations" else ())
+
+
+def contract_with(table: str, facts: tuple[FieldSpec, ...]) -> Contract:
+    """A file's contract with a column for each of the declared facts given (declarations)."""
+    base = CONTRACTS[table]
+    if not facts or table != "declarations":
+        return base
+    return replace(base, fields=base.fields + tuple((f.name, fact_validator(f)) for f in facts),
+                   optional_columns=base.optional_columns | {f.name for f in facts},
+                   aliases={a: f.name for f in facts for a in f.aliases})

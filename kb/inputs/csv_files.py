@@ -149,8 +149,13 @@ def checked_header(contract: Contract, first_row: list[str] | None, name: str
     (None: an optional column the file leaves out)."""
     if first_row is None:
         raise LoadError(f"{name}: the file is empty; expected a header row")
-    header = [h.strip() for h in first_row]
+    header = [contract.aliases.get(h.strip(), h.strip()) for h in first_row]
     wanted = [f for f, _ in contract.fields]
+    for f in wanted:
+        given = [first_row[i].strip() for i, h in enumerate(header) if h == f]
+        if len(given) > 1:
+            raise LoadError(f"{name}:1: the column {f} is given more than once "
+                            f"({', '.join(given)}); keep one")
     missing = [f for f in wanted if f not in header and f not in contract.optional_columns]
     if missing:
         raise LoadError(f"{name}:1: the header lacks the column(s) {', '.join(missing)}; "

@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlite_utils import Database
 
-from kb.inputs.contracts import CONTRACTS, KNOWN_COUNTRIES
+from kb.inputs.contracts import KNOWN_COUNTRIES, contract_for
 from kb.inputs.csv_files import (
     CSV_FIELD_LIMIT,
     MAX_FIELD,
@@ -95,7 +95,7 @@ def load_csv_duckdb(db: Database, duck: Any, table: str, source: str | Path,
 
     from kb.store.arrow import arrow_schema
 
-    contract = CONTRACTS[table]
+    contract = contract_for(db.conn, table)
     path = Path(source)
     name = name or str(source)
     today = today or dt.datetime.now(dt.UTC).date().isoformat()
@@ -160,8 +160,9 @@ def load_csv_duckdb(db: Database, duck: Any, table: str, source: str | Path,
         texts = [t for (t,) in duck.execute(f"SELECT DISTINCT {cell(pos)} FROM excon_raw AS r")
                  .fetchall()]
         mapped: dict[str, list[Any]] = {"text": [], "ok": [], field_name: []}
-        for n, _, _ in contract.derived:
-            mapped[n] = []
+        for n, of, _ in contract.derived:
+            if of == field_name:
+                mapped[n] = []
         for t in texts:
             try:
                 value, ok = validator(t), True

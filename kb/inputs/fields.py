@@ -14,7 +14,7 @@ import types
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from dsl.schema import UNIT_DIMENSIONS, UNIT_FACTORS
+from dsl.schema import UNIT_DIMENSIONS, UNIT_FACTORS, FieldSpec
 from kb.store.schema import DECLARATION_FIELDS, country_codes
 
 # ---------------------------------------------------------------- field validators
@@ -138,6 +138,53 @@ def percent_field(v: str) -> float | None:
     if x > 100:
         raise ValueError("a percentage between 0 and 100")
     return x
+
+
+def optional_date_field(v: str) -> str | None:
+    return date_field(v) if v.strip() else None
+
+
+YES_NO = {"yes": "yes", "y": "yes", "true": "yes", "1": "yes",
+          "no": "no", "n": "no", "false": "no", "0": "no"}
+
+
+def yes_no_field(v: str) -> str | None:
+    """yes or no (also y/n, true/false, 1/0, in any case), stored as 'yes' or 'no'."""
+    v = v.strip()
+    if not v:
+        return None
+    found = YES_NO.get(v.lower())
+    if found is None:
+        raise ValueError("yes or no")
+    return found
+
+
+def choice_field(choices: tuple[str, ...]) -> Callable[[str], str | None]:
+    """One of the choices, in any case, stored as declared."""
+    by_key = {c.casefold(): c for c in choices}
+    expected = "one of " + ", ".join(repr(c) for c in choices)
+
+    def field(v: str) -> str | None:
+        v = _plain_text(v.strip())
+        if not v:
+            return None
+        found = by_key.get(v.casefold())
+        if found is None:
+            raise ValueError(expected)
+        return found
+
+    return field
+
+
+def fact_validator(spec: FieldSpec) -> Callable[[str], Any]:
+    """The validator of a declared fact's column, by its type (every declared fact may be
+    empty: then it is missing, and rules that need it are undetermined)."""
+    if spec.choices:
+        return yes_no_field if spec.declared == "yes/no" else choice_field(spec.choices)
+    if spec.declared == "percentage":
+        return percent_field
+    return {"number": optional_number_field, "country": optional_country_field,
+            "date": optional_date_field}.get(spec.type, optional_field)
 
 
 def kind_field(v: str) -> str:

@@ -17,7 +17,7 @@ from typing import IO, Any
 
 from sqlite_utils import Database
 
-from kb.inputs.contracts import COLUMN_CHECKS, CONTRACTS, RowSink, c_each
+from kb.inputs.contracts import COLUMN_CHECKS, RowSink, c_each, contract_for
 from kb.inputs.csv_files import (
     Batches,
     Broken,
@@ -44,7 +44,7 @@ def load_csv(db: Database, table: str, source: str | Path | IO[bytes], run_id: i
     (screening on another engine: `kb.screen.engines.DuckRows`), given the stored columns' names and
     each batch's good rows column by column; rejected rows are kept in `rejected_rows` as
     always."""
-    contract = CONTRACTS[table]
+    contract = contract_for(db.conn, table)
     today = today or dt.datetime.now(dt.UTC).date().isoformat()
     vocabulary = contract.vocabulary[1](db.conn) if contract.vocabulary else frozenset()
     if isinstance(source, str | Path) and str(source) != "-":

@@ -218,14 +218,14 @@ def inputs_of(db: Path | None) -> Iterator[dict[str, Path]]:
     import csv
     import sqlite3
 
-    from kb.inputs.contracts import CONTRACTS
+    from kb.inputs.contracts import contract_for
 
     with tempfile.TemporaryDirectory(prefix="excon-diff-") as tmp, \
             contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
         held = {}
         for table, name in (("declarations", "declarations"), ("licences", "licences"),
                             ("trade_parties", "parties")):
-            columns = [c for c, _ in CONTRACTS[table].fields]
+            columns = [c for c, _ in contract_for(conn, table).fields]
             have = {r[1] for r in conn.execute(f'PRAGMA table_info("{table}")')}  # our names
             path = Path(tmp) / f"{name}.csv"
             with path.open("w", encoding="utf-8", newline="") as f:

@@ -13,7 +13,8 @@ from typing import Any
 
 from dsl.interpret import Interpreter
 from dsl.model import Example, Expectation, law
-from kb.inputs.contracts import CONTRACTS
+from dsl.schema import FieldSpec
+from kb.inputs.contracts import contract_with
 from kb.inputs.fields import with_parameters
 from kb.screen.screener import Finding, Screener
 from kb.store.schema import declaration_schema
@@ -91,8 +92,9 @@ def run_example(screener: Screener, ex: Example) -> ExampleResult:
     findings = screener.screen(declaration_rows(ex), licence_rows(ex), company_rows(ex),
                                ex.as_of)
     result = ExampleResult(ex, findings)
+    facts = screener.rulebook.declared_fields()
     oracle = _interpreter(screener).judge(
-        [typed_row("declarations", r) for r in declaration_rows(ex)],
+        [typed_row("declarations", r, facts) for r in declaration_rows(ex)],
         [typed_row("licences", r) for r in licence_rows(ex)], ex.as_of,
         [typed_row("trade_parties", r) for r in company_rows(ex)])
     sql = sorted((f.declaration_id, f.rule, f.outcome, f.instrument or "", f.provision or "",
@@ -124,9 +126,11 @@ def _interpreter(screener: Screener) -> Interpreter:
     return _INTERPRETERS[id(screener)]
 
 
-def typed_row(table: str, row: dict[str, Any]) -> dict[str, Any]:
-    """A row as the loader stores it, for the interpreter."""
-    contract = CONTRACTS[table]
+def typed_row(table: str, row: dict[str, Any], facts: tuple[FieldSpec, ...] = ()
+              ) -> dict[str, Any]:
+    """A row as the loader stores it, for the interpreter (`facts`: the declared facts of
+    the rulebooks, columns of the declarations)."""
+    contract = contract_with(table, facts)
     row = with_parameters(row) if table == "declarations" else row
     out = {name: check("" if row.get(name) is None else str(row[name]))
            for name, check in contract.fields}

@@ -25,7 +25,7 @@ from dsl.basis import BASES
 from dsl.compile import FINDING_COLUMNS, CompiledRulebook
 from dsl.model import law
 from dsl.rulebook import CheckedRulebook
-from kb.inputs.contracts import CONTRACTS
+from kb.inputs.contracts import Contract, contract_for
 from kb.inputs.duckdb_reader import load_csv_duckdb
 from kb.inputs.fields import with_parameters
 from kb.inputs.load import load_csv
@@ -330,11 +330,15 @@ class Screener:
         ScreeningError naming the field and what was expected.
         """
         licences, parties = list(licences), list(parties)
+
+        def csv_of(table: str, rows: list[Mapping[str, Any]]) -> io.BytesIO:
+            return io.BytesIO(_csv_bytes(contract_for(self.db.conn, table), rows))
+
         findings, reports = self.screen_files(
-            io.BytesIO(_csv_bytes("declarations", declarations)),
+            csv_of("declarations", list(declarations)),
             # no licences or parties: nothing to load (the screener's tables are empty)
-            io.BytesIO(_csv_bytes("licences", licences)) if licences else None,
-            io.BytesIO(_csv_bytes("trade_parties", parties)) if parties else None,
+            csv_of("licences", licences) if licences else None,
+            csv_of("trade_parties", parties) if parties else None,
             as_of, engine)
         for r in reports:
             if r.problems:
@@ -418,8 +422,9 @@ def spreadsheet_safe(value: Any) -> Any:
     return value
 
 
-def _csv_bytes(table: str, rows: Iterable[Mapping[str, Any]]) -> bytes:
-    columns = [f for f, _ in CONTRACTS[table].fields]
+def _csv_bytes(contract: Contract, rows: Iterable[Mapping[str, Any]]) -> bytes:
+    table = contract.table
+    columns = [f for f, _ in contract.fields]
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(columns)

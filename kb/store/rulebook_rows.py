@@ -17,6 +17,7 @@ from dsl.model import law
 from dsl.periods import Periods
 from dsl.periods import timeline as law_timeline
 from dsl.rulebook import CheckedRulebook
+from kb.store.tables import add_fact_columns
 
 Row = dict[str, Any]
 
@@ -210,6 +211,14 @@ def load_rulebook(db: Database, rb: CheckedRulebook, hs6: frozenset[str],
          "ended": x.ended, "resumes": x.resumes, "after_sources": int(x in counted),
          "caveat": lapse_caveat(x, sources_checked(model, x.rulebook)), "rulebook": x.rulebook}
         for n, x in enumerate(model.lapsed_suspensions(dt.date.max), 1)])
+    facts = rb.declared_fields()
+    put("declared_facts", [
+        {"name": f.name, "title": f.description, "type": f.type_words, "unit": f.unit,
+         "choices": _join(f.choices) if f.declared == "one of" else None,
+         "aliases": _join(f.aliases), "read_from": f.read_from or None, "rulebook": f.rulebook,
+         "source_file": rb.facts[f.name].span.file, "source_line": rb.facts[f.name].span.line}
+        for f in facts])
+    add_fact_columns(db, facts)
     put("examples", example_rows(rb))
     put("unverified_facts", [
         {"id": n, "kind": u.kind, "entry": u.entry, "note": u.note,

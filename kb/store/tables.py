@@ -7,11 +7,13 @@ has shipped.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from sqlite_utils import Database
 from sqlite_utils.migrations import Migrations
 
+from dsl.schema import FieldSpec
 from kb.store.schema import DECLARATION_FIELDS
 
 
@@ -282,6 +284,19 @@ TABLES: tuple[TableSpec, ...] = (
         _c("source_file", str, "Rulebook file"),
         _c("source_line", int, "Line"),
     ), pk="id"),
+    TableSpec("declared_facts", "Facts the rulebooks declare beyond the declaration's own "
+              "columns: each is a column of declarations.csv", (
+        _c("name", str, "Fact (the column of declarations.csv)", True),
+        _c("title", str, "What it is"),
+        _c("type", str, "number in UNIT, percentage, country, text, yes/no, date, or one of …"),
+        _c("unit", str, "Unit of a number"),
+        _c("choices", str, "Values a choice may take, ';'-separated"),
+        _c("aliases", str, "Other column names a file may give it, ';'-separated"),
+        _c("read_from", str, "Where its value comes from"),
+        _c("rulebook", str, "Rulebook that declares it"),
+        _c("source_file", str, "Rulebook file"),
+        _c("source_line", int, "Line"),
+    ), pk="name"),
     TableSpec("declarations", "Export declaration lines (declarations.csv)", (
         _c("id", str, "Declaration line id", True),
         _c("declared_on", str, "Declaration date (ISO)", True),
@@ -438,6 +453,23 @@ def m007_lapses(db: Database) -> None:
 def m008_licence_value_limits(db: Database) -> None:
     """A licence's value limit in USD (issue 37), beside its quantity limit."""
     _add_missing_columns(db, ("licences",))
+
+
+@MIGRATIONS()
+def m009_declared_facts(db: Database) -> None:
+    """The facts rulebooks declare (issue 37); their columns are added to `declarations` when
+    a rulebook that declares them is installed (`add_fact_columns`)."""
+    if not db.table("declared_facts").exists():
+        create_table(db, SPECS["declared_facts"])
+
+
+def add_fact_columns(db: Database, facts: Iterable[FieldSpec]) -> None:
+    """A column of `declarations` for each declared fact it lacks: REAL for numbers, TEXT for
+    the rest (countries, texts, yes/no, dates and choices are stored as text)."""
+    have = db.table("declarations").columns_dict
+    for f in facts:
+        if f.name not in have:
+            db.table("declarations").add_column(f.name, float if f.type == "number" else str)
 
 
 def _add_missing_columns(db: Database, tables: tuple[str, ...]) -> None:
