@@ -14,6 +14,7 @@ from dsl.interpret import Interpreter
 from dsl.rulebook import FINDING_OUTCOMES
 from kb.screen import Finding, Screener
 from kb.screen.examples import typed_row
+from dsl.schema import FieldSpec
 from kb.store.schema import declaration_schema
 from tests.conftest import DATA, RULEBOOKS
 
@@ -49,7 +50,8 @@ def compare(path: str, declarations: list[dict[str, Any]], licences: list[dict[s
             assert [f.explanation for f in found[engine]] == \
                 [f.explanation for f in found["sqlite"]], engine
     interpreter = Interpreter(s.rulebook, declaration_schema())
-    judged = interpreter.judge([typed_row("declarations", d) for d in declarations],
+    facts = s.rulebook.declared_fields()
+    judged = interpreter.judge([typed_row("declarations", d, facts) for d in declarations],
                                [typed_row("licences", lic) for lic in licences], as_of,
                                [typed_row("trade_parties", p) for p in parties])
     expected = [(j.declaration_id, j.rule, j.outcome, j.severity, j.instrument, j.provision,
@@ -78,8 +80,24 @@ dates = st.one_of(st.sampled_from(DATES), st.dates(
     max_value=__import__("datetime").date(2027, 1, 1)).map(str))
 
 
+def fact_values(spec: FieldSpec) -> list[Any]:
+    """Values of a declared fact, by its type, around the thresholds the rules use (and
+    missing)."""
+    if spec.choices:
+        return [None, *spec.choices]
+    if spec.declared == "percentage":
+        return [None, 0, 0.1, 10, 10.01, 25, 100]
+    if spec.type == "number":
+        return [None, 0, 0.499, 0.5, 2, 1000]
+    if spec.type == "country":
+        return [None, "US", "CN", "DE", "JP"]
+    if spec.type == "date":
+        return [None, *DATES]
+    return [None, "exempt", "x", "含镓"]
+
+
 @st.composite
-def declaration(draw: st.DrawFn, n: int) -> dict[str, Any]:
+def declaration(draw: st.DrawFn, n: int, facts: tuple[FieldSpec, ...] = ()) -> dict[str, Any]:
     to = draw(st.sampled_from(["US", "DE", "FR", "TH", "HK", "BE"]))
     end_user = draw(st.one_of(st.none(), st.sampled_from(NAMES)))
     return {
@@ -97,6 +115,8 @@ def declaration(draw: st.DrawFn, n: int) -> dict[str, Any]:
         # stated parameters around the items' thresholds
         "energy_density": draw(st.sampled_from([None, 150, 299.9, 300])),
         "particle_size": draw(st.sampled_from([None, 40, 50, 50.5, 500, 600])),
+        # every fact the rulebooks declare
+        **{f.name: draw(st.sampled_from(fact_values(f))) for f in facts},
     }
 
 
@@ -106,9 +126,10 @@ WORDS = {"semantics": ["widgets", "gizmo"], "repository": ["1C902", "gallium-met
 
 
 @st.composite
-def scenario(draw: st.DrawFn, words: list[str]) -> tuple[Any, ...]:
+def scenario(draw: st.DrawFn, words: list[str], facts: tuple[FieldSpec, ...] = ()
+             ) -> tuple[Any, ...]:
     count = draw(st.integers(1, 6))
-    decls = [draw(declaration(i)) for i in range(count)]
+    decls = [draw(declaration(i, facts)) for i in range(count)]
     if count > 1 and draw(st.booleans()):  # a run of shipments days apart (windows)
         first = decls[0]["declared_on"]
         import datetime as dt
@@ -151,7 +172,8 @@ def scenario(draw: st.DrawFn, words: list[str]) -> tuple[Any, ...]:
 @given(data=st.data())
 def test_interpreter_sqlite_duckdb_and_postgres_agree(path: str, data: st.DataObject,
                                                       postgres_dsn: str) -> None:
-    decls, licences, as_of, parties = data.draw(scenario(WORDS[path]))
+    decls, licences, as_of, parties = data.draw(scenario(
+        WORDS[path], screener(path).rulebook.declared_fields()))
     compare(path, decls, licences, as_of, postgres=postgres_dsn, parties=parties)
 
 
@@ -196,9 +218,8 @@ def repository_codes(rb: Any) -> list[str]:
     return [*sorted(set(codes)), "9403600000", "7901110000", "2504101000", "8479899990"]
 
 
-def broad_batch(rng: Any, codes: list[str], n: int) -> tuple[list[dict[str, Any]],
-                                                            list[dict[str, Any]],
-                                                            list[dict[str, Any]]]:
+def broad_batch(rng: Any, codes: list[str], n: int, facts: tuple[FieldSpec, ...] = ()
+                ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
     """`n` declarations drawn over every item, destination, size, missing fact and stated
     parameter that the rules read, with runs of shipments (windows), agents and licences of
     every shape."""
@@ -235,6 +256,8 @@ def broad_batch(rng: Any, codes: list[str], n: int) -> tuple[list[dict[str, Any]
             "density": maybe([1.5, 1.73, 1.9]),
             "graphite_type": maybe(["natural", "artificial"]),
             "dual_use_code": maybe(["2B005.b", "3B901.a", "none"]),
+            # every fact the rulebooks declare, of every type
+            **{f.name: maybe(fact_values(f)[1:]) for f in facts},
         }
         decls.append(d)
         if rng.random() < 0.15:  # a run: the same trade again, days apart
@@ -280,7 +303,8 @@ def test_generated_batches_fire_every_rule_and_all_engines_agree(postgres_dsn: s
     codes = repository_codes(s.rulebook)
     fired: Counter[tuple[str, str]] = Counter()
     for seed, as_of in ((1, None), (2, "2025-06-01")):
-        decls, licences, parties = broad_batch(random.Random(seed), codes, 1500)
+        decls, licences, parties = broad_batch(random.Random(seed), codes, 1500,
+                                               s.rulebook.declared_fields())
         on_sqlite = compare("repository", decls, licences, as_of, postgres_dsn, parties,
                             explanations=True)
         fired.update((rule, outcome) for _, rule, outcome, *_ in on_sqlite)
