@@ -288,3 +288,19 @@ def test_two_rulebooks_share_a_fact_of_one_type_and_not_of_two(tmp_path: Path) -
     assert [(d.code, d.message) for d in result.diagnostics if d.severity == "error"] == [
         ("E201", "fact 'programme' is declared twice, of different types (text; number in "
                  "kg)")]
+
+
+def test_a_duckdb_bundle_carries_the_declared_facts(folder: Path, declarations: Path,
+                                                    tmp_path: Path) -> None:
+    from tests.test_bundle import duckdb_findings
+
+    out = tmp_path / "bundle"
+    for args in (["export", "--dialect", "duckdb", "--out", str(out)],
+                 ["prepare", "--declarations", str(declarations), "--as-of", "2024-03-01",
+                  "--out", str(out / "inputs")]):
+        result = CliRunner().invoke(cli, [*args, "--rulebooks", str(folder)])
+        assert result.exit_code == 0, result.output
+    with (out / "inputs" / "declarations.csv").open(encoding="utf-8") as f:
+        header = next(csv.reader(f))
+    assert {"origin", "end_user_type", "lot", "us_share"} <= set(header)
+    assert {(row[0], row[2]) for row in duckdb_findings(out)} == HITS
