@@ -304,3 +304,51 @@ def test_a_duckdb_bundle_carries_the_declared_facts(folder: Path, declarations: 
         header = next(csv.reader(f))
     assert {"origin", "end_user_type", "lot", "us_share"} <= set(header)
     assert {(row[0], row[2]) for row in duckdb_findings(out)} == HITS
+
+
+def test_rules_json_describes_each_fact_and_follows_its_schema(folder: Path,
+                                                              tmp_path: Path) -> None:
+    import json
+
+    import jsonschema
+
+    from kb.screen.export import rulebook_from_json
+
+    result = CliRunner().invoke(cli, ["export", "--format", "json", "--out", str(tmp_path),
+                                      "--rulebooks", str(folder)])
+    assert result.exit_code == 0, result.output
+    document = json.loads((tmp_path / "rules.json").read_text("utf-8"))
+    jsonschema.validate(document, json.loads((tmp_path / "rules.schema.json").read_text()))
+    facts = {f["name"]: f for f in document["facts"]}
+    assert {k: facts["origin"][k] for k in ("type", "aliases", "read_from", "rulebook")} == {
+        "type": "country", "aliases": ["country_of_origin", "origin_country"],
+        "read_from": "customs declaration, country of origin", "rulebook": "facts-demo"}
+    assert (facts["lot"]["type"], facts["lot"]["unit"]) == ("number", "t")
+    assert facts["end_user_type"]["choices"] == ["civil", "government", "military"]
+    assert facts["registered"]["choices"] == ["yes", "no"]
+    assert {"field": "lot", "column": "lot", "declared": "number in t"}.items() <= \
+        next(f for f in document["fields"] if f["field"] == "lot").items()
+    assert rulebook_from_json(document).declared_fields() == \
+        dsl.load([folder], declaration_schema()).rulebook.declared_fields()
+
+
+def test_the_documents_and_explain_show_the_facts(folder: Path, declarations: Path,
+                                                  tmp_path: Path) -> None:
+    runner = CliRunner()
+    result = runner.invoke(cli, ["docs", str(folder), "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    page = (tmp_path / "facts-demo.html").read_text("utf-8")
+    part = page[page.index('id="fact-origin"'):page.index('id="fact-end_user_type"')]
+    assert "Type: country." in part and "<code>country_of_origin</code>" in part
+    assert '<a href="#rule-military-things">military-things</a>' in part
+    db = tmp_path / "kb.db"
+    result = runner.invoke(cli, ["build", str(folder), "--db", str(db),
+                                 "--declarations", str(declarations), "--force"])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(cli, ["explain", "no-origin", "--db", str(db),
+                                 "--rulebooks", str(folder)])
+    assert result.exit_code == 0, result.output
+    assert ("Declared facts: origin (not declared); end_user_type military; registered no; "
+            "strength 6 MPa; lot 1 t; contract_signed 2023-12-31; us_share 10 %; programme x."
+            ) in result.output
+    assert "result: undetermined" in result.output

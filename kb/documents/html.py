@@ -9,6 +9,7 @@ self-contained file (inline CSS and SVG, no scripts, no network).
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import os
 from collections import defaultdict
@@ -190,6 +191,7 @@ def _context(rb: CheckedRulebook, today: dt.date) -> dict[str, Any]:
         "rules": rules, "groups": groups, "lists": parties["party_lists"],
         "conclusions": _conclusions(rb, name),
         "parameters": _parameters(rb, name),
+        "facts": _facts(rb, name),
         "item_count": len(items["items"]),
         "parties": sorted(parties["parties"], key=lambda p: p["legal_name"].lower()),
         "amendments": amendments,
@@ -241,6 +243,35 @@ def _parameters(rb: CheckedRulebook, rulebook: str) -> list[dict[str, Any]]:
                     "value_lines": [parameter_text(iv, v, cite)
                                for iv, v, cite in parameter_periods(rb, name)]})
     return out
+
+
+def _facts(rb: CheckedRulebook, rulebook: str) -> list[dict[str, Any]]:
+    """The facts the rulebook declares, each with its type, the columns it is read from, and
+    the rules, exceptions and conclusions that read it."""
+    out = []
+    for f in rb.declared_fields():
+        if f.rulebook not in (rulebook, ""):
+            continue
+        names = {f.name, *f.aliases}
+        rules = sorted(r for r, decl in [*rb.rules.items(), *rb.exceptions.items(),
+                                         *rb.conclusions.items()]
+                       if (w := ast.first_attr(decl, ast.When)) is not None
+                       and names & _refs(w.condition))
+        out.append({"name": f.name, "title": f.description, "type": f.type_words,
+                    "aliases": list(f.aliases), "read_from": f.read_from, "rules": rules})
+    return out
+
+
+def _refs(node: object) -> set[str]:
+    """Every name a condition refers to."""
+    if isinstance(node, ast.Ref):
+        return {node.name}
+    if isinstance(node, tuple):
+        return set().union(*(_refs(n) for n in node)) if node else set()
+    if dataclasses.is_dataclass(node) and not isinstance(node, type):
+        return set().union(*(_refs(getattr(node, f.name)) for f in dataclasses.fields(node)
+                             if f.name != "span"))
+    return set()
 
 
 def _announcements(rb: CheckedRulebook) -> list[dict[str, Any]]:

@@ -44,6 +44,8 @@ class Explanation:
     judged_on: str
     rules: list[RuleExplanation]
     stale: bool = False
+    # the facts the rulebooks declare: (name, unit of a number, value as stated or None)
+    facts: list[tuple[str, str, Any]] = field(default_factory=list)
 
     def text(self) -> str:
         d = self.declaration
@@ -54,6 +56,9 @@ class Explanation:
                + (f", end user {d['end_user']}" if d.get("end_user") else "")
                + (f", licence {d['licence_no']}" if d.get("licence_no") else "") + ".",
                f"Judged by the law in force on {self.judged_on}."]
+        if self.facts:
+            out.append("Declared facts: " + "; ".join(
+                f"{name} {_stated(value, unit)}" for name, unit, value in self.facts) + ".")
         if self.stale:
             out.append("Note: the knowledge base was built from another version of the "
                        "rulebooks; rebuild it with `excon build`.")
@@ -70,6 +75,14 @@ class Explanation:
             else:
                 out.append("  result: no finding")
         return "\n".join(out) + "\n"
+
+
+def _stated(value: Any, unit: str | None) -> str:
+    if value is None:
+        return "(not declared)"
+    if isinstance(value, float):
+        return f"{value:g}" + (f" {unit}" if unit else "")
+    return str(value)
 
 
 def _truth_word(v: bool | None) -> str:
@@ -178,7 +191,8 @@ def explain(db: Path, declaration_id: str, as_of: str | None = None,
             r.lines.append(f"{'exception' if s.kind == 'exception' else 'overridden by'}"
                            f" {s.name}: {'applies' if applies else 'does not apply'}")
         out.append(r)
-    return Explanation(d, judged, out, stale=version != rb.version)
+    facts = [(f.name, f.unit, d.get(f.name)) for f in rb.declared_fields()]
+    return Explanation(d, judged, out, stale=version != rb.version, facts=facts)
 
 
 def _context(conn: sqlite3.Connection, d: dict[str, Any],

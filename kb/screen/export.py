@@ -28,12 +28,14 @@ CUSTOMS_MATCH = (
     "item only, and an 8-digit line hides the 6-digit subheadings.")
 
 
-def field_columns() -> list[dict[str, Any]]:
-    """The facts rules name, and the input column each is read from."""
+def field_columns(rb: CheckedRulebook | None = None) -> list[dict[str, Any]]:
+    """The facts rules name, and the input column each is read from (with `rb`, the facts its
+    rulebooks declare too)."""
     from kb.store.schema import declaration_schema
 
     out = []
-    for f in declaration_schema().fields:
+    schema = declaration_schema() if rb is None else rb.schema(declaration_schema())
+    for f in schema.fields:
         parameter = f.parameter_unit is not None or f.parameter_values is not None
         out.append({
             "field": f.name, "aliases": list(f.aliases), "type": f.type,
@@ -41,6 +43,7 @@ def field_columns() -> list[dict[str, Any]]:
             "column": "parameters" if parameter else f.name,
             **({"parameter": f"{f.name}=VALUE {f.parameter_unit or ''}".rstrip()}
                if parameter else {}),
+            **({"declared": f.type_words, "rulebook": f.rulebook} if f.declared else {}),
         })
     return out
 
@@ -106,6 +109,13 @@ def rules_json(rb: CheckedRulebook, compiled: CompiledRulebook,
             for iv, v, cite in parameter_periods(rb, name)],
             "source": {"file": relative_source(p.span.file, roots), "line": p.span.line}}
             for name, p in sorted(rb.parameters.items())],
+        "facts": [{
+            "name": f.name, "title": f.description, "type": f.declared, "unit": f.unit,
+            "choices": list(f.choices), "aliases": list(f.aliases),
+            "read_from": f.read_from or None, "rulebook": f.rulebook,
+            "source": {"file": relative_source(rb.facts[f.name].span.file, roots),
+                       "line": rb.facts[f.name].span.line}}
+            for f in rb.declared_fields()],
         "amendments": written["amendments"],
         "examples": written["examples"],
         "value_ranges": [{"name": n, "code": c, "low": lo, "high": hi, "unit": "USD/kg"}
@@ -113,7 +123,7 @@ def rules_json(rb: CheckedRulebook, compiled: CompiledRulebook,
         "customs_codes": {name: sorted({c.digits for c in item.codes})
                           for name, item in sorted(model.items.items())},
         "customs_match": CUSTOMS_MATCH,
-        "fields": field_columns(),
+        "fields": field_columns(rb),
         # every declaration as written, with its file: enough to check and screen again
         "declarations": [{"file": relative_source(sf.path, roots), "line": d.span.line,
                           "declaration": plain(d)}
