@@ -44,6 +44,7 @@ ATTRIBUTE_KEYWORDS = (
     "customs", "member of", "members", "controlled if", "alias", "country", "listed on",
     "address", "phone", "owned by", "measures", "match threshold", "note", "source",
     "unverified", "confidence", "declaration", "licence", "expect", "as of", "words",
+    "type", "read from",
 )
 
 
@@ -121,7 +122,8 @@ def declarations(rb: CheckedRulebook) -> dict[str, tuple[str, Any]]:
                         ("item group", rb.groups), ("country group", rb.country_groups),
                         ("terms", rb.terms), ("value range", rb.value_ranges),
                         ("party list", rb.lists), ("party", rb.parties), ("rule", rb.rules),
-                        ("exception", rb.exceptions)):
+                        ("exception", rb.exceptions), ("conclusion", rb.conclusions),
+                        ("parameter", rb.parameters), ("fact", rb.facts)):
         for name, decl in table.items():
             out.setdefault(name, (kind, decl))
     return out
@@ -187,6 +189,10 @@ def hover_text(a: Analysis, name: str) -> str | None:
     else:
         title = getattr(getattr(decl, "title", None), "value", None)
         lines.append(f"**{name}** ({kind})" + (f": {title}" if title else ""))
+        if isinstance(decl, ast.Fact):
+            spec = next(f for f in a.rulebook.declared_fields() if f.name == name)  # type: ignore[union-attr]
+            lines.append(f"type {spec.type_words}; a column of declarations.csv"
+                         + (f" (also {', '.join(spec.aliases)})" if spec.aliases else ""))
     return "\n\n".join(x for x in lines if x)
 
 
@@ -222,6 +228,11 @@ def completions(a: Analysis, text: str, position: t.Position) -> list[t.Completi
         items = [(c, t.CompletionItemKind.Constant, "country")
                  for c in sorted(a.schema.countries or ())]
         items += of("country group")
+    elif re.search(r"\b(when|and|or|not|if missing|controlled if)\s+[A-Za-z_]*$", before) \
+            and rb is not None:
+        # the facts of a declaration, the rulebooks' declared facts among them
+        items = [(f.name, t.CompletionItemKind.Field, f.description)
+                 for f in sorted(rb.schema(a.schema).fields, key=lambda f: f.name)]
     elif re.search(r"\blisted on +\S*$", before):
         items = of("party list")
     elif re.search(r"\b(by|overrides|alongside)( +\S+,)* *\S*$", before):

@@ -352,3 +352,17 @@ def test_the_documents_and_explain_show_the_facts(folder: Path, declarations: Pa
             "strength 6 MPa; lot 1 t; contract_signed 2023-12-31; us_share 10 %; programme x."
             ) in result.output
     assert "result: undetermined" in result.output
+
+
+def test_the_language_server_completes_and_describes_declared_facts(folder: Path) -> None:
+    from lsprotocol import types as t
+
+    from dsl.lsp import analyse, completions, hover_text
+
+    a = analyse(folder.resolve(), {}, declaration_schema())
+    assert "type country; a column of declarations.csv (also country_of_origin, " \
+        "origin_country)" in (hover_text(a, "origin") or "")
+    text = "rule x\n  when item in thing and "
+    labels = {c.label for c in completions(a, text, t.Position(1, len("  when item in thing "
+                                                                         "and ")))}
+    assert {"origin", "us_share", "quantity_kg", "end_user"} <= labels
