@@ -366,3 +366,16 @@ def test_the_language_server_completes_and_describes_declared_facts(folder: Path
     labels = {c.label for c in completions(a, text, t.Position(1, len("  when item in thing "
                                                                          "and ")))}
     assert {"origin", "us_share", "quantity_kg", "end_user"} <= labels
+
+
+def test_diff_names_a_fact_added_or_retyped(folder: Path, declarations: Path,
+                                            tmp_path: Path) -> None:
+    (tmp_path / "rules.excon").write_text(
+        RULEBOOK.replace('type one of "civil", "government", "military"',
+                         'type one of "civil", "government", "military", "police"')
+        + '\nfact registration_no "Registration number"\n  type text\n', encoding="utf-8")
+    result = CliRunner().invoke(cli, ["diff", str(folder), str(tmp_path), "--declarations",
+                                      str(declarations)])
+    assert "declared fact registration_no added" in result.output, result.output
+    assert ("declared fact end_user_type now has type one of civil, government, military, "
+            "police instead of one of civil, government, military") in result.output

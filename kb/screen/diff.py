@@ -58,6 +58,8 @@ LAW_TABLES: tuple[tuple[str, str, tuple[str, ...], tuple[str, ...]], ...] = (
     ("party_aliases", "alias of party", ("party", "alias"), ()),
     ("list_entries", "listing of", ("party", "list", "instrument_id"),
      ("provision", "listed_from", "listed_until", "measures")),
+    ("declared_facts", "declared fact", ("name",),
+     ("title", "type", "aliases", "read_from")),
 )
 # How a changed column reads ("… now ends 2026-11-27 instead of 2026-11-10").
 VERBS = {"valid_from": "starts", "valid_until": "ends", "in_force": "comes into force",

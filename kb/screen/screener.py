@@ -138,8 +138,10 @@ class Screener:
 
     def _copy_from_history(self, table: str) -> None:
         conn = self.db.conn
+        # the columns both have (a declared fact of one set of rulebooks only stays empty)
+        have = {c[1] for c in conn.execute(f'PRAGMA history.table_info("{table}")')}
         columns = ", ".join(f'"{c[1]}"' for c in
-                            conn.execute(f'PRAGMA main.table_info("{table}")'))
+                            conn.execute(f'PRAGMA main.table_info("{table}")') if c[1] in have)
         conn.execute(f'INSERT INTO main."{table}" ({columns}) '  # names are ours
                      f'SELECT {columns} FROM history."{table}"')
 
@@ -153,11 +155,16 @@ class Screener:
             for table in ("unit_values", "trade_parties", "licences", "declarations"):
                 if table in self.standing:
                     continue
-                cursor = other.db.conn.execute(f'SELECT * FROM "{table}"')  # names are ours
+                # the columns both have (a fact declared by one set of rulebooks only: empty)
+                have = {c[1] for c in other.db.conn.execute(f'PRAGMA table_info("{table}")')}
+                columns = ", ".join(f'"{c[1]}"' for c in conn.execute(
+                    f'PRAGMA table_info("{table}")') if c[1] in have)  # names are ours
+                cursor = other.db.conn.execute(f'SELECT {columns} FROM "{table}"')
                 marks = ", ".join("?" * len(cursor.description))
                 with conn, deferred_indexes(conn, table):
                     while rows := cursor.fetchmany(100_000):
-                        conn.executemany(f'INSERT INTO "{table}" VALUES ({marks})', rows)
+                        conn.executemany(f'INSERT INTO "{table}" ({columns}) VALUES ({marks})',
+                                         rows)
 
     def close(self) -> None:
         """Drop what this screener keeps on other engines (PostgreSQL schemas)."""
