@@ -12,9 +12,9 @@ from hypothesis import strategies as st
 
 from dsl.interpret import Interpreter
 from dsl.rulebook import FINDING_OUTCOMES
+from dsl.schema import FieldSpec
 from kb.screen import Finding, Screener
 from kb.screen.examples import typed_row
-from dsl.schema import FieldSpec
 from kb.store.schema import declaration_schema
 from tests.conftest import DATA, RULEBOOKS
 
