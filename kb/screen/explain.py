@@ -45,7 +45,7 @@ class Explanation:
     rules: list[RuleExplanation]
     stale: bool = False
     # the facts the rulebooks declare: (name, unit of a number, value as stated or None)
-    facts: list[tuple[str, str, Any]] = field(default_factory=list)
+    facts: list[tuple[str, str | None, Any]] = field(default_factory=list)
 
     def text(self) -> str:
         d = self.declaration
