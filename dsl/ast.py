@@ -407,8 +407,7 @@ class Parenthesised:
 
 @dataclass(frozen=True, slots=True)
 class Reaches:
-    """`FIELD reaches PARAMETER`: the fact meets the parameter's value in force on the judged
-    date, by the value's own comparator."""
+    """`FIELD reaches PARAMETER`: the fact meets the value in force, by its comparator."""
 
     subject: Ref
     parameter: Ref
@@ -758,8 +757,7 @@ class Rule:
 
 @dataclass(frozen=True, slots=True)
 class ParameterValue:
-    """`at least 0.1 % [from DATE] [until DATE] [per ACT]`: one value of a parameter, with its
-    comparator (">=", ">", "<=", "<"), and when it applies."""
+    """`at least 0.1 % [from DATE] [until DATE] [per ACT]`: one value, by its comparator op."""
 
     op: str
     value: Decimal
@@ -768,10 +766,6 @@ class ParameterValue:
     valid_until: ValidUntil | None = None
     citation: Citation | None = None
     span: Span = _span()
-
-    @property
-    def words(self) -> str:
-        return {">=": "at least", ">": "more than", "<=": "at most", "<": "less than"}[self.op]
 
 
 @dataclass(frozen=True, slots=True)
@@ -784,27 +778,14 @@ class Parameter:
     span: Span = _span()
 
 
-# The types a declared fact may have, as written after `type`.
-FACT_TYPES = ("number", "percentage", "country", "text", "yes/no", "date", "one of")
-
-
 @dataclass(frozen=True, slots=True)
 class FactType:
-    """`type number in UNIT`, `type percentage`, `type country`, `type text`, `type yes/no`,
-    `type date` or `type one of "a", "b"`."""
+    """`type KIND`: number (in `unit`), percentage, country, text, yes/no, date, one of."""
 
-    kind: str  # one of FACT_TYPES
+    kind: str
     unit: str | None = None
     choices: tuple[Text, ...] = ()
     span: Span = _span()
-
-    @property
-    def words(self) -> str:
-        if self.kind == "number":
-            return f"number in {self.unit}"
-        if self.kind == "one of":
-            return "one of " + ", ".join(f'"{c.value}"' for c in self.choices)
-        return self.kind
 
 
 @dataclass(frozen=True, slots=True)
@@ -825,8 +806,7 @@ class ReadFrom:
 
 @dataclass(frozen=True, slots=True)
 class Fact:
-    """`fact NAME "title"`: a fact of a declaration that the rulebook's rules read, beyond the
-    declaration's own columns: a column of declarations.csv with its type."""
+    """`fact NAME "title"`: a column of declarations.csv that the rules read, with its type."""
 
     name: Ref
     title: Text
@@ -836,8 +816,7 @@ class Fact:
 
 @dataclass(frozen=True, slots=True)
 class Conclusion:
-    """`conclusion NAME "title"`: a condition defined once, with its citation, that rules test
-    with `NAME holds`."""
+    """`conclusion NAME "title"`: a condition defined once, cited, tested with `NAME holds`."""
 
     name: Ref
     title: Text

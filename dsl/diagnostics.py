@@ -42,6 +42,7 @@ CODES: dict[str, str] = {
     "E406": "a number where a whole number is needed",
     "E407": "an explanation that names an unknown fact",
     "E408": "an instrument url that is not an absolute http or https URL",
+    "E409": "a value a declared choice or yes/no fact cannot take",
     "E501": "two rules conflict and neither states precedence",
     "E502": "an exception that can never apply",
     "E503": "a rule that overrides itself or a rule that does not conflict with it",

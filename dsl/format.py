@@ -13,6 +13,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from dsl import ast
+from dsl.rulebook import COMPARATOR_WORDS, fact_type_words
 
 WIDTH = 100
 INDENT = "  "
@@ -275,13 +276,14 @@ def attribute(a: object) -> list[str]:
     if isinstance(a, ast.ParameterValue):
         value = number(a.value) + (f" {a.unit}" if a.unit else "")
         return [" ".join(x for x in (
-            a.words, value, f"from {a.valid_from.date.text}" if a.valid_from else "",
+            COMPARATOR_WORDS[a.op], value,
+            f"from {a.valid_from.date.text}" if a.valid_from else "",
             f"until {a.valid_until.date.text}" if a.valid_until else "",
             citation(a.citation) if a.citation else "") if x)]
     if isinstance(a, ast.FactType):
         if a.kind == "one of":
             return [f"type one of {', '.join(quote(c.value) for c in a.choices)}"]
-        return [f"type {a.words}"]
+        return [f"type {fact_type_words(a)}"]
     if isinstance(a, ast.FactAlias):
         return [f"alias {names(a.names)}"]
     if isinstance(a, ast.ReadFrom):

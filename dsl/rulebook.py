@@ -298,7 +298,18 @@ def _expand_dual_use(c: ast.Condition, items: tuple[ast.Ref, ...]) -> ast.Condit
     return c
 
 
-# a declared fact's type -> the field's type and, for numbers, its dimension
+COMPARATOR_WORDS = {">=": "at least", ">": "more than", "<=": "at most", "<": "less than"}
+
+
+def fact_type_words(t: ast.FactType) -> str:
+    """A declared fact's type as written: 'number in MPa', 'one of "a", "b"', 'yes/no'."""
+    if t.kind == "number":
+        return f"number in {t.unit}"
+    if t.kind == "one of":
+        return "one of " + ", ".join(f'"{c.value}"' for c in t.choices)
+    return t.kind
+
+
 def fact_field(f: ast.Fact, rulebook: str) -> FieldSpec:
     """A declared fact as a field of the declarations (its type read from `type`; a fact
     without one, which the checker reports, is text)."""
@@ -329,7 +340,7 @@ def parameter_text(iv: Interval, v: ast.ParameterValue, cite: ast.Citation | Non
     days = (f" from {iv.start}" if iv.start else "") + (f" until {iv.end}" if iv.end else "")
     act = (f", {cite.instrument.name}" + (f" {cite.provision}" if cite.provision else "")
            if cite else "")
-    return f"{v.words} {value}{days}{act}"
+    return f"{COMPARATOR_WORDS[v.op]} {value}{days}{act}"
 
 
 def listing_nodes(c: ast.Condition) -> list[ast.Listed] | None:

@@ -379,3 +379,15 @@ def test_diff_names_a_fact_added_or_retyped(folder: Path, declarations: Path,
     assert "declared fact registration_no added" in result.output, result.output
     assert ("declared fact end_user_type now has type one of civil, government, military, "
             "police instead of one of civil, government, military") in result.output
+
+
+def test_the_inputs_contract_lists_every_fact_the_repository_declares() -> None:
+    import re
+
+    from tests.conftest import ROOT, RULEBOOKS
+
+    page = (ROOT / "docs" / "inputs.md").read_text(encoding="utf-8")
+    listed = {(rulebook, name, kind) for rulebook, name, kind in re.findall(
+        r"^\| `([a-z0-9-]+)` \| `(\w+)`[^|]* \| ([^|]+?) \|", page, flags=re.M)}
+    rb = dsl.load([RULEBOOKS], declaration_schema()).rulebook
+    assert listed == {(f.rulebook, f.name, f.type_words) for f in rb.declared_fields()}

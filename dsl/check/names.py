@@ -12,7 +12,13 @@ from typing import TypeVar
 
 from dsl import ast
 from dsl.diagnostics import Diagnostic, did_you_mean
-from dsl.rulebook import CheckedRulebook, Interval, normalise_customs_code, parse_date
+from dsl.rulebook import (
+    CheckedRulebook,
+    Interval,
+    fact_type_words,
+    normalise_customs_code,
+    parse_date,
+)
 from dsl.schema import Schema
 
 # Facts an `explain` template may name besides the schema's fields.
@@ -43,7 +49,7 @@ def iter_conditions(c: ast.Condition) -> Iterator[ast.Condition]:
 
 def _fact_type(f: ast.Fact) -> str:
     t = ast.first_attr(f, ast.FactType)
-    return t.words if t else "no type"
+    return fact_type_words(t) if t else "no type"
 
 
 class NameResolver:

@@ -70,7 +70,14 @@ class ConditionCompiler(FactCompiler):
             result.missing = [m for m in result.missing if m not in present]
             return result
         if isinstance(c, ast.AnyOf):
-            parts = [self.truth(p) for p in c.parts]
+            parts = []
+            for p in c.parts:
+                # what a branch matched is evidence only where that branch holds
+                before = len(self.evidence)
+                part = self.truth(p)
+                self.evidence[before:] = [exp.Case().when(part.t.copy(), e)
+                                          for e in self.evidence[before:]]
+                parts.append(part)
             return combine(parts, or_(*cheap_first(p.t for p in parts)),
                             and_(*cheap_first(p.f for p in parts)))
         if isinstance(c, ast.Negation):
