@@ -224,6 +224,7 @@ def broad_batch(rng: Any, codes: list[str], n: int, facts: tuple[FieldSpec, ...]
     parameter that the rules read, with runs of shipments (windows), agents and licences of
     every shape."""
     import datetime as dt
+    import random
 
     def day() -> str:
         if rng.random() < 0.5:
@@ -232,6 +233,8 @@ def broad_batch(rng: Any, codes: list[str], n: int, facts: tuple[FieldSpec, ...]
 
     def maybe(values: list[Any], none: float = 0.4) -> Any:
         return None if rng.random() < none else rng.choice(values)
+
+    facts_rng = random.Random(n)
 
     decls: list[dict[str, Any]] = []
     while len(decls) < n:
@@ -256,8 +259,10 @@ def broad_batch(rng: Any, codes: list[str], n: int, facts: tuple[FieldSpec, ...]
             "density": maybe([1.5, 1.73, 1.9]),
             "graphite_type": maybe(["natural", "artificial"]),
             "dual_use_code": maybe(["2B005.b", "3B901.a", "none"]),
-            # every fact the rulebooks declare, of every type
-            **{f.name: maybe(fact_values(f)[1:]) for f in facts},
+            # every fact the rulebooks declare, of every type (from a stream of their own, so
+            # the rest of the batch does not depend on which facts the rulebooks declare)
+            **{f.name: None if facts_rng.random() < 0.4 else facts_rng.choice(
+                fact_values(f)[1:]) for f in facts},
         }
         decls.append(d)
         if rng.random() < 0.15:  # a run: the same trade again, days apart

@@ -123,8 +123,8 @@ def test_named_conclusions_are_listed_with_their_basis_and_the_rules_that_test_t
     text, _ = render(RULEBOOKS / "us-ear-3c001", TODAY)
     part = text[text.index('id="conclusion-subject-to-the-ear"'):]
     part = part[:part.index("</article>")]
-    assert "Holds when export_country is not missing and export_country in united-states." \
-        in part
+    assert "Holds when (export_country is not missing and export_country in united-states) " \
+        "or us-origin-abroad holds or above-de-minimis holds." in part
     assert 'href="#instrument-EAR-734">EAR-734</a> section 734.3(a)(1)' in part
     assert 'Tested by <a href="#rule-ear-3c001-ns1">ear-3c001-ns1</a>.' in part
 

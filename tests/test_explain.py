@@ -103,8 +103,11 @@ def test_a_named_conclusion_is_a_step_with_its_citation_and_truth(tmp_path: Path
     build(db, [RULEBOOKS], decls)
     ear = explain(db, "W1").split("ear-3c001-ns1 —")[1].split("\n\n")[0]
     assert "subject-to-the-ear holds → true" in ear
-    assert ("subject-to-the-ear: The goods are subject to the EAR: items in the United States "
+    assert ("subject-to-the-ear: The goods are subject to the EAR: items in the United States, "
+            "U.S.-origin items wherever located, and foreign-made items above de minimis "
             "(EAR-734 section 734.3(a)(1)) → true") in ear
+    assert ("us-origin-abroad: A U.S.-origin item exported from another country (EAR-734 "
+            "section 734.3(a)(2)) → false") in ear
     assert "result: unlicensed" in ear
     other = explain(db, "W2").split("ear-3c001-ns1 —")[1].split("\n\n")[0]
     assert "subject-to-the-ear: The goods are subject to the EAR" in other and "→ false" in other

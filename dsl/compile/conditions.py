@@ -651,6 +651,14 @@ class ConditionCompiler(FactCompiler):
                                   .from_(exp.alias_(exp.to_table("declarations"), "x"))
                                   .where(test.transform(_to_x)),
                                   not self.field_sql(spec.name)[1], COST_COUNTRIES)
+        if isinstance(c, ast.IsMissing) and c.negated and self.field_sql(c.subject.name)[1]:
+            # `export_country is not missing`: the declarations that state an optional fact
+            # (a scan where the column has no index): as dear as an item's matches, so it is
+            # chosen only where nothing cheaper is, such as in a branch of an `or`
+            col, _, _ = self.field_sql(c.subject.name)
+            return Candidates(exp.select(exp.column("id", table="x"))
+                              .from_(exp.alias_(exp.to_table("declarations"), "x"))
+                              .where(not_null(col.copy().transform(_to_x))), True, COST_ITEMS)
         if isinstance(c, ast.InRange):
             return _row_candidates(self.in_range(c), COST_VALUE_RANGE)
         if isinstance(c, ast.Comparison) and any(
