@@ -98,11 +98,13 @@ class Interpreter:
         self.rb = rb
         self.schema = rb.schema(schema)
         self.calendar = Calendar(rb)
-        self.codes: dict[str, set[str]] = defaultdict(set)
+        self.codes_by_rulebook: dict[str, dict[str, set[str]]] = defaultdict(
+            lambda: defaultdict(set))
         for name, item in rb.items.items():
+            rulebook = rb.rulebook_of(item.span.file) or ""
             for a in ast.attrs_of(item, ast.Customs):
                 for c in a.codes:
-                    self.codes[normalise_customs_code(c.text)].add(name)
+                    self.codes_by_rulebook[rulebook][normalise_customs_code(c.text)].add(name)
         self.key_parties: dict[str, set[str]] = defaultdict(set)  # key -> parties
         spellings = []
         self.party_facts = []
@@ -260,10 +262,13 @@ class Interpreter:
         """The items a declaration's code matches: those of its most precise match (the code
         itself, else its 8-digit line, else its 6-digit subheading)."""
         code = d["hs_code"]
-        for prefix in (code, code[:8], code[:6]):
-            if len(prefix) >= 6 and self.codes.get(prefix):
-                return sorted(set(self.codes[prefix]))
-        return []
+        found: set[str] = set()
+        for items in self.codes_by_rulebook.values():  # most precise within each rulebook
+            for prefix in (code, code[:8], code[:6]):
+                if len(prefix) >= 6 and items.get(prefix):
+                    found |= items[prefix]
+                    break
+        return sorted(found)
 
     def value(self, d: Row, name: str) -> Any:
         spec = self.schema.field(name)

@@ -24,6 +24,7 @@ UNIT_DIMENSIONS: dict[str, str] = {
     "Wh/kg": "specific energy",
     "per cm2": "areal density",
     "days": "duration",
+    "ohm cm": "resistivity",
 }
 
 # Factors to the base unit of each dimension (kg, µm), so thresholds compare across units.

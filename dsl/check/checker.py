@@ -35,8 +35,8 @@ class Checker(TimeChecks):
         self._expand_countries()
         for d in self.rb.rulebooks.values():
             self._annotations(d, "rulebook", d.name.name)
-            for j in ast.attrs_of(d, ast.Jurisdiction):
-                self.country_code(j.country)
+            for j in ast.attrs_of(d, ast.Jurisdiction):  # a country, or a union of them
+                self.country_code(j.country, groups_allowed=True)
             checked = ast.attrs_of(d, ast.SourcesChecked)
             self.at_most_one(checked, "sources checked through")
             for c in checked:

@@ -218,13 +218,16 @@ SUPPORT_VIEWS = {
         UNION
         SELECT d.id, c.item FROM declarations AS d JOIN item_customs_codes AS c
           ON LENGTH(c.code) = 8 AND c.code = SUBSTRING(d.hs_code, 1, 8)
-        WHERE NOT EXISTS (SELECT 1 FROM item_customs_codes AS x WHERE x.code = d.hs_code)
+        WHERE NOT EXISTS (SELECT 1 FROM item_customs_codes AS x
+                          WHERE x.code = d.hs_code AND x.rulebook = c.rulebook)
         UNION
         SELECT d.id, c.item FROM declarations AS d JOIN item_customs_codes AS c
           ON LENGTH(c.code) = 6 AND c.code = SUBSTRING(d.hs_code, 1, 6)
-        WHERE NOT EXISTS (SELECT 1 FROM item_customs_codes AS x WHERE x.code = d.hs_code)
+        WHERE NOT EXISTS (SELECT 1 FROM item_customs_codes AS x
+                          WHERE x.code = d.hs_code AND x.rulebook = c.rulebook)
           AND NOT EXISTS (SELECT 1 FROM item_customs_codes AS x
-                          WHERE x.code = SUBSTRING(d.hs_code, 1, 8))""",
+                          WHERE x.code = SUBSTRING(d.hs_code, 1, 8)
+                            AND x.rulebook = c.rulebook)""",
     # The same matches by item: the candidate sets of checks that need some items read it.
     # SQLite stores it clustered by item (`MATERIALISED`), so such a set is one range of it
     # per item, where the item index of `declaration_items` would lead to a row of the table

@@ -24,8 +24,9 @@ from dsl.rulebook import CheckedRulebook
 CUSTOMS_MATCH = (
     "A declared customs code (digits only) matches an item's reference code exactly when the "
     "reference has 10 digits, and by prefix when it has 8 (a tariff line) or 6 (an HS "
-    "subheading). The most precise match decides: a code that some item lists exactly is that "
-    "item only, and an 8-digit line hides the 6-digit subheadings.")
+    "subheading). The most precise match decides within each rulebook: a code that some item "
+    "of a rulebook lists exactly is that item only for that rulebook, and an 8-digit line "
+    "hides the rulebook's 6-digit subheadings; each rulebook's items are matched apart.")
 
 
 def field_columns(rb: CheckedRulebook | None = None) -> list[dict[str, Any]]:

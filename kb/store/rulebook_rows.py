@@ -57,8 +57,10 @@ def item_rows(rb: CheckedRulebook, hs6: frozenset[str]) -> dict[str, list[Row]]:
             "confidence": it.confidence, "notes": it.notes, "unverified": it.unverified,
             "source_file": it.where.file, "source_line": it.where.line,
         })
+        rulebook = rb.rulebook_of(it.where.file) or ""
         codes.extend({"item": it.name, "code": c.digits, "written": c.written,
-                      "hs6": c.digits[:6] if c.digits[:6] in hs6 else None} for c in it.codes)
+                      "hs6": c.digits[:6] if c.digits[:6] in hs6 else None,
+                      "rulebook": rulebook} for c in it.codes)
     for name in sorted(model.items):
         controls.extend({"item": name, "instrument_id": c.instrument, "provision": c.provision,
                          "controlled_from": c.start.isoformat() if c.start else None,

@@ -70,7 +70,8 @@ TABLES: tuple[TableSpec, ...] = (
     TableSpec("rulebooks", "Rulebooks in this knowledge base", (
         _c("name", str, "Rulebook name", True),
         _c("title", str, "Title"),
-        _c("jurisdiction", str, "Country whose law it encodes"),
+        _c("jurisdiction", str, "Country whose law it encodes, or the country group of a "
+                                "union's (such as the EU's member states)"),
         _c("version", str, "Version hash of the rulebook's declarations"),
         _c("sources_checked", str, "The last day its sources were checked through: findings "
                                    "that rest on a suspension ending by its own text after it "
@@ -132,6 +133,8 @@ TABLES: tuple[TableSpec, ...] = (
         _c("code", str, "Customs code, digits only (8-digit tariff line or 10-digit code)", True),
         _c("written", str, "As written in the rulebook"),
         _c("hs6", str, "Six-digit HS subheading"),
+        _c("rulebook", str, "Rulebook of the item: a code's most precise match is taken within "
+                            "each rulebook"),
     ), pk=("item", "code"), foreign_keys=(("item", "items", "name"), ("hs6", "hs_codes", "hscode")),
         indexes=(("code",),)),
     TableSpec("country_groups", "Groups of countries used by rules", (
@@ -461,6 +464,14 @@ def m009_declared_facts(db: Database) -> None:
     a rulebook that declares them is installed (`add_fact_columns`)."""
     if not db.table("declared_facts").exists():
         create_table(db, SPECS["declared_facts"])
+
+
+@MIGRATIONS()
+def m010_item_code_rulebooks(db: Database) -> None:
+    """Each item's customs codes name the item's rulebook (issue 37): a declared code is
+    matched most precisely within each rulebook, so one rulebook's codes never hide
+    another's."""
+    _add_missing_columns(db, ("item_customs_codes",))
 
 
 def add_fact_columns(db: Database, facts: Iterable[FieldSpec]) -> None:
