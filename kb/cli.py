@@ -372,9 +372,11 @@ def screen(declarations: str, licences: str | None, parties: str | None, as_of: 
                    "not settled: they rest on a suspension that ended by its own text after the "
                    "sources were checked (lapsed-by-text) or on a fact the rulebook marks "
                    "unverified; their caveat says what to check", err=True)
-    for name, day in beyond_sources(screener.rulebook, screener.last_judged_day):
+    beyond = beyond_sources(screener.rulebook, screener.last_judged_day)
+    if beyond:  # once per run, naming each rulebook whose sources stop before
+        checked = "; ".join(f"{name} {day}" for name, day in beyond)
         click.echo(f"warning: declarations are judged up to {screener.last_judged_day}, after "
-                   f"{day}, the day the sources of the rulebook {name} were checked through: a "
+                   f"the days the rulebooks' sources were checked through ({checked}): a "
                    "later decision may have changed the law", err=True)
     too_many = [w for r in reports if (w := r.too_many_rejected(allow_rejected))]
     for w in too_many:
