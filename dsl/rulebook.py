@@ -62,6 +62,8 @@ class CheckedRulebook:
     conclusions: dict[str, ast.Conclusion] = field(default_factory=dict)
     parameters: dict[str, ast.Parameter] = field(default_factory=dict)
     facts: dict[str, ast.Fact] = field(default_factory=dict)
+    # a fact two rulebooks each declare (of one type): every declaration of it, by name
+    fact_declarations: dict[str, list[ast.Fact]] = field(default_factory=dict)
     amendments: list[ast.Amendment] = field(default_factory=list)
     examples: list[ast.Example] = field(default_factory=list)
     group_items: dict[str, frozenset[str]] = field(default_factory=dict)
@@ -235,8 +237,10 @@ class CheckedRulebook:
         """The facts the rulebooks declare, as fields of the declarations they judge."""
         cached = self.derived.get("declared_fields")
         if cached is None:
-            cached = tuple(fact_field(f, self.rulebook_of(f.span.file) or "")
-                           for f in self.facts.values())
+            cached = tuple(fact_field(f, ", ".join(dict.fromkeys(
+                self.rulebook_of(d.span.file) or "" for d in self.fact_declarations.get(
+                    name, [f]))))
+                for name, f in self.facts.items())
             self.derived["declared_fields"] = cached
         return cached
 

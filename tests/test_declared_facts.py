@@ -390,4 +390,21 @@ def test_the_inputs_contract_lists_every_fact_the_repository_declares() -> None:
     listed = {(rulebook, name, kind) for rulebook, name, kind in re.findall(
         r"^\| `([a-z0-9-]+)` \| `(\w+)`[^|]* \| ([^|]+?) \|", page, flags=re.M)}
     rb = dsl.load([RULEBOOKS], declaration_schema()).rulebook
-    assert listed == {(f.rulebook, f.name, f.type_words) for f in rb.declared_fields()}
+    assert listed == {(rulebook, f.name, f.type_words) for f in rb.declared_fields()
+                      for rulebook in f.rulebook.split(", ")}
+
+
+def test_a_fact_two_rulebooks_declare_is_one_column_that_both_read() -> None:
+    from tests.conftest import RULEBOOKS
+
+    rb = dsl.load([RULEBOOKS], declaration_schema()).rulebook
+    [origin] = [f for f in rb.declared_fields() if f.name == "origin"]
+    assert (origin.type, origin.rulebook) == ("country", "cn-strategic-minerals, us-ear-3c001")
+    rows = [{"id": n, "declared_on": "2026-12-01", "exporter": "E", "consignee": "C",
+             "consignee_country": "DE", "destination_country": "DE", "hs_code": "8505111000",
+             "description": "magnets", "quantity_kg": 10, "value_usd": 1000,
+             "re_content_pct": 2, "origin": origin_of}
+            for n, origin_of in (("jp", "JP"), ("cn", "CN"), ("unstated", None))]
+    found = {f.declaration_id for f in Screener([RULEBOOKS]).screen(rows)
+             if f.rule == "rare-earth-content-licence"}
+    assert found == {"jp", "unstated"}

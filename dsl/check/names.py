@@ -148,6 +148,7 @@ class NameResolver:
         """A fact is declared once; two rulebooks may each declare the same fact, of the same
         type (one column of the declarations serves both)."""
         first = self.rb.facts.get(f.name.name)
+        self.rb.fact_declarations.setdefault(f.name.name, []).append(f)
         if first is not None and _fact_type(first) == _fact_type(f) and \
                 self.rb.rulebook_of(first.span.file) != self.rb.rulebook_of(f.span.file):
             return

@@ -250,7 +250,7 @@ def _facts(rb: CheckedRulebook, rulebook: str) -> list[dict[str, Any]]:
     the rules, exceptions and conclusions that read it."""
     out = []
     for f in rb.declared_fields():
-        if f.rulebook not in (rulebook, ""):
+        if f.rulebook and rulebook not in f.rulebook.split(", "):
             continue
         names = {f.name, *f.aliases}
         rules = sorted(r for r, decl in [*rb.rules.items(), *rb.exceptions.items(),
