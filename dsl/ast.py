@@ -239,8 +239,7 @@ class Words:
 
 @dataclass(frozen=True, slots=True)
 class BelongsTo:
-    """`for GROUP, …` on terms or a value range: the items they stand for, which they count
-    for only while one of those items is controlled."""
+    """`for GROUP, …`: the items terms or a value range stand for, counted while controlled."""
 
     names: tuple[Ref, ...]
     span: Span = _span()
@@ -266,8 +265,7 @@ class Alias:
 
 @dataclass(frozen=True, slots=True)
 class ControlAct:
-    """`per INSTRUMENT [provision] [from DATE] [until DATE]` on an item or a group: an act that
-    controls the item, from the instrument's in-force date unless `from` says otherwise."""
+    """`per INSTRUMENT [provision] [from DATE] [until DATE]`: an act controlling an item."""
 
     citation: Citation
     valid_from: ValidFrom | None = None
@@ -323,8 +321,7 @@ class When:
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    """prohibited | licence required | presumption of denial | case-by-case review |
-    permitted | undetermined | risk LEVEL."""
+    """prohibited, licence required, presumption of denial, case-by-case review, … risk LEVEL."""
 
     kind: str
     severity: str | None = None
@@ -354,8 +351,7 @@ class Overrides:
 
 @dataclass(frozen=True, slots=True)
 class Alongside:
-    """`alongside RULE, …`: this rule and those can apply to one declaration, and both
-    findings are meant (a prohibition beside a licence requirement): no precedence."""
+    """`alongside RULE, …`: both findings are meant on one declaration (no precedence)."""
 
     rules: tuple[Ref, ...]
     span: Span = _span()
@@ -424,8 +420,7 @@ class ConclusionRef:
 
 @dataclass(frozen=True, slots=True)
 class Concluded(Parenthesised):
-    """A named conclusion's condition in place of its `NAME holds` (what the later stages
-    evaluate: see `CheckedRulebook.condition_of`); a parenthesised part that knows its name."""
+    """A conclusion's condition in place of `NAME holds` (`CheckedRulebook.condition_of`)."""
 
     name: str = ""
 
@@ -453,6 +448,15 @@ class InSet:
 
 
 @dataclass(frozen=True, slots=True)
+class CodeUnder:
+    """`hs_code under 2827.39, 8101.99`: the code begins with one of these codes."""
+
+    subject: Ref
+    codes: tuple[Code, ...]
+    span: Span = _span()
+
+
+@dataclass(frozen=True, slots=True)
 class IsMissing:
     subject: Ref
     negated: bool = False
@@ -470,8 +474,7 @@ class Mentions:
 
 @dataclass(frozen=True, slots=True)
 class Listed:
-    """`consignee listed [on control-list, …] [with export-ban, …]`: listed on the judged date
-    by a listing in force that imposes one of the measures (any listing without `with`)."""
+    """`consignee listed [on LIST, …] [with MEASURE, …]`: by a listing in force that day."""
 
     subject: Ref
     lists: tuple[Ref, ...] = ()
@@ -481,8 +484,7 @@ class Listed:
 
 @dataclass(frozen=True, slots=True)
 class DualUse:
-    """`item is [not] dual-use`: the declaration's item is controlled, on the judged date, by an
-    act in force (and meets the item's `controlled if` thresholds)."""
+    """`item is [not] dual-use`: the item is controlled on the judged date (thresholds met)."""
 
     negated: bool = False
     span: Span = _span()
@@ -507,8 +509,7 @@ class Related:
 
 @dataclass(frozen=True, slots=True)
 class InRange:
-    """`unit_value within range of gallium, germanium`: inside the reference unit-value range
-    of a customs code of one of these items."""
+    """`unit_value within range of gallium`: inside the range of one of these items' codes."""
 
     subject: Ref
     members: tuple[Ref, ...]
@@ -588,7 +589,7 @@ class SumOf:
 
 Condition = (
     AllOf | AnyOf | Negation | Parenthesised | ItemIn | DualUse | InSet | IsMissing | Mentions
-    | Listed | Related | FirstSeen | InRange | Comparison | ConclusionRef | Reaches
+    | Listed | Related | FirstSeen | InRange | Comparison | ConclusionRef | Reaches | CodeUnder
 )
 Expression = Field | Quantity | DateLiteral | TextLiteral | Arithmetic | CountOf | SumOf
 
@@ -643,8 +644,7 @@ class Company:
 
 @dataclass(frozen=True, slots=True)
 class Expect:
-    """`expect [no] OUTCOME [by RULE] [for DECLARATION] [missing FIELD] [citing INSTRUMENT
-    [provision]] [resting on BASIS]`."""
+    """`expect [no] OUTCOME [by RULE] [for ID] [missing FIELD] [citing ACT] [resting on B]`."""
 
     outcome: str
     present: bool = True

@@ -88,6 +88,8 @@ def condition(c: ast.Condition) -> str:
         return f"{c.subject.name} reaches {c.parameter.name}"
     if isinstance(c, ast.ItemIn):
         return f"item {'not in' if c.negated else 'in'} {names(c.members)}"
+    if isinstance(c, ast.CodeUnder):
+        return f"{c.subject.name} under {', '.join(x.text for x in c.codes)}"
     if isinstance(c, ast.InSet):
         return (f"{c.subject.name} {'not in' if c.negated else 'in'} "
                 f"{'codes of ' if c.any_time else ''}{names(c.members)}")

@@ -324,6 +324,9 @@ class Interpreter:
                 it = ast.first_attr(self.rb.items[item], ast.ControlledIf)
                 result = True if it is None else self.truth(it.condition, d, item, day)
             return _not(result) if c.negated else result
+        if isinstance(c, ast.CodeUnder):
+            code = str(self.value(d, c.subject.name) or "")
+            return any(code.startswith(x.digits) for x in c.codes)
         if isinstance(c, ast.InSet) and self.schema.field(c.subject.name).type == "code":  # type: ignore[union-attr]
             inside = any(c.any_time or self.control(i, day) is not None for i in
                          set(self.items_of(d)) & self.rb.items_in(r.name for r in c.members))

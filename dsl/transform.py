@@ -440,6 +440,10 @@ class AstBuilder(lark.Transformer[Token, Any]):
     def in_set(self, c: list[Any]) -> ast.InSet:
         return ast.InSet(self._ref(c[0]), c[2], str(c[1]) != "in", self._span(c))
 
+    def code_under(self, c: list[Any]) -> ast.CodeUnder:
+        return ast.CodeUnder(self._ref(c[0]), tuple(ast.Code(str(t), self._tspan(t))
+                                                    for t in c[1:]), self._span(c))
+
     def in_codes(self, c: list[Any]) -> ast.InSet:
         return ast.InSet(self._ref(c[0]), c[2], str(c[1]) != "in", self._span(c), True)
 

@@ -57,6 +57,13 @@ class ConditionChecks(NameResolver):
                 if context == "item":
                     self.error("E401", "an item's own condition cannot test whether it is "
                                "dual-use", node.span)
+            elif isinstance(node, ast.CodeUnder):
+                spec = self.field_ref(node.subject)
+                if spec is not None and spec.type != "code":
+                    self.error("E401", f"'{node.subject.name}' is not a customs code; 'under' "
+                               "tests a customs code", node.subject.span)
+                for code in node.codes:
+                    self.customs_code(code, allow_hs6=True)
             elif isinstance(node, ast.InSet):
                 spec = self.field_ref(node.subject)
                 if node.any_time and spec is not None and spec.type != "code":

@@ -87,6 +87,12 @@ class ConditionCompiler(FactCompiler):
             return self.item_in(c)
         if isinstance(c, ast.InSet):
             return self.in_set(c)
+        if isinstance(c, ast.CodeUnder):  # the declared code begins with one of these
+            col, _, _ = self.field_sql(c.subject.name)
+            tests = [exp.Like(this=col.copy(), expression=lit(f"{x.digits}%"))
+                     for x in c.codes]  # digits: no wildcard but the trailing one
+            test = exp.paren(or_(*tests)) if len(tests) > 1 else tests[0]
+            return Truth(test, not_(test.copy()))
         if isinstance(c, ast.IsMissing):
             col, _, _ = self.field_sql(c.subject.name)
             test = not_null(col) if c.negated else is_null(col)
