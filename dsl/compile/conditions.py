@@ -91,7 +91,7 @@ class ConditionCompiler(FactCompiler):
             col, _, _ = self.field_sql(c.subject.name)
             tests = [exp.Like(this=col.copy(), expression=lit(f"{x.digits}%"))
                      for x in c.codes]  # digits: no wildcard but the trailing one
-            test = exp.paren(or_(*tests)) if len(tests) > 1 else tests[0]
+            test: exp.Expression = exp.paren(or_(*tests)) if len(tests) > 1 else tests[0]
             return Truth(test, not_(test.copy()))
         if isinstance(c, ast.IsMissing):
             col, _, _ = self.field_sql(c.subject.name)
