@@ -10,6 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from dsl import ast
 from dsl.interpret import Interpreter
 from dsl.rulebook import FINDING_OUTCOMES
 from dsl.schema import FieldSpec
@@ -274,6 +275,16 @@ def broad_batch(rng: Any, codes: list[str], n: int, facts: tuple[FieldSpec, ...]
                                         + dt.timedelta(days=rng.choice([1, 3, 9, 20])
                                                        * (k + 1))).isoformat()
                 decls.append(again)
+    # goods named under the headings of items whose tariff lines are not in the sources
+    for k in range(n // 20):
+        decls.append(dict(decls[k], id=f"u{k}", declared_on=facts_rng.choice(
+                              ["2023-07-31", "2024-06-01", "2025-06-01", "2026-11-10",
+                               "2026-11-11", "2026-12-01"]),
+                          hs_code=facts_rng.choice(["2827399000", "2846901990", "2805301990",
+                                                    "8101990000", "8101940000"]),
+                          description=facts_rng.choice(["GeCl4", "四氯化锗", "Lutetium oxide",
+                                                        "erbium oxide", "镱", "W-Ni-Fe bar",
+                                                        "zinc chloride"])))
     licences = []
     for no, holder in zip(["L-1", "L-2", "L-3"], EXPORTERS, strict=False):
         start = rng.choice(["2023-01-01", "2024-06-01", "2025-01-01"])
@@ -315,7 +326,11 @@ def test_generated_batches_fire_every_rule_and_all_engines_agree(postgres_dsn: s
         on_sqlite = compare("repository", decls, licences, as_of, postgres_dsn, parties,
                             explanations=True)
         fired.update((rule, outcome) for _, rule, outcome, *_ in on_sqlite)
-    rules = set(s.rulebook.rules)
+    # rules whose outcome is `undetermined` (items whose tariff lines the sources do not give)
+    # never fire with a certain outcome: their examples show them on every engine
+    rules = {name for name, r in s.rulebook.rules.items()
+             if (then := ast.first_attr(r, ast.Then)) is None
+             or then.outcome.kind != "undetermined"}
     table = "\n".join(f"  {rule:40} " + ", ".join(
         f"{o} {fired[rule, o]}" for o in FINDING_OUTCOMES if fired[rule, o])
         for rule in sorted(rules))

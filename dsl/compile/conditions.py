@@ -658,9 +658,8 @@ class ConditionCompiler(FactCompiler):
                                   .where(test.transform(_to_x)),
                                   not self.field_sql(spec.name)[1], COST_COUNTRIES)
         if isinstance(c, ast.IsMissing) and c.negated and self.field_sql(c.subject.name)[1]:
-            # `export_country is not missing`: the declarations that state an optional fact
-            # (a scan where the column has no index): as dear as an item's matches, so it is
-            # chosen only where nothing cheaper is, such as in a branch of an `or`
+            # `export_country is not missing`: the declarations that state an optional fact,
+            # as dear as an item's matches: chosen where nothing cheaper is (an `or` branch)
             col, _, _ = self.field_sql(c.subject.name)
             return Candidates(exp.select(exp.column("id", table="x"))
                               .from_(exp.alias_(exp.to_table("declarations"), "x"))
