@@ -11,6 +11,7 @@ checker then checks as it checks parsed text: the JSON alone is enough to screen
 from __future__ import annotations
 
 import dataclasses
+import sys
 import types
 import typing
 from collections.abc import Iterable, Mapping
@@ -44,13 +45,14 @@ def node_classes() -> dict[str, type]:
     """Every kind of node, by the name it has in JSON."""
     return {cls.__name__.rstrip("_"): cls for cls in vars(ast).values()
             if isinstance(cls, type) and dataclasses.is_dataclass(cls)
-            and cls.__module__ == ast.__name__ and cls not in (ast.Span, ast.SourceFile,
-                                                               ast.Comment)}
+            and cls.__module__.startswith(f"{ast.__name__}.")
+            and cls not in (ast.Span, ast.SourceFile, ast.Comment)}
 
 
 @cache
 def _hints(cls: type) -> dict[str, Any]:
-    return typing.get_type_hints(cls, vars(ast))
+    # the names of the node's own module (Decimal, …) and of every node kind
+    return typing.get_type_hints(cls, {**vars(sys.modules[cls.__module__]), **vars(ast)})
 
 
 def _schema_of(hint: Any) -> dict[str, Any]:
