@@ -13,7 +13,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from dsl import ast
-from dsl.rulebook import COMPARATOR_WORDS, fact_type_words
+from dsl.rulebook import COMPARATOR_WORDS, fact_type_words, movement_words
 
 WIDTH = 100
 INDENT = "  "
@@ -245,6 +245,8 @@ def attribute(a: object) -> list[str]:
         return [citation(a)]
     if isinstance(a, ast.Jurisdiction):
         return [f"jurisdiction {a.country.name}"]
+    if isinstance(a, ast.Judges):
+        return [f"judges {', '.join(movement_words(m) for m in a.movements)}"]
     if isinstance(a, ast.SourcesChecked):
         return [f"sources checked through {a.date.text}"]
     if isinstance(a, ast.Title):

@@ -156,9 +156,25 @@ class CheckedRulebook:
         if key not in self.derived:
             self.derived[key] = None  # a conclusion that holds by itself is E208, not a loop
             items = tuple(ast.Ref(n) for n in sorted(self.rulebook_items(decl.span.file)))
-            self.derived[key] = self._expand_conclusions(
-                _expand_dual_use(when.condition, items))
+            condition = self._expand_conclusions(_expand_dual_use(when.condition, items))
+            scope = self.scope_of(decl) if isinstance(decl, ast.Rule) else None
+            if scope is not None:  # a rule judges only what its rulebook (or it) judges
+                condition = ast.AllOf((scope, condition), when.span)
+            self.derived[key] = condition
         return self.derived[key]  # type: ignore[no-any-return]
+
+    def scope_of(self, rule: ast.Rule) -> ast.Condition | None:
+        """The declarations a rule judges (`judges …` on it, else on its rulebook), as a
+        condition; None when neither says (it judges every declaration)."""
+        judges = ast.first_attr(rule, ast.Judges)
+        name = self.rulebook_of(rule.span.file)
+        book = self.rulebooks.get(name) if name else None
+        if judges is None and book is not None:
+            judges = ast.first_attr(book, ast.Judges)
+        if judges is None:
+            return None
+        j = ast.first_attr(book, ast.Jurisdiction) if book is not None else None
+        return scope_condition(judges, j.country if j else None)
 
     def _expand_conclusions(self, c: ast.Condition) -> ast.Condition:
         if isinstance(c, ast.ConclusionRef):
@@ -300,6 +316,39 @@ def _expand_dual_use(c: ast.Condition, items: tuple[ast.Ref, ...]) -> ast.Condit
     if isinstance(c, ast.Negation | ast.Parenthesised):
         return replace(c, part=_expand_dual_use(c.part, items))
     return c
+
+
+# The declarations' facts a scope reads (the knowledge base's columns).
+EXPORT_COUNTRY, DESTINATION = "export_country", "destination_country"
+
+
+def movement_words(m: ast.Movement) -> str:
+    """A movement as written: 'exports from CN', 're-exports', 'unstated exports'."""
+    if m.kind in ("exports", "imports"):
+        return f"{m.kind} {'from' if m.kind == 'exports' else 'into'} {m.place.name}"  # type: ignore[union-attr]
+    return "re-exports" if m.kind == "re-exports" else "unstated exports"
+
+
+def scope_condition(judges: ast.Judges, jurisdiction: ast.Ref | None) -> ast.Condition:
+    """What `judges …` means as a condition on a declaration, true or false, never unknown:
+    exports from J (its export country is stated and in J), re-exports (stated, not in the
+    jurisdiction), imports into J (its destination in J), unstated exports (no export
+    country)."""
+    export, span = ast.Ref(EXPORT_COUNTRY, judges.span), judges.span
+    stated = ast.IsMissing(export, True, span)
+    parts: list[ast.Condition] = []
+    for m in judges.movements:
+        if m.kind == "exports" and m.place is not None:
+            parts.append(ast.AllOf((stated, ast.InSet(export, (m.place,), False, m.span)), m.span))
+        elif m.kind == "re-exports" and jurisdiction is not None:
+            parts.append(ast.AllOf((stated, ast.InSet(export, (jurisdiction,), True, m.span)),
+                                   m.span))
+        elif m.kind == "imports" and m.place is not None:
+            parts.append(ast.InSet(ast.Ref(DESTINATION, m.span), (m.place,), False, m.span))
+        elif m.kind == "unstated":
+            parts.append(ast.IsMissing(export, False, m.span))
+    return ast.Parenthesised(ast.AnyOf(tuple(parts), span), span) if len(parts) != 1 \
+        else parts[0]
 
 
 COMPARATOR_WORDS = {">=": "at least", ">": "more than", "<=": "at most", "<": "less than"}

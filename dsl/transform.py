@@ -148,6 +148,21 @@ class AstBuilder(lark.Transformer[Token, Any]):
     def jurisdiction(self, c: list[Any]) -> ast.Jurisdiction:
         return ast.Jurisdiction(self._ref(c[0]), self._span(c))
 
+    def judges(self, c: list[Any]) -> ast.Judges:
+        return ast.Judges(tuple(c), self._span(c))
+
+    def exports_from(self, c: list[Any]) -> ast.Movement:
+        return ast.Movement("exports", self._ref(c[0]), self._span(c))
+
+    def re_exports(self, c: list[Any]) -> ast.Movement:
+        return ast.Movement("re-exports", None, self._span(c))
+
+    def imports_into(self, c: list[Any]) -> ast.Movement:
+        return ast.Movement("imports", self._ref(c[0]), self._span(c))
+
+    def unstated_exports(self, c: list[Any]) -> ast.Movement:
+        return ast.Movement("unstated", None, self._span(c))
+
     def sources_checked(self, c: list[Any]) -> ast.SourcesChecked:
         return ast.SourcesChecked(self._date(c[0]), self._span(c))
 

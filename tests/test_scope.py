@@ -67,3 +67,48 @@ def test_a_code_one_rulebook_lists_exactly_does_not_hide_another_rulebooks_headi
     assert [(f.outcome, f.instrument, f.provision) for f in eu] == [
         ("unlicensed", "EU-2021-821", "entry 3C005")]
     assert [key(f) for f in eu] == [key(f) for f in alone]
+
+
+def test_no_rule_fires_outside_what_its_rulebook_judges() -> None:
+    """The same generated declarations, exported from China, the United States, EU member
+    states, Japan or from no stated country: China's rules judge exports from China and those
+    that state no country (its rules on foreign-made items re-exports too), the EU's exports
+    from a member state, the EAR's exports from the United States and re-exports."""
+    s = Screener([RULEBOOKS])
+    rng = random.Random(11)
+    decls, licences, parties = broad_batch(random.Random(3), repository_codes(s.rulebook), 800,
+                                           s.rulebook.declared_fields())
+    licences = [lic for lic in licences if lic["valid_to"] >= lic["valid_from"]]
+    for d in decls:
+        d["export_country"] = rng.choice([None, "CN", "US", "DE", "FR", "JP"])
+    country = {d["id"]: d["export_country"] for d in decls}
+    eu = {"DE", "FR"}
+    allowed = {
+        "cn-strategic-minerals": {None, "CN"},
+        "eu-dual-use-ga-ge": eu,
+        "us-ear-3c001": {"US", "CN", "DE", "FR", "JP"},
+    }
+    extraterritorial = {"rare-earth-content-licence", "rare-earth-content-denial"}
+    seen: dict[str, set[str | None]] = defaultdict(set)
+    for f in s.screen(decls, licences, parties):
+        book = s.rulebook.rulebook_of(s.rulebook.rules[f.rule].span.file)
+        where = country[f.declaration_id]
+        ok = allowed[book or ""] | ({"US", "DE", "FR", "JP"} if f.rule in extraterritorial
+                                    else set())
+        assert where in ok, (f.rule, f.declaration_id, where)
+        if f.rule not in extraterritorial:
+            seen[book or ""].add(where)
+    assert seen["cn-strategic-minerals"] == {None, "CN"}
+    assert seen["eu-dual-use-ga-ge"] <= eu and seen["eu-dual-use-ga-ge"]
+
+
+def test_re_exports_need_a_jurisdiction(tmp_path: Path) -> None:
+    import dsl
+    from kb.store.schema import declaration_schema
+
+    (tmp_path / "rules.excon").write_text(
+        'rulebook x "X"\n  judges re-exports\n', encoding="utf-8")
+    found = {(d.code, d.message) for d in dsl.load([tmp_path], declaration_schema()).diagnostics
+             if d.severity == "error"}
+    assert found == {("E205", "'re-exports' needs the rulebook's jurisdiction: re-exports are "
+                              "exports from outside it")}

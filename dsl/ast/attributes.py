@@ -297,3 +297,21 @@ class IfMissing:
 class Excepts:
     rules: tuple[Ref, ...]
     span: Span = span_field()
+
+
+@dataclass(frozen=True, slots=True)
+class Movement:
+    """`exports from J`, `re-exports` (from outside the jurisdiction), `imports into J` or
+    `unstated exports` (no export country stated)."""
+
+    kind: str  # "exports" | "re-exports" | "imports" | "unstated"
+    place: Ref | None = None
+    span: Span = span_field()
+
+
+@dataclass(frozen=True, slots=True)
+class Judges:
+    """`judges MOVEMENT, …` on a rulebook or a rule: the declarations it judges."""
+
+    movements: tuple[Movement, ...]
+    span: Span = span_field()

@@ -13,7 +13,7 @@ from dsl.basis import BASES
 from dsl.check.conditions import example_unit
 from dsl.check.time import TimeChecks
 from dsl.diagnostics import Diagnostic, did_you_mean
-from dsl.rulebook import CheckedRulebook
+from dsl.rulebook import EXPORT_COUNTRY, CheckedRulebook
 from dsl.schema import UNIT_DIMENSIONS, FieldSpec, Schema
 
 
@@ -37,6 +37,7 @@ class Checker(TimeChecks):
             self._annotations(d, "rulebook", d.name.name)
             for j in ast.attrs_of(d, ast.Jurisdiction):  # a country, or a union of them
                 self.country_code(j.country, groups_allowed=True)
+            self.judges(d, d)
             checked = ast.attrs_of(d, ast.SourcesChecked)
             self.at_most_one(checked, "sources checked through")
             for c in checked:
@@ -61,6 +62,8 @@ class Checker(TimeChecks):
             self.check_party(p)
         for r in self.rb.rules.values():
             self.check_rule(r)
+            name = self.rb.rulebook_of(r.span.file)
+            self.judges(r, self.rb.rulebooks.get(name) if name else None)
         for e in self.rb.exceptions.values():
             self.check_exception(e)
         for conclusion in self.rb.conclusions.values():
@@ -74,6 +77,22 @@ class Checker(TimeChecks):
             self.check_example(ex)
         self.rb.version = _version(files)
         return self.rb
+
+    def judges(self, decl: object, book: ast.RulebookDecl | None) -> None:
+        """`judges …`: once, of countries or groups, re-exports only with a jurisdiction, on
+        a schema that has the export country."""
+        found = ast.attrs_of(decl, ast.Judges)
+        self.at_most_one(found, "judges")
+        for j in found:
+            self.field_ref(ast.Ref(EXPORT_COUNTRY, j.span))
+            for m in j.movements:
+                if m.place is not None:
+                    self.country_code(m.place, groups_allowed=True)
+                if m.kind == "re-exports" and (
+                        book is None or not ast.attrs_of(book, ast.Jurisdiction)):
+                    self.error("E205", "'re-exports' needs the rulebook's jurisdiction: "
+                               "re-exports are exports from outside it", m.span,
+                               "add `jurisdiction COUNTRY` to the rulebook")
 
     # ------------------------------------------------------------ examples
     def check_example(self, ex: ast.Example) -> None:

@@ -20,7 +20,7 @@ from dsl.interpret import Interpreter
 from dsl.model import law
 from dsl.names import party_key
 from dsl.periods import parameter_periods, rule_periods
-from dsl.rulebook import LICENSABLE, parameter_text
+from dsl.rulebook import LICENSABLE, movement_words, parameter_text
 from kb.screen.checks import declaration_findings_query
 from kb.screen.screener import Finding, Screener
 
@@ -83,6 +83,13 @@ def _stated(value: Any, unit: str | None) -> str:
     if isinstance(value, float):
         return f"{value:g}" + (f" {unit}" if unit else "")
     return str(value)
+
+
+def _book_judges(rb: Any, rule: ast.Rule) -> ast.Judges:
+    name = rb.rulebook_of(rule.span.file)
+    found = ast.first_attr(rb.rulebooks[name], ast.Judges)
+    assert found is not None  # the rule has a scope: its rulebook gave it
+    return found
 
 
 def _truth_word(v: bool | None) -> str:
@@ -152,6 +159,14 @@ def explain(db: Path, declaration_id: str, as_of: str | None = None,
         else:
             gap = periods.gap_on(day)
             r.lines.append(f"in force: no — {gap.describe() if gap else 'in force ' + spans}")
+        decl = rb.rules[name]
+        scope = rb.scope_of(decl)
+        if scope is not None:  # the declarations its rulebook (or it) judges
+            judges = ast.first_attr(decl, ast.Judges) or _book_judges(rb, decl)
+            inside = interpreter.truth(scope, d, None, judged)
+            r.lines.append(f"judges {', '.join(movement_words(m) for m in judges.movements)}"
+                           f" → {_truth_word(inside)}"
+                           + ("" if inside else " (another jurisdiction's declaration)"))
         if rule.parts:
             r.lines.append(f"condition ({rule.joiner}):")
             for item in candidates:
