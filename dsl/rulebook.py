@@ -159,7 +159,8 @@ class CheckedRulebook:
             condition = self._expand_conclusions(_expand_dual_use(when.condition, items))
             scope = self.scope_of(decl) if isinstance(decl, ast.Rule) else None
             if scope is not None:  # a rule judges only what its rulebook (or it) judges
-                condition = ast.AllOf((scope, condition), when.span)
+                parts = condition.parts if isinstance(condition, ast.AllOf) else (condition,)
+                condition = ast.AllOf((scope, *parts), when.span)
             self.derived[key] = condition
         return self.derived[key]  # type: ignore[no-any-return]
 
