@@ -103,7 +103,7 @@ def test_screen_prints_the_columns_counts_by_basis_and_warns_once(declarations: 
                                  "--format", "csv"])
     assert result.exit_code == 0, result.output
     rows = list(csv.DictReader(io.StringIO(result.stdout)))
-    assert list(rows[0])[-2:] == ["basis", "caveat"]
+    assert list(rows[0])[-4:] == ["basis", "caveat", "rulebook", "jurisdiction"]
     assert {r["basis"] for r in rows} == {"settled", "lapsed-by-text", "unverified"}
     summary = [line for line in result.stderr.splitlines() if "finding(s):" in line]
     lapsed = sum(r["basis"] == "lapsed-by-text" for r in rows)

@@ -112,3 +112,32 @@ def test_re_exports_need_a_jurisdiction(tmp_path: Path) -> None:
              if d.severity == "error"}
     assert found == {("E205", "'re-exports' needs the rulebook's jurisdiction: re-exports are "
                               "exports from outside it")}
+
+
+def test_each_finding_names_its_rulebook_and_jurisdiction(tmp_path: Path) -> None:
+    """In `excon screen`'s output, and in the DuckDB bundle other tools read."""
+    import csv
+
+    from click.testing import CliRunner
+
+    from kb.cli import cli
+
+    decls = tmp_path / "declarations.csv"
+    decls.write_text(
+        "id,declared_on,exporter,consignee,consignee_country,end_user,end_user_country,"
+        "destination_country,hs_code,description,quantity_kg,value_usd,purity_pct,licence_no,"
+        "export_country,p_type_layer\n"
+        "eu,2025-06-01,Aixtron,Acme,CN,,,CN,3818000010,wafers,2,9000,,,DE,no\n"
+        "cn,2025-06-01,Yunnan Germanium Co.,Acme,DE,,,DE,8112921010,germanium,10,9000,,,,\n",
+        encoding="utf-8")
+    out = tmp_path / "findings.csv"
+    result = CliRunner().invoke(cli, ["screen", str(decls), "--rulebooks", str(RULEBOOKS),
+                                      "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    with out.open(encoding="utf-8") as f:
+        named = {(r["declaration_id"], r["rule"], r["rulebook"], r["jurisdiction"])
+                 for r in csv.DictReader(f)}
+    assert ("eu", "eu-annex-i-authorisation", "eu-dual-use-ga-ge", "eu-member-states") in named
+    assert ("cn", "ga-ge-licence", "cn-strategic-minerals", "CN") in named
+    # and the EAR cannot tell without the wafer's U.S. content (undetermined, named as such)
+    assert ("eu", "ear-3c001-ns1", "us-ear-3c001", "US") in named

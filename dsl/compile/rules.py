@@ -418,7 +418,14 @@ class Compiler(ConditionCompiler):
             and_(exp.EQ(this=c("applies"), expression=lit(1)),
                  exp.paren(or_(is_true, is_unknown)), not_covered), copy=False)
         # the basis and caveat from the notes of lapses and unverified facts worked out above
-        select = exp.select(*FINDING_COLUMNS[:-2], *basis_and_caveat(), copy=False).from_(
+        # the rulebook the rule belongs to, and its jurisdiction (a country or a group of them)
+        book = self.rb.rulebook_of(rule.span.file)
+        decl = self.rb.rulebooks.get(book) if book else None
+        where = ast.first_attr(decl, ast.Jurisdiction) if decl is not None else None
+        select = exp.select(*FINDING_COLUMNS[:-4], *basis_and_caveat(),
+                            exp.alias_(exp.cast(lit(book), "TEXT"), "rulebook"),
+                            exp.alias_(exp.cast(lit(where.country.name if where else None),
+                                                "TEXT"), "jurisdiction"), copy=False).from_(
             exp.alias_(exp.Subquery(this=findings), "ranked", copy=False), copy=False)
         if self.uses_items:
             # one finding per declaration (a row per matching item): the most serious

@@ -15,7 +15,8 @@ from dsl.periods import Periods
 from dsl.rulebook import FINDING_OUTCOMES, Interval
 
 FINDING_COLUMNS = ("declaration_id", "rule", "outcome", "severity", "instrument", "provision",
-                   "explanation", "rulebook_version", "basis", "caveat")
+                   "explanation", "rulebook_version", "basis", "caveat", "rulebook",
+                   "jurisdiction")
 # A rule's outcome -> its findings' outcome (see `dsl.rulebook.LICENSABLE` for the three that
 # a licence covers).
 OUTCOME_OF = {"prohibited": "prohibited", "licence required": "unlicensed",

@@ -55,7 +55,8 @@ UNITS = {"purity_pct": "percent"}
 FINDING_DETAILS_SQL = """
 CREATE TABLE finding_details AS
 SELECT f.declaration_id, f.rule, f.outcome, f.severity, f.instrument, f.provision,
-       f.explanation, f.basis, f.caveat, f.rulebook_version, d.declared_on,
+       f.explanation, f.basis, f.caveat, f.rulebook_version, f.rulebook, f.jurisdiction,
+       d.declared_on,
        SUBSTR(d.declared_on, 1, 7) AS declared_month, d.exporter, d.consignee,
        d.end_user, d.destination_country, d.hs_code, d.quantity_kg,
        (SELECT g.group_name FROM declaration_items AS di
@@ -100,6 +101,9 @@ FINDING_DETAILS_COLUMNS = {
     "caveat": "What to check, in words: the act, what lapsed and since when, or the "
               "unverified note",
     "rulebook_version": "Version hash of the rulebooks that made the finding",
+    "rulebook": "Rulebook whose rule made the finding",
+    "jurisdiction": "That rulebook's jurisdiction: a country, or the group of a union's "
+                    "member states",
     "declared_on": "Declaration date",
     "declared_month": "Declaration month (YYYY-MM)",
     "exporter": "Exporter",

@@ -52,6 +52,9 @@ class Finding:
     # what it rests on (`dsl.basis`): settled, lapsed-by-text or unverified, and why in words
     basis: str = "settled"
     caveat: str | None = None
+    # the rulebook whose rule made it, and that rulebook's jurisdiction (a country or a group)
+    rulebook: str | None = None
+    jurisdiction: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {c: getattr(self, c) for c in FINDING_COLUMNS}
