@@ -44,9 +44,11 @@ def test_every_instrument_rule_and_unverified_note_is_in_the_document(html: str)
 def test_rules_read_in_plain_words_with_their_validity_and_examples(html: str) -> None:
     rule = html[html.index('id="rule-us-critical-minerals-ban"'):]
     rule = rule[:rule.index("</article>")]
-    assert ("Exports need a licence, in principle refused (presumption of denial) when item in "
-            "us-ban-minerals and (destination in usa or "
-            "(end_user_country is not missing and end_user_country in usa)).") in rule
+    # in words: names read as their titles, facts as words
+    assert ("Exports need a licence, in principle refused (presumption of denial) when the "
+            "goods are Items MOFCOM-2024-46 clause 2 names: gallium, germanium, antimony, "
+            "superhard, and (either the destination is in United States, or (the end user "
+            "country is stated, and the end user country is in United States)).") in rule
     assert 'href="#instrument-MOFCOM-2024-46">MOFCOM-2024-46</a> clause 2' in rule
     assert "suspended</span> 2025-11-09 – 2026-11-27 (by MOFCOM-2025-72)" in rule
     assert "in force</span> 2026-11-28 –" in rule
@@ -123,8 +125,10 @@ def test_named_conclusions_are_listed_with_their_basis_and_the_rules_that_test_t
     text, _ = render(RULEBOOKS / "us-ear-3c001", TODAY)
     part = text[text.index('id="conclusion-subject-to-the-ear"'):]
     part = part[:part.index("</article>")]
-    assert "Holds when (export_country is not missing and export_country in united-states) " \
-        "or us-origin-abroad holds or above-de-minimis holds." in part
+    assert "Holds when either (the export country is stated, and the export country is in " \
+        "United States), or “A U.S.-origin item exported from another country” holds, or " \
+        "“A foreign-made item whose controlled U.S.-origin content exceeds the de minimis " \
+        "level for its destination” holds." in part
     assert 'href="#instrument-EAR-734">EAR-734</a> section 734.3(a)(1)' in part
     assert 'Tested by <a href="#rule-ear-3c001-ns1">ear-3c001-ns1</a>.' in part
 
@@ -150,3 +154,24 @@ party subsidiary "Subsidiary Ltd."
     items = text[text.index('id="items"'):]
     assert 'id="group-ungrouped">Items in no group' in items and "Widget" in items
     assert "owned by holding (60 %)" in text
+
+
+def test_every_condition_of_the_repository_reads_in_words() -> None:
+    """No construct falls through to its syntax: every rule's, exception's and conclusion's
+    condition in the repository's rulebooks reads without a node's name or a raw field."""
+    from dsl import ast
+    from dsl.check.names import iter_conditions
+    from dsl.plain import plain
+
+    rb = dsl.load([RULEBOOKS], declaration_schema()).rulebook
+    kinds = set()
+    for decl in [*rb.rules.values(), *rb.exceptions.values(), *rb.conclusions.values()]:
+        when = ast.first_attr(decl, ast.When)
+        if when is None:
+            continue
+        kinds |= {type(n).__name__ for n in iter_conditions(when.condition)}
+        words = plain(when.condition, rb)
+        unquoted = re.sub(r'"[^"]*"|“[^”]*”', "", words)
+        assert not re.search(r"[A-Z][a-z]+\(|\b[a-z]+_[a-z_]+\b", unquoted), words
+    assert {"ItemIn", "InSet", "Mentions", "Listed", "Related", "Comparison", "Reaches",
+            "ConclusionRef", "CodeUnder", "IsMissing"} <= kinds

@@ -27,6 +27,7 @@ from dsl.format import condition as condition_text
 from dsl.model import law
 from dsl.names import web_url
 from dsl.periods import ONE_DAY, Periods, listing_periods, parameter_periods, rule_periods
+from dsl.plain import plain
 from dsl.rulebook import CheckedRulebook, parameter_text
 from kb.store.rulebook_rows import (
     amendment_rows,
@@ -101,15 +102,21 @@ def write(rulebook: Path, out: Path, today: dt.date | None = None) -> Path:
     return target
 
 
-def plain_words(rule: dict[str, Any]) -> str:
+def plain_words(rule: dict[str, Any], rb: CheckedRulebook | None = None) -> str:
+    """A rule or exception in words: its outcome, and its condition as a reader says it
+    (`dsl.plain`: titles for names, words for facts), else as written."""
     outcome = rule["outcome"] or ""
+    decl = (rb.rules.get(rule["name"]) or rb.exceptions.get(rule["name"])) if rb else None
+    when = ast.first_attr(decl, ast.When) if decl is not None else None
+    condition = plain(when.condition, rb) if when is not None and rb is not None \
+        else rule["condition"]
     if rule["kind"] == "exception":
-        return f"Exception to {rule['excepts']}: applies when {rule['condition']}."
+        return f"Exception to {rule['excepts']}: applies when {condition}."
     if outcome.startswith("risk"):
         lead = f"Flagged as a {rule['severity'] or ''} risk".replace("  ", " ")
     else:
         lead = OUTCOME_WORDS.get(outcome, outcome.capitalize())
-    return f"{lead} when {rule['condition']}."
+    return f"{lead} when {condition}."
 
 
 def _context(rb: CheckedRulebook, today: dt.date) -> dict[str, Any]:
@@ -131,7 +138,7 @@ def _context(rb: CheckedRulebook, today: dt.date) -> dict[str, Any]:
     citing: dict[tuple[str, str | None], list[dict[str, Any]]] = defaultdict(list)
     for r in rules:
         citing[(r["instrument_id"], r["provision"])].append(r)
-        r["plain"] = plain_words(r)
+        r["plain"] = plain_words(r, rb)
         r["timeline"] = [dict(zip(("from", "until", "status", "by"), seg, strict=True))
                          for seg in timeline(periods[r["name"]])] if r["name"] in periods else []
         r["amendments"] = [a for a in amendments if _affects(a, r)]
@@ -223,7 +230,8 @@ def _conclusions(rb: CheckedRulebook, rulebook: str) -> list[dict[str, Any]]:
         out.append({"name": name, "title": c.title.value,
                     "instrument": cite.instrument.name if cite else None,
                     "provision": str(cite.provision) if cite and cite.provision else None,
-                    "condition": condition_text(when.condition) if when else "",
+                    "condition": plain(when.condition, rb) if when else "",
+                    "written": condition_text(when.condition) if when else "",
                     "unverified": note.text.value if note else None, "rules": rules})
     return out
 
