@@ -124,6 +124,11 @@ def test_postgres_bundle_gives_excon_screens_findings(
     """Explanations included: halves are rounded up and integers are made from whole numbers
     on every engine (PostgreSQL rounds a double's halves to even, and casts round)."""
     folder = bundle(tmp_path, "postgres", inputs, AS_OF)
+    # JIT off where the checks run and where the README reads them (20-40 times slower on)
+    assert (folder / "checks.sql").read_text("utf-8").startswith("SET jit = off;")
+    assert "PGOPTIONS='-c jit=off' psql" in (folder / "README.md").read_text("utf-8")
+    assert json.loads((folder / "manifest.json").read_text("utf-8"))[
+        "postgres_settings"] == {"jit": "off"}
     assert postgres_findings(folder, postgres_dsn, "bundle_test") == expected[AS_OF]
 
 

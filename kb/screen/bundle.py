@@ -191,7 +191,17 @@ def checks_sql(compiled: CompiledRulebook, dialect: str) -> str:
         # run.py writes each check's findings: a `findings` view over them all is never read,
         # and Spark took over a minute to analyse it when it was created
         checks = checks[:-1]
-    return "\n\n".join(s + ";" for s in checks) + "\n"
+    head = ""
+    if dialect == "postgres":
+        # JIT-compiling the wide check expressions costs seconds to minutes and saves nothing
+        # (the findings query took 20-40 times longer with it): off for the scripts' session;
+        # the README gives the reading session the same setting
+        head = f"SET jit = {POSTGRES_SETTINGS['jit']};\n\n"
+    return head + "\n\n".join(s + ";" for s in checks) + "\n"
+
+
+# What PostgreSQL needs set for the checks, in the scripts and in the session that reads them.
+POSTGRES_SETTINGS = {"jit": "off"}
 
 
 def findings_sql(compiled: CompiledRulebook) -> str:
@@ -270,6 +280,7 @@ def manifest(conn: sqlite3.Connection, compiled: CompiledRulebook, dialect: str,
         "scripts": list(scripts(dialect)),
         "checks": [r.view for r in compiled.rules],
         **({"spark_conf": SPARK_SQL_CONF} if dialect == "spark" else {}),
+        **({"postgres_settings": POSTGRES_SETTINGS} if dialect == "postgres" else {}),
         "null": NULL,
         "tables": [
             {"name": t,
@@ -303,8 +314,13 @@ def readme(dialect: str, version: str) -> str:
             "plans one union of every check slowly): run it again after loading new inputs."
             if dialect == "duckdb" else "")
     union = "" if dialect == "spark" else ", with `findings` their union"
+    if dialect == "postgres":
+        duck += (" PostgreSQL's JIT compiler makes the findings query 20 to 40 times slower on "
+                 "these wide expressions: checks.sql turns it off for the scripts, and the "
+                 "session that reads the findings should too (`PGOPTIONS='-c jit=off'`, or "
+                 "`SET jit = off;` first; `ALTER DATABASE … SET jit = off` for every session).")
     query = {"sqlite": "sqlite3 kb.sqlite", "duckdb": "duckdb kb.duckdb",
-             "postgres": "psql \"$DSN\""}.get(dialect)
+             "postgres": "PGOPTIONS='-c jit=off' psql \"$DSN\""}.get(dialect)
     read = (f"""       {query}
        SELECT * FROM findings ORDER BY declaration_id, rule, outcome;""" if query else
             """       run.py writes them to findings/ as Parquet, one check at a time (Spark's
