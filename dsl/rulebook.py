@@ -164,18 +164,37 @@ class CheckedRulebook:
             self.derived[key] = condition
         return self.derived[key]  # type: ignore[no-any-return]
 
-    def scope_of(self, rule: ast.Rule) -> ast.Condition | None:
-        """The declarations a rule judges (`judges …` on it, else on its rulebook), as a
-        condition; None when neither says (it judges every declaration)."""
+    def judges_of(self, rule: ast.Rule) -> ast.Judges | None:
+        """What a rule judges: its own `judges …`, else its rulebook's; None when neither
+        says (it judges every declaration)."""
         judges = ast.first_attr(rule, ast.Judges)
-        name = self.rulebook_of(rule.span.file)
-        book = self.rulebooks.get(name) if name else None
+        book = self.rulebook_decl(rule.span.file)
         if judges is None and book is not None:
             judges = ast.first_attr(book, ast.Judges)
+        return judges
+
+    def scope_of(self, rule: ast.Rule) -> ast.Condition | None:
+        """The declarations a rule judges (`judges_of`), as a condition."""
+        judges = self.judges_of(rule)
         if judges is None:
             return None
+        book = self.rulebook_decl(rule.span.file)
         j = ast.first_attr(book, ast.Jurisdiction) if book is not None else None
         return scope_condition(judges, j.country if j else None)
+
+    def rulebook_decl(self, file: str) -> ast.RulebookDecl | None:
+        """The `rulebook` declaration a file belongs to."""
+        name = self.rulebook_of(file)
+        return self.rulebooks.get(name) if name else None
+
+    def rule_rulebooks(self) -> dict[str, str | None]:
+        """Each rule's (and exception's) rulebook, by its name, worked out once."""
+        cached: dict[str, str | None] | None = self.derived.get("rule_rulebooks")
+        if cached is None:
+            cached = {name: self.rulebook_of(r.span.file) for name, r in self.rules.items()}
+            cached |= {name: self.rulebook_of(e.span.file) for name, e in self.exceptions.items()}
+            self.derived["rule_rulebooks"] = cached
+        return cached
 
     def _expand_conclusions(self, c: ast.Condition) -> ast.Condition:
         if isinstance(c, ast.ConclusionRef):

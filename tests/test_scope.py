@@ -38,8 +38,7 @@ def test_each_rulebook_alone_gives_its_share_of_the_findings_of_all() -> None:
     origins = random.Random(8)
     for d in decls:  # where the goods leave from: whose law judges them
         d["export_country"] = origins.choice([None, None, "CN", "US", "DE", "FR", "JP"])
-    rulebook_of = {name: together.rulebook.rulebook_of(r.span.file)
-                   for name, r in together.rulebook.rules.items()}
+    rulebook_of = together.rulebook.rule_rulebooks()
     shares: dict[str | None, list[tuple[Any, ...]]] = defaultdict(list)
     for f in together.screen(decls, licences, parties):
         shares[rulebook_of[f.rule]].append(key(f))

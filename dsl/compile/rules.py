@@ -419,8 +419,8 @@ class Compiler(ConditionCompiler):
                  exp.paren(or_(is_true, is_unknown)), not_covered), copy=False)
         # the basis and caveat from the notes of lapses and unverified facts worked out above
         # the rulebook the rule belongs to, and its jurisdiction (a country or a group of them)
-        book = self.rb.rulebook_of(rule.span.file)
-        decl = self.rb.rulebooks.get(book) if book else None
+        book = self.rb.rule_rulebooks().get(rule.name.name)
+        decl = self.rb.rulebook_decl(rule.span.file)
         where = ast.first_attr(decl, ast.Jurisdiction) if decl is not None else None
         select = exp.select(*FINDING_COLUMNS[:-4], *basis_and_caveat(),
                             exp.alias_(exp.cast(lit(book), "TEXT"), "rulebook"),

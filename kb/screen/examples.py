@@ -114,8 +114,7 @@ def run_example(screener: Screener, ex: Example) -> ExampleResult:
     # same declaration too (an export from Germany is the EU's and, above de minimis, the
     # EAR's), and its findings are not this example's unless the expectation names its rule
     own = screener.rulebook.rulebook_of(ex.where.file)
-    rulebook_of = {name: screener.rulebook.rulebook_of(r.span.file)
-                   for name, r in screener.rulebook.rules.items()}
+    rulebook_of = screener.rulebook.rule_rulebooks()
     for x in ex.expectations:
         mine = [f for f in findings
                 if own is None or x.rule is not None or rulebook_of.get(f.rule) in (own, None)]

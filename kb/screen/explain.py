@@ -85,13 +85,6 @@ def _stated(value: Any, unit: str | None) -> str:
     return str(value)
 
 
-def _book_judges(rb: Any, rule: ast.Rule) -> ast.Judges:
-    name = rb.rulebook_of(rule.span.file)
-    found = ast.first_attr(rb.rulebooks[name], ast.Judges)
-    assert found is not None  # the rule has a scope: its rulebook gave it
-    return found
-
-
 def _truth_word(v: bool | None) -> str:
     return {True: "true", False: "false", None: "unknown (a fact it needs is missing)"}[v]
 
@@ -162,7 +155,8 @@ def explain(db: Path, declaration_id: str, as_of: str | None = None,
         decl = rb.rules[name]
         scope = rb.scope_of(decl)
         if scope is not None:  # the declarations its rulebook (or it) judges
-            judges = ast.first_attr(decl, ast.Judges) or _book_judges(rb, decl)
+            judges = rb.judges_of(decl)
+            assert judges is not None  # a rule with a scope has what it judges
             inside = interpreter.truth(scope, d, None, judged)
             r.lines.append(f"judges {', '.join(movement_words(m) for m in judges.movements)}"
                            f" → {_truth_word(inside)}"
