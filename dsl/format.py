@@ -111,6 +111,8 @@ def condition(c: ast.Condition) -> str:
             text += f" within {c.hops} hop{'s' if c.hops != 1 else ''}"
         if c.via:
             text += f" via {names(c.via)}"
+        if c.ownership is not None:
+            text += f" reaching {c.ownership.name}"
         return text
     if isinstance(c, ast.FirstSeen):
         return f"{c.subject.name} first seen within {c.days} days"

@@ -26,7 +26,7 @@ from typing import Any
 from dsl import ast
 from dsl.basis import basis_of, basis_plan
 from dsl.compile import LICENSABLE, OUTCOME_OF
-from dsl.graph import PartyFacts
+from dsl.graph import OWNERSHIP, PartyFacts, Threshold
 from dsl.model import law
 from dsl.naive import Act, Calendar, Links, Listing, Names
 from dsl.names import mention_forms, party_key
@@ -395,17 +395,26 @@ class Interpreter:
         a = self.value(d, c.subject.name)
         links = [v.name for v in c.via]
         hops = c.hops or 1
+        when = _day(day)
+        threshold: Threshold = OWNERSHIP
+        if c.ownership is not None:  # the value in force on the day
+            in_force = next(((v.op, float(v.value))
+                              for iv, v, _ in parameter_periods(self.rb, c.ownership.name)
+                              if (iv.start is None or iv.start <= when)
+                              and (iv.end is None or when <= iv.end)), None)
+            if in_force is None:
+                return False  # as `FACT reaches P` on a day no value applies
+            threshold = in_force
         if isinstance(c.other, ast.Ref):
             b = self.value(d, c.other.name)
             if a is None or b is None:
                 return None
-            return self.links.node(str(b)) in self.links.reach(str(a), links, hops)
+            return self.links.node(str(b)) in self.links.reach(str(a), links, hops, threshold)
         if a is None:
             return None
         lists = {r.name for r in c.other.lists} or set(self.rb.lists)
-        when = _day(day)
         return any(lp.list in lists and self.calendar.listing_in_force(lp, when)
-                   for target in self.links.reach(str(a), links, hops)
+                   for target in self.links.reach(str(a), links, hops, threshold)
                    for party in self.key_parties.get(target, ())
                    for lp in self.listings[party])
 

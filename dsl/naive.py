@@ -17,8 +17,11 @@ and the folded forms of addresses and telephone numbers.
   provision. Of the acts that control an item on a day, the one that started last decides.
 - **Listed names.** A name matches a listed party when one of the party's spellings scores at
   least the threshold against it; every spelling is scored.
-- **Links.** Parties are linked by a shared address or telephone number, and by ownership of
-  50 % or more (`parent` both ways; `owner` upwards only), followed breadth first.
+- **Links.** Parties are linked by a shared address or telephone number, and by control: an
+  owner's share, added up over what it holds directly and through companies it controls,
+  meets the threshold (50 % or more unless the rule names a parameter; `parent` both ways,
+  `owner` upwards only). Worked out here by recursion over the shares, where the knowledge
+  base grows each owner's set of controlled companies; followed breadth first.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from dsl import ast
-from dsl.graph import MAJORITY, PartyFacts, address_key, phone_key
+from dsl.graph import OWNERSHIP, PartyFacts, Threshold, address_key, owners_of, phone_key
 from dsl.names import party_key, similarity
 from dsl.rulebook import CheckedRulebook, Interval, parse_date
 
@@ -185,8 +188,7 @@ class Links:
         self.same = {party_key(k): party_key(v) for k, v in same.items()}
         self.shared: dict[str, set[tuple[str, str]]] = defaultdict(set)  # node -> facts
         self.holders: dict[tuple[str, str], set[str]] = defaultdict(set)  # fact -> nodes
-        self.owners: dict[str, set[str]] = defaultdict(set)
-        self.owned: dict[str, set[str]] = defaultdict(set)
+        self.held: dict[str, dict[str, float]] = defaultdict(dict)  # company -> owner -> %
         for f in facts:
             node = self.node(f.name)
             if node is None:
@@ -195,37 +197,77 @@ class Links:
                 if fact[1]:
                     self.shared[node].add(fact)
                     self.holders[fact].add(node)
-            parent = self.node(f.parent) if f.parent else None
-            if parent is not None and parent != node and \
-                    (f.share_pct is None or f.share_pct >= MAJORITY):
-                self.owners[node].add(parent)
-                self.owned[parent].add(node)
-        self._reach: dict[tuple[str, frozenset[str], int], set[str]] = {}
+            stated = owners_of(f.parent)
+            for name, share in stated:
+                owner = self.node(name)
+                if share is None and len(stated) == 1:
+                    share = f.share_pct
+                if owner is not None and owner != node:
+                    self.held[node][owner] = min(100.0, self.held[node].get(owner, 0.0) + (
+                        100.0 if share is None else share))
+        self._reach: dict[tuple[str, frozenset[str], int, Threshold], set[str]] = {}
+        self._up: dict[Threshold, dict[str, set[str]]] = {}
 
     def node(self, name: str) -> str | None:
         key = party_key(name)
         return self.same.get(key, key) if key else None
 
-    def next_to(self, node: str, links: frozenset[str]) -> set[str]:
+    def controls(self, owner: str, company: str, t: Threshold,
+                 seen: frozenset[str] = frozenset()) -> bool:
+        """`owner` holds a share of `company` that meets t, counting what it holds directly
+        and what the companies it controls hold."""
+        total = sum(share for holder, share in self.held.get(company, {}).items()
+                    if holder == owner or (holder not in seen and self.controls(
+                        owner, holder, t, seen | {company})))
+        return total >= t[1] if t[0] == ">=" else total > t[1]
+
+    def ancestors(self, company: str) -> set[str]:
+        out: set[str] = set()
+        todo = [company]
+        while todo:
+            for holder in self.held.get(todo.pop(), {}):
+                if holder not in out:
+                    out.add(holder)
+                    todo.append(holder)
+        return out - {company}
+
+    def up(self, t: Threshold) -> dict[str, set[str]]:
+        """Company → the owners it is linked to under t: each that controls it, unless it does
+        through a company that controls it on its own (that company is the next hop)."""
+        if t not in self._up:
+            links: dict[str, set[str]] = defaultdict(set)
+            for c in list(self.held):
+                for o in self.ancestors(c):
+                    if self.controls(o, c, t) and not any(
+                            x != o and self.controls(x, c, t) and self.controls(o, x, t)
+                            for x in self.held[c]):
+                        links[c].add(o)
+            self._up[t] = links
+        return self._up[t]
+
+    def next_to(self, node: str, links: frozenset[str], t: Threshold) -> set[str]:
         out = {other for fact in self.shared.get(node, ()) if fact[0] in links
                for other in self.holders[fact]}
-        if "parent" in links:
-            out |= self.owners.get(node, set()) | self.owned.get(node, set())
-        elif "owner" in links:
-            out |= self.owners.get(node, set())
+        if links & {"parent", "owner"}:
+            up = self.up(t)
+            out |= up.get(node, set())
+            if "parent" in links:
+                out |= {c for c, owners in up.items() if node in owners}
         return out - {node}
 
-    def reach(self, name: str, links: Iterable[str], hops: int) -> set[str]:
+    def reach(self, name: str, links: Iterable[str], hops: int,
+              threshold: Threshold = OWNERSHIP) -> set[str]:
         """The nodes within `hops` links of the party (itself excluded)."""
         start = self.node(name)
         if start is None:
             return set()
         allowed = frozenset(links) or frozenset(("address", "owner", "parent", "phone"))
-        key = (start, allowed, hops)
+        key = (start, allowed, hops, threshold)
         if key not in self._reach:
             seen, frontier = {start}, {start}
             for _ in range(hops):
-                frontier = {n for here in frontier for n in self.next_to(here, allowed)} - seen
+                frontier = {n for here in frontier
+                            for n in self.next_to(here, allowed, threshold)} - seen
                 seen |= frontier
             self._reach[key] = seen - {start}
         return self._reach[key]

@@ -82,7 +82,9 @@ class _Words:
                      if isinstance(c.other, ast.ListedParty) else self.fact(c.other))
             via = f" through {', '.join(v.name for v in c.via)}" if c.via else ""
             hops = f" within {c.hops} link{'s' if c.hops != 1 else ''}" if c.hops else ""
-            return f"{self.fact(c.subject)} is related to {other}{via}{hops}"
+            owned = (f", an owner counting when its share reaches “{self.title(c.ownership)}”"
+                     if c.ownership else "")
+            return f"{self.fact(c.subject)} is related to {other}{via}{hops}{owned}"
         if isinstance(c, ast.FirstSeen):
             return f"{self.fact(c.subject)} was first seen within {c.days} days"
         if isinstance(c, ast.InRange):

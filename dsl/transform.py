@@ -497,16 +497,22 @@ class AstBuilder(lark.Transformer[Token, Any]):
     def via(self, c: list[Any]) -> tuple[str, tuple[ast.Ref, ...]]:
         return ("via", c[0])
 
+    def reaching(self, c: list[Any]) -> tuple[str, ast.Ref]:
+        return ("reaching", self._ref(c[0]))
+
     def related(self, c: list[Any]) -> ast.Related:
         other = c[1] if isinstance(c[1], ast.ListedParty) else self._ref(c[1])
         hops: int | None = None
         via: tuple[ast.Ref, ...] = ()
+        ownership: ast.Ref | None = None
         for extra in c[2:]:
             if extra[0] == "hops":
                 hops = extra[1]
+            elif extra[0] == "reaching":
+                ownership = extra[1]
             else:
                 via = extra[1]
-        return ast.Related(self._ref(c[0]), other, hops, via, self._span(c))
+        return ast.Related(self._ref(c[0]), other, hops, via, self._span(c), ownership)
 
     def first_seen(self, c: list[Any]) -> ast.FirstSeen:
         return ast.FirstSeen(self._ref(c[0]), self._int(c[1]), self._span(c))

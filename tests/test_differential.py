@@ -146,10 +146,13 @@ def scenario(draw: st.DrawFn, words: list[str], facts: tuple[FieldSpec, ...] = (
             "name": name,
             "address": draw(st.sampled_from([None, "1 MAIN ST, Changsha", "9 Other Road"])),
             "phone": draw(st.sampled_from([None, "86-731-12345678", "+1 555 0100"])),
-            # a party is never its own parent: parties.csv rejects such a row
+            # a party is never its own parent: parties.csv rejects such a row. Owners with
+            # shares: on the threshold, below it, and adding up through a company
             "parent": draw(st.sampled_from([p for p in (
                 None, "Hunan Widgets Co.", "Lockheed Martin Corp", "Acme GmbH",
-                "Ganzhou Oxides") if p != name])),
+                "Ganzhou Oxides", "Lockheed Martin Corp 50 %; Ganzhou Oxides 50 %",
+                "Lockheed Martin Corp 49 %", "Lockheed Martin Corp 30 %; Acme GmbH 30 %",
+                "Acme GmbH 60 %; Hunan Widgets Co. 40 %") if p is None or name not in p])),
         })
     start = draw(st.sampled_from(DATES))
     licence = {"licence_no": "L-1", "kind": draw(st.sampled_from(["individual", "general"])),

@@ -140,13 +140,15 @@ class ListedParty:
 
 @dataclass(frozen=True, slots=True)
 class Related:
-    """`consignee related to exporter within 2 hops via address, parent`."""
+    """`consignee related to exporter within 2 hops via address, parent [reaching NAME]`:
+    `ownership` names the parameter whose threshold makes an owner control a company."""
 
     subject: Ref
     other: Ref | ListedParty
     hops: int | None = None
     via: tuple[Ref, ...] = ()
     span: Span = span_field()
+    ownership: Ref | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,6 +16,7 @@ from dsl.check.names import (
     iter_conditions,
 )
 from dsl.diagnostics import did_you_mean
+from dsl.rulebook import COMPARATOR_WORDS
 from dsl.schema import UNIT_DIMENSIONS, FieldSpec
 
 
@@ -149,6 +150,31 @@ class ConditionChecks(NameResolver):
                 self.error("E404", f"parties are not linked by '{v.name}'", v.span,
                            did_you_mean(v.name, self.schema.party_links) or
                            f"links are: {', '.join(self.schema.party_links)}")
+        if node.ownership is not None:
+            self.ownership(node)
+
+    def ownership(self, node: ast.Related) -> None:
+        """`via owner reaching NAME`: a percentage parameter of `at least` or `more than`
+        values, on a search that follows ownership."""
+        ref = node.ownership
+        assert ref is not None
+        if node.via and not {v.name for v in node.via} & {"owner", "parent"}:
+            self.error("E401", f"'reaching {ref.name}' sets an ownership threshold, but the "
+                       "search follows no ownership links", ref.span,
+                       "add `owner` or `parent` to `via`")
+        if not self.resolve(ref, "parameter", self.rb.parameters):
+            return
+        for v in ast.attrs_of(self.rb.parameters[ref.name], ast.ParameterValue):
+            if v.unit != "%":
+                self.error("E402", f"an ownership threshold is a percentage; parameter "
+                           f"'{ref.name}' has {format(v.value, 'f')} {v.unit or '(no unit)'}",
+                           v.span)
+            elif v.op not in (">=", ">"):
+                self.error("E401", f"an ownership threshold is `at least` or `more than` a "
+                           f"share, not `{COMPARATOR_WORDS[v.op]}`", v.span)
+            elif not 0 < v.value <= 100:
+                self.error("E403", f"an ownership threshold is a share above 0 and up to "
+                           f"100 %, not {format(v.value, 'f')} %", v.span)
 
     def comparison(self, node: ast.Comparison) -> None:
         left = self.expression(node.left)

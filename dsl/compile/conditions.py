@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Sequence
 from sqlglot import exp
 
 from dsl import ast
-from dsl.compile.facts import FactCompiler
+from dsl.compile.parties import PartyCompiler
 from dsl.compile.sql import (
     COST_COUNTRIES,
     COST_ITEMS,
@@ -48,7 +48,7 @@ from dsl.rulebook import Interval, parameter_test, parameter_text
 from dsl.schema import UNIT_FACTORS
 
 
-class ConditionCompiler(FactCompiler):
+class ConditionCompiler(PartyCompiler):
     """Conditions as three-valued SQL, and the candidates a check starts from."""
 
     # ------------------------------------------------------------ conditions
@@ -295,164 +295,6 @@ class ConditionCompiler(FactCompiler):
         tests = [interval_test(iv, self.judged_on()) for iv in days]
         return exp.paren(or_(*tests)) if len(tests) > 1 else tests[0]
 
-    def note_relation(self, node: object, name: str, certain: bool,
-                      hops: int | None = None, cost: int = 1) -> None:
-        ids = (exp.select(exp.column("declaration_id", table="x"))
-               .from_(exp.alias_(exp.to_table(name), "x")))
-        if hops is not None:
-            ids = ids.where(exp.LTE(this=exp.column("hops", table="x"), expression=lit(hops)))
-        self.node_relations[id(node)] = Candidates(ids, certain, cost)
-
-    def join_table(self, table: str, on: exp.Expression) -> str:
-        """Left-join a keyed table (at most one row per declaration) into the rule; `on` names
-        it `{alias}`. Returns its alias."""
-        alias = f"w{len(self.rule_windows) + 1}"
-        self.rule_windows.append((table, alias, on.transform(_rename_alias(alias))))
-        return alias
-
-    def relation(self, query: exp.Select, kind: str, on: exp.Expression | None,
-                 key: tuple[str, ...] | None = ("declaration_id",)) -> str:
-        """Register a relation the rule joins (one row per declaration at most), shared by
-        every rule that needs the same one; returns the alias the rule joins it under. `on`
-        names the alias as the table `{alias}`; without `on` the relation is not joined (the
-        rule queries it) and its name is returned. `key`: the columns no two rows share
-        (None: several rows may be alike)."""
-        sql = query.sql(dialect="sqlite")
-        name = self.window_names.get(sql)
-        if name is None:
-            count = sum(1 for n in self.windows if n.startswith(kind + "_"))
-            name = self.window_names[sql] = f"{kind}_{count + 1}"
-            self.windows[name] = query
-            if key is not None:
-                self.window_keys[name] = key
-        if on is None:
-            return name
-        alias = f"w{len(self.rule_windows) + 1}"
-        self.rule_windows.append((name, alias, on.transform(_rename_alias(alias))))
-        return alias
-
-    def listed(self, c: ast.Listed) -> Truth:
-        col, nullable, name = self.field_sql(c.subject.name)
-        lists = [r.name for r in c.lists] or sorted(self.rb.lists)
-        measures = [m.name for m in c.measures]
-        self.listed_columns.setdefault(name, []).append((lists, measures))
-        sub = (
-            exp.select(lit(1))
-            .from_(exp.alias_(exp.to_table("listed_matches"), "k"))
-            .where(and_(
-                exp.EQ(this=col_("name", "k"), expression=col.copy()),
-                self.list_match(lists, "k", "k", measures),
-                *self.listed_on_date("k"),
-            ))
-        )
-        # A non-correlated IN over the listed names is computed once per query, so the
-        # correlated date test only runs for the few declarations whose name is listed.
-        candidate = self.listed_candidate(col, lists)
-        test = exp.paren(and_(candidate, exp.Exists(this=sub)))
-        if nullable:
-            present = not_null(col.copy())
-            return Truth(and_(present, test), and_(present, not_(test)), [name])
-        return Truth(test, not_(test))
-
-    def listed_candidate(self, col: exp.Expression, lists: list[str]) -> exp.Expression:
-        """`col IN (names listed on these lists at any time)`: true for every name that can be
-        listed on some date; an engine computes the set once and can probe an index with it."""
-        names = (exp.select(col_("name", "k"))
-                 .from_(exp.alias_(exp.to_table("listed_matches"), "k"))
-                 .where(self.list_match(lists, "k", "k")))
-        return exp.In(this=col.copy(), query=exp.Subquery(this=names))
-
-    def list_match(self, lists: list[str], entry: str, name: str,
-                   measures: Sequence[str] = ()) -> exp.Expression:
-        """The entry is on one of `lists` (by a listing that imposes one of `measures`, when
-        some are named) and the name's score reaches that list's `match threshold` (100, an
-        exact match after normalisation, when the list sets none)."""
-        by_threshold: dict[float, list[str]] = {}
-        for lst in lists:
-            t = ast.first_attr(self.rb.lists[lst], ast.MatchThreshold)
-            by_threshold.setdefault(float(t.value) if t else 100.0, []).append(lst)
-        parts = [and_(in_(col_("list", entry), names),
-                      exp.GTE(this=col_("score", name), expression=lit(threshold)))
-                 for threshold, names in sorted(by_threshold.items())]
-        test = exp.paren(or_(*parts)) if len(parts) > 1 else or_(*parts)
-        return and_(test, in_(col_("measure", entry), measures)) if measures else test
-
-    def related(self, c: ast.Related) -> Truth:
-        """`A related to B|party listed on L [within N hops] [via links]`: a path in
-        `party_reach` from A's normalised name to B's (or to a listed party's, listed on the
-        judging date)."""
-        from dsl.graph import via_key
-
-        hops = c.hops or 1
-        via = via_key(v.name for v in c.via)
-        acol, anull, aname = self.field_sql(c.subject.name)
-        need = (via, aname, self.field_sql(c.other.name)[2]
-                if isinstance(c.other, ast.Ref) else None)
-        self.reach_needs[need] = max(self.reach_needs.get(need, 0), hops)
-        nullable = [(acol, aname)] if anull else []
-        # The declarations whose parties are linked, with the path: a relation of its own
-        # (`links_<n>`), materialised once per build from `party_reach`.
-        base = (exp.select(exp.alias_(col_("id", "m"), "declaration_id"))
-                .from_(exp.alias_(exp.to_table("party_reach"), "r"))
-                .join(exp.alias_(exp.to_table("party_name_keys"), "ka"),
-                      on=exp.EQ(this=col_("key", "ka"), expression=col_("a", "r")))
-                .join(exp.alias_(exp.to_table("declarations"), "m"),
-                      on=exp.EQ(this=col_(aname, "m"), expression=col_("name", "ka"))))
-        who = c.subject.name.replace("_", " ")
-        if isinstance(c.other, ast.Ref):
-            bcol, bnull, bname = self.field_sql(c.other.name)
-            nullable += [(bcol, bname)] if bnull else []
-            relation = (base.select(exp.alias_(col_("hops", "r"), "hops"),
-                                    exp.alias_(col_("path", "r"), "path"))
-                        .join(exp.alias_(exp.to_table("party_name_keys"), "kb"),
-                              on=and_(exp.EQ(this=col_("key", "kb"), expression=col_("b", "r")),
-                                      exp.EQ(this=col_("name", "kb"),
-                                             expression=col_(bname, "m"))))
-                        .where(exp.EQ(this=col_("via", "r"), expression=lit(via))))
-            alias = self.relation(relation, "links", and_(
-                exp.EQ(this=col_("declaration_id", "{alias}"), expression=col_("id")),
-                exp.LTE(this=col_("hops", "{alias}"), expression=lit(hops))))
-            self.note_relation(c, self.rule_windows[-1][0], not nullable, hops, COST_PARTIES)
-            test: exp.Expression = not_null(col_("declaration_id", alias))
-            self.evidence.append(exp.Case().when(test.copy(), exp.Concat(expressions=[
-                lit(f"; {who} is linked to {c.other.name.replace('_', ' ')} within {hops} "
-                     f"hop{'s' if hops > 1 else ''}: "), col_("path", alias)])))
-        else:
-            lists = [r.name for r in c.other.lists] or sorted(self.rb.lists)
-            relation = (base.select(exp.alias_(col_("party", "lk"), "party"),
-                                    exp.alias_(col_("hops", "r"), "hops"),
-                                    exp.alias_(col_("path", "r"), "path"))
-                        .join(exp.alias_(exp.to_table("listed_party_keys"), "lk"),
-                              on=exp.EQ(this=col_("key", "lk"), expression=col_("b", "r")))
-                        .where(exp.EQ(this=col_("via", "r"), expression=lit(via))))
-            # a declaration's party may reach several listed parties, one by several paths
-            name = self.relation(relation, "links", None, key=None)
-            self.note_relation(c, name, not nullable, hops, COST_PARTIES)
-
-            def listed(projection: exp.Expression) -> exp.Select:
-                return (exp.select(projection)
-                        .from_(exp.alias_(exp.to_table(name), "lr"))
-                        .join(exp.alias_(exp.to_table("list_entry_periods"), "p"),
-                              on=exp.EQ(this=col_("party", "p"), expression=col_("party", "lr")))
-                        .where(and_(exp.EQ(this=col_("declaration_id", "lr"),
-                                           expression=col_("id")),
-                                    exp.LTE(this=col_("hops", "lr"), expression=lit(hops)),
-                                    in_(col_("list", "p"), lists),
-                                    *self.listed_on_date("p"))))
-
-            test = exp.Exists(this=listed(lit(1)))
-            note = listed(exp.Concat(expressions=[
-                lit(f"; {who} is linked to a party on "), col_("list", "p"),
-                lit(" (listed by "), col_("instrument_id", "p"),
-                lit(f") within {hops} hop{'s' if hops > 1 else ''}: "), col_("path", "lr")]))
-            self.evidence.append(exp.Subquery(
-                this=note.order_by(col_("hops", "lr"), col_("path", "lr")).limit(1)))
-        if not nullable:
-            return Truth(test, not_(test.copy()))
-        present = and_(*(not_null(col.copy()) for col, _ in nullable))
-        return Truth(and_(present, test), and_(present.copy(), not_(test.copy())),
-                     [name for _, name in nullable])
-
     def in_range(self, c: ast.InRange) -> Truth:
         """Inside one of the reference ranges (rulebook constants) that apply to the items."""
         col, nullable, name = self.field_sql(c.subject.name)
@@ -479,33 +321,6 @@ class ConditionCompiler(FactCompiler):
             self.evidence.append(evidence)
         test = or_(*parts) if parts else exp.false()
         test = exp.paren(test) if len(parts) > 1 else test
-        if nullable:
-            present = not_null(col.copy())
-            return Truth(and_(present, test), and_(present.copy(), not_(test.copy())), [name])
-        return Truth(test, not_(test.copy()))
-
-    def listed_on_date(self, entry: str) -> list[exp.Expression]:
-        return [exp.GTE(this=self.judged_on(), expression=col_("valid_from", entry)),
-                exp.paren(or_(is_null(col_("valid_until", entry)),
-                              exp.LTE(this=self.judged_on(),
-                                      expression=col_("valid_until", entry))))]
-
-    def first_seen(self, c: ast.FirstSeen) -> Truth:
-        """The first declaration naming the party (in any role) is at most N-1 days before
-        this one's date: within the N days ending on it."""
-        self.uses_days = True
-        col, nullable, name = self.field_sql(c.subject.name)
-        # the party's key, then its first day: one row each (both keyed), joined once
-        keys = self.join_table("party_name_keys",
-                               exp.EQ(this=col_("name", "{alias}"), expression=col.copy()))
-        seen = self.join_table("party_first_seen",
-                               exp.EQ(this=col_("key", "{alias}"), expression=col_("key", keys)))
-        test = exp.LT(this=exp.paren(exp.Sub(this=col_("day", "dd"),
-                                             expression=col_("first_day", seen))),
-                      expression=lit(c.days))
-        self.evidence.append(exp.Concat(expressions=[
-            lit(f"; {c.subject.name.replace('_', ' ')} first seen on "),
-            col_("first_on", seen)]))
         if nullable:
             present = not_null(col.copy())
             return Truth(and_(present, test), and_(present.copy(), not_(test.copy())), [name])
@@ -827,17 +642,6 @@ def _x_as_y(node: exp.Expression) -> exp.Expression:
     if isinstance(node, exp.Table) and node.alias == "x":
         return exp.to_table(node.name, alias="y")
     return node
-
-
-def _rename_alias(alias: str) -> Callable[[exp.Expression], exp.Expression]:
-    """A transform naming the table `{alias}` of a join condition `alias`."""
-
-    def rename(node: exp.Expression) -> exp.Expression:
-        if isinstance(node, exp.Column) and node.table == "{alias}":
-            return exp.column(node.name, table=alias)
-        return node
-
-    return rename
 
 
 def _judged_on_x(key: exp.Expression | None = None) -> exp.Expression:

@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from dsl.graph import owners_of
 from dsl.schema import FieldSpec
 from kb.inputs.fields import (
     CONTROL,
@@ -32,6 +33,7 @@ from kb.inputs.fields import (
     optional_country_field,
     optional_field,
     optional_number_field,
+    owners_field,
     parameter_value,
     parameters_field,
     percent_field,
@@ -250,9 +252,9 @@ CONTRACTS = {
                                     f"({r['low']:g})") if r["high"] < r["low"] else None),
     "trade_parties": Contract("trade_parties", "name", (
         ("name", key_field), ("country", optional_country_field), ("address", optional_field),
-        ("phone", optional_field), ("parent", optional_field),
+        ("phone", optional_field), ("parent", owners_field),
     ), row_check=lambda r: ("parent", "a parent other than the party itself")
-        if r["parent"] is not None and r["parent"] == r["name"] else None),
+        if any(name == r["name"] for name, _ in owners_of(r["parent"])) else None),
 }
 FILE_CONTRACTS = {"declarations.csv": "declarations", "licences.csv": "licences",
                   "parties.csv": "trade_parties"}

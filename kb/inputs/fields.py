@@ -14,6 +14,7 @@ import types
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from dsl.graph import owners_of
 from dsl.schema import UNIT_DIMENSIONS, UNIT_FACTORS, FieldSpec
 from kb.store.schema import DECLARATION_FIELDS, country_codes
 
@@ -248,6 +249,22 @@ def names_field(v: str) -> str | None:
             raise ValueError(f"names, not a spreadsheet formula ({n[:20]!r} starts with "
                              f"{n[0]!r})")
     return ";".join(names) or None
+
+
+def owners_field(v: str) -> str | None:
+    """A company's owners (parties.csv `parent`): `;`-separated names, each with the share it
+    holds (`Alpha Ltd 30 %`) or without one (a controlling owner); a share is above 0 and up
+    to 100 %, and the shares stated add up to 100 % at most. Written back as `A 30 %; B`."""
+    owners = owners_of(names_field(v))
+    for name, share in owners:
+        if share is not None and not 0 < share <= 100:
+            raise ValueError(f"an owner's share above 0 and up to 100 %, not {share:g} % "
+                             f"({name})")
+    total = sum(s for _, s in owners if s is not None)
+    if total > 100:
+        raise ValueError(f"owners' shares that add up to 100 % at most, not {total:g} %")
+    return "; ".join(name if share is None else f"{name} {share:g} %"
+                     for name, share in owners) or None
 
 
 PRICE_UNITS = {"USD/kg": 1.0, "USD/t": 0.001}

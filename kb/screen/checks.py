@@ -18,7 +18,7 @@ from sqlite_utils import Database
 
 from dsl.compile import ROW_KEY, CompiledRulebook, compile_rulebook, create_view, union_all
 from dsl.diagnostics import Diagnostic
-from dsl.graph import PartyFacts, PartyGraph
+from dsl.graph import PartyFacts, PartyGraph, parse_via
 from dsl.model import law
 from dsl.names import PartyMatcher, party_key
 from dsl.periods import listing_periods
@@ -715,7 +715,7 @@ def _fill_party_reach(conn: sqlite3.Connection, source: Any) -> None:
         "ON e.party = p.name")]
     rows = []
     for via, subject, other, hops in needs:
-        links = via.split(",")
+        links, threshold = parse_via(via)
         if other is not None:
             assert {subject, other} <= columns  # field names from the schema, never user text
             # only two parties in one connected group of links can be related: the pairs to
@@ -723,12 +723,13 @@ def _fill_party_reach(conn: sqlite3.Connection, source: Any) -> None:
             groups = [(name, group) for (name,) in conn.execute(
                 "SELECT name FROM party_name_keys")
                 if (node := graph.node(name)) is not None
-                and not (group := graph.component(node, frozenset(links))).startswith("=")]
+                and not (group := graph.component(node, frozenset(links), threshold)
+                         ).startswith("=")]
             for a, b in _pairs_in_a_group(source, subject, other, groups):
-                if (r := graph.related(a, b, links, hops)) is not None:
+                if (r := graph.related(a, b, links, hops, threshold)) is not None:
                     rows.append((via, party_key(a), party_key(b), r.hops, r.path))
             continue
-        near = graph.reach_to(listed, links, hops)
+        near = graph.reach_to(listed, links, hops, threshold)
         for key, name in conn.execute("SELECT key, MIN(name) FROM party_name_keys GROUP BY key"):
             node = graph.node(name)
             for target, r in near.get(node or "", {}).items():
