@@ -105,7 +105,8 @@ def main(argv: list[str] | None = None) -> int:
         print(matching.report(mt))
     if "latency" in only:
         results["latency"] = lt = latency.run(50 if args.quick else 1000,
-                                              1 if args.quick else 3)
+                                              1 if args.quick else 3,
+                                              history=2_000 if args.quick else 1_000_000)
         print(latency.report(lt))
     if "serve" in only:
         results["serve"] = sv = serve.run(2_000 if args.quick else args.serve_size,

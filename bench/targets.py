@@ -141,16 +141,45 @@ CHECKS: list[Check] = [
 ]
 
 
+def _largest_size(results: dict[str, Any]) -> float | None:
+    sizes = _node(results, ("screen", "sizes"))
+    return float(max(sizes)) if isinstance(sizes, list) and sizes else None
+
+
+# The size each figure named at 1M was measured at: a figure measured on fewer declarations
+# is shown, but not marked met (a quick run's 2,000 declarations say nothing of 1,000,000).
+AT_1M: dict[str, Reader] = {
+    "load 1M declarations": _get("load", "rows"),
+    "load / raw executemany": _get("load", "rows"),
+    "load peak RSS": _get("load", "rows"),
+    "screening growth 1M / 100k": _largest_size,
+    "compiled / hand-written: licence cover": _largest_size,
+    "compiled / hand-written: listed party": _largest_size,
+    "compiled / hand-written: suspended rule": _largest_size,
+    "compiled SQLite / interpreter speed-up": _largest_size,
+    "single declaration p50": _get("latency", "history"),
+    **{f"Datasette p95 (1M): {page}, {kind}": _get("serve", "declarations")
+       for kind, pages in (("cached", PAGES), ("uncached", UNCACHED_PAGES)) for page in pages},
+    "public rule page p95 during a login flood / alone": _get("serve", "declarations"),
+}
+FULL_SIZE = 1_000_000
+
+
 def table(results: dict[str, Any]) -> list[dict[str, Any]]:
     rows = []
     for name, unit, target, read, ok, spread in CHECKS:
         value = read(results)
         runs = spread(results)
+        size = AT_1M[name](results) if name in AT_1M else None
+        if value is None:
+            status = "not measured"
+        elif name in AT_1M and (size is None or size < FULL_SIZE):
+            status = ("not at 1M" if size is None else f"not at 1M ({size:,.0f})")
+        else:
+            status = "met" if ok(value) else "NOT met"
         rows.append({"figure": name, "value": value, "unit": unit, "target": target,
                      "min": runs["min"] if runs else None,
-                     "max": runs["max"] if runs else None,
-                     "status": "not measured" if value is None else
-                     ("met" if ok(value) else "NOT met")})
+                     "max": runs["max"] if runs else None, "status": status})
     return rows
 
 

@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 
 def _bin(name: str) -> str:
@@ -49,9 +52,36 @@ def postgres_server() -> Iterator[str]:
                     "-o", f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off "
                     "-c synchronous_commit=off -c full_page_writes=off -c jit=off", "start"],
                    check=True, capture_output=True)
+    stop = [*prefix, _bin("pg_ctl"), "-D", str(data), "-m", "fast", "stop"]
+    # A watchdog stops the server when this process ends without getting to `finally` (killed,
+    # or stopped by a time limit): an interrupted benchmark once left a server running.
+    watchdog = subprocess.Popen(
+        ["sh", "-c", 'while kill -0 "$0" 2>/dev/null; do sleep 1; done; "$@"; rm -rf "$ROOT"',
+         str(os.getpid()), *stop], env={**os.environ, "ROOT": str(root)},
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    # SIGTERM (a CI time limit, `kill`) unwinds like Ctrl-C, so `finally` stops the server now
+    previous = _raise_on_sigterm()
     try:
         yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
     finally:
-        subprocess.run([*prefix, _bin("pg_ctl"), "-D", str(data), "-m", "fast", "stop"],
-                       check=False, capture_output=True)
+        subprocess.run(stop, check=False, capture_output=True)
         shutil.rmtree(root, ignore_errors=True)
+        watchdog.kill()
+        watchdog.wait()
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _raise_on_sigterm() -> Any:
+    """Make SIGTERM raise KeyboardInterrupt (main thread only); returns the previous handler."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    previous = signal.getsignal(signal.SIGTERM)
+    if previous is not signal.SIG_DFL:  # someone else (pytest-timeout, xdist) handles it
+        return None
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, interrupt)
+    return previous
