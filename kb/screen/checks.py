@@ -589,16 +589,6 @@ def tune_connection(conn: sqlite3.Connection) -> None:
     conn.execute("PRAGMA cache_size = -65536")
 
 
-MAX_SERVED_VALUE = 1_000_000  # bytes: the largest text or blob a served query may make
-
-
-def limit_served_connection(conn: sqlite3.Connection) -> None:
-    """A served connection makes no value over MAX_SERVED_VALUE bytes (SQLite's length
-    limit): `SELECT zeroblob(1e9)` fails with "string or blob too big" instead of growing the
-    worker by a gigabyte. The knowledge base's own values are far smaller."""
-    conn.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, MAX_SERVED_VALUE)
-
-
 def compile_checks(rb: CheckedRulebook) -> tuple[CompiledRulebook, list[Diagnostic]]:
     return compile_rulebook(rb, declaration_schema())
 

@@ -285,9 +285,10 @@ def prepare_connection(conn: Any, database: str, datasette: Any) -> None:
     escaping (Chinese one character per word, as the search tables index it: kb.publish.search)
     replaces Datasette's `escape_fts`. The decisions database's connections get the served
     knowledge base attached, read-only, as `kb`, for the queries joining the two."""
+    from kb.publish.limits import limit_served_connection
     from kb.publish.metadata import DECISIONS_DB
     from kb.publish.search import escape_query
-    from kb.screen.checks import limit_served_connection, tune_connection
+    from kb.screen.checks import tune_connection
 
     conn.create_function("escape_fts", 1, escape_query, deterministic=True)
     conn.create_function("excon_url_quote", 1, url_quote, deterministic=True)
