@@ -212,3 +212,43 @@ def test_a_build_records_the_findings_new_since_the_last_one(demo_kb: Path,
     assert {(d, r) for c, d, r in changes if c == "disappeared"} == before - after
     assert {(d, r) for c, d, r in changes if c == "appeared"} == after - before
     assert before - after
+
+
+def test_a_refused_decision_keeps_what_was_typed_and_a_release_needs_a_real_licence(
+        demo_kb: Path, tmp_path: Path) -> None:
+    """A release under a licence the knowledge base does not have, or of a prohibition, is
+    refused; the form comes back filled in with the analyst's reason and why it was refused,
+    and a decision recorded afterwards clears it."""
+    db, _ = _copy(demo_kb, tmp_path)
+    [(declaration, rule)] = query(db, "SELECT declaration_id, rule FROM finding_details "
+                                      "WHERE outcome = 'unlicensed' ORDER BY 1, 2 LIMIT 1")
+    banned, banned_rule, _ = _finding(db)
+    [(licence,)] = query(db, "SELECT licence_no FROM licences ORDER BY 1 LIMIT 1")
+    reason = "Licence shown at the border; 已核对"
+    server = Server(db)
+    try:
+        assert server.login()[0] == 302
+        status, _, _ = _decide(server, declaration, {
+            "rule": rule, "decision": "released", "licence_no": "NO-SUCH-LICENCE",
+            "reason": reason})
+        assert status == 302
+        page = server.get(f"/kb/declarations/{declaration}")[1]
+        assert "there is no licence 'NO-SUCH-LICENCE' in this knowledge base" in _text(page)
+        assert f">{html.escape(reason)}</textarea>" in page  # the reason is kept
+        assert 'value="NO-SUCH-LICENCE"' in page and 'value="released" selected' in page
+        # a prohibition is not released under any licence
+        _decide(server, banned, {"rule": banned_rule, "decision": "released",
+                                 "licence_no": licence, "reason": "has a licence"})
+        assert "a prohibition is not lifted by a licence" in _text(
+            server.get(f"/kb/declarations/{banned}")[1])
+        assert json.loads(server.get("/decisions/decision_log.json?_shape=array")[1]) == []
+        # with a licence the knowledge base has, the release is recorded and the draft is gone
+        status, _, _ = _decide(server, declaration, {
+            "rule": rule, "decision": "released", "licence_no": licence, "reason": reason})
+        assert status == 302
+        page = server.get(f"/kb/declarations/{declaration}")[1]
+        assert f"released under a licence ({licence}) by analyst" in _text(page)
+        assert "Not recorded" not in _text(page)
+        assert f">{html.escape(reason)}</textarea>" not in page
+    finally:
+        server.stop()

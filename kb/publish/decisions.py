@@ -52,6 +52,19 @@ CREATE TRIGGER IF NOT EXISTS decision_log_is_appended_to BEFORE UPDATE ON decisi
 BEGIN SELECT RAISE(ABORT, 'decisions are never changed: record a new decision'); END;
 CREATE TRIGGER IF NOT EXISTS decision_log_is_kept BEFORE DELETE ON decision_log
 BEGIN SELECT RAISE(ABORT, 'decisions are never deleted: record a new decision'); END;
+-- a form the server refused, kept for its analyst so that nothing typed is lost: shown in
+-- the form again until a decision on that finding is recorded (or for a day)
+CREATE TABLE IF NOT EXISTS decision_drafts (
+    actor TEXT NOT NULL,
+    declaration_id TEXT NOT NULL,
+    rule TEXT NOT NULL,
+    decision TEXT,
+    licence_no TEXT,
+    reason TEXT,
+    problem TEXT NOT NULL,
+    saved_at TEXT NOT NULL,
+    PRIMARY KEY (actor, declaration_id, rule)
+);
 CREATE VIEW IF NOT EXISTS decisions AS
 SELECT d.* FROM decision_log AS d
 WHERE d.id = (SELECT MAX(e.id) FROM decision_log AS e
@@ -133,10 +146,35 @@ def validated(form: dict[str, Any]) -> Decision:
                     decision, reason, licence)
 
 
+def save_draft(conn: sqlite3.Connection, actor: str, form: dict[str, Any], problem: str,
+               now: dt.datetime | None = None) -> None:
+    """Keep a refused form's fields for its analyst, with why it was refused."""
+    when = (now or dt.datetime.now(dt.UTC)).replace(microsecond=0).isoformat()
+    conn.execute(
+        "INSERT OR REPLACE INTO decision_drafts (actor, declaration_id, rule, decision, "
+        "licence_no, reason, problem, saved_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        [actor, str(form.get("declaration_id") or ""), str(form.get("rule") or ""),
+         str(form.get("decision") or ""), str(form.get("licence_no") or "").strip(),
+         str(form.get("reason") or "")[:MAX_REASON], problem, when])
+
+
+DRAFTS_SQL = ("SELECT rule, decision, licence_no, reason, problem FROM decision_drafts "
+              "WHERE actor = ? AND declaration_id = ? AND saved_at >= ?")
+
+
+def drafts_since(now: dt.datetime | None = None) -> str:
+    """The oldest draft still shown (a day old)."""
+    return ((now or dt.datetime.now(dt.UTC)) - dt.timedelta(days=1)).replace(
+        microsecond=0).isoformat()
+
+
 def record(conn: sqlite3.Connection, decision: Decision, finding: dict[str, Any],
            actor: str, now: dt.datetime | None = None) -> int:
-    """Append a decision on `finding` (a row of finding_details); its log id."""
+    """Append a decision on `finding` (a row of finding_details); its log id. The analyst's
+    draft of it, if a form was refused before, is done with."""
     when = (now or dt.datetime.now(dt.UTC)).replace(microsecond=0).isoformat()
+    conn.execute("DELETE FROM decision_drafts WHERE actor = ? AND declaration_id = ? AND "
+                 "rule = ?", [actor, finding["declaration_id"], finding["rule"]])
     cursor = conn.execute(
         "INSERT INTO decision_log (declaration_id, rule, rulebook_version, decision, "
         "licence_no, reason, actor, decided_at, outcome, explanation) "

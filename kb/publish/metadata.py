@@ -491,6 +491,8 @@ def decisions_metadata() -> dict[str, Any]:
                        "touch it. The log is only ever appended to.",
         "allow": {"id": "*"},
         "tables": {
+            # an analyst's refused forms, shown again on the declaration page only
+            "decision_drafts": {"hidden": True, "allow": False},
             "decision_log": {
                 "title": "Decision log (append-only)",
                 "description": "Every decision ever recorded, oldest first; never updated "

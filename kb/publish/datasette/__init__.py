@@ -327,7 +327,8 @@ def extra_template_vars(template: str, database: str | None, table: str | None,
         if table == "rules":
             return {"excon_rule": await rule_page(datasette, db, db.name, key, request)}
         if table == "declarations":  # private: only analysts reach this page
-            return {"excon_declaration": await declaration_page(datasette, db, key)}
+            actor = str((request.actor or {}).get("id") or "")
+            return {"excon_declaration": await declaration_page(datasette, db, key, actor)}
         return {"excon_instrument": await instrument_page(db, key)}
 
     return inner
@@ -442,10 +443,12 @@ def _names_instrument(target: str, instrument: str) -> bool:
     return False
 
 
-async def declaration_page(datasette: Any, db: Any, key: str) -> dict[str, Any] | None:
-    """A declaration's findings as of the build (each with the decision standing on it), its
-    licence draw-down and the listed parties its party names matched, with their scores."""
-    from kb.publish.decisions import DECISIONS, LABELS, current
+async def declaration_page(datasette: Any, db: Any, key: str, actor: str = ""
+                           ) -> dict[str, Any] | None:
+    """A declaration's findings as of the build (each with the decision standing on it, and
+    the analyst's refused form if there is one), its licence draw-down and the listed parties
+    its party names matched, with their scores."""
+    from kb.publish.decisions import DECISIONS, DRAFTS_SQL, LABELS, current, drafts_since
     from kb.publish.metadata import DECISIONS_DB
 
     found = await _rows(db, "SELECT * FROM declarations WHERE id = ?", [key])
@@ -474,13 +477,18 @@ async def declaration_page(datasette: Any, db: Any, key: str) -> dict[str, Any] 
                     "WHERE n.name = ? ORDER BY n.score DESC, n.party", [name]):
             matches.append({"role": role.replace("_", " "), "name": name, **m})
     decided: list[dict[str, Any]] = []
+    drafts: dict[str, dict[str, Any]] = {}
     if getattr(datasette, "excon_decisions", None) is not None:
         decided = await _rows(datasette.get_database(DECISIONS_DB),
                               "SELECT * FROM decision_log WHERE declaration_id = ? ORDER BY id",
                               [key])
+        if actor:
+            drafts = {d["rule"]: d for d in await _rows(
+                datasette.get_database(DECISIONS_DB), DRAFTS_SQL, [actor, key, drafts_since()])}
     for f in findings:
         f["decision"] = current(decided, f)
         f["history"] = [d for d in decided if d["rule"] == f["rule"]]
+        f["draft"] = drafts.get(f["rule"])
     return {"declaration": declaration, "findings": findings,
             "licence": licence[0] if licence else None, "matches": matches,
             "decisions": getattr(datasette, "excon_decisions", None) is not None,

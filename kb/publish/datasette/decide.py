@@ -5,6 +5,10 @@ checks the form's token against its cookie (and a POST without the cookie is ref
 the login form refuses one), the decision is checked (a decision, a reason, a licence for a
 release), the finding must be one the served build makes, and the decision is appended to
 the log with the analyst's name and the time. The answer is a redirect back to the finding.
+
+A release names a licence of the served knowledge base, and a prohibition (a ban no licence
+lifts) cannot be released. A refused form is kept for its analyst (`decision_drafts`) and
+shown again, filled in, with why it was refused: nothing typed is lost.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from datasette.utils import tilde_encode
 from datasette.utils.asgi import Response
 
 from kb.publish.datasette.guard import CSRF_COOKIE
-from kb.publish.decisions import DecisionError, record, validated
+from kb.publish.decisions import DecisionError, record, save_draft, validated
 from kb.publish.metadata import DECISIONS_DB
 
 
@@ -43,11 +47,27 @@ async def decide(request: Any, datasette: Any) -> Response:
         if not found.rows:
             raise DecisionError(f"the current build makes no finding of rule "
                                 f"{decision.rule!r} on declaration {declaration!r}")
+        if decision.decision == "released":
+            if found.rows[0]["outcome"] == "prohibited":
+                raise DecisionError("a prohibition is not lifted by a licence: record it as "
+                                    "confirmed, cleared or escalated")
+            known = await datasette.get_database(name).execute(
+                "SELECT 1 FROM licences WHERE licence_no = ?", [decision.licence_no])
+            if not known.rows:
+                raise DecisionError(f"there is no licence {decision.licence_no!r} in this "
+                                    "knowledge base")
     except DecisionError as e:
         if not declaration:
             return Response.text(f"Not recorded: {e}.", status=400)
         datasette.add_message(request, f"Not recorded: {e}.", datasette.ERROR)
-        return Response.redirect(back)
+        problem = str(e)
+
+        def keep(conn: Any) -> None:
+            with conn:
+                save_draft(conn, str(request.actor.get("id")), form, problem)
+
+        await datasette.get_database(DECISIONS_DB).execute_write_fn(keep, block=True)
+        return Response.redirect(f"{back}#finding-{tilde_encode(str(form.get('rule') or ''))}")
     finding = dict(found.rows[0])
     actor = str(request.actor.get("id"))
 
