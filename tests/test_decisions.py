@@ -166,6 +166,17 @@ def test_a_decision_whose_explanation_changed_is_flagged_for_review(demo_kb: Pat
         assert f'href="/kb/declarations/{declaration}"' in page
         assert f'href="/kb/rules/{rule}"' in page
         assert get(ds, "/decisions/decision_log.json").status_code == 403  # analysts only
+        # the findings nobody decided on come 100 a page, in order, none twice
+        [(total,)] = query(demo_kb, "SELECT COUNT(*) FROM finding_details")
+        pages = [get(ds, f"/decisions/undecided.json?_shape=array&outcome=&page={p}",
+                     {"id": "analyst"}).json() for p in ("", 2, 3)]
+        assert [len(p) for p in pages] == [min(100, max(0, total - 1 - k * 100))
+                                           for k in range(3)]
+        keys = [(r["declaration_id"], r["rule"]) for p in pages for r in p]
+        assert len(keys) == len(set(keys)) and (declaration, rule) not in keys
+        # drafts of refused forms are nobody's page
+        assert get(ds, "/decisions/decision_drafts.json",
+                   {"id": "analyst"}).status_code == 403
 
 
 def test_a_decision_needs_a_choice_a_reason_and_for_a_release_a_licence() -> None:

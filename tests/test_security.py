@@ -317,6 +317,20 @@ def test_debug_pages_are_gone_and_server_details_are_for_analysts(ds: Any) -> No
         assert get(ds, page, ANALYST).status_code == 200, page
 
 
+def test_anonymous_visitors_see_no_figure_of_what_they_may_not_see(ds: Any) -> None:
+    """Only the declarations count is public: not the findings count, the file's size or
+    how many tables are hidden; and no link that leads to a 403."""
+    anonymous, analyst = get(ds, "/kb.json").json(), get(ds, "/kb.json", ANALYST).json()
+    assert "size" not in anonymous and "hidden_count" not in anonymous
+    assert analyst["size"] > 0 and analyst["hidden_count"] > 0
+    assert anonymous["tables"]  # the rest of the answer is intact
+    for page in ("/", "/kb"):
+        text = get(ds, page).text
+        assert "declarations screened" in text and " findings." not in text, page
+        assert "/-/dashboards/findings" not in text and "/kb/finding_details" not in text
+    assert "/-/dashboards/findings" in get(ds, "/", ANALYST).text
+
+
 def test_anonymous_visitors_see_no_private_or_internal_table(ds: Any, demo_kb: Path) -> None:
     conn = sqlite3.connect(demo_kb)
     from sqlite_utils import Database

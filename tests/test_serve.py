@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -118,7 +119,7 @@ def test_reference_data_is_public_with_metadata_labels_and_full_text_search(ds: 
     tables = meta["databases"]["kb"]["tables"]
     assert tables["hs_codes"]["license"] == "ODC-PDDL-1.0"
     assert tables["declarations"]["columns"]["quantity_kg"] == "Net quantity, kg"
-    assert tables["finding_details"]["facets"][:2] == ["outcome", "rule"]
+    assert tables["finding_details"]["facets"][:3] == ["outcome", "severity", "rule"]
     assert "pbkdf2" not in json.dumps(meta)  # no password hash in the metadata
     # foreign keys show labels: a provision links to its instrument by title
     page = get(ds, "/kb/provisions").text
@@ -201,6 +202,14 @@ def test_in_force_licence_balance_and_party_search_queries(ds: Any, built: Path)
     for b in limited:
         assert b["remaining_kg"] == pytest.approx(b["limit_kg"] - b["drawn_kg"])
     assert len(balances) == query(built, "SELECT COUNT(*) FROM licences")[0][0]
+    # least remaining first, unlimited licences last
+    remaining = [b["remaining_kg"] for b in balances]
+    assert remaining[:len(limited)] == sorted(remaining[:len(limited)])
+    assert all(r is None for r in remaining[len(limited):])
+    # a page of 50 with a link to the next: every licence is reached by paging
+    page = get(ds, "/kb/licence_balances.json", ANALYST).json()
+    assert len(page["rows"]) == 50 and page["next_url"]
+    assert get(ds, "/kb/licence_balances.json", None).status_code == 403
     matches = rows(ds, "/kb/party_search.json?name=Lockheed-Martin+Corporation&min_score=",
                    actor=None)
     assert matches[0]["party"] == "lockheed-martin"
@@ -342,7 +351,7 @@ def test_the_findings_page_counts_its_facets_once_per_server(ds: Any) -> None:
     try:
         page = "/kb/finding_details.json?_facet=exporter&declared_on__gte=1901-01-01"
         first = get(ds, page, ANALYST).json()
-        assert sum("count(*) as count" in sql for sql in ran) == 7  # six from metadata
+        assert sum("count(*) as count" in sql for sql in ran) == 8  # seven from metadata
         ran.clear()
         again = get(ds, page, ANALYST).json()
         assert not [sql for sql in ran if "finding_details" in sql]  # none ran again
@@ -351,7 +360,7 @@ def test_the_findings_page_counts_its_facets_once_per_server(ds: Any) -> None:
         # another filter is another query, counted over its own rows
         rule = first["rows"][0][first["columns"].index("rule")]
         filtered = get(ds, f"{page}&rule={rule}", ANALYST).json()
-        assert sum("count(*) as count" in sql for sql in ran) == 7
+        assert sum("count(*) as count" in sql for sql in ran) == 8
     finally:
         cache.execute_uncached = run
     facets = filtered["facet_results"]
@@ -610,7 +619,8 @@ def test_home_page_leads_with_recent_changes_rules_instruments_and_findings(ds: 
                                           "Every table", "/kb/hs_codes")]
     assert order == sorted(order)
     assert ('<a href="/kb/instruments/MOFCOM-2025-72">MOFCOM-2025-72</a></td><td>suspend: '
-            'suspend MOFCOM-2024-46 clause 2 until 2026-11-27') in anonymous
+            'MOFCOM-2024-46 clause 2 until 2026-11-27') in anonymous
+    assert "suspend: suspend" not in anonymous and "lift: lift" not in anonymous
     assert 'href="/kb/rules/us-critical-minerals-ban"' in anonymous
     assert "log in</a>" in anonymous and "New since the last build" not in anonymous
     analyst = " ".join(get(ds, "/", ANALYST).text.split())
@@ -661,3 +671,16 @@ def test_a_row_address_with_too_few_key_parts_is_not_found(ds: Any, built: Path)
             status = get(ds, f"/kb/{table}/1{suffix}", ANALYST).status_code
             assert status in (403, 404), (table, suffix, status)
     assert get(ds, "/kb/list_entries/1", ANALYST).status_code == 404
+
+
+def test_the_law_over_time_is_in_date_order_and_links_to_what_it_names(ds: Any) -> None:
+    page = get(ds, "/kb/law_timeline").text
+    assert '<a href="/kb/rules/ga-ge-licence">ga-ge-licence</a>' in get(
+        ds, "/kb/law_timeline?kind=rule&_size=max").text
+    assert re.search(r'<a href="/kb/items/[^"]+">', page)
+    assert re.search(r'<a href="/kb/instruments/[^"]+">', page)
+    dates = [r["valid_from"] for r in get(
+        ds, "/kb/law_timeline.json?_shape=array&_size=max&valid_from__notblank=1").json()]
+    assert dates == sorted(dates)
+    listed = get(ds, "/kb/law_timeline?kind=list+entry").text
+    assert re.search(r'<a href="/kb/parties/[^"]+">', listed)

@@ -83,7 +83,8 @@ FROM decisions AS d
 LEFT JOIN kb.finding_details AS f
   ON f.declaration_id = d.declaration_id AND f.rule = d.rule
 WHERE f.declaration_id IS NULL OR f.explanation <> d.explanation
-ORDER BY d.decided_at DESC
+ORDER BY d.decided_at DESC, d.id DESC
+LIMIT 100 OFFSET 100 * (MAX(COALESCE(CAST(NULLIF(:page, '') AS INTEGER), 1), 1) - 1)
 """
 
 UNDECIDED_SQL = """
@@ -94,6 +95,7 @@ WHERE NOT EXISTS (SELECT 1 FROM decisions AS d
                   WHERE d.declaration_id = f.declaration_id AND d.rule = f.rule)
   AND (:outcome = '' OR f.outcome = :outcome)
 ORDER BY f.declared_on DESC, f.declaration_id, f.rule
+LIMIT 100 OFFSET 100 * (MAX(COALESCE(CAST(NULLIF(:page, '') AS INTEGER), 1), 1) - 1)
 """
 
 

@@ -35,7 +35,8 @@ from kb.store.rulebook_rows import iso_day, timeline
 from kb.store.tables import SPECS
 
 # Tables and views derived from the inputs (declarations, licences, trade parties): private.
-PRIVATE_DERIVED = ("findings", "finding_details", "finding_changes", *SUPPORT_VIEWS,
+PRIVATE_DERIVED = ("findings", "finding_details", "finding_changes", "licence_balances",
+                   *SUPPORT_VIEWS,
                    *SUPPORT_TABLES, *MATERIALISED)
 # Support tables nobody browses: hidden from the table lists (still reachable by URL if allowed).
 HIDDEN = ("excon_metadata", "_sqlite_migrations", "listed_party_keys", "party_name_keys",
@@ -54,11 +55,11 @@ UNITS = {"purity_pct": "percent"}
 
 FINDING_DETAILS_SQL = """
 CREATE TABLE finding_details AS
-SELECT f.declaration_id, f.rule, f.outcome, f.severity, f.instrument, f.provision,
-       f.explanation, f.basis, f.caveat, f.rulebook_version, f.rulebook, f.jurisdiction,
-       d.declared_on,
-       SUBSTR(d.declared_on, 1, 7) AS declared_month, d.exporter, d.consignee,
-       d.end_user, d.destination_country, d.hs_code, d.quantity_kg,
+SELECT f.declaration_id, d.declared_on, f.rule, f.outcome, f.severity, d.exporter,
+       d.destination_country, f.instrument, f.provision, f.basis, f.explanation, f.caveat,
+       f.rulebook_version, f.rulebook, f.jurisdiction,
+       SUBSTR(d.declared_on, 1, 7) AS declared_month, d.consignee,
+       d.end_user, d.hs_code, d.quantity_kg,
        (SELECT g.group_name FROM declaration_items AS di
           JOIN declarations AS dd ON dd.id = di.declaration_id
           JOIN item_group_members AS g ON g.item = di.item
@@ -76,7 +77,8 @@ FROM findings AS f JOIN declarations AS d ON d.id = f.declaration_id
 # destination or an exporter, with a date range) have covering indexes: the count and the five
 # facet counts of a filtered page read the index alone (at 1,000,000 declarations an exporter's
 # page went from 165 ms to 23 ms uncached).
-_FACETS = ("outcome", "rule", "instrument", "destination_country", "item_group", "basis")
+_FACETS = ("outcome", "rule", "instrument", "destination_country", "item_group", "basis",
+           "severity")
 FINDING_DETAILS_INDEXES = (
     ("declaration_id",), ("declared_on",), ("outcome", "declared_on"), ("instrument",),
     ("item_group",),
@@ -151,6 +153,13 @@ def publish(db: Database, rb: CheckedRulebook, compiled: CompiledRulebook,
     db.conn.executemany("INSERT INTO law_timeline VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                         law_rows(db, rb, compiled))
     db.execute("CREATE INDEX law_timeline_kind_name ON law_timeline (kind, name)")
+    # a table, not a stored query: its pages are paged, sorted and faceted like any table's
+    # (the query stopped at 2,000 of 3,248 licences on one 201,000-pixel page); rows in the
+    # order an analyst reads them, least remaining first, unlimited licences last
+    db.execute("DROP TABLE IF EXISTS licence_balances")
+    db.execute(f"CREATE TABLE licence_balances AS {LICENCE_BALANCES_SQL}")
+    for column in ("holder", "kind", "destination_country"):
+        db.execute(f"CREATE INDEX licence_balances_{column} ON licence_balances ({column})")
     since = record_changes(db, previous)
     build_search(db)
     db.execute("DROP TABLE IF EXISTS excon_metadata")
@@ -319,8 +328,10 @@ def database_metadata(db: Database, rb: CheckedRulebook, compiled: CompiledRuleb
         # no `units` here: Datasette converts every unit cell through pint, a quarter of this
         # page's time; the column description says kg
         "sort_desc": "declared_on",
-        "facets": ["outcome", "rule", "basis", "instrument", "destination_country",
-                   "item_group"],
+        # what an analyst reads first leads: the declaration, its date, the rule and
+        # outcome, severity, exporter and destination (the explanation after them)
+        "facets": ["outcome", "severity", "rule", "basis", "instrument",
+                   "destination_country", "item_group"],
     }
     compared = (f"the previous build ({since['built_at']}, rulebook version "
                 f"{since['version']})" if since else "no previous build: this is the first")
@@ -332,6 +343,11 @@ def database_metadata(db: Database, rb: CheckedRulebook, compiled: CompiledRuleb
         "sort_desc": "declared_on",
         "facets": ["change", "rule", "outcome", "destination_country"],
     }
+    tables["licence_balances"] = {
+        "title": "Licences and their remaining quantity",
+        "description": "Quantity drawn by covered declarations, in date order, and what "
+                       "remains (for licences with a limit); least remaining first.",
+        "facets": ["kind", "destination_country"], "label_column": "licence_no"}
     tables["findings"] = {"title": "Findings (live view)",
                           "description": "The union of the check views, computed on read."}
     tables["rule_timeline"] = {"title": "Rule timeline",
@@ -343,7 +359,8 @@ def database_metadata(db: Database, rb: CheckedRulebook, compiled: CompiledRuleb
                                              "an item control was in force, suspended, "
                                              "repealed or lifted (and by which act), with the "
                                              "instrument it rests on (inclusive dates)",
-                              "facets": ["kind", "status", "instrument"]}
+                              "facets": ["kind", "status", "instrument"],
+                              "sort": "valid_from", "label_column": "title"}
     tables["rule_checks"] = {"title": "Compiled checks",
                              "description": "Each rule's check as SQLite SQL (a view)",
                              "label_column": "view"}
@@ -383,12 +400,6 @@ def stored_queries(compiled: CompiledRulebook) -> dict[str, Any]:
             "sql": IN_FORCE_SQL,
             "params": ["date"],
         },
-        "licence_balances": {
-            "title": "Licences and their remaining quantity",
-            "description": "Quantity drawn by covered declarations, in date order, and what "
-                           "remains (for licences with a limit).",
-            "sql": LICENCE_BALANCES_SQL,
-        },
         "findings_by_instrument": {
             "title": "Findings by instrument and month",
             "description": "How many findings each instrument produced per month and outcome.",
@@ -421,7 +432,7 @@ def stored_queries(compiled: CompiledRulebook) -> dict[str, Any]:
     }
 
 
-PRIVATE_QUERIES = ("declaration_findings", "licence_balances", "findings_by_instrument",
+PRIVATE_QUERIES = ("declaration_findings", "findings_by_instrument",
                    "findings_by_rule", "new_since_last_build")
 
 IN_FORCE_SQL = """
@@ -511,14 +522,16 @@ def decisions_metadata() -> dict[str, Any]:
             "to_review": {
                 "title": "Decisions to review",
                 "description": "Decisions whose finding has changed since: its explanation "
-                               "differs, or the current build no longer makes it.",
-                "sql": TO_REVIEW_SQL,
+                               "differs, or the current build no longer makes it. 100 a "
+                               "page, newest first (page: 1, 2, …).",
+                "sql": TO_REVIEW_SQL, "params": ["page"],
             },
             "undecided": {
                 "title": "Findings without a decision",
                 "description": "Findings of the current build nobody has decided on yet "
-                               "(outcome: leave empty for all).",
-                "sql": UNDECIDED_SQL, "params": ["outcome"],
+                               "(outcome: leave empty for all), 100 a page, latest first "
+                               "(page: 1, 2, …).",
+                "sql": UNDECIDED_SQL, "params": ["outcome", "page"],
             },
         },
     }

@@ -218,11 +218,25 @@ def _base_url(datasette: Any, database: str, table: str) -> str:
     return str(escape(datasette.urls.table(database, table)))
 
 
+# law_timeline's `name`, by its `kind`: the page of the rule, item or listed party
+TIMELINE_PAGES = {"rule": "rules", "item": "items", "list entry": "parties"}
+
+
 @hookimpl
-def render_cell(value: Any, column: str, table: str | None, database: str,
+def render_cell(row: Any, value: Any, column: str, table: str | None, database: str,
                 datasette: Any) -> Markup | None:
     """Links from findings and queries to the declaration, rule, instrument and party pages,
     and quantities in kg or t."""
+    if table in ("law_timeline", None) and column in ("name", "amended_by") and \
+            isinstance(value, str) and value:  # also the in_force_on query's rows
+        try:
+            kind = row["kind"]
+        except (KeyError, IndexError, TypeError):
+            kind = None
+        if column == "name" and kind in TIMELINE_PAGES:
+            return _page_link(datasette, database, TIMELINE_PAGES[kind], value)
+        if column == "amended_by" and kind is not None:
+            return _page_link(datasette, database, "instruments", value)
     if column in QUANTITY_COLUMNS and isinstance(value, int | float) and \
             not isinstance(value, bool):
         return quantity_text(float(value))
@@ -265,6 +279,12 @@ def _link(datasette: Any, database: str, column: str, value: str) -> Markup:
             f"{escape(quote_plus(value))}&amp;min_score=")
     return Markup(f'<a href="{href}" title="Listed parties this name resembles">'
                   f"{escape(value)}</a>")
+
+
+@functools.lru_cache(maxsize=8192)
+def _page_link(datasette: Any, database: str, table: str, key: str) -> Markup:
+    href = f"{_base_url(datasette, database, table)}/{escape(tilde_encode(key))}"
+    return Markup(f'<a href="{href}">{escape(key)}</a>')
 
 
 @hookimpl

@@ -12,6 +12,7 @@ import asyncio
 import codecs
 import csv
 import io
+import json
 import math
 import re
 import sqlite3
@@ -304,6 +305,9 @@ def asgi_wrapper(datasette: Any) -> Callable[[Any], Any]:
                 await send({"type": "http.response.body", "body": message.encode() + b"\n"})
                 return
             cells: CsvCells | None = None
+            if _ANONYMOUS_STRIPPED.match(scope.get("path", "")) and \
+                    _actor_of_scope(datasette, scope) is None:
+                send = _without_private_figures(send)
 
             async def send_guarded(message: dict[str, Any]) -> None:
                 nonlocal cells
@@ -326,6 +330,45 @@ def asgi_wrapper(datasette: Any) -> Callable[[Any], Any]:
         return guarded
 
     return wrap
+
+
+# A database's JSON (`/kb.json`): for anonymous visitors without the figures that describe
+# what they may not see (the file's size, how many tables are hidden).
+_ANONYMOUS_STRIPPED = re.compile(r"^/[^/]+\.json$")
+PRIVATE_FIGURES = ("size", "hidden_count")
+
+
+def _without_private_figures(send: Callable[[Any], Awaitable[None]]
+                             ) -> Callable[[Any], Awaitable[None]]:
+    """`send` for a JSON answer held whole, then sent without PRIVATE_FIGURES."""
+    start: dict[str, Any] = {}
+    body: list[bytes] = []
+
+    async def holding(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            start.update(message)
+            return
+        if message["type"] != "http.response.body":
+            await send(message)
+            return
+        body.append(message.get("body", b""))
+        if message.get("more_body", False):
+            return
+        data = b"".join(body)
+        try:
+            found = json.loads(data)
+            if isinstance(found, dict) and start.get("status") == 200:
+                for key in PRIVATE_FIGURES:
+                    found.pop(key, None)
+                data = json.dumps(found).encode()
+        except ValueError:
+            pass
+        headers = [(k, v) for k, v in start.get("headers", [])
+                   if k.lower() != b"content-length"]
+        await send({**start, "headers": [*headers, (b"content-length", str(len(data)).encode())]})
+        await send({"type": "http.response.body", "body": data})
+
+    return holding
 
 
 def _is_csv(start: dict[str, Any], scope: dict[str, Any]) -> bool:

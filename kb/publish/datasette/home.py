@@ -83,7 +83,8 @@ SELECT DISTINCT day, kind, instrument, what FROM (
   SELECT in_force, 'in force', id, title FROM instruments
    WHERE in_force IS NOT NULL AND in_force <> COALESCE(issued, '')
   UNION ALL
-  SELECT valid_from, action, instrument_id, action || ' ' || target
+  -- the action is the row's kind ("lift: listings under …", not "lift: lift listings …")
+  SELECT valid_from, action, instrument_id, target
          || COALESCE(' until ' || valid_until, '') FROM amendments WHERE valid_from IS NOT NULL
   UNION ALL
   -- what came back when a suspension ended by its own text: one row per suspension
