@@ -622,13 +622,17 @@ def fill_support(db: Database, rb: CheckedRulebook, compiled: CompiledRulebook) 
                             key=str))
 
 
-def refresh_inputs(db: Database, derive: bool = True, declarations: Any = None) -> None:
+def refresh_inputs(db: Database, derive: bool = True, declarations: Any = None,
+                   licences_kept: bool = False) -> None:
     """Derived rows that depend on the declarations, licences and parties: party keys, listed
     names (fuzzy matches), links between parties, licence items; then, unless `derive` is
     false (the checks run on another engine, which derives them itself), the relations SQL
     derives (`materialise`). `declarations`: the DuckDB connection holding the declarations,
     when a screening loaded them there (`kb.screen.engines.DuckRows`) instead of into `db`; the
-    licence items are then made on DuckDB (`DUCKDB_LICENCE_ITEMS`)."""
+    licence items are then made on DuckDB (`DUCKDB_LICENCE_ITEMS`). `licences_kept`: the
+    licences and the rows derived from them alone (licence items, agents' keys) are those of
+    the last refresh (a screener's standing licences: 190,000 licence items split again for
+    each single declaration made a call 300 ms)."""
     conn = db.conn
     source = conn if declarations is None else declarations
     conn.execute("DELETE FROM party_name_keys")
@@ -641,20 +645,33 @@ def refresh_inputs(db: Database, derive: bool = True, declarations: Any = None) 
     named = {n for row in licensed for n in (row[1], row[3]) if n} - set(names)
     conn.executemany("INSERT INTO party_name_keys (name, key) VALUES (?, ?)",
                      ((n, party_key(n)) for n in [*names, *sorted(named)]))
-    conn.execute("DELETE FROM licence_agent_keys")
-    conn.executemany("INSERT OR IGNORE INTO licence_agent_keys (licence_no, key) VALUES (?, ?)",
-                     ((no, party_key(a)) for no, _, agents, _ in licensed
-                      for a in str(agents or "").split(";") if a))
+    if not licences_kept:  # on DuckDB, DUCKDB_LICENCE_ITEMS splits the items
+        fill_licence_rows(conn, licensed, items=declarations is None)
     _fill_listed_names(conn, names)
     _fill_party_reach(conn, source)
+    if derive:
+        materialise(db)
+
+
+def fill_licence_rows(conn: sqlite3.Connection, licensed: list[Any] | None = None,
+                      items: bool = True) -> None:
+    """The rows derived from the licences alone: each agent's name key and (unless `items`
+    is false) each licence's `;`-separated item entries. `licensed`: the licences' (number,
+    holder, agents, end user), when read already."""
+    if licensed is None:
+        licensed = conn.execute("SELECT licence_no, holder, agents, end_user FROM licences"
+                                ).fetchall()
+    conn.execute("DELETE FROM licence_agent_keys")
+    conn.executemany(
+        "INSERT OR IGNORE INTO licence_agent_keys (licence_no, key) VALUES (?, ?)",
+        ((no, party_key(a)) for no, _, agents, _ in licensed
+         for a in str(agents or "").split(";") if a))
     conn.execute("DELETE FROM licence_items")
-    if declarations is None:  # on DuckDB, DUCKDB_LICENCE_ITEMS splits them
+    if items:
         licences = conn.execute("SELECT licence_no, items FROM licences").fetchall()
         conn.executemany(
             "INSERT OR IGNORE INTO licence_items (licence_no, entry) VALUES (?, ?)",
             ((no, entry) for no, items in licences for entry in str(items).split(";") if entry))
-    if derive:
-        materialise(db)
 
 
 # `licence_items` on DuckDB, from the licences copied there: each licence's `;`-separated

@@ -30,7 +30,7 @@ from kb.inputs.duckdb_reader import load_csv_duckdb
 from kb.inputs.fields import with_parameters
 from kb.inputs.load import load_csv
 from kb.inputs.report import LoadReport
-from kb.screen.checks import install, materialise, refresh_inputs
+from kb.screen.checks import fill_licence_rows, install, materialise, refresh_inputs
 from kb.screen.engines import close_engines
 from kb.store.rulebook_rows import SOURCES_TABLE, load_rulebook
 from kb.store.schema import declaration_schema
@@ -108,6 +108,8 @@ class Screener:
         # (not looked up for the screenings before it: one declaration at a time stays fast)
         self.last_judged_day: str | None = None
         self.spent = False  # its last screening is done (kept its rows): see `loaded`
+        # the standing licences' items and agents' keys are in their tables (see `loaded`)
+        self.licence_rows_ready = False
         weakref.finalize(self, close_engines, self.engines)
         # turn the input-derived views into (empty) tables now, so that each screening
         # refills them without DDL and the compiled statements stay prepared
@@ -128,6 +130,9 @@ class Screener:
             elif self.history is not None:
                 self._copy_from_history(table)
                 self.standing.add(table)
+        if "licences" in self.standing:  # split once, kept for every screening
+            fill_licence_rows(self.db.conn)
+            self.licence_rows_ready = True
         self.db.conn.commit()
 
     @staticmethod
@@ -219,7 +224,8 @@ class Screener:
                                                   else None))
             if self.history is not None:
                 add_history(conn, law(self.rulebook).rules.values())
-            refresh_inputs(self.db, derive, to_duckdb)
+            # standing licences' items and agents' keys were split when they were loaded
+            refresh_inputs(self.db, derive, to_duckdb, licences_kept=self.licence_rows_ready)
             conn.execute("DELETE FROM excon_settings")
             if as_of is not None:
                 conn.execute("INSERT INTO excon_settings (as_of) VALUES (?)", [as_of])
@@ -233,6 +239,9 @@ class Screener:
                       "excon_settings", "listed_names",
                       "party_reach", "unit_values")
             for table in () if last else inputs:
+                if table in ("licence_items", "licence_agent_keys") and \
+                        self.licence_rows_ready:
+                    continue
                 if table not in self.standing:
                     conn.execute(f'DELETE FROM "{table}"')  # names are ours, not the user's
             conn.commit()
