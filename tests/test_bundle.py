@@ -132,6 +132,84 @@ def test_postgres_bundle_gives_excon_screens_findings(
     assert postgres_findings(folder, postgres_dsn, "bundle_test") == expected[AS_OF]
 
 
+def _run_scripts(folder: Path, dialect: str, names: list[str], dsn: str = "") -> None:
+    """Some of the bundle's scripts, in its README's way, in the database a run before made."""
+    if dialect == "sqlite":
+        done = run(folder, ["sqlite3", "-bail", "kb.sqlite", *(f".read {s}" for s in names)])
+    elif dialect == "duckdb":
+        code = ("import duckdb; c = duckdb.connect('kb.duckdb'); "
+                f"[c.execute(open(f).read()) for f in {names}]")
+        done = run(folder, [sys.executable, "-I", "-c", code])
+    else:
+        done = run(folder, [_bin("psql"), dsn, "-v", "ON_ERROR_STOP=1", "-q",
+                            *(x for s in names for x in ("-f", s))])
+    assert done.returncode == 0, done.stderr
+
+
+def _read(folder: Path, dialect: str, dsn: str = "") -> list[tuple[Any, ...]]:
+    if dialect == "sqlite":
+        with sqlite3.connect(folder / "kb.sqlite") as conn:
+            return conn.execute(FINDINGS).fetchall()
+    if dialect == "duckdb":
+        with duckdb.connect(str(folder / "kb.duckdb")) as conn:
+            return [tuple(r) for r in conn.execute(FINDINGS).fetchall()]
+    with psycopg.connect(dsn) as pg:
+        return [tuple(r) for r in pg.execute(FINDINGS).fetchall()]
+
+
+@pytest.mark.parametrize("dialect", ["sqlite", "duckdb", "postgres"])
+def test_every_script_runs_again_and_new_inputs_replace_the_old(
+        tmp_path: Path, inputs: dict[str, Path], expected: dict[str | None, Any],
+        dialect: str, request: pytest.FixtureRequest) -> None:
+    """The whole bundle run twice, then another day's inputs prepared and loaded with
+    load-inputs.sql, derive.sql, checks.sql and selfcheck.sql alone, twice: each time the
+    findings are `excon screen`'s for the inputs loaded last, once each (loading the DuckDB
+    bundle's inputs again appended them: 27,756 findings instead of 239)."""
+    dsn = ""
+    if dialect == "postgres":
+        server = request.getfixturevalue("postgres_dsn")
+        with psycopg.connect(server, autocommit=True) as pg:
+            pg.execute("DROP DATABASE IF EXISTS bundle_rerun")
+            pg.execute("CREATE DATABASE bundle_rerun")
+        dsn = server.rsplit("/", 1)[0] + "/bundle_rerun"
+    folder = bundle(tmp_path, dialect, inputs, None)
+    every = scripts(folder)
+    for _ in range(2):
+        _run_scripts(folder, dialect, every, dsn)
+        assert _read(folder, dialect, dsn) == expected[None]
+    day = demo.write(demo.generate(400, seed=11, rulebooks=[RULEBOOKS]), tmp_path / "day")
+    invoke("prepare", "--declarations", str(day["declarations"]), "--licences",
+           str(day["licences"]), "--parties", str(day["parties"]), "--out",
+           str(folder / "inputs"))
+    findings, _ = Screener([RULEBOOKS]).screen_files(day["declarations"], day["licences"],
+                                                     day["parties"])
+    again = [s for s in every if s not in ("schema.sql", "load-rulebook.sql")]
+    for _ in range(2):
+        _run_scripts(folder, dialect, again, dsn)
+        assert _read(folder, dialect, dsn) == [tuple(f.as_dict().values()) for f in findings]
+
+
+def test_a_repeated_input_row_is_refused(tmp_path: Path, inputs: dict[str, Path]) -> None:
+    """SQLite's and PostgreSQL's keys refuse it at load; DuckDB's tables have none, and the
+    self-check names it."""
+    for dialect in ("sqlite", "duckdb"):
+        folder = bundle(tmp_path, dialect, inputs, None)
+        path = folder / "inputs" / "declarations.csv"
+        lines = path.read_text("utf-8").splitlines(keepends=True)
+        path.write_text("".join([*lines, lines[1]]), encoding="utf-8")  # a row twice
+        if dialect == "sqlite":
+            done = run(folder, ["sqlite3", "-bail", "kb.sqlite",
+                                *(f".read {s}" for s in scripts(folder))])
+            assert "UNIQUE constraint failed: declarations.id" in done.stderr
+            continue
+        code = ("import duckdb; c = duckdb.connect('kb.duckdb'); "
+                f"[c.execute(open(f).read()) for f in {scripts(folder)}]")
+        done = run(folder, [sys.executable, "-I", "-c", code])
+        assert done.returncode != 0
+        assert "table declarations has a id more than once: its inputs were loaded twice, " \
+            "or the file repeats one" in done.stderr
+
+
 def test_the_self_check_fails_on_inputs_prepared_for_other_declarations(
         tmp_path: Path, inputs: dict[str, Path]) -> None:
     folder = bundle(tmp_path, "sqlite", inputs, None)

@@ -117,9 +117,18 @@ def write_csv(conn: sqlite3.Connection, table: str, path: Path) -> int:
     return n
 
 
+def _drop(kind: str, name: str, dialect: str) -> str:
+    """`DROP kind IF EXISTS name` (on PostgreSQL with what depends on it: the check views,
+    which checks.sql makes again)."""
+    return exp.Drop(tables=[exp.to_table(name)], kind=kind, exists=True,
+                    cascade=dialect == "postgres").sql(dialect=dialect) + ";"
+
+
 def schema_sql(conn: sqlite3.Connection, dialect: str) -> str:
-    """Every table the checks read. On PostgreSQL and SQLite with its primary key and the
-    indexes excon's own tables have (the declarations' by country, party and code: the
+    """Every table the checks read, made anew (each script can be run again: the bundle's
+    scripts from the top start over, and load-inputs.sql, derive.sql, checks.sql and
+    selfcheck.sql alone screen new inputs). On PostgreSQL and SQLite with its primary key and
+    the indexes excon's own tables have (the declarations' by country, party and code: the
     checks' candidate sets and probes use them); DuckDB's hash joins need none."""
     statements = []
     for table in CHECK_TABLES:
@@ -135,7 +144,8 @@ def schema_sql(conn: sqlite3.Connection, dialect: str) -> str:
                                                     for c in key]))
         create = exp.Create(this=exp.Schema(this=exp.to_table(table), expressions=defs),
                             kind="TABLE")
-        statements.append(create.sql(dialect=dialect, pretty=True) + ";")
+        statements.append(_drop("TABLE", table, dialect) + "\n"
+                          + create.sql(dialect=dialect, pretty=True) + ";")
         if dialect != "duckdb":
             statements += [sql + ";" for sql in secondary_indexes(conn, table)]
     return "\n\n".join(statements) + "\n"
@@ -145,11 +155,15 @@ def load_sql(conn: sqlite3.Connection, tables: tuple[str, ...], folder: str,
              dialect: str) -> str:
     """Statements that load `folder/<table>.csv` into each table, run from the bundle's
     folder: `COPY` on DuckDB, psql's `\\copy` on PostgreSQL, the sqlite3 shell's `.import`
-    through a staging table on SQLite (which reads every field as text: `\\N` becomes NULL)."""
+    through a staging table on SQLite (which reads every field as text: `\\N` becomes NULL).
+    Each table is emptied first: loading new inputs replaces the old ones (it appended
+    them, duplicates and all, when a DuckDB bundle's inputs were loaded again)."""
     out = []
     for table in tables:
         path = f"{folder}/{table}.csv"
         name = _ident(table, dialect)
+        if dialect != "spark":  # Spark's views over the files are replaced
+            out.append(f"DELETE FROM {name};")
         if dialect == "duckdb":
             out.append(f"COPY {name} FROM '{path}' (FORMAT csv, HEADER true, NULLSTR '\\N', "
                        "ALLOW_QUOTED_NULLS false, QUOTE '\"', ESCAPE '\"');")
@@ -191,12 +205,15 @@ def checks_sql(compiled: CompiledRulebook, dialect: str) -> str:
         # run.py writes each check's findings: a `findings` view over them all is never read,
         # and Spark took over a minute to analyse it when it was created
         checks = checks[:-1]
-    head = ""
+    # the views of an earlier run go first, `findings` (which reads the others) before them
+    names = [s.split(None, 3)[2] for s in checks if s.startswith("CREATE VIEW ")]
+    head = "".join(_drop("VIEW", n, dialect) + "\n" for n in reversed(names))
+    head += "\n" if head else ""
     if dialect == "postgres":
         # JIT-compiling the wide check expressions costs seconds to minutes and saves nothing
         # (the findings query took 20-40 times longer with it): off for the scripts' session;
         # the README gives the reading session the same setting
-        head = f"SET jit = {POSTGRES_SETTINGS['jit']};\n\n"
+        head = f"SET jit = {POSTGRES_SETTINGS['jit']};\n\n" + head
     return head + "\n\n".join(s + ";" for s in checks) + "\n"
 
 
@@ -242,6 +259,13 @@ def selfcheck_view(required: tuple[str, ...]) -> exp.Expression:
     parts.append(problem("licence_items has no items for some licences: the prepared "
                          "relations are for other licences (run excon prepare again)",
                          unknown_licences))
+    for table, key in (("declarations", "id"), ("licences", "licence_no"),
+                       ("trade_parties", "name")):
+        twice = exp.Exists(this=exp.select("1").from_(table).group_by(key).having(
+            exp.GT(this=exp.Count(this=exp.Star()), expression=exp.Literal.number(1))))
+        parts.append(problem(f"table {table} has a {key} more than once: its inputs were "
+                             "loaded twice, or the file repeats one (load-inputs.sql empties "
+                             "the tables first)", twice))
     union: exp.Expression = parts[0]
     for p in parts[1:]:
         union = exp.union(union, p, distinct=False)
@@ -249,7 +273,8 @@ def selfcheck_view(required: tuple[str, ...]) -> exp.Expression:
 
 
 def selfcheck_sql(dialect: str, required: tuple[str, ...]) -> str:
-    view = create_view("excon_selfcheck", selfcheck_view(required), dialect)
+    view = ("" if dialect == "spark" else _drop("VIEW", "excon_selfcheck", dialect) + "\n") \
+        + create_view("excon_selfcheck", selfcheck_view(required), dialect)
     fail = {
         # DuckDB's error() raises with the text
         "duckdb": "SELECT error('excon_selfcheck: ' || string_agg(problem, '; ')) "
@@ -260,7 +285,8 @@ def selfcheck_sql(dialect: str, required: tuple[str, ...]) -> str:
         "spark": "SELECT raise_error('excon_selfcheck: ' || concat_ws('; ', "
                  "collect_list(problem))) FROM excon_selfcheck HAVING COUNT(*) > 0;",
         # a trigger is SQLite's only way to raise an error
-        "sqlite": "CREATE TEMP TABLE excon_selfcheck_failed (problem TEXT);\n"
+        "sqlite": "DROP TABLE IF EXISTS temp.excon_selfcheck_failed;\n"
+                  "CREATE TEMP TABLE excon_selfcheck_failed (problem TEXT);\n"
                   "CREATE TEMP TRIGGER excon_selfcheck_fails BEFORE INSERT ON "
                   "excon_selfcheck_failed BEGIN SELECT RAISE(FAIL, 'excon_selfcheck: the "
                   "bundle is incomplete or stale, SELECT * FROM excon_selfcheck says why'); "
@@ -314,6 +340,7 @@ def readme(dialect: str, version: str) -> str:
             "plans one union of every check slowly): run it again after loading new inputs."
             if dialect == "duckdb" else "")
     union = "" if dialect == "spark" else ", with `findings` their union"
+    again = ", ".join(f"`{s}`" for s in order if s not in ("schema.sql", "load-rulebook.sql"))
     if dialect == "postgres":
         duck += (" PostgreSQL's JIT compiler makes the findings query 20 to 40 times slower on "
                  "these wide expressions: checks.sql turns it off for the scripts, and the "
@@ -352,6 +379,11 @@ rulebook's rows, every support relation and one view per rule{union}.
 
 `manifest.json` lists every table, its columns and types, where its rows come from and its
 file; the scripts run in the order it gives.{duck}
+
+Every script can be run again. The whole list from the top starts over; for another day's
+inputs, prepare them into `inputs/` (step 1) and run {again} again: the input tables are
+emptied before they are loaded, so new inputs replace the old ones, and the self-check fails
+if a declaration, licence or party is there twice.
 CSV files have a header row, every text quoted and an unquoted `\\N` for NULL{sqlite_null}.
 The findings are the same, row for row and word for word, as `excon screen` gives for the
 same files and rulebooks.
