@@ -462,8 +462,8 @@ def export(dialect: str | None, fmt: str, out: str, rulebook_paths: tuple[str, .
     found = bundle.write_bundle(screener.db.conn, screener.compiled, dialect, folder)
     click.echo(f"wrote the {dialect} bundle to {folder}/ ({len(screener.compiled.rules)} "
                f"checks, {len(found['tables'])} tables; scripts: "
-               f"{', '.join(found['scripts'])}); next: excon prepare … --out "
-               f"{folder / 'inputs'}", err=True)
+               f"{', '.join(found['scripts'])}); next: excon prepare --bundle {folder} "
+               "--declarations …", err=True)
 
 
 @cli.command()
@@ -475,17 +475,22 @@ def export(dialect: str | None, fmt: str, out: str, rulebook_paths: tuple[str, .
               help="A published unit-value table (as for excon build).")
 @click.option("--as-of", "as_of", callback=_iso_date,
               help="Judge every declaration by the law of this date.")
-@click.option("--out", required=True, type=click.Path(),
-              help="Folder to write into (a bundle's inputs/ folder).")
+@click.option("--bundle", "bundle_dir", type=click.Path(file_okay=False),
+              help="The exported bundle: its inputs/ folder is written, with the rulebooks "
+                   "it keeps, and a rulebook version other than its own is refused.")
+@click.option("--out", type=click.Path(),
+              help="Folder to write into (default: the bundle's inputs/ folder).")
 @click.option("--rulebooks", "rulebook_paths", multiple=True, type=click.Path(),
-              help="Rulebooks the bundle was exported from (default ./rulebooks).")
+              help="Rulebooks the bundle was exported from (default: the bundle's own, "
+                   "else ./rulebooks).")
 @click.option("--allow-rejected", default="0", show_default=True, callback=_allowance,
               help="Rejected rows a file may have (a count, or a percentage such as 1%) "
                    "before the exit status is 1.")
 @REJECT_FUTURE
 def prepare(declarations: str, licences: str | None, parties: str | None,
-            unit_values: str | None, as_of: str | None, out: str,
-            rulebook_paths: tuple[str, ...], allow_rejected: str, reject_future: bool) -> None:
+            unit_values: str | None, as_of: str | None, bundle_dir: str | None,
+            out: str | None, rulebook_paths: tuple[str, ...], allow_rejected: str,
+            reject_future: bool) -> None:
     """Write the input tables of an exported bundle for these input files: the declarations,
     licences and parties as excon validates them, and what only Python computes (party-name
     keys, fuzzy matches against the lists, the links between parties, licence items).
@@ -496,11 +501,35 @@ def prepare(declarations: str, licences: str | None, parties: str | None,
     from kb.screen import bundle
     from kb.screen.screener import Screener, ScreeningError
 
+    expected = None
+    if bundle_dir is not None:
+        try:
+            made = json.loads((Path(bundle_dir) / "manifest.json").read_text("utf-8"))
+            expected = str(made["rulebook_version"])
+        except (OSError, ValueError, KeyError) as e:
+            raise click.UsageError(f"{bundle_dir} is not an exported bundle (its "
+                                   f"manifest.json: {e})") from None
+        out = out or str(Path(bundle_dir) / "inputs")
+        kept = Path(bundle_dir) / "rulebooks"
+        if not rulebook_paths and kept.is_dir():
+            rulebook_paths = (str(kept),)
+    if out is None:
+        raise click.UsageError("give --bundle (the exported bundle) or --out")
     try:
         screener = Screener([Path(p) for p in _paths(rulebook_paths)])
+        if expected is not None and screener.version != expected:
+            raise ScreeningError(
+                f"{bundle_dir} was exported from rulebook version {expected}, these rulebooks "
+                f"are version {screener.version}: export the bundle again, or give the "
+                "rulebooks it was made from")
         with screener.loaded(declarations, licences, parties, as_of, unit_values,
                              reject_future) as reports:
             rows = bundle.write_inputs(screener.db.conn, Path(out))
+            # what the inputs were prepared with, beside them
+            (Path(out) / "prepared.json").write_text(json.dumps({
+                "rulebook_version": screener.version, "as_of": as_of,
+                "files": {r.table: r.file for r in reports}, "rows": rows}, indent=2) + "\n",
+                encoding="utf-8")
     except (ScreeningError, LoadError) as e:
         click.echo(f"error: {e}", err=True)
         sys.exit(1)

@@ -210,6 +210,34 @@ def test_a_repeated_input_row_is_refused(tmp_path: Path, inputs: dict[str, Path]
             "or the file repeats one" in done.stderr
 
 
+def test_prepare_takes_the_bundle_and_its_rulebooks_and_refuses_another_version(
+        tmp_path: Path, inputs: dict[str, Path], expected: dict[str | None, Any],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Outside the repository, with no ./rulebooks: `excon prepare --bundle DIR` writes the
+    bundle's inputs/ with the rulebooks the bundle keeps, and records what it prepared."""
+    folder = tmp_path / "sqlite"
+    invoke("export", "--dialect", "sqlite", "--out", str(folder))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    files = ("--declarations", str(inputs["declarations"]), "--licences",
+             str(inputs["licences"]), "--parties", str(inputs["parties"]))
+    result = CliRunner().invoke(cli, ["prepare", "--bundle", str(folder), *files])
+    assert result.exit_code == 0, result.output
+    prepared = json.loads((folder / "inputs" / "prepared.json").read_text("utf-8"))
+    manifest = json.loads((folder / "manifest.json").read_text("utf-8"))
+    assert prepared["rulebook_version"] == manifest["rulebook_version"]
+    assert sqlite_findings(folder) == expected[None]
+    # a bundle made from other rulebooks is refused, naming both versions
+    manifest["rulebook_version"] = "0000000000000000"
+    (folder / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    result = CliRunner().invoke(cli, ["prepare", "--bundle", str(folder), *files])
+    assert result.exit_code == 1
+    assert "was exported from rulebook version 0000000000000000" in result.output
+    result = CliRunner().invoke(cli, ["prepare", *files])
+    assert result.exit_code == 2 and "give --bundle" in result.output
+
+
 def test_the_self_check_fails_on_inputs_prepared_for_other_declarations(
         tmp_path: Path, inputs: dict[str, Path]) -> None:
     folder = bundle(tmp_path, "sqlite", inputs, None)
@@ -252,4 +280,4 @@ def test_the_manifest_says_where_every_table_comes_from(tmp_path: Path) -> None:
     assert {"name": "quantity_kg", "type": "DOUBLE PRECISION"} in \
         tables["declarations"]["columns"]
     readme = (folder / "README.md").read_text("utf-8")
-    assert "excon prepare --declarations" in readme and "psql \"$DSN\"" in readme
+    assert "excon prepare --bundle . --declarations" in readme and "psql \"$DSN\"" in readme

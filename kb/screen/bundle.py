@@ -27,6 +27,7 @@ The CSV files have a header row, every text quoted, and an unquoted `\\N` for NU
 from __future__ import annotations
 
 import json
+import shutil
 import sqlite3
 from pathlib import Path
 from typing import Any, cast
@@ -340,6 +341,13 @@ def readme(dialect: str, version: str) -> str:
             "plans one union of every check slowly): run it again after loading new inputs."
             if dialect == "duckdb" else "")
     union = "" if dialect == "spark" else ", with `findings` their union"
+    where = {
+        "postgres": "\n\n   The database `$DSN` names must exist (`createdb excon`, then "
+                    "`DSN=postgresql:///excon`),\n   and psql must run in this folder: "
+                    "load-*.sql read their CSV files by relative paths.",
+        "duckdb": "\n\n   (Python's `duckdb` package is all it needs; no `duckdb` shell.)",
+        "sqlite": "\n\n   (The `sqlite3` shell, version 3.32 or later, run in this folder.)",
+    }.get(dialect, "")
     again = ", ".join(f"`{s}`" for s in order if s not in ("schema.sql", "load-rulebook.sql"))
     if dialect == "postgres":
         duck += (" PostgreSQL's JIT compiler makes the findings query 20 to 40 times slower on "
@@ -348,8 +356,13 @@ def readme(dialect: str, version: str) -> str:
                  "`SET jit = off;` first; `ALTER DATABASE … SET jit = off` for every session).")
     query = {"sqlite": "sqlite3 kb.sqlite", "duckdb": "duckdb kb.duckdb",
              "postgres": "PGOPTIONS='-c jit=off' psql \"$DSN\""}.get(dialect)
+    also = ""
+    if dialect == "duckdb":
+        sql = "SELECT * FROM findings ORDER BY declaration_id, rule, outcome"
+        also = ("\n\n   or, without the `duckdb` shell:\n\n       python -c \"import duckdb; "
+                f"print(duckdb.connect('kb.duckdb').sql('{sql}'))\"")
     read = (f"""       {query}
-       SELECT * FROM findings ORDER BY declaration_id, rule, outcome;""" if query else
+       SELECT * FROM findings ORDER BY declaration_id, rule, outcome;{also}""" if query else
             """       run.py writes them to findings/ as Parquet, one check at a time (Spark's
        optimizer runs out of memory on one plan for the union of every check); read them
        with Spark, DuckDB or pyarrow. On a cluster, over Parquet:
@@ -362,16 +375,19 @@ This folder runs excon's compiled checks on {dialect} without excon: the tables,
 rulebook's rows, every support relation and one view per rule{union}.
 
 1. Prepare the inputs (the one step that needs excon, for what only Python computes: party-name
-   keys, fuzzy matches against the lists, links between parties):
+   keys, fuzzy matches against the lists, links between parties), with the rulebooks this
+   folder keeps in `rulebooks/` (another rulebook version is refused):
 
-       excon prepare --declarations declarations.csv --licences licences.csv \\
-           --parties parties.csv --out inputs
+       excon prepare --bundle . --declarations declarations.csv --licences licences.csv \\
+           --parties parties.csv
+
+   It writes `inputs/` and `inputs/prepared.json` (the rulebook version and the files).
 
 2. From this folder, create the tables, load the rows, create the checks and check the
    result (the last script fails, naming the problem, when a table is empty or `inputs/` was
    prepared for other declarations):
 
-       {run}
+       {run}{where}
 
 3. Read the findings:
 
@@ -384,6 +400,7 @@ Every script can be run again. The whole list from the top starts over; for anot
 inputs, prepare them into `inputs/` (step 1) and run {again} again: the input tables are
 emptied before they are loaded, so new inputs replace the old ones, and the self-check fails
 if a declaration, licence or party is there twice.
+
 CSV files have a header row, every text quoted and an unquoted `\\N` for NULL{sqlite_null}.
 The findings are the same, row for row and word for word, as `excon screen` gives for the
 same files and rulebooks.
@@ -413,6 +430,11 @@ def write_bundle(conn: sqlite3.Connection, compiled: CompiledRulebook, dialect: 
         texts["run.py"] = (Path(__file__).parent / "spark_run.py").read_text("utf-8")
     for name, text in texts.items():
         (out / name).write_text(text, encoding="utf-8")
+    # the rulebooks themselves, for `excon prepare --bundle` (and for a reader of the law)
+    from kb.screen.screener import write_kept_rulebooks
+
+    shutil.rmtree(out / "rulebooks", ignore_errors=True)
+    write_kept_rulebooks(conn, out / "rulebooks")
     found = manifest(conn, compiled, dialect, rows)
     (out / "manifest.json").write_text(json.dumps(found, indent=2) + "\n", encoding="utf-8")
     return found

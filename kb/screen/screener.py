@@ -383,16 +383,22 @@ def basis_counts(findings: Iterable[Finding]) -> dict[str, int]:
     return counts
 
 
-def write_kept_rulebooks(db: Path, folder: Path) -> None:
-    """Write the rulebook files a knowledge base keeps into `folder` (ScreeningError when it
-    keeps none, or names a path outside the folder)."""
+def write_kept_rulebooks(db: Path | Any, folder: Path) -> None:
+    """Write the rulebook files a knowledge base (a file, or a connection) keeps into
+    `folder` (ScreeningError when it keeps none, or names a path outside the folder)."""
     import sqlite3
 
-    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+    def kept(conn: sqlite3.Connection) -> list[tuple[str, str]]:
         try:
-            files = conn.execute(f"SELECT path, text FROM {SOURCES_TABLE}").fetchall()
+            return conn.execute(f"SELECT path, text FROM {SOURCES_TABLE}").fetchall()
         except sqlite3.OperationalError:
-            files = []
+            return []
+
+    if isinstance(db, sqlite3.Connection):
+        files = kept(db)
+    else:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+            files = kept(conn)
     if not files:
         raise ScreeningError(f"{db} keeps no rulebooks (built by an older excon): give "
                              "rulebooks=[…] as well")
