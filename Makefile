@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo demo-build serve test test-fast system-deps lint typecheck pytest bench fmt check clean
+.PHONY: demo demo-build serve test test-fast fuzz system-deps lint typecheck pytest bench fmt check clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -50,6 +50,13 @@ XDIST := -n $(PYTEST_JOBS) --dist loadfile
 ## test-fast: the same without the slow end-to-end tests (marked `slow`); CI runs `make test`
 test-fast: system-deps lint typecheck $(STAMP)
 	$(BIN)/pytest $(XDIST) -m "not slow" --durations=15
+
+## fuzz: the property tests of the rulebook front end and of "what check accepts, every
+## command accepts" with many fresh examples (EXCON_FUZZ_EXAMPLES, default 300; a few minutes)
+FUZZ_EXAMPLES ?= 300
+fuzz: $(STAMP)
+	EXCON_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/pytest $(XDIST) tests/test_gate.py \
+	    --hypothesis-show-statistics
 
 ## system-deps: from Debian, PostgreSQL's server and client (cross-engine and bundle tests), the
 ## sqlite3 shell (the SQLite bundle's commands), Chromium and a CJK font (browser tests:
