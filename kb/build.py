@@ -67,10 +67,12 @@ def build(
     allow_rejected: str | None = None,
     force: bool = False,
     reject_future: bool = False,
+    strict: bool = False,
 ) -> BuildReport:
     """Build the knowledge base at `db_path` from rulebooks and input files. `unit_values`:
     a published unit-value table (code, low, high, unit, source) that takes precedence over
-    the rulebooks' indicative value ranges.
+    the rulebooks' indicative value ranges. `strict`: a column of an input file that excon
+    does not read fails the build (else it is a warning). A licences file with no row fails it.
 
     `allow_rejected` (a count or a percentage, as `--allow-rejected` takes it): more rejected
     rows in a file fail the build, and the previous database stays. None: no limit (the
@@ -100,7 +102,7 @@ def build(
                   compiled=result.compiled)
         finally:
             db.close()
-        _refuse_losses(report, db_path, allow_rejected, force)
+        _refuse_losses(report, db_path, allow_rejected, force, strict)
         fsync(tmp)
         tmp.replace(db_path)
         fsync_dir(db_path.parent)
@@ -160,9 +162,12 @@ def _fill(db: Database, rb: dsl.CheckedRulebook, report: BuildReport,
 
 
 def _refuse_losses(report: BuildReport, db_path: Path, allow_rejected: str | None,
-                   force: bool) -> None:
+                   force: bool, strict: bool = False) -> None:
     """Fail the build (before the swap) when a file lost more rows than allowed, or when an
     input table the previous database had rows in is now empty."""
+    for load in report.loads:
+        for problem in load.errors(strict):
+            raise BuildError(f"{problem}; {db_path} is unchanged", loads=report.loads)
     if allow_rejected is not None:
         for load in report.loads:
             wrong = load.too_many_rejected(allow_rejected)

@@ -197,6 +197,9 @@ def _iso_date(ctx: click.Context, param: click.Parameter, value: str | None) -> 
 REJECT_FUTURE = click.option(
     "--reject-future", is_flag=True,
     help="Reject declarations dated after today (by default they load, with a warning).")
+STRICT = click.option(
+    "--strict", is_flag=True,
+    help="A column of an input file that excon does not read is an error, not a warning.")
 
 
 @cli.command()
@@ -214,12 +217,13 @@ REJECT_FUTURE = click.option(
               help="Rejected rows a file may have (a count, or a percentage such as 1%) "
                    "before the build fails and the previous database stays.")
 @REJECT_FUTURE
+@STRICT
 @click.option("--force", is_flag=True,
               help="Build even when an input table ends up empty where the previous "
                    "database had rows.")
 def build(rulebooks: tuple[str, ...], db_path: str, declarations: str | None,
           licences: str | None, parties: str | None, unit_values: str | None,
-          allow_rejected: str, force: bool, reject_future: bool) -> None:
+          allow_rejected: str, force: bool, reject_future: bool, strict: bool) -> None:
     """Build the knowledge base from rulebooks (default ./rulebooks) and input files.
 
     Writes a new file next to the target and swaps it in only when it is complete and passes
@@ -233,7 +237,7 @@ def build(rulebooks: tuple[str, ...], db_path: str, declarations: str | None,
         report = build_kb(Path(db_path), [Path(p) for p in _paths(rulebooks)],
                           declarations, licences, parties, unit_values,
                           allow_rejected=allow_rejected, force=force,
-                          reject_future=reject_future)
+                          reject_future=reject_future, strict=strict)
     except BuildError as e:
         _print_diagnostics(e.diagnostics, e.sources)
         _print_loads(e.loads, kept=False)
@@ -295,6 +299,7 @@ FAIL_ON_HELP = "Exit 1 when a finding has one of these outcomes (comma-separated
               help="Rejected rows a file may have (a count, or a percentage such as 1%) "
                    "before the exit status is 1.")
 @REJECT_FUTURE
+@STRICT
 @click.option("--engine", type=click.Choice(["sqlite", "duckdb", "postgres", "spark"]),
               default="sqlite", show_default=True,
               help="The SQL engine that runs the compiled checks (spark: a local session).")
@@ -303,8 +308,8 @@ FAIL_ON_HELP = "Exit 1 when a finding has one of these outcomes (comma-separated
                             "own, dropped afterwards.")
 def screen(declarations: str, licences: str | None, parties: str | None, as_of: str | None,
            fmt: str, output: str | None, rulebook_paths: tuple[str, ...], fail_on: str,
-           unit_values: str | None, allow_rejected: str, reject_future: bool, engine: str,
-           dsn: str | None) -> None:
+           unit_values: str | None, allow_rejected: str, reject_future: bool, strict: bool,
+           engine: str, dsn: str | None) -> None:
     """Screen a declarations file against the rulebooks and print the findings.
 
     Every finding names the declaration, the rule, the outcome (prohibited, unlicensed,
@@ -379,6 +384,7 @@ def screen(declarations: str, licences: str | None, parties: str | None, as_of: 
                    f"the days the rulebooks' sources were checked through ({checked}): a "
                    "later decision may have changed the law", err=True)
     too_many = [w for r in reports if (w := r.too_many_rejected(allow_rejected))]
+    too_many += [e for r in reports for e in r.errors(strict)]
     for w in too_many:
         click.echo(f"error: {w}", err=True)
     if wanted & set(counts) or too_many:
@@ -487,10 +493,11 @@ def export(dialect: str | None, fmt: str, out: str, rulebook_paths: tuple[str, .
               help="Rejected rows a file may have (a count, or a percentage such as 1%) "
                    "before the exit status is 1.")
 @REJECT_FUTURE
+@STRICT
 def prepare(declarations: str, licences: str | None, parties: str | None,
             unit_values: str | None, as_of: str | None, bundle_dir: str | None,
             out: str | None, rulebook_paths: tuple[str, ...], allow_rejected: str,
-            reject_future: bool) -> None:
+            reject_future: bool, strict: bool) -> None:
     """Write the input tables of an exported bundle for these input files: the declarations,
     licences and parties as excon validates them, and what only Python computes (party-name
     keys, fuzzy matches against the lists, the links between parties, licence items).
@@ -537,6 +544,7 @@ def prepare(declarations: str, licences: str | None, parties: str | None,
     click.echo(f"wrote {', '.join(f'{t} ({n:,})' for t, n in rows.items())} to {out}/ "
                f"(rulebook version {screener.version})", err=True)
     too_many = [w for r in reports if (w := r.too_many_rejected(allow_rejected))]
+    too_many += [e for r in reports for e in r.errors(strict)]
     for w in too_many:
         click.echo(f"error: {w}", err=True)
     if too_many:

@@ -87,7 +87,7 @@ def test_ready_to_serve_no_side_files_analyzed_and_migrated(built: Path) -> None
         ("m003_indicator_reference_data",), ("m004_screening_indexes",),
         ("m005_declared_parameters",), ("m006_text_parameters",), ("m007_lapses",),
         ("m008_licence_value_limits",), ("m009_declared_facts",),
-        ("m010_item_code_rulebooks",)]
+        ("m010_item_code_rulebooks",), ("m011_rejected_rows_whole",)]
     assert query(built, "pragma integrity_check") == [("ok",)]
 
 

@@ -202,6 +202,32 @@ def test_line_numbers_count_quoted_line_breaks_and_short_rows(db: Database,
     ]
 
 
+def test_a_quote_closed_in_a_later_row_is_one_rejected_row_that_names_both_lines(
+        db: Database, tmp_path: Path) -> None:
+    """The quote opened in A1's description closes in A2's: the parser reads one row over
+    two lines. Both lines are kept whole, with the span, and the report says A2's line is
+    part of the rejected row (A2 was reported nowhere)."""
+    header = (INPUTS / "declarations.csv").read_text(encoding="utf-8").split("\n")[0]
+    path = tmp_path / "declarations.csv"
+    a1 = 'A1,2025-01-01,E,C,US,,,US,8112929010,"gallium ingots,1,1,,'
+    a2 = 'A2,2025-01-01,E,C,US,,,US,8112929010,oxide",1,1,,'
+    path.write_text(f"{header}\n{a1}\n{a2}\nA3,2025-01-01,E,C,US,,,US,8112929010,ok,1,1,,\n",
+                    encoding="utf-8")
+    report = load_csv(db, "declarations", path)
+    assert report.loaded == 1 and report.rejected_rows == 1
+    [row] = db["rejected_rows"].rows
+    assert (row["line"], row["end_line"]) == (2, 3)
+    assert row["raw"].splitlines() == [a1, a2]  # every line of it, as written
+    assert "the row runs from line 2 to line 3" in row["expected"]
+    assert "line 3 is part of it; if it is a row of its own, close the quote on line 2" \
+        in row["expected"]
+    # a one-line rejected row keeps its text too
+    load_csv(db, "declarations", INPUTS / "declarations.csv")
+    one = next(db["rejected_rows"].rows_where("line = 3 AND file LIKE ?", ["%inputs%"]))
+    assert one["end_line"] == 3 and one["raw"].startswith(
+        (INPUTS / "declarations.csv").read_text("utf-8").split("\n")[2].split(",")[0])
+
+
 def test_values_no_cargo_or_name_can_have_are_rejected_each_with_its_reason(
         db: Database) -> None:
     head = ("id,declared_on,exporter,consignee,consignee_country,end_user,end_user_country,"
@@ -255,6 +281,46 @@ def test_unknown_columns_and_a_header_only_file_are_reported(db: Database) -> No
         b"licence_no,kind,holder,items,destination_country,end_user,quantity_kg,valid_from,"
         b"valid_to\n"), name="l.csv")
     assert empty.warnings() == ["l.csv: warning: the file has a header and no licences rows"]
+
+
+def test_strict_refuses_unknown_columns_and_an_empty_licences_file_fails(
+        tmp_path: Path) -> None:
+    """A misspelt column is a warning, and with --strict an error (exit 1, for screen,
+    prepare and build; a failed build keeps the previous database). A licences file with no
+    row always fails: every finding a licence would lift would stand unlicensed."""
+    head = ("id,declared_on,exporter,consignee,consignee_country,end_user,end_user_country,"
+            "destination_country,hs_code,description,quantity_kg,value_usd,purity_pct,"
+            "licence_no,parameter\n")
+    declarations = tmp_path / "d.csv"
+    declarations.write_text(head + "E1,2025-06-01,A Co.,B GmbH,DE,,,DE,8112929010,gallium,"
+                            "10,500,,,x=1\n", encoding="utf-8")
+    rulebooks = ["--rulebooks", str(SMALL)]
+    runner = CliRunner()
+    loose = runner.invoke(cli, ["screen", str(declarations), *rulebooks])
+    assert loose.exit_code == 0 and "warning: the column 'parameter'" in loose.output
+    strict = runner.invoke(cli, ["screen", str(declarations), "--strict", *rulebooks])
+    assert strict.exit_code == 1
+    assert "error: " in strict.output and "the column 'parameter' is not one excon reads " \
+        "(did you mean 'parameters'?) (--strict)" in strict.output
+    prepared = runner.invoke(cli, ["prepare", "--declarations", str(declarations), "--out",
+                                   str(tmp_path / "in"), "--strict", *rulebooks])
+    assert prepared.exit_code == 1 and "(--strict)" in prepared.output
+    db = tmp_path / "kb.db"
+    assert runner.invoke(cli, ["build", str(SMALL), "--db", str(db)]).exit_code == 0
+    before = db.read_bytes()
+    built = runner.invoke(cli, ["build", str(SMALL), "--db", str(db), "--declarations",
+                                str(declarations), "--strict"])
+    assert built.exit_code == 1 and "is unchanged" in built.output
+    assert db.read_bytes() == before
+    licences = tmp_path / "l.csv"
+    licences.write_text("licence_no,kind,holder,items,destination_country,end_user,"
+                        "quantity_kg,valid_from,valid_to\n", encoding="utf-8")
+    empty = runner.invoke(cli, ["screen", str(declarations), "--licences", str(licences),
+                                *rulebooks])
+    assert empty.exit_code == 1
+    assert "no licences row loaded, so no licence can cover a declaration" in empty.output
+    assert runner.invoke(cli, ["build", str(SMALL), "--db", str(db), "--declarations",
+                               str(declarations), "--licences", str(licences)]).exit_code == 1
 
 
 def test_a_formula_for_an_agent_and_a_party_that_is_its_own_parent_are_rejected(

@@ -240,12 +240,53 @@ def keep_problem(report: LoadReport, problem: Problem, limit: int) -> None:
         report.problems.append(problem)
 
 
+REJECT_SQL = ('INSERT INTO rejected_rows (run_id, file, line, "column", value, expected, row, '
+              "end_line, raw) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")
+
+
 def rejection(run_id: int | None, file: str, p: Problem, header: list[str],
                raw: list[str]) -> tuple[Any, ...]:
+    """A `rejected_rows` row: where, why, the fields by column (JSON), the last line the row
+    runs to and the row as CSV text (written as the parser read it: every line of it)."""
     raw = [_shown(v) for v in raw]
     row = dict(zip(header, raw, strict=False)) if len(raw) == len(header) else {"fields": raw}
+    text = io.StringIO()
+    if raw:
+        csv.writer(text, lineterminator="").writerow(raw)
+    end = p.line + sum(v.count("\n") for v in raw)
     return (run_id, file, p.line, p.column, _shown(p.value), p.expected,
-            json.dumps(row, ensure_ascii=False))
+            json.dumps(row, ensure_ascii=False), end, text.getvalue() or None)
+
+
+def swallowed_rows(batch: list[list[str]], width: int,
+                   line_of: Callable[[int], int]) -> list[tuple[int, Problem]]:
+    """Rows of the right width that hold another row, as a quote left open in one row and
+    closed in the next leaves them: the quoted field's last line holds the next row's fields
+    up to the quote (as many commas as there are columns before the field), and the fields
+    after it are the next row's rest, so the next row vanished into this one and was reported
+    nowhere."""
+    out = []
+    for i, raw in enumerate(batch):
+        for column, value in enumerate(raw):
+            if "\n" in value and column >= 2 and \
+                    value.rsplit("\n", 1)[1].count(",") == column:
+                out.append((i, Problem(line_of(i), f"(column {column + 1})", value[:60],
+                                       "one row per line" + spans_lines(line_of(i), raw))))
+                break
+    return out
+
+
+def spans_lines(line: int, raw: list[str]) -> str:
+    """What to say of a row of the wrong width that runs over line breaks: most likely a quote
+    opened on its first line closes on a later one, and the rows between are part of it."""
+    end = line + sum(v.count("\n") for v in raw)
+    if end == line:
+        return ""
+    return (f"; the row runs from line {line} to line {end}: a quoted field goes over a line "
+            f"break, so line{'s' if end > line + 1 else ''} {line + 1}"
+            f"{f'–{end}' if end > line + 1 else ''} {'are' if end > line + 1 else 'is'} part "
+            f"of it; if {'they are rows' if end > line + 1 else 'it is a row'} of "
+            f"{'their' if end > line + 1 else 'its'} own, close the quote on line {line}")
 
 
 def sha256_of(path: Path) -> str:

@@ -20,6 +20,7 @@ from kb.inputs.csv_files import (
     CSV_FIELD_LIMIT,
     MAX_FIELD,
     NOT_UTF8,
+    REJECT_SQL,
     checked_header,
     keep_problem,
     rejection,
@@ -293,7 +294,5 @@ def load_csv_duckdb(db: Database, duck: Any, table: str, source: str | Path,
     if conn.in_transaction:
         conn.commit()
     with conn:
-        conn.executemany(
-            'INSERT INTO rejected_rows (run_id, file, line, "column", value, expected, row)'
-            " VALUES (?, ?, ?, ?, ?, ?, ?)", rejected)
+        conn.executemany(REJECT_SQL, rejected)
     return report

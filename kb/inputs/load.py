@@ -19,6 +19,7 @@ from sqlite_utils import Database
 
 from kb.inputs.contracts import COLUMN_CHECKS, RowSink, c_each, contract_for
 from kb.inputs.csv_files import (
+    REJECT_SQL,
     Batches,
     Broken,
     HashingReader,
@@ -28,6 +29,8 @@ from kb.inputs.csv_files import (
     keep_problem,
     progress_bar,
     rejection,
+    spans_lines,
+    swallowed_rows,
     unknown_columns,
     unsafe_cells,
 )
@@ -74,8 +77,7 @@ def load_csv(db: Database, table: str, source: str | Path | IO[bytes], run_id: i
         marks = ", ".join("?" for _ in stored)
         # table and column names come from the contract, never from the file
         insert = f'INSERT OR REPLACE INTO "{table}" ({cols}) VALUES ({marks})'
-        reject = ('INSERT INTO rejected_rows (run_id, file, line, "column", value, expected, row)'
-                  " VALUES (?, ?, ?, ?, ?, ?, ?)")
+        reject = REJECT_SQL
         first_line_of: dict[str, int] = {}
         rejected: list[tuple[Any, ...]] = []
 
@@ -97,7 +99,8 @@ def load_csv(db: Database, table: str, source: str | Path | IO[bytes], run_id: i
             for i in odd:
                 if batch[i]:
                     bad[i] = [Problem(line_of(i), "(row)", f"{len(batch[i])} fields",
-                                      f"{width} fields, as in the header")]
+                                      f"{width} fields, as in the header"
+                                      + spans_lines(line_of(i), batch[i]))]
             if odd:  # set aside rows of the wrong width (and blank lines) before transposing
                 odd_set = set(odd)
                 keep = [i for i in range(len(batch)) if i not in odd_set]
@@ -112,6 +115,9 @@ def load_csv(db: Database, table: str, source: str | Path | IO[bytes], run_id: i
                 flush(rows_in, lambda j: line_of(keep[j]))
                 return
             columns = list(zip(*batch, strict=True))
+            if line_of(len(batch) - 1) - line_of(0) != len(batch) - 1:  # quoted line breaks
+                for i, swallowed in swallowed_rows(batch, width, line_of):
+                    bad.setdefault(i, []).append(swallowed)
             for at, column in enumerate(header):
                 for i, problem in unsafe_cells(columns[at]):
                     bad.setdefault(i, []).append(Problem(line_of(i), column, *problem))

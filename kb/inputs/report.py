@@ -52,6 +52,21 @@ class LoadReport:
                        "dates, or reject such rows with --reject-future")
         return out
 
+    def errors(self, strict: bool = False) -> list[str]:
+        """What fails the command, beyond too many rejected rows: a licences file given with
+        no row in it (every finding a licence would lift stands: an export that went wrong,
+        not a day without licences); with `strict`, a column excon does not read."""
+        out = []
+        if strict:
+            out += [f"{self.file}:1: the column '{column}' is not one excon reads"
+                    + (f" ({hint})" if hint else "") + " (--strict)"
+                    for column, hint in self.unknown_columns]
+        if self.table == "licences" and not self.loaded:
+            out.append(f"{self.file}: no licences row loaded, so no licence can cover a "
+                       "declaration and every finding a licence would lift stands; leave out "
+                       "--licences when there are no licences")
+        return out
+
     def too_many_rejected(self, allowed: str) -> str | None:
         """Against `--allow-rejected` (a count such as `5`, or a share of the file's rows such
         as `1%`): what is wrong when more rows were rejected, else None."""

@@ -366,6 +366,8 @@ TABLES: tuple[TableSpec, ...] = (
         _c("value", str, "The value found"),
         _c("expected", str, "What was expected"),
         _c("row", str, "The whole row (JSON)"),
+        _c("end_line", int, "The row's last line (a quoted field may run over line breaks)"),
+        _c("raw", str, "The row as CSV text, every line of it"),
     ), pk="id", foreign_keys=(("run_id", "runs", "id"),), indexes=(("file", "line"),),
         public=False),
 )
@@ -472,6 +474,13 @@ def m010_item_code_rulebooks(db: Database) -> None:
     matched most precisely within each rulebook, so one rulebook's codes never hide
     another's."""
     _add_missing_columns(db, ("item_customs_codes",))
+
+
+@MIGRATIONS()
+def m011_rejected_rows_whole(db: Database) -> None:
+    """A rejected row keeps its text and the lines it spans (issue 40): a quote that closes in
+    a later row made one rejected row of two, and the second was reported nowhere."""
+    _add_missing_columns(db, ("rejected_rows",))
 
 
 def add_fact_columns(db: Database, facts: Iterable[FieldSpec]) -> None:
