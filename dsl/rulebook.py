@@ -11,7 +11,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import PurePath
-from typing import Any
+from typing import Any, cast
 
 from dsl import ast
 from dsl.schema import UNIT_DIMENSIONS, FieldSpec, Schema
@@ -138,10 +138,22 @@ class CheckedRulebook:
         return self.list_measures(listing.list.name)
 
     def rulebook_items(self, file: str) -> frozenset[str]:
-        """The items declared in the rulebook that `file` belongs to."""
+        """The items declared in the rulebook that `file` belongs to (worked out once per
+        rulebook: each rule asked again, which made checking grow with rules × items)."""
         mine = self.rulebook_of(file)
-        return frozenset(n for n, it in self.items.items()
-                         if self.rulebook_of(it.span.file) == mine)
+        key = f"rulebook_items:{mine}"
+        if key not in self.derived:
+            self.derived[key] = frozenset(n for n, it in self.items.items()
+                                          if self.rulebook_of(it.span.file) == mine)
+        return cast(frozenset[str], self.derived[key])
+
+    def rulebook_item_refs(self, file: str) -> tuple[ast.Ref, ...]:
+        """`rulebook_items` as references, in name order (what `item is dual-use` stands for),
+        made once per rulebook."""
+        key = f"rulebook_item_refs:{self.rulebook_of(file)}"
+        if key not in self.derived:
+            self.derived[key] = tuple(ast.Ref(n) for n in sorted(self.rulebook_items(file)))
+        return cast(tuple[ast.Ref, ...], self.derived[key])
 
     def condition_of(self, decl: ast.Rule | ast.Exception_ | ast.Conclusion
                      ) -> ast.Condition | None:
@@ -155,7 +167,7 @@ class CheckedRulebook:
         key = f"condition:{id(decl)}"
         if key not in self.derived:
             self.derived[key] = None  # a conclusion that holds by itself is E208, not a loop
-            items = tuple(ast.Ref(n) for n in sorted(self.rulebook_items(decl.span.file)))
+            items = self.rulebook_item_refs(decl.span.file)
             condition = self._expand_conclusions(_expand_dual_use(when.condition, items))
             scope = self.scope_of(decl) if isinstance(decl, ast.Rule) else None
             if scope is not None:  # a rule judges only what its rulebook (or it) judges
@@ -285,7 +297,14 @@ class CheckedRulebook:
         return base.with_fields(self.declared_fields())
 
     def rulebook_of(self, file: str) -> str | None:
-        """The rulebook a file belongs to: the one declared in its folder (or a parent folder)."""
+        """The rulebook a file belongs to: the one declared in its folder (or a parent folder);
+        worked out once per file."""
+        key = f"rulebook_of:{file}"
+        if key not in self.derived:
+            self.derived[key] = self._rulebook_of(file)
+        return cast(str | None, self.derived[key])
+
+    def _rulebook_of(self, file: str) -> str | None:
         best: tuple[int, str] | None = None
         for name, decl in self.rulebooks.items():
             folder = PurePath(decl.span.file).parent

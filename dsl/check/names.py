@@ -195,6 +195,10 @@ class NameResolver:
                     rb.amendments.append(d)
                 elif isinstance(d, ast.Example):
                     rb.examples.append(d)
+        # which rulebook a file belongs to was asked while the rulebooks were still being
+        # collected (by the facts): asked again now, from all of them
+        for key in [k for k in rb.derived if k.startswith(("rulebook_of:", "rulebook_item"))]:
+            del rb.derived[key]
         for name in rb.rules:
             if name in rb.instruments:
                 self.error("E201", f"'{name}' names both a rule and an instrument",

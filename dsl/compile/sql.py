@@ -124,7 +124,7 @@ def and_(*parts: exp.Expression) -> exp.Expression:
         return FALSE
     if not kept:
         return TRUE
-    return exp.and_(*kept) if len(kept) > 1 else kept[0]  # type: ignore[return-value]
+    return exp.and_(*kept, copy=False) if len(kept) > 1 else kept[0]  # type: ignore[return-value]
 
 
 def or_(*parts: exp.Expression) -> exp.Expression:
@@ -133,7 +133,7 @@ def or_(*parts: exp.Expression) -> exp.Expression:
         return TRUE
     if not kept:
         return FALSE
-    return exp.or_(*kept) if len(kept) > 1 else kept[0]  # type: ignore[return-value]
+    return exp.or_(*kept, copy=False) if len(kept) > 1 else kept[0]  # type: ignore[return-value]
 
 
 def cheap_first(parts: Iterable[exp.Expression]) -> list[exp.Expression]:
@@ -159,7 +159,7 @@ def not_(e: exp.Expression) -> exp.Expression:
         return FALSE
     if e is FALSE:
         return TRUE
-    return exp.not_(e)
+    return exp.not_(e, copy=False)
 
 
 def in_(col: exp.Expression, values: Iterable[str]) -> exp.Expression:
