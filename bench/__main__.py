@@ -11,7 +11,18 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import diff, frontend, indicators, latency, load, matching, screen, serve, targets
+from bench import (
+    checker,
+    diff,
+    frontend,
+    indicators,
+    latency,
+    load,
+    matching,
+    screen,
+    serve,
+    targets,
+)
 
 
 def machine() -> dict[str, object]:
@@ -45,8 +56,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="tiny sizes: a smoke run")
     parser.add_argument("--out", default=str(Path(__file__).parent / "results.json"))
-    parser.add_argument("--only", choices=["frontend", "load", "screen", "indicators",
-                                           "matching", "latency", "serve", "diff"],
+    parser.add_argument("--only", choices=["frontend", "checker", "load", "screen",
+                                           "indicators", "matching", "latency", "serve",
+                                           "diff"],
                         action="append",
                         help="run only these benchmarks")
     parser.add_argument("--update", action="store_true",
@@ -67,8 +79,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quality-size", type=int, default=100_000,
                         help="demo declarations for the indicators' precision and recall")
     args = parser.parse_args(argv)
-    only = set(args.only or ["frontend", "load", "screen", "indicators", "matching", "latency",
-                             "serve", "diff"])
+    only = set(args.only or ["frontend", "checker", "load", "screen", "indicators",
+                             "matching", "latency", "serve", "diff"])
     lines, repeat = (300, 1) if args.quick else (10_000, 7)
     n, load_repeat = (2_000, 1) if args.quick else (1_000_000, 3)
     results: dict[str, object] = {"machine": machine()}
@@ -76,6 +88,11 @@ def main(argv: list[str] | None = None) -> int:
         results["frontend"] = fe = frontend.run(lines, repeat,
                                                 200_000 if args.quick else 5_000_000)
         print(frontend.report(fe))
+    if "checker" in only:
+        results["checker"] = ck = checker.run((50, 100) if args.quick else
+                                              (1_000, 5_000, 10_000),
+                                              200_000 if args.quick else 5_000_000)
+        print(checker.report(ck))
     if "load" in only:
         results["load"] = ld = load.run(n, load_repeat)
         print(load.report(ld))

@@ -82,6 +82,19 @@ def _garbage_5mb(results: dict[str, Any]) -> float | None:
     return _get("frontend", "broken", "garbage_s")(results) if size and size >= 5e6 else None
 
 
+def _check_10k(results: dict[str, Any]) -> float | None:
+    """The checker's seconds for its largest rulebook, if it had 10,000 rules."""
+    runs = _node(results, ("checker", "runs"))
+    if not runs or runs[-1]["rules"] < 10_000:
+        return None
+    return float(runs[-1]["seconds"])
+
+
+def _text_5mb(results: dict[str, Any]) -> float | None:
+    size = _get("checker", "text_bytes")(results)
+    return _get("checker", "text_mb")(results) if size and size >= 5e6 else None
+
+
 def _hand(view: str, label: str) -> Check:
     return (f"compiled / hand-written: {label}", "x", "≤ 1.5",
             _get("screen", "hand_written", view, "ratio"), lambda v: v <= 1.5,
@@ -100,6 +113,11 @@ CHECKS: list[Check] = [
      lambda v: v <= 1.5, _range("frontend", "ratio_range")),
     ("excon check of 5 MB of garbage", "s", "< 10", _garbage_5mb, lambda v: v < 10, _once),
     ("excon diff / one screening (1M)", "x", "≤ 2", _diff_1m, lambda v: v <= 2, _once),
+    ("check 10,000 rules", "s", "< 20", _check_10k, lambda v: v < 20, _once),
+    ("check: time a rule, largest / smallest", "x", "≤ 1.5",
+     _get("checker", "growth_per_rule"), lambda v: v <= 1.5, _once),
+    ("check: one 5 MB text, peak memory", "MB", "< 200", _text_5mb, lambda v: v < 200,
+     _once),
     ("load 1M declarations", "s", "≤ 10", _get("load", "validated_s"), lambda v: v <= 10,
      _range("load", "validated_range")),
     ("load / raw executemany", "x", "≤ 3", _get("load", "ratio_to_raw"), lambda v: v <= 3,

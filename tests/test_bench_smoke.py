@@ -17,7 +17,7 @@ from bench.generate import rulebook_text
 from kb.store.schema import declaration_schema
 from tests.conftest import DATA
 
-TARGETS = 43  # rows of the targets table, measured or not
+TARGETS = 46  # rows of the targets table, measured or not
 
 
 def quick(tmp_path: Path, *only: str) -> dict[str, Any]:
@@ -46,13 +46,17 @@ def test_generated_benchmark_rulebook_is_valid() -> None:
 
 @pytest.mark.slow
 def test_front_end_load_matching_latency_and_diff_write_figures(tmp_path: Path) -> None:
-    results = quick(tmp_path, "frontend", "load", "matching", "latency", "diff")
+    results = quick(tmp_path, "frontend", "checker", "load", "matching", "latency", "diff")
     fe = results["frontend"]
     assert fe["lines"] >= 300 and fe["lines_per_s"] > 0
     assert fe["ratio_front_end_to_bare"] > 0
     broken = fe["broken"]
     for kind in ("garbage", "repeated"):  # the first 100 errors described, the rest counted
         assert broken[f"{kind}_described"] == 100 < broken[f"{kind}_errors"], broken
+    ck = results["checker"]
+    assert [r["rules"] for r in ck["runs"]] == [50, 100]
+    assert all(r["errors"] == 0 and r["seconds"] > 0 for r in ck["runs"])
+    assert ck["growth_per_rule"] > 0 and ck["text_mb"] > 0
     assert results["load"]["rows"] >= 2000 and results["load"]["rejected"] == 0
     assert results["load"]["ratio_to_raw"] > 0
     assert results["latency"]["calls"] == 50
