@@ -36,7 +36,33 @@ from dsl.schema import Schema
 from dsl.textmate import keywords
 
 WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]*")
-# A rule's, an item's, … attribute keywords: offered at the start of an indented line.
+_NOTES = ("note", "source", "unverified", "confidence")
+_DATED = ("per", "from", "until")
+# The attribute keywords of each kind of declaration (the grammar's `_<kind>_attr` rules),
+# offered at the start of an indented line below it.
+ATTRIBUTES: dict[str, tuple[str, ...]] = {
+    "rulebook": ("jurisdiction", "sources checked through", "judges", *_NOTES),
+    "instrument": ("title", "issuer", "number", "issued", "in force", "url", "article",
+                   "clause", "paragraph", "part", "annex", "section", "entry", *_NOTES),
+    "item": ("zh", "control", "member of", "per", "customs", "controlled if", *_NOTES),
+    "group": ("members", "per", *_NOTES),
+    "countries": ("members", *_DATED, *_NOTES),
+    "terms": ("words", "for", *_NOTES),
+    "value": ("customs", "range", "per", "for", *_NOTES),
+    "list": ("title", "issuer", "per", "match threshold", "measures", *_NOTES),
+    "party": ("title", "country", "alias", "listed on", "address", "phone", "owned by",
+              *_NOTES),
+    "rule": (*_DATED, "when", "then", "explain", "overrides", "alongside", "if missing",
+             "judges", *_NOTES),
+    "parameter": ("at least", "more than", "at most", "less than", *_NOTES),
+    "fact": ("type", "alias", "read from", *_NOTES),
+    "conclusion": ("per", "when", *_NOTES),
+    "exception": ("excepts", *_DATED, "when", *_NOTES),
+    "suspend": (*_DATED, *_NOTES), "extend": (*_DATED, *_NOTES),
+    "repeal": (*_DATED, *_NOTES), "lift": (*_DATED, *_NOTES),
+    "example": ("as of", "declaration", "licence", "company", "expect", "note", "source"),
+}
+# Every attribute keyword: offered where the declaration above cannot be told.
 ATTRIBUTE_KEYWORDS = (
     "title", "issuer", "number", "issued", "in force", "url", "per", "from", "until", "when",
     "sources checked through",
@@ -172,7 +198,8 @@ def hover_text(a: Analysis, name: str) -> str | None:
         if it.codes:
             lines.append("customs codes " + ", ".join(c.written for c in it.codes))
         for c in item_controls(rb).get(name, []):
-            span = f"{c.start or '…'} – {c.end or ''}"
+            span = f"{c.start or '…'} – {c.end}" if c.end else (
+                f"from {c.start}" if c.start else "at all times")
             lines.append(f"- controlled {span} by {c.instrument}"
                          + (f" {c.provision}" if c.provision else ""))
     elif kind in ("rule", "exception"):
@@ -182,7 +209,7 @@ def hover_text(a: Analysis, name: str) -> str | None:
         if then is not None:
             lines.append(f"then {dsl.format.outcome(then.outcome)}")
         for cite in ast.attrs_of(decl, ast.Citation):
-            lines.append(f"per {dsl.format.citation(cite)}")
+            lines.append(dsl.format.citation(cite))  # "per ACT PROVISION"
         when = ast.first_attr(decl, ast.When)
         if when is not None:
             lines.append(f"when {dsl.format.condition(when.condition)}")
@@ -238,13 +265,24 @@ def completions(a: Analysis, text: str, position: t.Position) -> list[t.Completi
     elif re.search(r"\b(by|overrides|alongside)( +\S+,)* *\S*$", before):
         items = of("rule", "exception")
     elif before.strip() == "" and before.startswith((" ", "\t")):
-        items = [(k, t.CompletionItemKind.Keyword, "") for k in ATTRIBUTE_KEYWORDS]
+        kind = _declaration_above(lines, position.line)
+        items = [(k, t.CompletionItemKind.Keyword, "")
+                 for k in ATTRIBUTES.get(kind or "", ATTRIBUTE_KEYWORDS)]
     elif before.strip() == before:
         items = [(k, t.CompletionItemKind.Keyword, "") for k in DECLARATION_KEYWORDS]
     else:
         items = [(k, t.CompletionItemKind.Keyword, "") for k in keywords()]
     return [t.CompletionItem(label=label, kind=kind, detail=detail or None)
             for label, kind, detail in items]
+
+
+def _declaration_above(lines: list[str], line: int) -> str | None:
+    """The keyword of the declaration a line belongs to: the first word of the nearest line
+    above it that starts at the margin (comments and blank lines skipped)."""
+    for text in reversed(lines[:line]):
+        if text and not text[0].isspace() and not text.startswith("#"):
+            return text.split(None, 1)[0]
+    return None
 
 
 class RulebookServer(LanguageServer):
@@ -276,7 +314,12 @@ class RulebookServer(LanguageServer):
                     uri=from_fs_path(str(file)) or str(file), diagnostics=diags))
 
     def text_of(self, uri: str) -> str:
-        return self.workspace.get_text_document(uri).source
+        """An open document's text, else the file's; "" for a file that is neither (a hover
+        on it answered an internal error with a Python traceback)."""
+        try:  # the workspace keeps an open document's edits, and reads another from disk
+            return str(self.workspace.get_text_document(uri).source)
+        except (OSError, UnicodeDecodeError):
+            return ""
 
 
 server = RulebookServer()

@@ -76,9 +76,22 @@ async def _session(folder: Path) -> dict[str, Any]:
                                position=t.Position(line, len("  per MOFCOM-2024-46 "))))
         out["complete_instrument"] = await client.text_document_completion_async(
             t.CompletionParams(text_document=doc, position=t.Position(line, len("  per "))))
-        messy = text.replace("  then prohibited\n", "  then   prohibited  \n", 1)
+        # on a blank indented line inside a rule: a rule's attributes, not an instrument's
+        inside = text.replace("  then prohibited\n", "  then prohibited\n  \n", 1)
         client.text_document_did_change(t.DidChangeTextDocumentParams(
             text_document=t.VersionedTextDocumentIdentifier(uri=uri, version=3),
+            content_changes=[t.TextDocumentContentChangeWholeDocument(text=inside)]))
+        await wait_for_diagnostics()
+        blank = _position(inside, "  then prohibited\n  \n").line + 1
+        out["complete_in_rule"] = await client.text_document_completion_async(
+            t.CompletionParams(text_document=doc, position=t.Position(blank, 2)))
+        # a hover on a file that was never opened and does not exist: no answer, no error
+        nowhere = from_fs_path(str(folder / "missing" / "gone.excon")) or ""
+        out["hover_nowhere"] = await client.text_document_hover_async(t.HoverParams(
+            text_document=t.TextDocumentIdentifier(uri=nowhere), position=t.Position(0, 0)))
+        messy = text.replace("  then prohibited\n", "  then   prohibited  \n", 1)
+        client.text_document_did_change(t.DidChangeTextDocumentParams(
+            text_document=t.VersionedTextDocumentIdentifier(uri=uri, version=4),
             content_changes=[t.TextDocumentContentChangeWholeDocument(text=messy)]))
         await wait_for_diagnostics()
         out["formatting"] = await client.text_document_formatting_async(
@@ -122,6 +135,10 @@ def test_a_language_server_session(tmp_path: Path) -> None:
     labels = [i.label for i in out["complete_provision"].items]
     assert {"clause 1", "clause 2", "clause 3"} <= set(labels)
     assert "MOFCOM-2025-72" in [i.label for i in out["complete_instrument"].items]
+    in_rule = {i.label for i in out["complete_in_rule"].items}
+    assert {"when", "then", "per", "overrides", "if missing"} <= in_rule
+    assert not {"title", "issuer", "alias"} & in_rule
+    assert out["hover_nowhere"] is None
     [edit] = out["formatting"]
     assert edit.new_text == out["text"]  # the canonical layout is the file as committed
 
@@ -134,7 +151,10 @@ def test_hover_on_an_item_names_the_acts_that_control_it() -> None:
     text = hover_text(a, "gallium-metal") or ""
     assert "customs codes 8112929010" in text.replace(".", "")
     assert "controlled 2023-08-01 – 2024-11-30 by MOFCOM-2023-23" in text
-    assert "by MOFCOM-2024-51" in text
+    # still controlled: from a day, not "2024-12-01 – by"
+    assert "controlled from 2024-12-01 by MOFCOM-2024-51" in text
+    rule = hover_text(a, "ga-ge-licence") or ""
+    assert "per MOFCOM-" in rule and "per per" not in rule
 
 
 def test_the_textmate_grammar_is_made_from_the_language_grammar() -> None:
