@@ -459,6 +459,18 @@ def format_file(sf: ast.SourceFile) -> str:
             if anchors is not None and len(anchors) == len(printed):
                 at = max((i for i, a in enumerate(anchors) if a <= c.span.line), default=at)
             printed[at] += "  " + c.text.rstrip()
+        # full-line comments between the attribute's own lines stay inside it: before the
+        # part of a condition they precede, else above the attribute (they were moved below
+        # the whole declaration)
+        inner = [c for c in pending if first < c.span.line <= last] if key[1] >= 0 else []
+        for c in reversed(inner):
+            pending.remove(c)
+            at = 0
+            if anchors is not None and len(anchors) == len(printed):
+                at = next((i for i, a in enumerate(anchors) if a > c.span.line), len(printed))
+            near = printed[min(at, len(printed) - 1)]
+            pad = near[:len(near) - len(near.lstrip())] if at else indent
+            printed.insert(at, pad + c.text.rstrip())
         out.extend(printed)
 
     for n, d in enumerate(sf.declarations):

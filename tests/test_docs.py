@@ -43,6 +43,16 @@ def test_every_code_block_in_the_language_reference_parses() -> None:
         assert diags == [], f"{block}\n{[d.message for d in diags]}"
 
 
+def test_every_code_block_in_the_language_reference_is_in_canonical_layout() -> None:
+    """What policy staff copy from the reference is what `excon fmt` writes."""
+    from dsl.format import format_file
+
+    reference = (DOCS / "language.md").read_text(encoding="utf-8")
+    for block in re.findall(r"```\n(.*?)```", reference, flags=re.S):
+        sf, _ = dsl.parse_text(block, "docs/language.md")
+        assert format_file(sf) == block, block
+
+
 def test_every_diagnostic_code_is_documented() -> None:
     page = (DOCS / "diagnostics.md").read_text(encoding="utf-8")
     documented = set(re.findall(r"^\| ([EW]\d{3}) \|", page, flags=re.M))

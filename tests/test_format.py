@@ -38,6 +38,28 @@ def test_round_trip_and_idempotence_on_every_rulebook(path: Path) -> None:
     assert [c.text.strip() for c in again.comments] == [c.text.strip() for c in sf.comments]
 
 
+def test_full_line_comments_stay_inside_what_they_are_written_in(tmp_path: Path) -> None:
+    """A comment between the parts of a condition stays before the part it precedes; one
+    between the lines of a continued declaration goes above it (both were moved below the
+    whole rule or example), and formatting again changes nothing."""
+    from dsl.format import format_file
+
+    text = (
+        'rule r "R"\n  per A-1\n  when destination in US\n   # only large consignments\n'
+        '   and quantity > 10 kg\n  then risk low\n\nexample "e"\n'
+        '  declaration d1 on 2025-06-01 code 8112929010 to US 50 kg\n'
+        '    # the consignee is a front company\n    consignee "Acme" in US\n'
+        '  expect risk by r\n')
+    sf, diags = dsl.parse_text(text, "c.excon")
+    assert diags == []
+    once = format_file(sf)
+    assert "  when destination in US\n   # only large consignments\n   and quantity > 10 kg" \
+        in once
+    assert '  # the consignee is a front company\n  declaration d1 on 2025-06-01' in once
+    again, _ = dsl.parse_text(once, "c.excon")
+    assert format_file(again) == once
+
+
 def test_repository_rulebooks_are_in_canonical_layout() -> None:
     for path in RULEBOOKS.rglob("*.excon"):
         text = path.read_text(encoding="utf-8")
