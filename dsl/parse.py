@@ -20,6 +20,7 @@ from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput
 
 from dsl import ast
 from dsl.diagnostics import Diagnostic, did_you_mean
+from dsl.schema import UNIT_DIMENSIONS
 from dsl.transform import AstBuilder, SyntaxProblem
 
 DECLARATION_KEYWORDS = (
@@ -237,9 +238,15 @@ def _error_to_diagnostic(
                               "follows 'then'", span, f"write `then {value}"
                               f"{' required' if value == 'licence' else ''}` on its own line")
         hint = did_you_mean(value, keywords) if re.fullmatch(r"[A-Za-z\-]+", value) else None
+        if hint is None and re.fullmatch(r"[A-Za-z/µ]+", value):
+            hint = did_you_mean(value, UNITS)  # `kgs`, `USD/kgs`
         if "DATE" in (err.expected or ()):
             at = tok.start_pos or 0
             hint = hint or _bad_date_hint(text[at : at + 12])
+        if hint is not None and hint.startswith("did you mean"):
+            # the likely fix first; what the grammar accepts here after it
+            return Diagnostic("E101", f"unexpected '{shown}' here; {hint}", span,
+                              f"expected {expected}")
         return Diagnostic("E101", f"unexpected '{shown}' here; expected {expected}", span, hint)
     span = ast.Span(file, line, column, line, column + 1)  # pragma: no cover - lark adds no others
     return Diagnostic("E101", str(err), span)
@@ -292,11 +299,22 @@ _DECLARED_NAME = re.compile(
     r"[ \t]+(?P<name>[A-Za-z0-9][A-Za-z0-9_.\-]*)")
 
 
+UNITS = tuple(UNIT_DIMENSIONS)
+_MISSPELT_DECLARATION = re.compile(
+    r"(?P<kind>[A-Za-z]+)[ \t]+(?P<name>[A-Za-z0-9][A-Za-z0-9_.\-]*)")
+_DECLARED_KINDS = ("instrument", "item", "group", "countries", "terms", "list", "party", "rule",
+                   "exception")
+
+
 def _broken_name(chunk: str, file: str, offset: int) -> tuple[str, str, ast.Span] | None:
-    """The kind and name of a declaration that failed to parse, read from its first line."""
+    """The kind and name of a declaration that failed to parse, read from its first line
+    (its keyword may be misspelt: `rul us-ban` still declares `us-ban`, so references to it
+    add no errors of their own)."""
     m = _DECLARED_NAME.match(chunk)
     if m is None:
-        return None
+        m = _MISSPELT_DECLARATION.match(chunk)
+        if m is None or did_you_mean(m.group("kind"), _DECLARED_KINDS) is None:
+            return None
     line = offset + 1
     return (m.group("kind"), m.group("name"),
             ast.Span(file, line, m.start("name") + 1, line, m.end("name") + 1))

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
 
 import dsl
 from kb.store.schema import declaration_schema
+from tests.conftest import DATA
 
 HEAD = """rulebook demo "Demo"
   jurisdiction CN
@@ -68,8 +70,34 @@ def test_a_country_written_another_way_gets_its_iso_code(tmp_path: Path, country
 
 
 def test_a_misspelled_outcome_gets_the_right_spelling(tmp_path: Path) -> None:
-    [(found, _, hint)] = diagnose(tmp_path, outcome="unlicenced")
-    assert (found, hint) == ("E101", "did you mean 'unlicensed'?")
+    [(found, message, hint)] = diagnose(tmp_path, outcome="unlicenced")
+    # the likely fix leads; what the grammar accepts there follows in the hint
+    assert found == "E101" and message.endswith("did you mean 'unlicensed'?")
+    assert hint is not None and hint.startswith("expected one of")
+
+
+def test_follow_on_errors_are_left_out_and_hints_come_first(tmp_path: Path) -> None:
+    """A misspelt declaration keyword still declares its name (no error for each reference
+    to it); days that end before they start are E302 alone (not also E303); a misspelt
+    keyword's or unit's spelling leads the message."""
+    tour = (DATA / "tour.excon").read_text(encoding="utf-8")
+
+    def errors(text: str) -> list[tuple[str, str]]:
+        folder = tmp_path / str(len(list(tmp_path.iterdir())))
+        folder.mkdir()
+        (folder / "tour.excon").write_text(text, encoding="utf-8")
+        shutil.copy(DATA / "tour-countries.excon", folder)
+        return [(d.code, d.message) for d in dsl.load([folder], declaration_schema()).errors]
+
+    assert errors(tour.replace('rule us-ban "', 'rul us-ban "')) == [
+        ("E101", "unexpected 'rul' here; did you mean 'rule'?")]
+    assert [c for c, _ in errors(tour.replace(
+        "from 2025-11-09 until 2026-11-27\n\nsuspend listings",
+        "from 2026-11-09 until 2025-11-27\n\nsuspend listings"))] == ["E302"]
+    assert errors(tour.replace("  when item in us-ban-minerals", "  wehn item in us-ban-minerals")
+                  ) == [("E101", "unexpected 'wehn' here; did you mean 'when'?")]
+    assert errors(tour.replace("quantity < 1 kg", "quantity < 1 kgs")) == [
+        ("E101", "unexpected 'kgs' here; did you mean 'kg'?")]
 
 
 def test_empty_folders_and_files_are_warned_about(tmp_path: Path) -> None:

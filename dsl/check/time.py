@@ -352,8 +352,10 @@ class TimeChecks(DeclarationChecks):
             for t in am.targets:
                 target_iv = self.target(t)
                 key = _target_key(t)
+                backwards = iv.start is not None and iv.end is not None and iv.end < iv.start
                 if am.action == "suspend":
-                    if target_iv is not None and not iv.overlaps(target_iv):
+                    # days that end before they start are E302 already, not also E303
+                    if target_iv is not None and not backwards and not iv.overlaps(target_iv):
                         self.error("E303", f"this suspension ({_fmt(iv)}) lies outside the "
                                    f"validity of {key} ({_fmt(target_iv)})", t.span)
                     suspensions.setdefault(key, []).append((iv, am))
