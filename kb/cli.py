@@ -688,6 +688,8 @@ def diff_command(old: str, new: str, declarations: str | None, licences: str | N
     except DiffError as e:
         click.echo(f"error: {e}", err=True)
         sys.exit(2)
+    for warning in result.warnings:  # future-dated rows, unread columns, an empty file
+        click.echo(warning, err=True)
     if fmt == "json":
         report = json.dumps(result.as_dict(), ensure_ascii=False, indent=1)
     elif fmt == "html":

@@ -9,10 +9,12 @@ import sys
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
+from kb.cli import cli
 from kb.inputs.demo import generate, write
 from kb.screen import Screener
-from tests.conftest import RULEBOOKS
+from tests.conftest import DATA, RULEBOOKS
 
 SUSPENSION = "  from 2025-11-09 until 2026-11-27\n"  # MOFCOM-2025-72 suspends No. 46 clause 2
 
@@ -111,3 +113,29 @@ def test_diff_against_the_rulebooks_and_inputs_a_knowledge_base_keeps(demo_kb: P
     assert report["old_version"] == report["new_version"]
     assert report["law"] == [] and report["findings"] == []
     assert report["declarations_screened"] == 3000
+
+
+def test_a_new_group_is_a_change_of_its_own_and_future_rows_are_warned_of(
+        tmp_path: Path) -> None:
+    """A new item group and a new country group are listed as such, not only through their
+    members; declarations dated after today are warned of, as `excon screen` warns."""
+    old, new = tmp_path / "old", tmp_path / "new"
+    for folder in (old, new):
+        folder.mkdir()
+        shutil.copy(DATA / "tour.excon", folder)
+        shutil.copy(DATA / "tour-countries.excon", folder)
+    with (new / "tour.excon").open("a", encoding="utf-8") as f:
+        f.write('\ngroup germanium "Germanium items"\n  members gallium\n\n'
+                'countries eu "EU"\n  members DE, FR\n')
+    rows = (DATA / "inputs" / "declarations.csv").read_text(encoding="utf-8").splitlines()
+    future = rows[1].split(",")
+    future[0], future[1] = "F1", "2099-01-01"
+    declarations = tmp_path / "d.csv"
+    declarations.write_text("\n".join([rows[0], rows[1], ",".join(future)]) + "\n",
+                            encoding="utf-8")
+    result = CliRunner().invoke(cli, ["diff", str(old), str(new), "--declarations",
+                                      str(declarations)])
+    assert result.exit_code == 0, result.output
+    assert "item group germanium added" in result.output
+    assert "country group eu added" in result.output
+    assert "1 declarations rows are dated after today" in result.output

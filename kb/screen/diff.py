@@ -47,7 +47,10 @@ LAW_TABLES: tuple[tuple[str, str, tuple[str, ...], tuple[str, ...]], ...] = (
     ("item_customs_codes", "customs code", ("item", "code"), ()),
     ("item_controls", "control of item", ("item", "instrument_id", "controlled_from"),
      ("provision", "controlled_until")),
+    ("item_groups", "item group", ("name",), ("title", "instrument_id", "provision")),
     ("item_group_members", "member of item group", ("group_name", "item"), ()),
+    ("country_groups", "country group", ("name",),
+     ("title", "valid_from", "valid_until", "instrument_id", "unverified")),
     ("country_group_members", "member of country group", ("group_name", "country"), ()),
     ("rules", "rule", ("name",),
      ("kind", "title", "outcome", "severity", "instrument_id", "provision", "valid_from",
@@ -111,6 +114,8 @@ class Diff:
     findings: list[FindingChange] = field(default_factory=list)
     screened: int = 0
     as_of: str | None = None
+    # what reading the inputs warned of: unread columns, an empty file, rows dated after today
+    warnings: list[str] = field(default_factory=list)
 
     def counts(self) -> dict[str, Any]:
         """Changed findings by kind, rule, outcome (the new one, or the old if it went) and
@@ -148,7 +153,7 @@ class Diff:
     def as_dict(self) -> dict[str, Any]:
         return {"old": self.old, "new": self.new, "old_version": self.old_version,
                 "new_version": self.new_version, "as_of": self.as_of,
-                "declarations_screened": self.screened,
+                "declarations_screened": self.screened, "warnings": self.warnings,
                 "law": [c.as_dict() for c in self.law],
                 "findings": [c.as_dict() for c in self.findings],
                 "counts": self.counts(),
@@ -379,6 +384,7 @@ def diff(old: str, new: str, declarations: Source, licences: Source | None = Non
                 with before.loaded(declarations, licences, parties, as_of,
                                    last=True) as reports:
                     for r in reports:
+                        result.warnings += r.warnings()
                         if r.problems and r.loaded == 0:
                             p = r.problems[0]
                             raise DiffError(f"{r.file}:{p.line}: {p.column}: {p.value!r}: "
