@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from typing import Any, cast
 
 from dsl import ast
 from dsl.model import Lapse, Law
@@ -137,13 +138,22 @@ def _basis_plan(rb: CheckedRulebook, law: Law, rule: str) -> BasisPlan:
     return BasisPlan(
         tuple(tests),
         rule_caveat or _conclusions_unverified(rb, law, decl),
-        tuple((name, unverified_caveat("item", name, it.unverified))
-              for name, it in sorted(law.items.items())
-              if it.unverified and (items is None or name in items)),
-        tuple((name, unverified_caveat("instrument", name, ins.unverified))
-              for name, ins in sorted(law.instruments.items())
-              if ins.unverified and name in acts),
+        tuple((name, caveat) for name, caveat in _unverified(rb, law, "item")
+              if items is None or name in items),
+        tuple((name, caveat) for name, caveat in _unverified(rb, law, "instrument")
+              if name in acts),
     )
+
+
+def _unverified(rb: CheckedRulebook, law: Law, kind: str) -> list[tuple[str, str]]:
+    """The items or instruments marked unverified, by name, with their caveats: worked out
+    once per rulebook (each rule's plan asked of every item and instrument again)."""
+    key = f"basis_unverified:{kind}"
+    if key not in rb.derived:
+        table: dict[str, Any] = law.items if kind == "item" else law.instruments
+        rb.derived[key] = [(name, unverified_caveat(kind, name, x.unverified))
+                           for name, x in sorted(table.items()) if x.unverified]
+    return cast(list[tuple[str, str]], rb.derived[key])
 
 
 def _conclusions_unverified(rb: CheckedRulebook, law: Law,

@@ -4,11 +4,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import hashlib
 import os
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -161,13 +163,28 @@ def load(paths: Iterable[Path | str], schema: Schema) -> LoadResult:
         return replace(done, files=list(done.files), sources=dict(done.sources),
                        diagnostics=list(done.diagnostics))
     read = _Read()
-    result = _load(paths, schema, read)
+    with _few_collections():
+        result = _load(paths, schema, read)
     with _RECENT_LOCK:
         _RECENT[key] = (schema, read, result)
         while len(_RECENT) > _RECENT_SIZE:
             _RECENT.popitem(last=False)
     return replace(result, files=list(result.files), sources=dict(result.sources),
                    diagnostics=list(result.diagnostics))
+
+
+@contextlib.contextmanager
+def _few_collections() -> Iterator[None]:
+    """Python's cyclic garbage collector run less often while a rulebook loads: compiling
+    makes hundreds of thousands of SQL expression nodes, and the collector's passes over them
+    took a third of a large rulebook's time (2,910 rules: 22 s, 14 s with this; the same peak
+    memory, which turning it off altogether more than doubles)."""
+    before = gc.get_threshold()
+    gc.set_threshold(100_000, 50, 100)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*before)
 
 
 def _load(paths: list[Path | str], schema: Schema, read: _Read) -> LoadResult:

@@ -112,7 +112,13 @@ class CheckedRulebook:
         own = ast.attrs_of(it, ast.ControlAct) if it is not None else []
         if own:
             return own
-        return [a for g, members in self.group_items.items() if item in members
+        if "groups_of" not in self.derived:  # item -> its groups, in the groups' order
+            groups_of: dict[str, list[str]] = {}
+            for g, members in self.group_items.items():
+                for member in members:
+                    groups_of.setdefault(member, []).append(g)
+            self.derived["groups_of"] = groups_of
+        return [a for g in cast(dict[str, list[str]], self.derived["groups_of"]).get(item, [])
                 for a in ast.attrs_of(self.groups[g], ast.ControlAct)]
 
     def act_provision(self, item: str, act: ast.ControlAct) -> str | None:
@@ -222,16 +228,22 @@ class CheckedRulebook:
         return c
 
     def suppressors(self, rule: str) -> list[ast.Rule | ast.Exception_]:
-        """Exceptions that except `rule`, and permissions that override it."""
-        out: list[ast.Rule | ast.Exception_] = [
-            e for e in self.exceptions.values()
-            if any(r.name == rule for x in ast.attrs_of(e, ast.Excepts) for r in x.rules)]
-        for r in self.rules.values():
-            then = ast.first_attr(r, ast.Then)
-            if then and then.outcome.kind == "permitted" and any(
-                    o.name == rule for x in ast.attrs_of(r, ast.Overrides) for o in x.rules):
-                out.append(r)
-        return out
+        """Exceptions that except `rule`, and permissions that override it (indexed once for
+        every rule: each rule looked through every exception and rule again)."""
+        if "suppressors" not in self.derived:
+            index: dict[str, list[ast.Rule | ast.Exception_]] = {}
+            for e in self.exceptions.values():
+                for name in dict.fromkeys(r.name for x in ast.attrs_of(e, ast.Excepts)
+                                          for r in x.rules):
+                    index.setdefault(name, []).append(e)
+            for r in self.rules.values():
+                then = ast.first_attr(r, ast.Then)
+                if then and then.outcome.kind == "permitted":
+                    for name in dict.fromkeys(o.name for x in ast.attrs_of(r, ast.Overrides)
+                                              for o in x.rules):
+                        index.setdefault(name, []).append(r)
+            self.derived["suppressors"] = index
+        return list(cast(dict[str, list[Any]], self.derived["suppressors"]).get(rule, []))
 
     def value_range_rows(self) -> list[tuple[str, str, float, float]]:
         """(value range, customs code, low, high) in USD/kg, for every code of every range."""
