@@ -98,6 +98,22 @@ def test_rules_json_follows_its_schema(
         ban["attributes"]
 
 
+def test_rules_json_gives_each_items_control_periods_as_the_knowledge_base_has_them(
+        rules_json: tuple[dict[str, Any], dict[str, Any]], demo_kb: Path) -> None:
+    """An evaluator written from rules.json alone needs when each item is controlled and by
+    which act (it gave 505 findings where excon gives 420 without them)."""
+    document, _ = rules_json
+    with sqlite3.connect(demo_kb) as conn:
+        table = conn.execute("SELECT item, controlled_from, controlled_until, instrument_id, "
+                             "provision FROM item_controls").fetchall()
+    exported = [(item, c["from"], c["until"], c["instrument"], c["provision"])
+                for item, controls in document["item_controls"].items() for c in controls]
+    assert sorted(exported, key=str) == sorted(table, key=str)
+    gallium = document["item_controls"]["gallium-metal"]
+    assert {"from": "2023-08-01", "until": "2024-11-30", "instrument": "MOFCOM-2023-23",
+            "provision": "annex 1"} in gallium
+
+
 def test_rules_json_is_the_whole_rulebook_and_its_schema_names_every_node(
         rules_json: tuple[dict[str, Any], dict[str, Any]]) -> None:
     """Every declaration as written, with its file relative to the rulebook folder, checks

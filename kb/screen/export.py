@@ -18,7 +18,7 @@ from dsl.compile import CompiledRulebook
 from dsl.format import condition as condition_text
 from dsl.ir import node_schemas, plain, source_files
 from dsl.model import Rule, declarations_json, law
-from dsl.periods import parameter_periods, rule_periods
+from dsl.periods import item_controls, parameter_periods, rule_periods
 from dsl.rulebook import CheckedRulebook
 
 CUSTOMS_MATCH = (
@@ -124,6 +124,14 @@ def rules_json(rb: CheckedRulebook, compiled: CompiledRulebook,
         "customs_codes": {name: sorted({c.digits for c in item.codes})
                           for name, item in sorted(model.items.items())},
         "customs_match": CUSTOMS_MATCH,
+        # when each item is controlled, and by which act and provision (amendments applied:
+        # the act that started last governs where several are in force); a finding on an
+        # item cites the act controlling it on the judged day
+        "item_controls": {name: [
+            {"from": c.start.isoformat() if c.start else None,
+             "until": c.end.isoformat() if c.end else None,
+             "instrument": c.instrument, "provision": c.provision}
+            for c in controls] for name, controls in sorted(item_controls(rb).items())},
         "fields": field_columns(rb),
         # every declaration as written, with its file: enough to check and screen again
         "declarations": [{"file": relative_source(sf.path, roots), "line": d.span.line,
