@@ -44,7 +44,7 @@ def test_spark_bundle_gives_excon_screens_findings(tmp_path: Path) -> None:
     # as the README says, from the bundle's folder; a process that does not import excon
     done = subprocess.run(
         [str(submit), "--master", "local[2]", "--conf", "spark.sql.shuffle.partitions=4",
-         "--conf", "spark.sql.adaptive.enabled=false", "run.py"],
+         "run.py"],
         cwd=folder, capture_output=True, text=True, timeout=1200,
         env={"PATH": f"{submit.parent}:/usr/bin:/bin", "HOME": str(tmp_path),
              "PYSPARK_PYTHON": sys.executable, "JAVA_HOME": os.environ.get("JAVA_HOME", "")})
@@ -57,6 +57,10 @@ def test_spark_bundle_gives_excon_screens_findings(tmp_path: Path) -> None:
                                         "undetermined", "risk"}
     assert got == sorted(expected)
     assert f"{len(expected)} findings in" in done.stdout
+    # on a local master run.py plans once (adaptive execution off), and says how it goes
+    assert "spark.sql.adaptive.enabled=false" in done.stderr
+    checks = len(json.loads((folder / "manifest.json").read_text("utf-8"))["checks"])
+    assert f"check {checks}/{checks} " in done.stderr and "running derive.sql" in done.stderr
     manifest: dict[str, Any] = json.loads((folder / "manifest.json").read_text("utf-8"))
     assert manifest["scripts"][0] == "load-rulebook.sql" and "schema.sql" not in manifest
 

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -93,9 +95,20 @@ def main(argv: list[str] | None = None) -> int:
 
     manifest = json.loads((HERE / "manifest.json").read_text("utf-8"))
     spark = SparkSession.builder.appName("excon-checks").getOrCreate()
-    for key, value in manifest["spark_conf"].items():
+    settings = dict(manifest["spark_conf"])
+    if str(spark.sparkContext.master).startswith("local"):  # one machine: plan once, up front
+        settings.update(manifest.get("spark_local_conf", {}))
+    for key, value in settings.items():
         spark.conf.set(key, value)
+    started = time.perf_counter()
+
+    def progress(text: str) -> None:
+        print(f"[{time.perf_counter() - started:7.1f} s] {text}", file=sys.stderr, flush=True)
+
+    progress(f"master {spark.sparkContext.master}; settings: "
+             + ", ".join(f"{k}={v}" for k, v in settings.items()))
     for script in manifest["scripts"]:
+        progress(f"running {script}")
         if script == "load-inputs.sql" and args.format == "parquet":
             register_parquet(spark, manifest, args.inputs)
             continue
@@ -106,9 +119,11 @@ def main(argv: list[str] | None = None) -> int:
         for sql in statements(text):
             run_statement(spark, sql)
     mode = "overwrite"
-    for view in manifest["checks"]:
+    checks = manifest["checks"]
+    for n, view in enumerate(checks, 1):
         spark.table(view).write.mode(mode).parquet(args.out)
         mode = "append"
+        progress(f"check {n}/{len(checks)} {view} written")
     count = spark.read.parquet(args.out).count()
     print(f"{count} findings in {args.out}")
     return 0
