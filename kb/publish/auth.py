@@ -234,6 +234,13 @@ class SessionStore:
             wait = max(wait, last + delay - now)
         return wait
 
+    def has_failed(self, key: str) -> bool:
+        """Whether `key` has failures in the current window."""
+        with self._conn() as conn:
+            row = conn.execute("SELECT last FROM login_failures WHERE key = ?",
+                               (key,)).fetchone()
+        return row is not None and time.time() - row[0] <= FAILURE_WINDOW_S
+
     def failed(self, keys: list[str]) -> None:
         now = time.time()
         with self._conn() as conn:

@@ -138,8 +138,14 @@ async def login(request: Any, datasette: Any) -> Response:
         user = (form.get("username") or "")[:200]
         password = form.get("password") or ""
         address = (request.scope.get("client") or ("?",))[0]
-        keys = [f"user:{user}", f"address:{address}"]
-        wait = await asyncio.to_thread(auth.store.wait_s, keys)
+        # Failures count per address, per name from that address, and per name from every
+        # address. The last holds back only addresses that already failed for the name: a
+        # flood of wrong passwords from elsewhere slows those addresses and never locks the
+        # analyst out of their own (a botnet gets one try for the name per address).
+        pair = f"pair:{user}|{address}"
+        keys = [f"user:{user}", f"address:{address}", pair]
+        held = keys if await asyncio.to_thread(auth.store.has_failed, pair) else keys[1:]
+        wait = await asyncio.to_thread(auth.store.wait_s, held)
         if wait > 0:
             # the answer itself is slowed down (costing the server nothing while it waits),
             # so a client that floods by waiting for each answer makes few requests
@@ -152,7 +158,8 @@ async def login(request: Any, datasette: Any) -> Response:
         async with auth.checks():
             ok = await asyncio.to_thread(check_password, auth.credentials, user, password)
         if ok and len(password) <= MAX_PASSWORD:
-            await asyncio.to_thread(auth.store.succeeded, keys[0])
+            for key in (keys[0], pair):
+                await asyncio.to_thread(auth.store.succeeded, key)
             response = Response.redirect(datasette.urls.instance())
             await asyncio.to_thread(auth.cookie, datasette, response, user)
             return response
