@@ -152,6 +152,14 @@ def test_anonymous_visitor_browses_reference_data_and_searches_items(browser: An
     p.page.click("text=Show the SQL")
     assert p.page.locator("pre.excon-sql").is_visible()
     p.shot("rule-page-anonymous")
+    # the rules table: long sources and conditions scroll inside their cells (the page was
+    # 28,000 pixels tall), and facet labels wrap between words
+    p.open("/kb/rules?_facet=instrument_id")
+    height = p.page.evaluate("document.documentElement.scrollHeight")
+    assert height < 12_000, height
+    assert p.page.locator("td.col-source_text .excon-clamp").count() > 0
+    assert p.page.evaluate("getComputedStyle(document.querySelector("
+                           "'.facet-info ul.tight-bullets li')).wordBreak") == "normal"
     assert p.open("/kb/declarations").status == 403
     assert not [e for e in p.errors if "403" not in e], p.errors
     p.context.close()

@@ -218,6 +218,11 @@ def _base_url(datasette: Any, database: str, table: str) -> str:
     return str(escape(datasette.urls.table(database, table)))
 
 
+# Long texts in table cells, shown in a box of a few lines that scrolls (the row page has
+# them whole)
+CLAMPED = {"rules": frozenset({"condition", "source_text", "explain", "unverified"}),
+           "examples": frozenset({"source_text", "expectations"}),
+           "items": frozenset({"unverified"}), "instruments": frozenset({"unverified"})}
 # law_timeline's `name`, by its `kind`: the page of the rule, item or listed party
 TIMELINE_PAGES = {"rule": "rules", "item": "items", "list entry": "parties"}
 
@@ -227,6 +232,9 @@ def render_cell(row: Any, value: Any, column: str, table: str | None, database: 
                 datasette: Any) -> Markup | None:
     """Links from findings and queries to the declaration, rule, instrument and party pages,
     and quantities in kg or t."""
+    if table in CLAMPED and column in CLAMPED[table] and isinstance(value, str) and \
+            len(value) > 200:
+        return Markup(f'<div class="excon-clamp">{escape(value)}</div>')
     if table in ("law_timeline", None) and column in ("name", "amended_by") and \
             isinstance(value, str) and value:  # also the in_force_on query's rows
         try:
