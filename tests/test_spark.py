@@ -58,9 +58,9 @@ def test_spark_bundle_gives_excon_screens_findings(tmp_path: Path) -> None:
     assert got == sorted(expected)
     assert f"{len(expected)} findings in" in done.stdout
     # on a local master run.py plans once (adaptive execution off), and says how it goes
-    assert "spark.sql.adaptive.enabled=false" in done.stderr
+    assert "spark.sql.adaptive.enabled=false" in done.stdout
     checks = len(json.loads((folder / "manifest.json").read_text("utf-8"))["checks"])
-    assert f"check {checks}/{checks} " in done.stderr and "running derive.sql" in done.stderr
+    assert f"check {checks}/{checks} " in done.stdout and "running derive.sql" in done.stdout
     manifest: dict[str, Any] = json.loads((folder / "manifest.json").read_text("utf-8"))
     assert manifest["scripts"][0] == "load-rulebook.sql" and "schema.sql" not in manifest
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -103,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
 
     def progress(text: str) -> None:
-        print(f"[{time.perf_counter() - started:7.1f} s] {text}", file=sys.stderr, flush=True)
+        print(f"[{time.perf_counter() - started:7.1f} s] {text}", flush=True)
 
     progress(f"master {spark.sparkContext.master}; settings: "
              + ", ".join(f"{k}={v}" for k, v in settings.items()))
