@@ -654,6 +654,12 @@ def test_dashboard_charts_colour_by_severity_and_click_through_to_their_findings
             assert all(b.get("level") is None or b["level"] in colours for b in bars)
     page = get(ds, "/-/dashboards/findings", ANALYST)
     assert page.status_code == 200 and "Declared from" in page.text
+    # the changes chart of a first build, which has nothing to compare, says so (it was
+    # blank)
+    assert rows(ds, "/kb/finding_changes.json?_size=1") == []
+    changes = board["charts"]["changes"]["query"]
+    [bar] = rows(ds, "/kb.json?" + urlencode({"sql": changes, "_shape": "array"}))
+    assert bar["rule"].startswith("no finding appeared") and bar["findings"] == 0
 
 
 def test_a_row_address_with_too_few_key_parts_is_not_found(ds: Any, built: Path) -> None:

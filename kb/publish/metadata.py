@@ -659,10 +659,14 @@ def dashboards(database: str) -> dict[str, Any]:
                     "Findings new since the last build, by rule",
                     "SELECT rule, change, COUNT(*) AS findings, "
                     f"'/{database}/finding_changes?change=' || change || '&rule=' || rule "
-                    "AS href FROM finding_changes GROUP BY 1, 2 ORDER BY 3 DESC", "rule",
+                    "AS href FROM finding_changes GROUP BY 1, 2 "
+                    # an empty chart said nothing: with no change, a row that says so
+                    "UNION ALL SELECT 'no finding appeared, disappeared or changed since the "
+                    "last build', 'none', 0, NULL WHERE NOT EXISTS (SELECT 1 FROM "
+                    "finding_changes) ORDER BY 3 DESC", "rule",
                     {"field": "change", "type": "nominal",
-                     "scale": {"domain": ["appeared", "changed", "disappeared"],
-                               "range": ["#c62828", "#ef6c00", "#2e7d32"]}}),
+                     "scale": {"domain": ["appeared", "changed", "disappeared", "none"],
+                               "range": ["#c62828", "#ef6c00", "#2e7d32", "#9e9e9e"]}}),
             },
         },
     }
