@@ -531,7 +531,7 @@ def prepare(declarations: str, licences: str | None, parties: str | None,
                 "rulebooks it was made from")
         with screener.loaded(declarations, licences, parties, as_of, unit_values,
                              reject_future) as reports:
-            rows = bundle.write_inputs(screener.db.conn, Path(out))
+            rows = bundle.write_inputs(screener.db.conn, Path(out), screener.version)
             # what the inputs were prepared with, beside them
             (Path(out) / "prepared.json").write_text(json.dumps({
                 "rulebook_version": screener.version, "as_of": as_of,

@@ -238,6 +238,32 @@ def test_prepare_takes_the_bundle_and_its_rulebooks_and_refuses_another_version(
     assert result.exit_code == 2 and "give --bundle" in result.output
 
 
+@pytest.mark.parametrize("dialect", ["sqlite", "duckdb"])
+def test_the_self_check_refuses_inputs_prepared_with_other_rulebooks(
+        tmp_path: Path, inputs: dict[str, Path], dialect: str) -> None:
+    """inputs/ records the rulebook version excon prepare used; another than the bundle's is
+    refused by the self-check, which names both."""
+    folder = bundle(tmp_path, dialect, inputs, None)
+    version = json.loads((folder / "manifest.json").read_text("utf-8"))["rulebook_version"]
+    prepared = folder / "inputs" / "excon_prepared.csv"
+    assert prepared.read_text("utf-8").splitlines() == ['"rulebook_version"', f'"{version}"']
+    prepared.write_text('"rulebook_version"\n"0123456789abcdef"\n', encoding="utf-8")
+    if dialect == "sqlite":
+        done = run(folder, ["sqlite3", "-bail", "kb.sqlite",
+                            *(f".read {s}" for s in scripts(folder))])
+        with sqlite3.connect(folder / "kb.sqlite") as conn:
+            problems = [p for (p,) in conn.execute("SELECT problem FROM excon_selfcheck")]
+        assert done.returncode != 0 and "excon_selfcheck" in done.stderr
+    else:
+        code = ("import duckdb; c = duckdb.connect('kb.duckdb'); "
+                f"[c.execute(open(f).read()) for f in {scripts(folder)}]")
+        done = run(folder, [sys.executable, "-I", "-c", code])
+        assert done.returncode != 0
+        problems = [done.stderr]
+    assert any(f"inputs/ were prepared with rulebook version 0123456789abcdef, this bundle is "
+               f"rulebook version {version}" in p for p in problems), problems
+
+
 def test_the_self_check_fails_on_inputs_prepared_for_other_declarations(
         tmp_path: Path, inputs: dict[str, Path]) -> None:
     folder = bundle(tmp_path, "sqlite", inputs, None)

@@ -48,6 +48,19 @@ from kb.screen.engines import (
 )
 
 RULEBOOK_TABLES = tuple(t for t in CHECK_TABLES if t not in INPUT_TABLES)
+# The bundle's own record of what its inputs/ were prepared with (no check reads it: the
+# self-check compares it with the bundle's rulebook version)
+PREPARED = "excon_prepared"
+BUNDLE_INPUTS = (*INPUT_TABLES, PREPARED)
+BUNDLE_TABLES = (*CHECK_TABLES, PREPARED)
+
+
+def _with_prepared(conn: sqlite3.Connection, version: str | None = None) -> None:
+    """The screener's (temporary) `excon_prepared` table, holding `version` when given."""
+    conn.execute(f"CREATE TEMP TABLE IF NOT EXISTS {PREPARED} (rulebook_version TEXT)")
+    if version is not None:
+        conn.execute(f"DELETE FROM {PREPARED}")
+        conn.execute(f"INSERT INTO {PREPARED} VALUES (?)", [version])
 SCRIPTS = ("schema.sql", "load-rulebook.sql", "load-inputs.sql", "derive.sql", "checks.sql",
            "selfcheck.sql")
 # DuckDB plans a union of every check as one query in time that grows faster than the checks
@@ -94,6 +107,8 @@ SOURCES = {
                    "rules ask (excon prepare; Python: the party graph)",
     "unit_values": "a published unit-value table, if one is given (excon prepare "
                    "--unit-values)",
+    PREPARED: "the rulebook version excon prepare prepared inputs/ with (the self-check "
+              "refuses another than the bundle's)",
 }
 
 
@@ -133,7 +148,7 @@ def schema_sql(conn: sqlite3.Connection, dialect: str) -> str:
     the indexes excon's own tables have (the declarations' by country, party and code: the
     checks' candidate sets and probes use them); DuckDB's hash joins need none."""
     statements = []
-    for table in CHECK_TABLES:
+    for table in BUNDLE_TABLES:
         cols = columns(conn, table)
         defs: list[exp.Expression] = [
             exp.ColumnDef(this=exp.to_identifier(c, quoted=True),
@@ -232,7 +247,7 @@ def findings_sql(compiled: CompiledRulebook) -> str:
     return "\n".join(s.sql(dialect="duckdb") + ";" for s in [create, *inserts]) + "\n"
 
 
-def selfcheck_view(required: tuple[str, ...]) -> exp.Expression:
+def selfcheck_view(required: tuple[str, ...], version: str = "") -> exp.Expression:
     """One row per problem: a table the checks need that is empty, or declared names and
     licences the prepared relations do not know (they were prepared for other inputs)."""
     def problem(text: str, where: exp.Expression) -> exp.Select:
@@ -261,6 +276,17 @@ def selfcheck_view(required: tuple[str, ...]) -> exp.Expression:
     parts.append(problem("licence_items has no items for some licences: the prepared "
                          "relations are for other licences (run excon prepare again)",
                          unknown_licences))
+    if version:
+        parts.append(problem("inputs/ records no rulebook version (excon_prepared.csv): "
+                             "prepare them with excon prepare --bundle", empty(PREPARED)))
+        parts.append(exp.select(exp.alias_(exp.DPipe(
+            this=exp.DPipe(this=exp.Literal.string("inputs/ were prepared with rulebook "
+                                                   "version "),
+                           expression=exp.column("rulebook_version")),
+            expression=exp.Literal.string(f", this bundle is rulebook version {version}: "
+                                          "prepare them again with excon prepare --bundle")),
+            "problem")).from_(PREPARED).where(exp.NEQ(
+                this=exp.column("rulebook_version"), expression=exp.Literal.string(version))))
     for table, key in (("declarations", "id"), ("licences", "licence_no"),
                        ("trade_parties", "name")):
         twice = exp.Exists(this=exp.select("1").from_(table).group_by(key).having(
@@ -274,9 +300,9 @@ def selfcheck_view(required: tuple[str, ...]) -> exp.Expression:
     return union
 
 
-def selfcheck_sql(dialect: str, required: tuple[str, ...]) -> str:
+def selfcheck_sql(dialect: str, required: tuple[str, ...], version: str = "") -> str:
     view = ("" if dialect == "spark" else _drop("VIEW", "excon_selfcheck", dialect) + "\n") \
-        + create_view("excon_selfcheck", selfcheck_view(required), dialect)
+        + create_view("excon_selfcheck", selfcheck_view(required, version), dialect)
     fail = {
         # DuckDB's error() raises with the text
         "duckdb": "SELECT error('excon_selfcheck: ' || string_agg(problem, '; ')) "
@@ -318,9 +344,9 @@ def manifest(conn: sqlite3.Connection, compiled: CompiledRulebook, dialect: str,
              "columns": [{"name": c, "type": TYPES[dialect].get(ty, "TEXT")}
                          for c, ty in columns(conn, t)],
              "source": SOURCES.get(t, "the rulebooks (excon export)"),
-             "file": f"{'inputs' if t in INPUT_TABLES else 'rulebook'}/{t}.csv",
+             "file": f"{'inputs' if t in BUNDLE_INPUTS else 'rulebook'}/{t}.csv",
              **({"rows": rows[t]} if t in rows else {})}
-            for t in CHECK_TABLES],
+            for t in BUNDLE_TABLES],
     }
 
 
@@ -420,15 +446,16 @@ def write_bundle(conn: sqlite3.Connection, compiled: CompiledRulebook, dialect: 
     rulebook's rows, no inputs)."""
     (out / "rulebook").mkdir(parents=True, exist_ok=True)
     (out / "inputs").mkdir(exist_ok=True)
+    _with_prepared(conn)
     rows = {t: write_csv(conn, t, out / "rulebook" / f"{t}.csv") for t in RULEBOOK_TABLES}
     required = tuple(t for t in RULEBOOK_TABLES if rows[t])
     texts = {
         **({} if dialect == "spark" else {"schema.sql": schema_sql(conn, dialect)}),
         "load-rulebook.sql": load_sql(conn, RULEBOOK_TABLES, "rulebook", dialect),
-        "load-inputs.sql": load_sql(conn, INPUT_TABLES, "inputs", dialect),
+        "load-inputs.sql": load_sql(conn, BUNDLE_INPUTS, "inputs", dialect),
         "derive.sql": derive_sql(compiled, dialect),
         "checks.sql": checks_sql(compiled, dialect),
-        "selfcheck.sql": selfcheck_sql(dialect, required),
+        "selfcheck.sql": selfcheck_sql(dialect, required, compiled.version),
         "README.md": readme(dialect, compiled.version),
     }
     if dialect == "duckdb":
@@ -447,8 +474,10 @@ def write_bundle(conn: sqlite3.Connection, compiled: CompiledRulebook, dialect: 
     return found
 
 
-def write_inputs(conn: sqlite3.Connection, out: Path) -> dict[str, int]:
+def write_inputs(conn: sqlite3.Connection, out: Path, version: str) -> dict[str, int]:
     """The input tables and the relations derived from them in Python, loaded into `conn`
-    (a screener's knowledge base inside `Screener.loaded`), as `out/<table>.csv`."""
+    (a screener's knowledge base inside `Screener.loaded`), as `out/<table>.csv`, and the
+    rulebook version they were prepared with (`excon_prepared.csv`)."""
     out.mkdir(parents=True, exist_ok=True)
-    return {t: write_csv(conn, t, out / f"{t}.csv") for t in INPUT_TABLES}
+    _with_prepared(conn, version)
+    return {t: write_csv(conn, t, out / f"{t}.csv") for t in BUNDLE_INPUTS}
