@@ -10,6 +10,7 @@ import asyncio
 import json
 import re
 import sqlite3
+import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -690,3 +691,26 @@ def test_the_law_over_time_is_in_date_order_and_links_to_what_it_names(ds: Any) 
     assert dates == sorted(dates)
     listed = get(ds, "/kb/law_timeline?kind=list+entry").text
     assert re.search(r'<a href="/kb/parties/[^"]+">', listed)
+
+
+def test_one_search_box_finds_across_the_knowledge_base(ds: Any, built: Path) -> None:
+    """镓 and its pinyin find the gallium items, an act's id finds the act, a misspelt name is
+    led to the party search, and declarations are found for analysts only, by id."""
+    def search(q: str, actor: dict[str, str] | None = None) -> str:
+        response = get(ds, "/-/excon/search?" + urllib.parse.urlencode({"q": q}), actor)
+        assert response.status_code == 200
+        return str(response.text)
+
+    page = search("镓")
+    assert "<h2>Items</h2>" in page and 'href="/kb/items/gallium-metal"' in page
+    assert 'href="/kb/items/gallium-metal"' in search("jia")
+    assert 'href="/kb/instruments/MOFCOM-2024-46"' in search("MOFCOM-2024-46")
+    assert 'href="/kb/rules/ga-ge-licence"' in search("ga-ge")
+    misspelt = search("Lockhed Martn")
+    assert "/kb/party_search?name=Lockhed%20Martn&amp;min_score=" in misspelt
+    [(declaration,)] = query(built, "SELECT id FROM declarations ORDER BY id LIMIT 1")
+    assert "<h2>Declarations</h2>" not in search(declaration)  # private
+    assert f'href="/kb/declarations/{declaration}"' in search(declaration, ANALYST)
+    assert 'action="/-/excon/search"' in get(ds, "/").text  # the box on the home page
+    for hostile in ('"', "NEAR(", "<script>alert(1)</script>"):  # found nothing, no 500
+        assert "<script>alert" not in search(hostile)

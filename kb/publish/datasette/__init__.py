@@ -130,8 +130,10 @@ def extra_body_script() -> Iterator[None]:
 def register_routes() -> list[tuple[str, Any]]:
     from kb.publish.datasette.decide import decide
     from kb.publish.datasette.home import home
+    from kb.publish.datasette.search_page import search
 
-    return [*guard.ROUTES, (r"^/-/excon/decide$", decide), (r"^/$", home)]
+    return [*guard.ROUTES, (r"^/-/excon/decide$", decide), (r"^/-/excon/search$", search),
+            (r"^/$", home)]
 
 
 @hookimpl
