@@ -15,6 +15,7 @@ from bench import (
     checker,
     diff,
     frontend,
+    incremental,
     indicators,
     latency,
     load,
@@ -58,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=str(Path(__file__).parent / "results.json"))
     parser.add_argument("--only", choices=["frontend", "checker", "load", "screen",
                                            "indicators", "matching", "latency", "serve",
-                                           "diff"],
+                                           "diff", "incremental"],
                         action="append",
                         help="run only these benchmarks")
     parser.add_argument("--update", action="store_true",
@@ -80,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="demo declarations for the indicators' precision and recall")
     args = parser.parse_args(argv)
     only = set(args.only or ["frontend", "checker", "load", "screen", "indicators",
-                             "matching", "latency", "serve", "diff"])
+                             "matching", "latency", "serve", "diff", "incremental"])
     lines, repeat = (300, 1) if args.quick else (10_000, 7)
     n, load_repeat = (2_000, 1) if args.quick else (1_000_000, 3)
     results: dict[str, object] = {"machine": machine()}
@@ -129,6 +130,11 @@ def main(argv: list[str] | None = None) -> int:
         results["serve"] = sv = serve.run(2_000 if args.quick else args.serve_size,
                                           3 if args.quick else 25, 1 if args.quick else 3)
         print(serve.report(sv))
+    if "incremental" in only:
+        results["incremental"] = inc = incremental.run(
+            2_000 if args.quick else 1_000_000, 200 if args.quick else 20_000,
+            1 if args.quick else 3)
+        print(incremental.report(inc))
     if "diff" in only:
         results["diff"] = df = diff.run(2_000 if args.quick else 1_000_000)
         print(diff.report(df))

@@ -156,7 +156,15 @@ CHECKS: list[Check] = [
     *(_serve(page, "uncached") for page in UNCACHED_PAGES),
     ("public rule page p95 during a login flood / alone", "x", "≤ 2",
      _get("serve", "login_flood", "ratio"), lambda v: v <= 2, _once),
+    *((f"add 20k to 1M / screen all 1.02M, {engine}", "x", "≤ 0.1",
+       _get("incremental", "engines", engine, "ratio", "median"), lambda v: v <= 0.1,
+       _range("incremental", "engines", engine, "ratio")) for engine in ("sqlite", "duckdb")),
 ]
+
+
+def _incremental_size(results: dict[str, Any]) -> float | None:
+    history = _get("incremental", "history")(results)
+    return history + (_get("incremental", "new")(results) or 0) if history else None
 
 
 def _largest_size(results: dict[str, Any]) -> float | None:
@@ -179,6 +187,8 @@ AT_1M: dict[str, Reader] = {
     **{f"Datasette p95 (1M): {page}, {kind}": _get("serve", "declarations")
        for kind, pages in (("cached", PAGES), ("uncached", UNCACHED_PAGES)) for page in pages},
     "public rule page p95 during a login flood / alone": _get("serve", "declarations"),
+    **{f"add 20k to 1M / screen all 1.02M, {engine}": _incremental_size
+       for engine in ("sqlite", "duckdb")},
 }
 FULL_SIZE = 1_000_000
 

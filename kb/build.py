@@ -5,6 +5,29 @@ integrity_check`, foreign keys), runs ANALYZE, and only then replaces the target
 `os.replace`. A failed build — a bad rulebook, an unreadable input, a full disk, Ctrl-C — removes
 its temporary file and leaves the previous database untouched. The result is deterministic: the
 same inputs give the same content (and, with SOURCE_DATE_EPOCH set, the same bytes).
+
+`add` adds a day's declarations to a knowledge base instead: it screens them against its
+history and writes them, their derived rows and their findings into it in one transaction —
+all, or nothing.
+
+The declarations are screened by a `Screener(db=…)` (`kb.screen.history`): with the knowledge
+base's rulebooks, licences and parties, windows and first-seen dates continuing from its
+declarations and each licence drawn down after its earlier uses. Their findings are those a
+build from every declaration would give them. They must come after the history: an id the
+knowledge base has, or a declaration dated on or before its latest, is refused (an earlier
+declaration would change the windows and draw-downs of later ones: rebuild with `excon build`).
+
+What the knowledge base gets, in one transaction on a writer connection (a failure or Ctrl-C
+rolls it back, and a concurrent add waits for it):
+- the declarations, and their rejected rows, under a new `runs` row (`kind = 'add'`);
+- the rows of every derived relation for them (items, days, groups, licence uses and walk,
+  windows, text matches, links), first-seen dates of new parties, fuzzy matches of new names;
+  the unit-value ranges of the codes under their customs headings, made again;
+- their findings in `finding_details`, and the balances of the licences they draw on.
+Findings of earlier declarations are not revisited: no window, first-seen date or draw-down of
+an earlier declaration depends on a later one. The one exception is a unit-value range learnt
+from history, which every new declaration under its code moves a little: the earlier
+declarations' value findings keep the range of their build until the next `excon build`.
 """
 
 from __future__ import annotations
@@ -16,7 +39,10 @@ import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO, Any
 
+import sqlglot
+from sqlglot import exp
 from sqlite_utils import Database
 
 import dsl
@@ -25,8 +51,9 @@ from dsl.diagnostics import Diagnostic
 from kb.inputs.load import load_csv
 from kb.inputs.reference import load_reference
 from kb.inputs.report import LoadError, LoadReport
-from kb.publish.metadata import publish
-from kb.screen.checks import install, refresh_inputs, tune_connection
+from kb.publish.metadata import FINDING_DETAILS_SQL, LICENCE_BALANCES_SQL, publish
+from kb.screen.checks import MATERIALISED, install, refresh_inputs, tune_connection
+from kb.screen.screener import Finding, Screener
 from kb.store.atomic import build_time, fsync, fsync_dir, remove_abandoned, software_version
 from kb.store.rulebook_rows import load_rulebook
 from kb.store.schema import declaration_schema, hs_subheadings
@@ -189,3 +216,185 @@ def _refuse_losses(report: BuildReport, db_path: Path, allow_rejected: str | Non
                                  "anyway)", loads=report.loads)
 
 
+class AddError(Exception):
+    """Nothing was added; the knowledge base is unchanged."""
+
+
+@dataclass
+class AddReport:
+    db: Path
+    run_id: int
+    findings: list[Finding]
+    loads: list[LoadReport] = field(default_factory=list)
+    added: int = 0
+    rulebook_version: str = ""
+
+
+def add(db_path: Path, declarations: str | Path | IO[bytes], engine: str = "sqlite",
+        allow_rejected: str | None = None, reject_future: bool = False,
+        strict: bool = False) -> AddReport:
+    """Screen `declarations` against the knowledge base at `db_path` and add them to it, with
+    their findings (see the module's description). `allow_rejected` as `excon build` takes it
+    (None: no limit); more rejected rows, or a problem `strict` makes an error, add nothing."""
+    db_path = Path(db_path)
+    if not db_path.is_file():
+        raise AddError(f"{db_path} does not exist; build it with `excon build`")
+    screener = Screener(db=db_path)
+    screener.every_range = True
+    out: dict[str, Any] = {}
+
+    def write(conn: sqlite3.Connection, findings: list[Finding],
+              reports: list[LoadReport]) -> None:
+        for report in reports:
+            for problem in report.errors(strict):
+                raise AddError(f"{problem}; nothing was added")
+            wrong = allow_rejected is not None and report.too_many_rejected(allow_rejected)
+            if wrong:
+                raise AddError(f"{wrong}; nothing was added")
+        conn.commit()
+        conn.execute("DETACH DATABASE history")  # its shared lock would keep the writer out
+        out["run_id"], out["added"] = _write_added(db_path, conn, findings, reports,
+                                             screener.version)
+
+    try:
+        findings, reports = screener.screen_files(
+            declarations, engine=engine, reject_future=reject_future, last=True, then=write)
+    finally:
+        screener.close()
+    return AddReport(db_path, out["run_id"], findings, reports, out["added"], screener.version)
+
+
+def _write_added(db_path: Path, screened: sqlite3.Connection, findings: Sequence[Finding],
+           reports: Sequence[LoadReport], version: str) -> tuple[int, int]:
+    kb = sqlite3.connect(db_path, timeout=60, isolation_level=None)
+    try:
+        kb.execute("PRAGMA foreign_keys = ON")
+        kb.execute("BEGIN IMMEDIATE")  # one writer: a concurrent add waits, then sees these
+        try:
+            result = _fill_added(kb, screened, findings, reports, version)
+            kb.execute("COMMIT")
+            return result
+        except BaseException:
+            kb.execute("ROLLBACK")
+            raise
+    finally:
+        kb.close()
+
+
+def _table_columns(conn: sqlite3.Connection, table: str) -> list[str]:
+    return [c[1] for c in conn.execute(f'PRAGMA table_info("{table}")')]  # names are ours
+
+
+def _copy_rows(kb: sqlite3.Connection, screened: sqlite3.Connection, table: str,
+          where: str = "", verb: str = "INSERT", skip: tuple[str, ...] = ()) -> int:
+    """The screener's rows of `table` (those `where` selects) into the knowledge base's,
+    but for the columns `skip` (the knowledge base numbers them)."""
+    theirs = set(_table_columns(kb, table)) - set(skip)
+    columns = [c for c in _table_columns(screened, table) if c in theirs]
+    names = ", ".join(f'"{c}"' for c in columns)
+    cursor = screened.execute(f'SELECT {names} FROM main."{table}" {where}')  # ours
+    sql = f'{verb} INTO "{table}" ({names}) VALUES ({", ".join("?" * len(columns))})'
+    n = 0
+    while rows := cursor.fetchmany(50_000):
+        kb.executemany(sql, rows)
+        n += len(rows)
+    return n
+
+
+def _fill_added(kb: sqlite3.Connection, screened: sqlite3.Connection, findings: Sequence[Finding],
+          reports: Sequence[LoadReport], version: str) -> tuple[int, int]:
+    built = kb.execute("SELECT rulebook_version FROM runs WHERE kind = 'build' "
+                       "ORDER BY id DESC LIMIT 1").fetchone()
+    if built is None or built[0] != version:
+        raise AddError("the knowledge base's build record names another rulebook version "
+                       f"({built[0] if built else 'none'}) than the rulebooks it keeps "
+                       f"({version}); build it again")
+    new = screened.execute("SELECT COUNT(*), MIN(declared_on) FROM main.declarations"
+                           ).fetchone()
+    if not new[0]:
+        raise AddError("no declaration to add (every row was rejected, or the file is empty)")
+    kb.execute("CREATE TEMP TABLE excon_new_ids (id TEXT PRIMARY KEY)")
+    kb.executemany("INSERT INTO excon_new_ids VALUES (?)",
+                   screened.execute("SELECT id FROM main.declarations"))
+    known = [i for (i,) in kb.execute("SELECT n.id FROM excon_new_ids AS n JOIN declarations "
+                                      "AS d ON d.id = n.id ORDER BY n.id")]
+    kb.execute("DROP TABLE temp.excon_new_ids")
+    if known:
+        raise AddError(f"{len(known):,} declaration id(s) are in the knowledge base already "
+                       f"({', '.join(known[:5])}{', …' if len(known) > 5 else ''}): a "
+                       "declaration is added once; to correct one, build again")
+    latest = kb.execute("SELECT MAX(declared_on) FROM declarations").fetchone()[0]
+    if latest is not None and new[1] <= latest:
+        first = screened.execute("SELECT id FROM main.declarations WHERE declared_on <= ? "
+                                 "ORDER BY declared_on, id LIMIT 1", [latest]).fetchone()[0]
+        raise AddError(f"declaration {first} is dated {new[1]}, not after the knowledge base's "
+                       f"latest declaration ({latest}): added declarations come after the "
+                       "history (an earlier one changes the windows and licence draw-downs of "
+                       "those after it); build again with every declaration instead")
+    when = build_time()
+    run_id = (kb.execute("SELECT COALESCE(MAX(id), 0) FROM runs").fetchone()[0]) + 1
+    counts = {"declarations": int(new[0]),
+              "declarations_rejected": sum(r.rejected_rows for r in reports),
+              "findings": len(findings)}
+    kb.execute("INSERT INTO runs (id, started_at, kind, rulebook_version, software_version, "
+               "inputs, counts) VALUES (?, ?, 'add', ?, ?, ?, ?)",
+               [run_id, when, version, software_version(),
+                json.dumps([{"table": r.table, "file": r.file, "sha256": r.sha256}
+                            for r in reports]), json.dumps(counts, sort_keys=True)])
+    _copy_rows(kb, screened, "declarations")
+    screened.execute("UPDATE main.rejected_rows SET run_id = ?", [run_id])
+    _copy_rows(kb, screened, "rejected_rows", skip=("id",))
+    # the derived relations: by declaration, those of the new ones; by party or name, the new
+    # keys and names (the knowledge base's own are earlier, or the same)
+    windows = [n for (n,) in screened.execute("SELECT name FROM excon_windows ORDER BY name")]
+    for table in [*MATERIALISED, *windows]:
+        if table == "code_value_ranges":
+            # made again for every code under the new declarations' headings
+            kb.executemany("DELETE FROM code_value_ranges WHERE SUBSTR(hs_code, 1, 4) = ?",
+                           screened.execute("SELECT DISTINCT SUBSTR(hs_code, 1, 4) "
+                                            "FROM main.declarations").fetchall())
+            _copy_rows(kb, screened, table)
+        elif table in ("party_first_seen",):
+            _copy_rows(kb, screened, table, verb="INSERT OR IGNORE")
+        elif table == "listed_matches":
+            known_names = {n for (n,) in kb.execute("SELECT DISTINCT name FROM listed_matches")}
+            screened.execute("CREATE TEMP TABLE excon_known_names (name TEXT PRIMARY KEY)")
+            screened.executemany("INSERT INTO excon_known_names VALUES (?)",
+                                 [(n,) for n in known_names])
+            _copy_rows(kb, screened, table,
+                  "WHERE name NOT IN (SELECT name FROM temp.excon_known_names)")
+            screened.execute("DROP TABLE temp.excon_known_names")
+        else:
+            _copy_rows(kb, screened, table)
+    for table in ("party_name_keys", "listed_names", "party_reach"):
+        _copy_rows(kb, screened, table, verb="INSERT OR IGNORE")
+    _publish_added(kb, findings, [n for (n,) in screened.execute(
+        "SELECT DISTINCT licence_no FROM main.declarations WHERE licence_no IS NOT NULL")])
+    return run_id, int(new[0])
+
+
+def _publish_added(kb: sqlite3.Connection, findings: Sequence[Finding],
+             licences: Sequence[str]) -> None:
+    """The new findings in `finding_details`, and the balances of the licences drawn on."""
+    from dsl.compile import FINDING_COLUMNS
+
+    kb.execute(f"CREATE TEMP TABLE excon_new_findings ({', '.join(FINDING_COLUMNS)})")
+    marks = ", ".join("?" * len(FINDING_COLUMNS))
+    kb.executemany(f"INSERT INTO excon_new_findings VALUES ({marks})",
+                   [tuple(getattr(f, c) for c in FINDING_COLUMNS) for f in findings])
+    create = sqlglot.parse_one(FINDING_DETAILS_SQL, read="sqlite")
+    select = create.expression.transform(
+        lambda n: exp.to_table("temp.excon_new_findings", alias=n.alias)
+        if isinstance(n, exp.Table) and n.name == "findings" else n)
+    kb.execute(exp.insert(select, "finding_details").sql(dialect="sqlite"))
+    kb.execute("DROP TABLE temp.excon_new_findings")
+    kb.execute("CREATE TEMP TABLE excon_drawn (licence_no TEXT PRIMARY KEY)")
+    kb.executemany("INSERT INTO excon_drawn VALUES (?)", [(n,) for n in licences])
+    drawn = exp.select("licence_no").from_("temp.excon_drawn")
+    balances = sqlglot.parse_one(LICENCE_BALANCES_SQL, read="sqlite")
+    assert isinstance(balances, exp.Select)
+    kb.execute(exp.delete("licence_balances", where=exp.column("licence_no").isin(
+        query=drawn.copy())).sql(dialect="sqlite"))
+    kb.execute(exp.insert(balances.where(exp.column("licence_no", "l").isin(query=drawn)),
+                          "licence_balances").sql(dialect="sqlite"))
+    kb.execute("DROP TABLE temp.excon_drawn")

@@ -317,16 +317,13 @@ def screen(declarations: str, licences: str | None, parties: str | None, as_of: 
     uses a private in-memory knowledge base; no database file is modified. Exit status 0, or 1
     with --fail-on when a finding has one of the listed outcomes; 2 for usage errors.
     """
-    import csv as csv_module
 
-    from dsl.compile import FINDING_COLUMNS
     from kb.inputs.report import LoadError
     from kb.screen.screener import (
         Screener,
         ScreeningError,
         basis_counts,
         beyond_sources,
-        spreadsheet_safe,
     )
 
     if (engine == "postgres") != (dsn is not None):
@@ -351,19 +348,7 @@ def screen(declarations: str, licences: str | None, parties: str | None, as_of: 
         click.echo(f"error: {e}", err=True)
         sys.exit(1)
     _print_loads([r for r in reports if r.rejected_rows or r.warnings()], kept=False)
-    with (Path(output).open("w", encoding="utf-8", newline="") if output
-          else contextlib.nullcontext(sys.stdout)) as out:
-        if fmt == "csv":
-            writer = csv_module.writer(out, lineterminator="\n")
-            writer.writerow(FINDING_COLUMNS)
-            writer.writerows([spreadsheet_safe(getattr(f, c)) for c in FINDING_COLUMNS]
-                             for f in findings)
-        elif fmt == "json":
-            out.write(json.dumps([f.as_dict() for f in findings], ensure_ascii=False, indent=2))
-            out.write("\n")
-        else:
-            for f in findings:
-                out.write(json.dumps(f.as_dict(), ensure_ascii=False) + "\n")
+    _write_findings(findings, fmt, output)
     counts: dict[str, int] = {}
     for f in findings:
         counts[f.outcome] = counts.get(f.outcome, 0) + 1
@@ -389,6 +374,70 @@ def screen(declarations: str, licences: str | None, parties: str | None, as_of: 
         click.echo(f"error: {w}", err=True)
     if wanted & set(counts) or too_many:
         sys.exit(1)
+
+
+def _write_findings(findings: list[Any], fmt: str, output: str | None) -> None:
+    """Findings as CSV (cells a spreadsheet would run as formulas made safe), JSON or JSON
+    lines, to a file or stdout."""
+    import csv as csv_module
+
+    from dsl.compile import FINDING_COLUMNS
+    from kb.screen.screener import spreadsheet_safe
+
+    with (Path(output).open("w", encoding="utf-8", newline="") if output
+          else contextlib.nullcontext(sys.stdout)) as out:
+        if fmt == "csv":
+            writer = csv_module.writer(out, lineterminator="\n")
+            writer.writerow(FINDING_COLUMNS)
+            writer.writerows([spreadsheet_safe(getattr(f, c)) for c in FINDING_COLUMNS]
+                             for f in findings)
+        elif fmt == "json":
+            out.write(json.dumps([f.as_dict() for f in findings], ensure_ascii=False, indent=2))
+            out.write("\n")
+        else:
+            for f in findings:
+                out.write(json.dumps(f.as_dict(), ensure_ascii=False) + "\n")
+
+
+@cli.command("add")
+@click.argument("declarations", type=click.Path(allow_dash=True))
+@click.option("--db", "db_path", default="kb.db", show_default=True,
+              type=click.Path(dir_okay=False), help="The knowledge base to add them to.")
+@click.option("--format", "fmt", type=click.Choice(["csv", "json", "jsonl"]), default="csv",
+              show_default=True)
+@click.option("-o", "--output", type=click.Path(), help="Write findings here (default stdout).")
+@click.option("--allow-rejected", default="0", show_default=True, callback=_allowance,
+              help="Rejected rows the file may have (a count, or a percentage such as 1%) "
+                   "before nothing is added.")
+@REJECT_FUTURE
+@STRICT
+@click.option("--engine", type=click.Choice(["sqlite", "duckdb"]), default="sqlite",
+              show_default=True, help="The SQL engine that runs the compiled checks.")
+def add_command(declarations: str, db_path: str, fmt: str, output: str | None,
+                allow_rejected: str, reject_future: bool, strict: bool, engine: str) -> None:
+    """Screen a day's declarations against a knowledge base's history and add them to it.
+
+    The findings are those a build from every declaration would give them: windows,
+    first-seen dates and licence draw-downs continue from the knowledge base's declarations,
+    with its rulebooks, licences and parties. The declarations, their derived rows and their
+    findings are added in one transaction, or nothing is (a declaration already there, one
+    dated on or before the latest there, or too many rejected rows). Exit status 0, or 1.
+    """
+    from kb.build import AddError, add
+    from kb.inputs.report import LoadError
+    from kb.screen.screener import ScreeningError
+
+    try:
+        report = add(Path(db_path), declarations, engine=engine, allow_rejected=allow_rejected,
+                     reject_future=reject_future, strict=strict)
+    except (AddError, ScreeningError, LoadError) as e:
+        click.echo(f"error: {e}", err=True)
+        sys.exit(1)
+    _print_loads([r for r in report.loads if r.rejected_rows or r.warnings()], kept=True)
+    _write_findings(report.findings, fmt, output)
+    click.echo(f"added {report.added:,} declaration(s) to {db_path} with "
+               f"{len(report.findings):,} finding(s) (run {report.run_id}; rulebook version "
+               f"{report.rulebook_version})", err=True)
 
 
 @cli.command("test")

@@ -9,6 +9,7 @@ in Python: normalised party names and the in-force periods of listings.
 from __future__ import annotations
 
 import sqlite3
+from contextlib import nullcontext
 from functools import cache, lru_cache
 from typing import Any, NamedTuple, cast
 
@@ -542,12 +543,14 @@ def _sqlite_select(name: str) -> str:
     return view_select(name).sql(dialect="sqlite")
 
 
-def materialise(db: Database) -> None:
+def materialise(db: Database, history: Any = None) -> None:
     """Replace the input-derived support views, and the rulebook's windows, by tables holding
     their rows, stored as `Stored` says.
 
     The first call turns each view into a table; later calls refill the tables in place, so
-    the compiled views stay prepared (a screening of one declaration pays no DDL)."""
+    the compiled views stay prepared (a screening of one declaration pays no DDL). `history`
+    (a `kb.screen.history.History`): the relations that look at other declarations are made
+    over the loaded ones and the part of a knowledge base's history each needs."""
     relations: list[tuple[str, str, Stored]] = [
         (name, _sqlite_select(name), stored) for name, stored in MATERIALISED.items()]
     relations += [(name, sql, Stored(tuple(key.split(",")))
@@ -560,7 +563,8 @@ def materialise(db: Database) -> None:
         kind = kinds.get(name)
         if kind == "table":
             db.execute(f"DELETE FROM {name}")
-            db.execute(f"INSERT INTO {name} {select}")
+            with history.shadowing(name) if history is not None else nullcontext():
+                db.execute(f"INSERT INTO {name} {select}")
             continue
         if kind is not None:
             db.execute(f"DROP VIEW {name}")
@@ -579,6 +583,8 @@ def materialise(db: Database) -> None:
         for columns in stored.indexes:
             db.execute(f"CREATE INDEX {name}_{'_'.join(columns)} ON {name} "
                        f"({', '.join(columns)})")
+    if history is not None:
+        history.finish()
 
 
 def tune_connection(conn: sqlite3.Connection) -> None:
@@ -623,7 +629,7 @@ def fill_support(db: Database, rb: CheckedRulebook, compiled: CompiledRulebook) 
 
 
 def refresh_inputs(db: Database, derive: bool = True, declarations: Any = None,
-                   licences_kept: bool = False) -> None:
+                   licences_kept: bool = False, history: Any = None) -> None:
     """Derived rows that depend on the declarations, licences and parties: party keys, listed
     names (fuzzy matches), links between parties, licence items; then, unless `derive` is
     false (the checks run on another engine, which derives them itself), the relations SQL
@@ -632,7 +638,8 @@ def refresh_inputs(db: Database, derive: bool = True, declarations: Any = None,
     licence items are then made on DuckDB (`DUCKDB_LICENCE_ITEMS`). `licences_kept`: the
     licences and the rows derived from them alone (licence items, agents' keys) are those of
     the last refresh (a screener's standing licences: 190,000 licence items split again for
-    each single declaration made a call 300 ms)."""
+    each single declaration made a call 300 ms). `history`: the knowledge base whose
+    declarations come before the loaded ones (`kb.screen.history.History`)."""
     conn = db.conn
     source = conn if declarations is None else declarations
     conn.execute("DELETE FROM party_name_keys")
@@ -650,7 +657,7 @@ def refresh_inputs(db: Database, derive: bool = True, declarations: Any = None,
     _fill_listed_names(conn, names)
     _fill_party_reach(conn, source)
     if derive:
-        materialise(db)
+        materialise(db, history)
 
 
 def fill_licence_rows(conn: sqlite3.Connection, licensed: list[Any] | None = None,

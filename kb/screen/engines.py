@@ -17,7 +17,13 @@ import sys
 from typing import Any
 
 from dsl.compile import CompiledRulebook
-from kb.screen.checks import DUCKDB_LICENCE_ITEMS, check_statements, derive_statements
+from kb.screen.checks import (
+    DUCKDB_LICENCE_ITEMS,
+    JUDGED_VIEWS,
+    check_statements,
+    derive_statements,
+    derived_relations,
+)
 from kb.screen.spark_run import run_statement
 from kb.store.arrow import arrow_batches, arrow_schema
 
@@ -88,8 +94,8 @@ def copy_to_duckdb(conn: sqlite3.Connection, tables: tuple[str, ...] = CHECK_TAB
     return duck
 
 
-def duck_insert(duck: Any, conn: sqlite3.Connection, table: str) -> None:
-    for batch in arrow_batches(conn, table):
+def duck_insert(duck: Any, conn: sqlite3.Connection, table: str, schema: Any = None) -> None:
+    for batch in arrow_batches(conn, table, schema=schema):
         duck.register("excon_rows", batch)
         try:
             duck.execute(f'INSERT INTO "{table}" SELECT * FROM excon_rows')  # names are ours
@@ -258,13 +264,16 @@ class DuckRows:
 
 def duckdb_findings(conn: sqlite3.Connection, compiled: CompiledRulebook,
                     cache: dict[str, Any] | None = None,
-                    made_here: tuple[str, ...] = ()) -> list[tuple[Any, ...]]:
+                    made_here: tuple[str, ...] = (),
+                    derived: bool = False) -> list[tuple[Any, ...]]:
     """The checks on DuckDB: the inputs copied over (as Arrow batches) but for the tables
     `made_here` (the declarations a load put there, `DuckRows`; the licence items, split
     here from the licences, `DUCKDB_LICENCE_ITEMS`), every derived relation stored as a table
     (`derive_statements`), then each check. With a `cache` (a Screener's), the rulebook's
     tables and the views are made once and each call replaces the input tables' rows and the
-    derived tables."""
+    derived tables. `derived`: the relations the screener's SQLite made (over a knowledge
+    base's history, `kb.screen.history`) are copied instead of derived again; those that
+    depend on the judging date are derived here from them."""
     duck = duckdb_connection(conn, cache)
     ready = cache is not None and cache.get("duckdb:ready", False)
     for table in INPUT_TABLES if ready else CHECK_TABLES:
@@ -276,8 +285,11 @@ def duckdb_findings(conn: sqlite3.Connection, compiled: CompiledRulebook,
     if "licence_items" in made_here:
         duck.execute("DELETE FROM licence_items")
         duck.execute(DUCKDB_LICENCE_ITEMS)
-    for sql in derive_statements(compiled, "duckdb"):
-        duck.execute(sql)
+    if derived:
+        copy_derived(duck, conn, compiled)
+    else:
+        for sql in derive_statements(compiled, "duckdb"):
+            duck.execute(sql)
     if not ready:
         for sql in check_statements(compiled, "duckdb"):
             duck.execute(sql)
@@ -292,6 +304,35 @@ def duckdb_findings(conn: sqlite3.Connection, compiled: CompiledRulebook,
     if cache is None:
         duck.close()
     return rows_out
+
+
+def copy_derived(duck: Any, conn: sqlite3.Connection, compiled: CompiledRulebook) -> None:
+    """The derived relations as the screener's SQLite made them, as DuckDB tables of the
+    types DuckDB gives their queries; those that depend on the judging date derived here."""
+    from sqlglot import exp
+
+    for name, query, _ in derived_relations(compiled, "duckdb"):
+        made_there = name not in JUDGED_VIEWS
+        shape = query.copy().limit(0) if made_there else query  # type: ignore[attr-defined]
+        duck.execute(exp.Create(this=exp.to_table(name), kind="TABLE", expression=shape,
+                                replace=True).sql(dialect="duckdb"))
+        if made_there:  # typed as DuckDB types its query (SQLite declares none for some)
+            duck_insert(duck, conn, name, duck_schema(duck, name))
+
+
+def duck_schema(duck: Any, table: str) -> Any:
+    """An Arrow schema of a DuckDB table's columns: whole numbers, other numbers, text."""
+    import pyarrow as pa
+
+    def arrow_type(kind: str) -> Any:
+        if kind.upper() in ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "BOOLEAN"):
+            return pa.int64()
+        if kind.upper().startswith(("DOUBLE", "FLOAT", "REAL", "DECIMAL")):
+            return pa.float64()
+        return pa.string()
+
+    return pa.schema([(name, arrow_type(kind)) for name, kind, *_ in
+                      duck.execute(f'DESCRIBE "{table}"').fetchall()])  # our names
 
 
 # Spark settings for the compiled checks, also set by the bundle's run.py: each check is one

@@ -11,7 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import weakref
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache
@@ -32,6 +32,7 @@ from kb.inputs.load import load_csv
 from kb.inputs.report import LoadReport
 from kb.screen.checks import fill_licence_rows, install, materialise, refresh_inputs
 from kb.screen.engines import close_engines
+from kb.screen.history import History
 from kb.store.rulebook_rows import SOURCES_TABLE, load_rulebook
 from kb.store.schema import declaration_schema
 from kb.store.tables import MIGRATIONS
@@ -87,6 +88,9 @@ class Screener:
             raise ScreeningError("give the rulebooks to screen against (rulebooks=[…]) or a "
                                  "knowledge base built from them (db=…)")
         self.history = Path(db) if db is not None else None
+        # with history, make the unit-value range of every code under the loaded codes'
+        # headings, not only of those the screening needs (`kb.build.add` writes them all)
+        self.every_range = False
         if self.history is not None and not self.history.is_file():
             raise ScreeningError(f"{self.history} does not exist; build it with `excon build`")
         if rulebooks is None:
@@ -222,10 +226,12 @@ class Screener:
                         reports.append(self._load(table, readable, name, reject_future,
                                                   to_duckdb if table in DUCKDB_INPUTS
                                                   else None))
-            if self.history is not None:
-                add_history(conn, law(self.rulebook).rules.values())
+            # the history each relation that looks at other declarations needs
+            history = History(conn, self.compiled, self.every_range) \
+                if self.history is not None else None
             # standing licences' items and agents' keys were split when they were loaded
-            refresh_inputs(self.db, derive, to_duckdb, licences_kept=self.licence_rows_ready)
+            refresh_inputs(self.db, derive or history is not None, to_duckdb,
+                           licences_kept=self.licence_rows_ready, history=history)
             conn.execute("DELETE FROM excon_settings")
             if as_of is not None:
                 conn.execute("INSERT INTO excon_settings (as_of) VALUES (?)", [as_of])
@@ -269,10 +275,8 @@ class Screener:
 
     def _latest_day(self, duck: Any) -> str | None:
         """The latest declaration date of the screened declarations (not the history's)."""
-        sql = "SELECT MAX(declared_on) FROM declarations"
-        if self.history is not None:
-            sql += " WHERE id NOT IN (SELECT id FROM excon_history_ids)"
-        found = (duck or self.db.conn).execute(sql).fetchone()
+        found = (duck or self.db.conn).execute(
+            "SELECT MAX(declared_on) FROM declarations").fetchone()
         return str(found[0]) if found and found[0] is not None else None
 
     def screen_files(self, declarations: str | Path | IO[bytes],
@@ -282,6 +286,7 @@ class Screener:
                      engine: str = "sqlite",
                      unit_values: str | Path | IO[bytes] | None = None,
                      reject_future: bool = False, last: bool = False,
+                     then: Callable[[Any, list[Finding], list[LoadReport]], None] | None = None,
                      ) -> tuple[list[Finding], list[LoadReport]]:
         """Screen input files (paths, '-' or binary streams); returns findings and the loads.
         `unit_values`: a published unit-value table that takes precedence over the rulebooks'
@@ -293,7 +298,9 @@ class Screener:
         `engine="spark"` on a local Spark session; a PostgreSQL connection string
         (`postgresql://…`) on that server, in a schema of their own. Each engine derives the
         support relations itself (`kb.screen.checks.derive_statements`). Inputs may be CSV or
-        Parquet (a path ending in `.parquet`)."""
+        Parquet (a path ending in `.parquet`). `then(connection, findings, loads)`: called
+        with the screener's connection while the inputs and every relation derived from them
+        are still loaded (what `kb.add` copies into a knowledge base)."""
         conn = self.db.conn
         if engine not in ("sqlite", "duckdb", "spark") and \
                 not engine.startswith(("postgresql://", "postgres://")):
@@ -317,7 +324,9 @@ class Screener:
                                               if duck is not None else ())
                 if duck is not None and licences is not None:
                     made_here += ("licences",)
-                rows = duckdb_findings(conn, self.compiled, self.engines, made_here=made_here)
+                # with history, SQLite made the relations over it: DuckDB takes them
+                rows = duckdb_findings(conn, self.compiled, self.engines, made_here=made_here,
+                                       derived=self.history is not None)
             elif engine == "spark":
                 from kb.screen.engines import spark_findings
 
@@ -332,11 +341,8 @@ class Screener:
             findings = [Finding(*row) for row in rows]
             self.last_judged_day = as_of or (self._latest_day(duck if engine == "duckdb"
                                                               else None) if last else None)
-            if self.history is not None:  # the history's own findings are the knowledge base's
-                screened = {i for (i,) in conn.execute(
-                    "SELECT id FROM declarations WHERE id NOT IN (SELECT id FROM "
-                    "excon_history_ids)")}
-                findings = [f for f in findings if f.declaration_id in screened]
+            if then is not None:
+                then(conn, findings, reports)
         return findings, reports
 
     def screen(self, declarations: Iterable[Mapping[str, Any]],
@@ -458,51 +464,6 @@ def _csv_bytes(contract: Contract, rows: Iterable[Mapping[str, Any]]) -> bytes:
             row = with_parameters(row)
         writer.writerow(["" if row.get(c) is None else row.get(c) for c in columns])
     return out.getvalue().encode("utf-8")
-
-
-def add_history(conn: Any, rules: Iterable[Any]) -> None:
-    """Add to the loaded declarations the knowledge base's (attached as `history`)
-    declarations their checks look back
-    on: those dated in the longest window up to each one that share its exporter, consignee or
-    destination, earlier uses of the licences they name, and the first declaration of each of
-    their parties (by normalised name). Their ids go to `excon_history_ids`. A loaded
-    declaration whose id the knowledge base has replaces it."""
-    import datetime as dt
-
-    from dsl.names import party_key
-
-    days = max([r.window_days for r in rules], default=0)
-    conn.execute("CREATE TEMP TABLE IF NOT EXISTS excon_history_ids (id TEXT PRIMARY KEY)")
-    conn.execute("DELETE FROM excon_history_ids")
-    columns = ", ".join(f'h."{c[1]}"' for c in
-                        conn.execute('PRAGMA main.table_info("declarations")'))
-    new = conn.execute("SELECT declared_on, exporter, consignee, end_user, "
-                       "destination_country, licence_no FROM main.declarations").fetchall()
-    wanted: set[str] = set()
-    for on, exporter, consignee, end_user, destination, licence in new:
-        start = (dt.date.fromisoformat(on) - dt.timedelta(days=days)).isoformat()
-        if days:
-            wanted |= {i for (i,) in conn.execute(
-                "SELECT id FROM history.declarations WHERE declared_on BETWEEN ? AND ? AND "
-                "(exporter = ? OR consignee = ? OR destination_country = ?)",
-                [start, on, exporter, consignee, destination])}
-        if licence:
-            wanted |= {i for (i,) in conn.execute(
-                "SELECT id FROM history.declarations WHERE licence_no = ? AND "
-                "declared_on <= ?", [licence, on])}
-        for name in {exporter, consignee, end_user} - {None}:
-            wanted |= {i for (i,) in conn.execute("""
-                SELECT x.id FROM history.party_first_seen AS f
-                JOIN history.party_name_keys AS s ON s.key = f.key
-                JOIN history.declarations AS x ON x.declared_on = f.first_on
-                  AND s.name IN (x.exporter, x.consignee, x.end_user)
-                WHERE f.key = ? ORDER BY x.id LIMIT 1""", [party_key(name)])}
-    conn.executemany("INSERT OR IGNORE INTO excon_history_ids VALUES (?)",
-                     [(i,) for i in sorted(wanted)])
-    conn.execute("DELETE FROM excon_history_ids WHERE id IN (SELECT id FROM "
-                 "main.declarations)")
-    conn.execute(f"INSERT INTO main.declarations SELECT {columns} FROM "  # names are ours
-                 "history.declarations AS h JOIN excon_history_ids AS w ON w.id = h.id")
 
 
 @cache

@@ -13,12 +13,13 @@ ARROW_TYPES = {"TEXT": "string", "FLOAT": "float64", "REAL": "float64", "INTEGER
                "": "string"}
 
 
-def arrow_batches(conn: sqlite3.Connection, table: str, rows: int = 100_000) -> Iterator[Any]:
-    """The table's rows as Arrow record batches, typed by the columns' declared types:
-    Arrow's columns go to DuckDB and Spark without a row-by-row insert."""
+def arrow_batches(conn: sqlite3.Connection, table: str, rows: int = 100_000,
+                  schema: Any = None) -> Iterator[Any]:
+    """The table's rows as Arrow record batches, typed by the columns' declared types (or by
+    `schema`): Arrow's columns go to DuckDB and Spark without a row-by-row insert."""
     import pyarrow as pa
 
-    schema = arrow_schema(conn, table)
+    schema = schema or arrow_schema(conn, table)
     cursor = conn.execute(f'SELECT * FROM "{table}"')  # names are ours, not the user's
     for chunk in iter(lambda: cursor.fetchmany(rows), []):
         columns = list(zip(*chunk, strict=True))

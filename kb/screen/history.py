@@ -1,0 +1,212 @@
+"""Screening against a knowledge base's history, and adding declarations to it.
+
+`Screener(db=kb.db)` judges the declarations it loads as the next ones in the knowledge base
+(attached read-only as `history`). Most relations the checks read are made from each loaded
+declaration alone. Four look at other declarations, and each needs only part of the history:
+
+- a window (`count of declarations within N days with same F`, `sum of …`): the history's
+  declarations of the N days up to the loaded ones that share F with one of them (all of those
+  days' declarations when a window names no fact);
+- a licence's draw-down (`licence_walk`): the history's uses of the licences the loaded
+  declarations name;
+- unit values learnt from history (`code_value_ranges`): the customs code, quantity and value
+  of every declaration under the 4-digit headings of the loaded codes that fall back on it;
+- first-seen dates (`party_first_seen`): the knowledge base's own, where earlier.
+
+While such a relation is made, temporary tables named as its inputs (`declarations`,
+`declaration_days`, …) hold the loaded rows and that part of the history, taking the history's
+derived rows (days, groups, items, licence uses) as the knowledge base stores them instead of
+deriving them again; no declaration of the history is screened. A loaded declaration whose id
+the history has replaces it there. The findings are those a screening of the history and the
+loaded declarations together gives for the loaded ones (tests/test_incremental.py).
+
+`add_to_knowledge_base` then writes the loaded declarations, their derived rows and their
+findings into the knowledge base in one transaction: all of them, or nothing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from sqlglot import exp
+
+from dsl.compile import CompiledRulebook
+
+# the derived relations a window reads, besides the declarations (by declaration id)
+WINDOW_INPUTS = ("declaration_days", "declaration_minerals", "declaration_items")
+
+
+class HistoryError(Exception):
+    """The knowledge base cannot serve as history (built by another version of excon)."""
+
+
+def window_reach(query: exp.Expression) -> tuple[int, tuple[str, ...]] | None:
+    """How far a compiled window relation looks back: its days (this one's included) and the
+    declaration fields its declarations share (`with same …`; a group or an item is not a
+    field: more history is read than the window keeps, never less). None for a relation that
+    is not a window over earlier declarations (`mentions_<n>`, `links_<n>`)."""
+    for window in query.find_all(exp.Window):
+        spec = window.args.get("spec")
+        if spec is None or spec.args.get("kind") != "RANGE":
+            continue
+        days = int(spec.args["start"].name) + 1
+        fields = tuple(sorted({c.name for c in window.args.get("partition_by") or ()
+                               if isinstance(c, exp.Column) and c.table == "w"}))
+        return days, fields
+    return None
+
+
+class History:
+    """The part of a knowledge base's history each relation of one screening needs (see the
+    module's description). Made after the loaded declarations are in the screener's tables;
+    `shadowing(name)` is used by `materialise` around each relation it makes."""
+
+    def __init__(self, conn: sqlite3.Connection, compiled: CompiledRulebook,
+                 every_code: bool = False) -> None:
+        self.conn = conn
+        self.every_code = every_code
+        self.reach = {name: r for name, q in compiled.windows.items()
+                      if (r := window_reach(q)) is not None}
+        # the derived relations each window reads
+        self.inputs = {name: sorted({t.name for t in compiled.windows[name].find_all(exp.Table)}
+                                    & set(WINDOW_INPUTS)) for name in self.reach}
+        self.made: dict[tuple[int, tuple[str, ...]], int] = {}  # window reach → its tables
+        span = conn.execute("SELECT MIN(declared_on), MAX(declared_on) "
+                            "FROM main.declarations").fetchone()
+        self.first: str | None = span[0] if span else None
+        self.last: str | None = span[1] if span else None
+        self.temporary: list[str] = []
+
+    def columns(self, table: str) -> str:
+        """The screener's columns of `table`, which the knowledge base's must have."""
+        mine = [c[1] for c in self.conn.execute(f'PRAGMA main.table_info("{table}")')]
+        theirs = {c[1] for c in self.conn.execute(f'PRAGMA history.table_info("{table}")')}
+        missing = [c for c in mine if c not in theirs]
+        if missing:
+            raise HistoryError(f"the knowledge base's {table} has no {', '.join(missing)}: "
+                               "it was built by another version of excon; build it again")
+        return ", ".join(f'"{c}"' for c in mine)  # names from the schema, not the user
+
+    @contextmanager
+    def shadowing(self, name: str) -> Iterator[None]:
+        """For the time `name` is made: temporary views, named as the inputs it reads, over
+        the loaded rows and the history it needs."""
+        views = self._views(name)
+        try:
+            for table, select in views.items():
+                self.conn.execute(f"CREATE TEMP VIEW {table} AS {select}")  # names are ours
+            yield
+        finally:
+            for table in views:
+                self.conn.execute(f"DROP VIEW IF EXISTS temp.{table}")
+
+    def _views(self, name: str) -> dict[str, str]:
+        if self.first is None:
+            return {}
+        if name == "code_value_ranges":
+            self._code_groups()
+            columns = "hs_code, quantity_kg, value_usd"
+            return {"declarations": f"""
+                SELECT {columns} FROM main.declarations UNION ALL
+                SELECT {', '.join(f'h.{c}' for c in columns.split(', '))}
+                FROM temp.excon_code_groups AS g JOIN history.declarations AS h
+                  ON h.hs_code >= g.prefix AND h.hs_code < g.prefix || ':'
+                WHERE h.id NOT IN (SELECT id FROM main.declarations)"""}
+        if name == "licence_walk":
+            return {"licence_uses": f"""
+                SELECT {self.columns('licence_uses')} FROM main.licence_uses UNION ALL
+                SELECT {self.columns('licence_uses')} FROM history.licence_uses
+                WHERE licence_no IN (SELECT licence_no FROM main.declarations
+                                     WHERE licence_no IS NOT NULL)
+                  AND declaration_id NOT IN (SELECT id FROM main.declarations)"""}
+        reach = self.reach.get(name)
+        if reach is None:
+            return {}
+        k = self._history_rows(*reach)
+        return {"declarations": f"SELECT * FROM temp.excon_h{k}_declarations",
+                **{t: f"SELECT * FROM temp.{self._history_table(k, t)}"
+                   for t in self.inputs[name]}}
+
+    def _code_groups(self) -> None:
+        """The 4-digit headings whose declarations a unit-value range learnt from history
+        reads (every prefix it falls back on is in its code's heading): those of the loaded
+        codes that no published value or rulebook range covers, or (`every_code`, an add that
+        writes every range anew) those of every loaded code."""
+        no_range = "" if self.every_code else """
+            AND NOT EXISTS (SELECT 1 FROM main.value_range_codes AS r
+                            WHERE r.code = SUBSTR(d.hs_code, 1, LENGTH(r.code)))
+            AND NOT EXISTS (SELECT 1 FROM main.unit_values AS u
+                            WHERE u.code = SUBSTR(d.hs_code, 1, LENGTH(u.code)))"""
+        self.conn.execute("CREATE TEMP TABLE IF NOT EXISTS excon_code_groups "
+                          "(prefix TEXT PRIMARY KEY)")
+        self.conn.execute("DELETE FROM temp.excon_code_groups")
+        self.conn.execute(f"""
+            INSERT INTO temp.excon_code_groups
+            SELECT DISTINCT SUBSTR(d.hs_code, 1, 4) FROM main.declarations AS d
+            WHERE d.hs_code IS NOT NULL {no_range}""")
+        self.temporary.append("excon_code_groups")
+
+    def _history_rows(self, days: int, fields: tuple[str, ...]) -> int:
+        """Temporary tables of the loaded declarations and the history's within `days` up to
+        them that share `fields` with one, with their derived rows (made once per reach)."""
+        if (days, fields) in self.made:
+            return self.made[days, fields]
+        k = len(self.made) + 1
+        self.made[days, fields] = k
+        assert self.first is not None
+        start = (dt.date.fromisoformat(self.first) - dt.timedelta(days=days - 1)).isoformat()
+        shared = " AND ".join(f'n."{f}" = h."{f}"' for f in fields)  # schema field names
+        conn = self.conn
+        conn.execute(f"""
+            CREATE TEMP TABLE excon_h{k}_ids AS
+            SELECT h.id AS id FROM history.declarations AS h
+            WHERE h.declared_on BETWEEN ? AND ?
+              AND h.id NOT IN (SELECT id FROM main.declarations)
+              {f"AND EXISTS (SELECT 1 FROM main.declarations AS n WHERE {shared})"
+               if fields else ""}""", [start, self.last])
+        conn.execute(f"CREATE INDEX temp.excon_h{k}_ids_id ON excon_h{k}_ids (id)")
+        columns = self.columns("declarations")
+        conn.execute(f"""
+            CREATE TEMP TABLE excon_h{k}_declarations AS
+            SELECT {columns} FROM main.declarations UNION ALL
+            SELECT {columns} FROM history.declarations
+            WHERE id IN (SELECT id FROM temp.excon_h{k}_ids)""")
+        conn.execute(f"CREATE INDEX temp.excon_h{k}_declarations_id "
+                     f"ON excon_h{k}_declarations (id)")
+        self.temporary += [f"excon_h{k}_ids", f"excon_h{k}_declarations"]
+        return k
+
+    def _history_table(self, k: int, table: str) -> str:
+        """A derived relation of the loaded declarations and those of `_history_rows`."""
+        name = f"excon_h{k}_{table}"
+        if name not in self.temporary:
+            cols = self.columns(table)
+            self.conn.execute(f"""
+                CREATE TEMP TABLE {name} AS
+                SELECT {cols} FROM main.{table} UNION ALL
+                SELECT {cols} FROM history.{table}
+                WHERE declaration_id IN (SELECT id FROM temp.excon_h{k}_ids)""")
+            self.conn.execute(f"CREATE INDEX temp.{name}_id ON {name} (declaration_id)")
+            self.temporary.append(name)
+        return name
+
+    def finish(self) -> None:
+        """After every relation is made: first-seen dates from the knowledge base where
+        earlier, the history's rows dropped from the relations made over it, and the
+        temporary tables dropped."""
+        conn = self.conn
+        if self.first is not None:
+            conn.execute("""
+                UPDATE party_first_seen SET first_on = h.first_on, first_day = h.first_day
+                FROM history.party_first_seen AS h
+                WHERE h.key = party_first_seen.key AND h.first_on < party_first_seen.first_on""")
+            for name in ("licence_walk", *self.reach):
+                conn.execute(f"DELETE FROM {name} WHERE declaration_id NOT IN "  # our names
+                             "(SELECT id FROM main.declarations)")
+        for table in self.temporary:
+            conn.execute(f"DROP TABLE IF EXISTS temp.{table}")
+        self.temporary.clear()
+        self.made.clear()

@@ -1,0 +1,193 @@
+"""Incremental screening: a day's declarations added to a knowledge base get exactly the
+findings, and the knowledge base exactly the rows, that a build from every declaration gives
+them; a refused or failed add leaves the file as it was."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import shutil
+import sqlite3
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kb.build import AddError, add, build
+from kb.screen import Screener
+from tests.conftest import RULEBOOKS
+
+NEW_ROWS = 450  # about the last month of 3,000 demo declarations
+
+
+def _split(demo: Path, out: Path) -> str:
+    """history.csv (every declaration up to a day) and new.csv (those after it); the day."""
+    with (demo / "declarations.csv").open(encoding="utf-8", newline="") as f:
+        reader = csv.reader(f)
+        header = next(reader)
+        rows = sorted(reader, key=lambda r: (r[header.index("declared_on")], r[0]))
+    on = header.index("declared_on")
+    days = Counter(r[on] for r in rows)
+    after, cut = 0, ""
+    for day in sorted(days, reverse=True):
+        if after + days[day] > NEW_ROWS:
+            cut = day
+            break
+        after += days[day]
+    for name, part in (("history.csv", [r for r in rows if r[on] <= cut]),
+                       ("new.csv", [r for r in rows if r[on] > cut])):
+        with (out / name).open("w", encoding="utf-8", newline="") as f:
+            writer = csv.writer(f, lineterminator="\n")
+            writer.writerow(header)
+            writer.writerows(part)
+    return cut
+
+
+@pytest.fixture(scope="module")
+def split_kb(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A knowledge base of the history, one of every declaration, and the new file."""
+    from kb.inputs.demo import generate, write
+
+    folder = tmp_path_factory.mktemp("incremental")
+    demo = folder / "demo"
+    write(generate(3000, 11, [RULEBOOKS]), demo)
+    _split(demo, folder)
+    inputs = {"licences": demo / "licences.csv", "parties": demo / "parties.csv"}
+    build(folder / "history.db", [RULEBOOKS], folder / "history.csv", **inputs)
+    build(folder / "full.db", [RULEBOOKS], demo / "declarations.csv", **inputs)
+    return {"history": folder / "history.db", "full": folder / "full.db",
+            "new": folder / "new.csv", "demo": demo}
+
+
+def _copy(split_kb: dict[str, Path], tmp_path: Path) -> Path:
+    db = tmp_path / "kb.db"
+    shutil.copy(split_kb["history"], db)
+    return db
+
+
+def _rows(db: Path, sql: str, args: Any = ()) -> list[tuple[Any, ...]]:
+    """The rows, sorted; sums to 9 significant digits (a window adds the same quantities in
+    another order over the history and the new declarations than over all of them)."""
+    with sqlite3.connect(db) as conn:
+        return sorted((tuple(float(f"{v:.9g}") if isinstance(v, float) else v for v in row)
+                       for row in conn.execute(sql, args).fetchall()), key=repr)
+
+
+def _digest(db: Path) -> str:
+    return hashlib.sha256(db.read_bytes()).hexdigest()
+
+
+def _new_ids(path: Path) -> set[str]:
+    with path.open(encoding="utf-8", newline="") as f:
+        return {r["id"] for r in csv.DictReader(f)}
+
+
+# the relations every check reads, which an add extends and a build makes from scratch
+DERIVED = ("declarations", "declaration_items", "item_declarations", "declaration_days",
+           "declaration_minerals", "party_first_seen", "listed_matches", "licence_uses",
+           "licence_walk", "licence_cover", "code_value_ranges", "party_name_keys",
+           "listed_names", "party_reach")
+
+
+@pytest.mark.parametrize("engine", ["sqlite", "duckdb"])
+def test_added_declarations_get_the_findings_of_a_full_screening(
+        split_kb: dict[str, Path], tmp_path: Path, engine: str) -> None:
+    db = _copy(split_kb, tmp_path)
+    report = add(db, split_kb["new"], engine=engine)
+    new = _new_ids(split_kb["new"])
+    assert report.added == len(new) > 300
+    demo = split_kb["demo"]
+    whole, _ = Screener([RULEBOOKS]).screen_files(
+        demo / "declarations.csv", demo / "licences.csv", demo / "parties.csv")
+    expected = [f.as_dict() for f in whole if f.declaration_id in new]
+    assert [f.as_dict() for f in report.findings] == expected
+    # the ones that look back are among them: windows, first-seen dates, draw-downs
+    rules = {f["rule"] for f in expected}
+    assert {"split-consignments", "surge-on-route", "new-consignee-volume"} & rules
+    assert any("quantity exhausted" in f["explanation"] or "licence" in f["explanation"]
+               for f in expected)
+
+
+def test_the_knowledge_base_after_an_add_is_the_one_a_build_of_everything_gives(
+        split_kb: dict[str, Path], tmp_path: Path) -> None:
+    db = _copy(split_kb, tmp_path)
+    report = add(db, split_kb["new"])
+    full = split_kb["full"]
+    windows = [n for (n,) in _rows(full, "SELECT name FROM excon_windows")]
+    for table in (*DERIVED, *windows):
+        assert _rows(db, f'SELECT * FROM "{table}"') == _rows(full, f'SELECT * FROM "{table}"'), \
+            table
+    new = sorted(_new_ids(split_kb["new"]))
+    marks = ", ".join("?" * len(new))
+    for sql in (f"SELECT * FROM findings WHERE declaration_id IN ({marks})",
+                f"SELECT * FROM finding_details WHERE declaration_id IN ({marks})"):
+        assert _rows(db, sql, new) == _rows(full, sql, new), sql
+    drawn = [n for (n,) in _rows(db, "SELECT DISTINCT licence_no FROM declarations WHERE "
+                                     f"licence_no IS NOT NULL AND id IN ({marks})", new)]
+    assert drawn
+    sql = f"SELECT * FROM licence_balances WHERE licence_no IN ({', '.join('?' * len(drawn))})"
+    assert _rows(db, sql, drawn) == _rows(full, sql, drawn)
+    assert _rows(db, "SELECT kind, counts FROM runs WHERE id = ?", [report.run_id]) == \
+        [("add", f'{{"declarations": {len(new)}, "declarations_rejected": 0, '
+                 f'"findings": {len(report.findings)}}}')]
+
+
+def test_an_add_that_is_refused_or_fails_leaves_the_knowledge_base_as_it_was(
+        split_kb: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    db = _copy(split_kb, tmp_path)
+    before = _digest(db)
+    # dated before the history's end
+    early = tmp_path / "early.csv"
+    with split_kb["new"].open(encoding="utf-8") as f:
+        lines = f.read().splitlines()
+    header, first = lines[0], lines[1].split(",")
+    first[0], first[1] = "LATE-1", "2023-01-05"
+    early.write_text(f"{header}\n{','.join(first)}\n", encoding="utf-8")
+    with pytest.raises(AddError, match="not after the knowledge base's latest declaration"):
+        add(db, early)
+    assert _digest(db) == before
+    # a failure half-way through the writing rolls it back
+    import kb.build as module
+
+    def broken(*args: Any) -> None:
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(module, "_publish_added", broken)
+    with pytest.raises(RuntimeError, match="disk full"):
+        add(db, split_kb["new"])
+    assert _digest(db) == before
+    monkeypatch.undo()
+    # once added, the same declarations are refused
+    add(db, split_kb["new"])
+    after = _digest(db)
+    with pytest.raises(AddError, match="in the knowledge base already"):
+        add(db, split_kb["new"])
+    assert _digest(db) == after
+    # a rejected row beyond the allowance adds nothing
+    bad = tmp_path / "bad.csv"
+    bad.write_text(f"{header}\nX-1,2027-01-01,{','.join(first[2:])}\n"
+                   f"X-2,not a date,{','.join(first[2:])}\n", encoding="utf-8")
+    with pytest.raises(AddError, match="nothing was added"):
+        add(db, bad, allow_rejected="0")
+    assert _digest(db) == after
+
+
+def test_excon_add_on_the_command_line(split_kb: dict[str, Path], tmp_path: Path) -> None:
+    db = _copy(split_kb, tmp_path)
+    out = tmp_path / "findings.csv"
+    done = subprocess.run([sys.executable, "-m", "kb.cli", "add", str(split_kb["new"]),
+                           "--db", str(db), "-o", str(out)],
+                          capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    n = len(_new_ids(split_kb["new"]))
+    assert f"added {n:,} declaration(s) to {db}" in done.stderr
+    with out.open(encoding="utf-8", newline="") as f:
+        written = list(csv.DictReader(f))
+    assert written and {r["declaration_id"] for r in written} <= _new_ids(split_kb["new"])
+    again = subprocess.run([sys.executable, "-m", "kb.cli", "add", str(split_kb["new"]),
+                            "--db", str(db)], capture_output=True, text=True, check=False)
+    assert again.returncode == 1
+    assert "in the knowledge base already" in again.stderr and "Traceback" not in again.stderr
