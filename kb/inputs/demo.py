@@ -24,7 +24,7 @@ import csv
 import datetime as dt
 import random
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -278,12 +278,23 @@ class _Generator:
                    end_user=end_user.name if end_user else "",
                    end_user_country=end_user.country if end_user else "")
 
+    def _numbered(self, name: Callable[[int], str]) -> str:
+        """The name with the next number of the planted companies that no other company has
+        (an exporter's numbered name took 'Ganzhou New Materials 7437 Co., Ltd.' at 1,000,000
+        declarations, and parties.csv had the name twice)."""
+        self.fronts += 1
+        while name(self.fronts) in self.names:
+            self.fronts += 1
+        self.names.add(name(self.fronts))
+        return name(self.fronts)
+
     def _front(self, country: str, kind: str) -> Company:
         """A company first seen in the planted case (a new name in the data)."""
         rng = self.rng
         legal = LEGAL_FORMS.get(country, "Ltd")
-        self.fronts += 1
-        return Company(f"{rng.choice(FOREIGN_STEMS)} {kind} {legal} {self.fronts}", country,
+        stem = rng.choice(FOREIGN_STEMS)
+        name = self._numbered(lambda n: f"{stem} {kind} {legal} {n}")
+        return Company(name, country,
                        f"{rng.randint(1, 400)} {rng.choice(('Queen', 'King', 'Harbour'))} "
                        f"Road, {country}",
                        f"+{rng.randint(20, 99)} {rng.randint(1000, 9999)} "
@@ -292,9 +303,8 @@ class _Generator:
     def _new_exporter(self) -> Company:
         """A domestic company first seen now."""
         rng = self.rng
-        self.fronts += 1
-        city = rng.choice(CITIES)
-        return Company(f"{city} {rng.choice(TRADES)} {self.fronts} Co., Ltd.", "CN",
+        city, trade = rng.choice(CITIES), rng.choice(TRADES)
+        return Company(self._numbered(lambda n: f"{city} {trade} {n} Co., Ltd."), "CN",
                        f"No. {rng.randint(1, 999)} Keji Road, {city}, China",
                        f"+86 {rng.randint(10, 999)} {rng.randint(1000, 9999)} "
                        f"{rng.randint(1000, 9999)}")
