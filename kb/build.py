@@ -349,11 +349,12 @@ def _fill_added(kb: sqlite3.Connection, screened: sqlite3.Connection, findings: 
     windows = [n for (n,) in screened.execute("SELECT name FROM excon_windows ORDER BY name")]
     for table in [*MATERIALISED, *windows]:
         if table == "code_value_ranges":
-            # made again for every code under the new declarations' headings
+            # made again under the headings where a range learnt from history moves; a new
+            # code elsewhere has a published or rulebook range, the same whatever the history
             kb.executemany("DELETE FROM code_value_ranges WHERE SUBSTR(hs_code, 1, 4) = ?",
-                           screened.execute("SELECT DISTINCT SUBSTR(hs_code, 1, 4) "
-                                            "FROM main.declarations").fetchall())
-            _copy_rows(kb, screened, table)
+                           screened.execute("SELECT prefix FROM temp.excon_code_groups"
+                                            ).fetchall())
+            _copy_rows(kb, screened, table, verb="INSERT OR IGNORE")
         elif table in ("party_first_seen",):
             _copy_rows(kb, screened, table, verb="INSERT OR IGNORE")
         elif table == "listed_matches":

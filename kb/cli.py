@@ -477,8 +477,9 @@ def test_examples(paths: tuple[str, ...]) -> None:
 @cli.command()
 @click.option("--dialect", type=click.Choice(["sqlite", "duckdb", "postgres", "spark"]),
               help="Write the bundle for this SQL engine.")
-@click.option("--format", "fmt", type=click.Choice(["sql", "json"]), default="sql",
-              show_default=True, help="json: the checked rules as rules.json.")
+@click.option("--format", "fmt", type=click.Choice(["sql", "json", "ftm"]), default="sql",
+              show_default=True, help="json: the checked rules as rules.json; ftm: the listed "
+                                      "parties as FollowTheMoney entities (lists.ftm.jsonl).")
 @click.option("--out", required=True, type=click.Path(), help="Folder to write into.")
 @click.option("--rulebooks", "rulebook_paths", multiple=True, type=click.Path(),
               help="Rulebooks to export (default ./rulebooks).")
@@ -490,7 +491,8 @@ def export(dialect: str | None, fmt: str, out: str, rulebook_paths: tuple[str, .
     rulebook's rows as CSV with a load script, every support relation and a view per rule
     plus `findings`, a self-check, a manifest and a README with the commands. The inputs go
     in its `inputs/` folder, written by `excon prepare`. JSON: rules.json and its JSON Schema
-    (rules.schema.json).
+    (rules.schema.json). FtM: every listed party, its owners and each period of each listing
+    as FollowTheMoney entities (Company or Organization, Ownership, Sanction), JSON lines.
     """
     from kb.screen import bundle
     from kb.screen import export as exporter
@@ -505,6 +507,19 @@ def export(dialect: str | None, fmt: str, out: str, rulebook_paths: tuple[str, .
         sys.exit(1)
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
+    if fmt == "ftm":
+        from kb.publish.ftm import FtmError, write_party_entities
+
+        target = folder / "lists.ftm.jsonl"
+        try:
+            with target.open("w", encoding="utf-8") as f:
+                n = write_party_entities(screener.db.conn, screener.rulebook, f)
+        except FtmError as e:
+            target.unlink(missing_ok=True)
+            click.echo(f"error: {e}", err=True)
+            sys.exit(1)
+        click.echo(f"wrote {n:,} FollowTheMoney entities to {target}", err=True)
+        return
     if fmt == "json":
         (folder / "rules.json").write_text(
             exporter.rules_json_text(screener.rulebook, screener.compiled,

@@ -274,8 +274,22 @@ def test_a_decision_is_recorded_and_survives_a_rebuild(browser: Any, served: Ser
     assert "escalated by analyst" in decided and "Review" not in decided
     p.open("/decisions/decision_log")
     assert "Consignee's address matches a listed agent" in p.page.content()
+    # the decision facet of the log, and the decision column of the findings table
+    p.page.locator("#facet-decision a", has_text="escalated").first.click()
+    p.page.wait_for_load_state("networkidle")
+    assert set(p.page.locator("td.col-decision").all_inner_texts()) == {"escalated"}
+    p.open(f"/kb/finding_details?declaration_id={declaration}")
+    statuses = p.page.locator("table.rows-and-columns td.col-decision").all_inner_texts()
+    rules = p.page.locator("table.rows-and-columns td.col-rule").all_inner_texts()
+    assert "escalated" in statuses and len(statuses) == len(rules)
+    assert set(statuses) <= {"escalated", "undecided"}
+    p.shot("findings-decision-column")
     assert p.errors == [], p.errors
     p.context.close()
+    anonymous = Page(browser, served.base)
+    anonymous.open("/kb/finding_details")  # no decision column for a visitor (403 anyway)
+    assert anonymous.page.locator("td.col-decision").count() == 0
+    anonymous.context.close()
     # an anonymous visitor sees no form and cannot post one
     anonymous = Page(browser, served.base)
     assert anonymous.open(f"/kb/declarations/{declaration}").status == 403
@@ -315,5 +329,102 @@ def test_in_force_on_agrees_with_the_rule_timeline_on_suspension_boundaries(
                  for r in p.page.locator("table.rows-and-columns tbody tr").all()
                  if r.locator("td.col-name").inner_text() == "us-critical-minerals-ban"]
         assert shown == expected, (iso, shown, segments)
+    assert p.errors == [], p.errors
+    p.context.close()
+
+
+def test_party_search_finds_a_misspelt_name_under_each_minimum_score(browser: Any,
+                                                                     server: str) -> None:
+    """The canned query's form, filled in and run: 'Lockhed Martn' (92.9) is found with no
+    minimum, 0 and 80, and not with 95 (the text parameter was compared with a number, and
+    every minimum found nothing)."""
+    p = Page(browser, server)
+    for minimum, found in (("", True), ("0", True), ("80", True), ("95", False)):
+        p.open("/kb/party_search")
+        p.page.fill("input[name=name]", "Lockhed Martn")
+        p.page.fill("input[name=min_score]", minimum)
+        p.page.locator("form.sql input[type=submit]").first.click()
+        p.page.wait_for_load_state("networkidle")
+        parties = p.page.locator("table.rows-and-columns td.col-party").all_inner_texts()
+        assert ("lockheed-martin" in parties) is found, (minimum, parties)
+        if found:
+            score = float(p.page.locator("table.rows-and-columns td.col-score").first
+                          .inner_text())
+            assert score >= float(minimum or 60)
+    p.shot("party-search")
+    assert p.errors == [], p.errors
+    p.context.close()
+
+
+def test_the_search_box_leads_a_misspelt_name_to_the_party_search_and_finds_gallium(
+        browser: Any, server: str) -> None:
+    p = Page(browser, server)
+    p.open("/")
+    p.page.fill("form.excon-search input[name=q]", "Lockhed Martn")
+    p.page.press("form.excon-search input[name=q]", "Enter")
+    p.page.wait_for_load_state("networkidle")
+    p.page.get_by_text("listed parties it resembles").click()
+    p.page.wait_for_load_state("networkidle")
+    parties = p.page.locator("table.rows-and-columns td.col-party").all_inner_texts()
+    assert parties[:1] == ["lockheed-martin"], parties
+    p.open("/")
+    p.page.fill("form.excon-search input[name=q]", "镓")
+    p.page.press("form.excon-search input[name=q]", "Enter")
+    p.page.wait_for_load_state("networkidle")
+    items = p.page.locator("ul.excon-search-results a").all_inner_texts()
+    assert "gallium-metal" in items, items
+    p.shot("search-box-gallium")
+    assert p.errors == [], p.errors
+    p.context.close()
+
+
+def test_a_release_under_an_unknown_licence_is_refused_and_keeps_the_typed_reason(
+        browser: Any, served: Served) -> None:
+    p = Page(browser, served.base)
+    p.login()
+    p.open("/kb/finding_details?outcome=unlicensed&_size=1")
+    declaration = p.page.locator("td.col-declaration_id a").first.inner_text()
+    p.open(f"/kb/declarations/{declaration}")
+    form = p.page.locator("table.excon-findings form").first
+    reason = "Licence shown at the border; 已核对"
+    form.locator("select[name=decision]").select_option("released")
+    form.locator("input[name=licence_no]").fill("NO-SUCH-LICENCE")
+    form.locator("textarea[name=reason]").fill(reason)
+    form.locator("input[type=submit]").click()
+    p.page.wait_for_load_state("networkidle")
+    form = p.page.locator("table.excon-findings form").first
+    assert "there is no licence 'NO-SUCH-LICENCE'" in \
+        form.locator(".excon-draft-problem").inner_text()
+    assert form.locator("textarea[name=reason]").input_value() == reason
+    assert form.locator("input[name=licence_no]").input_value() == "NO-SUCH-LICENCE"
+    assert form.locator("select[name=decision]").input_value() == "released"
+    p.shot("release-refused")
+    p.open("/decisions/decision_log")
+    assert "NO-SUCH-LICENCE" not in p.page.content()  # nothing was recorded
+    assert p.errors == [], p.errors
+    p.context.close()
+
+
+def test_licence_balances_and_findings_page_and_facet(browser: Any, server: str) -> None:
+    """licence_balances comes a page at a time (it stopped at 2,000 on one page); the
+    findings page facets by severity, and a facet value filters the rows."""
+    p = Page(browser, server)
+    p.login()
+    p.open("/kb/licence_balances")
+    first = p.page.locator("table.rows-and-columns td.col-licence_no").all_inner_texts()
+    total = int(p.page.locator("h3").first.inner_text().split()[0].replace(",", ""))
+    assert 0 < len(first) < total  # a page of them, and the count of all
+    p.page.get_by_text("Next page").click()
+    p.page.wait_for_load_state("networkidle")
+    second = p.page.locator("table.rows-and-columns td.col-licence_no").all_inner_texts()
+    assert second and not set(second) & set(first)
+    p.open("/kb/finding_details")
+    facet = p.page.locator("#facet-severity")
+    assert facet.count() == 1
+    facet.locator("a", has_text="high").first.click()
+    p.page.wait_for_load_state("networkidle")
+    severities = p.page.locator("table.rows-and-columns td.col-severity").all_inner_texts()
+    assert severities and set(severities) == {"high"}, severities
+    p.shot("findings-severity-facet")
     assert p.errors == [], p.errors
     p.context.close()

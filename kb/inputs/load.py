@@ -35,6 +35,7 @@ from kb.inputs.csv_files import (
     unsafe_cells,
 )
 from kb.inputs.fields import unknown_entries
+from kb.inputs.ftm import is_ftm, load_ftm
 from kb.inputs.report import LoadError, LoadReport, Problem
 
 
@@ -47,6 +48,10 @@ def load_csv(db: Database, table: str, source: str | Path | IO[bytes], run_id: i
     (screening on another engine: `kb.screen.engines.DuckRows`), given the stored columns' names and
     each batch's good rows column by column; rejected rows are kept in `rejected_rows` as
     always."""
+    if table == "trade_parties" and is_ftm(source):  # FollowTheMoney entities
+        return load_ftm(db, source, name or str(source), run_id, load_csv,  # type: ignore[arg-type]
+                        keep_problems=keep_problems, today=today,
+                        reject_future=reject_future, rows_to=rows_to)
     contract = contract_for(db.conn, table)
     today = today or dt.datetime.now(dt.UTC).date().isoformat()
     vocabulary = contract.vocabulary[1](db.conn) if contract.vocabulary else frozenset()

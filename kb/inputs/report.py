@@ -35,6 +35,8 @@ class LoadReport:
     today: str = ""
     # columns of the file that no field of its contract reads, each with the nearest name
     unknown_columns: list[tuple[str, str | None]] = field(default_factory=list)
+    # FollowTheMoney entities of a parties file that are not parties (kb.inputs.ftm)
+    skipped_entities: int = 0
 
     def summary(self) -> str:
         return (f"{self.file}: {self.loaded:,} {self.table} rows loaded, "
@@ -44,6 +46,9 @@ class LoadReport:
         out = [f"{self.file}:1: warning: the column '{column}' is not one excon reads, and its "
                f"values are ignored" + (f" ({hint})" if hint else "")
                for column, hint in self.unknown_columns]
+        if self.skipped_entities:
+            out.append(f"{self.file}: warning: {self.skipped_entities:,} FollowTheMoney "
+                       "entities are not parties (sanctions, addresses, …) and were skipped")
         if not self.loaded and not self.rejected_rows:
             out.append(f"{self.file}: warning: the file has a header and no {self.table} rows")
         if self.future_rows:

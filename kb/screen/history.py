@@ -26,7 +26,6 @@ findings into the knowledge base in one transaction: all of them, or nothing.
 
 from __future__ import annotations
 
-import datetime as dt
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -43,19 +42,20 @@ class HistoryError(Exception):
     """The knowledge base cannot serve as history (built by another version of excon)."""
 
 
-def window_reach(query: exp.Expression) -> tuple[int, tuple[str, ...]] | None:
-    """How far a compiled window relation looks back: its days (this one's included) and the
-    declaration fields its declarations share (`with same …`; a group or an item is not a
-    field: more history is read than the window keeps, never less). None for a relation that
-    is not a window over earlier declarations (`mentions_<n>`, `links_<n>`)."""
+def window_reach(query: exp.Expression) -> tuple[int, tuple[str, ...], bool] | None:
+    """How far a compiled window relation looks back: its days (this one's included), the
+    declaration fields its declarations share (`with same …`), and whether they share a group
+    (`with same group`: a mineral of the rulebook). An item is not counted: more history is
+    read than the window keeps, never less. None for a relation that is not a window over
+    earlier declarations (`mentions_<n>`, `links_<n>`)."""
     for window in query.find_all(exp.Window):
         spec = window.args.get("spec")
         if spec is None or spec.args.get("kind") != "RANGE":
             continue
         days = int(spec.args["start"].name) + 1
-        fields = tuple(sorted({c.name for c in window.args.get("partition_by") or ()
-                               if isinstance(c, exp.Column) and c.table == "w"}))
-        return days, fields
+        keys = [c for c in window.args.get("partition_by") or () if isinstance(c, exp.Column)]
+        fields = tuple(sorted({c.name for c in keys if c.table == "w"}))
+        return days, fields, any(c.table == "wd" and c.name == "mineral" for c in keys)
     return None
 
 
@@ -73,7 +73,7 @@ class History:
         # the derived relations each window reads
         self.inputs = {name: sorted({t.name for t in compiled.windows[name].find_all(exp.Table)}
                                     & set(WINDOW_INPUTS)) for name in self.reach}
-        self.made: dict[tuple[int, tuple[str, ...]], int] = {}  # window reach → its tables
+        self.made: dict[tuple[int, tuple[str, ...], bool], int] = {}  # reach → its tables
         span = conn.execute("SELECT MIN(declared_on), MAX(declared_on) "
                             "FROM main.declarations").fetchone()
         self.first: str | None = span[0] if span else None
@@ -133,40 +133,60 @@ class History:
     def _code_groups(self) -> None:
         """The 4-digit headings whose declarations a unit-value range learnt from history
         reads (every prefix it falls back on is in its code's heading): those of the loaded
-        codes that no published value or rulebook range covers, or (`every_code`, an add that
-        writes every range anew) those of every loaded code."""
-        no_range = "" if self.every_code else """
-            AND NOT EXISTS (SELECT 1 FROM main.value_range_codes AS r
-                            WHERE r.code = SUBSTR(d.hs_code, 1, LENGTH(r.code)))
-            AND NOT EXISTS (SELECT 1 FROM main.unit_values AS u
-                            WHERE u.code = SUBSTR(d.hs_code, 1, LENGTH(u.code)))"""
+        codes that no published value or rulebook range covers, and (`every_code`, an add that
+        writes the ranges that move) those of the loaded codes under which the knowledge
+        base knows such a code."""
+        def no_range(code: str) -> str:
+            return f"""
+                NOT EXISTS (SELECT 1 FROM main.value_range_codes AS r
+                            WHERE r.code = SUBSTR({code}, 1, LENGTH(r.code)))
+                AND NOT EXISTS (SELECT 1 FROM main.unit_values AS u
+                                WHERE u.code = SUBSTR({code}, 1, LENGTH(u.code)))"""
+
+        # with `every_code`, a heading also counts when a code the knowledge base knows under
+        # it falls back on history: a new declaration moves that code's range too
+        known = """
+            OR EXISTS (SELECT 1 FROM history.code_value_ranges AS c
+                       WHERE c.hs_code >= SUBSTR(d.hs_code, 1, 4)
+                         AND c.hs_code < SUBSTR(d.hs_code, 1, 4) || ':'
+                         AND """ + no_range("c.hs_code") + ")" if self.every_code else ""
         self.conn.execute("CREATE TEMP TABLE IF NOT EXISTS excon_code_groups "
                           "(prefix TEXT PRIMARY KEY)")
         self.conn.execute("DELETE FROM temp.excon_code_groups")
         self.conn.execute(f"""
             INSERT INTO temp.excon_code_groups
             SELECT DISTINCT SUBSTR(d.hs_code, 1, 4) FROM main.declarations AS d
-            WHERE d.hs_code IS NOT NULL {no_range}""")
-        self.temporary.append("excon_code_groups")
+            WHERE d.hs_code IS NOT NULL AND ({no_range("d.hs_code")} {known})""")
+        # kept past `finish`: `kb.build.add` writes the ranges of these headings
 
-    def _history_rows(self, days: int, fields: tuple[str, ...]) -> int:
+    def _history_rows(self, days: int, fields: tuple[str, ...], by_group: bool) -> int:
         """Temporary tables of the loaded declarations and the history's within `days` up to
-        them that share `fields` with one, with their derived rows (made once per reach)."""
-        if (days, fields) in self.made:
-            return self.made[days, fields]
+        them that share `fields` (and, `by_group`, a group) with one, with their derived rows
+        (made once per reach). The history's are found through its day numbers (by group and
+        day, or by day: both indexed), not by reading every declaration."""
+        if (days, fields, by_group) in self.made:
+            return self.made[days, fields, by_group]
         k = len(self.made) + 1
-        self.made[days, fields] = k
-        assert self.first is not None
-        start = (dt.date.fromisoformat(self.first) - dt.timedelta(days=days - 1)).isoformat()
+        self.made[days, fields, by_group] = k
+        first, last = self.conn.execute(
+            "SELECT MIN(day), MAX(day) FROM main.declaration_days").fetchone()
         shared = " AND ".join(f'n."{f}" = h."{f}"' for f in fields)  # schema field names
+        if by_group:  # the groups of the loaded declarations, each over the days
+            found = """
+                FROM (SELECT DISTINCT rulebook, mineral FROM main.declaration_minerals) AS g
+                JOIN history.declaration_minerals AS x
+                  ON x.rulebook = g.rulebook AND x.mineral = g.mineral
+                 AND x.day BETWEEN ? AND ?"""
+        else:
+            found = "FROM history.declaration_days AS x WHERE x.day BETWEEN ? AND ?"
         conn = self.conn
         conn.execute(f"""
             CREATE TEMP TABLE excon_h{k}_ids AS
-            SELECT h.id AS id FROM history.declarations AS h
-            WHERE h.declared_on BETWEEN ? AND ?
-              AND h.id NOT IN (SELECT id FROM main.declarations)
+            SELECT DISTINCT h.id AS id FROM (SELECT x.declaration_id {found}) AS c
+            JOIN history.declarations AS h ON h.id = c.declaration_id
+            WHERE h.id NOT IN (SELECT id FROM main.declarations)
               {f"AND EXISTS (SELECT 1 FROM main.declarations AS n WHERE {shared})"
-               if fields else ""}""", [start, self.last])
+               if fields else ""}""", [first - (days - 1), last])
         conn.execute(f"CREATE INDEX temp.excon_h{k}_ids_id ON excon_h{k}_ids (id)")
         columns = self.columns("declarations")
         conn.execute(f"""

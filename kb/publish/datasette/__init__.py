@@ -151,17 +151,23 @@ def asgi_wrapper(datasette: Any) -> Callable[[Any], Any]:
     return guard.asgi_wrapper(datasette)
 
 
-def table_rows_html(rows: Iterable[Iterable[dict[str, Any]]], table: str | None = None
-                    ) -> Markup:
+def table_rows_html(rows: Iterable[Iterable[dict[str, Any]]], table: str | None = None,
+                    decided: dict[tuple[str, str], str] | None = None) -> Markup:
     """The `<tr>` rows of Datasette's table template, as its per-cell loop writes them
     (`<td class="col-{column} type-{type}">{value}</td>`, the value escaped unless it is
     markup already), in one call. The findings' rowid (a row number with no meaning to an
-    analyst; the declaration is the link to follow) is left out, as `hidden_columns` says."""
+    analyst; the declaration is the link to follow) is left out, as `hidden_columns` says.
+    `decided`: each finding's decision (`finding_decisions`), in a last column."""
     classes: dict[tuple[str, str], str] = {}
     hidden = hidden_columns(table)
     out = []
     for row in rows:
         out.append("<tr>")
+        if decided is not None:
+            raw = {c["column"]: c["raw"] for c in row}
+            status = decided.get((str(raw.get("declaration_id")), str(raw.get("rule"))),
+                                 "undecided")
+            row = [*row, {"column": "decision", "value": status, "value_type": "text"}]
         for cell in row:
             if cell["column"] in hidden:
                 continue
@@ -297,9 +303,44 @@ def _page_link(datasette: Any, database: str, table: str, key: str) -> Markup:
     return Markup(f'<a href="{href}">{escape(key)}</a>')
 
 
+def finding_decisions(datasette: Any, rows: list[list[dict[str, Any]]], table: str | None,
+                      request: Any) -> dict[tuple[str, str], str] | None:
+    """For an analyst's page of the findings table: the standing decision on each finding
+    shown, as the decision column says it ('released (L-1)', with 'review' when the
+    finding's explanation has changed since); None on other tables and for visitors."""
+    import sqlite3
+
+    from kb.publish.decisions import LABELS
+    from kb.publish.metadata import DECISIONS_DB
+
+    store = datasette.databases.get(DECISIONS_DB)
+    if table != "finding_details" or store is None or not (request and request.actor):
+        return None
+    keys = {}
+    for row in rows:
+        raw = {c["column"]: c["raw"] for c in row}
+        keys[str(raw.get("declaration_id")), str(raw.get("rule"))] = raw.get("explanation")
+    if not keys:
+        return {}
+    marks = ", ".join(["(?, ?)"] * len(keys))
+    with contextlib.closing(sqlite3.connect(f"file:{store.path}?mode=ro", uri=True)) as conn:
+        found = conn.execute(
+            "SELECT declaration_id, rule, decision, licence_no, explanation FROM decisions "
+            f"WHERE (declaration_id, rule) IN (VALUES {marks})",
+            [v for k in keys for v in k]).fetchall()
+    out = {}
+    for declaration, rule, decision, licence, then in found:
+        text = LABELS.get(decision, decision) + (f" ({licence})" if licence else "")
+        now = keys.get((declaration, rule))
+        out[declaration, rule] = text + ("; review: the finding has changed"
+                                         if now is not None and now != then else "")
+    return out
+
+
 @hookimpl
-def prepare_jinja2_environment(env: Any) -> None:
+def prepare_jinja2_environment(env: Any, datasette: Any) -> None:
     env.globals["excon_table_rows"] = table_rows_html
+    env.globals["excon_decisions"] = functools.partial(finding_decisions, datasette)
     env.globals["excon_hidden_columns"] = hidden_columns
     env.globals["excon_query_rows"] = query_rows_html
     env.globals["excon_quantity"] = lambda kg: "" if kg is None else quantity_text(kg)
