@@ -265,13 +265,19 @@ def add(db_path: Path, declarations: str | Path | IO[bytes], engine: str = "sqli
 
 
 def _write_added(db_path: Path, screened: sqlite3.Connection, findings: Sequence[Finding],
-           reports: Sequence[LoadReport], version: str) -> tuple[int, int]:
+                 reports: Sequence[LoadReport], version: str) -> tuple[int, int]:
+    """The screener's rows into the knowledge base, in one transaction: its in-memory
+    database is copied whole into the writer's connection (`screened`), and every row goes
+    over in SQL."""
+    groups = screened.execute("SELECT prefix FROM temp.excon_code_groups").fetchall()
     kb = sqlite3.connect(db_path, timeout=60, isolation_level=None)
     try:
+        kb.execute("ATTACH DATABASE ':memory:' AS screened")
+        kb.deserialize(screened.serialize(), name="screened")
         kb.execute("PRAGMA foreign_keys = ON")
         kb.execute("BEGIN IMMEDIATE")  # one writer: a concurrent add waits, then sees these
         try:
-            result = _fill_added(kb, screened, findings, reports, version)
+            result = _fill_added(kb, findings, reports, version, groups)
             kb.execute("COMMIT")
             return result
         except BaseException:
@@ -281,96 +287,78 @@ def _write_added(db_path: Path, screened: sqlite3.Connection, findings: Sequence
         kb.close()
 
 
-def _table_columns(conn: sqlite3.Connection, table: str) -> list[str]:
-    return [c[1] for c in conn.execute(f'PRAGMA table_info("{table}")')]  # names are ours
-
-
-def _copy_rows(kb: sqlite3.Connection, screened: sqlite3.Connection, table: str,
-          where: str = "", verb: str = "INSERT", skip: tuple[str, ...] = ()) -> int:
+def _copy_rows(kb: sqlite3.Connection, table: str, where: str = "", verb: str = "INSERT",
+               skip: tuple[str, ...] = ()) -> None:
     """The screener's rows of `table` (those `where` selects) into the knowledge base's,
     but for the columns `skip` (the knowledge base numbers them)."""
-    theirs = set(_table_columns(kb, table)) - set(skip)
-    columns = [c for c in _table_columns(screened, table) if c in theirs]
-    names = ", ".join(f'"{c}"' for c in columns)
-    cursor = screened.execute(f'SELECT {names} FROM main."{table}" {where}')  # ours
-    sql = f'{verb} INTO "{table}" ({names}) VALUES ({", ".join("?" * len(columns))})'
-    n = 0
-    while rows := cursor.fetchmany(50_000):
-        kb.executemany(sql, rows)
-        n += len(rows)
-    return n
+    def columns(schema: str) -> list[str]:
+        return [c[1] for c in kb.execute(f'PRAGMA {schema}.table_info("{table}")')]  # ours
+
+    theirs = set(columns("main")) - set(skip)
+    names = ", ".join(f'"{c}"' for c in columns("screened") if c in theirs)
+    kb.execute(f'{verb} INTO main."{table}" ({names}) '  # names are ours, not the user's
+               f'SELECT {names} FROM screened."{table}" {where}')
 
 
-def _fill_added(kb: sqlite3.Connection, screened: sqlite3.Connection, findings: Sequence[Finding],
-          reports: Sequence[LoadReport], version: str) -> tuple[int, int]:
+def _fill_added(kb: sqlite3.Connection, findings: Sequence[Finding],
+                reports: Sequence[LoadReport], version: str,
+                groups: list[tuple[str]]) -> tuple[int, int]:
     built = kb.execute("SELECT rulebook_version FROM runs WHERE kind = 'build' "
                        "ORDER BY id DESC LIMIT 1").fetchone()
     if built is None or built[0] != version:
         raise AddError("the knowledge base's build record names another rulebook version "
                        f"({built[0] if built else 'none'}) than the rulebooks it keeps "
                        f"({version}); build it again")
-    new = screened.execute("SELECT COUNT(*), MIN(declared_on) FROM main.declarations"
-                           ).fetchone()
+    new = kb.execute("SELECT COUNT(*), MIN(declared_on) FROM screened.declarations").fetchone()
     if not new[0]:
         raise AddError("no declaration to add (every row was rejected, or the file is empty)")
-    kb.execute("CREATE TEMP TABLE excon_new_ids (id TEXT PRIMARY KEY)")
-    kb.executemany("INSERT INTO excon_new_ids VALUES (?)",
-                   screened.execute("SELECT id FROM main.declarations"))
-    known = [i for (i,) in kb.execute("SELECT n.id FROM excon_new_ids AS n JOIN declarations "
-                                      "AS d ON d.id = n.id ORDER BY n.id")]
-    kb.execute("DROP TABLE temp.excon_new_ids")
+    known = [i for (i,) in kb.execute("SELECT n.id FROM screened.declarations AS n JOIN "
+                                      "main.declarations AS d ON d.id = n.id ORDER BY n.id")]
     if known:
         raise AddError(f"{len(known):,} declaration id(s) are in the knowledge base already "
                        f"({', '.join(known[:5])}{', …' if len(known) > 5 else ''}): a "
                        "declaration is added once; to correct one, build again")
-    latest = kb.execute("SELECT MAX(declared_on) FROM declarations").fetchone()[0]
+    latest = kb.execute("SELECT MAX(declared_on) FROM main.declarations").fetchone()[0]
     if latest is not None and new[1] <= latest:
-        first = screened.execute("SELECT id FROM main.declarations WHERE declared_on <= ? "
-                                 "ORDER BY declared_on, id LIMIT 1", [latest]).fetchone()[0]
+        first = kb.execute("SELECT id FROM screened.declarations WHERE declared_on <= ? "
+                           "ORDER BY declared_on, id LIMIT 1", [latest]).fetchone()[0]
         raise AddError(f"declaration {first} is dated {new[1]}, not after the knowledge base's "
                        f"latest declaration ({latest}): added declarations come after the "
                        "history (an earlier one changes the windows and licence draw-downs of "
                        "those after it); build again with every declaration instead")
     when = build_time()
-    run_id = (kb.execute("SELECT COALESCE(MAX(id), 0) FROM runs").fetchone()[0]) + 1
+    run_id = (kb.execute("SELECT COALESCE(MAX(id), 0) FROM main.runs").fetchone()[0]) + 1
     counts = {"declarations": int(new[0]),
               "declarations_rejected": sum(r.rejected_rows for r in reports),
               "findings": len(findings)}
-    kb.execute("INSERT INTO runs (id, started_at, kind, rulebook_version, software_version, "
-               "inputs, counts) VALUES (?, ?, 'add', ?, ?, ?, ?)",
+    kb.execute("INSERT INTO main.runs (id, started_at, kind, rulebook_version, "
+               "software_version, inputs, counts) VALUES (?, ?, 'add', ?, ?, ?, ?)",
                [run_id, when, version, software_version(),
                 json.dumps([{"table": r.table, "file": r.file, "sha256": r.sha256}
                             for r in reports]), json.dumps(counts, sort_keys=True)])
-    _copy_rows(kb, screened, "declarations")
-    screened.execute("UPDATE main.rejected_rows SET run_id = ?", [run_id])
-    _copy_rows(kb, screened, "rejected_rows", skip=("id",))
+    _copy_rows(kb, "declarations")
+    kb.execute("UPDATE screened.rejected_rows SET run_id = ?", [run_id])
+    _copy_rows(kb, "rejected_rows", skip=("id",))
     # the derived relations: by declaration, those of the new ones; by party or name, the new
     # keys and names (the knowledge base's own are earlier, or the same)
-    windows = [n for (n,) in screened.execute("SELECT name FROM excon_windows ORDER BY name")]
-    for table in [*MATERIALISED, *windows]:
+    windows = [n for (n,) in kb.execute("SELECT name FROM screened.excon_windows")]
+    for table in [*MATERIALISED, *sorted(windows)]:
         if table == "code_value_ranges":
             # made again under the headings where a range learnt from history moves; a new
             # code elsewhere has a published or rulebook range, the same whatever the history
-            kb.executemany("DELETE FROM code_value_ranges WHERE SUBSTR(hs_code, 1, 4) = ?",
-                           screened.execute("SELECT prefix FROM temp.excon_code_groups"
-                                            ).fetchall())
-            _copy_rows(kb, screened, table, verb="INSERT OR IGNORE")
-        elif table in ("party_first_seen",):
-            _copy_rows(kb, screened, table, verb="INSERT OR IGNORE")
-        elif table == "listed_matches":
-            known_names = {n for (n,) in kb.execute("SELECT DISTINCT name FROM listed_matches")}
-            screened.execute("CREATE TEMP TABLE excon_known_names (name TEXT PRIMARY KEY)")
-            screened.executemany("INSERT INTO excon_known_names VALUES (?)",
-                                 [(n,) for n in known_names])
-            _copy_rows(kb, screened, table,
-                  "WHERE name NOT IN (SELECT name FROM temp.excon_known_names)")
-            screened.execute("DROP TABLE temp.excon_known_names")
+            kb.executemany("DELETE FROM main.code_value_ranges "
+                           "WHERE SUBSTR(hs_code, 1, 4) = ?", groups)
+            _copy_rows(kb, table, verb="INSERT OR IGNORE")
+        elif table == "party_first_seen":
+            _copy_rows(kb, table, verb="INSERT OR IGNORE")
+        elif table == "listed_matches":  # all of a name's matches, or none
+            _copy_rows(kb, table, "WHERE name NOT IN (SELECT name FROM main.listed_matches)")
         else:
-            _copy_rows(kb, screened, table)
+            _copy_rows(kb, table)
     for table in ("party_name_keys", "listed_names", "party_reach"):
-        _copy_rows(kb, screened, table, verb="INSERT OR IGNORE")
-    _publish_added(kb, findings, [n for (n,) in screened.execute(
-        "SELECT DISTINCT licence_no FROM main.declarations WHERE licence_no IS NOT NULL")])
+        _copy_rows(kb, table, verb="INSERT OR IGNORE")
+    _publish_added(kb, findings, [n for (n,) in kb.execute(
+        "SELECT DISTINCT licence_no FROM screened.declarations WHERE licence_no IS NOT NULL")])
     return run_id, int(new[0])
 
 
