@@ -282,9 +282,15 @@ FAIL_ON_HELP = "Exit 1 when a finding has one of these outcomes (comma-separated
 
 
 @cli.command()
-@click.argument("declarations", type=click.Path(allow_dash=True))
+@click.argument("declarations", type=click.Path(allow_dash=True), required=False)
 @click.option("--licences", type=click.Path(allow_dash=True), help="licences.csv")
 @click.option("--parties", type=click.Path(allow_dash=True), help="parties.csv")
+@click.option("--db", "db_path", type=click.Path(exists=True, dir_okay=False),
+              help="Screen against this knowledge base: its rulebooks, licences and parties "
+                   "(unless given), and its declarations as history. Nothing is written to it.")
+@click.option("--stdin", "stdin_mode", is_flag=True,
+              help="Keep running: read one declaration per line from standard input as a "
+                   "JSON object, and write its findings as one JSON line, as each arrives.")
 @click.option("--as-of", "as_of", callback=_iso_date,
               help="Judge every declaration by the law of this date.")
 @click.option("--format", "fmt", type=click.Choice(["csv", "json", "jsonl"]), default="csv",
@@ -306,7 +312,8 @@ FAIL_ON_HELP = "Exit 1 when a finding has one of these outcomes (comma-separated
 @click.option("--dsn", help="PostgreSQL connection string for --engine postgres "
                             "(postgresql://user@host/db); the checks run in a schema of their "
                             "own, dropped afterwards.")
-def screen(declarations: str, licences: str | None, parties: str | None, as_of: str | None,
+def screen(declarations: str | None, licences: str | None, parties: str | None,
+           db_path: str | None, stdin_mode: bool, as_of: str | None,
            fmt: str, output: str | None, rulebook_paths: tuple[str, ...], fail_on: str,
            unit_values: str | None, allow_rejected: str, reject_future: bool, strict: bool,
            engine: str, dsn: str | None) -> None:
@@ -337,8 +344,21 @@ def screen(declarations: str, licences: str | None, parties: str | None, as_of: 
     if unknown:
         raise click.BadParameter(f"unknown outcome(s): {', '.join(sorted(unknown))}",
                                  param_hint="--fail-on")
+    if (declarations is None) == (not stdin_mode):
+        raise click.UsageError("give a declarations file, or --stdin to read them one by one")
+    rulebooks = [Path(p) for p in _paths(rulebook_paths)] if rulebook_paths or not db_path \
+        else None
     try:
-        screener = Screener([Path(p) for p in _paths(rulebook_paths)])
+        if db_path is not None or stdin_mode:  # licences and parties stay for every screening
+            screener = Screener(rulebooks, db=Path(db_path) if db_path else None,
+                                licences=licences, parties=parties)
+            licences = parties = None
+        else:
+            screener = Screener(rulebooks)
+        if stdin_mode:
+            _screen_lines(screener, as_of, dsn or engine)
+            return
+        assert declarations is not None
         findings, reports = screener.screen_files(declarations, licences, parties, as_of,
                                                   engine=dsn or engine,
                                                   unit_values=unit_values,
@@ -374,6 +394,35 @@ def screen(declarations: str, licences: str | None, parties: str | None, as_of: 
         click.echo(f"error: {w}", err=True)
     if wanted & set(counts) or too_many:
         sys.exit(1)
+
+
+def _screen_lines(screener: Any, as_of: str | None, engine: str) -> None:
+    """`excon screen --stdin`: each line of standard input a declaration (a JSON object with
+    the columns of declarations.csv), each answered at once by one line of standard output:
+    `{"line", "declaration_id", "findings": [...]}`, or `{"line", "error"}` for a line that is
+    not a declaration excon can read (the process goes on). Ends at the end of the input."""
+    from kb.screen.screener import ScreeningError
+
+    click.echo(f"excon screen: ready (rulebook version {screener.version}); one declaration "
+               "per line as JSON", err=True)
+    out = sys.stdout
+    for n, line in enumerate(sys.stdin, 1):
+        if not line.strip():
+            continue
+        answer: dict[str, Any] = {"line": n}
+        try:
+            row = json.loads(line)
+            if not isinstance(row, dict):
+                raise ValueError("expected a JSON object")
+            answer["declaration_id"] = row.get("id")
+            answer["findings"] = [f.as_dict() for f in
+                                  screener.screen([row], as_of=as_of, engine=engine)]
+        except (ValueError, ScreeningError) as e:
+            answer.pop("findings", None)
+            answer["error"] = str(e)
+        out.write(json.dumps(answer, ensure_ascii=False) + "\n")
+        out.flush()
+    screener.close()
 
 
 def _write_findings(findings: list[Any], fmt: str, output: str | None) -> None:

@@ -191,3 +191,55 @@ def test_excon_add_on_the_command_line(split_kb: dict[str, Path], tmp_path: Path
                             "--db", str(db)], capture_output=True, text=True, check=False)
     assert again.returncode == 1
     assert "in the knowledge base already" in again.stderr and "Traceback" not in again.stderr
+
+
+def test_screen_against_a_knowledge_base_changes_nothing_and_finds_what_an_add_would(
+        split_kb: dict[str, Path], tmp_path: Path) -> None:
+    db = _copy(split_kb, tmp_path)
+    before = _digest(db)
+    out = tmp_path / "screened.csv"
+    done = subprocess.run([sys.executable, "-m", "kb.cli", "screen", str(split_kb["new"]),
+                           "--db", str(db), "-o", str(out)],
+                          capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    assert _digest(db) == before  # read, never written
+    with out.open(encoding="utf-8", newline="") as f:
+        screened = sorted(tuple(r.values()) for r in csv.DictReader(f))
+    report = add(db, split_kb["new"])
+    assert screened == sorted(tuple(str("" if v is None else v) for v in f.as_dict().values())
+                              for f in report.findings)
+
+
+def test_screen_stdin_answers_each_declaration_as_it_arrives(
+        split_kb: dict[str, Path], tmp_path: Path) -> None:
+    """A long-running `excon screen --db kb.db --stdin`: a declaration written to it is
+    answered before the next is sent, with the findings `Screener(db=…)` gives it; a line
+    that is not a declaration gets an error and the process goes on."""
+    import json
+
+    with split_kb["new"].open(encoding="utf-8", newline="") as f:
+        rows = [{k: v or None for k, v in r.items()} for r in csv.DictReader(f)]
+    expected = Screener(db=split_kb["history"])
+    proc = subprocess.Popen([sys.executable, "-m", "kb.cli", "screen", "--stdin", "--db",
+                             str(split_kb["history"])], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdin is not None and proc.stdout is not None
+    try:
+        flagged = [r for r in rows if expected.screen([r])][:3]
+        assert flagged
+        for row in [*flagged, rows[0]]:
+            proc.stdin.write(json.dumps(row) + "\n")
+            proc.stdin.flush()
+            answer = json.loads(proc.stdout.readline())  # before anything else is sent
+            assert answer["declaration_id"] == row["id"]
+            assert answer["findings"] == [f.as_dict() for f in expected.screen([row])]
+        proc.stdin.write("{not json\n")
+        proc.stdin.write(json.dumps({**rows[1], "declared_on": "not a date"}) + "\n")
+        proc.stdin.flush()
+        bad_json, bad_date = (json.loads(proc.stdout.readline()) for _ in range(2))
+        assert "error" in bad_json and bad_json["line"] == len(flagged) + 2
+        assert "declared_on" in bad_date["error"] and "findings" not in bad_date
+    finally:
+        proc.stdin.close()
+        assert proc.wait(timeout=60) == 0
+    assert "ready" in (proc.stderr.read() if proc.stderr else "")
