@@ -631,7 +631,8 @@ def fill_support(db: Database, rb: CheckedRulebook, compiled: CompiledRulebook) 
 
 
 def refresh_inputs(db: Database, derive: bool = True, declarations: Any = None,
-                   licences_kept: bool = False, history: Any = None) -> None:
+                   licences_kept: bool = False, history: Any = None,
+                   kept: dict[str, Any] | None = None) -> None:
     """Derived rows that depend on the declarations, licences and parties: party keys, listed
     names (fuzzy matches), links between parties, licence items; then, unless `derive` is
     false (the checks run on another engine, which derives them itself), the relations SQL
@@ -641,23 +642,33 @@ def refresh_inputs(db: Database, derive: bool = True, declarations: Any = None,
     licences and the rows derived from them alone (licence items, agents' keys) are those of
     the last refresh (a screener's standing licences: 190,000 licence items split again for
     each single declaration made a call 300 ms). `history`: the knowledge base whose
-    declarations come before the loaded ones (`kb.screen.history.History`)."""
+    declarations come before the loaded ones (`kb.screen.history.History`). `kept`: what a
+    screener keeps from one screening to the next, made from its standing licences
+    (`licences` true) and trade parties (`parties` true) alone: the names licences give, the
+    graph of links between parties."""
     conn = db.conn
     source = conn if declarations is None else declarations
+    kept = kept if kept is not None else {}
     conn.execute("DELETE FROM party_name_keys")
     names = [n for (n,) in source.execute(
         "SELECT consignee FROM declarations UNION SELECT end_user FROM declarations "
         "WHERE end_user IS NOT NULL UNION SELECT exporter FROM declarations").fetchall()]
     # the holders and end users licences name: licences match names by key too
-    licensed = source.execute("SELECT licence_no, holder, agents, end_user FROM licences"
-                              ).fetchall()
-    named = {n for row in licensed for n in (row[1], row[3]) if n} - set(names)
+    licensed: list[Any] | None = None
+    holders = kept.get("licence_names") if kept.get("licences") else None
+    if holders is None:
+        licensed = source.execute("SELECT licence_no, holder, agents, end_user FROM licences"
+                                  ).fetchall()
+        holders = frozenset(n for row in licensed for n in (row[1], row[3]) if n)
+        if kept.get("licences"):
+            kept["licence_names"] = holders
+    named = holders - set(names)
     conn.executemany("INSERT INTO party_name_keys (name, key) VALUES (?, ?)",
                      ((n, party_key(n)) for n in [*names, *sorted(named)]))
     if not licences_kept:  # on DuckDB, DUCKDB_LICENCE_ITEMS splits the items
         fill_licence_rows(conn, licensed, items=declarations is None)
     _fill_listed_names(conn, names)
-    _fill_party_reach(conn, source)
+    _fill_party_reach(conn, source, names, kept)
     if derive:
         materialise(db, history)
 
@@ -709,26 +720,38 @@ def _fill_listed_names(conn: sqlite3.Connection, names: list[str]) -> None:
                       for m in matcher.match_all(names, threshold)))
 
 
-def _fill_party_reach(conn: sqlite3.Connection, source: Any) -> None:
+def _fill_party_reach(conn: sqlite3.Connection, source: Any, names: list[str],
+                      kept: dict[str, Any]) -> None:
     """Paths between the parties the rules ask about: for `A related to B`, each pair of a
     declaration's A and B; for `A related to party listed on …`, every declared party near a
     listed one (searched from the listed parties). `source`: the connection holding the
-    declarations (`conn`, or DuckDB's)."""
+    declarations (`conn`, or DuckDB's); `names`: the declared names. The graph, and what it
+    reaches from the listed parties, is kept (`kept`) while the trade parties stand."""
     conn.execute("DELETE FROM party_reach")
     needs = conn.execute("SELECT via, subject, other, hops FROM party_reach_needs").fetchall()
     if not needs:
         return
-    facts = [PartyFacts(*row) for row in conn.execute(
-        "SELECT p.legal_name, p.address, p.phone, o.legal_name, p.owner_share_pct "
-        "FROM parties AS p LEFT JOIN parties AS o ON o.name = p.owner UNION ALL "
-        "SELECT name, address, phone, parent, NULL FROM trade_parties")]
-    same = dict(conn.execute("SELECT a.alias, p.legal_name FROM party_aliases AS a "
-                             "JOIN parties AS p ON p.name = a.party").fetchall())
-    graph = _graph(tuple(facts), tuple(sorted(same.items())))
+    graph = kept.get("party_graph") if kept.get("parties") else None
+    if graph is None:
+        facts = [PartyFacts(*row) for row in conn.execute(
+            "SELECT p.legal_name, p.address, p.phone, o.legal_name, p.owner_share_pct "
+            "FROM parties AS p LEFT JOIN parties AS o ON o.name = p.owner UNION ALL "
+            "SELECT name, address, phone, parent, NULL FROM trade_parties")]
+        same = dict(conn.execute("SELECT a.alias, p.legal_name FROM party_aliases AS a "
+                                 "JOIN parties AS p ON p.name = a.party").fetchall())
+        graph = _graph(tuple(facts), tuple(sorted(same.items())))
+        if kept.get("parties"):
+            kept["party_graph"], kept["party_near"] = graph, {}
+    near_of: dict[str, Any] = kept.get("party_near", {}) if kept.get("parties") else {}
     columns = {c[1] for c in conn.execute("PRAGMA table_info(declarations)")}
     listed = [n for (n,) in conn.execute(
         "SELECT DISTINCT p.legal_name FROM parties AS p JOIN list_entry_periods AS e "
         "ON e.party = p.name")]
+    # each declared name's key, named by the first of its spellings (as party_name_keys has
+    # them; names only licences give are never a declaration's party)
+    declared: dict[str, str] = {}
+    for name in sorted(names):
+        declared.setdefault(party_key(name), name)
     rows = []
     for via, subject, other, hops in needs:
         links, threshold = parse_via(via)
@@ -736,17 +759,18 @@ def _fill_party_reach(conn: sqlite3.Connection, source: Any) -> None:
             assert {subject, other} <= columns  # field names from the schema, never user text
             # only two parties in one connected group of links can be related: the pairs to
             # search are those the engine finds with the names of linked parties
-            groups = [(name, group) for (name,) in conn.execute(
-                "SELECT name FROM party_name_keys")
-                if (node := graph.node(name)) is not None
+            groups = [(name, group) for name in names
+                      if (node := graph.node(name)) is not None
                 and not (group := graph.component(node, frozenset(links), threshold)
                          ).startswith("=")]
             for a, b in _pairs_in_a_group(source, subject, other, groups):
                 if (r := graph.related(a, b, links, hops, threshold)) is not None:
                     rows.append((via, party_key(a), party_key(b), r.hops, r.path))
             continue
-        near = graph.reach_to(listed, links, hops, threshold)
-        for key, name in conn.execute("SELECT key, MIN(name) FROM party_name_keys GROUP BY key"):
+        near = near_of.get(via)
+        if near is None:
+            near = near_of[via] = graph.reach_to(listed, links, hops, threshold)
+        for key, name in declared.items():
             node = graph.node(name)
             for target, r in near.get(node or "", {}).items():
                 rows.append((via, key, target, r.hops, r.path))

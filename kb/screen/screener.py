@@ -143,6 +143,10 @@ class Screener:
         elif "licences" in self.standing:  # split once, kept for every screening
             fill_licence_rows(self.db.conn)
             self.licence_rows_ready = True
+        # what is made from the standing licences and trade parties alone, kept from one
+        # screening to the next (kb.screen.checks.refresh_inputs)
+        self.kept: dict[str, Any] = {"licences": "licences" in self.standing,
+                                     "parties": "trade_parties" in self.standing}
         self.db.conn.commit()
 
     @staticmethod
@@ -237,7 +241,8 @@ class Screener:
                 if self.history is not None else None
             # standing licences' items and agents' keys were split when they were loaded
             refresh_inputs(self.db, derive or history is not None, to_duckdb,
-                           licences_kept=self.licence_rows_ready, history=history)
+                           licences_kept=self.licence_rows_ready, history=history,
+                           kept=self.kept)
             conn.execute("DELETE FROM excon_settings")
             if as_of is not None:
                 conn.execute("INSERT INTO excon_settings (as_of) VALUES (?)", [as_of])
