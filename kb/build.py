@@ -35,8 +35,9 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -239,8 +240,6 @@ def add(db_path: Path, declarations: str | Path | IO[bytes], engine: str = "sqli
     db_path = Path(db_path)
     if not db_path.is_file():
         raise AddError(f"{db_path} does not exist; build it with `excon build`")
-    screener = Screener(db=db_path)
-    screener.every_range = True
     out: dict[str, Any] = {}
 
     def write(conn: sqlite3.Connection, findings: list[Finding],
@@ -254,14 +253,53 @@ def add(db_path: Path, declarations: str | Path | IO[bytes], engine: str = "sqli
         conn.commit()
         conn.execute("DETACH DATABASE history")  # its shared lock would keep the writer out
         out["run_id"], out["added"] = _write_added(db_path, conn, findings, reports,
-                                             screener.version)
+                                                   out["version"])
 
+    with _one_add_at_a_time(db_path):  # the history read is the one written after
+        screener = Screener(db=db_path)
+        screener.every_range = True
+        out["version"] = screener.version
+        try:
+            findings, reports = screener.screen_files(
+                declarations, engine=engine, reject_future=reject_future, last=True,
+                then=write)
+        finally:
+            screener.close()
+    return AddReport(db_path, out["run_id"], findings, reports, out["added"], out["version"])
+
+
+@contextlib.contextmanager
+def _one_add_at_a_time(db_path: Path) -> Iterator[None]:
+    """Adds to one knowledge base wait for each other (a lock file beside it): each screens
+    against the history the one before it left, and writes after it."""
+    import fcntl
+
+    with db_path.with_name(f".{db_path.name}.add-lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+@contextlib.contextmanager
+def _file_to_change(db_path: Path) -> Iterator[Path]:
+    """The file an add writes: the knowledge base itself, or, while `excon serve` serves a
+    snapshot of it (a hard link to the same file, kb.publish.serve), a copy swapped in
+    afterwards as a build's file is, so that the served snapshot never changes under its
+    readers (send the server SIGHUP to serve the new file)."""
+    if db_path.stat().st_nlink == 1:
+        yield db_path
+        return
+    tmp = db_path.with_name(f".{db_path.name}.adding-{os.getpid()}")
     try:
-        findings, reports = screener.screen_files(
-            declarations, engine=engine, reject_future=reject_future, last=True, then=write)
+        shutil.copyfile(db_path, tmp)
+        yield tmp
+        fsync(tmp)
+        tmp.replace(db_path)
+        fsync_dir(db_path.parent)
     finally:
-        screener.close()
-    return AddReport(db_path, out["run_id"], findings, reports, out["added"], screener.version)
+        tmp.unlink(missing_ok=True)
 
 
 def _write_added(db_path: Path, screened: sqlite3.Connection, findings: Sequence[Finding],
@@ -270,6 +308,13 @@ def _write_added(db_path: Path, screened: sqlite3.Connection, findings: Sequence
     database is copied whole into the writer's connection (`screened`), and every row goes
     over in SQL."""
     groups = screened.execute("SELECT prefix FROM temp.excon_code_groups").fetchall()
+    with _file_to_change(db_path) as target:
+        return _write_into(target, screened, findings, reports, version, groups)
+
+
+def _write_into(db_path: Path, screened: sqlite3.Connection, findings: Sequence[Finding],
+                reports: Sequence[LoadReport], version: str,
+                groups: list[tuple[str]]) -> tuple[int, int]:
     kb = sqlite3.connect(db_path, timeout=60, isolation_level=None)
     try:
         kb.execute("ATTACH DATABASE ':memory:' AS screened")

@@ -243,3 +243,19 @@ def test_screen_stdin_answers_each_declaration_as_it_arrives(
         proc.stdin.close()
         assert proc.wait(timeout=60) == 0
     assert "ready" in (proc.stderr.read() if proc.stderr else "")
+
+
+def test_an_add_to_a_served_knowledge_base_leaves_the_served_snapshot_whole(
+        split_kb: dict[str, Path], tmp_path: Path) -> None:
+    """`excon serve` serves a hard link to the file (a snapshot); an add then writes a new
+    file and swaps it in, as a build does: the snapshot's readers never see it change."""
+    db = _copy(split_kb, tmp_path)
+    served = tmp_path / "snapshot.db"
+    served.hardlink_to(db)
+    before = _digest(served)
+    add(db, split_kb["new"])
+    assert _digest(served) == before and db.stat().st_ino != served.stat().st_ino
+    new = _new_ids(split_kb["new"])
+    added = {i for (i,) in _rows(db, "SELECT id FROM declarations")}
+    assert new <= added and not new & {i for (i,) in _rows(served, "SELECT id FROM declarations")}
+    assert not list(tmp_path.glob(".kb.db.adding-*"))
