@@ -60,8 +60,9 @@ fuzz: $(STAMP)
 
 ## system-deps: from Debian, PostgreSQL's server and client (cross-engine and bundle tests), the
 ## sqlite3 shell (the SQLite bundle's commands), Chromium and a CJK font (browser tests:
-## screenshots show Chinese characters, not boxes), Java 17 (Spark), and ICU with a C++
-## compiler (PyICU, which FollowTheMoney needs, builds against them)
+## screenshots show Chinese characters, not boxes), Java 17 (Spark), ICU with a C++ compiler
+## (PyICU, which FollowTheMoney needs, builds against them), nginx and openssl (the
+## deployment test: docs/deploy.md)
 system-deps:
 	@missing=""; \
 	if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb >/dev/null; then \
@@ -75,6 +76,8 @@ system-deps:
 	if ! java -version 2>&1 | grep -qE 'version "(1[7-9]|2[0-9])'; then \
 	    missing="$$missing openjdk-17-jre-headless"; fi; \
 	if ! pkg-config --exists icu-uc 2>/dev/null; then missing="$$missing libicu-dev pkg-config"; fi; \
+	if ! test -x /usr/sbin/nginx; then missing="$$missing nginx"; fi; \
+	if ! command -v openssl >/dev/null; then missing="$$missing openssl"; fi; \
 	if ! command -v g++ >/dev/null; then missing="$$missing g++"; fi; \
 	if test -n "$$missing"; then \
 	    echo "installing$$missing (Debian packages) for the tests"; \
