@@ -85,7 +85,7 @@ def test_the_duckdb_bundle_transpiled_by_docs_recipe_runs_on_spark(tmp_path: Pat
     assert recipe, "docs/engines.md lost its transpiling recipe"
     namespace: dict[str, Any] = {}
     exec(recipe.group(1), namespace)  # the docs' own code, as a reader would copy it
-    inputs = demo.write(demo.generate(400, seed=4, rulebooks=[RULEBOOKS]), tmp_path / "in")
+    inputs = demo.write(demo.generate(300, seed=4, rulebooks=[RULEBOOKS]), tmp_path / "in")
     duck, folder = tmp_path / "duckdb", tmp_path / "spark"
     for dialect, out in (("duckdb", duck), ("spark", folder)):
         invoke("export", "--dialect", dialect, "--out", str(out), "--rulebooks",
@@ -98,7 +98,8 @@ def test_the_duckdb_bundle_transpiled_by_docs_recipe_runs_on_spark(tmp_path: Pat
            "--bundle", str(folder))
     submit = Path(sys.executable).parent / "spark-submit"
     done = subprocess.run(
-        [str(submit), "--master", "local[2]", "run.py"], cwd=folder, capture_output=True,
+        [str(submit), "--master", "local[2]", "--conf", "spark.sql.shuffle.partitions=4",
+         "run.py"], cwd=folder, capture_output=True,
         text=True, timeout=1200,
         env={"PATH": f"{submit.parent}:/usr/bin:/bin", "HOME": str(tmp_path),
              "PYSPARK_PYTHON": sys.executable, "JAVA_HOME": os.environ.get("JAVA_HOME", "")})
