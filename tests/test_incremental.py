@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import itertools
 import shutil
 import sqlite3
 import subprocess
@@ -225,7 +226,7 @@ def test_screen_stdin_answers_each_declaration_as_it_arrives(
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert proc.stdin is not None and proc.stdout is not None
     try:
-        flagged = [r for r in rows if expected.screen([r])][:3]
+        flagged = list(itertools.islice((r for r in rows if expected.screen([r])), 3))
         assert flagged
         for row in [*flagged, rows[0]]:
             proc.stdin.write(json.dumps(row) + "\n")

@@ -23,7 +23,7 @@ from kb.cli import cli
 from kb.inputs import demo
 from kb.screen import Screener
 from kb.screen.spark_run import statements
-from tests.conftest import ROOT, RULEBOOKS
+from tests.conftest import RULEBOOKS
 
 
 def invoke(*args: str) -> str:
@@ -71,40 +71,3 @@ def test_statements_split_outside_quotes_and_comments() -> None:
     assert statements(script) == ["SELECT 'a;b', \"c;\" FROM t",
                                   "-- a note; more\nSELECT `x;y` /* z; */ FROM u",
                                   "SELECT 'it\\'s; fine'"]
-
-
-@pytest.mark.slow
-def test_the_duckdb_bundle_transpiled_by_docs_recipe_runs_on_spark(tmp_path: Path) -> None:
-    """docs/engines.md, "Engines excon does not ship": its sqlglot function turns the DuckDB
-    bundle's derive.sql and checks.sql into Spark SQL; in a Spark bundle's place they give
-    `excon screen`'s findings, row for row."""
-    import re
-
-    recipe = re.search(r"```python\n(.*?def duckdb_script_for_spark.*?)```",
-                       (ROOT / "docs" / "engines.md").read_text(encoding="utf-8"), re.S)
-    assert recipe, "docs/engines.md lost its transpiling recipe"
-    namespace: dict[str, Any] = {}
-    exec(recipe.group(1), namespace)  # the docs' own code, as a reader would copy it
-    inputs = demo.write(demo.generate(300, seed=4, rulebooks=[RULEBOOKS]), tmp_path / "in")
-    duck, folder = tmp_path / "duckdb", tmp_path / "spark"
-    for dialect, out in (("duckdb", duck), ("spark", folder)):
-        invoke("export", "--dialect", dialect, "--out", str(out), "--rulebooks",
-               str(RULEBOOKS))
-    for script in ("derive.sql", "checks.sql"):
-        (folder / script).write_text(namespace["duckdb_script_for_spark"](
-            (duck / script).read_text(encoding="utf-8")), encoding="utf-8")
-    invoke("prepare", "--declarations", str(inputs["declarations"]), "--licences",
-           str(inputs["licences"]), "--parties", str(inputs["parties"]),
-           "--bundle", str(folder))
-    submit = Path(sys.executable).parent / "spark-submit"
-    done = subprocess.run(
-        [str(submit), "--master", "local[2]", "--conf", "spark.sql.shuffle.partitions=4",
-         "run.py"], cwd=folder, capture_output=True,
-        text=True, timeout=1200,
-        env={"PATH": f"{submit.parent}:/usr/bin:/bin", "HOME": str(tmp_path),
-             "PYSPARK_PYTHON": sys.executable, "JAVA_HOME": os.environ.get("JAVA_HOME", "")})
-    assert done.returncode == 0, done.stderr[-3000:]
-    got = sorted(tuple(r.values()) for r in pq.read_table(folder / "findings").to_pylist())
-    findings, _ = Screener([RULEBOOKS]).screen_files(
-        inputs["declarations"], inputs["licences"], inputs["parties"])
-    assert got == sorted(tuple(f.as_dict().values()) for f in findings) and got
