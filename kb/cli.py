@@ -346,6 +346,13 @@ def screen(declarations: str | None, licences: str | None, parties: str | None,
                                  param_hint="--fail-on")
     if (declarations is None) == (not stdin_mode):
         raise click.UsageError("give a declarations file, or --stdin to read them one by one")
+    if stdin_mode:
+        ignored = [name for name, given in (("-o", output), ("--fail-on", fail_on),
+                                            ("--unit-values", unit_values),
+                                            ("--format", fmt != "csv")) if given]
+        if ignored:
+            raise click.UsageError(f"--stdin answers each line on standard output as JSON: "
+                                   f"{', '.join(ignored)} cannot be used with it")
     rulebooks = [Path(p) for p in _paths(rulebook_paths)] if rulebook_paths or not db_path \
         else None
     try:

@@ -260,3 +260,16 @@ def test_an_add_to_a_served_knowledge_base_leaves_the_served_snapshot_whole(
     added = {i for (i,) in _rows(db, "SELECT id FROM declarations")}
     assert new <= added and not new & {i for (i,) in _rows(served, "SELECT id FROM declarations")}
     assert not list(tmp_path.glob(".kb.db.adding-*"))
+
+
+def test_screen_stdin_refuses_options_it_cannot_honour(split_kb: dict[str, Path]) -> None:
+    from click.testing import CliRunner
+
+    from kb.cli import cli
+
+    for extra in (["-o", "x.csv"], ["--format", "json"], ["--fail-on", "prohibited"]):
+        result = CliRunner().invoke(cli, ["screen", "--stdin", "--db", str(split_kb["history"]),
+                                          *extra])
+        assert result.exit_code == 2 and "cannot be used with it" in result.output, extra
+    result = CliRunner().invoke(cli, ["screen", "--db", str(split_kb["history"])])
+    assert result.exit_code == 2 and "--stdin" in result.output
