@@ -6,7 +6,6 @@ reformat), 2 for usage errors (click's own convention).
 
 from __future__ import annotations
 
-import contextlib
 import difflib
 import json
 import os
@@ -326,6 +325,7 @@ def screen(declarations: str | None, licences: str | None, parties: str | None,
     """
 
     from kb.inputs.report import LoadError
+    from kb.screen.output import screen_lines, write_findings
     from kb.screen.screener import (
         Screener,
         ScreeningError,
@@ -363,7 +363,7 @@ def screen(declarations: str | None, licences: str | None, parties: str | None,
         else:
             screener = Screener(rulebooks)
         if stdin_mode:
-            _screen_lines(screener, as_of, dsn or engine)
+            screen_lines(screener, as_of, dsn or engine)
             return
         assert declarations is not None
         findings, reports = screener.screen_files(declarations, licences, parties, as_of,
@@ -375,7 +375,7 @@ def screen(declarations: str | None, licences: str | None, parties: str | None,
         click.echo(f"error: {e}", err=True)
         sys.exit(1)
     _print_loads([r for r in reports if r.rejected_rows or r.warnings()], kept=False)
-    _write_findings(findings, fmt, output)
+    write_findings(findings, fmt, output)
     counts: dict[str, int] = {}
     for f in findings:
         counts[f.outcome] = counts.get(f.outcome, 0) + 1
@@ -401,58 +401,6 @@ def screen(declarations: str | None, licences: str | None, parties: str | None,
         click.echo(f"error: {w}", err=True)
     if wanted & set(counts) or too_many:
         sys.exit(1)
-
-
-def _screen_lines(screener: Any, as_of: str | None, engine: str) -> None:
-    """`excon screen --stdin`: each line of standard input a declaration (a JSON object with
-    the columns of declarations.csv), each answered at once by one line of standard output:
-    `{"line", "declaration_id", "findings": [...]}`, or `{"line", "error"}` for a line that is
-    not a declaration excon can read (the process goes on). Ends at the end of the input."""
-    from kb.screen.screener import ScreeningError
-
-    click.echo(f"excon screen: ready (rulebook version {screener.version}); one declaration "
-               "per line as JSON", err=True)
-    out = sys.stdout
-    for n, line in enumerate(sys.stdin, 1):
-        if not line.strip():
-            continue
-        answer: dict[str, Any] = {"line": n}
-        try:
-            row = json.loads(line)
-            if not isinstance(row, dict):
-                raise ValueError("expected a JSON object")
-            answer["declaration_id"] = row.get("id")
-            answer["findings"] = [f.as_dict() for f in
-                                  screener.screen([row], as_of=as_of, engine=engine)]
-        except (ValueError, ScreeningError) as e:
-            answer.pop("findings", None)
-            answer["error"] = str(e)
-        out.write(json.dumps(answer, ensure_ascii=False) + "\n")
-        out.flush()
-    screener.close()
-
-
-def _write_findings(findings: list[Any], fmt: str, output: str | None) -> None:
-    """Findings as CSV (cells a spreadsheet would run as formulas made safe), JSON or JSON
-    lines, to a file or stdout."""
-    import csv as csv_module
-
-    from dsl.compile import FINDING_COLUMNS
-    from kb.screen.screener import spreadsheet_safe
-
-    with (Path(output).open("w", encoding="utf-8", newline="") if output
-          else contextlib.nullcontext(sys.stdout)) as out:
-        if fmt == "csv":
-            writer = csv_module.writer(out, lineterminator="\n")
-            writer.writerow(FINDING_COLUMNS)
-            writer.writerows([spreadsheet_safe(getattr(f, c)) for c in FINDING_COLUMNS]
-                             for f in findings)
-        elif fmt == "json":
-            out.write(json.dumps([f.as_dict() for f in findings], ensure_ascii=False, indent=2))
-            out.write("\n")
-        else:
-            for f in findings:
-                out.write(json.dumps(f.as_dict(), ensure_ascii=False) + "\n")
 
 
 @cli.command("add")
@@ -481,6 +429,7 @@ def add_command(declarations: str, db_path: str, fmt: str, output: str | None,
     """
     from kb.build import AddError, add
     from kb.inputs.report import LoadError
+    from kb.screen.output import write_findings
     from kb.screen.screener import ScreeningError
 
     try:
@@ -490,7 +439,7 @@ def add_command(declarations: str, db_path: str, fmt: str, output: str | None,
         click.echo(f"error: {e}", err=True)
         sys.exit(1)
     _print_loads([r for r in report.loads if r.rejected_rows or r.warnings()], kept=True)
-    _write_findings(report.findings, fmt, output)
+    write_findings(report.findings, fmt, output)
     click.echo(f"added {report.added:,} declaration(s) to {db_path} with "
                f"{len(report.findings):,} finding(s) (run {report.run_id}; rulebook version "
                f"{report.rulebook_version})", err=True)
