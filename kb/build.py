@@ -256,8 +256,7 @@ def add(db_path: Path, declarations: str | Path | IO[bytes], engine: str = "sqli
                                                    out["version"])
 
     with _one_add_at_a_time(db_path):  # the history read is the one written after
-        screener = Screener(db=db_path)
-        screener.every_range = True
+        screener = Screener(db=db_path, every_range=True)
         out["version"] = screener.version
         try:
             findings, reports = screener.screen_files(

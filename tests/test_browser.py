@@ -122,6 +122,21 @@ class Page:
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         self.page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
 
+    def decide(self, outcome: str, decision: str, reason: str, licence: str = "") -> str:
+        """On the page of the first declaration with a finding of `outcome`, the first
+        finding's form filled in and sent; the declaration's id."""
+        self.open(f"/kb/finding_details?outcome={outcome}&_size=1")
+        declaration: str = self.page.locator("td.col-declaration_id a").first.inner_text()
+        self.open(f"/kb/declarations/{declaration}")
+        form = self.page.locator("table.excon-findings form").first
+        form.locator("select[name=decision]").select_option(decision)
+        if licence:
+            form.locator("input[name=licence_no]").fill(licence)
+        form.locator("textarea[name=reason]").fill(reason)
+        form.locator("input[type=submit]").click()
+        self.page.wait_for_load_state("networkidle")
+        return declaration
+
     def login(self) -> None:
         self.open("/-/login")
         self.page.fill("input[name=username]", "analyst")
@@ -256,14 +271,7 @@ def test_searching_a_chinese_character_finds_gallium(browser: Any, server: str) 
 def test_a_decision_is_recorded_and_survives_a_rebuild(browser: Any, served: Served) -> None:
     p = Page(browser, served.base)
     p.login()
-    p.open("/kb/finding_details?outcome=prohibited&_size=1")
-    declaration = p.page.locator("td.col-declaration_id a").first.inner_text()
-    p.open(f"/kb/declarations/{declaration}")
-    form = p.page.locator("table.excon-findings form").first
-    form.locator("select[name=decision]").select_option("escalated")
-    form.locator("textarea[name=reason]").fill("Consignee's address matches a listed agent")
-    form.locator("input[type=submit]").click()
-    p.page.wait_for_load_state("networkidle")
+    declaration = p.decide("prohibited", "escalated", "Consignee's address matches a listed agent")
     decided = p.page.locator("table.excon-findings .excon-decision").first.inner_text()
     assert "escalated by analyst" in decided
     assert "Consignee's address matches a listed agent" in decided
@@ -382,16 +390,8 @@ def test_a_release_under_an_unknown_licence_is_refused_and_keeps_the_typed_reaso
         browser: Any, served: Served) -> None:
     p = Page(browser, served.base)
     p.login()
-    p.open("/kb/finding_details?outcome=unlicensed&_size=1")
-    declaration = p.page.locator("td.col-declaration_id a").first.inner_text()
-    p.open(f"/kb/declarations/{declaration}")
-    form = p.page.locator("table.excon-findings form").first
     reason = "Licence shown at the border; 已核对"
-    form.locator("select[name=decision]").select_option("released")
-    form.locator("input[name=licence_no]").fill("NO-SUCH-LICENCE")
-    form.locator("textarea[name=reason]").fill(reason)
-    form.locator("input[type=submit]").click()
-    p.page.wait_for_load_state("networkidle")
+    p.decide("unlicensed", "released", reason, licence="NO-SUCH-LICENCE")
     form = p.page.locator("table.excon-findings form").first
     assert "there is no licence 'NO-SUCH-LICENCE'" in \
         form.locator(".excon-draft-problem").inner_text()

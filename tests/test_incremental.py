@@ -11,40 +11,17 @@ import shutil
 import sqlite3
 import subprocess
 import sys
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from bench.incremental import split
 from kb.build import AddError, add, build
 from kb.screen import Screener
 from tests.conftest import RULEBOOKS
 
 NEW_ROWS = 450  # about the last month of 3,000 demo declarations
-
-
-def _split(demo: Path, out: Path) -> str:
-    """history.csv (every declaration up to a day) and new.csv (those after it); the day."""
-    with (demo / "declarations.csv").open(encoding="utf-8", newline="") as f:
-        reader = csv.reader(f)
-        header = next(reader)
-        rows = sorted(reader, key=lambda r: (r[header.index("declared_on")], r[0]))
-    on = header.index("declared_on")
-    days = Counter(r[on] for r in rows)
-    after, cut = 0, ""
-    for day in sorted(days, reverse=True):
-        if after + days[day] > NEW_ROWS:
-            cut = day
-            break
-        after += days[day]
-    for name, part in (("history.csv", [r for r in rows if r[on] <= cut]),
-                       ("new.csv", [r for r in rows if r[on] > cut])):
-        with (out / name).open("w", encoding="utf-8", newline="") as f:
-            writer = csv.writer(f, lineterminator="\n")
-            writer.writerow(header)
-            writer.writerows(part)
-    return cut
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +32,7 @@ def split_kb(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     folder = tmp_path_factory.mktemp("incremental")
     demo = folder / "demo"
     write(generate(3000, 11, [RULEBOOKS]), demo)
-    _split(demo, folder)
+    split(demo, NEW_ROWS, folder)  # history.csv and new.csv, by day
     inputs = {"licences": demo / "licences.csv", "parties": demo / "parties.csv"}
     build(folder / "history.db", [RULEBOOKS], folder / "history.csv", **inputs)
     build(folder / "full.db", [RULEBOOKS], demo / "declarations.csv", **inputs)

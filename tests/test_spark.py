@@ -32,6 +32,20 @@ def invoke(*args: str) -> str:
     return result.output
 
 
+def spark_submit(folder: Path, home: Path) -> subprocess.CompletedProcess[str]:
+    """`spark-submit run.py` on a local master, as the bundle's README says: from the bundle's
+    folder, in a process that does not import excon; it must succeed."""
+    submit = Path(sys.executable).parent / "spark-submit"
+    done = subprocess.run(
+        [str(submit), "--master", "local[2]", "--conf", "spark.sql.shuffle.partitions=4",
+         "run.py"],
+        cwd=folder, capture_output=True, text=True, timeout=1200,
+        env={"PATH": f"{submit.parent}:/usr/bin:/bin", "HOME": str(home),
+             "PYSPARK_PYTHON": sys.executable, "JAVA_HOME": os.environ.get("JAVA_HOME", "")})
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done
+
+
 @pytest.mark.slow
 def test_spark_bundle_gives_excon_screens_findings(tmp_path: Path) -> None:
     inputs = demo.write(demo.generate(2000, seed=1, rulebooks=[RULEBOOKS]), tmp_path / "in")
@@ -40,15 +54,7 @@ def test_spark_bundle_gives_excon_screens_findings(tmp_path: Path) -> None:
     invoke("prepare", "--declarations", str(inputs["declarations"]), "--licences",
            str(inputs["licences"]), "--parties", str(inputs["parties"]),
            "--out", str(folder / "inputs"), "--rulebooks", str(RULEBOOKS))
-    submit = Path(sys.executable).parent / "spark-submit"
-    # as the README says, from the bundle's folder; a process that does not import excon
-    done = subprocess.run(
-        [str(submit), "--master", "local[2]", "--conf", "spark.sql.shuffle.partitions=4",
-         "run.py"],
-        cwd=folder, capture_output=True, text=True, timeout=1200,
-        env={"PATH": f"{submit.parent}:/usr/bin:/bin", "HOME": str(tmp_path),
-             "PYSPARK_PYTHON": sys.executable, "JAVA_HOME": os.environ.get("JAVA_HOME", "")})
-    assert done.returncode == 0, done.stderr[-3000:]
+    done = spark_submit(folder, tmp_path)
     got = sorted(tuple(r.values()) for r in pq.read_table(folder / "findings").to_pylist())
     findings, _ = Screener([RULEBOOKS]).screen_files(
         inputs["declarations"], inputs["licences"], inputs["parties"])

@@ -4,9 +4,6 @@ findings (Spark needs Java 17 and PySpark, as tests/test_spark.py says; slow).""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +13,7 @@ import pytest
 from kb.inputs import demo
 from kb.screen import Screener
 from tests.conftest import ROOT, RULEBOOKS
-from tests.test_spark import invoke
+from tests.test_spark import invoke, spark_submit
 
 
 @pytest.mark.slow
@@ -42,14 +39,7 @@ def test_the_duckdb_bundle_transpiled_by_docs_recipe_runs_on_spark(tmp_path: Pat
     invoke("prepare", "--declarations", str(inputs["declarations"]), "--licences",
            str(inputs["licences"]), "--parties", str(inputs["parties"]),
            "--bundle", str(folder))
-    submit = Path(sys.executable).parent / "spark-submit"
-    done = subprocess.run(
-        [str(submit), "--master", "local[2]", "--conf", "spark.sql.shuffle.partitions=4",
-         "run.py"], cwd=folder, capture_output=True,
-        text=True, timeout=1200,
-        env={"PATH": f"{submit.parent}:/usr/bin:/bin", "HOME": str(tmp_path),
-             "PYSPARK_PYTHON": sys.executable, "JAVA_HOME": os.environ.get("JAVA_HOME", "")})
-    assert done.returncode == 0, done.stderr[-3000:]
+    spark_submit(folder, tmp_path)
     got = sorted(tuple(r.values()) for r in pq.read_table(folder / "findings").to_pylist())
     findings, _ = Screener([RULEBOOKS]).screen_files(
         inputs["declarations"], inputs["licences"], inputs["parties"])

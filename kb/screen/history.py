@@ -59,20 +59,27 @@ def window_reach(query: exp.Expression) -> tuple[int, tuple[str, ...], bool] | N
     return None
 
 
+class Windows:
+    """How far each window of a compiled rulebook looks back (`window_reach`) and the derived
+    relations it reads: worked out once per rulebook, not per screening."""
+
+    def __init__(self, compiled: CompiledRulebook) -> None:
+        self.reach = {name: r for name, q in compiled.windows.items()
+                      if (r := window_reach(q)) is not None}
+        self.inputs = {name: sorted({t.name for t in compiled.windows[name].find_all(exp.Table)}
+                                    & set(WINDOW_INPUTS)) for name in self.reach}
+
+
 class History:
     """The part of a knowledge base's history each relation of one screening needs (see the
     module's description). Made after the loaded declarations are in the screener's tables;
     `shadowing(name)` is used by `materialise` around each relation it makes."""
 
-    def __init__(self, conn: sqlite3.Connection, compiled: CompiledRulebook,
+    def __init__(self, conn: sqlite3.Connection, windows: Windows,
                  every_code: bool = False) -> None:
         self.conn = conn
         self.every_code = every_code
-        self.reach = {name: r for name, q in compiled.windows.items()
-                      if (r := window_reach(q)) is not None}
-        # the derived relations each window reads
-        self.inputs = {name: sorted({t.name for t in compiled.windows[name].find_all(exp.Table)}
-                                    & set(WINDOW_INPUTS)) for name in self.reach}
+        self.reach, self.inputs = windows.reach, windows.inputs
         self.made: dict[tuple[int, tuple[str, ...], bool], int] = {}  # reach → its tables
         span = conn.execute("SELECT MIN(declared_on), MAX(declared_on) "
                             "FROM main.declarations").fetchone()

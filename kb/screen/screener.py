@@ -32,7 +32,7 @@ from kb.inputs.load import load_csv
 from kb.inputs.report import LoadReport
 from kb.screen.checks import fill_licence_rows, install, materialise, refresh_inputs
 from kb.screen.engines import close_engines
-from kb.screen.history import History
+from kb.screen.history import History, Windows
 from kb.store.rulebook_rows import SOURCES_TABLE, load_rulebook
 from kb.store.schema import declaration_schema
 from kb.store.tables import MIGRATIONS
@@ -83,14 +83,15 @@ class Screener:
     none)."""
 
     def __init__(self, rulebooks: Sequence[Path] | None = None, *, db: Path | None = None,
-                 licences: Source | None = None, parties: Source | None = None) -> None:
+                 licences: Source | None = None, parties: Source | None = None,
+                 every_range: bool = False) -> None:
         if rulebooks is None and db is None:
             raise ScreeningError("give the rulebooks to screen against (rulebooks=[…]) or a "
                                  "knowledge base built from them (db=…)")
         self.history = Path(db) if db is not None else None
-        # with history, make the unit-value range of every code under the loaded codes'
-        # headings, not only of those the screening needs (`kb.build.add` writes them all)
-        self.every_range = False
+        # with history, make the unit-value ranges that move under the loaded codes'
+        # headings, not only those the screening needs (`kb.build.add` writes them)
+        self.every_range = every_range
         if self.history is not None and not self.history.is_file():
             raise ScreeningError(f"{self.history} does not exist; build it with `excon build`")
         if rulebooks is None:
@@ -107,6 +108,7 @@ class Screener:
         load_rulebook(self.db, self.rulebook, frozenset(), rulebooks)
         self.compiled: CompiledRulebook
         self.compiled, _ = install(self.db, self.rulebook, result.compiled)
+        self.windows = Windows(self.compiled)  # what a screening with history reads
         self.engines: dict[str, Any] = {}  # other engines' copies of the rulebook tables
         # the latest day a declaration of the last `screen_files(…, last=True)` was judged on
         # (not looked up for the screenings before it: one declaration at a time stays fast)
@@ -237,7 +239,7 @@ class Screener:
                                                   to_duckdb if table in DUCKDB_INPUTS
                                                   else None))
             # the history each relation that looks at other declarations needs
-            history = History(conn, self.compiled, self.every_range) \
+            history = History(conn, self.windows, self.every_range) \
                 if self.history is not None else None
             # standing licences' items and agents' keys were split when they were loaded
             refresh_inputs(self.db, derive or history is not None, to_duckdb,
