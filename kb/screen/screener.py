@@ -80,7 +80,9 @@ class Screener:
     earlier declarations, and a licence is drawn down after its earlier uses there. The
     knowledge base's licences and parties are used unless others are given. `licences` and
     `parties` given here load once and stay for every screening (a screening then gives
-    none)."""
+    none). `every_range` (with `db=`): the unit-value ranges learnt from history are made for
+    every code under the loaded codes' headings where they move, not only for the loaded
+    codes (what `kb.build.add` writes into the knowledge base)."""
 
     def __init__(self, rulebooks: Sequence[Path] | None = None, *, db: Path | None = None,
                  licences: Source | None = None, parties: Source | None = None,
