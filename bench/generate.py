@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import random
 
+from kb.store.schema import hs_subheadings
+
 
 def rulebook_text(lines: int, seed: int = 7) -> str:
-    """About `lines` lines of valid rulebook text: instruments, items, groups, rules, examples."""
+    """About `lines` lines of valid rulebook text: instruments, items, groups, rules, examples.
+    Clean, as a rulebook in use is: its customs codes are under real HS 2022 subheadings of
+    chapters 28 and 81 (inorganic chemicals, other base metals), and each ban states that it
+    overrides the licence rule on the same items."""
     rng = random.Random(seed)
+    subheadings = sorted(h for h in hs_subheadings() if h[:2] in ("28", "81"))
     out: list[str] = ['rulebook bench "Generated rulebook"', "  jurisdiction CN", ""]
     out += ["countries usa \"United States\"", "  members US", ""]
     n = 0
@@ -28,7 +34,7 @@ def rulebook_text(lines: int, seed: int = 7) -> str:
             "",
         ]
         for k in range(3):
-            code = f"{rng.randint(2800, 2899)}{rng.randint(10, 99)}{rng.randint(1000, 9999)}"
+            code = f"{rng.choice(subheadings)}{rng.randint(1000, 9999)}"
             out += [
                 f'item i{n}-{k} "Item {n}.{k}"',
                 f"  member of g{n}",
@@ -45,6 +51,7 @@ def rulebook_text(lines: int, seed: int = 7) -> str:
             f'rule r{n}-us "Group {n} to the US"',
             f"  per {ins} clause 2",
             "  from 2024-12-03",
+            f"  overrides r{n}-licence",
             f"  when item in g{n}",
             "   and destination in usa",
             f"   and (quantity > {rng.randint(1, 500)} kg or value > 10000 USD)",

@@ -141,19 +141,21 @@ def parse_paths(paths: Iterable[Path | str], follow_uses: bool = True,
 # The last loads of this process, reused while their files are unchanged: a tool (or a test
 # suite) that makes several screeners or builds from the same rulebooks parses, checks and
 # compiles them once. Keyed by the paths as given, the working directory (file names in
-# diagnostics are relative to it) and the schema.
-_RECENT: OrderedDict[tuple[tuple[str, ...], str, int], tuple[Schema, _Read, LoadResult]] = \
+# diagnostics are relative to it), the schema and whether the checks were compiled.
+_RECENT: OrderedDict[tuple[tuple[str, ...], str, int, bool], tuple[Schema, _Read, LoadResult]] = \
     OrderedDict()
 _RECENT_SIZE = 4
 _RECENT_LOCK = threading.Lock()
 
 
-def load(paths: Iterable[Path | str], schema: Schema) -> LoadResult:
+def load(paths: Iterable[Path | str], schema: Schema, *, checks: bool = True) -> LoadResult:
     """Parse, check and compile: the one call an embedding tool needs. Loading the same,
     unchanged files again in this process gives the same checked rulebook without parsing,
-    checking or compiling them again."""
+    checking or compiling them again. With `checks` False (`excon check`), the diagnostics
+    only: the conditions are compiled (where a construct may not compile) but not the
+    checks around them, and `compiled` is None."""
     paths = list(paths)
-    key = (tuple(str(p) for p in paths), str(Path.cwd()), id(schema))
+    key = (tuple(str(p) for p in paths), str(Path.cwd()), id(schema), checks)
     with _RECENT_LOCK:
         kept = _RECENT.get(key)
     if kept is not None and kept[0] is schema and kept[1].unchanged():
@@ -164,7 +166,7 @@ def load(paths: Iterable[Path | str], schema: Schema) -> LoadResult:
                        diagnostics=list(done.diagnostics))
     read = _Read()
     with _few_collections():
-        result = _load(paths, schema, read)
+        result = _load(paths, schema, read, checks)
     with _RECENT_LOCK:
         _RECENT[key] = (schema, read, result)
         while len(_RECENT) > _RECENT_SIZE:
@@ -187,15 +189,17 @@ def _few_collections() -> Iterator[None]:
         gc.set_threshold(*before)
 
 
-def _load(paths: list[Path | str], schema: Schema, read: _Read) -> LoadResult:
-    from dsl.compile import compile_rulebook
+def _load(paths: list[Path | str], schema: Schema, read: _Read, checks: bool) -> LoadResult:
+    from dsl.compile import compile_conditions, compile_rulebook
 
     result = parse_paths(paths, read=read)
     rb, diags = check(result.files, schema)
     result.rulebook = rb
     result.diagnostics.extend(diags)
-    if not result.errors:
+    if not result.errors and checks:
         result.compiled, compile_diags = compile_rulebook(rb, schema)
         result.diagnostics.extend(compile_diags)
+    elif not result.errors:
+        result.diagnostics.extend(compile_conditions(rb, schema))
     result.diagnostics.sort(key=sort_key)
     return result

@@ -56,7 +56,9 @@ def test_front_end_load_matching_latency_and_diff_write_figures(tmp_path: Path) 
         assert broken[f"{kind}_described"] == 100 < broken[f"{kind}_errors"], broken
     ck = results["checker"]
     assert [r["rules"] for r in ck["runs"]] == [50, 100]
-    assert all(r["errors"] == 0 and r["seconds"] > 0 for r in ck["runs"])
+    # the generated rulebooks are clean: `excon check` exits 0 and says so
+    assert all(r["errors"] == 0 and r["check_exit"] == 0 and r["load_s"] > 0
+               and r["check_summary"].endswith("0 error(s), 0 warning(s)") for r in ck["runs"])
     assert ck["growth_per_rule"] > 0 and ck["text_s"] > 0 and ck["text_mb"] >= 0
     assert results["load"]["rows"] >= 2000 and results["load"]["rejected"] == 0
     assert results["load"]["ratio_to_raw"] > 0

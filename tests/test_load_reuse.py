@@ -41,3 +41,22 @@ def test_another_working_directory_loads_again(folder: Path, schema: Schema,
     first = dsl.load([folder], schema)
     monkeypatch.chdir(folder)
     assert dsl.load([folder], schema).rulebook is not first.rulebook
+
+
+def test_a_check_without_the_checks_reports_what_a_full_load_reports(
+        folder: Path, schema: Schema, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`excon check` compiles the conditions only (where a construct may fail to compile),
+    not the checks around them: the same diagnostics as a full load, and no checks."""
+    from dsl.compile import rules
+
+    full = dsl.load([folder], schema)
+    checked = dsl.load([folder], schema, checks=False)
+    assert checked.compiled is None and full.compiled is not None and checked.ok
+    assert [d.as_dict() for d in checked.diagnostics] == [d.as_dict() for d in full.diagnostics]
+    # a construct the compiler cannot compile is reported by the check too (E701)
+    monkeypatch.setattr(rules.Compiler, "comparison",
+                        lambda self, c: self.fail(c, "a comparison"), raising=True)
+    some = sorted(folder.glob("*.excon"))[0]  # an edit: the load is not reused
+    some.write_text(some.read_text(encoding="utf-8") + "\n# edited\n", encoding="utf-8")
+    failing = dsl.load([folder], schema, checks=False)
+    assert any(d.code == "E701" and "a comparison" in d.message for d in failing.diagnostics)

@@ -28,6 +28,7 @@ from dsl.compile.rules import (
     CompiledRule,
     CompiledRulebook,
     Compiler,
+    compile_conditions,
     compile_rulebook,
     view_name,
 )
@@ -45,6 +46,7 @@ from dsl.rulebook import FINDING_OUTCOMES, LICENSABLE, listing_nodes, required_i
 
 __all__ = ["DIALECTS", "FINDING_COLUMNS", "FINDING_OUTCOMES", "LICENSABLE", "OUTCOME_OF",
            "OUTCOME_RANK", "ROW_KEY",
-           "CompileError", "CompiledRule", "CompiledRulebook", "Compiler", "compile_rulebook",
+           "CompileError", "CompiledRule", "CompiledRulebook", "Compiler", "compile_conditions",
+           "compile_rulebook",
            "create_view", "for_dialect", "in_force", "lint", "listing_nodes", "required_items",
            "union_all", "view_name"]

@@ -24,6 +24,8 @@ from dsl.compile.sql import (
     D,
     Truth,
     and_,
+    as_,
+    cast,
     cheap_first,
     col_,
     combine,
@@ -38,7 +40,9 @@ from dsl.compile.sql import (
     not_,
     not_null,
     or_,
+    paren,
     reads_declarations,
+    table,
     union_all,
     whole,
 )
@@ -75,7 +79,7 @@ class ConditionCompiler(PartyCompiler):
                 # what a branch matched is evidence only where that branch holds
                 before = len(self.evidence)
                 part = self.truth(p)
-                self.evidence[before:] = [exp.Case().when(part.t.copy(), e)
+                self.evidence[before:] = [exp.Case().when(part.t.copy(), e, copy=False)
                                           for e in self.evidence[before:]]
                 parts.append(part)
             return combine(parts, or_(*cheap_first(p.t for p in parts)),
@@ -91,7 +95,7 @@ class ConditionCompiler(PartyCompiler):
             col, _, _ = self.field_sql(c.subject.name)
             tests = [exp.Like(this=col.copy(), expression=lit(f"{x.digits}%"))
                      for x in c.codes]  # digits: no wildcard but the trailing one
-            test: exp.Expression = exp.paren(or_(*tests)) if len(tests) > 1 else tests[0]
+            test: exp.Expression = paren(or_(*tests)) if len(tests) > 1 else tests[0]
             return Truth(test, not_(test.copy()))
         if isinstance(c, ast.IsMissing):
             col, _, _ = self.field_sql(c.subject.name)
@@ -154,7 +158,7 @@ class ConditionCompiler(PartyCompiler):
         parts = [and_(in_(item.copy(), names),
                       or_(*(interval_test(iv, self.judged_on()) for iv in days)))
                  for days, names in sorted(by_days.items(), key=lambda x: x[1])]
-        return exp.paren(or_(*parts)) if len(parts) > 1 else or_(*parts)
+        return paren(or_(*parts)) if len(parts) > 1 else or_(*parts)
 
     def control_act(self, item: exp.Expression, items: Iterable[str],
                     part: str) -> exp.Expression:
@@ -170,8 +174,8 @@ class ConditionCompiler(PartyCompiler):
         for (value, iv), names in sorted(acts.items(), key=lambda x: (x[1], str(x[0][1]))):
             if value is not None:
                 case = case.when(and_(in_(item.copy(), names),
-                                      interval_test(iv, self.judged_on())), lit(value))
-        return case if case.args.get("ifs") else exp.cast(exp.null(), "TEXT")
+                                      interval_test(iv, self.judged_on())), lit(value), copy=False)
+        return case if case.args.get("ifs") else cast(exp.null(), "TEXT")
 
     def in_set(self, c: ast.InSet) -> Truth:
         spec = self.schema.field(c.subject.name)
@@ -189,7 +193,7 @@ class ConditionCompiler(PartyCompiler):
                 codes.append(ref.name)
         if codes:
             parts.append(in_(col.copy(), codes))
-        test = exp.paren(or_(*parts)) if len(parts) > 1 else or_(*parts)
+        test = paren(or_(*parts)) if len(parts) > 1 else or_(*parts)
         present = not_null(col.copy())
         t = and_(present, test) if nullable else test
         f = and_(present, not_(test)) if nullable else not_(test)
@@ -211,7 +215,7 @@ class ConditionCompiler(PartyCompiler):
         judged date (`any_time`: of one of the items)."""
         item = col_("item", "ci")
         return exp.Exists(this=(
-            exp.select(lit(1)).from_(exp.alias_(exp.to_table("declaration_items"), "ci"))
+            exp.select(lit(1)).from_(as_(table("declaration_items"), "ci"))
             .where(and_(exp.EQ(this=col_("declaration_id", "ci"), expression=col_("id")),
                         in_(item, items) if any_time else self.controlled(item, items)))))
 
@@ -246,25 +250,25 @@ class ConditionCompiler(PartyCompiler):
             """The text holds one of the word's forms (see `mention_forms`)."""
             tests = [exp.GT(this=exp.StrPosition(this=lowered.copy(), substr=lit(form)),
                             expression=lit(0)) for form in mention_forms(word)]
-            return exp.paren(or_(*tests)) if len(tests) > 1 else tests[0]
+            return paren(or_(*tests)) if len(tests) > 1 else tests[0]
 
         columns = []
         for n, (_, words) in enumerate(ordered):
             matched = exp.Case()
             for word in sorted(words):
-                matched = matched.when(found(word), lit(words[word]))
-            columns.append(exp.alias_(matched, "word" if n == 0 else f"word_{n + 1}"))
+                matched = matched.when(found(word), lit(words[word]), copy=False)
+            columns.append(as_(matched, "word" if n == 0 else f"word_{n + 1}"))
         every = sorted({w for _, words in ordered for w in words})
         tests = [found(w) for w in every]
-        texts = (exp.select(exp.alias_(col_(name, "x"), "text")).distinct()
-                 .from_(exp.alias_(exp.to_table("declarations"), "x")).offset(0))
+        texts = (exp.select(as_(col_(name, "x"), "text")).distinct()
+                 .from_(as_(table("declarations"), "x")).offset(0))
         words_of = (exp.select(col_("text", "t"), *columns)
-                    .from_(exp.alias_(texts.subquery(), "t"))
-                    .where(exp.paren(or_(*tests)) if len(tests) > 1 else or_(*tests)))
-        relation = (exp.select(exp.alias_(col_("id", "m"), "declaration_id"),
+                    .from_(as_(texts.subquery(), "t"))
+                    .where(paren(or_(*tests)) if len(tests) > 1 else or_(*tests)))
+        relation = (exp.select(as_(col_("id", "m"), "declaration_id"),
                                *(col_(cl.alias, "w") for cl in columns))
-                    .from_(exp.alias_(exp.to_table("declarations"), "m"))
-                    .join(exp.alias_(words_of.subquery(), "w"),
+                    .from_(as_(table("declarations"), "m"))
+                    .join(as_(words_of.subquery(), "w"),
                           on=exp.EQ(this=col_(name, "m"), expression=col_("text", "w"))))
         alias = self.relation(relation, "mentions",
                               exp.EQ(this=col_("declaration_id", "{alias}"),
@@ -277,10 +281,11 @@ class ConditionCompiler(PartyCompiler):
             if gate is not None:
                 part = and_(part, self.controlled_any(gate))
             parts.append(part)
-            evidence = evidence.when(part.copy(), exp.Concat(expressions=[
-                lit(f"; {c.subject.name.replace('_', ' ')} mentions "), col_(cl.alias, alias)]))
+            mentions = lit(f"; {c.subject.name.replace('_', ' ')} mentions ")
+            evidence = evidence.when(part.copy(), exp.Concat(
+                expressions=[mentions, col_(cl.alias, alias)]), copy=False)
         self.evidence.append(evidence)
-        test = exp.paren(or_(*parts)) if len(parts) > 1 else parts[0]
+        test = paren(or_(*parts)) if len(parts) > 1 else parts[0]
         present = not_null(col.copy())
         if nullable:
             return Truth(and_(present, test), and_(present, not_(test.copy())), [name])
@@ -293,7 +298,7 @@ class ConditionCompiler(PartyCompiler):
         if not days:
             return exp.false()
         tests = [interval_test(iv, self.judged_on()) for iv in days]
-        return exp.paren(or_(*tests)) if len(tests) > 1 else tests[0]
+        return paren(or_(*tests)) if len(tests) > 1 else tests[0]
 
     def in_range(self, c: ast.InRange) -> Truth:
         """Inside one of the reference ranges (rulebook constants) that apply to the items."""
@@ -312,15 +317,15 @@ class ConditionCompiler(PartyCompiler):
             part = and_(exp.GTE(this=col.copy(), expression=lit(low)),
                         exp.LTE(this=col.copy(), expression=lit(high)),
                         *([] if gate is TRUE else [gate.copy()]))
-            parts.append(exp.paren(part))
+            parts.append(paren(part))
             title = self.rb.value_ranges[names[0]].title.value
             evidence = evidence.when(part.copy(), lit(
                 f"; {c.subject.name.replace('_', ' ')} inside the range of {title} "
-                f"({_number(low)} to {_number(high)} USD/kg)"))
+                f"({_number(low)} to {_number(high)} USD/kg)"), copy=False)
         if parts:
             self.evidence.append(evidence)
         test = or_(*parts) if parts else exp.false()
-        test = exp.paren(test) if len(parts) > 1 else test
+        test = paren(test) if len(parts) > 1 else test
         if nullable:
             present = not_null(col.copy())
             return Truth(and_(present, test), and_(present.copy(), not_(test.copy())), [name])
@@ -359,19 +364,19 @@ class ConditionCompiler(PartyCompiler):
                           order=exp.Order(expressions=[exp.Ordered(this=col_("day", "wd"))]),
                           spec=exp.WindowSpec(kind="RANGE", start=lit(w.days - 1),
                                               start_side="PRECEDING", end="CURRENT ROW"))
-        columns = [exp.alias_(col_("declaration_id", "wd"), "declaration_id")]
+        columns = [as_(col_("declaration_id", "wd"), "declaration_id")]
         if by_item:
-            columns.append(exp.alias_(col_("item", "wi"), "item"))
-        columns.append(exp.alias_(exp.Coalesce(this=over, expressions=[lit(0)]), "value"))
+            columns.append(as_(col_("item", "wi"), "item"))
+        columns.append(as_(exp.Coalesce(this=over, expressions=[lit(0)]), "value"))
         relation = (exp.select(*columns)
-                    .from_(exp.alias_(exp.to_table("declaration_minerals" if by_group
+                    .from_(as_(exp.to_table("declaration_minerals" if by_group
                                                    else "declaration_days"), "wd"))
-                    .join(exp.alias_(exp.to_table("declarations"), "w"),
+                    .join(as_(table("declarations"), "w"),
                           on=exp.EQ(this=col_("id", "w"),
                                     expression=col_("declaration_id", "wd"))))
         if by_item:
             relation = relation.join(
-                exp.alias_(exp.to_table("declaration_items"), "wi"),
+                as_(table("declaration_items"), "wi"),
                 on=exp.EQ(this=col_("declaration_id", "wi"),
                           expression=col_("declaration_id", "wd")))
         if conds:
@@ -388,7 +393,7 @@ class ConditionCompiler(PartyCompiler):
         result = exp.Coalesce(this=col_("value", alias), expressions=[lit(0)])
         from dsl.format import expression as text
 
-        shown = exp.cast(exp.cast(whole(result.copy()), "BIGINT"), "TEXT")
+        shown = cast(cast(whole(result.copy()), "BIGINT"), "TEXT")
         self.evidence.append(exp.Concat(expressions=[lit(f"; {text(agg)}: "), shown,
                                                      lit(unit)]))
         return result
@@ -469,7 +474,7 @@ class ConditionCompiler(PartyCompiler):
                 if any(col.name == "judged_on" for col in test.find_all(exp.Column)):
                     return None  # a dated country group: the date is the judging one
                 return Candidates(exp.select(exp.column("id", table="x"))
-                                  .from_(exp.alias_(exp.to_table("declarations"), "x"))
+                                  .from_(as_(table("declarations"), "x"))
                                   .where(test.transform(_to_x)),
                                   not self.field_sql(spec.name)[1], COST_COUNTRIES)
         if isinstance(c, ast.IsMissing) and c.negated and self.field_sql(c.subject.name)[1]:
@@ -477,7 +482,7 @@ class ConditionCompiler(PartyCompiler):
             # as dear as an item's matches: chosen where nothing cheaper is (an `or` branch)
             col, _, _ = self.field_sql(c.subject.name)
             return Candidates(exp.select(exp.column("id", table="x"))
-                              .from_(exp.alias_(exp.to_table("declarations"), "x"))
+                              .from_(as_(table("declarations"), "x"))
                               .where(not_null(col.copy().transform(_to_x))), True, COST_ITEMS)
         if isinstance(c, ast.InRange):
             return _row_candidates(self.in_range(c), COST_VALUE_RANGE)
@@ -504,7 +509,7 @@ class ConditionCompiler(PartyCompiler):
             name = self.field_sql(c.left.name.name)[2]
             return Candidates(
                 exp.select(exp.column("declaration_id", table="x"))
-                .from_(exp.alias_(exp.to_table("licence_uses"), "x"))
+                .from_(as_(table("licence_uses"), "x"))
                 .where(exp.EQ(this=exp.column(LICENCE_FACTS[name], table="x"),
                               expression=lit(c.right.text.value))),
                 name in self.silent, COST_RELATION)
@@ -514,7 +519,7 @@ class ConditionCompiler(PartyCompiler):
             column = exp.column(spec.name, table="x")
             lists = [r.name for r in c.lists] or sorted(self.rb.lists)
             return Candidates(exp.select(exp.column("id", table="x"))
-                              .from_(exp.alias_(exp.to_table("declarations"), "x"))
+                              .from_(as_(table("declarations"), "x"))
                               .where(self.listed_candidate(column, lists)),
                               # outside the listed names the test is false, or unknown where
                               # the party is missing: a finding only if the rule reports that
@@ -524,7 +529,7 @@ class ConditionCompiler(PartyCompiler):
                 self.schema.field(c.subject.name).type == "code":  # type: ignore[union-attr]
             items = self.rb.items_in(r.name for r in c.members)
             return Candidates(exp.select(exp.column("declaration_id", table="x"))
-                              .from_(exp.alias_(exp.to_table("item_declarations"), "x"))
+                              .from_(as_(table("item_declarations"), "x"))
                               .where(in_(exp.column("item", table="x"), items)),
                               True, COST_ITEMS)
         if isinstance(c, ast.AnyOf):
@@ -560,10 +565,10 @@ class ConditionCompiler(PartyCompiler):
             missing = merge([missing, truth.missing])
             evidence = evidence.when(t_parts[-1].copy(), lit(
                 f"; {c.subject.name.replace('_', ' ')} reaches {c.parameter.name} "
-                f"({parameter_text(iv, v, cite)})"))
+                f"({parameter_text(iv, v, cite)})"), copy=False)
         if t_parts:
             self.evidence.append(evidence)
-        t = exp.paren(or_(*t_parts)) if len(t_parts) > 1 else (t_parts[0] if t_parts
+        t = paren(or_(*t_parts)) if len(t_parts) > 1 else (t_parts[0] if t_parts
                                                               else exp.false())
         f = and_(*f_parts) if f_parts else TRUE
         return Truth(t, f, missing)
@@ -598,7 +603,7 @@ class ConditionCompiler(PartyCompiler):
                 right = exp.Nullif(this=right, expression=lit(0))
             node = {"+": exp.Add, "-": exp.Sub, "*": exp.Mul, "/": exp.Div}[e.op](
                 this=left, expression=right)
-            return exp.paren(node), merge([lm, rm])
+            return paren(node), merge([lm, rm])
         if isinstance(e, ast.CountOf | ast.SumOf):
             return self.window(e), []
         self.fail(e, type(e).__name__)  # pragma: no cover - every kind compiles
@@ -627,9 +632,9 @@ def _row_candidates(truth: Truth, cost: int) -> Candidates | None:
     if any(col.table != D or col.name == "judged_on" for col in columns):
         return None
     query = exp.select(exp.column("id", table="x")).from_(
-        exp.alias_(exp.to_table("declarations"), "x"))
+        as_(table("declarations"), "x"))
     if any(col.name in CODE_RANGE for col in columns):
-        query = query.join(exp.alias_(exp.to_table("code_value_ranges"), "r"),
+        query = query.join(as_(table("code_value_ranges"), "r"),
                            on=exp.EQ(this=exp.column("hs_code", table="r"),
                                      expression=exp.column("hs_code", table="x")))
     return Candidates(query.where(truth.t.copy().transform(_to_x)), not truth.missing, cost)
@@ -651,10 +656,10 @@ def _judged_on_x(key: exp.Expression | None = None) -> exp.Expression:
     own: exp.Expression = exp.column("declared_on", table="x")
     if key is not None:
         own = exp.Subquery(this=exp.select(exp.column("declared_on", table="j")).from_(
-            exp.alias_(exp.to_table("declarations"), "j")).where(
+            as_(table("declarations"), "j")).where(
             exp.EQ(this=exp.column("id", table="j"), expression=key.copy())))
     return exp.Coalesce(this=exp.Subquery(this=exp.select(exp.column("as_of", table="s")).from_(
-        exp.alias_(exp.to_table("excon_settings"), "s"))), expressions=[own])
+        as_(table("excon_settings"), "s"))), expressions=[own])
 
 
 def _to_x(node: exp.Expression) -> exp.Expression:
@@ -662,7 +667,7 @@ def _to_x(node: exp.Expression) -> exp.Expression:
     derived unit value computed from its columns)."""
     if isinstance(node, exp.Column) and node.table == D:
         if node.name == "unit_value":
-            return exp.paren(exp.Div(this=exp.column("value_usd", table="x"),
+            return paren(exp.Div(this=exp.column("value_usd", table="x"),
                                      expression=exp.Nullif(
                                          this=exp.column("quantity_kg", table="x"),
                                          expression=lit(0))))

@@ -15,9 +15,11 @@ from dsl.compile.sql import (
     CompileError,
     D,
     and_,
+    as_,
     col_,
     key_of,
     reads_declarations,
+    table,
 )
 
 
@@ -61,9 +63,9 @@ def _candidates_first(node: exp.Expression) -> exp.Expression:
              and isinstance(t.args.get("query"), exp.Subquery)]
     if not first:
         return node
-    judged = (exp.select(exp.Star()).from_(exp.alias_(exp.to_table("judged_declarations"), D))
+    judged = (exp.select(exp.Star()).from_(as_(table("judged_declarations"), D))
               .where(and_(*(t.copy() for t in first))))
-    node.set("from_", exp.From(this=exp.alias_(judged.subquery(), D)))
+    node.set("from_", exp.From(this=as_(judged.subquery(), D)))
     rest: list[exp.Expression] = [t.copy() for t in tests if not any(t is f for f in first)]
     node.set("where", exp.Where(this=and_(*rest)) if rest else None)
     return node

@@ -17,6 +17,7 @@ from dsl.compile.sql import (
     Candidates,
     Truth,
     and_,
+    as_,
     col_,
     in_,
     interval_test,
@@ -26,6 +27,8 @@ from dsl.compile.sql import (
     not_,
     not_null,
     or_,
+    paren,
+    table,
 )
 from dsl.graph import OWNERSHIP, Threshold, via_key
 from dsl.periods import parameter_periods
@@ -38,7 +41,7 @@ class RelationCompiler(FactCompiler):
     def note_relation(self, node: object, name: str, certain: bool,
                       hops: int | None = None, cost: int = 1) -> None:
         ids = (exp.select(exp.column("declaration_id", table="x"))
-               .from_(exp.alias_(exp.to_table(name), "x")))
+               .from_(as_(exp.to_table(name), "x")))
         if hops is not None:
             ids = ids.where(exp.LTE(this=exp.column("hops", table="x"), expression=lit(hops)))
         self.node_relations[id(node)] = Candidates(ids, certain, cost)
@@ -82,7 +85,7 @@ class PartyCompiler(RelationCompiler):
         self.listed_columns.setdefault(name, []).append((lists, measures))
         sub = (
             exp.select(lit(1))
-            .from_(exp.alias_(exp.to_table("listed_matches"), "k"))
+            .from_(as_(table("listed_matches"), "k"))
             .where(and_(
                 exp.EQ(this=col_("name", "k"), expression=col.copy()),
                 self.list_match(lists, "k", "k", measures),
@@ -92,7 +95,7 @@ class PartyCompiler(RelationCompiler):
         # A non-correlated IN over the listed names is computed once per query, so the
         # correlated date test only runs for the few declarations whose name is listed.
         candidate = self.listed_candidate(col, lists)
-        test = exp.paren(and_(candidate, exp.Exists(this=sub)))
+        test = paren(and_(candidate, exp.Exists(this=sub)))
         if nullable:
             present = not_null(col.copy())
             return Truth(and_(present, test), and_(present, not_(test)), [name])
@@ -102,7 +105,7 @@ class PartyCompiler(RelationCompiler):
         """`col IN (names listed on these lists at any time)`: true for every name that can be
         listed on some date; an engine computes the set once and can probe an index with it."""
         names = (exp.select(col_("name", "k"))
-                 .from_(exp.alias_(exp.to_table("listed_matches"), "k"))
+                 .from_(as_(table("listed_matches"), "k"))
                  .where(self.list_match(lists, "k", "k")))
         return exp.In(this=col.copy(), query=exp.Subquery(this=names))
 
@@ -118,7 +121,7 @@ class PartyCompiler(RelationCompiler):
         parts = [and_(in_(col_("list", entry), names),
                       exp.GTE(this=col_("score", name), expression=lit(threshold)))
                  for threshold, names in sorted(by_threshold.items())]
-        test = exp.paren(or_(*parts)) if len(parts) > 1 else or_(*parts)
+        test = paren(or_(*parts)) if len(parts) > 1 else or_(*parts)
         return and_(test, in_(col_("measure", entry), measures)) if measures else test
 
     def related(self, c: ast.Related) -> Truth:
@@ -137,15 +140,15 @@ class PartyCompiler(RelationCompiler):
             first = len(self.evidence)
             truth = self.related_under(c, (v.op, float(v.value)))
             # a path counts on its value's days only
-            self.evidence[first:] = [exp.Case().when(when.copy(), e) for e in
+            self.evidence[first:] = [exp.Case().when(when.copy(), e, copy=False) for e in
                                      self.evidence[first:]]
             t_parts.append(and_(when, truth.t))
             self.evidence.append(exp.Case().when(t_parts[-1].copy(), lit(
                 f"; owners counted from {c.ownership.name} "
-                f"({parameter_text(iv, v, cite)})")))
+                f"({parameter_text(iv, v, cite)})"), copy=False))
             f_parts.append(or_(not_(when.copy()), truth.f))
             missing = merge([missing, truth.missing])
-        t = exp.paren(or_(*t_parts)) if len(t_parts) > 1 else (t_parts[0] if t_parts
+        t = paren(or_(*t_parts)) if len(t_parts) > 1 else (t_parts[0] if t_parts
                                                               else exp.false())
         return Truth(t, and_(*f_parts) if f_parts else TRUE, missing)
 
@@ -160,19 +163,19 @@ class PartyCompiler(RelationCompiler):
         nullable = [(acol, aname)] if anull else []
         # The declarations whose parties are linked, with the path: a relation of its own
         # (`links_<n>`), materialised once per build from `party_reach`.
-        base = (exp.select(exp.alias_(col_("id", "m"), "declaration_id"))
-                .from_(exp.alias_(exp.to_table("party_reach"), "r"))
-                .join(exp.alias_(exp.to_table("party_name_keys"), "ka"),
+        base = (exp.select(as_(col_("id", "m"), "declaration_id"))
+                .from_(as_(table("party_reach"), "r"))
+                .join(as_(table("party_name_keys"), "ka"),
                       on=exp.EQ(this=col_("key", "ka"), expression=col_("a", "r")))
-                .join(exp.alias_(exp.to_table("declarations"), "m"),
+                .join(as_(table("declarations"), "m"),
                       on=exp.EQ(this=col_(aname, "m"), expression=col_("name", "ka"))))
         who = c.subject.name.replace("_", " ")
         if isinstance(c.other, ast.Ref):
             bcol, bnull, bname = self.field_sql(c.other.name)
             nullable += [(bcol, bname)] if bnull else []
-            relation = (base.select(exp.alias_(col_("hops", "r"), "hops"),
-                                    exp.alias_(col_("path", "r"), "path"))
-                        .join(exp.alias_(exp.to_table("party_name_keys"), "kb"),
+            relation = (base.select(as_(col_("hops", "r"), "hops"),
+                                    as_(col_("path", "r"), "path"))
+                        .join(as_(table("party_name_keys"), "kb"),
                               on=and_(exp.EQ(this=col_("key", "kb"), expression=col_("b", "r")),
                                       exp.EQ(this=col_("name", "kb"),
                                              expression=col_(bname, "m"))))
@@ -184,13 +187,13 @@ class PartyCompiler(RelationCompiler):
             test: exp.Expression = not_null(col_("declaration_id", alias))
             self.evidence.append(exp.Case().when(test.copy(), exp.Concat(expressions=[
                 lit(f"; {who} is linked to {c.other.name.replace('_', ' ')} within {hops} "
-                     f"hop{'s' if hops > 1 else ''}: "), col_("path", alias)])))
+                     f"hop{'s' if hops > 1 else ''}: "), col_("path", alias)]), copy=False))
         else:
             lists = [r.name for r in c.other.lists] or sorted(self.rb.lists)
-            relation = (base.select(exp.alias_(col_("party", "lk"), "party"),
-                                    exp.alias_(col_("hops", "r"), "hops"),
-                                    exp.alias_(col_("path", "r"), "path"))
-                        .join(exp.alias_(exp.to_table("listed_party_keys"), "lk"),
+            relation = (base.select(as_(col_("party", "lk"), "party"),
+                                    as_(col_("hops", "r"), "hops"),
+                                    as_(col_("path", "r"), "path"))
+                        .join(as_(table("listed_party_keys"), "lk"),
                               on=exp.EQ(this=col_("key", "lk"), expression=col_("b", "r")))
                         .where(exp.EQ(this=col_("via", "r"), expression=lit(via))))
             # a declaration's party may reach several listed parties, one by several paths
@@ -199,8 +202,8 @@ class PartyCompiler(RelationCompiler):
 
             def listed(projection: exp.Expression) -> exp.Select:
                 return (exp.select(projection)
-                        .from_(exp.alias_(exp.to_table(name), "lr"))
-                        .join(exp.alias_(exp.to_table("list_entry_periods"), "p"),
+                        .from_(as_(exp.to_table(name), "lr"))
+                        .join(as_(table("list_entry_periods"), "p"),
                               on=exp.EQ(this=col_("party", "p"), expression=col_("party", "lr")))
                         .where(and_(exp.EQ(this=col_("declaration_id", "lr"),
                                            expression=col_("id")),
@@ -223,7 +226,7 @@ class PartyCompiler(RelationCompiler):
 
     def listed_on_date(self, entry: str) -> list[exp.Expression]:
         return [exp.GTE(this=self.judged_on(), expression=col_("valid_from", entry)),
-                exp.paren(or_(is_null(col_("valid_until", entry)),
+                paren(or_(is_null(col_("valid_until", entry)),
                               exp.LTE(this=self.judged_on(),
                                       expression=col_("valid_until", entry))))]
 
@@ -237,7 +240,7 @@ class PartyCompiler(RelationCompiler):
                                exp.EQ(this=col_("name", "{alias}"), expression=col.copy()))
         seen = self.join_table("party_first_seen",
                                exp.EQ(this=col_("key", "{alias}"), expression=col_("key", keys)))
-        test = exp.LT(this=exp.paren(exp.Sub(this=col_("day", "dd"),
+        test = exp.LT(this=paren(exp.Sub(this=col_("day", "dd"),
                                              expression=col_("first_day", seen))),
                       expression=lit(c.days))
         self.evidence.append(exp.Concat(expressions=[

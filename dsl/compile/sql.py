@@ -174,7 +174,50 @@ def is_null(e: exp.Expression) -> exp.Expression:
 
 
 def not_null(e: exp.Expression) -> exp.Expression:
-    return exp.not_(is_null(e))
+    return exp.not_(is_null(e), copy=False)
+
+
+# The types the compiler casts to, built once (sqlglot's `cast` parses its type's name, and
+# copies the value cast, at every call: a large rulebook makes tens of thousands of casts).
+_TYPES = {name: exp.DataType.build(name) for name in ("INT", "BIGINT", "TEXT")}
+
+
+def cast(e: exp.Expression, to: str) -> exp.Expression:
+    """CAST(e AS to), taking `e` as it is (not a copy); `e` itself when it is cast to `to`."""
+    if isinstance(e, exp.Cast) and e.to == _TYPES[to]:
+        return e
+    return exp.Cast(this=e, to=_TYPES[to].copy())
+
+
+def case(*whens: tuple[exp.Expression, exp.Expression],
+         default: exp.Expression | None = None) -> exp.Case:
+    """CASE WHEN c1 THEN v1 … ELSE default END, taking its parts as they are."""
+    return exp.Case(ifs=[exp.If(this=c, true=v) for c, v in whens], default=default)
+
+
+def join(query: exp.Select, source: exp.Expr, on: exp.Expr,
+         kind: str = "LEFT") -> exp.Select:
+    """`query` LEFT (or INNER) JOIN `source` ON `on`, in place: sqlglot's `join` parses its
+    join type and copies its parts at every call."""
+    query.append("joins", exp.Join(this=source, on=on,
+                                   **({"side": "LEFT"} if kind == "LEFT" else {"kind": kind})))
+    return query
+
+
+def paren(e: exp.Expr) -> exp.Paren:
+    """`(e)`, taking `e` as it is."""
+    return exp.paren(e, copy=False)
+
+
+def as_(e: exp.Expression, name: str) -> exp.Expr:
+    """`e AS name`, taking `e` as it is: sqlglot's `alias_` copies it by default (most of a
+    large rulebook's compile time went to copying expressions built a moment before)."""
+    return exp.alias_(e, name, copy=False)
+
+
+def table(name: str) -> exp.Table:
+    """The table `name` (a plain identifier), without parsing it as sqlglot's `to_table` does."""
+    return exp.Table(this=exp.to_identifier(name))
 
 
 def in_force(periods: Periods, day: exp.Expression) -> exp.Expression:
