@@ -268,6 +268,8 @@ def attribute(a: object) -> list[str]:
         return [text + (f" zh {quote(a.text_zh.value)}" if a.text_zh else "")]
     if isinstance(a, ast.NameZh):
         return [f"zh {quote(a.text.value)}"]
+    if isinstance(a, ast.TitleZh):
+        return [f"title zh {quote(a.text.value)}"]
     if isinstance(a, ast.Control):
         return [f"control {a.code.text}"]
     if isinstance(a, ast.MemberOf):
@@ -328,9 +330,11 @@ def attribute(a: object) -> list[str]:
     if isinstance(a, ast.When):
         return condition_lines("when", a.condition)
     if isinstance(a, ast.Then):
-        return [f"then {outcome(a.outcome)}"]
+        return [f"then {outcome(a.outcome)}" + (f" zh {quote(a.zh.value)}" if a.zh else "")]
     if isinstance(a, ast.Explain):
         return [f"explain {quote(a.template.value)}"]
+    if isinstance(a, ast.ExplainZh):
+        return [f"explain zh {quote(a.template.value)}"]
     if isinstance(a, ast.Overrides):
         return [f"overrides {names(a.rules)}"]
     if isinstance(a, ast.Alongside):

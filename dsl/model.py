@@ -208,6 +208,10 @@ class Rule:
     where: Where
     source_text: str
     rulebook: str | None
+    # the Chinese wording, where the rulebook gives it (`zh`, `then … zh`, `explain zh`)
+    title_zh: str | None = None
+    outcome_zh: str | None = None
+    explain_zh: str | None = None
 
 
 @dataclass(frozen=True)
@@ -548,7 +552,10 @@ class _Builder:
             overrides=tuple(x.name for a in ast.attrs_of(r, ast.Overrides) for x in a.rules),
             explain=_join(a.template.value for a in ast.attrs_of(r, ast.Explain)),
             unverified=_texts(r, ast.Unverified), where=_where(r.span),
-            source_text=_source_text(r), rulebook=self.rb.rulebook_of(r.span.file))
+            source_text=_source_text(r), rulebook=self.rb.rulebook_of(r.span.file),
+            title_zh=_texts(r, ast.TitleZh),
+            outcome_zh=then.zh.value if then and then.zh else None,
+            explain_zh=_join(a.template.value for a in ast.attrs_of(r, ast.ExplainZh)))
 
     def amendments(self) -> tuple[Amendment, ...]:
         rb = self.rb

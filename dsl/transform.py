@@ -202,6 +202,9 @@ class AstBuilder(lark.Transformer[Token, Any]):
     def item_name_zh(self, c: list[Any]) -> ast.NameZh:
         return ast.NameZh(self._text(c[1]), self._span(c))
 
+    def rule_title_zh(self, c: list[Any]) -> ast.TitleZh:
+        return ast.TitleZh(self._text(c[1]), self._span(c))
+
     def control(self, c: list[Any]) -> ast.Control:
         return ast.Control(self._code(c[0]), self._span(c))
 
@@ -364,10 +367,13 @@ class AstBuilder(lark.Transformer[Token, Any]):
         return ast.When(c[0], self._span(c))
 
     def then(self, c: list[Any]) -> ast.Then:
-        return ast.Then(c[0], self._span(c))
+        return ast.Then(c[0], self._text(c[2]) if len(c) > 2 else None, self._span(c))
 
     def explain(self, c: list[Any]) -> ast.Explain:
         return ast.Explain(self._text(c[0]), self._span(c))
+
+    def explain_zh(self, c: list[Any]) -> ast.ExplainZh:
+        return ast.ExplainZh(self._text(c[1]), self._span(c))
 
     def overrides(self, c: list[Any]) -> ast.Overrides:
         return ast.Overrides(c[0], self._span(c))

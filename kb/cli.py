@@ -308,6 +308,9 @@ FAIL_ON_HELP = "Exit 1 when a finding has one of these outcomes (comma-separated
 @click.option("--engine", type=click.Choice(["sqlite", "duckdb", "postgres", "spark"]),
               default="sqlite", show_default=True,
               help="The SQL engine that runs the compiled checks (spark: a local session).")
+@click.option("--lang", type=click.Choice(["en", "zh"]), default="en", show_default=True,
+              help="The language of the findings' explanations: zh, in Chinese (from the "
+                   "rulebook's `title zh`, `then … zh`, `explain zh` and items' Chinese names).")
 @click.option("--dsn", help="PostgreSQL connection string for --engine postgres "
                             "(postgresql://user@host/db); the checks run in a schema of their "
                             "own, dropped afterwards.")
@@ -315,7 +318,7 @@ def screen(declarations: str | None, licences: str | None, parties: str | None,
            db_path: str | None, stdin_mode: bool, as_of: str | None,
            fmt: str, output: str | None, rulebook_paths: tuple[str, ...], fail_on: str,
            unit_values: str | None, allow_rejected: str, reject_future: bool, strict: bool,
-           engine: str, dsn: str | None) -> None:
+           engine: str, lang: str, dsn: str | None) -> None:
     """Screen a declarations file against the rulebooks and print the findings.
 
     Every finding names the declaration, the rule, the outcome (prohibited, unlicensed,
@@ -325,7 +328,7 @@ def screen(declarations: str | None, licences: str | None, parties: str | None,
     """
 
     from kb.inputs.report import LoadError
-    from kb.screen.output import screen_lines, write_findings
+    from kb.screen.output import in_language, screen_lines, write_findings
     from kb.screen.screener import (
         Screener,
         ScreeningError,
@@ -363,7 +366,7 @@ def screen(declarations: str | None, licences: str | None, parties: str | None,
         else:
             screener = Screener(rulebooks)
         if stdin_mode:
-            screen_lines(screener, as_of, dsn or engine)
+            screen_lines(screener, as_of, dsn or engine, lang)
             return
         assert declarations is not None
         findings, reports = screener.screen_files(declarations, licences, parties, as_of,
@@ -375,7 +378,7 @@ def screen(declarations: str | None, licences: str | None, parties: str | None,
         click.echo(f"error: {e}", err=True)
         sys.exit(1)
     _print_loads([r for r in reports if r.rejected_rows or r.warnings()], kept=False)
-    write_findings(findings, fmt, output)
+    write_findings(in_language(findings, screener, lang), fmt, output)
     counts: dict[str, int] = {}
     for f in findings:
         counts[f.outcome] = counts.get(f.outcome, 0) + 1

@@ -428,3 +428,42 @@ def test_licence_balances_and_findings_page_and_facet(browser: Any, server: str)
     p.shot("findings-severity-facet")
     assert p.errors == [], p.errors
     p.context.close()
+
+
+def test_a_findings_page_in_english_and_in_chinese_and_the_choice_is_remembered(
+        browser: Any, server: str) -> None:
+    """The language switch in the header: a declaration's page (its findings, their outcomes
+    and explanations) in English, then in Chinese from the rulebook's own Chinese wording;
+    the choice stays for the next page, and switches back."""
+    p = Page(browser, server)
+    p.login()
+    p.open("/kb/finding_details?rule=ga-ge-licence&_size=1")
+    declaration = p.page.locator("td.col-declaration_id a").first.inner_text()
+    p.open(f"/kb/declarations/{declaration}")
+    row = p.page.locator("tr#finding-ga-ge-licence")
+    english = row.locator("td.col-explanation").inner_text()
+    assert "need a licence" in english and "licence: " in english, english
+    assert p.page.locator("h2", has_text="Licence draw-down").count() == 1
+    assert row.locator(".excon-outcome").inner_text() == "unlicensed"
+    p.shot("finding-page-en")
+    p.page.locator(".excon-lang a[hreflang=zh]").click()
+    p.page.wait_for_load_state("networkidle")
+    assert p.page.url.endswith(f"/kb/declarations/{declaration}")  # back on the same page
+    row = p.page.locator("tr#finding-ga-ge-licence")
+    assert row.count() == 1, p.page.content()[:2000]  # not an error page
+    chinese = row.locator("td.col-explanation").inner_text()
+    assert "镓、锗相关物项出口须经许可" in chinese and "许可证：" in chinese, chinese
+    assert row.locator(".excon-outcome").inner_text() == "未经许可"
+    assert p.page.locator("h2", has_text="许可证额度使用").count() == 1
+    assert p.page.locator("th", has_text="说明").count() == 1
+    p.shot("finding-page-zh")
+    p.open("/kb/rules/ga-ge-licence")  # remembered on the next page
+    assert "镓、锗相关物项出口须经许可" in p.page.locator("h1").inner_text()
+    assert p.page.locator("h2", has_text="法律依据").count() == 1
+    p.open("/")
+    assert p.page.locator("h2", has_text="近期变化").count() == 1
+    p.page.locator(".excon-lang a[hreflang=en]").click()
+    p.page.wait_for_load_state("networkidle")
+    assert p.page.locator("h2", has_text="What changed recently").count() == 1
+    assert p.errors == [], p.errors
+    p.context.close()

@@ -19,9 +19,10 @@ ROOT = Path(__file__).resolve().parent.parent
 # `kb.build` (the whole build) and `kb.cli` (the commands) sit on top and may import any.
 KB_PACKAGES: dict[str, frozenset[str]] = {
     "kb.store": frozenset(),
+    "kb.i18n": frozenset(),
     "kb.inputs": frozenset({"kb.store"}),
-    "kb.screen": frozenset({"kb.store", "kb.inputs"}),
-    "kb.publish": frozenset({"kb.store", "kb.inputs", "kb.screen"}),
+    "kb.screen": frozenset({"kb.store", "kb.inputs", "kb.i18n"}),
+    "kb.publish": frozenset({"kb.store", "kb.inputs", "kb.screen", "kb.i18n"}),
     "kb.documents": frozenset({"kb.store"}),
 }
 TOP = frozenset({"kb", "kb.build", "kb.cli"})

@@ -129,6 +129,14 @@ class NameZh:
 
 
 @dataclass(frozen=True, slots=True)
+class TitleZh:
+    """A rule's `title zh "…"`: its title in Chinese."""
+
+    text: Text
+    span: Span = span_field()
+
+
+@dataclass(frozen=True, slots=True)
 class Control:
     code: Code
     span: Span = span_field()
@@ -261,11 +269,20 @@ class Outcome:
 @dataclass(frozen=True, slots=True)
 class Then:
     outcome: Outcome
+    zh: Text | None = None  # the outcome's wording in Chinese
     span: Span = span_field()
 
 
 @dataclass(frozen=True, slots=True)
 class Explain:
+    template: Text
+    span: Span = span_field()
+
+
+@dataclass(frozen=True, slots=True)
+class ExplainZh:
+    """`explain zh "…"`: the finding's sentence in Chinese, with the same placeholders."""
+
     template: Text
     span: Span = span_field()
 

@@ -278,7 +278,7 @@ class ConditionChecks(NameResolver):
             if key.name not in self.schema.window_keys:
                 self.field_ref(key)
 
-    def explanation(self, e: ast.Explain) -> None:
+    def explanation(self, e: ast.Explain | ast.ExplainZh) -> None:
         for m in PLACEHOLDER.finditer(e.template.value):
             name = m.group(1).strip()
             if name not in EXPLAIN_FACTS and self.schema.field(name) is None:

@@ -44,13 +44,17 @@ class TimeChecks(DeclarationChecks):
         thens = ast.attrs_of(r, ast.Then)
         self.required(r, whens, "a condition (when …)", r.name, r.name.span)
         self.required(r, thens, "an outcome (then …)", r.name, r.name.span)
-        for attrs, what in ((whens, "when"), (thens, "then"), (ast.attrs_of(r, ast.Explain),
-                                                               "explain")):
+        for attrs, what in ((whens, "when"), (thens, "then"),
+                            (ast.attrs_of(r, ast.Explain), "explain"),
+                            (ast.attrs_of(r, ast.ExplainZh), "explain zh"),
+                            (ast.attrs_of(r, ast.TitleZh), "title zh")):
             self.at_most_one(attrs, what)
         for w in whens:
             self.condition(w.condition, context="rule")
         for e in ast.attrs_of(r, ast.Explain):
             self.explanation(e)
+        for z in ast.attrs_of(r, ast.ExplainZh):
+            self.explanation(z)
         for o in ast.attrs_of(r, ast.Overrides):
             for ref in o.rules:
                 if ref.name == r.name.name:

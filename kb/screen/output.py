@@ -9,8 +9,38 @@ import sys
 from pathlib import Path
 from typing import Any
 
+_WORDS: dict[str, Any] = {}  # by rulebook version
 
-def screen_lines(screener: Any, as_of: str | None, engine: str) -> None:
+
+def chinese_words(rb: Any) -> Any:
+    """What a rulebook says in Chinese (`kb.i18n.ChineseWords`), worked out once per rulebook
+    version."""
+    from dsl.model import law
+    from kb.i18n import ChineseWords
+    from kb.store.rulebook_rows import rule_rows
+
+    if rb.version not in _WORDS:
+        _WORDS[rb.version] = ChineseWords.from_rows(
+            rule_rows(rb), [{"title": it.title, "title_zh": it.title_zh}
+                            for it in law(rb).items.values()])
+    return _WORDS[rb.version]
+
+
+def in_language(findings: list[Any], screener: Any, lang: str) -> list[Any]:
+    """The findings with their explanations in `lang` ("en": as they are; "zh": in Chinese,
+    from the rulebook's own Chinese wording, `kb.i18n.explain`)."""
+    if lang == "en" or not findings:
+        return findings
+    import dataclasses
+
+    from kb.i18n import explanation_zh
+
+    words = chinese_words(screener.rulebook)
+    return [dataclasses.replace(f, explanation=explanation_zh(words, f.rule, f.explanation))
+            for f in findings]
+
+
+def screen_lines(screener: Any, as_of: str | None, engine: str, lang: str = "en") -> None:
     """`excon screen --stdin`: each line of standard input a declaration (a JSON object with
     the columns of declarations.csv), each answered at once by one line of standard output:
     `{"line", "declaration_id", "findings": [...]}`, or `{"line", "error"}` for a line that is
@@ -29,8 +59,8 @@ def screen_lines(screener: Any, as_of: str | None, engine: str) -> None:
             if not isinstance(row, dict):
                 raise ValueError("expected a JSON object")
             answer["declaration_id"] = row.get("id")
-            answer["findings"] = [f.as_dict() for f in
-                                  screener.screen([row], as_of=as_of, engine=engine)]
+            answer["findings"] = [f.as_dict() for f in in_language(
+                screener.screen([row], as_of=as_of, engine=engine), screener, lang)]
         except (ValueError, ScreeningError) as e:
             answer.pop("findings", None)
             answer["error"] = str(e)

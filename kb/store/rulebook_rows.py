@@ -125,6 +125,7 @@ def rule_rows(rb: CheckedRulebook, rulebook: str | None = None) -> list[Row]:
         "excepts": _join(r.excepts), "overrides": _join(r.overrides), "explain": r.explain,
         "unverified": r.unverified, "source_file": r.where.file, "source_line": r.where.line,
         "source_text": r.source_text, "rulebook": rulebook or r.rulebook,
+        "title_zh": r.title_zh, "outcome_zh": r.outcome_zh, "explain_zh": r.explain_zh,
     } for r in rules]
 
 

@@ -23,7 +23,7 @@ from markupsafe import Markup, escape
 from rapidfuzz import fuzz
 
 from dsl.names import party_key
-from kb.publish.datasette import guard
+from kb.publish.datasette import guard, language
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -133,7 +133,7 @@ def register_routes() -> list[tuple[str, Any]]:
     from kb.publish.datasette.search_page import search
 
     return [*guard.ROUTES, (r"^/-/excon/decide$", decide), (r"^/-/excon/search$", search),
-            (r"^/$", home)]
+            (r"^/-/excon/lang$", language.choose), (r"^/$", home)]
 
 
 @hookimpl
@@ -388,19 +388,23 @@ def extra_css_urls(datasette: Any) -> list[str]:
 @hookimpl
 def extra_template_vars(template: str, database: str | None, table: str | None,
                         view_name: str, request: Any, datasette: Any) -> Any:
+    words = language.template_vars(request)  # every page: the reader's language
     if view_name != "row" or table not in ("rules", "instruments", "declarations") or \
             request is None:
-        return {}
+        return words
+    lang = words["lang"]
 
     async def inner() -> dict[str, Any]:
         key = tilde_decode(request.url_vars.get("pks", ""))
         db = datasette.get_database(database)
         if table == "rules":
-            return {"excon_rule": await rule_page(datasette, db, db.name, key, request)}
+            return {**words, "excon_rule": await rule_page(datasette, db, db.name, key,
+                                                           request, lang)}
         if table == "declarations":  # private: only analysts reach this page
             actor = str((request.actor or {}).get("id") or "")
-            return {"excon_declaration": await declaration_page(datasette, db, key, actor)}
-        return {"excon_instrument": await instrument_page(db, key)}
+            return {**words, "excon_declaration": await declaration_page(
+                datasette, db, key, actor, lang)}
+        return {**words, "excon_instrument": await instrument_page(db, key)}
 
     return inner
 
@@ -410,7 +414,7 @@ async def _rows(db: Any, sql: str, params: dict[str, Any] | list[Any]) -> list[d
 
 
 async def rule_page(datasette: Any, db: Any, database: str, name: str,
-                    request: Any) -> dict[str, Any] | None:
+                    request: Any, lang: str = "en") -> dict[str, Any] | None:
     rows = await _rows(db, "SELECT * FROM rules WHERE name = ?", [name])
     if not rows:
         return None
@@ -454,10 +458,12 @@ async def rule_page(datasette: Any, db: Any, database: str, name: str,
                                   [name])).rows[0][0]
         by_outcome = await _rows(db, "SELECT outcome, COUNT(*) AS n FROM finding_details "
                                      "WHERE rule = ? GROUP BY outcome ORDER BY n DESC", [name])
-        latest = await _rows(db, "SELECT declaration_id, outcome, declared_on, "
+        latest = await _rows(db, "SELECT declaration_id, rule, outcome, declared_on, "
                                  "destination_country, explanation FROM finding_details "
                                  "WHERE rule = ? ORDER BY declared_on DESC, declaration_id "
                                  "LIMIT 20", [name])
+        if lang == "zh":
+            await language.in_chinese(db, latest)
         findings = {"total": total, "by_outcome": by_outcome, "latest": latest}
     return {
         "rule": rule, "instrument": instrument, "provision": provision,
@@ -514,8 +520,8 @@ def _names_instrument(target: str, instrument: str) -> bool:
     return False
 
 
-async def declaration_page(datasette: Any, db: Any, key: str, actor: str = ""
-                           ) -> dict[str, Any] | None:
+async def declaration_page(datasette: Any, db: Any, key: str, actor: str = "",
+                           lang: str = "en") -> dict[str, Any] | None:
     """A declaration's findings as of the build (each with the decision standing on it, and
     the analyst's refused form if there is one), its licence draw-down and the listed parties
     its party names matched, with their scores."""
@@ -556,6 +562,8 @@ async def declaration_page(datasette: Any, db: Any, key: str, actor: str = ""
         if actor:
             drafts = {d["rule"]: d for d in await _rows(
                 datasette.get_database(DECISIONS_DB), DRAFTS_SQL, [actor, key, drafts_since()])}
+    if lang == "zh":
+        await language.in_chinese(db, findings, declaration)
     for f in findings:
         f["decision"] = current(decided, f)
         f["history"] = [d for d in decided if d["rule"] == f["rule"]]

@@ -111,7 +111,7 @@ async def home_page(datasette: Any, database: str, request: Any) -> dict[str, An
     the last build, for analysts), the rules and the instruments; reference tables below."""
     db = datasette.get_database(database)
     recent = await _rows(db, RECENT_SQL, {"limit": 12})
-    rules = await _rows(db, "SELECT name, title, outcome FROM rules "
+    rules = await _rows(db, "SELECT name, title, title_zh, outcome FROM rules "
                             "ORDER BY outcome, name", [])
     instruments = await _rows(db, "SELECT id, title, title_zh, in_force FROM instruments "
                                   "ORDER BY COALESCE(in_force, issued) DESC, id", [])

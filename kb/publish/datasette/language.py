@@ -1,0 +1,79 @@
+"""The pages in Chinese or English: the reader's choice (`?_lang=zh` for one page, or the
+switch in every page's header, which `/-/excon/lang` remembers in a cookie for a year), the
+catalogue's words for it in the templates (`_("…")`), and findings' explanations in Chinese
+from the knowledge base's own Chinese wording (its `rules` and `items` rows, `kb.i18n`)."""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+from urllib.parse import urlencode
+
+from kb.i18n import LANGUAGES, ChineseWords, explanation_zh, gettext, outcome_word
+
+COOKIE = "excon_lang"
+NAMES = {"en": "English", "zh": "中文"}
+YEAR = 365 * 24 * 3600
+
+
+def request_lang(request: Any) -> str:
+    """This request's language: `?_lang=`, else the reader's remembered choice, else English."""
+    if request is None:
+        return "en"
+    asked = request.args.get("_lang")
+    if asked in LANGUAGES:
+        return str(asked)
+    kept = request.cookies.get(COOKIE)
+    return str(kept) if kept in LANGUAGES else "en"
+
+
+def _local(path: str | None) -> str:
+    """A path on this site to go back to (never another site's: `//host` or a scheme)."""
+    if not path or not path.startswith("/") or path.startswith("//") or "\\" in path:
+        return "/"
+    return path
+
+
+async def choose(request: Any, datasette: Any) -> Any:
+    """`/-/excon/lang?to=zh&next=/kb/…`: remember the reader's language, go back."""
+    from datasette.utils.asgi import Response
+
+    to = request.args.get("to")
+    if to not in LANGUAGES:
+        return Response.text("unknown language: give to=en or to=zh", status=400)
+    response = Response.redirect(_local(request.args.get("next")))
+    response.set_cookie(COOKIE, to, max_age=YEAR, samesite="lax", httponly=True,
+                        secure=request.scheme == "https")
+    return response
+
+
+def template_vars(request: Any) -> dict[str, Any]:
+    """What every page's template needs to speak the reader's language."""
+    lang = request_lang(request)
+    here = request.full_path if request is not None else "/"
+    return {
+        "lang": lang,
+        "_": functools.partial(gettext, lang),
+        "excon_outcome_word": functools.partial(outcome_word, lang),
+        "excon_languages": [(code, NAMES[code], "/-/excon/lang?" + urlencode(
+            {"to": code, "next": here})) for code in LANGUAGES],
+    }
+
+
+async def chinese_words(db: Any) -> ChineseWords:
+    rows = []
+    for sql in ("SELECT name, title, title_zh, explain, explain_zh, outcome_zh FROM rules",
+                "SELECT title, title_zh FROM items"):
+        found = await db.execute(sql)
+        rows.append([dict(zip(found.columns, r, strict=True)) for r in found.rows])
+    return ChineseWords.from_rows(rows[0], rows[1])
+
+
+async def in_chinese(db: Any, findings: list[dict[str, Any]],
+                     declaration: dict[str, Any] | None = None) -> None:
+    """Each finding's explanation in Chinese, in place."""
+    if not findings:
+        return
+    words = await chinese_words(db)
+    for f in findings:
+        f["explanation"] = explanation_zh(words, f["rule"], f["explanation"], declaration)
