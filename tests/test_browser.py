@@ -457,6 +457,10 @@ def test_a_findings_page_in_english_and_in_chinese_and_the_choice_is_remembered(
     assert p.page.locator("h2", has_text="许可证额度使用").count() == 1
     assert p.page.locator("th", has_text="说明").count() == 1
     p.shot("finding-page-zh")
+    assert p.page.locator("html").get_attribute("lang") == "zh"
+    p.open("/kb/finding_details?rule=ga-ge-licence&_size=5")  # the findings table too
+    cells = p.page.locator("td.col-explanation").all_inner_texts()
+    assert cells and all("镓、锗相关物项出口须经许可" in c for c in cells), cells
     p.open("/kb/rules/ga-ge-licence")  # remembered on the next page
     assert "镓、锗相关物项出口须经许可" in p.page.locator("h1").inner_text()
     assert p.page.locator("h2", has_text="法律依据").count() == 1
@@ -465,5 +469,6 @@ def test_a_findings_page_in_english_and_in_chinese_and_the_choice_is_remembered(
     p.page.locator(".excon-lang a[hreflang=en]").click()
     p.page.wait_for_load_state("networkidle")
     assert p.page.locator("h2", has_text="What changed recently").count() == 1
+    assert p.page.locator("html").get_attribute("lang") == "en"
     assert p.errors == [], p.errors
     p.context.close()

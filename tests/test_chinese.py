@@ -133,8 +133,10 @@ def test_every_note_of_the_demo_findings_has_its_chinese_form(demo_kb: Path) -> 
 
 
 def test_every_phrase_the_pages_mark_has_its_chinese() -> None:
-    """The catalogue has the Chinese of every phrase the templates mark `_("…")` and of
-    every stored query's title and description, and nothing else."""
+    """The catalogue has the Chinese of every phrase the templates mark `_("…")`, of every
+    stored query's title and description, search section and decision, and nothing else."""
+    from kb.publish.datasette.search_page import SECTIONS
+    from kb.publish.decisions import LABELS
     from kb.publish.metadata import stored_queries
 
     templates = ROOT / "kb" / "publish" / "datasette" / "templates"
@@ -144,6 +146,7 @@ def test_every_phrase_the_pages_mark_has_its_chinese() -> None:
     assert compiled is not None
     marked |= {q[k] for q in stored_queries(compiled).values() for k in ("title", "description")
                if q.get(k)}
+    marked |= {title for title, _, _ in SECTIONS} | set(LABELS.values())  # shown as _(name)
     catalogue = json.loads((ROOT / "kb" / "i18n" / "zh.json").read_text(encoding="utf-8"))
     assert len(marked) > 30, "the templates mark no phrase"
     assert sorted(marked - set(catalogue)) == []

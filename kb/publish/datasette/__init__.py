@@ -152,17 +152,21 @@ def asgi_wrapper(datasette: Any) -> Callable[[Any], Any]:
 
 
 def table_rows_html(rows: Iterable[Iterable[dict[str, Any]]], table: str | None = None,
-                    decided: dict[tuple[str, str], str] | None = None) -> Markup:
+                    decided: dict[tuple[str, str], str] | None = None,
+                    words: Any = None) -> Markup:
     """The `<tr>` rows of Datasette's table template, as its per-cell loop writes them
     (`<td class="col-{column} type-{type}">{value}</td>`, the value escaped unless it is
     markup already), in one call. The findings' rowid (a row number with no meaning to an
     analyst; the declaration is the link to follow) is left out, as `hidden_columns` says.
-    `decided`: each finding's decision (`finding_decisions`), in a last column."""
+    `decided`: each finding's decision (`finding_decisions`), in a last column. `words`:
+    the knowledge base's Chinese wording, to show findings' explanations in Chinese."""
     classes: dict[tuple[str, str], str] = {}
     hidden = hidden_columns(table)
     out = []
     for row in rows:
         out.append("<tr>")
+        if words is not None:
+            row = language.row_in_chinese(words, row)
         if decided is not None:
             raw = {c["column"]: c["raw"] for c in row}
             status = decided.get((str(raw.get("declaration_id")), str(raw.get("rule"))),
@@ -345,6 +349,10 @@ def prepare_jinja2_environment(env: Any, datasette: Any) -> None:
     env.globals["excon_query_rows"] = query_rows_html
     env.globals["excon_quantity"] = lambda kg: "" if kg is None else quantity_text(kg)
     env.globals["excon_basis"] = basis_badge
+    # English wherever a page is rendered without its request's language (extra_template_vars
+    # gives each page the reader's)
+    env.globals.update({k: v for k, v in language.template_vars(None).items()
+                        if k != "excon_languages"}, excon_words=None)
     from dsl.names import web_url
 
     env.filters["web_url"] = web_url
@@ -389,10 +397,16 @@ def extra_css_urls(datasette: Any) -> list[str]:
 def extra_template_vars(template: str, database: str | None, table: str | None,
                         view_name: str, request: Any, datasette: Any) -> Any:
     words = language.template_vars(request)  # every page: the reader's language
+    lang = words["lang"]
+    if view_name == "table" and lang == "zh" and table in language.EXPLAINED:
+        async def chinese() -> dict[str, Any]:  # findings' explanations in Chinese
+            db = datasette.get_database(database)
+            return {**words, "excon_words": await language.chinese_words(db)}
+
+        return chinese
     if view_name != "row" or table not in ("rules", "instruments", "declarations") or \
             request is None:
         return words
-    lang = words["lang"]
 
     async def inner() -> dict[str, Any]:
         key = tilde_decode(request.url_vars.get("pks", ""))

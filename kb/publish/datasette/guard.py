@@ -420,7 +420,8 @@ _DASHBOARD_DATA = {
 
 def _no_inline_dashboard_script(datasette: Any) -> None:
     """datasette-dashboards renders its charts from an inline script and a button's onclick:
-    serve its two pages with that data in a JSON block read by a static script instead."""
+    serve its two pages with that data in a JSON block read by a static script instead. (And
+    Datasette's base page says which language the page is in: `<html lang>`.)"""
     from jinja2 import BaseLoader, TemplateNotFound
 
     inner = datasette.jinja_env.loader
@@ -428,6 +429,9 @@ def _no_inline_dashboard_script(datasette: Any) -> None:
     class ScriptFree(BaseLoader):
         def get_source(self, environment: Any, template: str) -> Any:
             source, filename, uptodate = inner.get_source(environment, template)
+            if "<!DOCTYPE html>\n<html>" in source:  # Datasette's base: the page's language
+                source = source.replace("<!DOCTYPE html>\n<html>", "<!DOCTYPE html>\n<html "
+                                        "lang=\"{{ lang|default('en') }}\">", 1)
             if template in _DASHBOARD_DATA:
                 data = _DASHBOARD_DATA[template]
                 replaced, count = _INLINE.subn(

@@ -6,12 +6,15 @@ from the knowledge base's own Chinese wording (its `rules` and `items` rows, `kb
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterable
 from typing import Any
 from urllib.parse import urlencode
 
 from kb.i18n import LANGUAGES, ChineseWords, explanation_zh, gettext, outcome_word
 
 COOKIE = "excon_lang"
+# the tables whose rows carry a finding's rule and explanation, shown in Chinese on their pages
+EXPLAINED = frozenset({"finding_details", "findings"})
 NAMES = {"en": "English", "zh": "中文"}
 YEAR = 365 * 24 * 3600
 
@@ -77,3 +80,13 @@ async def in_chinese(db: Any, findings: list[dict[str, Any]],
     words = await chinese_words(db)
     for f in findings:
         f["explanation"] = explanation_zh(words, f["rule"], f["explanation"], declaration)
+
+
+def row_in_chinese(words: ChineseWords, row: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A table page's row (Datasette's cells) with its finding's explanation in Chinese."""
+    row = list(row)
+    raw = {c["column"]: c.get("raw") for c in row}
+    if not raw.get("explanation") or not raw.get("rule"):
+        return row
+    said = explanation_zh(words, str(raw["rule"]), str(raw["explanation"]))
+    return [{**c, "value": said} if c["column"] == "explanation" else c for c in row]
