@@ -137,7 +137,7 @@ def test_every_phrase_the_pages_mark_has_its_chinese() -> None:
     stored query's title and description, search section and decision, and nothing else."""
     from kb.publish.datasette.search_page import SECTIONS
     from kb.publish.decisions import LABELS
-    from kb.publish.metadata import stored_queries
+    from kb.publish.metadata import dashboards, stored_queries
 
     templates = ROOT / "kb" / "publish" / "datasette" / "templates"
     marked = {m.group(2) for p in templates.glob("*.html")
@@ -147,6 +147,10 @@ def test_every_phrase_the_pages_mark_has_its_chinese() -> None:
     marked |= {q[k] for q in stored_queries(compiled).values() for k in ("title", "description")
                if q.get(k)}
     marked |= {title for title, _, _ in SECTIONS} | set(LABELS.values())  # shown as _(name)
+    for board in dashboards("kb").values():  # the findings dashboard's words
+        marked |= {board["title"], board["description"]}
+        marked |= {c["title"] for c in board["charts"].values()}
+        marked |= {f["name"] for f in board["filters"].values()}
     catalogue = json.loads((ROOT / "kb" / "i18n" / "zh.json").read_text(encoding="utf-8"))
     assert len(marked) > 30, "the templates mark no phrase"
     assert sorted(marked - set(catalogue)) == []

@@ -432,6 +432,11 @@ def _no_inline_dashboard_script(datasette: Any) -> None:
             if "<!DOCTYPE html>\n<html>" in source:  # Datasette's base: the page's language
                 source = source.replace("<!DOCTYPE html>\n<html>", "<!DOCTYPE html>\n<html "
                                         "lang=\"{{ lang|default('en') }}\">", 1)
+            if template in _DASHBOARD_DATA or template == "dashboard_list.html":
+                for shown in ("dashboard.title", "dashboard.description", "chart.title",
+                              "dfilter.name"):  # in the reader's language
+                    source = source.replace("{{ " + shown + " }}",
+                                            "{{ _(" + shown + " or '') }}")
             if template in _DASHBOARD_DATA:
                 data = _DASHBOARD_DATA[template]
                 replaced, count = _INLINE.subn(
