@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlglot import exp
 
@@ -13,6 +14,7 @@ from dsl import ast
 from dsl.basis import BasisPlan, basis_plan
 from dsl.compile.conditions import ConditionCompiler
 from dsl.compile.dialects import create_view, for_dialect, lint, union_branches
+from dsl.compile.explanation import explanation_parts
 from dsl.compile.sql import (
     COST_RELATION,
     FALSE,
@@ -52,6 +54,8 @@ class CompiledRule:
     view: str
     query: exp.Select
     outcome: str
+    # how its findings word their explanation, as data (`dsl.compile.explanation`)
+    explanation: dict[str, Any] = field(default_factory=dict)
 
     def sql(self, dialect: str = "sqlite") -> str:
         return for_dialect(self.query, dialect).sql(dialect=dialect, pretty=True)
@@ -118,6 +122,28 @@ class Compiler(ConditionCompiler):
         if self.listed_columns:
             tail.append(exp.Coalesce(this=self.listed_party_note(), expressions=[lit("")]))
         return parts, tail
+
+    def sentence(self, rule: ast.Rule, cites_act: bool) -> str:
+        """The sentence `explanation` builds, as a template (rules.json's `explanation`)."""
+        tmpl = ast.first_attr(rule, ast.Explain)
+        if tmpl is not None:
+            return tmpl.template.value
+        cite = ast.first_attr(rule, ast.Citation)
+        where = (f"{cite.instrument.name}" + (f" {cite.provision}" if cite.provision else "")
+                 ) if cite else ""
+        title = rule.title.value if rule.title else rule.name.name
+        return (("{item_title} (code {hs_code}) to {destination_country} on {declared_on}"
+                 if self.uses_items else
+                 "Declaration {id} to {destination_country} on {declared_on}")
+                + f": {title[:1].lower() + title[1:]}" + ("" if cites_act else f" ({where})"))
+
+    def explanation_data(self, rule: ast.Rule, cites_act: bool, licence: bool,
+                         tail: list[exp.Expression]) -> dict[str, Any]:
+        """`explanation`'s sentence and notes (its `tail`, then the evidence), as data."""
+        zh = ast.first_attr(rule, ast.ExplainZh)
+        return explanation_parts(self.sentence(rule, cites_act),
+                                 zh.template.value if zh else None, cites_act,
+                                 [*tail, *self.evidence], licence, self.schema.names())
 
     def evidence_notes(self) -> list[exp.Expression]:
         """What the rule's links, windows and first-seen dates found, each a '; …' note."""
@@ -269,6 +295,7 @@ class Compiler(ConditionCompiler):
         acts, act_pairs = self.attribution(condition, controls, cite)
         cites_act = bool(act_pairs) and controls
         head, tail = self.explanation(rule, cites_act)
+        said_as = self.explanation_data(rule, cites_act, licence, tail)
         tail += self.evidence_notes()
         statement = [as_(exp.Concat(expressions=head), "statement"),
                      as_(exp.Concat(expressions=tail or [lit("")]), "statement_tail")] \
@@ -436,7 +463,7 @@ class Compiler(ConditionCompiler):
             # per declaration at most: one finding each already, nothing to rank
             select = select.where(
                 exp.EQ(this=exp.column("finding_rank"), expression=lit(1)), copy=False)
-        return CompiledRule(name, view_name(name), select, outcome_word)
+        return CompiledRule(name, view_name(name), select, outcome_word, said_as)
 
     def resting_on(self, plan: BasisPlan, instrument: exp.Expression,
                    provision: exp.Expression, item: exp.Expression | None,

@@ -57,6 +57,7 @@ def rules_json(rb: CheckedRulebook, compiled: CompiledRulebook,
 
     periods = rule_periods(rb)
     views = {r.name: r.view for r in compiled.rules}
+    said = {r.name: r.explanation for r in compiled.rules}
     written = declarations_json(rb)
     attributes = written.pop("rule_attributes")
 
@@ -69,6 +70,7 @@ def rules_json(rb: CheckedRulebook, compiled: CompiledRulebook,
             "source": {"file": relative_source(r.where.file, roots), "line": r.where.line},
             "attributes": attributes[r.name],
             "basis": basis_json(basis_plan(rb, model, r.name)),
+            **({"explanation": said[r.name]} if r.name in said else {}),
         }
 
     def conclusion(name: str, c: ast.Conclusion) -> dict[str, Any]:
@@ -124,6 +126,7 @@ def rules_json(rb: CheckedRulebook, compiled: CompiledRulebook,
         "customs_codes": {name: sorted({c.digits for c in item.codes})
                           for name, item in sorted(model.items.items())},
         "customs_match": CUSTOMS_MATCH,
+        "item_choice": item_choice(rb),
         # when each item is controlled, and by which act and provision (amendments applied:
         # the act that started last governs where several are in force); a finding on an
         # item cites the act controlling it on the judged day
@@ -137,6 +140,31 @@ def rules_json(rb: CheckedRulebook, compiled: CompiledRulebook,
         "declarations": [{"file": relative_source(sf.path, roots), "line": d.span.line,
                           "declaration": plain(d)}
                          for sf in rb.files for d in sf.declarations],
+    }
+
+
+def item_choice(rb: CheckedRulebook) -> dict[str, Any]:
+    """`customs_match` as data: which items a declared code matches, step by step, and which
+    of a rule's matched items its finding takes."""
+    model = law(rb)
+    return {
+        "within": "rulebook",
+        "item_rulebooks": {name: rb.rulebook_of(it.where.file) or ""
+                           for name, it in sorted(model.items.items())},
+        "steps": [{"reference_digits": 10, "match": "exact"},
+                  {"reference_digits": 8, "match": "prefix"},
+                  {"reference_digits": 6, "match": "prefix"}],
+        "decides": "first-step-that-matches",
+        "ties": "all",
+        "finding_item": ["certain-before-undetermined", "item-name"],
+        "description": (
+            "Within each rulebook (`item_rulebooks`), try the steps in order: a reference code "
+            "of `reference_digits` digits matches a declared code equal to it (`exact`) or "
+            "beginning with it (`prefix`). The first step at which some item of the rulebook "
+            "matches decides, and every item matched at that step is one of the declaration's "
+            "items (`ties`: all); the rulebooks' matches are added together. A rule judges each "
+            "of the declaration's items and gives one finding: for the item whose outcome is "
+            "certain rather than undetermined, then the first item by name (`finding_item`)."),
     }
 
 
