@@ -43,7 +43,8 @@ TARGET_P95_MS = 300.0
 PAGES = ("home page", "findings table + facets", "findings, dashboard filters",
          "findings dashboard", "declaration page", "stored query, one declaration",
          "rule page", "instrument page", "in force on a date", "search items",
-         "findings new since the last build")
+         "findings new since the last build", "findings table, in Chinese",
+         "declaration page, in Chinese")
 UNCACHED_PAGES = tuple(p for p in PAGES if p not in ("home page", "findings dashboard",
                                                      "findings new since the last build"))
 CLIENTS = 8
@@ -188,6 +189,13 @@ def run(n: int = 1_000_000, requests_per_client: int = 25, rounds: int = 3,
         "search items": (fixed(f"/{KB}/items?_search=%E9%95%93"),
                          one_of("search", terms, f"/{KB}/items?_search={{}}")),
         "findings new since the last build": (fixed(f"/{KB}/finding_changes"), None),
+        # the same pages in Chinese (`?_lang=zh`: the explanations written in Chinese too)
+        "findings table, in Chinese": (
+            fixed(f"/{KB}/finding_details?_lang=zh"),
+            lambda rng: (lambda u: u and u + "&_lang=zh")(new_filter(rng))),
+        "declaration page, in Chinese": (
+            fixed(f"/{KB}/declarations/{ids[0]}?_lang=zh"),
+            one_of("declaration-zh", ids, f"/{KB}/declarations/{{}}?_lang=zh")),
     }
 
     from kb.publish.auth import hash_password
