@@ -464,6 +464,9 @@ def test_a_findings_page_in_english_and_in_chinese_and_the_choice_is_remembered(
     p.open("/kb/rules/ga-ge-licence")  # remembered on the next page
     assert "镓、锗相关物项出口须经许可" in p.page.locator("h1").inner_text()
     assert p.page.locator("h2", has_text="法律依据").count() == 1
+    p.open("/kb/instruments/MOFCOM-2024-46")  # an instrument by its Chinese title
+    assert "商务部公告2024年第46号" in p.page.locator("article h1").inner_text()
+    assert p.page.locator("h2", has_text="条款").count() == 1
     p.open("/-/dashboards/findings")  # the dashboard
     p.page.wait_for_selector("svg, canvas", timeout=15_000)
     assert p.page.locator("h1").inner_text() == "发现趋势"

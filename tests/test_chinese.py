@@ -112,6 +112,20 @@ def test_screen_lang_zh_writes_the_explanations_in_chinese(book: Path, tmp_path:
         {k: v for k, v in en["d1"].items() if k != "explanation"}
 
 
+def test_screen_stdin_lang_zh_answers_each_line_in_chinese(book: Path) -> None:
+    line = json.dumps({"id": "d1", "declared_on": "2024-03-01", "hs_code": "8112929010",
+                       "description": "gallium", "quantity_kg": "10", "value_usd": "100",
+                       "exporter": "A Co", "consignee": "B Co", "consignee_country": "JP",
+                       "destination_country": "JP"})
+    done = CliRunner().invoke(cli, ["screen", "--stdin", "--rulebooks", str(book), "--lang",
+                                    "zh"], input=line + "\n")
+    assert done.exit_code == 0, done.output
+    answer = json.loads(done.stdout.strip().splitlines()[-1])
+    assert [f["explanation"] for f in answer["findings"]] == [
+        "镓（海关编码 8112929010）于 2024-03-01 出口至 JP：镓出口须经许可，须申请许可证"
+        "（A-1 第1款）；许可证：未申报"]
+
+
 def test_every_note_of_the_demo_findings_has_its_chinese_form(demo_kb: Path) -> None:
     """Each '; …' note the compiler wrote on 3,000 demo declarations' findings is in one of
     the standard forms `kb.i18n` puts in Chinese; every rule's sentence is read back."""
