@@ -15,6 +15,19 @@ RULEBOOKS = ROOT / "rulebooks"
 DATA = Path(__file__).resolve().parent / "data"
 GOLDEN = Path(__file__).resolve().parent / "golden"
 
+# The slowest test files, slowest first, run before the rest: pytest-xdist (`--dist loadfile`)
+# hands each worker one file at a time in collection order, and a long file handed out last
+# (the Spark tests sort late) kept one worker busy minutes after the other had finished.
+# (The two Spark files apart: two JVMs at once slow each other down.)
+SLOWEST_FIRST = ("test_spark.py", "test_bench_screen.py", "test_bench_smoke.py",
+                 "test_spark_engine.py", "test_bench_serve.py", "test_differential.py",
+                 "test_gate.py")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    rank = {name: n for n, name in enumerate(SLOWEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # the rest as they were
+
 
 @pytest.fixture(scope="session")
 def schema() -> Schema:
