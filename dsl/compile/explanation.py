@@ -14,6 +14,7 @@ A finding's explanation is, in order:
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from sqlglot import exp
@@ -52,8 +53,7 @@ def forms(e: exp.Expression) -> list[str]:
 
 
 def placeholders(sentence: str, fields: list[str]) -> dict[str, str]:
-    import re
-
+    """What fills each placeholder of a sentence."""
     out = {}
     for name in dict.fromkeys(m.strip() for m in re.findall(r"\{([^{}]*)\}", sentence)):
         out[name] = PLACEHOLDERS.get(name) or (FACT_PLACEHOLDER.format(name=name)

@@ -14,7 +14,7 @@ each note is put in its standard Chinese form. A note in no standard form is kep
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cache
 
@@ -76,7 +76,8 @@ def _window(m: re.Match[str]) -> str:
     return f"；{m.group('days')} 天内同一{words(m.group('keys'))}的{what}：{value}"
 
 
-NOTES: list[tuple[re.Pattern[str], object]] = [
+# each standard note's English form, and how to write it in Chinese
+NOTES: list[tuple[re.Pattern[str], Callable[[re.Match[str]], str]]] = [
     (re.compile(r"; licence: (?P<problem>.*?)(?=; |$)"), _licence),
     (re.compile(r"; (?P<agg>count|sum) of (?:(?P<field>\w+) over )?declarations within "
                 r"(?P<days>\d+) days with same (?P<keys>[^:;]+): (?P<value>[^;]*?)(?=; |$)"),
@@ -174,7 +175,7 @@ def notes_zh(tail: str) -> str:
         for pattern, zh in NOTES:
             m = pattern.match(tail, pos)
             if m:
-                out.append(zh(m))  # type: ignore[operator]
+                out.append(zh(m))
                 pos = m.end()
                 break
         else:  # no standard form: up to the next note, as written
