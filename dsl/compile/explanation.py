@@ -19,6 +19,9 @@ from typing import Any
 
 from sqlglot import exp
 
+# the standard sentence of a finding, before ": " and the rule's title (a rule without `explain`)
+STANDARD_ITEMS = "{item_title} (code {hs_code}) to {destination_country} on {declared_on}"
+STANDARD_DECLARATION = "Declaration {id} to {destination_country} on {declared_on}"
 # what each placeholder of a sentence is filled with
 PLACEHOLDERS = {
     "item_title": "the title of the item the declaration matched (items.title), or 'an item'",

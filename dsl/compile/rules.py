@@ -14,7 +14,7 @@ from dsl import ast
 from dsl.basis import BasisPlan, basis_plan
 from dsl.compile.conditions import ConditionCompiler
 from dsl.compile.dialects import create_view, for_dialect, lint, union_branches
-from dsl.compile.explanation import explanation_parts
+from dsl.compile.explanation import STANDARD_DECLARATION, STANDARD_ITEMS, explanation_parts
 from dsl.compile.sql import (
     COST_RELATION,
     FALSE,
@@ -99,49 +99,39 @@ class Compiler(ConditionCompiler):
     """Rules as checks: outcome, attribution, explanation, suppression."""
 
     # ------------------------------------------------------------ rules
+    def sentence_parts(self, rule: ast.Rule, cites_act: bool) -> list[str]:
+        """The sentence of a finding as template pieces: the rule's `explain` template, or the
+        standard one (`STANDARD_ITEMS` or `STANDARD_DECLARATION`), ": " and the rule's title,
+        and, unless the finding cites the act itself (`cites_act`), its own `per` in
+        brackets."""
+        tmpl = ast.first_attr(rule, ast.Explain)
+        if tmpl is not None:
+            return [tmpl.template.value]
+        cite = ast.first_attr(rule, ast.Citation)
+        where = (f"{cite.instrument.name}" + (f" {cite.provision}" if cite.provision else "")
+                 ) if cite else ""
+        title = rule.title.value if rule.title else rule.name.name
+        return [STANDARD_ITEMS if self.uses_items else STANDARD_DECLARATION,
+                f": {title[:1].lower() + title[1:]}", *([] if cites_act else [f" ({where})"])]
+
     def explanation(self, rule: ast.Rule, cites_act: bool = False
                     ) -> tuple[list[exp.Expression], list[exp.Expression]]:
         """The sentence of a finding, as (head, tail): the rule's `explain` template, or a
         standard one. With `cites_act` the standard sentence names the act the finding cites
         between the two (the outer query fills it in: after 2024-12-01 a licence requirement
         on an announcement's items rests on the unified list), else the rule's own `per`."""
-        tmpl = ast.first_attr(rule, ast.Explain)
-        if tmpl is not None:
-            return self.template(tmpl.template.value), []
-        cite = ast.first_attr(rule, ast.Citation)
-        where = (f"{cite.instrument.name}" + (f" {cite.provision}" if cite.provision else "")
-                 ) if cite else ""
-        title = rule.title.value if rule.title else rule.name.name
-        parts = self.template("{item_title} (code {hs_code}) to {destination_country} on "
-                              "{declared_on}" if self.uses_items else
-                              "Declaration {id} to {destination_country} on {declared_on}")
-        parts.append(lit(f": {title[:1].lower() + title[1:]}"))
+        template, *rest = self.sentence_parts(rule, cites_act)
+        parts = [*self.template(template), *map(lit, rest)]  # a title is never a template
         tail: list[exp.Expression] = []
-        if not cites_act:
-            parts.append(lit(f" ({where})"))
-        if self.listed_columns:
+        if rest and self.listed_columns:
             tail.append(exp.Coalesce(this=self.listed_party_note(), expressions=[lit("")]))
         return parts, tail
-
-    def sentence(self, rule: ast.Rule, cites_act: bool) -> str:
-        """The sentence `explanation` builds, as a template (rules.json's `explanation`)."""
-        tmpl = ast.first_attr(rule, ast.Explain)
-        if tmpl is not None:
-            return tmpl.template.value
-        cite = ast.first_attr(rule, ast.Citation)
-        where = (f"{cite.instrument.name}" + (f" {cite.provision}" if cite.provision else "")
-                 ) if cite else ""
-        title = rule.title.value if rule.title else rule.name.name
-        return (("{item_title} (code {hs_code}) to {destination_country} on {declared_on}"
-                 if self.uses_items else
-                 "Declaration {id} to {destination_country} on {declared_on}")
-                + f": {title[:1].lower() + title[1:]}" + ("" if cites_act else f" ({where})"))
 
     def explanation_data(self, rule: ast.Rule, cites_act: bool, licence: bool,
                          tail: list[exp.Expression]) -> dict[str, Any]:
         """`explanation`'s sentence and notes (its `tail`, then the evidence), as data."""
         zh = ast.first_attr(rule, ast.ExplainZh)
-        return explanation_parts(self.sentence(rule, cites_act),
+        return explanation_parts("".join(self.sentence_parts(rule, cites_act)),
                                  zh.template.value if zh else None, cites_act,
                                  [*tail, *self.evidence], licence, self.schema.names())
 

@@ -18,8 +18,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cache
 
-DEFAULT_ITEMS = "{item_title} (code {hs_code}) to {destination_country} on {declared_on}"
-DEFAULT_DECLARATION = "Declaration {id} to {destination_country} on {declared_on}"
+from dsl.compile.explanation import STANDARD_DECLARATION, STANDARD_ITEMS
+
 DEFAULT_ITEMS_ZH = "{item_title}（海关编码 {hs_code}）于 {declared_on} 出口至 {destination_country}"
 DEFAULT_DECLARATION_ZH = "报关单 {id} 于 {declared_on} 出口至 {destination_country}"
 PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
@@ -195,8 +195,8 @@ def explanation_zh(words: ChineseWords, rule: str, explanation: str | None,
     said = words.rules.get(rule, RuleWords())
     title = said.title or rule
     candidates = [said.explain] if said.explain else [
-        DEFAULT_ITEMS + ": " + title[:1].lower() + title[1:],
-        DEFAULT_DECLARATION + ": " + title[:1].lower() + title[1:]]
+        STANDARD_ITEMS + ": " + title[:1].lower() + title[1:],
+        STANDARD_DECLARATION + ": " + title[:1].lower() + title[1:]]
     for template in candidates:
         assert template is not None
         pattern, names = _template_regex(template)

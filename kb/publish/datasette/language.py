@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
@@ -63,13 +64,30 @@ def template_vars(request: Any) -> dict[str, Any]:
     }
 
 
+# The Chinese wording of each served file, read once: by path, and the file's inode and time
+# (a rebuild swaps a new file in at the same path)
+_WORDS: dict[tuple[str, int, int], ChineseWords] = {}
+
+
 async def chinese_words(db: Any) -> ChineseWords:
+    """The knowledge base's Chinese wording (its `rules` and `items` rows)."""
+    try:
+        seen = Path(db.path).stat()
+        key: tuple[str, int, int] | None = (str(db.path), seen.st_ino, seen.st_mtime_ns)
+    except (OSError, TypeError):  # an in-memory database: read each time
+        key = None
+    if key is not None and key in _WORDS:
+        return _WORDS[key]
     rows = []
     for sql in ("SELECT name, title, title_zh, explain, explain_zh, outcome_zh FROM rules",
                 "SELECT title, title_zh FROM items"):
         found = await db.execute(sql)
         rows.append([dict(zip(found.columns, r, strict=True)) for r in found.rows])
-    return ChineseWords.from_rows(rows[0], rows[1])
+    words = ChineseWords.from_rows(rows[0], rows[1])
+    if key is not None:
+        _WORDS.clear()  # only the file served now
+        _WORDS[key] = words
+    return words
 
 
 async def in_chinese(db: Any, findings: list[dict[str, Any]],
