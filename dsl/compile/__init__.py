@@ -23,7 +23,7 @@ with), `facts`, `conditions`, `rules` (each a class the next extends) and `diale
 shaping per engine, `CREATE VIEW`, the portable-core lint).
 """
 
-from dsl.compile.dialects import create_view, for_dialect, lint
+from dsl.compile.dialects import create_view, fold_case, for_dialect, lint
 from dsl.compile.rules import (
     CompiledRule,
     CompiledRulebook,
@@ -48,5 +48,6 @@ __all__ = ["DIALECTS", "FINDING_COLUMNS", "FINDING_OUTCOMES", "LICENSABLE", "OUT
            "OUTCOME_RANK", "ROW_KEY",
            "CompileError", "CompiledRule", "CompiledRulebook", "Compiler", "compile_conditions",
            "compile_rulebook",
-           "create_view", "for_dialect", "in_force", "lint", "listing_nodes", "required_items",
+           "create_view", "fold_case", "for_dialect", "in_force", "lint", "listing_nodes",
+           "required_items",
            "union_all", "view_name"]

@@ -18,6 +18,7 @@ from dsl.compile.sql import (
     as_,
     col_,
     key_of,
+    lit,
     reads_declarations,
     table,
 )
@@ -37,8 +38,33 @@ def for_dialect(query: exp.Expression, dialect: str) -> exp.Expression:
     if dialect == "sqlite":
         return query.transform(_rowid_candidates)
     if dialect == "duckdb":
-        return query.transform(_candidates_first)
-    return query
+        return fold_case(query.transform(_candidates_first), dialect)
+    return fold_case(query, dialect)
+
+
+ASCII_UPPER = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+
+def fold_case(query: exp.Expression, dialect: str) -> exp.Expression:
+    """`LOWER(text)` folded as SQLite folds it on every engine: the ASCII letters only.
+
+    DuckDB's and Spark's `LOWER` fold all of Unicode and PostgreSQL's as its locale says, and
+    some letters fold to ASCII there ("GALLİUM", with a Turkish dotted capital, is "gallium"
+    on DuckDB and Spark, "gallİum" on SQLite): a `mentions` test then found a word on one engine
+    and not on another. Elsewhere than on SQLite the compiled `LOWER` is printed as
+    `TRANSLATE(text, 'A…Z', 'a…z')`; the words' other cased letters are looked for in each of
+    their cases (`dsl.names.mention_forms`), the same on every engine and in the interpreter.
+    """
+    if dialect == "sqlite":
+        return query
+
+    def ascii_lower(node: exp.Expression) -> exp.Expression:
+        if isinstance(node, exp.Lower):
+            return exp.Translate(this=node.this, from_=lit(ASCII_UPPER),
+                                 to=lit(ASCII_UPPER.lower()))
+        return node
+
+    return query.transform(ascii_lower)
 
 
 def _candidates_first(node: exp.Expression) -> exp.Expression:

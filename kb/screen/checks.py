@@ -17,7 +17,14 @@ import sqlglot
 from sqlglot import exp
 from sqlite_utils import Database
 
-from dsl.compile import ROW_KEY, CompiledRulebook, compile_rulebook, create_view, union_all
+from dsl.compile import (
+    ROW_KEY,
+    CompiledRulebook,
+    compile_rulebook,
+    create_view,
+    fold_case,
+    union_all,
+)
 from dsl.diagnostics import Diagnostic
 from dsl.graph import PartyFacts, PartyGraph, parse_via
 from dsl.model import law
@@ -482,8 +489,8 @@ def derived_relations(compiled: CompiledRulebook,
     SQLite the judged declarations."""
     out: list[tuple[str, exp.Expression, Stored]] = [
         (name, view_select(name), stored) for name, stored in MATERIALISED.items()]
-    out += [(name, query, Stored(compiled.window_keys[name]) if name in compiled.window_keys
-             else Stored(None, (("declaration_id",),)))
+    out += [(name, fold_case(query, dialect), Stored(compiled.window_keys[name])
+             if name in compiled.window_keys else Stored(None, (("declaration_id",),)))
             for name, query in sorted(compiled.windows.items())]
     if dialect != "sqlite":
         out += [(name, view_select(name), Stored(("id",), (("declared_on",),)))
@@ -500,14 +507,16 @@ def derive_statements(compiled: CompiledRulebook, dialect: str) -> list[str]:
       checks probe it by, then ANALYZE, so the planner knows its size before the checks run
       (the checks' views depend on the tables: dropping one drops them, `CASCADE`).
     - Spark: a cached temporary view per relation (`CACHE TABLE … AS`), computed once in the
-      executors' memory.
+      executors' memory, after dropping the one an earlier screening in the session made.
     - SQLite: a table per relation with the same indexes (excon's own SQLite files store them
       clustered by key; see `materialise`)."""
     out: list[str] = []
     for name, query, stored in derived_relations(compiled, dialect):
         table = exp.to_table(name)
         if dialect == "spark":
-            out.append(f"UNCACHE TABLE IF EXISTS {name}")
+            # a view of the same name, from an earlier screening in this session, dropped
+            # (and its cache freed): `CACHE TABLE … AS` does not replace one
+            out.append(f"DROP VIEW IF EXISTS {name}")
             out.append(exp.Cache(this=table, lazy=False, expression=query).sql(
                 dialect="spark", pretty=True))
             continue

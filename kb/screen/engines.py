@@ -416,6 +416,6 @@ def spark_findings(conn: sqlite3.Connection, compiled: CompiledRulebook,
                    for row in spark.sql(rule.sql("spark")).collect()),
                   key=lambda row: (row[0], row[1], row[2]))
     for sql in derive:
-        if sql.startswith("UNCACHE"):  # the cached relations' memory back
+        if sql.startswith("DROP VIEW"):  # the cached relations' memory back
             spark.sql(sql)
     return rows
