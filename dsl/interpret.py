@@ -515,26 +515,7 @@ class Interpreter:
     def rule_uses_items(self, name: str) -> bool:
         """Whether the rule (or exception) names items, so their control periods matter."""
         decl = self.rb.rules.get(name) or self.rb.exceptions.get(name)
-        return decl is not None and self.uses_items(self.rb.condition_of(decl))
-
-    def uses_items(self, c: ast.Condition | None) -> bool:
-        if c is None:
-            return False
-        stack = [c]
-        while stack:
-            node = stack.pop()
-            if isinstance(node, ast.ItemIn | ast.DualUse):
-                return True
-            if isinstance(node, ast.Comparison) and any(
-                    isinstance(e, ast.CountOf | ast.SumOf) and
-                    any(k.name == "item" for k in e.window.same)
-                    for e in _expressions(node)):
-                return True
-            if isinstance(node, ast.AllOf | ast.AnyOf):
-                stack.extend(node.parts)
-            elif isinstance(node, ast.Negation | ast.Parenthesised):
-                stack.append(node.part)
-        return False
+        return decl is not None and uses_items(self.rb.condition_of(decl))
 
     def suppressors(self, name: str) -> list[ast.Rule | ast.Exception_]:
         return self.rb.suppressors(name)
@@ -556,8 +537,7 @@ class Interpreter:
             condition = self.rb.condition_of(rule)
             assert condition is not None
             exceptions = [(s, self.rb.condition_of(s)) for s in suppressors]
-            with_items = self.uses_items(condition) or any(
-                self.uses_items(w) for _, w in exceptions)
+            with_items = uses_items(condition) or any(uses_items(w) for _, w in exceptions)
             plan = basis_plan(self.rb, law(self.rb), name)
             for d in declarations:
                 day = as_of or d["declared_on"]
@@ -626,6 +606,28 @@ class Interpreter:
             if m.outcome is not None and self.value(d, m.field.name) is None:
                 outcome = OUTCOME_OF.get(m.outcome.kind, m.outcome.kind)
         return outcome
+
+
+def uses_items(c: ast.Condition | None) -> bool:
+    """Whether a condition names items (an item test, or a window by item), so that a rule
+    judges each item a declaration's code matches and its findings take one of them."""
+    if c is None:
+        return False
+    stack = [c]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, ast.ItemIn | ast.DualUse):
+            return True
+        if isinstance(node, ast.Comparison) and any(
+                isinstance(e, ast.CountOf | ast.SumOf) and
+                any(k.name == "item" for k in e.window.same)
+                for e in _expressions(node)):
+            return True
+        if isinstance(node, ast.AllOf | ast.AnyOf):
+            stack.extend(node.parts)
+        elif isinstance(node, ast.Negation | ast.Parenthesised):
+            stack.append(node.part)
+    return False
 
 
 def _expressions(c: ast.Comparison) -> list[ast.Expression]:

@@ -194,7 +194,10 @@ def web_url(value: object) -> str:
     return value if isinstance(value, str) and is_web_url(value) else ""
 
 
-def mention_forms(word: str, limit: int = 64) -> list[str]:
+MENTION_FORMS_LIMIT = 64  # forms of a word at most, before only its four main forms are used
+
+
+def mention_forms(word: str, limit: int = MENTION_FORMS_LIMIT) -> list[str]:
     """See `_mention_forms`: worked out once per word (the interpreter asks per row)."""
     return list(_mention_forms(word, limit))
 

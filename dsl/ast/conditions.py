@@ -234,5 +234,6 @@ class SumOf:
 Condition = (
     AllOf | AnyOf | Negation | Parenthesised | ItemIn | DualUse | InSet | IsMissing | Mentions
     | Listed | Related | FirstSeen | InRange | Comparison | ConclusionRef | Reaches | CodeUnder
+    | Concluded  # (a Parenthesised; named here so that rules.json's schema allows it)
 )
 Expression = Field | Quantity | DateLiteral | TextLiteral | Arithmetic | CountOf | SumOf

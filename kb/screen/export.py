@@ -6,7 +6,7 @@ is `kb.screen.bundle`.)
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from importlib import resources
 from importlib.metadata import version as package_version
 from pathlib import Path
@@ -14,13 +14,17 @@ from typing import Any
 
 from dsl import ast
 from dsl.basis import BasisPlan, basis_plan
-from dsl.compile import CompiledRulebook
+from dsl.compile import LICENSABLE, OUTCOME_OF, CompiledRulebook, listing_nodes, required_items
 from dsl.format import condition as condition_text
+from dsl.interpret import uses_items
 from dsl.ir import node_schemas, plain, source_files
 from dsl.model import Rule, declarations_json, law
+from dsl.names import MENTION_FORMS_LIMIT
 from dsl.periods import item_controls, parameter_periods, rule_periods
-from dsl.rulebook import CheckedRulebook
+from dsl.rulebook import CheckedRulebook, Interval
+from dsl.schema import UNIT_DIMENSIONS, UNIT_FACTORS
 
+_ALWAYS = Interval(None, None)
 CUSTOMS_MATCH = (
     "A declared customs code (digits only) matches an item's reference code exactly when the "
     "reference has 10 digits, and by prefix when it has 8 (a tariff line) or 6 (an HS "
@@ -70,6 +74,7 @@ def rules_json(rb: CheckedRulebook, compiled: CompiledRulebook,
             "source": {"file": relative_source(r.where.file, roots), "line": r.where.line},
             "attributes": attributes[r.name],
             "basis": basis_json(basis_plan(rb, model, r.name)),
+            "evaluation": evaluation(rb, r.name),
             **({"explanation": said[r.name]} if r.name in said else {}),
         }
 
@@ -127,6 +132,21 @@ def rules_json(rb: CheckedRulebook, compiled: CompiledRulebook,
                           for name, item in sorted(model.items.items())},
         "customs_match": CUSTOMS_MATCH,
         "item_choice": item_choice(rb),
+        # the words of each set of terms, and the items they stand for (a word counts only
+        # while one of them is controlled; null: on every day)
+        "terms": {name: {"title": t.title.value,
+                         "words": [w.value for a in ast.attrs_of(t, ast.Words) for w in a.words],
+                         "for_items": None if (gate := rb.stands_for(t)) is None
+                         else sorted(gate)}
+                  for name, t in sorted(rb.terms.items())},
+        "country_group_periods": {g: {
+            "from": iv.start.isoformat() if iv.start else None,
+            "until": iv.end.isoformat() if iv.end else None}
+            for g in sorted(model.country_groups)
+            for iv in [rb.validity.get(g) or _ALWAYS]},
+        "units": {u: {"dimension": dim, "factor": UNIT_FACTORS.get(u, 1.0)}
+                  for u, dim in sorted(UNIT_DIMENSIONS.items())},
+        "text_matching": TEXT_MATCHING,
         # when each item is controlled, and by which act and provision (amendments applied:
         # the act that started last governs where several are in force); a finding on an
         # item cites the act controlling it on the judged day
@@ -141,6 +161,69 @@ def rules_json(rb: CheckedRulebook, compiled: CompiledRulebook,
                           "declaration": plain(d)}
                          for sf in rb.files for d in sf.declarations],
     }
+
+
+TEXT_MATCHING = (
+    "`mentions`: the text's ASCII letters are lower-cased (nothing else is folded), and each "
+    "word is looked for in lower case and in the forms its other cased letters give: each such "
+    "letter (one whose upper case is one letter) as itself, its upper case and that upper "
+    "case's lower case (a final ς also as σ and Σ), every combination while they are at most "
+    f"{MENTION_FORMS_LIMIT}; beyond that, the word in lower case, with all those letters upper "
+    "case, with each of them refolded (upper then lower case), and with its first letter upper "
+    "case. The text mentions the word when it holds one of the forms.")
+
+
+def evaluation(rb: CheckedRulebook, name: str) -> dict[str, Any]:
+    """What an evaluator needs of a rule or exception besides its attributes, resolved as the
+    checks resolve it: its condition with `item is dual-use`, `NAME holds` and the rulebook's
+    scope written out; what overrides or excepts it; the outcome a finding gives and what a
+    missing fact changes; the act it cites, and when the act controlling the matched item is
+    cited instead; the value ranges of each `within range of`."""
+    decl = rb.rules.get(name) or rb.exceptions[name]
+    condition = rb.condition_of(decl)
+    then = ast.first_attr(decl, ast.Then)
+    kind = then.outcome.kind if then else None
+    cite = ast.first_attr(decl, ast.Citation)
+    required = required_items(condition, rb) if condition is not None else None
+    written = plain(condition) if condition is not None else None
+    ranges: dict[str, list[list[Any]]] = {}
+    for node in _nodes(written):
+        if node["node"] == "InRange":
+            names = [m["name"] for m in node["members"]]
+            ranges[",".join(names)] = [[low, high, None if gate is None else sorted(gate)]
+                                       for _, low, high, gate in rb.value_ranges_for(names)]
+    suppressors = rb.suppressors(name)
+    return {
+        "condition": written,
+        "outcome": OUTCOME_OF.get(kind, kind) if kind and kind != "permitted" else None,
+        "severity": then.outcome.severity if then else None,
+        "licensable": kind in LICENSABLE,
+        "per_item": uses_items(condition) or any(
+            uses_items(rb.condition_of(x)) for x in suppressors),
+        "suppressed_by": [x.name.name for x in suppressors],
+        "if_missing": [{"field": m.field.name,
+                        "outcome": OUTCOME_OF.get(m.outcome.kind, m.outcome.kind)
+                        if m.outcome is not None else None}
+                       for m in ast.attrs_of(decl, ast.IfMissing)],
+        "citation": {"instrument": cite.instrument.name if cite else None,
+                     "provision": str(cite.provision) if cite and cite.provision else None},
+        "cites_control": kind == "licence required" and condition is not None
+        and not listing_nodes(condition),
+        "required_items": sorted(required) if required is not None else None,
+        "value_ranges": ranges,
+    }
+
+
+def _nodes(tree: Any) -> Iterator[Mapping[str, Any]]:
+    """The nodes of a plain (JSON) syntax tree."""
+    if isinstance(tree, Mapping):
+        if "node" in tree:
+            yield tree
+        for v in tree.values():
+            yield from _nodes(v)
+    elif isinstance(tree, list):
+        for v in tree:
+            yield from _nodes(v)
 
 
 def item_choice(rb: CheckedRulebook) -> dict[str, Any]:
