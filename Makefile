@@ -43,9 +43,11 @@ serve: $(STAMP)
 ## test: ruff, mypy on dsl/ and kb/, then pytest (PostgreSQL is started by the tests)
 test: system-deps lint typecheck pytest
 
-# pytest-xdist: one process per CPU, each test file on one of them (module fixtures stay shared)
+# pytest-xdist: one process per CPU, each test file on one of them (module fixtures stay shared),
+# in the order tests/conftest.py gives (the slowest files first; xdist would otherwise hand out
+# the files with the most tests first, and a long Spark test started last)
 PYTEST_JOBS ?= auto
-XDIST := -n $(PYTEST_JOBS) --dist loadfile
+XDIST := -n $(PYTEST_JOBS) --dist loadfile --no-loadscope-reorder
 
 ## test-fast: the same without the slow end-to-end tests (marked `slow`); CI runs `make test`
 test-fast: system-deps lint typecheck $(STAMP)

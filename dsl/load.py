@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from dsl import ast
+from dsl.cache import parse_cached
 from dsl.check import check
 from dsl.diagnostics import MAX_ERRORS, Diagnostic, sort_key
-from dsl.parse import parse_bytes
 from dsl.rulebook import CheckedRulebook
 from dsl.schema import Schema
 
@@ -123,7 +123,7 @@ def parse_paths(paths: Iterable[Path | str], follow_uses: bool = True,
                 result.diagnostics.append(Diagnostic("E002", f"cannot read it: {e.strerror}", span))
                 continue
             described = sum(d.is_error for d in result.diagnostics)
-            sf, diags = parse_bytes(data, name, max(0, MAX_ERRORS - described))
+            sf, diags = parse_cached(data, name, max(0, MAX_ERRORS - described))
             result.files.append(sf)
             result.diagnostics.extend(diags)
             if not sf.declarations and not diags:

@@ -28,7 +28,6 @@ from dataclasses import dataclass
 from functools import lru_cache
 from itertools import pairwise
 
-from pypinyin import lazy_pinyin
 from rapidfuzz import fuzz, process
 from unidecode import unidecode
 
@@ -56,6 +55,10 @@ _TAIL = re.compile(r"(?:\s+(?:" + "|".join(sorted({re.escape(f) for f in LEGAL_F
 
 
 def _pinyin(match: re.Match[str]) -> str:
+    # imported on the first Chinese name (its phrase tables take a tenth of a second to load,
+    # which every command paid at start-up)
+    from pypinyin import lazy_pinyin
+
     run = _ZH_TAIL.sub("", match.group(0)) or match.group(0)
     return " " + "".join(lazy_pinyin(run)) + " "
 

@@ -15,13 +15,15 @@ RULEBOOKS = ROOT / "rulebooks"
 DATA = Path(__file__).resolve().parent / "data"
 GOLDEN = Path(__file__).resolve().parent / "golden"
 
-# The slowest test files, slowest first, run before the rest: pytest-xdist (`--dist loadfile`)
-# hands each worker one file at a time in collection order, and a long file handed out last
-# (the Spark tests sort late) kept one worker busy minutes after the other had finished.
+# The slowest test files, slowest first, run before the rest: pytest-xdist (`--dist loadfile
+# --no-loadscope-reorder`, the Makefile's) hands each worker one file at a time in collection
+# order, and a long file handed out last kept one worker busy minutes after the other had
+# finished. (Without `--no-loadscope-reorder` xdist hands out the files with most tests first.)
 # (The two Spark files apart: two JVMs at once slow each other down.)
-SLOWEST_FIRST = ("test_spark.py", "test_bench_screen.py", "test_bench_smoke.py",
-                 "test_spark_engine.py", "test_bench_serve.py", "test_differential.py",
-                 "test_gate.py")
+SLOWEST_FIRST = ("test_spark.py", "test_bench_screen.py", "test_browser.py",
+                 "test_bench_smoke.py", "test_spark_engine.py", "test_bundle.py",
+                 "test_incremental.py", "test_bench_serve.py", "test_differential.py",
+                 "test_gate.py", "test_export.py")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

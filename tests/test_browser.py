@@ -25,6 +25,10 @@ from kb.publish.auth import hash_password
 from tests.conftest import ROOT, RULEBOOKS
 from tests.postgres import free_port
 
+# end to end (a server, a browser, a knowledge base built for them): `make test` and CI run
+# them, `make test-fast` does not
+pytestmark = pytest.mark.slow
+
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = ROOT / "test-artifacts" / "browser"
 PASSWORD = "a long analyst passphrase"

@@ -157,6 +157,7 @@ def _read(folder: Path, dialect: str, dsn: str = "") -> list[tuple[Any, ...]]:
         return [tuple(r) for r in pg.execute(FINDINGS).fetchall()]
 
 
+@pytest.mark.slow  # every bundle's scripts twice, end to end
 @pytest.mark.parametrize("dialect", ["sqlite", "duckdb", "postgres"])
 def test_every_script_runs_again_and_new_inputs_replace_the_old(
         tmp_path: Path, inputs: dict[str, Path], expected: dict[str | None, Any],

@@ -17,6 +17,7 @@ import sqlglot
 from sqlglot import exp
 from sqlite_utils import Database
 
+from dsl.cache import cached_statements
 from dsl.compile import (
     ROW_KEY,
     CompiledRulebook,
@@ -832,7 +833,10 @@ def install(db: Database, rb: CheckedRulebook, compiled: CompiledRulebook | None
     if compiled is None:
         compiled, diags = compile_checks(rb)
     fill_support(db, rb, compiled)
-    for sql in compiled.statements("sqlite"):
+    # (their SQL from excon's cache when this rulebook was compiled before: printing the
+    # checks is most of a screener's start)
+    for sql in cached_statements("sqlite views", compiled.version,
+                                 lambda: compiled.statements("sqlite")):
         db.execute(sql)
     return compiled, diags
 

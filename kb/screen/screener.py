@@ -8,6 +8,7 @@ never touches a served database, and one Screener serves many screenings fast.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import weakref
@@ -155,9 +156,30 @@ class Screener:
 
     @staticmethod
     def _rulebooks_of(db: Path) -> dsl.LoadResult:
-        """The rulebooks a knowledge base was built from, as it keeps them."""
+        """The rulebooks a knowledge base was built from, as it keeps them: written once into
+        excon's cache, in a folder named by their digest (so that their parsed trees are
+        cached too, under names that stay the same), else into a temporary folder."""
+        import hashlib
+        import shutil
         import tempfile
 
+        from dsl.cache import cache_root
+
+        root = cache_root()
+        if root is not None:
+            with contextlib.suppress(OSError):
+                files = kept_rulebooks(db)
+                digest = hashlib.sha256(repr(sorted(files)).encode()).hexdigest()[:24]
+                folder = root / "kept" / digest
+                if not folder.is_dir():
+                    folder.parent.mkdir(parents=True, exist_ok=True)
+                    made = Path(tempfile.mkdtemp(dir=folder.parent))
+                    write_kept_rulebooks(db, made)
+                    try:
+                        made.rename(folder)  # whole or not at all
+                    except OSError:  # made meanwhile by another process
+                        shutil.rmtree(made, ignore_errors=True)
+                return dsl.load([folder], declaration_schema())
         with tempfile.TemporaryDirectory() as tmp:
             write_kept_rulebooks(db, Path(tmp))
             return dsl.load([Path(tmp)], declaration_schema())
@@ -404,9 +426,9 @@ def basis_counts(findings: Iterable[Finding]) -> dict[str, int]:
     return counts
 
 
-def write_kept_rulebooks(db: Path | Any, folder: Path) -> None:
-    """Write the rulebook files a knowledge base (a file, or a connection) keeps into
-    `folder` (ScreeningError when it keeps none, or names a path outside the folder)."""
+def kept_rulebooks(db: Path | Any) -> list[tuple[str, str]]:
+    """The rulebook files (path, text) a knowledge base (a file, or a connection) keeps
+    (ScreeningError when it keeps none)."""
     import sqlite3
 
     def kept(conn: sqlite3.Connection) -> list[tuple[str, str]]:
@@ -423,7 +445,13 @@ def write_kept_rulebooks(db: Path | Any, folder: Path) -> None:
     if not files:
         raise ScreeningError(f"{db} keeps no rulebooks (built by an older excon): give "
                              "rulebooks=[…] as well")
-    for path, text in files:
+    return files
+
+
+def write_kept_rulebooks(db: Path | Any, folder: Path) -> None:
+    """Write the rulebook files a knowledge base (a file, or a connection) keeps into
+    `folder` (ScreeningError when it keeps none, or names a path outside the folder)."""
+    for path, text in kept_rulebooks(db):
         target = folder / path
         if not target.resolve().is_relative_to(folder.resolve()):
             raise ScreeningError(f"{db}: a rulebook path outside its folder: {path!r}")

@@ -1,0 +1,98 @@
+"""excon's cache on disk (as Python's `__pycache__`): what a command would otherwise work out
+again from unchanged inputs at every start — the parsed tree of each rulebook file, the SQL of
+each compiled rulebook's checks. Each entry is named by a digest of what it is made from and of
+excon's own language code (`dsl`), so a changed file or a changed excon never reads a stale
+entry; entries are written whole or not at all. `$EXCON_CACHE_DIR` (default
+`$XDG_CACHE_HOME/excon`, `~/.cache/excon`) says where; set empty, nothing is cached. A cache
+that cannot be read or written is ignored.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import hashlib
+import json
+import os
+import pickle
+import tempfile
+from collections.abc import Callable
+from importlib.metadata import version as package_version
+from pathlib import Path
+
+from dsl import ast
+from dsl.diagnostics import Diagnostic
+from dsl.parse import parse_bytes
+
+
+def cache_root() -> Path | None:
+    """excon's cache folder (`$EXCON_CACHE_DIR`, else `$XDG_CACHE_HOME/excon`, else
+    `~/.cache/excon`); None when `$EXCON_CACHE_DIR` is set empty or there is no home."""
+    configured = os.environ.get("EXCON_CACHE_DIR")
+    if configured == "":
+        return None
+    if configured:
+        return Path(configured)
+    base = os.environ.get("XDG_CACHE_HOME")
+    try:
+        return (Path(base) if base else Path.home() / ".cache") / "excon"
+    except RuntimeError:  # no home directory: no cache
+        return None
+
+
+def parse_cached(data: bytes, name: str, max_errors: int) -> tuple[ast.SourceFile,
+                                                                   list[Diagnostic]]:
+    """`parse_bytes`, or its result for the same file and bytes from the cache: a file that
+    parses without a diagnostic is kept there, pickled, under a digest of its name, its bytes
+    and excon's language code, so that a command that loads unchanged rulebooks does not run
+    Lark again (a fifth of a second for the repository's)."""
+    root = cache_root()
+    folder = root / "parsed" if root is not None else None
+    path = None
+    if folder is not None:
+        key = hashlib.sha256(_code_digest() + name.encode() + b"\0" + data).hexdigest()
+        path = folder / key[:2] / f"{key}.pickle"
+        with contextlib.suppress(Exception):  # missing, unreadable or from another Python
+            found = pickle.loads(path.read_bytes())
+            if isinstance(found, ast.SourceFile) and found.path == name:
+                return found, []
+    sf, diags = parse_bytes(data, name, max_errors)
+    if path is not None and not diags:
+        _write(path, pickle.dumps(sf, protocol=pickle.HIGHEST_PROTOCOL))
+    return sf, diags
+
+
+def cached_statements(kind: str, version: str, make: Callable[[], list[str]]) -> list[str]:
+    """`make()`, a list of SQL statements made from a rulebook of `version` (its digest), or
+    the same list from the cache."""
+    root = cache_root()
+    if root is None:
+        return make()
+    key = hashlib.sha256(_code_digest() + f"{kind}\0{version}".encode()).hexdigest()
+    path = root / "sql" / f"{key}.json"
+    with contextlib.suppress(Exception):
+        found = json.loads(path.read_text(encoding="utf-8"))
+        if isinstance(found, list) and all(isinstance(s, str) for s in found):
+            return found
+    made = make()
+    _write(path, json.dumps(made).encode("utf-8"))
+    return made
+
+
+def _write(path: Path, data: bytes) -> None:
+    with contextlib.suppress(OSError):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path.parent, delete=False) as f:
+            f.write(data)
+        Path(f.name).replace(path)  # whole or not at all, whoever reads it meanwhile
+
+
+@functools.cache
+def _code_digest() -> bytes:
+    """A digest of excon's version and of its language's code (the grammar, the parser, the
+    trees, the checker, the compiler): what makes a syntax tree or a check's SQL."""
+    here = Path(__file__).parent
+    digest = hashlib.sha256(package_version("excon").encode())
+    for file in sorted([*here.rglob("*.py"), here / "grammar.lark"]):
+        digest.update(str(file.relative_to(here)).encode() + b"\0" + file.read_bytes())
+    return digest.digest()
