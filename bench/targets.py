@@ -152,6 +152,9 @@ CHECKS: list[Check] = [
      _range("indicators", "cost_end_to_end", "ratio_range")),
     ("single declaration p50", "ms", "≤ 5", _get("latency", "p50_ms"), lambda v: v <= 5,
      _range("latency", "p50_range")),
+    ("screener start-up over the knowledge base, cache warm", "s", "≤ 1",
+     _get("latency", "start", "warm_s"), lambda v: v <= 1, _range("latency", "start",
+                                                                   "warm_range")),
     *(_serve(page, "cached") for page in PAGES),
     *(_serve(page, "uncached") for page in UNCACHED_PAGES),
     ("public rule page p95 during a login flood / alone", "x", "≤ 2",
@@ -184,6 +187,7 @@ AT_1M: dict[str, Reader] = {
     "compiled / hand-written: suspended rule": _largest_size,
     "compiled SQLite / interpreter speed-up": _largest_size,
     "single declaration p50": _get("latency", "history"),
+    "screener start-up over the knowledge base, cache warm": _get("latency", "history"),
     **{f"Datasette p95 (1M): {page}, {kind}": _get("serve", "declarations")
        for kind, pages in (("cached", PAGES), ("uncached", UNCACHED_PAGES)) for page in pages},
     "public rule page p95 during a login flood / alone": _get("serve", "declarations"),

@@ -17,7 +17,7 @@ from bench.generate import rulebook_text
 from kb.store.schema import declaration_schema
 from tests.conftest import DATA
 
-TARGETS = 52  # rows of the targets table, measured or not
+TARGETS = 53  # rows of the targets table, measured or not
 
 
 def quick(tmp_path: Path, *only: str) -> dict[str, Any]:
@@ -67,6 +67,9 @@ def test_front_end_load_matching_latency_and_diff_write_figures(tmp_path: Path) 
     # against a knowledge base of the 2,000 earlier declarations, and without one
     assert results["latency"]["history"] == 2_000
     assert results["latency"]["without_history"]["p50_ms"] > 0
+    # a new process's screener over the knowledge base, with the cache warm and off
+    start = results["latency"]["start"]
+    assert start["warm_s"] > 0 and start["off_s"] > 0 and start["warm_range"]["runs"] == 3
     mt = results["matching"]
     assert mt["pairs"] >= 200 and mt["precision"] > 0.9 and mt["recall"] > 0.9
     assert [r["list_size"] for r in mt["runs"]] == [1_000, 2_000]
