@@ -55,7 +55,7 @@ def fold_case(query: exp.Expression, dialect: str) -> exp.Expression:
     `TRANSLATE(text, 'A…Z', 'a…z')`; the words' other cased letters are looked for in each of
     their cases (`dsl.names.mention_forms`), the same on every engine and in the interpreter.
     """
-    if dialect == "sqlite":
+    if dialect == "sqlite" or query.find(exp.Lower) is None:  # (most checks: no copy)
         return query
 
     def ascii_lower(node: exp.Expression) -> exp.Expression:

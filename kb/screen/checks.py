@@ -547,7 +547,8 @@ def check_statements(compiled: CompiledRulebook, dialect: str) -> list[str]:
     judged declarations)."""
     views = [create_view(name, view_select(name, dialect), dialect)
              for name in JUDGED_VIEWS if dialect == "sqlite"]
-    return views + compiled.statements(dialect, windows=False)
+    return views + cached_statements(f"{dialect} checks", compiled.version,
+                                     lambda: compiled.statements(dialect, windows=False))
 
 
 @cache
