@@ -1,10 +1,10 @@
 """excon's cache on disk (as Python's `__pycache__`): what a command would otherwise work out
 again from unchanged inputs at every start — the parsed tree of each rulebook file, the SQL of
-each compiled rulebook's checks. Each entry is named by a digest of what it is made from and of
-excon's own language code (`dsl`), so a changed file or a changed excon never reads a stale
-entry; entries are written whole or not at all. `$EXCON_CACHE_DIR` (default
-`$XDG_CACHE_HOME/excon`, `~/.cache/excon`) says where; set empty, nothing is cached. A cache
-that cannot be read or written is ignored.
+each compiled rulebook's checks. Each entry is named by a digest of what it is made from, of
+excon's own language code (`dsl`) and of the libraries it uses, so a changed file, excon or
+library never reads a stale entry; entries are written whole or not at all.
+`$EXCON_CACHE_DIR` (default `$XDG_CACHE_HOME/excon`, `~/.cache/excon`) says where; set empty,
+nothing is cached. A cache that cannot be read or written is ignored.
 """
 
 from __future__ import annotations
@@ -89,10 +89,12 @@ def _write(path: Path, data: bytes) -> None:
 
 @functools.cache
 def _code_digest() -> bytes:
-    """A digest of excon's version and of its language's code (the grammar, the parser, the
-    trees, the checker, the compiler): what makes a syntax tree or a check's SQL."""
+    """A digest of excon's version, of its language's code (the grammar, the parser, the
+    trees, the checker, the compiler) and of the versions of the libraries they use (Lark
+    builds the trees, sqlglot prints the SQL): what makes a syntax tree or a check's SQL."""
     here = Path(__file__).parent
-    digest = hashlib.sha256(package_version("excon").encode())
+    digest = hashlib.sha256(" ".join(f"{p}={package_version(p)}" for p in (
+        "excon", "lark", "sqlglot", "unidecode", "pypinyin")).encode())
     for file in sorted([*here.rglob("*.py"), here / "grammar.lark"]):
         digest.update(str(file.relative_to(here)).encode() + b"\0" + file.read_bytes())
     return digest.digest()
