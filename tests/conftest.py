@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,6 +27,25 @@ SLOWEST_FIRST = ("test_spark.py", "test_bench_screen.py", "test_browser.py",
                  "test_bench_smoke.py", "test_spark_engine.py", "test_bundle.py",
                  "test_incremental.py", "test_bench_serve.py", "test_differential.py",
                  "test_gate.py", "test_export.py")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """excon's cache (dsl.cache) in a folder of the run's own, not the user's: the suite
+    parses thousands of generated rulebooks. The test workers and the commands the tests
+    start inherit it; the run removes it at its end."""
+    if "EXCON_CACHE_DIR" not in os.environ:
+        os.environ["EXCON_CACHE_DIR"] = tempfile.mkdtemp(prefix="excon-test-cache-")
+        config.stash[_OWN_CACHE] = os.environ["EXCON_CACHE_DIR"]
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    folder = config.stash.get(_OWN_CACHE, None)
+    if folder is not None:
+        shutil.rmtree(folder, ignore_errors=True)
+        del os.environ["EXCON_CACHE_DIR"]
+
+
+_OWN_CACHE = pytest.StashKey[str]()
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -255,3 +255,41 @@ def test_files_duckdbs_reader_would_read_otherwise_go_row_by_row(
     assert duck.execute("SELECT id FROM declarations").fetchall() == [("kept",)]
     assert duck.execute("SELECT COUNT(*) FROM duckdb_tables() WHERE temporary").fetchone() \
         == (0,)
+
+
+def test_duckdb_keeps_to_its_memory_limit_and_spills_into_a_folder_of_its_own(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """A screening's DuckDB takes `EXCON_DUCKDB_MEMORY_LIMIT` (else a third of the machine's
+    memory, not DuckDB's 80 %), and writes what does not fit into a temporary folder that goes
+    with it, not into `.tmp` in the working directory; a limit that is not a size is an
+    error that names the setting."""
+    from kb.screen import Screener
+    from tests.test_compile import decl
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("EXCON_DUCKDB_MEMORY_LIMIT", "1GB")
+    screener = Screener([RULEBOOKS])
+    screener.screen([decl("d", "2024-06-01", to="US")], engine="duckdb")
+    duck = screener.engines["duckdb"]
+    limit, spill = duck.execute("SELECT current_setting('memory_limit'), "
+                                "current_setting('temp_directory')").fetchall()[0]
+    assert limit in ("953.6 MiB", "1.0 GiB", "1000.0 MiB"), limit
+    assert Path(spill).is_absolute() and not Path(spill).is_relative_to(tmp_path)
+    screener.close()
+    del duck, screener
+    import gc
+
+    gc.collect()
+    assert not Path(spill).exists()
+    monkeypatch.delenv("EXCON_DUCKDB_MEMORY_LIMIT")
+    fresh = copy_to_duckdb(sqlite3.connect(":memory:"), ())
+    [(default,)] = fresh.execute("SELECT current_setting('memory_limit')").fetchall()
+    import os
+
+    third = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 3
+    value, unit = default.split()
+    assert float(value) * {"KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "TiB": 2**40}[unit] == \
+        pytest.approx(third, rel=0.05), default
+    monkeypatch.setenv("EXCON_DUCKDB_MEMORY_LIMIT", "lots")
+    with pytest.raises(ValueError, match="EXCON_DUCKDB_MEMORY_LIMIT='lots'"):
+        copy_to_duckdb(sqlite3.connect(":memory:"), ())

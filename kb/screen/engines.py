@@ -12,8 +12,13 @@ same sqlglot trees.
 from __future__ import annotations
 
 import contextlib
+import os
+import re
+import shutil
 import sqlite3
 import sys
+import tempfile
+import weakref
 from typing import Any
 
 from dsl.compile import CompiledRulebook
@@ -88,6 +93,7 @@ def copy_to_duckdb(conn: sqlite3.Connection, tables: tuple[str, ...] = CHECK_TAB
     import duckdb
 
     duck = duckdb.connect()
+    configure_duckdb(duck)
     create_tables(duck, conn, "duckdb", tables)
     for table in tables:
         duck_insert(duck, conn, table)
@@ -192,10 +198,38 @@ def duckdb_connection(conn: sqlite3.Connection, cache: dict[str, Any] | None = N
 
         duck = duckdb.connect()
         duck.execute("SET enable_progress_bar = false")
+        configure_duckdb(duck)
         create_tables(duck, conn, "duckdb")
         if cache is not None:
             cache["duckdb"] = duck
     return duck
+
+
+# DuckDB's memory for a screening: `EXCON_DUCKDB_MEMORY_LIMIT` (DuckDB's size syntax: "8GB",
+# "500MiB"), else a third of the machine's memory. DuckDB's own default (80 %) let 10,000,000
+# demo declarations take 16.9 GB of this 23 GB machine; under a third (7.7 GB), 9.6 GB, in
+# the same time, the same findings (bench/README.md, session 25): what does not fit goes to
+# its temporary files.
+MEMORY_LIMIT = "EXCON_DUCKDB_MEMORY_LIMIT"
+_SIZE = re.compile(r"\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)", re.IGNORECASE)
+
+
+def configure_duckdb(duck: Any) -> None:
+    """A screening's DuckDB memory limit (`MEMORY_LIMIT`), and its temporary files (what does
+    not fit) in a folder of its own, removed with the connection — not in a `.tmp` folder of
+    the working directory, DuckDB's default for a database in memory."""
+    limit = os.environ.get(MEMORY_LIMIT, "").strip()
+    if limit and not _SIZE.fullmatch(limit):
+        raise ValueError(f"{MEMORY_LIMIT}={limit!r}: expected a size such as 8GB or 500MiB")
+    if not limit:
+        with contextlib.suppress(ValueError, OSError, AttributeError):
+            total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+            limit = f"{total // 3 // 2**20}MiB"
+    if limit:
+        duck.execute(f"SET memory_limit = '{limit}'")  # a size, checked above
+    spill = tempfile.mkdtemp(prefix="excon-duckdb-")
+    duck.execute("SET temp_directory = ?", [spill])
+    weakref.finalize(duck, shutil.rmtree, spill, True)
 
 
 class DuckRows:
