@@ -48,7 +48,7 @@ def quality(db: Path, truth: Path) -> list[dict[str, Any]]:
     return [{"rule": q.rule, "kinds": q.kinds, "cases": q.cases, "found": q.found,
              "flagged": q.flagged, "correct": q.correct, "recall": q.recall,
              "recall_ci": q.recall_ci, "precision": q.precision,
-             "precision_ci": q.precision_ci, "met": q.met}
+             "precision_ci": q.precision_ci, "met": q.met, "flagged_by_kind": dict(q.by_kind)}
             for q in indicator_quality(flagged, read_truth(truth))]
 
 
@@ -101,7 +101,12 @@ def evaluate(n: int, cache: Path, seed: int) -> dict[str, Any]:
     build(db, [Path("rulebooks")], folder / "declarations.csv", folder / "licences.csv",
           folder / "parties.csv")
     found = quality(db, folder / "truth.csv")
+    truth = read_truth(folder / "truth.csv")
+    with (folder / "declarations.csv").open(encoding="utf-8") as f:
+        declarations = sum(1 for _ in f) - 1
     return {"seed": seed, "quality": found, "quality_met": all(q["met"] for q in found),
+            # the share of the set's declarations that belong to a planted case
+            "planted_share": len({t["declaration_id"] for t in truth}) / declarations,
             "min_recall": min(q["recall"] for q in found),
             "min_precision": min(q["precision"] for q in found)}
 
@@ -159,6 +164,7 @@ def report(r: dict[str, Any]) -> str:
         lines.append(f"indicators: labelled set of {r['quality_declarations']:,} demo "
                      f"declarations, seed {s.get('seed')}"
                      + (" (fresh)" if s is not r else "")
+                     + f", {s['planted_share']:.1%} of them planted"
                      + " (targets: recall ≥ 0.9, precision ≥ 0.8; 95 % Wilson intervals)")
         for q in s["quality"]:
             rlo, rhi = q["recall_ci"]
@@ -167,6 +173,8 @@ def report(r: dict[str, Any]) -> str:
                          f"{q['recall']:.3f} ({rlo:.2f}–{rhi:.2f})  "
                          f"{q['correct']:5}/{q['flagged']:<5} precision {q['precision']:.3f} "
                          f"({plo:.2f}–{phi:.2f})  {'met' if q['met'] else 'NOT met'}")
+            lines.append("      flagged by planted kind: " + ", ".join(
+                f"{kind} {n}" for kind, n in q["flagged_by_kind"].items()))
     e, c = r.get("cost_end_to_end"), r.get("cost")
     if e:
         lines.append(_cost_line(f"cost end to end (excon screen, {e['declarations']:,} "

@@ -42,6 +42,10 @@ def test_screening_and_indicator_benchmarks_write_figures(tmp_path: Path) -> Non
     assert all(q["recall_ci"][0] <= q["recall"] <= q["recall_ci"][1] and
                q["recall_ci"][0] < q["recall_ci"][1] for q in ind["quality"] if q["cases"])
     assert ind["seed"] == 7 and ind["cost_end_to_end"]["without_indicators_s"] > 0
+    # precision by planted kind: every flag counted once, under its case's kind or background
+    assert all(sum(q["flagged_by_kind"].values()) == q["flagged"] for q in ind["quality"])
+    assert any("background" in q["flagged_by_kind"] for q in ind["quality"])
+    assert 0 < ind["planted_share"] < 1
     # a set no definition was revised against, scored the same way
     [fresh] = ind["fresh"]
     assert fresh["seed"] == 8 and {q["rule"] for q in fresh["quality"]} == \

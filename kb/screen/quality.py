@@ -59,6 +59,9 @@ class Quality:
     found: int
     flagged: int
     correct: int
+    # the flagged declarations by the planted kind each belongs to (`background`: none), most
+    # first: which cases an indicator's precision is made of, and what it mistakes for them
+    by_kind: tuple[tuple[str, int], ...] = ()
 
     @property
     def recall(self) -> float:
@@ -110,18 +113,25 @@ def indicator_quality(findings: Iterable[tuple[str, str]],
             flagged[rule].add(declaration)
     cases: dict[tuple[str, str], set[str]] = defaultdict(set)  # (kind, case) -> declarations
     families: dict[str, set[str | None]] = defaultdict(set)     # declaration -> families
+    kind_of: dict[str, str] = {}                                 # declaration -> a kind
     for row in truth:
         cases[(row["kind"], row["case_id"])].add(row["declaration_id"])
         families[row["declaration_id"]].add(family_of(row["kind"]))
+        kind_of[row["declaration_id"]] = min(row["kind"], kind_of.get(row["declaration_id"],
+                                                                      row["kind"]))
     out = []
     for rule, kinds in TARGETS.items():
         wanted = [ids for (kind, _), ids in cases.items() if kind in kinds]
         own = {family_of(k) for k in kinds}
         hits = flagged.get(rule, set())
+        by_kind: dict[str, int] = defaultdict(int)
+        for d in hits:
+            by_kind[kind_of.get(d, "background")] += 1
         out.append(Quality(
             rule, ", ".join(sorted(kinds)), len(wanted),
             sum(1 for ids in wanted if ids & hits), len(hits),
-            sum(1 for d in hits if families.get(d, set()) & own)))
+            sum(1 for d in hits if families.get(d, set()) & own),
+            tuple(sorted(by_kind.items(), key=lambda kv: (-kv[1], kv[0])))))
     return out
 
 
