@@ -64,7 +64,8 @@ def declarations_file(n: int, cache: Path) -> Path:
     return demo_folder(n, cache) / "declarations.csv"
 
 
-def demo_folder(n: int, cache: Path, seed: int = 1, name: str = "demo") -> Path:
+def demo_folder(n: int, cache: Path, seed: int = 1, name: str = "demo",
+                cases_per: int = 0) -> Path:
     """A folder of demo files (declarations, licences, parties, truth) with n declarations,
     generated once and cached (the cache is keyed by the generator's code and the rulebooks,
     so a change to either regenerates)."""
@@ -75,9 +76,9 @@ def demo_folder(n: int, cache: Path, seed: int = 1, name: str = "demo") -> Path:
     digest = hashlib.sha256(Path(kb.inputs.demo.__file__).read_bytes())
     for f in sorted(Path("rulebooks").rglob("*.excon")):
         digest.update(f.read_bytes())
-    out = cache / f"{name}-{n}-{digest.hexdigest()[:10]}"
+    out = cache / f"{name}-{n}{f'-per{cases_per}' if cases_per else ''}-{digest.hexdigest()[:10]}"
     if not (out / "truth.csv").exists():
-        kb.inputs.demo.write(kb.inputs.demo.generate(n, seed=seed), out)
+        kb.inputs.demo.write(kb.inputs.demo.generate(n, seed=seed, cases_per=cases_per), out)
     return out
 
 

@@ -258,7 +258,11 @@ def build(rulebooks: tuple[str, ...], db_path: str, declarations: str | None,
               help="Folder for declarations.csv, licences.csv, parties.csv, truth.csv.")
 @click.option("--rulebooks", "rulebook_paths", multiple=True, type=click.Path(),
               help="Rulebooks whose items and codes to use (default ./rulebooks).")
-def demo_data(n: int, seed: int, out: str, rulebook_paths: tuple[str, ...]) -> None:
+@click.option("--cases-per", type=click.IntRange(min=1), default=200, show_default=True,
+              help="One planted case of each kind per this many declarations (200: about 8 %"
+                   " of declarations planted; 2000: under 1 %, a realistic prevalence).")
+def demo_data(n: int, seed: int, out: str, rulebook_paths: tuple[str, ...],
+              cases_per: int) -> None:
     """Write realistic synthetic input files with planted violations and a truth file.
 
     Controlled goods use the rulebook's items and customs codes; licences cover most of them;
@@ -268,7 +272,7 @@ def demo_data(n: int, seed: int, out: str, rulebook_paths: tuple[str, ...]) -> N
     from kb.inputs import demo
 
     try:
-        data = demo.generate(n, seed, [Path(p) for p in _paths(rulebook_paths)])
+        data = demo.generate(n, seed, [Path(p) for p in _paths(rulebook_paths)], cases_per)
     except ValueError as e:
         raise click.ClickException(str(e)) from None
     files = demo.write(data, Path(out))

@@ -98,3 +98,24 @@ def test_licences_cover_most_controlled_shipments(tmp_path: Path) -> None:
     licensed = [d for d in shipments if d["licence_no"]]
     assert len(shipments) > 100
     assert len(licensed) / len(shipments) > 0.85
+
+
+def test_cases_per_sets_how_many_declarations_are_planted(tmp_path: Path) -> None:
+    """`--cases-per 2000`: one case of each kind per 2,000 declarations, under 1 % of them
+    planted (a realistic prevalence for measuring the indicators), every kind still there;
+    the default, one per 200, plants about 8 %."""
+    shares, kinds = {}, {}
+    for per, n in (("200", 20_000), ("2000", 100_000)):  # (the surges, a few a route and
+        out = tmp_path / per                              # year, are not scaled)
+        result = CliRunner().invoke(cli, ["demo-data", "--declarations", str(n),
+                                          "--cases-per", per, "--out", str(out),
+                                          "--rulebooks", str(RULEBOOKS)])
+        assert result.exit_code == 0, result.output
+        with (out / "truth.csv").open(encoding="utf-8") as f:
+            truth = list(csv.DictReader(f))
+        shares[per] = len({t["declaration_id"] for t in truth}) / n
+        kinds[per] = {t["kind"] for t in truth}
+    assert shares["2000"] < 0.01 < 0.05 < shares["200"]
+    assert kinds["2000"] == kinds["200"]
+    bad = CliRunner().invoke(cli, ["demo-data", "--cases-per", "0", "--out", str(tmp_path)])
+    assert bad.exit_code == 2 and "--cases-per" in bad.output
