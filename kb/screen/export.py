@@ -20,7 +20,7 @@ from dsl.interpret import uses_items
 from dsl.ir import node_schemas, plain, source_files
 from dsl.model import Rule, declarations_json, law
 from dsl.names import MENTION_FORMS_LIMIT
-from dsl.periods import item_controls, parameter_periods, rule_periods
+from dsl.periods import item_controls, listing_periods, parameter_periods, rule_periods
 from dsl.rulebook import CheckedRulebook, Interval
 from dsl.schema import UNIT_DIMENSIONS, UNIT_FACTORS
 
@@ -144,6 +144,18 @@ def rules_json(rb: CheckedRulebook, compiled: CompiledRulebook,
             "until": iv.end.isoformat() if iv.end else None}
             for g in sorted(model.country_groups)
             for iv in [rb.validity.get(g) or _ALWAYS]},
+        # each listing of a party on a list with the days it is in force (suspensions,
+        # lifts and repeals applied, as item_controls), its act and the measures it imposes
+        "listing_periods": [{
+            "party": lp.party, "list": lp.list, "instrument": lp.instrument,
+            "provision": lp.provision, "measures": list(lp.measures),
+            "periods": [[iv.start.isoformat() if iv.start else None,
+                         iv.end.isoformat() if iv.end else None]
+                        for iv in lp.periods.intervals]}
+            for lp in listing_periods(rb)],
+        # the score (0-100) a declared name must reach against a list's spellings
+        "match_thresholds": {name: float(t.value) if (t := ast.first_attr(lst, ast.MatchThreshold))
+                             else 100.0 for name, lst in sorted(rb.lists.items())},
         "units": {u: {"dimension": dim, "factor": UNIT_FACTORS.get(u, 1.0)}
                   for u, dim in sorted(UNIT_DIMENSIONS.items())},
         "text_matching": TEXT_MATCHING,
@@ -209,6 +221,11 @@ def evaluation(rb: CheckedRulebook, name: str) -> dict[str, Any]:
                      "provision": str(cite.provision) if cite and cite.provision else None},
         "cites_control": kind == "licence required" and condition is not None
         and not listing_nodes(condition),
+        # when the condition cannot hold without a listing: its `listed` tests, in order; a
+        # finding cites the act of the first one's best listing (highest score, then the
+        # party's name, the list, the act, the provision), else its own citation
+        "cites_listing": None if condition is None or (found := listing_nodes(condition)) is None
+        else [plain(n) for n in found],
         "required_items": sorted(required) if required is not None else None,
         "value_ranges": ranges,
     }

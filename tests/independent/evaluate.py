@@ -12,8 +12,11 @@ words mentioned, value ranges, parameters, conclusions, the licence walk (each u
 what is left), exceptions and permissions, unknown facts (`if missing`), the act a finding
 cites, its basis and caveat, and the explanation's sentence.
 
-It does not judge the rules that read other declarations (windows, first-seen dates), the
-party graph, or the lists' fuzzy name matches: `Evaluator.skipped` names them with the reason.
+Listed parties are judged from the matches `excon prepare` found (`listed_names`: each
+declared name's fuzzy match against the lists' spellings, with its score), the lists'
+thresholds and the listings' resolved periods. It does not judge the rules that read other
+declarations (windows, first-seen dates, unit values learnt from history) or the party graph:
+`Evaluator.skipped` names them with the reason.
 """
 
 from __future__ import annotations
@@ -31,8 +34,8 @@ Truth = bool | None
 # nodes that read other declarations, the party graph or fuzzy list matches
 NOT_JUDGED = {"Window": "reads earlier declarations", "CountOf": "reads earlier declarations",
               "SumOf": "reads earlier declarations", "FirstSeen": "reads earlier declarations",
-              "Related": "reads the party graph", "Listed": "matches names against the lists",
-              "ListedParty": "matches names against the lists"}
+              "Related": "reads the party graph",
+              "ListedParty": "reads the party graph"}
 HISTORY_FIELDS = {"code_value_low": "reads unit values learnt from earlier declarations",
                   "code_value_high": "reads unit values learnt from earlier declarations"}
 ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
@@ -91,7 +94,7 @@ def read_inputs(folder: Path) -> dict[str, list[Row]]:
     load scripts read it)."""
     out = {}
     for name in ("declarations", "licences", "licence_items", "licence_agent_keys",
-                 "party_name_keys", "excon_settings"):
+                 "party_name_keys", "listed_names", "excon_settings"):
         with (folder / f"{name}.csv").open(encoding="utf-8", newline="") as f:
             out[name] = [{k: (None if v == "\\N" else v) for k, v in row.items()}
                          for row in csv.DictReader(f)]
@@ -120,6 +123,11 @@ class Evaluator:
         self.terms = doc["terms"]
         self.parameters = {p["name"]: p["values"] for p in doc["parameters"]}
         self.rules = {r["name"]: r for r in doc["rules"]}
+        self.listings: dict[str, list[Mapping[str, Any]]] = defaultdict(list)
+        for lp in doc["listing_periods"]:
+            self.listings[lp["party"]].append(lp)
+        self.thresholds = doc["match_thresholds"]
+        self.party_titles = {p["name"]["name"]: p["title"]["value"] for p in doc["parties"]}
         self.skipped = {name: why for name, r in self.rules.items()
                         if (why := self.why_not_judged(r)) is not None}
 
@@ -255,6 +263,11 @@ class Evaluator:
                     words += term["words"]
             text = str(v).translate(ASCII_LOWER)
             return any(form in text for w in words for form in mention_forms(w))
+        if kind == "Listed":
+            v = self.value(d, c["subject"]["name"])
+            if v is None:
+                return None
+            return self.best_listing(c, v, day) is not None
         if kind == "InRange":
             v = self.value(d, c["subject"]["name"])
             if v is None:
@@ -268,6 +281,22 @@ class Evaluator:
                 return None
             return self.compare(c["op"], left, right)
         raise NotImplementedError(kind)
+
+    def best_listing(self, c: Mapping[str, Any], name: Any, day: str
+                     ) -> Mapping[str, Any] | None:
+        """The listing in force on `day`, on one of the lists and imposing one of the measures
+        the test names, of the party `name` matches best (listed_names: its score at least the
+        list's threshold), first by score, then the party's title, list, act, provision."""
+        lists = {r["name"] for r in c["lists"]} or set(self.thresholds)
+        measures = {m["name"] for m in c["measures"]}
+        found = [(-hit["score"], self.party_titles[hit["party"]], lp["list"], lp["instrument"],
+                  lp["provision"] or "", lp)
+                 for hit in self.listed.get(str(name), ())
+                 for lp in self.listings[hit["party"]]
+                 if lp["list"] in lists and hit["score"] >= self.thresholds[lp["list"]]
+                 and self.in_force(lp["periods"], day)
+                 and (not measures or measures & set(lp["measures"]))]
+        return min(found, key=lambda f: f[:5])[5] if found else None
 
     @staticmethod
     def compare(op: str, a: Any, b: Any) -> bool:
@@ -355,6 +384,9 @@ class Evaluator:
         for row in inputs["licence_agent_keys"]:
             self.agent_keys[row["licence_no"]].add(row["key"])
         self.name_keys = {row["name"]: row["key"] for row in inputs["party_name_keys"]}
+        self.listed: dict[str, list[Row]] = defaultdict(list)
+        for row in inputs["listed_names"]:
+            self.listed[row["name"]].append({**row, "score": float(row["score"])})
         cover = self.licence_cover(declarations)
         out = []
         for name, rule in self.rules.items():
@@ -364,7 +396,7 @@ class Evaluator:
             suppressors = [self.rules[s] for s in ev["suppressed_by"]]
             for d in declarations:
                 day = as_of or d["declared_on"]
-                if not self.in_force(rule, day):
+                if not self.in_force(rule["in_force"], day):
                     continue
                 found = self.judge_one(rule, suppressors, d, day, cover)
                 if found is not None:
@@ -372,9 +404,8 @@ class Evaluator:
         return sorted(out, key=lambda f: (f["declaration_id"], f["rule"], f["outcome"]))
 
     @staticmethod
-    def in_force(rule: Mapping[str, Any], day: str) -> bool:
-        return any((a is None or a <= day) and (b is None or day <= b)
-                   for a, b in rule["in_force"])
+    def in_force(periods: list[list[str | None]], day: str) -> bool:
+        return any((a is None or a <= day) and (b is None or day <= b) for a, b in periods)
 
     def judge_one(self, rule: Mapping[str, Any], suppressors: list[Mapping[str, Any]], d: Row,
                   day: str, cover: Mapping[str, bool]) -> Row | None:
@@ -394,7 +425,7 @@ class Evaluator:
                 continue
             applying = []
             for s in suppressors:
-                if self.in_force(s, day):
+                if self.in_force(s["in_force"], day):
                     self.rule_ranges = s["evaluation"]["value_ranges"]
                     applying.append(self.truth(s["evaluation"]["condition"], d, item, day))
             self.rule_ranges = ev["value_ranges"]
@@ -418,6 +449,12 @@ class Evaluator:
         item = best[1] or None
         instrument, provision = ev["citation"]["instrument"], ev["citation"]["provision"]
         required = ev["required_items"]
+        for test in ev["cites_listing"] or ():
+            v = self.value(d, test["subject"]["name"])
+            listing = self.best_listing(test, v, day) if v is not None else None
+            if listing is not None:
+                instrument, provision = listing["instrument"], listing["provision"]
+                break
         if ev["cites_control"] and item is not None and (required is None or item in required):
             act = self.control(item, day)
             if act is not None:
