@@ -20,7 +20,8 @@ from typing import Any, cast
 
 from dsl import ast
 from dsl.model import Lapse, Law
-from dsl.rulebook import CheckedRulebook, listing_nodes, required_items
+from dsl.overrides import SET_NOTE
+from dsl.rulebook import CheckedRulebook, listing_nodes, parameters_read, required_items
 
 BASES = ("settled", "lapsed-by-text", "unverified")
 
@@ -137,7 +138,8 @@ def _basis_plan(rb: CheckedRulebook, law: Law, rule: str) -> BasisPlan:
         if model_rule is not None and model_rule.unverified else None
     return BasisPlan(
         tuple(tests),
-        rule_caveat or _conclusions_unverified(rb, law, decl),
+        rule_caveat or _conclusions_unverified(rb, law, decl)
+        or _parameters_unverified(rb, decl),
         tuple((name, caveat) for name, caveat in _unverified(rb, law, "item")
               if items is None or name in items),
         tuple((name, caveat) for name, caveat in _unverified(rb, law, "instrument")
@@ -154,6 +156,26 @@ def _unverified(rb: CheckedRulebook, law: Law, kind: str) -> list[tuple[str, str
         rb.derived[key] = [(name, unverified_caveat(kind, name, x.unverified))
                            for name, x in sorted(table.items()) if x.unverified]
     return cast(list[tuple[str, str]], rb.derived[key])
+
+
+def _parameters_unverified(rb: CheckedRulebook,
+                           decl: ast.Rule | ast.Exception_ | None) -> str | None:
+    """The caveats of the parameters the rule reads that are marked unverified (working values
+    no act sets), in the order the condition names them: every finding of the rule rests on
+    them."""
+    condition = rb.condition_of(decl) if decl is not None else None
+    notes = [(name, note.text.value)
+             for name in (parameters_read(condition) if condition is not None else ())
+             if (note := ast.first_attr(rb.parameters[name], ast.Unverified)) is not None]
+    if len(notes) == 1:
+        return unverified_caveat("parameter", *notes[0])
+    if not notes:
+        return None
+    names = [n for n, _ in notes]
+    settings = "".join(f" {n} is {note}." for n, note in notes if note.startswith(SET_NOTE))
+    return (f"parameters {', '.join(names[:-1])} and {names[-1]} are marked unverified: "
+            "working values no source sets (each parameter says why it was chosen)."
+            + settings)
 
 
 def _conclusions_unverified(rb: CheckedRulebook, law: Law,

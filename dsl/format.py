@@ -65,8 +65,30 @@ def expression(e: ast.Expression) -> str:
     raise TypeError(e)  # pragma: no cover
 
 
+def reaches_text(c: ast.Reaches) -> str:
+    """`X reaches P [of Y]` as a finding's evidence says it, after the values of the
+    aggregates in X and Y: a fact by its name ("quantity kg reaches large-bulk-consignment"),
+    an aggregate as what was just stated ("reaching split-parts", "quantity kg reaches
+    split-largest-part of it", "the first reaches surge-rise of the second")."""
+    def aggregate(e: ast.Expression | None) -> bool:
+        return isinstance(e, ast.CountOf | ast.SumOf) or (
+            isinstance(e, ast.Arithmetic) and (aggregate(e.left) or aggregate(e.right)))
+
+    def words(e: ast.Expression) -> str:
+        return e.name.name.replace("_", " ") if isinstance(e, ast.Field) else expression(e)
+
+    p = c.parameter.name
+    if c.of is None:
+        return f"reaching {p}" if aggregate(c.subject) else f"{words(c.subject)} reaches {p}"
+    if aggregate(c.subject) and aggregate(c.of):
+        return f"the first reaches {p} of the second"
+    if aggregate(c.subject):
+        return f"reaching {p} of {words(c.of)}"
+    return f"{words(c.subject)} reaches {p} of {'it' if aggregate(c.of) else words(c.of)}"
+
+
 def window(w: ast.Window) -> str:
-    text = f"within {w.days} days"
+    text = f"within {w.parameter.name}" if w.parameter else f"within {w.days} days"
     return text + (f" with same {names(w.same)}" if w.same else "")
 
 
@@ -85,7 +107,8 @@ def condition(c: ast.Condition) -> str:
     if isinstance(c, ast.ConclusionRef):
         return f"{c.name.name} holds"
     if isinstance(c, ast.Reaches):
-        return f"{c.subject.name} reaches {c.parameter.name}"
+        return (f"{expression(c.subject)} reaches {c.parameter.name}"
+                + (f" of {expression(c.of)}" if c.of is not None else ""))
     if isinstance(c, ast.ItemIn):
         return f"item {'not in' if c.negated else 'in'} {names(c.members)}"
     if isinstance(c, ast.CodeUnder):
@@ -115,7 +138,8 @@ def condition(c: ast.Condition) -> str:
             text += f" reaching {c.ownership.name}"
         return text
     if isinstance(c, ast.FirstSeen):
-        return f"{c.subject.name} first seen within {c.days} days"
+        return f"{c.subject.name} first seen " + window(ast.Window(c.days, (), c.span,
+                                                                      c.parameter))
     if isinstance(c, ast.InRange):
         return f"{c.subject.name} within range of {names(c.members)}"
     if isinstance(c, ast.Comparison):

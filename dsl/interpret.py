@@ -203,10 +203,22 @@ class Interpreter:
             out[code] = found
         return out
 
-    def window(self, e: ast.CountOf | ast.SumOf, d: Row, item: str | None) -> float:
+    def length(self, days: int, parameter: ast.Ref | None, day: str) -> int:
+        """N of `within N days`, or the length parameter's value in force on the judged day
+        (0 on a day it has none)."""
+        if parameter is None:
+            return days
+        on = _day(day)
+        return next((int(v.value) for iv, v, _ in parameter_periods(self.rb, parameter.name)
+                     if (iv.start is None or iv.start <= on) and (iv.end is None or on <= iv.end)),
+                    0)
+
+    def window(self, e: ast.CountOf | ast.SumOf, d: Row, item: str | None, on: str) -> float:
         """The declarations of the N days ending on d's date that share the `same` facts with
-        it, counted or summed (looked up by those facts, then by day)."""
+        it, counted or summed (looked up by those facts, then by day); N as of `on`, the
+        judged date."""
         w = e.window
+        length = self.length(w.days, w.parameter, on)
         rulebook = self.rb.rulebook_of(e.span.file) or ""
         names = tuple(k.name for k in w.same)
         index = self.window_index(names, rulebook)
@@ -216,7 +228,7 @@ class Interpreter:
         days, rows = index.get(mine[0], ([], []))
         day = self.days[d["id"]]
         total = 0.0
-        for other in rows[bisect.bisect_left(days, day - w.days + 1):
+        for other in rows[bisect.bisect_left(days, day - length + 1):
                           bisect.bisect_right(days, day)]:
             if isinstance(e, ast.CountOf):
                 total += 1
@@ -381,9 +393,11 @@ class Interpreter:
             v = self.value(d, c.subject.name)
             if v is None:
                 return None
-            return self.days[d["id"]] - self.first_day[party_key(str(v))] < c.days
+            return (self.days[d["id"]] - self.first_day[party_key(str(v))]
+                    < self.length(c.days, c.parameter, day))
         if isinstance(c, ast.Comparison):
-            left, right = self.expression(c.left, d, item), self.expression(c.right, d, item)
+            left, right = (self.expression(c.left, d, item, day),
+                           self.expression(c.right, d, item, day))
             if left is None or right is None:
                 return None
             result = {">=": left >= right, "<=": left <= right, ">": left > right,
@@ -435,7 +449,8 @@ class Interpreter:
                  and (not measures or measures & set(lp.measures))]
         return min(found, key=lambda f: f[:5])[5] if found else None
 
-    def expression(self, e: ast.Expression, d: Row, item: str | None = None) -> Any:
+    def expression(self, e: ast.Expression, d: Row, item: str | None = None,
+                   day: str = "") -> Any:
         if isinstance(e, ast.Field):
             return self.value(d, e.name.name)
         if isinstance(e, ast.Quantity):
@@ -445,9 +460,9 @@ class Interpreter:
         if isinstance(e, ast.TextLiteral):
             return e.text.value
         if isinstance(e, ast.CountOf | ast.SumOf):
-            return self.window(e, d, item)
+            return self.window(e, d, item, day)
         if isinstance(e, ast.Arithmetic):
-            a, b = self.expression(e.left, d, item), self.expression(e.right, d, item)
+            a, b = self.expression(e.left, d, item, day), self.expression(e.right, d, item, day)
             if a is None or b is None or (e.op == "/" and b == 0):
                 return None
             return {"+": a + b, "-": a - b, "*": a * b, "/": a / b if b else None}[e.op]
@@ -618,7 +633,7 @@ def uses_items(c: ast.Condition | None) -> bool:
         node = stack.pop()
         if isinstance(node, ast.ItemIn | ast.DualUse):
             return True
-        if isinstance(node, ast.Comparison) and any(
+        if isinstance(node, ast.Comparison | ast.Reaches) and any(
                 isinstance(e, ast.CountOf | ast.SumOf) and
                 any(k.name == "item" for k in e.window.same)
                 for e in _expressions(node)):
@@ -630,9 +645,10 @@ def uses_items(c: ast.Condition | None) -> bool:
     return False
 
 
-def _expressions(c: ast.Comparison) -> list[ast.Expression]:
+def _expressions(c: ast.Comparison | ast.Reaches) -> list[ast.Expression]:
     out: list[ast.Expression] = []
-    stack: list[ast.Expression] = [c.left, c.right]
+    stack: list[ast.Expression] = ([c.left, c.right] if isinstance(c, ast.Comparison) else
+                                   [c.subject] + ([c.of] if c.of is not None else []))
     while stack:
         e = stack.pop()
         out.append(e)

@@ -10,7 +10,7 @@ import hashlib
 import os
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -19,6 +19,7 @@ from dsl import ast
 from dsl.cache import parse_cached
 from dsl.check import check
 from dsl.diagnostics import MAX_ERRORS, Diagnostic, sort_key
+from dsl.overrides import apply_settings
 from dsl.rulebook import CheckedRulebook
 from dsl.schema import Schema
 
@@ -142,20 +143,25 @@ def parse_paths(paths: Iterable[Path | str], follow_uses: bool = True,
 # suite) that makes several screeners or builds from the same rulebooks parses, checks and
 # compiles them once. Keyed by the paths as given, the working directory (file names in
 # diagnostics are relative to it), the schema and whether the checks were compiled.
-_RECENT: OrderedDict[tuple[tuple[str, ...], str, int, bool], tuple[Schema, _Read, LoadResult]] = \
+_RECENT: OrderedDict[tuple[object, ...], tuple[Schema, _Read, LoadResult]] = \
     OrderedDict()
 _RECENT_SIZE = 4
 _RECENT_LOCK = threading.Lock()
 
 
-def load(paths: Iterable[Path | str], schema: Schema, *, checks: bool = True) -> LoadResult:
+def load(paths: Iterable[Path | str], schema: Schema, *, checks: bool = True,
+         parameters: Mapping[str, str] | None = None) -> LoadResult:
     """Parse, check and compile: the one call an embedding tool needs. Loading the same,
     unchanged files again in this process gives the same checked rulebook without parsing,
     checking or compiling them again. With `checks` False (`excon check`), the diagnostics
     only: the conditions are compiled (where a construct may not compile) but not the
-    checks around them, and `compiled` is None."""
+    checks around them, and `compiled` is None. `parameters` sets parameters to other values
+    for this load (`dsl.overrides`; NAME → "300 kg"): a name the rulebooks do not have, or a
+    value that cannot be read, raises `SettingError`."""
     paths = list(paths)
-    key = (tuple(str(p) for p in paths), str(Path.cwd()), id(schema), checks)
+    settings = dict(parameters or {})
+    key = (tuple(str(p) for p in paths), str(Path.cwd()), id(schema), checks,
+           tuple(sorted(settings.items())))
     with _RECENT_LOCK:
         kept = _RECENT.get(key)
     if kept is not None and kept[0] is schema and kept[1].unchanged():
@@ -166,7 +172,7 @@ def load(paths: Iterable[Path | str], schema: Schema, *, checks: bool = True) ->
                        diagnostics=list(done.diagnostics))
     read = _Read()
     with _few_collections():
-        result = _load(paths, schema, read, checks)
+        result = _load(paths, schema, read, checks, settings)
     with _RECENT_LOCK:
         _RECENT[key] = (schema, read, result)
         while len(_RECENT) > _RECENT_SIZE:
@@ -189,10 +195,13 @@ def _few_collections() -> Iterator[None]:
         gc.set_threshold(*before)
 
 
-def _load(paths: list[Path | str], schema: Schema, read: _Read, checks: bool) -> LoadResult:
+def _load(paths: list[Path | str], schema: Schema, read: _Read, checks: bool,
+          settings: Mapping[str, str]) -> LoadResult:
     from dsl.compile import compile_conditions, compile_rulebook
 
     result = parse_paths(paths, read=read)
+    if not result.errors:  # (a file that did not parse fails the load whatever is set)
+        result.files = apply_settings(result.files, settings)
     rb, diags = check(result.files, schema)
     result.rulebook = rb
     result.diagnostics.extend(diags)

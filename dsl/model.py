@@ -394,14 +394,16 @@ def _issuer(decl: object) -> str | None:
     return _join(r.name for a in ast.attrs_of(decl, ast.Issuer) for r in a.names)
 
 
-def _window_days(c: ast.Condition | None) -> int:
+def _window_days(c: ast.Condition | None, rb: CheckedRulebook) -> int:
     days = 0
     stack: list[object] = [c] if c is not None else []
     while stack:
         node = stack.pop()
         if isinstance(node, ast.CountOf | ast.SumOf):
-            days = max(days, node.window.days)
-        for name in ("parts", "part", "left", "right"):
+            w = node.window
+            days = max([days, w.days] + ([int(v.value) for v in ast.attrs_of(
+                rb.parameters[w.parameter.name], ast.ParameterValue)] if w.parameter else []))
+        for name in ("parts", "part", "left", "right", "subject", "of"):
             child = getattr(node, name, None)
             if isinstance(child, tuple):
                 stack.extend(child)
@@ -547,7 +549,7 @@ class _Builder:
             joiner="any of" if isinstance(c, ast.AnyOf) else "all of",
             if_missing=tuple((p.field.name, str(p.outcome) if p.outcome else None)
                              for p in ast.attrs_of(r, ast.IfMissing)),
-            window_days=_window_days(c),
+            window_days=_window_days(c, self.rb),
             excepts=tuple(x.name for a in ast.attrs_of(r, ast.Excepts) for x in a.rules),
             overrides=tuple(x.name for a in ast.attrs_of(r, ast.Overrides) for x in a.rules),
             explain=_join(a.template.value for a in ast.attrs_of(r, ast.Explain)),

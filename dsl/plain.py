@@ -86,7 +86,7 @@ class _Words:
                      if c.ownership else "")
             return f"{self.fact(c.subject)} is related to {other}{via}{hops}{owned}"
         if isinstance(c, ast.FirstSeen):
-            return f"{self.fact(c.subject)} was first seen within {c.days} days"
+            return f"{self.fact(c.subject)} was first seen within {self.days(c)}"
         if isinstance(c, ast.InRange):
             return (f"{self.fact(c.subject)} is inside the unit-value range of "
                     f"{self.titles(c.members)}")
@@ -94,7 +94,8 @@ class _Words:
             return (f"{self.expression(c.left)} {COMPARISONS.get(c.op, c.op)} "
                     f"{self.expression(c.right)}")
         if isinstance(c, ast.Reaches):
-            return f"{self.fact(c.subject)} reaches “{self.title(c.parameter)}”"
+            share = f" of {self.expression(c.of)}" if c.of is not None else ""
+            return f"{self.expression(c.subject)} reaches “{self.title(c.parameter)}”{share}"
         if isinstance(c, ast.ConclusionRef):
             return f"“{self.title(c.name)}” holds"
         return str(c)  # pragma: no cover (every construct has its words above)
@@ -115,14 +116,18 @@ class _Words:
         if isinstance(e, ast.TextLiteral):
             return f'"{e.text.value}"'
         if isinstance(e, ast.CountOf):
-            return (f"the number of declarations within {e.window.days} days"
+            return (f"the number of declarations within {self.days(e.window)}"
                     + self.same(e.window))
         if isinstance(e, ast.SumOf):
             return (f"the sum of {self.fact(e.field)[4:]} over the declarations within "
-                    f"{e.window.days} days" + self.same(e.window))
+                    f"{self.days(e.window)}" + self.same(e.window))
         if isinstance(e, ast.Arithmetic):
             return f"{self.expression(e.left)} {e.op} {self.expression(e.right)}"
         return str(e)  # pragma: no cover
+
+    def days(self, w: ast.Window | ast.FirstSeen) -> str:
+        """'45 days', or a length parameter's title in quotes."""
+        return f"“{self.title(w.parameter)}”" if w.parameter else f"{w.days} days"
 
     @staticmethod
     def same(w: ast.Window) -> str:

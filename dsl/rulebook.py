@@ -402,7 +402,8 @@ def scope_condition(judges: ast.Judges, jurisdiction: ast.Ref | None) -> ast.Con
         else parts[0]
 
 
-COMPARATOR_WORDS = {">=": "at least", ">": "more than", "<=": "at most", "<": "less than"}
+COMPARATOR_WORDS = {">=": "at least", ">": "more than", "<=": "at most", "<": "less than",
+                    "": ""}  # "": a plain value (a length), no comparator
 
 
 def fact_type_words(t: ast.FactType) -> str:
@@ -432,9 +433,32 @@ def fact_field(f: ast.Fact, rulebook: str) -> FieldSpec:
 
 
 def parameter_test(c: ast.Reaches, v: ast.ParameterValue) -> ast.Comparison:
-    """`FIELD reaches PARAMETER` on one value of it: the comparison it stands for."""
-    return ast.Comparison(ast.Field(c.subject, c.span), v.op, ast.Quantity(v.value, v.unit, v.span),
+    """`X reaches PARAMETER` on one value of it: the comparison it stands for (`X op value`;
+    with `of Y`, a share of Y: `X op value/100 * Y`)."""
+    if c.of is None:
+        return ast.Comparison(c.subject, v.op, ast.Quantity(v.value, v.unit, v.span), c.span)
+    share = ast.Quantity(v.value / 100, None, v.span)
+    return ast.Comparison(c.subject, v.op, ast.Arithmetic(share, "*", c.of, True, c.span),
                           c.span)
+
+
+def parameters_read(c: ast.Condition) -> list[str]:
+    """The parameters a condition reads, in the order written: thresholds (`reaches`, an
+    ownership's `reaching`) and lengths (`within P` of a window or a first-seen test)."""
+    out: list[str] = []
+    stack: list[Any] = [c]
+    while stack:
+        node = stack.pop(0)
+        ref = (node.parameter if isinstance(node, ast.Reaches | ast.FirstSeen)
+               else node.window.parameter if isinstance(node, ast.CountOf | ast.SumOf)
+               else node.ownership if isinstance(node, ast.Related) else None)
+        if ref is not None and ref.name not in out:
+            out.append(ref.name)
+        for name in ("parts", "part", "subject", "of", "left", "right"):
+            child = getattr(node, name, None)
+            stack.extend(child if isinstance(child, tuple) else
+                         [child] if child is not None and not isinstance(child, ast.Ref) else [])
+    return out
 
 
 def parameter_text(iv: Interval, v: ast.ParameterValue, cite: ast.Citation | None) -> str:
@@ -444,7 +468,7 @@ def parameter_text(iv: Interval, v: ast.ParameterValue, cite: ast.Citation | Non
     days = (f" from {iv.start}" if iv.start else "") + (f" until {iv.end}" if iv.end else "")
     act = (f", {cite.instrument.name}" + (f" {cite.provision}" if cite.provision else "")
            if cite else "")
-    return f"{COMPARATOR_WORDS[v.op]} {value}{days}{act}"
+    return f"{COMPARATOR_WORDS[v.op]} {value}{days}{act}".lstrip()
 
 
 def listing_nodes(c: ast.Condition) -> list[ast.Listed] | None:

@@ -296,7 +296,7 @@ class AstBuilder(lark.Transformer[Token, Any]):
         return ast.Parameter(self._ref(c[0]), self._text(c[1]), tuple(c[2:]), self._span(c))
 
     def parameter_value(self, c: list[Any]) -> ast.ParameterValue:
-        op, number, *rest = c
+        op, number, *rest = ("", *c) if isinstance(c[0], Token) else c
         unit = str(rest.pop(0)) if rest and isinstance(rest[0], Token) else None
         found = {type(x): x for x in rest}
         return ast.ParameterValue(op, Decimal(str(number)), unit, found.get(ast.ValidFrom),
@@ -316,7 +316,7 @@ class AstBuilder(lark.Transformer[Token, Any]):
         return "<"
 
     def reaches(self, c: list[Any]) -> ast.Reaches:
-        return ast.Reaches(self._ref(c[0]), self._ref(c[1]), self._span(c))
+        return ast.Reaches(c[0], self._ref(c[1]), c[2] if len(c) > 2 else None, self._span(c))
 
     def fact(self, c: list[Any]) -> ast.Fact:
         return ast.Fact(self._ref(c[0]), self._text(c[1]), tuple(c[2:]), self._span(c))
@@ -521,7 +521,8 @@ class AstBuilder(lark.Transformer[Token, Any]):
         return ast.Related(self._ref(c[0]), other, hops, via, self._span(c), ownership)
 
     def first_seen(self, c: list[Any]) -> ast.FirstSeen:
-        return ast.FirstSeen(self._ref(c[0]), self._int(c[1]), self._span(c))
+        days, parameter = self._window_length(c[1])
+        return ast.FirstSeen(self._ref(c[0]), days, self._span(c), parameter)
 
     def in_range(self, c: list[Any]) -> ast.InRange:
         return ast.InRange(self._ref(c[0]), c[1], self._span(c))
@@ -554,7 +555,12 @@ class AstBuilder(lark.Transformer[Token, Any]):
 
     def window(self, c: list[Any]) -> ast.Window:
         same = c[1] if len(c) > 1 else ()
-        return ast.Window(self._int(c[0]), same, self._span(c))
+        days, parameter = self._window_length(c[0])
+        return ast.Window(days, same, self._span(c), parameter)
+
+    def _window_length(self, tok: Token) -> tuple[int, ast.Ref | None]:
+        """`within N days` (N, no parameter) or `within PARAMETER` (0, the parameter)."""
+        return (0, self._ref(tok)) if tok.type == "NAME" else (self._int(tok), None)
 
     def count_of(self, c: list[Any]) -> ast.CountOf:
         return ast.CountOf(c[0], self._span(c))

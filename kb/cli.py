@@ -318,11 +318,17 @@ FAIL_ON_HELP = "Exit 1 when a finding has one of these outcomes (comma-separated
 @click.option("--dsn", help="PostgreSQL connection string for --engine postgres "
                             "(postgresql://user@host/db); the checks run in a schema of their "
                             "own, dropped afterwards.")
+@click.option("--set", "settings", multiple=True, metavar="NAME=VALUE",
+              help="Screen with a parameter set to another value on every day, without "
+                   "editing the rulebook (split-total-minor-metals=300kg, split-window=30days, "
+                   "surge-rise='more than 40%'); repeatable. Findings resting on it are "
+                   "unverified, their caveat naming the setting, under another rulebook "
+                   "version.")
 def screen(declarations: str | None, licences: str | None, parties: str | None,
            db_path: str | None, stdin_mode: bool, as_of: str | None,
            fmt: str, output: str | None, rulebook_paths: tuple[str, ...], fail_on: str,
            unit_values: str | None, allow_rejected: str, reject_future: bool, strict: bool,
-           engine: str, lang: str, dsn: str | None) -> None:
+           engine: str, lang: str, dsn: str | None, settings: tuple[str, ...]) -> None:
     """Screen a declarations file against the rulebooks and print the findings.
 
     Every finding names the declaration, the rule, the outcome (prohibited, unlicensed,
@@ -331,6 +337,7 @@ def screen(declarations: str | None, licences: str | None, parties: str | None,
     with --fail-on when a finding has one of the listed outcomes; 2 for usage errors.
     """
 
+    from dsl.overrides import SettingError, parse_setting
     from kb.inputs.report import LoadError
     from kb.screen.output import in_language, screen_lines, write_findings
     from kb.screen.screener import (
@@ -363,12 +370,16 @@ def screen(declarations: str | None, licences: str | None, parties: str | None,
     rulebooks = [Path(p) for p in _paths(rulebook_paths)] if rulebook_paths or not db_path \
         else None
     try:
+        parameters = dict(parse_setting(s) for s in settings)
+    except SettingError as e:
+        raise click.BadParameter(str(e), param_hint="--set") from None
+    try:
         if db_path is not None or stdin_mode:  # licences and parties stay for every screening
             screener = Screener(rulebooks, db=Path(db_path) if db_path else None,
-                                licences=licences, parties=parties)
+                                licences=licences, parties=parties, parameters=parameters)
             licences = parties = None
         else:
-            screener = Screener(rulebooks)
+            screener = Screener(rulebooks, parameters=parameters)
         if stdin_mode:
             screen_lines(screener, as_of, dsn or engine, lang)
             return

@@ -80,8 +80,12 @@ def test_an_indicator_is_explained_with_its_history_and_party_links(tmp_path: Pa
     db = tmp_path / "kb.db"
     build(db, [RULEBOOKS], decls, parties=parties)
     split = explain(db, "S3").split("split-consignments —")[1].split("\n\n")[0]
-    assert "count of declarations within 45 days with same exporter, consignee, group >= 2 " \
-           "→ true" in split
+    assert "count of declarations within split-window with same exporter, consignee, group " \
+           "reaches split-parts → true" in split
+    # each parameter a step reads, with the value in force and the numbers it was held to
+    assert "split-parts: at least 2 (in force on 2024-03-03); count of declarations within " \
+           "split-window with same exporter, consignee, group = 3" in split
+    assert "split-window: 45 days (in force on 2024-03-03)" in split
     assert "result: risk" in split and "group: 3;" in split and ": 600 kg" in split
     early = explain(db, "S1").split("split-consignments —")[1].split("\n\n")[0]
     assert "→ false" in early and "result: no finding" in early

@@ -139,4 +139,5 @@ def test_values_that_overlap_or_cite_nothing_or_mix_units_are_errors(tmp_path: P
     assert ("E402", "the values of parameter 'rare-earth-share' are not of one kind (mass, "
                     "percent)") in found
     assert errors(RULEBOOK.replace("re_content_pct reaches", "quantity_kg reaches")) == {
-        ("E402", "'quantity_kg' (mass) cannot reach parameter 'rare-earth-share' (percent)")}
+        ("E402", "'quantity_kg' is a mass (kg) and cannot reach parameter 'rare-earth-share', "
+                 "a percentage")}

@@ -45,10 +45,13 @@ class Parenthesised:
 
 @dataclass(frozen=True, slots=True)
 class Reaches:
-    """`FIELD reaches PARAMETER`: the fact meets the value in force, by its comparator."""
+    """`EXPRESSION reaches PARAMETER [of EXPRESSION]`: the value meets the parameter's value in
+    force, by its comparator; with `of`, the parameter is a share (a percentage) of the second
+    expression ("quantity_kg reaches largest-part of sum of quantity_kg over …")."""
 
-    subject: Ref
+    subject: Expression
     parameter: Ref
+    of: Expression | None = None
     span: Span = span_field()
 
 
@@ -162,9 +165,12 @@ class InRange:
 
 @dataclass(frozen=True, slots=True)
 class FirstSeen:
+    """`PARTY first seen within N days` (or `within PARAMETER`: a length in days, 0 here)."""
+
     subject: Ref
     days: int
     span: Span = span_field()
+    parameter: Ref | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,11 +217,14 @@ class Arithmetic:
 
 @dataclass(frozen=True, slots=True)
 class Window:
-    """Earlier declarations within N days (inclusive of this one) sharing the named facts."""
+    """Earlier declarations within N days (inclusive of this one) sharing the named facts; or
+    within the days a parameter gives (`within PARAMETER`: `days` is 0, the length is the
+    parameter's value in force on the judged date)."""
 
     days: int
     same: tuple[Ref, ...] = ()
     span: Span = span_field()
+    parameter: Ref | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -120,7 +120,8 @@ class Rule:
 
 @dataclass(frozen=True, slots=True)
 class ParameterValue:
-    """`at least 0.1 % [from DATE] [until DATE] [per ACT]`: one value, by its comparator op."""
+    """`at least 0.1 % [from DATE] [until DATE] [per ACT]`: one value, by its comparator op;
+    or a plain value without one (`45 days`: op is ""), a length a window can use."""
 
     op: str
     value: Decimal

@@ -5,6 +5,7 @@ types and units, party roles, relations.
 from __future__ import annotations
 
 from decimal import Decimal
+from itertools import pairwise
 
 from dsl import ast
 from dsl.check.names import (
@@ -16,6 +17,7 @@ from dsl.check.names import (
     iter_conditions,
 )
 from dsl.diagnostics import did_you_mean
+from dsl.format import expression as expression_text
 from dsl.rulebook import COMPARATOR_WORDS
 from dsl.schema import UNIT_DIMENSIONS, FieldSpec
 
@@ -101,6 +103,8 @@ class ConditionChecks(NameResolver):
                 self.related(node)
             elif isinstance(node, ast.FirstSeen):
                 self.party_role(node.subject)
+                if node.parameter is not None:
+                    self.length(node.parameter)
             elif isinstance(node, ast.InRange):
                 spec = self.field_ref(node.subject)
                 if spec is not None and spec.dimension != "money per mass":
@@ -115,21 +119,7 @@ class ConditionChecks(NameResolver):
             elif isinstance(node, ast.Comparison):
                 self.comparison(node)
             elif isinstance(node, ast.Reaches):
-                spec = self.field_ref(node.subject)
-                if not self.resolve(node.parameter, "parameter", self.rb.parameters):
-                    continue
-                if spec is not None and spec.type != "number":
-                    self.error("E401", f"'{node.subject.name}' is not a number; a parameter is "
-                               "a threshold for a number", node.subject.span)
-                    continue
-                units = {v.unit for v in ast.attrs_of(self.rb.parameters[node.parameter.name],
-                                                      ast.ParameterValue)}
-                kinds = {UNIT_DIMENSIONS.get(u) if u else None for u in units}
-                if spec is not None and kinds and spec.dimension not in kinds:
-                    self.error("E402", f"'{node.subject.name}' ({spec.dimension or 'no unit'}) "
-                               f"cannot reach parameter '{node.parameter.name}' "
-                               f"({', '.join(sorted(k or 'no unit' for k in kinds))})",
-                               node.span)
+                self.reaches(node)
             elif isinstance(node, ast.ConclusionRef):
                 if context == "item":
                     self.error("E401", "an item's own condition cannot test a conclusion",
@@ -153,6 +143,65 @@ class ConditionChecks(NameResolver):
         if node.ownership is not None:
             self.ownership(node)
 
+    def reaches(self, node: ast.Reaches) -> None:
+        """`EXPRESSION reaches P`: a number of P's kind; `… reaches P of EXPRESSION`: P is a
+        share (a percentage) and both numbers are of one kind. P's values are thresholds."""
+        left = self.expression(node.subject)
+        whole = self.expression(node.of) if node.of is not None else None
+        if not self.resolve(node.parameter, "parameter", self.rb.parameters):
+            return
+        name = node.parameter.name
+        values = ast.attrs_of(self.rb.parameters[name], ast.ParameterValue)
+        if any(not v.op for v in values):
+            self.error("E401", f"parameter '{name}' has plain values, not thresholds: "
+                       "`reaches` needs at least, more than, at most or less than",
+                       node.parameter.span, "a plain value is a length for `within`")
+            return
+        kinds = {UNIT_DIMENSIONS.get(v.unit) if v.unit else None for v in values}
+        for side, t in ((node.subject, left), (node.of, whole)):
+            if side is not None and t is not None and t[0] != "number":
+                self.error("E401", f"{_describe(t)} cannot reach a parameter: a parameter is "
+                           "a threshold for a number", node.span)
+                return
+        if left is None or (node.of is not None and whole is None):
+            return
+        if node.of is None:
+            if kinds and left[1] not in kinds:
+                have = sorted(DIMENSION_WORDS.get(k or "", k or "a plain number") for k in kinds)
+                self.error("E402", f"'{expression_text(node.subject)}' is {_describe(left)} "
+                           f"and cannot reach parameter '{name}', {' or '.join(have)}",
+                           node.span)
+            return
+        if kinds != {"percent"}:
+            self.error("E402", f"`reaches {name} of …` takes a share of a number: parameter "
+                       f"'{name}' must be a percentage", node.parameter.span)
+        elif whole is not None and left[1] != whole[1]:
+            self.error("E402", f"{_describe(left)} cannot reach a share of "
+                       f"{_describe(whole)}", node.span)
+
+    def length(self, ref: ast.Ref) -> None:
+        """`within P`: P's values are whole numbers of days, plain (no comparator), with one
+        for every day (a window has a length whatever the judged date)."""
+        if not self.resolve(ref, "parameter", self.rb.parameters):
+            return
+        values = ast.attrs_of(self.rb.parameters[ref.name], ast.ParameterValue)
+        for v in values:
+            if v.op or v.unit != "days" or v.value != int(v.value) or v.value < 1:
+                self.error("E402", f"a window's length is a whole number of days (45 days); "
+                           f"parameter '{ref.name}' has {COMPARATOR_WORDS.get(v.op, '')}"
+                           f"{' ' if v.op else ''}{format(v.value, 'f')} "
+                           f"{v.unit or '(no unit)'}", ref.span)
+                return
+        periods = self.rb.parameter_values(ref.name)
+        gaps = [b.start for (a, _, _), (b, _, _) in pairwise(periods)
+                if a.end is None or b.start is None or (b.start - a.end).days != 1]
+        if periods and (periods[0][0].start is not None or periods[-1][0].end is not None
+                        or gaps):
+            self.error("E302", f"a window's length must apply on every day; parameter "
+                       f"'{ref.name}' has days without a value", ref.span,
+                       "give its first value no start (no `from`, no act in force later) and "
+                       "its last no end")
+
     def ownership(self, node: ast.Related) -> None:
         """`via owner reaching NAME`: a percentage parameter of `at least` or `more than`
         values, on a search that follows ownership."""
@@ -171,7 +220,8 @@ class ConditionChecks(NameResolver):
                            v.span)
             elif v.op not in (">=", ">"):
                 self.error("E401", f"an ownership threshold is `at least` or `more than` a "
-                           f"share, not `{COMPARATOR_WORDS[v.op]}`", v.span)
+                           f"share, not `{COMPARATOR_WORDS[v.op] or 'a plain value'}`",
+                           v.span)
             elif not 0 < v.value <= 100:
                 self.error("E403", f"an ownership threshold is a share above 0 and up to "
                            f"100 %, not {format(v.value, 'f')} %", v.span)
@@ -272,7 +322,9 @@ class ConditionChecks(NameResolver):
         return ("number", f"{left[1] or '1'} per {right[1]}")
 
     def window(self, w: ast.Window) -> None:
-        if w.days < 1:
+        if w.parameter is not None:
+            self.length(w.parameter)
+        elif w.days < 1:
             self.error("E406", "a window must be at least 1 day", w.span)
         for key in w.same:
             if key.name not in self.schema.window_keys:

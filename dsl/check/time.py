@@ -73,19 +73,28 @@ class TimeChecks(DeclarationChecks):
         self.rb.validity[r.name.name] = self.rule_interval(r)
 
     def check_parameter(self, p: ast.Parameter) -> None:
-        """A parameter has values of one dimension, each citing the act that sets it, whose
-        periods do not overlap."""
+        """A parameter has values of one dimension, all thresholds or all plain values, each
+        citing the act that sets it (or the parameter its source), whose periods do not
+        overlap."""
         self._annotations(p, "parameter", p.name.name)
         values = ast.attrs_of(p, ast.ParameterValue)
         self.required(p, values, "a value (at least 0.1 %, more than 50 %, …)", p.name,
                       p.name.span)
         dimensions = set()
+        # a value cites the act that sets it, unless the parameter says where its values come
+        # from (`source`) or that no act does (`unverified`: a working value of the rulebook's)
+        sourced = bool(ast.attrs_of(p, ast.Source) or ast.attrs_of(p, ast.Unverified))
+        if len({bool(v.op) for v in values}) > 1:
+            self.error("E401", f"the values of parameter '{p.name.name}' mix thresholds (at "
+                       "least, more than, …) and plain values", p.name.span,
+                       "a threshold is for `reaches`, a plain value (45 days) for `within`")
         for v in values:
             if v.citation is not None:
                 self.citation(v.citation)
-            else:
+            elif not sourced:
                 self.error("E205", f"a value of parameter '{p.name.name}' needs the act that "
-                           "sets it", v.span, "end the line with per INSTRUMENT [provision]")
+                           "sets it", v.span, "end the line with per INSTRUMENT [provision], "
+                           "or give the parameter a `source` or an `unverified` reason")
             if v.unit is not None and v.unit not in UNIT_DIMENSIONS:
                 continue  # the grammar allows the language's units only
             dimensions.add(UNIT_DIMENSIONS.get(v.unit) if v.unit else None)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import replace
 
 from sqlglot import exp
 
@@ -46,6 +47,7 @@ from dsl.compile.sql import (
     union_all,
     whole,
 )
+from dsl.format import reaches_text
 from dsl.names import mention_forms
 from dsl.periods import Control, item_controls, parameter_periods
 from dsl.rulebook import Interval, parameter_test, parameter_text
@@ -338,6 +340,8 @@ class ConditionCompiler(PartyCompiler):
         per declaration, computed with a RANGE window function over the day numbers) that the
         knowledge base materialises once per build; the check joins it."""
         w = agg.window
+        if w.parameter is not None:
+            return self.window_of_parameter(agg)
         by_group = any(k.name == "group" for k in w.same)
         by_item = any(k.name == "item" for k in w.same)
         partition: list[exp.Expression] = []
@@ -486,6 +490,10 @@ class ConditionCompiler(PartyCompiler):
                               .where(not_null(col.copy().transform(_to_x))), True, COST_ITEMS)
         if isinstance(c, ast.InRange):
             return _row_candidates(self.in_range(c), COST_VALUE_RANGE)
+        if isinstance(c, ast.Reaches):  # one value on every day: the comparison it stands for
+            periods = parameter_periods(self.rb, c.parameter.name)
+            if len(periods) == 1 and periods[0][0].start is None and periods[0][0].end is None:
+                return self._candidates(parameter_test(c, periods[0][1]))
         if isinstance(c, ast.Comparison) and any(
                 self.field_sql(f.name.name)[2] in CODE_RANGE for f in _fields(c)):
             # a row test against the declared code's reference range ("far above its typical
@@ -550,22 +558,45 @@ class ConditionCompiler(PartyCompiler):
                        default=min(found, key=lambda x: x.cost, default=None))
         return None
 
+    def window_of_parameter(self, agg: ast.CountOf | ast.SumOf) -> exp.Expression:
+        """`within P`: the window of the length in force on the judged date, each length a
+        window relation of its own; on a day no length applies, no declarations (0)."""
+        w = agg.window
+        assert w.parameter is not None
+        value, evidence = exp.Case(), exp.Case()
+        periods = parameter_periods(self.rb, w.parameter.name)
+        for iv, v, _ in periods:
+            fixed = replace(agg, window=replace(w, days=int(v.value), parameter=None))
+            when = interval_test(iv, self.judged_on())
+            value = value.when(when, self.window(fixed), copy=False)
+            evidence = evidence.when(when.copy(), self.evidence.pop(), copy=False)
+            # (keyed by id: `fixed` is gone after this, its id free for another node)
+            noted = self.node_relations.pop(id(fixed), None)
+            if noted is not None and len(periods) == 1 and iv.start is None and iv.end is None:
+                self.node_relations[id(agg)] = noted  # one length on every day: its window
+        value.set("default", lit(0))
+        self.evidence.append(evidence)
+        return value
+
     def reaches(self, c: ast.Reaches) -> Truth:
-        """The fact meets the parameter's value in force on the judged date (false on a day
-        no value applies); the evidence names the value that held, with its period."""
+        """The value meets the parameter's value in force on the judged date (false on a day
+        no value applies); the evidence names the value that held, with its period, after
+        the values of the aggregates compared (each stated once)."""
         t_parts: list[exp.Expression] = []
         f_parts: list[exp.Expression] = []
         missing: list[str] = []
         evidence = exp.Case()
         for iv, v, cite in parameter_periods(self.rb, c.parameter.name):
+            mark = len(self.evidence)
             truth = self.comparison(parameter_test(c, v))
+            if t_parts:  # the aggregates' values are stated once, by the first value's test
+                del self.evidence[mark:]
             when = interval_test(iv, self.judged_on())
             t_parts.append(and_(when, truth.t))
             f_parts.append(or_(not_(when.copy()), truth.f))
             missing = merge([missing, truth.missing])
             evidence = evidence.when(t_parts[-1].copy(), lit(
-                f"; {c.subject.name.replace('_', ' ')} reaches {c.parameter.name} "
-                f"({parameter_text(iv, v, cite)})"), copy=False)
+                f"; {reaches_text(c)} ({parameter_text(iv, v, cite)})"), copy=False)
         if t_parts:
             self.evidence.append(evidence)
         t = paren(or_(*t_parts)) if len(t_parts) > 1 else (t_parts[0] if t_parts

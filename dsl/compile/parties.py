@@ -230,6 +230,17 @@ class PartyCompiler(RelationCompiler):
                               exp.LTE(this=self.judged_on(),
                                       expression=col_("valid_until", entry))))]
 
+    def length_in_force(self, c: ast.FirstSeen) -> exp.Expression:
+        """N of `within N days`, or the length a parameter gives on the judged date (0 on a day
+        it gives none: then nothing was first seen within it)."""
+        if c.parameter is None:
+            return lit(c.days)
+        days = exp.Case()
+        for iv, v, _ in parameter_periods(self.rb, c.parameter.name):
+            days = days.when(interval_test(iv, self.judged_on()), lit(int(v.value)), copy=False)
+        days.set("default", lit(0))
+        return days
+
     def first_seen(self, c: ast.FirstSeen) -> Truth:
         """The first declaration naming the party (in any role) is at most N-1 days before
         this one's date: within the N days ending on it."""
@@ -242,7 +253,7 @@ class PartyCompiler(RelationCompiler):
                                exp.EQ(this=col_("key", "{alias}"), expression=col_("key", keys)))
         test = exp.LT(this=paren(exp.Sub(this=col_("day", "dd"),
                                              expression=col_("first_day", seen))),
-                      expression=lit(c.days))
+                      expression=self.length_in_force(c))
         self.evidence.append(exp.Concat(expressions=[
             lit(f"; {c.subject.name.replace('_', ' ')} first seen on "),
             col_("first_on", seen)]))

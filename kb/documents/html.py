@@ -28,7 +28,7 @@ from dsl.model import law
 from dsl.names import web_url
 from dsl.periods import ONE_DAY, Periods, listing_periods, parameter_periods, rule_periods
 from dsl.plain import plain
-from dsl.rulebook import CheckedRulebook, parameter_text
+from dsl.rulebook import CheckedRulebook, parameter_text, parameters_read
 from kb.store.rulebook_rows import (
     amendment_rows,
     example_rows,
@@ -244,9 +244,8 @@ def _parameters(rb: CheckedRulebook, rulebook: str) -> list[dict[str, Any]]:
         if rb.rulebook_of(p.span.file) not in (rulebook, None):
             continue
         rules = sorted(r for r, decl in [*rb.rules.items(), *rb.conclusions.items()]
-                       if (w := ast.first_attr(decl, ast.When)) is not None and any(
-                           isinstance(n, ast.Reaches) and n.parameter.name == name
-                           for n in iter_conditions(w.condition)))
+                       if (w := ast.first_attr(decl, ast.When)) is not None
+                       and name in parameters_read(w.condition))
         out.append({"name": name, "title": p.title.value, "rules": rules,
                     "value_lines": [parameter_text(iv, v, cite)
                                for iv, v, cite in parameter_periods(rb, name)]})

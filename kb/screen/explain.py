@@ -16,11 +16,12 @@ from typing import Any
 
 from dsl import ast
 from dsl.basis import basis_plan
+from dsl.format import expression as expression_text
 from dsl.interpret import Interpreter
 from dsl.model import law
 from dsl.names import party_key
 from dsl.periods import parameter_periods, rule_periods
-from dsl.rulebook import LICENSABLE, movement_words, parameter_text
+from dsl.rulebook import LICENSABLE, movement_words, parameter_text, parameters_read
 from kb.screen.checks import declaration_findings_query
 from kb.screen.screener import Finding, Screener
 
@@ -255,6 +256,13 @@ def _names_matched(licences: list[dict[str, Any]], d: dict[str, Any]) -> str:
     return f" ({'; '.join(notes)})" if notes else ""
 
 
+def _number(v: Any) -> str:
+    """A computed value as a step shows it: 400, 0.25, or missing."""
+    if v is None:
+        return "missing"
+    return str(int(v)) if isinstance(v, float) and v.is_integer() else str(v)
+
+
 def _conclusion_steps(interpreter: Interpreter, node: Any, d: dict[str, Any], item: str | None,
                       judged: str, indent: str, seen: tuple[str, ...] = ()) -> list[str]:
     """Each named conclusion a condition tests, as a step: its name, title, citation and
@@ -265,16 +273,22 @@ def _conclusion_steps(interpreter: Interpreter, node: Any, d: dict[str, Any], it
     stack = [node]
     while stack:
         c = stack.pop(0)
-        if isinstance(c, ast.Reaches):
+        if isinstance(c, ast.Reaches | ast.Comparison):
             on = dt.date.fromisoformat(judged)
-            text = next((parameter_text(iv, v, cite) for iv, v, cite in
-                         parameter_periods(rb, c.parameter.name)
-                         if (iv.start is None or iv.start <= on)
-                         and (iv.end is None or on <= iv.end)), None)
-            out.append(f"{indent}{c.parameter.name}: "
-                       + (f"{text} (in force on {judged})" if text else
-                          f"no value in force on {judged}")
-                       + f"; {c.subject.name} = {d.get(c.subject.name)}")
+            for name in parameters_read(c):
+                text = next((parameter_text(iv, v, cite) for iv, v, cite in
+                             parameter_periods(rb, name)
+                             if (iv.start is None or iv.start <= on)
+                             and (iv.end is None or on <= iv.end)), None)
+                shown = ((c.subject, c.of) if isinstance(c, ast.Reaches)
+                         and name == c.parameter.name else ())
+                values = "".join(
+                    f"; {expression_text(e)} = "
+                    f"{_number(interpreter.expression(e, d, item, judged))}"
+                    for e in shown if e is not None)
+                out.append(f"{indent}{name}: "
+                           + (f"{text} (in force on {judged})" if text else
+                              f"no value in force on {judged}") + values)
         elif isinstance(c, ast.ConclusionRef) and c.name.name not in seen:
             decl = rb.conclusions[c.name.name]
             cite = ast.first_attr(decl, ast.Citation)

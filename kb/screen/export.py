@@ -109,12 +109,14 @@ def rules_json(rb: CheckedRulebook, compiled: CompiledRulebook,
         "rules": [rule(r) for r in sorted(model.rules.values(), key=lambda r: r.kind != "rule")],
         "conclusions": [conclusion(name, c) for name, c in sorted(rb.conclusions.items())],
         "parameters": [{"name": name, "title": p.title.value, "values": [
-            {"comparator": v.op, "value": float(v.value), "unit": v.unit,
+            {"comparator": v.op or None, "value": float(v.value), "unit": v.unit,
              "from": iv.start.isoformat() if iv.start else None,
              "until": iv.end.isoformat() if iv.end else None,
              "instrument": cite.instrument.name if cite else None,
              "provision": str(cite.provision) if cite and cite.provision else None}
             for iv, v, cite in parameter_periods(rb, name)],
+            "sources": [a.text.value for a in ast.attrs_of(p, ast.Source)],
+            "unverified": [a.text.value for a in ast.attrs_of(p, ast.Unverified)],
             "source": {"file": relative_source(p.span.file, roots), "line": p.span.line}}
             for name, p in sorted(rb.parameters.items())],
         "facts": [{

@@ -25,6 +25,7 @@ import dsl
 from dsl.basis import BASES
 from dsl.compile import FINDING_COLUMNS, CompiledRulebook
 from dsl.model import law
+from dsl.overrides import SettingError
 from dsl.rulebook import CheckedRulebook
 from kb.inputs.contracts import Contract, contract_for
 from kb.inputs.duckdb_reader import load_csv_duckdb
@@ -87,7 +88,8 @@ class Screener:
 
     def __init__(self, rulebooks: Sequence[Path] | None = None, *, db: Path | None = None,
                  licences: Source | None = None, parties: Source | None = None,
-                 every_range: bool = False) -> None:
+                 every_range: bool = False, parameters: Mapping[str, str] | None = None
+                 ) -> None:
         if rulebooks is None and db is None:
             raise ScreeningError("give the rulebooks to screen against (rulebooks=[…]) or a "
                                  "knowledge base built from them (db=…)")
@@ -97,11 +99,16 @@ class Screener:
         self.every_range = every_range
         if self.history is not None and not self.history.is_file():
             raise ScreeningError(f"{self.history} does not exist; build it with `excon build`")
-        if rulebooks is None:
-            result = self._rulebooks_of(self.history)  # type: ignore[arg-type]
-            rulebooks = ()
-        else:
-            result = dsl.load(rulebooks, declaration_schema())
+        # parameters set to other values for this screener (`dsl.overrides`: NAME → "300 kg")
+        settings = dict(parameters or {})
+        try:
+            if rulebooks is None:
+                result = self._rulebooks_of(self.history, settings)  # type: ignore[arg-type]
+                rulebooks = ()
+            else:
+                result = dsl.load(rulebooks, declaration_schema(), parameters=settings)
+        except SettingError as e:
+            raise ScreeningError(str(e)) from None
         if not result.ok or result.rulebook is None:
             first = "\n".join(dsl.render(d, result.sources) for d in result.errors[:5])
             raise ScreeningError(f"the rulebooks have {len(result.errors)} error(s):\n{first}")
@@ -155,7 +162,7 @@ class Screener:
         self.db.conn.commit()
 
     @staticmethod
-    def _rulebooks_of(db: Path) -> dsl.LoadResult:
+    def _rulebooks_of(db: Path, settings: Mapping[str, str]) -> dsl.LoadResult:
         """The rulebooks a knowledge base was built from, as it keeps them: written once into
         excon's cache, in a folder named by their digest (so that their parsed trees are
         cached too, under names that stay the same), else into a temporary folder."""
@@ -179,10 +186,10 @@ class Screener:
                         made.rename(folder)  # whole or not at all
                     except OSError:  # made meanwhile by another process
                         shutil.rmtree(made, ignore_errors=True)
-                return dsl.load([folder], declaration_schema())
+                return dsl.load([folder], declaration_schema(), parameters=settings)
         with tempfile.TemporaryDirectory() as tmp:
             write_kept_rulebooks(db, Path(tmp))
-            return dsl.load([Path(tmp)], declaration_schema())
+            return dsl.load([Path(tmp)], declaration_schema(), parameters=settings)
 
     def _copy_from_history(self, table: str) -> None:
         conn = self.db.conn

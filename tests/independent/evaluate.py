@@ -209,10 +209,15 @@ class Evaluator:
             for v in self.parameters[c["parameter"]["name"]]:
                 if (v["from"] is None or v["from"] <= day) and \
                         (v["until"] is None or day <= v["until"]):
-                    x = self.value(d, c["subject"]["name"])
-                    if x is None:
+                    x = self.expression(c["subject"], d)
+                    if c.get("of") is None:  # the value itself, in its unit
+                        limit = v["value"] * self.units.get(v["unit"] or "",
+                                                            {"factor": 1})["factor"]
+                    else:  # a percentage of the other number
+                        whole = self.expression(c["of"], d)
+                        limit = None if whole is None else v["value"] / 100 * whole
+                    if x is None or limit is None:
                         return None
-                    limit = v["value"] * self.units.get(v["unit"] or "", {"factor": 1})["factor"]
                     return self.compare(v["comparator"], x, limit)
             return False
         if kind == "ItemIn":
