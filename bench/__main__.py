@@ -58,8 +58,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="tiny sizes: a smoke run")
     parser.add_argument("--out", default=str(Path(__file__).parent / "results.json"))
     parser.add_argument("--only", choices=["frontend", "checker", "load", "screen",
-                                           "indicators", "matching", "latency", "serve",
-                                           "diff", "incremental"],
+                                           "indicators", "sweep", "matching", "latency",
+                                           "serve", "diff", "incremental"],
                         action="append",
                         help="run only these benchmarks")
     parser.add_argument("--update", action="store_true",
@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quality-size", type=int, default=100_000,
                         help="demo declarations for the indicators' precision and recall")
     args = parser.parse_args(argv)
-    only = set(args.only or ["frontend", "checker", "load", "screen", "indicators",
+    only = set(args.only or ["frontend", "checker", "load", "screen", "indicators", "sweep",
                              "matching", "latency", "serve", "diff", "incremental"])
     lines, repeat = (300, 1) if args.quick else (10_000, 7)
     n, load_repeat = (2_000, 1) if args.quick else (1_000_000, 3)
@@ -116,6 +116,14 @@ def main(argv: list[str] | None = None) -> int:
             biggest if "screen" in only else None, 1 if args.quick else 3,
             fresh_seeds=(8,) if args.quick else indicators.FRESH_SEEDS)
         print(indicators.report(ind))
+    if "sweep" in only:
+        import tempfile
+
+        results["sweep"] = sw = indicators.sweep(
+            3_000 if args.quick else args.quality_size,
+            Path(tempfile.gettempdir()) / "excon-bench",
+            only=("split-parts", "split-window") if args.quick else ())
+        print(indicators.sweep_report(sw))
     if "matching" in only:
         results["matching"] = mt = matching.run(
             (1_000, 2_000) if args.quick else (1_000, 10_000, 100_000),

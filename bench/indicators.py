@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from bench.stats import fmt_range, ratio_spread
-from kb.screen.quality import indicator_quality, read_truth
+from dsl import ast
+from kb.screen.quality import TARGETS, indicator_quality, read_truth
 
 
 def _median_seconds(conn: sqlite3.Connection, sql: str, repeat: int) -> tuple[float, int]:
@@ -195,3 +196,90 @@ def _cost_line(what: str, c: dict[str, Any], without: str, target: str) -> str:
     return (f"  {what}: all rules {c['all_rules_s']:.2f} s, without {without} "
             f"{c['without_indicators_s']:.2f} s: {c['ratio']:.2f}x "
             f"({fmt_range(c['ratio_range'])}{target})")
+
+
+# ---------------------------------------------------------------- threshold sweeps
+# how far each threshold is moved from the rulebook's value: multiples of a quantity, a share or
+# a length, steps of a count
+SWEEP_FACTORS = (0.5, 0.75, 1.0, 1.5, 2.0)
+SWEEP_STEPS = (-1, 0, 1, 2)
+
+
+def sweep_values(values: list[Any]) -> list[tuple[str, bool]]:
+    """The settings a parameter is swept over (`excon screen --set` values) and whether each is
+    the rulebook's own: its last value moved by SWEEP_FACTORS (a share kept within 100 %, a
+    length in whole days) or, for a plain count, by SWEEP_STEPS."""
+    v = values[-1]
+    number, unit = float(v.value), v.unit
+    if unit is None and number == int(number):
+        points = sorted({max(1, int(number) + s) for s in SWEEP_STEPS})
+        return [(str(p), p == number) for p in points]
+    out = []
+    for f in SWEEP_FACTORS:
+        x = number * f
+        if unit == "%":
+            x = min(x, 100.0)
+        if unit == "days":
+            x = max(1, round(x))
+        text = str(int(x)) if x == int(x) else f"{x:.4f}".rstrip("0")
+        out.append((f"{text}{unit or ''}", f == 1.0))
+    return list(dict.fromkeys(out))
+
+
+def sweep(n: int, cache: Path, seed: int = EVALUATION_SEED,
+          only: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Precision and recall of each indicator across a sweep of each threshold it reads:
+    `excon screen` of the labelled set (every rule) with the parameter set to each value
+    (`Screener(…, parameters=…)`), the other thresholds as the rulebook has them."""
+    import dsl
+    from dsl.rulebook import parameters_read
+    from kb.screen import Screener
+    from kb.store.schema import declaration_schema
+
+    folder = evaluation_set(n, cache, seed)
+    truth = read_truth(folder / "truth.csv")
+    rb = dsl.load([Path("rulebooks")], declaration_schema()).rulebook
+    assert rb is not None
+    readers: dict[str, list[str]] = {}
+    for name, decl in sorted(rb.rules.items()):
+        condition = rb.condition_of(decl)
+        for p in parameters_read(condition) if condition is not None else ():
+            readers.setdefault(p, []).append(name)
+    indicators = set(TARGETS)
+
+    def screened(settings: dict[str, str]) -> dict[str, Any]:
+        findings, _ = Screener([Path("rulebooks")], parameters=settings).screen_files(
+            folder / "declarations.csv", folder / "licences.csv", folder / "parties.csv")
+        flagged = [(f.declaration_id, f.rule) for f in findings
+                   if f.outcome in ("risk", "prohibited")]
+        return {q.rule: q for q in indicator_quality(flagged, truth)}
+
+    base = screened({})
+    out = []
+    for name in sorted(readers):
+        rules = [r for r in readers[name] if r in indicators]
+        if not rules or (only and name not in only):
+            continue
+        points = []
+        for value, own in sweep_values(ast.attrs_of(rb.parameters[name], ast.ParameterValue)):
+            scores = base if own else screened({name: value})
+            points.append({"value": value, "rulebook": own, "rules": {
+                r: {"flagged": scores[r].flagged, "correct": scores[r].correct,
+                    "found": scores[r].found, "cases": scores[r].cases,
+                    "precision": scores[r].precision, "recall": scores[r].recall}
+                for r in rules}})
+        out.append({"parameter": name, "rules": rules, "points": points})
+    return {"declarations": n, "seed": seed, "sweeps": out}
+
+
+def sweep_report(r: dict[str, Any]) -> str:
+    lines = [f"threshold sweeps: labelled set of {r['declarations']:,} demo declarations, seed "
+             f"{r['seed']}; precision / recall of each indicator that reads the parameter "
+             "(* the rulebook's value)"]
+    for s in r["sweeps"]:
+        for rule in s["rules"]:
+            cells = [f"{p['value']}{'*' if p['rulebook'] else ''} "
+                     f"{p['rules'][rule]['precision']:.2f}/{p['rules'][rule]['recall']:.2f}"
+                     for p in s["points"]]
+            lines.append(f"  {s['parameter']:30} {rule:26} " + "  ".join(cells))
+    return "\n".join(lines)

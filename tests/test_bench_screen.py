@@ -58,3 +58,27 @@ def test_screening_and_indicator_benchmarks_write_figures(tmp_path: Path) -> Non
     assert rows["screen 1M on SQLite: final query alone"]["status"] == "not measured"
     assert rows["screen 1M: DuckDB faster than SQLite, end to end"]["status"] == "not measured"
     assert rows["compiled / hand-written: licence cover"]["status"] == "not at 1M (2,000)"
+
+
+@pytest.mark.slow
+def test_the_threshold_sweep_moves_precision_and_recall_the_way_the_threshold_does(
+        tmp_path: Path) -> None:
+    """Each threshold an indicator reads, set to values around the rulebook's (`--set`), the
+    labelled set screened at each: a stricter value never flags more."""
+    sweep = quick(tmp_path, "sweep")["sweep"]
+    by_name = {s["parameter"]: s for s in sweep["sweeps"]}
+    assert set(by_name) == {"split-parts", "split-window"}
+    assert set(by_name["split-parts"]["rules"]) == {"split-consignments",
+                                                     "split-bulk-consignments"}
+    for s in by_name.values():
+        assert [p["rulebook"] for p in s["points"]].count(True) == 1
+        for rule in s["rules"]:
+            flagged = [p["rules"][rule]["flagged"] for p in s["points"]]
+            # more parts needed: fewer flags; a longer window: more
+            order = flagged if s["parameter"] == "split-window" else flagged[::-1]
+            assert order == sorted(order), (s["parameter"], rule, flagged)
+            assert all(0 <= p["rules"][rule]["precision"] <= 1 and
+                       0 <= p["rules"][rule]["recall"] <= 1 for p in s["points"])
+    assert [p["value"] for p in by_name["split-parts"]["points"]] == ["1", "2", "3", "4"]
+    assert [p["value"] for p in by_name["split-window"]["points"]] == \
+        ["22days", "34days", "45days", "68days", "90days"]

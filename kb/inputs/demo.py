@@ -15,7 +15,11 @@ fall outside what an indicator looks for, as real cases do. Ordinary trade carri
 look-alikes an analyst meets: Hong Kong traders that name no end user, exporters and consignees
 sharing an agent's or a forwarder's address, new legitimate customers and exporters, export
 agents named on licences, repeated consignments near the thresholds, and steady trade to the
-route countries.
+route countries. Near misses sit on both sides of every threshold the rulebook names as a
+parameter, at several distances from it (`NEAR`), and every indicator has a look-alike in
+ordinary trade: goods under their own codes whose description names a mineral, premium unit
+values, toll processing for a US end user, a company's own subsidiary abroad, companies part-
+owned by a listed party under the ownership threshold, names that resemble a listed party's.
 """
 
 from __future__ import annotations
@@ -29,7 +33,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import dsl
+from dsl import ast
 from dsl.model import law
+from dsl.schema import UNIT_FACTORS
 from kb.store.schema import declaration_schema
 
 # Ordinary trade from 2022, a year and a half before the first controls: indicators that compare
@@ -101,6 +107,20 @@ LEGAL_FORMS = {"US": "Inc.", "DE": "GmbH", "NL": "B.V.", "BE": "NV", "JP": "K.K.
                "IT": "S.p.A.", "CA": "Inc.", "MY": "Sdn. Bhd.", "AE": "FZE"}
 LISTED_SPELLINGS = ("LOCKHEED MARTIN CORP", "Lockheed Martin Corporation",
                     "Lockheed Martin Corp.", "lockheed martin corp")
+# names like a listed party's that are another company's
+LISTED_LOOKALIKES = ("Lockheed Materials Corp", "Martin Lockwood Inc.", "Lockhart Martin LLC",
+                     "Lock Heed Marine Supply Co.")
+# near misses sit at these multiples of a threshold: both sides of it, several distances
+NEAR = (0.5, 0.8, 0.95, 1.05, 1.25, 2.0)
+# goods under their own, uncontrolled codes whose description names a controlled mineral
+NAMED_GOODS = (("8539520000", "LED lamps with gallium nitride chips"),
+               ("8541410000", "gallium arsenide light-emitting diodes"),
+               ("7228300000", "molybdenum alloy steel bars"),
+               ("8311300000", "bismuth-tin solder wire"),
+               ("7020009000", "indium tin oxide coated glass"),
+               ("8505111000", "rare earth permanent magnets"),
+               ("8207190000", "tungsten carbide drill bits"),
+               ("9609100000", "graphite pencils HB"))
 
 
 @dataclass
@@ -120,19 +140,28 @@ class DemoData:
     truth: list[dict[str, object]] = field(default_factory=list)
 
 
-def _group_codes(rulebooks: Sequence[Path]) -> dict[str, list[str]]:
-    """Reference customs codes of each item group, from the rulebook itself."""
+def _rulebook_facts(rulebooks: Sequence[Path]
+                    ) -> tuple[dict[str, list[str]], dict[str, float], dict[str, float]]:
+    """From the rulebook itself: the reference customs codes of each item group, each
+    parameter's last value (kg, days, %, or a count), and the top of each value range by
+    code."""
     result = dsl.load(rulebooks, declaration_schema())
     if result.rulebook is None or not result.ok:
         raise ValueError("the rulebooks have errors; run `excon check` first")
-    model = law(result.rulebook)
+    rb = result.rulebook
+    model = law(rb)
     codes: dict[str, list[str]] = {}
     for group in CONTROLLED:
         found: list[str] = []
         for item in model.groups[group].members if group in model.groups else ():
             found.extend(c.digits for c in model.items[item].codes)
         codes[group] = sorted({c if len(c) == 10 else c + "00" for c in found})
-    return {g: c for g, c in codes.items() if c}
+    thresholds = {name: float(v.value) * UNIT_FACTORS.get(v.unit or "", 1.0)
+                  for name, p in rb.parameters.items()
+                  for v in ast.attrs_of(p, ast.ParameterValue)[-1:]}
+    tops = {c.digits: vr.high_usd_per_kg for vr in model.value_ranges.values()
+            if vr.high_usd_per_kg is not None for c in vr.codes}
+    return {g: c for g, c in codes.items() if c}, thresholds, tops
 
 
 class _Generator:
@@ -141,7 +170,7 @@ class _Generator:
         self.n = n
         self.cases_per = cases_per
         self.rng = random.Random(seed)
-        self.codes = _group_codes(rulebooks)
+        self.codes, self.thresholds, self.range_tops = _rulebook_facts(rulebooks)
         self.data = DemoData()
         self.names: set[str] = set()
         self.agent_addresses = [f"Room {self.rng.randint(100, 2999)}, "
@@ -576,6 +605,179 @@ class _Generator:
                 self._ship_to(row, consignee, consignee)
                 self.data.declarations.append(row)
 
+    # ---------------------------------------------------------------- near misses
+    # Ordinary trade on both sides of each threshold the rulebook names as a parameter, at
+    # several distances from it (NEAR: half, four fifths, 95 %, 105 %, five quarters and twice
+    # the value), and a look-alike for every indicator. Whatever an indicator flags among them
+    # is a false alarm: what real trade near a threshold gives an analyst. The thresholds are
+    # read from the rulebook, so the near misses follow a threshold it moves; a rulebook
+    # without them gets none of that kind.
+    def near_misses(self) -> None:
+        rng = self.rng
+        for _ in range(max(1, self.n // 20000)):
+            for d in NEAR:
+                self._near_split(d)
+                self._near_surge(d)
+                self._near_new_consignee(d)
+                self._near_new_exporter(d)
+                self._near_unit_value(d)
+                self._near_owned(d)
+        for _ in range(max(1, self.n // 2000)):
+            code, desc = rng.choice(NAMED_GOODS)  # a mineral named, under the goods' own code
+            self.data.declarations.append(self._row(
+                self._date(), rng.choice(self.exporters),
+                rng.choice(self.consignees[self._country()]), code, desc,
+                rng.uniform(100, 5000), rng.uniform(5, 40)))
+            self._listed_lookalike()
+            self._own_subsidiary()
+        for _ in range(max(1, self.n // 5000)):  # toll processing for a US end user
+            group = rng.choice([g for g in ("graphite", "tungsten") if g in self.codes]
+                               or self._plantable())
+            country = rng.choice(("JP", "KR"))
+            row = self._controlled(group, self._controlled_date(group, dt.date(2024, 12, 3)),
+                                   country)
+            self._ship_to(row, rng.choice(self.consignees[country]),
+                          rng.choice(self.consignees["US"]))
+            self.data.declarations.append(row)
+
+    def _set_kg(self, row: dict[str, object], kg: float) -> None:
+        usd_per_kg = float(str(row["value_usd"])) / float(str(row["quantity_kg"]))
+        row.update(quantity_kg=round(kg, 1), value_usd=round(kg * usd_per_kg, 2))
+
+    def _near_split(self, d: float) -> None:
+        """A regular customer's repeat order in two parts: the total d times a split order's,
+        or the parts d times the window apart, or the larger part d times the largest share."""
+        rng, p = self.rng, self.thresholds
+        group = rng.choice([g for g in self._plantable() if g != "superhard"])
+        total = p.get("split-total-minor-metals" if group in MINOR else
+                      "split-total-bulk-minerals")
+        window, largest = p.get("split-window"), p.get("split-largest-part")
+        if not (total and window and largest):
+            return
+        which = rng.choice(("total", "window", "largest"))
+        kg = total * (d if which == "total" else rng.uniform(1.3, 2.0))
+        gap = round(window * d) if which == "window" else max(1, round(window * 0.3))
+        share = min(0.95, largest / 100 * d) if which == "largest" else 0.5
+        first = self._controlled_date(group, dt.date(2023, 9, 1), END - dt.timedelta(days=200))
+        exporter = rng.choice(self.exporters)
+        consignee = rng.choice(self.consignees[rng.choice(("DE", "JP", "KR", "NL"))])
+        for day, part in ((0, 1 - share), (gap, share)):
+            row = self._controlled(group, first + dt.timedelta(days=day), consignee.country)
+            self._set_kg(row, kg * part)
+            row.update(exporter=exporter.name)
+            self._ship_to(row, consignee, consignee)
+            self.data.declarations.append(row)
+
+    def _near_surge(self, d: float) -> None:
+        """A route's ordinary demand rising: three consignments in the surge window, d times
+        what the route received of the mineral in the months of its year before them (d = 1:
+        half the year's, the surge share)."""
+        rng, p = self.rng, self.thresholds
+        window, year = p.get("surge-window"), p.get("surge-baseline-window")
+        routes = [(g, hub) for g, hub in ROUTES if g in self.codes]
+        if not (window and year and routes):
+            return
+        group, hub = rng.choice(routes)
+        first = self._controlled_date(group, dt.date(2024, 1, 1), END - dt.timedelta(days=150))
+        before = sum(float(str(r["quantity_kg"])) for r in self.data.declarations
+                     if r.get("_group") == group and r["destination_country"] == hub
+                     and 0 < (first - dt.date.fromisoformat(str(r["declared_on"]))).days
+                     <= year - window)
+        kg = max(before, self._order(group)) * d
+        consignees = rng.sample(self.consignees[hub], min(3, len(self.consignees[hub])))
+        for j in range(3):
+            row = self._controlled(group, first + dt.timedelta(days=int(window) * j // 6), "JP")
+            self._ship_to(row, consignees[j % len(consignees)], consignees[j % len(consignees)])
+            self._set_kg(row, kg / 3)
+            self.data.declarations.append(row)
+
+    def _near_new_consignee(self, d: float) -> None:
+        """A new customer in a third country (a battery plant, a refinery): its second
+        shipment d times the new-consignee period after its first."""
+        rng, period = self.rng, self.thresholds.get("new-consignee-period")
+        if not period:
+            return
+        group = rng.choice([g for g in self._plantable() if g != "superhard"])
+        country = rng.choice(("VN", "MY", "AE"))
+        customer = self._front(country, "Industries")
+        self.data.parties.append(customer)
+        first = self._controlled_date(group, dt.date(2023, 10, 1), END - dt.timedelta(days=300))
+        for day in (0, round(period * d)):
+            row = self._controlled(group, first + dt.timedelta(days=day), country)
+            self._ship_to(row, customer, customer)
+            self.data.declarations.append(row)
+
+    def _near_new_exporter(self, d: float) -> None:
+        """A new legitimate exporter whose first consignment is d times a large one."""
+        rng = self.rng
+        group = rng.choice([g for g in self._plantable() if g != "superhard"])
+        large = self.thresholds.get("large-minor-metal-consignment" if group in MINOR
+                                    else "large-bulk-consignment")
+        if not large:
+            return
+        exporter = self._new_exporter()
+        self.data.parties.append(exporter)
+        row = self._controlled(group, self._controlled_date(group, INDICATORS_FROM))
+        row.update(exporter=exporter.name)
+        self._set_kg(row, large * d)
+        self.data.declarations.append(row)
+
+    def _near_unit_value(self, d: float) -> None:
+        """Cover goods of a premium grade or with a mis-keyed value: a unit value d times the
+        relabelled-value factor over the top of the code's range."""
+        rng, share = self.rng, self.thresholds.get("far-below-unit-value")
+        code, desc, *_ = rng.choice(ORDINARY)
+        top = self.range_tops.get(next((code[:n] for n in (10, 8, 6, 4)
+                                        if code[:n] in self.range_tops), ""))
+        if not share or top is None:
+            return
+        self.data.declarations.append(self._row(
+            self._date(INDICATORS_FROM), rng.choice(self.exporters),
+            rng.choice(self.consignees[self._country()]), code, f"{desc}, premium grade",
+            rng.uniform(200, 5000), top * 100 / share * d))
+
+    def _near_owned(self, d: float) -> None:
+        """A company part-owned by a listed party, its share d times the ownership threshold:
+        from the threshold on it is the listed party's subsidiary, not a near miss."""
+        rng = self.rng
+        threshold = self.thresholds.get("subsidiary-ownership", 50.0)
+        share = round(threshold * d, 1)
+        if share >= threshold:
+            return
+        country = rng.choice(("JP", "DE", "GB", "KR"))
+        company = self._front(country, "Components")
+        company.parent = (f"{rng.choice(LISTED_SPELLINGS)} {share:g} %; "
+                          f"{rng.choice(FOREIGN_STEMS)} Holdings {100 - share:g} %")
+        self.data.parties.append(company)
+        group = rng.choice(self._plantable())
+        row = self._controlled(group, self._controlled_date(group, dt.date(2025, 1, 3)),
+                               country)
+        self._ship_to(row, company, company)
+        self.data.declarations.append(row)
+
+    def _listed_lookalike(self) -> None:
+        """A US consignee whose name resembles a listed party's, and is another company."""
+        group = self.rng.choice([g for g in self._plantable() if g not in BANNED_TO_US]
+                                or self._plantable())
+        row = self._controlled(group, self._controlled_date(group, dt.date(2025, 1, 3)), "US")
+        row.update(consignee=self.rng.choice(LISTED_LOOKALIKES), consignee_country="US",
+                   destination_country="US", end_user="", end_user_country="")
+        self.data.declarations.append(row)
+
+    def _own_subsidiary(self) -> None:
+        """An exporter's own subsidiary abroad as its consignee: intra-group trade."""
+        rng = self.rng
+        exporter = rng.choice(self.exporters)
+        country = rng.choice(("DE", "JP", "KR", "NL"))
+        sub = self._front(country, "Materials")
+        sub.parent = exporter.name
+        self.data.parties.append(sub)
+        group = rng.choice(self._plantable())
+        row = self._controlled(group, self._controlled_date(group, INDICATORS_FROM), country)
+        row.update(exporter=exporter.name)
+        self._ship_to(row, sub, sub)
+        self.data.declarations.append(row)
+
     # ---------------------------------------------------------------- licences
     def licences(self) -> None:
         """One licence per exporter, group, destination and year, covering its shipments."""
@@ -612,6 +814,7 @@ class _Generator:
         rng = self.rng
         self.plant_cases()
         self.look_alikes()
+        self.near_misses()
         planted = len(self.data.declarations)
         groups = [g for g in GROUP_SHARE if g in self.codes]
         weights = [GROUP_SHARE[g] for g in groups]
