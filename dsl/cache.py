@@ -19,10 +19,13 @@ import tempfile
 from collections.abc import Callable
 from importlib.metadata import version as package_version
 from pathlib import Path
+from typing import Any, TypeVar
 
 from dsl import ast
 from dsl.diagnostics import Diagnostic
 from dsl.parse import parse_bytes
+
+T = TypeVar("T")
 
 
 def cache_root() -> Path | None:
@@ -65,14 +68,21 @@ def parse_cached(data: bytes, name: str, max_errors: int) -> tuple[ast.SourceFil
 def cached_statements(kind: str, version: str, make: Callable[[], list[str]]) -> list[str]:
     """`make()`, a list of SQL statements made from a rulebook of `version` (its digest), or
     the same list from the cache."""
+    return cached_json(kind, version, make, lambda s: isinstance(s, str))
+
+
+def cached_json(kind: str, version: str, make: Callable[[], list[T]],
+                valid: Callable[[Any], bool], folder: str = "sql") -> list[T]:
+    """`make()`, a list of JSON values made from a rulebook of `version` (its digest), or the
+    same list from the cache's `folder` (each of its items `valid`)."""
     root = cache_root()
     if root is None:
         return make()
     key = hashlib.sha256(_code_digest() + f"{kind}\0{version}".encode()).hexdigest()
-    path = root / "sql" / f"{key}.json"
+    path = root / folder / f"{key}.json"
     with contextlib.suppress(Exception):
         found = json.loads(path.read_text(encoding="utf-8"))
-        if isinstance(found, list) and all(isinstance(s, str) for s in found):
+        if isinstance(found, list) and all(valid(s) for s in found):
             return found
     made = make()
     _write(path, json.dumps(made).encode("utf-8"))

@@ -8,16 +8,18 @@ in Python: normalised party names and the in-force periods of listings.
 
 from __future__ import annotations
 
+import hashlib
 import sqlite3
 from contextlib import nullcontext
 from functools import cache, lru_cache
+from pathlib import Path
 from typing import Any, NamedTuple, cast
 
 import sqlglot
 from sqlglot import exp
 from sqlite_utils import Database
 
-from dsl.cache import cached_statements
+from dsl.cache import cached_json, cached_statements
 from dsl.compile import (
     ROW_KEY,
     CompiledRulebook,
@@ -553,7 +555,18 @@ def check_statements(compiled: CompiledRulebook, dialect: str) -> list[str]:
 
 @cache
 def _sqlite_select(name: str) -> str:
-    return view_select(name).sql(dialect="sqlite")
+    return _sqlite_selects()[name]
+
+
+@cache
+def _sqlite_selects() -> dict[str, str]:
+    """The materialised support views' queries, printed for SQLite: once a process, and kept in
+    excon's cache under a digest of this module (which defines them) for the next."""
+    names = list(MATERIALISED)
+    module = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()
+    return dict(zip(names, cached_json(
+        "support selects", module, lambda: [view_select(n).sql(dialect="sqlite") for n in names],
+        lambda s: isinstance(s, str), "support"), strict=True))
 
 
 def materialise(db: Database, history: Any = None) -> None:
@@ -615,9 +628,12 @@ def compile_checks(rb: CheckedRulebook) -> tuple[CompiledRulebook, list[Diagnost
 def fill_support(db: Database, rb: CheckedRulebook, compiled: CompiledRulebook) -> None:
     """Rows of the derived support tables that depend on the rulebook."""
     conn = db.conn
-    keys: list[tuple[str, str]] = []
-    for name, party in sorted(law(rb).parties.items()):
-        keys.extend((name, k) for k in sorted({party_key(n) for n in party.spellings}))
+
+    def party_keys() -> list[list[str]]:  # (the Chinese names' keys load pypinyin's tables)
+        return [[name, k] for name, party in sorted(law(rb).parties.items())
+                for k in sorted({party_key(n) for n in party.spellings})]
+    keys = cached_json("listed party keys", rb.version, party_keys, lambda r: isinstance(
+        r, list) and len(r) == 2 and all(isinstance(x, str) for x in r), "keys")
     conn.executemany("INSERT OR IGNORE INTO listed_party_keys (party, key) VALUES (?, ?)", keys)
     rows = []
     for lp in listing_periods(rb):
