@@ -54,6 +54,7 @@ from kb.inputs.reference import load_reference
 from kb.inputs.report import LoadError, LoadReport
 from kb.publish.metadata import FINDING_DETAILS_SQL, LICENCE_BALANCES_SQL, publish
 from kb.screen.checks import MATERIALISED, install, refresh_inputs, tune_connection
+from kb.screen.history import Windows, window_indexes
 from kb.screen.screener import Finding, Screener
 from kb.store.atomic import build_time, fsync, fsync_dir, remove_abandoned, software_version
 from kb.store.rulebook_rows import load_rulebook
@@ -172,6 +173,7 @@ def _fill(db: Database, rb: dsl.CheckedRulebook, report: BuildReport,
         counts[table] = load.loaded
         counts[f"{table}_rejected"] = load.rejected_rows
     refresh_inputs(db)
+    window_indexes(db.conn, Windows(compiled))
     publish(db, rb, compiled, when, previous)
     db.table("runs").update(run_id, {"inputs": json.dumps(inputs),
                                      "counts": json.dumps(counts, sort_keys=True)})

@@ -26,6 +26,7 @@ findings into the knowledge base in one transaction: all of them, or nothing.
 
 from __future__ import annotations
 
+import datetime as dt
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -34,6 +35,7 @@ from sqlglot import exp
 
 from dsl.compile import CompiledRulebook
 
+EPOCH = dt.date(1970, 1, 1)  # day numbers count from it (`kb.screen.checks.day_number`)
 # the derived relations a window reads, besides the declarations (by declaration id)
 WINDOW_INPUTS = ("declaration_days", "declaration_minerals", "declaration_items")
 
@@ -68,6 +70,21 @@ class Windows:
                       if (r := window_reach(q)) is not None}
         self.inputs = {name: sorted({t.name for t in compiled.windows[name].find_all(exp.Table)}
                                     & set(WINDOW_INPUTS)) for name in self.reach}
+
+
+def window_indexes(conn: sqlite3.Connection, windows: Windows) -> list[str]:
+    """Indexes of a knowledge base's declarations by the facts each window shares and the
+    date, holding the id: a screening against the knowledge base finds the history a window
+    needs from them alone (`History._history_rows`), not by reading every declaration of the
+    window's days. Made by `excon build`; returns their names."""
+    made = []
+    for fields in sorted({reach[1] for reach in windows.reach.values() if reach[1]}):
+        name = "excon_window__" + "__".join(fields)  # schema field names, not the user's
+        columns = ", ".join(f'"{f}"' for f in fields)
+        conn.execute(f"CREATE INDEX IF NOT EXISTS {name} ON declarations "
+                     f"({columns}, declared_on, id)")
+        made.append(name)
+    return made
 
 
 class History:
@@ -169,15 +186,15 @@ class History:
     def _history_rows(self, days: int, fields: tuple[str, ...], by_group: bool) -> int:
         """Temporary tables of the loaded declarations and the history's within `days` up to
         them that share `fields` (and, `by_group`, a group) with one, with their derived rows
-        (made once per reach). The history's are found through its day numbers (by group and
-        day, or by day: both indexed), not by reading every declaration."""
+        (made once per reach). The history's are found by the shared facts and the dates
+        (`window_indexes`), else through its day numbers (by group and day, or by day: both
+        indexed), not by reading every declaration."""
         if (days, fields, by_group) in self.made:
             return self.made[days, fields, by_group]
         k = len(self.made) + 1
         self.made[days, fields, by_group] = k
         first, last = self.conn.execute(
             "SELECT MIN(day), MAX(day) FROM main.declaration_days").fetchone()
-        shared = " AND ".join(f'n."{f}" = h."{f}"' for f in fields)  # schema field names
         if by_group:  # the groups of the loaded declarations, each over the days
             found = """
                 FROM (SELECT DISTINCT rulebook, mineral FROM main.declaration_minerals) AS g
@@ -187,13 +204,33 @@ class History:
         else:
             found = "FROM history.declaration_days AS x WHERE x.day BETWEEN ? AND ?"
         conn = self.conn
-        conn.execute(f"""
-            CREATE TEMP TABLE excon_h{k}_ids AS
-            SELECT DISTINCT h.id AS id FROM (SELECT x.declaration_id {found}) AS c
-            JOIN history.declarations AS h ON h.id = c.declaration_id
-            WHERE h.id NOT IN (SELECT id FROM main.declarations)
-              {f"AND EXISTS (SELECT 1 FROM main.declarations AS n WHERE {shared})"
-               if fields else ""}""", [first - (days - 1), last])
+        if fields:  # by the shared facts and the dates, from `window_indexes` alone (an IN
+            # list: with a join SQLite reads each row of the history it finds)
+            keys = ", ".join(f'"{f}"' for f in fields)
+            groups = ""
+            if by_group:
+                self._loaded_groups()
+                groups = """
+                    AND EXISTS (SELECT 1 FROM history.declaration_minerals AS x
+                                JOIN temp.excon_groups AS g
+                                  ON x.rulebook = g.rulebook AND x.mineral = g.mineral
+                                WHERE x.declaration_id = h.id)"""
+            on = [(EPOCH + dt.timedelta(days=day)).isoformat()
+                  for day in (first - (days - 1), last)]
+            conn.execute(f"""
+                CREATE TEMP TABLE excon_h{k}_ids AS
+                SELECT DISTINCT h.id AS id FROM history.declarations AS h
+                WHERE ({', '.join(f'h."{f}"' for f in fields)})
+                      IN (SELECT {keys} FROM main.declarations)
+                  AND h.declared_on BETWEEN ? AND ?
+                  AND h.id NOT IN (SELECT id FROM main.declarations) {groups}""", on)
+        else:
+            conn.execute(f"""
+                CREATE TEMP TABLE excon_h{k}_ids AS
+                SELECT DISTINCT h.id AS id FROM (SELECT x.declaration_id {found}) AS c
+                JOIN history.declarations AS h ON h.id = c.declaration_id
+                WHERE h.id NOT IN (SELECT id FROM main.declarations)""",
+                         [first - (days - 1), last])
         conn.execute(f"CREATE INDEX temp.excon_h{k}_ids_id ON excon_h{k}_ids (id)")
         columns = self.columns("declarations")
         conn.execute(f"""
@@ -205,6 +242,15 @@ class History:
                      f"ON excon_h{k}_declarations (id)")
         self.temporary += [f"excon_h{k}_ids", f"excon_h{k}_declarations"]
         return k
+
+    def _loaded_groups(self) -> None:
+        """The loaded declarations' groups (rulebook, mineral), keyed, once per screening."""
+        if "excon_groups" not in self.temporary:
+            self.conn.execute("CREATE TEMP TABLE excon_groups (rulebook TEXT, mineral TEXT, "
+                              "PRIMARY KEY (rulebook, mineral)) WITHOUT ROWID")
+            self.conn.execute("INSERT INTO temp.excon_groups SELECT DISTINCT rulebook, mineral "
+                              "FROM main.declaration_minerals WHERE mineral IS NOT NULL")
+            self.temporary.append("excon_groups")
 
     def _history_table(self, k: int, table: str) -> str:
         """A derived relation of the loaded declarations and those of `_history_rows`."""
