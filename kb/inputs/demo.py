@@ -24,8 +24,10 @@ owned by a listed party under the ownership threshold, names that resemble a lis
 
 from __future__ import annotations
 
+import bisect
 import csv
 import datetime as dt
+import itertools
 import random
 from collections import defaultdict
 from collections.abc import Callable, Sequence
@@ -186,6 +188,7 @@ class _Generator:
         self.days = (END - START).days
         self.case = 0
         self.fronts = 0
+        self.surge_distances: list[float] = []  # the near-miss surges still to make
 
     # ---------------------------------------------------------------- companies
     def _exporter(self, i: int) -> Company:
@@ -617,7 +620,7 @@ class _Generator:
         for _ in range(max(1, self.n // 20000)):
             for d in NEAR:
                 self._near_split(d)
-                self._near_surge(d)
+                self.surge_distances.append(d)  # made once ordinary trade is there
                 self._near_new_consignee(d)
                 self._near_new_exporter(d)
                 self._near_unit_value(d)
@@ -668,28 +671,40 @@ class _Generator:
             self._ship_to(row, consignee, consignee)
             self.data.declarations.append(row)
 
-    def _near_surge(self, d: float) -> None:
-        """A route's ordinary demand rising: three consignments in the surge window, d times
-        what the route received of the mineral in the months of its year before them (d = 1:
-        half the year's, the surge share)."""
+    def near_surges(self) -> None:
+        """A route's ordinary demand rising, after ordinary trade: three consignments in the
+        surge window, d times what ordinary trade brought it in its year before (d = 1: half)."""
         rng, p = self.rng, self.thresholds
         window, year = p.get("surge-window"), p.get("surge-baseline-window")
         routes = [(g, hub) for g, hub in ROUTES if g in self.codes]
         if not (window and year and routes):
             return
-        group, hub = rng.choice(routes)
-        first = self._controlled_date(group, dt.date(2024, 1, 1), END - dt.timedelta(days=150))
-        before = sum(float(str(r["quantity_kg"])) for r in self.data.declarations
-                     if r.get("_group") == group and r["destination_country"] == hub
-                     and 0 < (first - dt.date.fromisoformat(str(r["declared_on"]))).days
-                     <= year - window)
-        kg = max(before, self._order(group)) * d
-        consignees = rng.sample(self.consignees[hub], min(3, len(self.consignees[hub])))
-        for j in range(3):
-            row = self._controlled(group, first + dt.timedelta(days=int(window) * j // 6), "JP")
-            self._ship_to(row, consignees[j % len(consignees)], consignees[j % len(consignees)])
-            self._set_kg(row, kg / 3)
-            self.data.declarations.append(row)
+        flows: dict[tuple[str, str], list[tuple[int, float]]] = defaultdict(list)
+        for r in self.data.declarations:
+            if r.get("_group") and not r.get("_truth"):
+                flows[str(r["_group"]), str(r["destination_country"])].append(
+                    (dt.date.fromisoformat(str(r["declared_on"])).toordinal(),
+                     float(str(r["quantity_kg"]))))
+        sums: dict[tuple[str, str], tuple[list[int], list[float]]] = {}
+        for key, rows in flows.items():
+            rows.sort()
+            sums[key] = ([day for day, _ in rows],
+                         list(itertools.accumulate((kg for _, kg in rows), initial=0.0)))
+        for d in self.surge_distances:
+            group, hub = rng.choice(routes)
+            first = self._controlled_date(group, dt.date(2024, 1, 1),
+                                          END - dt.timedelta(days=150))
+            days, totals = sums.get((group, hub), ([], [0.0]))
+            day = first.toordinal()
+            before = (totals[bisect.bisect_left(days, day)]
+                      - totals[bisect.bisect_left(days, day - int(year - window))])
+            kg = max(before, self._order(group)) * d
+            for j, to in enumerate(rng.sample(self.consignees[hub], 3)):  # (3 or more each)
+                row = self._controlled(group, first + dt.timedelta(days=int(window) * j // 6),
+                                       "JP")
+                self._ship_to(row, to, to)
+                self._set_kg(row, kg / 3)
+                self.data.declarations.append(row)
 
     def _near_new_consignee(self, d: float) -> None:
         """A new customer in a third country (a battery plant, a refinery): its second
@@ -824,6 +839,7 @@ class _Generator:
                     self._controlled(rng.choices(groups, weights=weights)[0]))
             else:
                 self.data.declarations.append(self._ordinary())
+        self.near_surges()
         self.plant_surges()
         # the surges came on top: as many rows of ordinary trade go, so that n stays n
         ordinary = range(planted, max(self.n, planted))
