@@ -132,6 +132,8 @@ def condition(c: ast.Condition) -> str:
         text = f"{c.subject.name} related to {other}"
         if c.hops is not None:
             text += f" within {c.hops} hop{'s' if c.hops != 1 else ''}"
+        if c.hops_parameter is not None:
+            text += f" within {c.hops_parameter.name} hops"
         if c.via:
             text += f" via {names(c.via)}"
         if c.ownership is not None:

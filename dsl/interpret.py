@@ -408,7 +408,7 @@ class Interpreter:
     def related(self, c: ast.Related, d: Row, day: str) -> Truth:
         a = self.value(d, c.subject.name)
         links = [v.name for v in c.via]
-        hops = c.hops or 1
+        hops = self.length(c.hops or 1, c.hops_parameter, day)
         when = _day(day)
         threshold: Threshold = OWNERSHIP
         if c.ownership is not None:  # the value in force on the day

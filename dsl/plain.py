@@ -81,7 +81,9 @@ class _Words:
             other = (f"a party listed on {self.titles(c.other.lists)}"
                      if isinstance(c.other, ast.ListedParty) else self.fact(c.other))
             via = f" through {', '.join(v.name for v in c.via)}" if c.via else ""
-            hops = f" within {c.hops} link{'s' if c.hops != 1 else ''}" if c.hops else ""
+            hops = (f" within {c.hops} link{'s' if c.hops != 1 else ''}" if c.hops else
+                    f" within “{self.title(c.hops_parameter)}” links" if c.hops_parameter
+                    else "")
             owned = (f", an owner counting when its share reaches “{self.title(c.ownership)}”"
                      if c.ownership else "")
             return f"{self.fact(c.subject)} is related to {other}{via}{hops}{owned}"

@@ -449,11 +449,11 @@ def parameters_read(c: ast.Condition) -> list[str]:
     stack: list[Any] = [c]
     while stack:
         node = stack.pop(0)
-        ref = (node.parameter if isinstance(node, ast.Reaches | ast.FirstSeen)
-               else node.window.parameter if isinstance(node, ast.CountOf | ast.SumOf)
-               else node.ownership if isinstance(node, ast.Related) else None)
-        if ref is not None and ref.name not in out:
-            out.append(ref.name)
+        refs = ([node.parameter] if isinstance(node, ast.Reaches | ast.FirstSeen)
+                else [node.window.parameter] if isinstance(node, ast.CountOf | ast.SumOf)
+                else [node.ownership, node.hops_parameter] if isinstance(node, ast.Related)
+                else [])
+        out += [r.name for r in refs if r is not None and r.name not in out]
         for name in ("parts", "part", "subject", "of", "left", "right"):
             child = getattr(node, name, None)
             stack.extend(child if isinstance(child, tuple) else

@@ -497,8 +497,8 @@ class AstBuilder(lark.Transformer[Token, Any]):
     def listed_party(self, c: list[Any]) -> ast.ListedParty:
         return ast.ListedParty(c[0], self._span(c))
 
-    def hops(self, c: list[Any]) -> tuple[str, int]:
-        return ("hops", self._int(c[0]))
+    def hops(self, c: list[Any]) -> tuple[str, int | ast.Ref]:
+        return ("hops", self._ref(c[0]) if c[0].type == "NAME" else self._int(c[0]))
 
     def via(self, c: list[Any]) -> tuple[str, tuple[ast.Ref, ...]]:
         return ("via", c[0])
@@ -509,16 +509,20 @@ class AstBuilder(lark.Transformer[Token, Any]):
     def related(self, c: list[Any]) -> ast.Related:
         other = c[1] if isinstance(c[1], ast.ListedParty) else self._ref(c[1])
         hops: int | None = None
+        hops_parameter: ast.Ref | None = None
         via: tuple[ast.Ref, ...] = ()
         ownership: ast.Ref | None = None
         for extra in c[2:]:
-            if extra[0] == "hops":
+            if extra[0] == "hops" and isinstance(extra[1], ast.Ref):
+                hops_parameter = extra[1]
+            elif extra[0] == "hops":
                 hops = extra[1]
             elif extra[0] == "reaching":
                 ownership = extra[1]
             else:
                 via = extra[1]
-        return ast.Related(self._ref(c[0]), other, hops, via, self._span(c), ownership)
+        return ast.Related(self._ref(c[0]), other, hops, via, self._span(c), ownership,
+                           hops_parameter)
 
     def first_seen(self, c: list[Any]) -> ast.FirstSeen:
         days, parameter = self._window_length(c[1])

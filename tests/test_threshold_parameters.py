@@ -295,3 +295,44 @@ def test_the_api_takes_settings_and_refuses_an_unknown_name(folder: Path) -> Non
     assert result.ok and result.rulebook is not None
     with pytest.raises(SettingError, match="no parameter 'totl'; did you mean 'total'"):
         dsl.load([folder], declaration_schema(), parameters={"totl": "100kg"})
+
+
+def test_a_party_search_follows_as_many_links_as_its_parameter_gives(tmp_path: Path) -> None:
+    """`within link-depth hops` (the CN rulebook's exporter-consignee-linked): two subsidiaries
+    of one parent are two links apart, found at the rulebook's 2 and not at 1."""
+    from tests.conftest import RULEBOOKS
+
+    decls = tmp_path / "declarations.csv"
+    decls.write_text(
+        "id,declared_on,exporter,consignee,consignee_country,end_user,end_user_country,"
+        "destination_country,hs_code,description,quantity_kg,value_usd,purity_pct,licence_no\n"
+        "d1,2024-06-01,Ganzhou Rare Metals Co. Ltd.,Summit Global Trading Ltd,HK,,,HK,"
+        "8112929010,gallium,50,20000,,\n", encoding="utf-8")
+    parties = tmp_path / "parties.csv"
+    parties.write_text("name,country,address,phone,parent\n"
+                       "Ganzhou Rare Metals Co. Ltd.,CN,,,Jiangxi Nonferrous Group\n"
+                       "Summit Global Trading Ltd,HK,,,Jiangxi Nonferrous Group\n",
+                       encoding="utf-8")
+
+    def linked(*settings: str) -> list[dict[str, str]]:
+        out = tmp_path / "findings.csv"
+        result = CliRunner().invoke(cli, ["screen", str(decls), "--parties", str(parties),
+                                          "--rulebooks", str(RULEBOOKS), "-o", str(out),
+                                          *settings])
+        assert result.exit_code == 0, result.output
+        return [r for r in csv.DictReader(out.open(encoding="utf-8"))
+                if r["rule"] == "exporter-consignee-linked"]
+
+    [found] = linked()
+    assert "consignee is linked to exporter within 2 hops: " in found["explanation"]
+    assert "parameter link-depth is marked unverified" in found["caveat"]
+    assert linked("--set", "link-depth=1") == []
+    assert len(linked("--set", "link-depth=3")) == 1
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "watch.excon").write_text(RULEBOOK.split("example ")[0].replace(
+        "   and exporter first seen within new-period\n",
+        "   and exporter related to consignee within total hops\n"), encoding="utf-8")
+    assert ("E402", "a number of links followed is a whole number from 1 to 6, without a "
+            "unit; parameter 'total' has at least 400 kg") in {
+        (d.code, d.message) for d in dsl.load([broken], declaration_schema()).errors}

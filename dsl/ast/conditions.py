@@ -152,6 +152,7 @@ class Related:
     via: tuple[Ref, ...] = ()
     span: Span = span_field()
     ownership: Ref | None = None
+    hops_parameter: Ref | None = None  # `within PARAMETER hops`: the number in force
 
 
 @dataclass(frozen=True, slots=True)

@@ -135,6 +135,8 @@ class ConditionChecks(NameResolver):
                 self.resolve(ref, "party list", self.rb.lists)
         if node.hops is not None and not 1 <= node.hops <= 6:
             self.error("E406", f"links are followed 1 to 6 hops, not {node.hops}", node.span)
+        if node.hops_parameter is not None:
+            self.length(node.hops_parameter, None)
         for v in node.via:
             if v.name not in self.schema.party_links:
                 self.error("E404", f"parties are not linked by '{v.name}'", v.span,
@@ -179,25 +181,29 @@ class ConditionChecks(NameResolver):
             self.error("E402", f"{_describe(left)} cannot reach a share of "
                        f"{_describe(whole)}", node.span)
 
-    def length(self, ref: ast.Ref) -> None:
-        """`within P`: P's values are whole numbers of days, plain (no comparator), with one
-        for every day (a window has a length whatever the judged date)."""
+    def length(self, ref: ast.Ref, unit: str | None = "days") -> None:
+        """`within P` (days) or `within P hops` (no unit): P's values are whole numbers, plain
+        (no comparator), with one for every day (a window or a search has a length whatever
+        the judged date)."""
         if not self.resolve(ref, "parameter", self.rb.parameters):
             return
         values = ast.attrs_of(self.rb.parameters[ref.name], ast.ParameterValue)
+        what = ("a window's length is a whole number of days (45 days)" if unit else
+                "a number of links followed is a whole number from 1 to 6, without a unit")
         for v in values:
-            if v.op or v.unit != "days" or v.value != int(v.value) or v.value < 1:
-                self.error("E402", f"a window's length is a whole number of days (45 days); "
-                           f"parameter '{ref.name}' has {COMPARATOR_WORDS.get(v.op, '')}"
-                           f"{' ' if v.op else ''}{format(v.value, 'f')} "
-                           f"{v.unit or '(no unit)'}", ref.span)
+            if v.op or v.unit != unit or v.value != int(v.value) or v.value < 1 or (
+                    unit is None and v.value > 6):
+                self.error("E402", f"{what}; parameter '{ref.name}' has "
+                           f"{COMPARATOR_WORDS.get(v.op, '')}{' ' if v.op else ''}"
+                           f"{format(v.value, 'f')} {v.unit or '(no unit)'}", ref.span)
                 return
         periods = self.rb.parameter_values(ref.name)
         gaps = [b.start for (a, _, _), (b, _, _) in pairwise(periods)
                 if a.end is None or b.start is None or (b.start - a.end).days != 1]
         if periods and (periods[0][0].start is not None or periods[-1][0].end is not None
                         or gaps):
-            self.error("E302", f"a window's length must apply on every day; parameter "
+            self.error("E302", f"{'a window' if unit else 'a search'}'s length must apply on "
+                       f"every day; parameter "
                        f"'{ref.name}' has days without a value", ref.span,
                        "give its first value no start (no `from`, no act in force later) and "
                        "its last no end")

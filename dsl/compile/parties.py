@@ -154,7 +154,7 @@ class PartyCompiler(RelationCompiler):
 
     def related_under(self, c: ast.Related, threshold: Threshold) -> Truth:
         """`related` under one ownership threshold."""
-        hops = c.hops or 1
+        hops, limit, hops_text = self.hops_in_force(c)
         via = via_key((v.name for v in c.via), threshold)
         acol, anull, aname = self.field_sql(c.subject.name)
         need = (via, aname, self.field_sql(c.other.name)[2]
@@ -182,12 +182,12 @@ class PartyCompiler(RelationCompiler):
                         .where(exp.EQ(this=col_("via", "r"), expression=lit(via))))
             alias = self.relation(relation, "links", and_(
                 exp.EQ(this=col_("declaration_id", "{alias}"), expression=col_("id")),
-                exp.LTE(this=col_("hops", "{alias}"), expression=lit(hops))))
+                exp.LTE(this=col_("hops", "{alias}"), expression=limit)))
             self.note_relation(c, self.rule_windows[-1][0], not nullable, hops, COST_PARTIES)
             test: exp.Expression = not_null(col_("declaration_id", alias))
             self.evidence.append(exp.Case().when(test.copy(), exp.Concat(expressions=[
-                lit(f"; {who} is linked to {c.other.name.replace('_', ' ')} within {hops} "
-                     f"hop{'s' if hops > 1 else ''}: "), col_("path", alias)]), copy=False))
+                lit(f"; {who} is linked to {c.other.name.replace('_', ' ')} within "),
+                hops_text, lit(": "), col_("path", alias)]), copy=False))
         else:
             lists = [r.name for r in c.other.lists] or sorted(self.rb.lists)
             relation = (base.select(as_(col_("party", "lk"), "party"),
@@ -207,15 +207,15 @@ class PartyCompiler(RelationCompiler):
                               on=exp.EQ(this=col_("party", "p"), expression=col_("party", "lr")))
                         .where(and_(exp.EQ(this=col_("declaration_id", "lr"),
                                            expression=col_("id")),
-                                    exp.LTE(this=col_("hops", "lr"), expression=lit(hops)),
+                                    exp.LTE(this=col_("hops", "lr"), expression=limit.copy()),
                                     in_(col_("list", "p"), lists),
                                     *self.listed_on_date("p"))))
 
             test = exp.Exists(this=listed(lit(1)))
             note = listed(exp.Concat(expressions=[
                 lit(f"; {who} is linked to a party on "), col_("list", "p"),
-                lit(" (listed by "), col_("instrument_id", "p"),
-                lit(f") within {hops} hop{'s' if hops > 1 else ''}: "), col_("path", "lr")]))
+                lit(" (listed by "), col_("instrument_id", "p"), lit(") within "),
+                hops_text.copy(), lit(": "), col_("path", "lr")]))
             self.evidence.append(exp.Subquery(
                 this=note.order_by(col_("hops", "lr"), col_("path", "lr")).limit(1)))
         if not nullable:
@@ -229,6 +229,24 @@ class PartyCompiler(RelationCompiler):
                 paren(or_(is_null(col_("valid_until", entry)),
                               exp.LTE(this=self.judged_on(),
                                       expression=col_("valid_until", entry))))]
+
+    def hops_in_force(self, c: ast.Related) -> tuple[int, exp.Expression, exp.Expression]:
+        """The most links a search follows (what its relation is made for), the limit on the
+        judged date (`within N hops`, or a parameter's value in force: 0 on a day it has none)
+        and that limit in words ('2 hops')."""
+        if c.hops_parameter is None:
+            hops = c.hops or 1
+            return hops, lit(hops), lit(f"{hops} hop{'s' if hops > 1 else ''}")
+        limit, words = exp.Case(), exp.Case()
+        most = 1
+        for iv, v, _ in parameter_periods(self.rb, c.hops_parameter.name):
+            n = int(v.value)
+            most = max(most, n)
+            limit = limit.when(interval_test(iv, self.judged_on()), lit(n), copy=False)
+            words = words.when(interval_test(iv, self.judged_on()),
+                               lit(f"{n} hop{'s' if n > 1 else ''}"), copy=False)
+        limit.set("default", lit(0))
+        return most, limit, words
 
     def length_in_force(self, c: ast.FirstSeen) -> exp.Expression:
         """N of `within N days`, or the length a parameter gives on the judged date (0 on a day
