@@ -90,8 +90,9 @@ def test_an_indicator_is_explained_with_its_history_and_party_links(tmp_path: Pa
     early = explain(db, "S1").split("split-consignments —")[1].split("\n\n")[0]
     assert "→ false" in early and "result: no finding" in early
     linked = explain(db, "S1").split("exporter-consignee-linked —")[1].split("\n\n")[0]
-    assert "consignee related to exporter within 2 hops via address, phone, parent → true" \
-        in linked
+    assert "consignee related to exporter within link-depth hops via address, phone, parent " \
+        "→ true" in linked
+    assert "link-depth: 2 (in force on 2024-03-01)" in linked
     assert "Apex Materials GmbH —address— Hunan Co." in linked
 
 

@@ -273,7 +273,7 @@ def _conclusion_steps(interpreter: Interpreter, node: Any, d: dict[str, Any], it
     stack = [node]
     while stack:
         c = stack.pop(0)
-        if isinstance(c, ast.Reaches | ast.Comparison):
+        if isinstance(c, ast.Reaches | ast.Comparison | ast.Related | ast.FirstSeen):
             on = dt.date.fromisoformat(judged)
             for name in parameters_read(c):
                 text = next((parameter_text(iv, v, cite) for iv, v, cite in
