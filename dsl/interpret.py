@@ -30,7 +30,7 @@ from dsl.graph import OWNERSHIP, PartyFacts, Threshold
 from dsl.model import law
 from dsl.naive import Act, Calendar, Links, Listing, Names
 from dsl.names import mention_forms, party_key
-from dsl.periods import parameter_periods
+from dsl.periods import parameter_in_force
 from dsl.rulebook import (
     CheckedRulebook,
     Interval,
@@ -208,10 +208,8 @@ class Interpreter:
         (0 on a day it has none)."""
         if parameter is None:
             return days
-        on = _day(day)
-        return next((int(v.value) for iv, v, _ in parameter_periods(self.rb, parameter.name)
-                     if (iv.start is None or iv.start <= on) and (iv.end is None or on <= iv.end)),
-                    0)
+        found = parameter_in_force(self.rb, parameter.name, _day(day))
+        return int(found[1].value) if found else 0
 
     def window(self, e: ast.CountOf | ast.SumOf, d: Row, item: str | None, on: str) -> float:
         """The declarations of the N days ending on d's date that share the `same` facts with
@@ -309,11 +307,8 @@ class Interpreter:
         if isinstance(c, ast.Parenthesised):
             return self.truth(c.part, d, item, day)
         if isinstance(c, ast.Reaches):  # the value in force on the day, by its comparator
-            on = _day(day)
-            for iv, v, _ in parameter_periods(self.rb, c.parameter.name):
-                if (iv.start is None or iv.start <= on) and (iv.end is None or on <= iv.end):
-                    return self.truth(parameter_test(c, v), d, item, day)
-            return False
+            found = parameter_in_force(self.rb, c.parameter.name, _day(day))
+            return self.truth(parameter_test(c, found[1]), d, item, day) if found else False
         if isinstance(c, ast.ConclusionRef):  # as written (explain's steps): its condition
             inner = self.rb.condition_of(self.rb.conclusions[c.name.name])
             return None if inner is None else self.truth(inner, d, item, day)
@@ -412,13 +407,10 @@ class Interpreter:
         when = _day(day)
         threshold: Threshold = OWNERSHIP
         if c.ownership is not None:  # the value in force on the day
-            in_force = next(((v.op, float(v.value))
-                              for iv, v, _ in parameter_periods(self.rb, c.ownership.name)
-                              if (iv.start is None or iv.start <= when)
-                              and (iv.end is None or when <= iv.end)), None)
-            if in_force is None:
+            found = parameter_in_force(self.rb, c.ownership.name, when)
+            if found is None:
                 return False  # as `FACT reaches P` on a day no value applies
-            threshold = in_force
+            threshold = (found[1].op, float(found[1].value))
         if isinstance(c.other, ast.Ref):
             b = self.value(d, c.other.name)
             if a is None or b is None:

@@ -249,6 +249,14 @@ def parameter_periods(rb: CheckedRulebook, name: str
     return cached[name]  # type: ignore[no-any-return]
 
 
+def parameter_in_force(rb: CheckedRulebook, name: str, day: dt.date
+                       ) -> tuple[Interval, ast.ParameterValue, ast.Citation | None] | None:
+    """The value of a parameter that applies on `day`, with its period and act, or None."""
+    return next(((iv, v, cite) for iv, v, cite in parameter_periods(rb, name)
+                 if (iv.start is None or iv.start <= day) and (iv.end is None or day <= iv.end)),
+                None)
+
+
 @dataclass(frozen=True)
 class Control:
     """A stretch of days (both ends inclusive, None open) in which one act controls an item."""

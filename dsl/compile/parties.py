@@ -237,27 +237,28 @@ class PartyCompiler(RelationCompiler):
         if c.hops_parameter is None:
             hops = c.hops or 1
             return hops, lit(hops), lit(f"{hops} hop{'s' if hops > 1 else ''}")
-        limit, words = exp.Case(), exp.Case()
-        most = 1
-        for iv, v, _ in parameter_periods(self.rb, c.hops_parameter.name):
-            n = int(v.value)
-            most = max(most, n)
-            limit = limit.when(interval_test(iv, self.judged_on()), lit(n), copy=False)
-            words = words.when(interval_test(iv, self.judged_on()),
-                               lit(f"{n} hop{'s' if n > 1 else ''}"), copy=False)
-        limit.set("default", lit(0))
-        return most, limit, words
+        name = c.hops_parameter.name
+        most = max((int(v.value) for _, v, _ in parameter_periods(self.rb, name)), default=1)
+        return (most, self.in_force(name, lit, lit(0)),
+                self.in_force(name, lambda n: lit(f"{n} hop{'s' if n > 1 else ''}"), lit("")))
+
+    def in_force(self, name: str, value: Callable[[int], exp.Expression],
+                 default: exp.Expression) -> exp.Expression:
+        """`value` of the whole-number parameter's value in force on the judged date (a CASE
+        over its periods), `default` on a day it has none."""
+        case = exp.Case()
+        for iv, v, _ in parameter_periods(self.rb, name):
+            case = case.when(interval_test(iv, self.judged_on()), value(int(v.value)),
+                             copy=False)
+        case.set("default", default)
+        return case
 
     def length_in_force(self, c: ast.FirstSeen) -> exp.Expression:
         """N of `within N days`, or the length a parameter gives on the judged date (0 on a day
         it gives none: then nothing was first seen within it)."""
         if c.parameter is None:
             return lit(c.days)
-        days = exp.Case()
-        for iv, v, _ in parameter_periods(self.rb, c.parameter.name):
-            days = days.when(interval_test(iv, self.judged_on()), lit(int(v.value)), copy=False)
-        days.set("default", lit(0))
-        return days
+        return self.in_force(c.parameter.name, lit, lit(0))
 
     def first_seen(self, c: ast.FirstSeen) -> Truth:
         """The first declaration naming the party (in any role) is at most N-1 days before

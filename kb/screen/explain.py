@@ -20,7 +20,7 @@ from dsl.format import expression as expression_text
 from dsl.interpret import Interpreter
 from dsl.model import law
 from dsl.names import party_key
-from dsl.periods import parameter_periods, rule_periods
+from dsl.periods import parameter_in_force, rule_periods
 from dsl.rulebook import LICENSABLE, movement_words, parameter_text, parameters_read
 from kb.screen.checks import declaration_findings_query
 from kb.screen.screener import Finding, Screener
@@ -276,10 +276,8 @@ def _conclusion_steps(interpreter: Interpreter, node: Any, d: dict[str, Any], it
         if isinstance(c, ast.Reaches | ast.Comparison | ast.Related | ast.FirstSeen):
             on = dt.date.fromisoformat(judged)
             for name in parameters_read(c):
-                text = next((parameter_text(iv, v, cite) for iv, v, cite in
-                             parameter_periods(rb, name)
-                             if (iv.start is None or iv.start <= on)
-                             and (iv.end is None or on <= iv.end)), None)
+                found = parameter_in_force(rb, name, on)
+                text = parameter_text(*found) if found else None
                 shown = ((c.subject, c.of) if isinstance(c, ast.Reaches)
                          and name == c.parameter.name else ())
                 values = "".join(
