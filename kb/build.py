@@ -56,6 +56,7 @@ from kb.publish.metadata import FINDING_DETAILS_SQL, LICENCE_BALANCES_SQL, publi
 from kb.screen.checks import MATERIALISED, install, refresh_inputs, tune_connection
 from kb.screen.history import Windows, window_indexes
 from kb.screen.screener import Finding, Screener
+from kb.screen.value_ranges import unit_value_indexes
 from kb.store.atomic import build_time, fsync, fsync_dir, remove_abandoned, software_version
 from kb.store.rulebook_rows import load_rulebook
 from kb.store.schema import declaration_schema, hs_subheadings
@@ -174,6 +175,7 @@ def _fill(db: Database, rb: dsl.CheckedRulebook, report: BuildReport,
         counts[f"{table}_rejected"] = load.rejected_rows
     refresh_inputs(db)
     window_indexes(db.conn, Windows(compiled))
+    unit_value_indexes(db.conn)
     publish(db, rb, compiled, when, previous)
     db.table("runs").update(run_id, {"inputs": json.dumps(inputs),
                                      "counts": json.dumps(counts, sort_keys=True)})

@@ -250,3 +250,60 @@ def test_screen_stdin_refuses_options_it_cannot_honour(split_kb: dict[str, Path]
         assert result.exit_code == 2 and "cannot be used with it" in result.output, extra
     result = CliRunner().invoke(cli, ["screen", "--db", str(split_kb["history"])])
     assert result.exit_code == 2 and "--stdin" in result.output
+
+
+def _declarations(path: Path) -> list[dict[str, Any]]:
+    with path.open(encoding="utf-8", newline="") as f:
+        return [{k: v or None for k, v in r.items()} for r in csv.DictReader(f)]
+
+
+def _priced(rows: list[dict[str, Any]], codes: list[str]) -> list[dict[str, Any]]:
+    """The rows under `codes` in turn, at unit values from below their ranges learnt from
+    history to the prices of controlled minerals far above them (relabelled goods)."""
+    prices = itertools.cycle([0.5, 5.0, 12.0, 30.0, 45.0, 60.0, 400.0])
+    return [{**r, "hs_code": code, "value_usd": str(round(float(r["quantity_kg"]) * uv, 2))}
+            for r, code, uv in zip(rows, itertools.cycle(codes), prices, strict=False)]
+
+
+def _learnt(db: Path) -> list[str]:
+    """The codes whose unit-value range the knowledge base learnt from its history."""
+    return [c for (c,) in _rows(db, "SELECT hs_code FROM code_value_ranges "
+                                    "WHERE basis LIKE 'history of %'")]
+
+
+def test_a_knowledge_base_without_the_unit_value_indexes_screens_the_same(
+        split_kb: dict[str, Path], tmp_path: Path) -> None:
+    """A knowledge base built before `excon build` kept the unit-value indexes learns its
+    ranges from its rows instead, with the same findings."""
+    from kb.screen.value_ranges import unit_value_indexes
+
+    db = _copy(split_kb, tmp_path)
+    with sqlite3.connect(db) as conn:
+        for name in unit_value_indexes(conn):
+            conn.execute(f"DROP INDEX {name}")
+    rows = _priced(_declarations(split_kb["new"])[:140], _learnt(db))
+    with_indexes = [f.as_dict() for f in Screener(db=split_kb["history"]).screen(rows)]
+    assert [f.as_dict() for f in Screener(db=db).screen(rows)] == with_indexes
+    assert sum(f["rule"] == "relabelled-unit-value" for f in with_indexes) >= 10
+
+
+def test_declarations_screened_again_with_other_values_replace_their_earlier_selves(
+        split_kb: dict[str, Path], tmp_path: Path) -> None:
+    """Declarations of the history screened again with other codes and values are judged
+    against the history with them in place of their earlier selves: what a screening of
+    that history gives them."""
+    history = _declarations(split_kb["history"].with_name("history.csv"))
+    changed = {r["id"]: r for r in _priced(history[::10], _learnt(split_kb["history"]))}
+    rewritten = tmp_path / "declarations.csv"
+    with rewritten.open("w", encoding="utf-8", newline="") as f:
+        out = csv.DictWriter(f, fieldnames=list(history[0]))
+        out.writeheader()
+        out.writerows({k: v or "" for k, v in changed.get(r["id"], r).items()}
+                      for r in history)
+    demo = split_kb["demo"]
+    whole, _ = Screener([RULEBOOKS]).screen_files(rewritten, demo / "licences.csv",
+                                                  demo / "parties.csv")
+    expected = [f.as_dict() for f in whole if f.declaration_id in changed]
+    assert sum(f["rule"] == "relabelled-unit-value" for f in expected) >= 10
+    assert [f.as_dict() for f in Screener(db=split_kb["history"]).screen(
+        changed.values())] == expected

@@ -34,6 +34,7 @@ from dsl.model import law
 from dsl.names import PartyMatcher, party_key
 from dsl.periods import listing_periods
 from dsl.rulebook import CheckedRulebook
+from kb.screen.value_ranges import CODE_VALUE_RANGES
 from kb.store.schema import declaration_schema
 
 SUPPORT_TABLES = {
@@ -130,74 +131,8 @@ _DRAWN_KG = "(w.before_kg + w.took_kg)"
 _DRAWN_USD = "(w.before_usd + w.took_usd)"
 
 SUPPORT_VIEWS = {
-    # The typical unit value (USD/kg) of each declared customs code, from the first of:
-    # 1. a published unit value (`excon build --unit-values`) for the longest code that is a
-    #    prefix of it;
-    # 2. the rulebook's `value range` for the longest such code;
-    # 3. its history: the 5th to 95th percentile (NTILE(20): top of the first twentieth,
-    #    bottom of the last) of the unit values of every declaration under the longest of its
-    #    10-, 8-, 6- and 4-digit prefixes with at least 30 of them.
-    # Only the populations of the prefixes some code falls back on are ranked.
-    "code_value_ranges": """
-        WITH codes AS (
-          SELECT d.hs_code AS hs_code,
-                 COUNT(CASE WHEN d.quantity_kg > 0 AND d.value_usd IS NOT NULL THEN 1 END)
-                   AS n
-          FROM declarations AS d GROUP BY d.hs_code),
-        ranges AS (
-          SELECT x.hs_code AS hs_code, v.low AS low, v.high AS high, v.basis AS basis,
-                 ROW_NUMBER() OVER (PARTITION BY x.hs_code
-                                    ORDER BY v.rank, LENGTH(v.code) DESC, v.basis) AS position
-          FROM codes AS x
-          JOIN (SELECT u.code AS code, 0 AS rank,
-                       u.low * (CASE WHEN u.unit = 'USD/t' THEN 0.001 ELSE 1 END) AS low,
-                       u.high * (CASE WHEN u.unit = 'USD/t' THEN 0.001 ELSE 1 END) AS high,
-                       'published unit value ' || u.code || ' (' || u.source || ')' AS basis
-                FROM unit_values AS u
-                UNION ALL
-                SELECT r.code AS code, 1 AS rank, r.low AS low, r.high AS high,
-                       'value range ' || r.value_range AS basis
-                FROM value_range_codes AS r) AS v
-            ON v.code = SUBSTRING(x.hs_code, 1, LENGTH(v.code))),
-        prefixes AS (
-          SELECT DISTINCT c.hs_code AS hs_code, SUBSTRING(c.hs_code, 1, l.len) AS prefix
-          FROM codes AS c
-          CROSS JOIN (SELECT 10 AS len UNION ALL SELECT 8 UNION ALL SELECT 6
-                      UNION ALL SELECT 4) AS l),
-        sizes AS (
-          SELECT p.prefix AS prefix, SUM(c.n) AS n
-          FROM prefixes AS p JOIN codes AS c ON c.hs_code = p.hs_code
-          GROUP BY p.prefix),
-        fallback AS (
-          SELECT p.hs_code AS hs_code, p.prefix AS prefix,
-                 ROW_NUMBER() OVER (PARTITION BY p.hs_code
-                                    ORDER BY LENGTH(p.prefix) DESC) AS position
-          FROM prefixes AS p JOIN sizes AS z ON z.prefix = p.prefix
-          WHERE z.n >= 30
-            AND NOT EXISTS (SELECT 1 FROM ranges AS r WHERE r.hs_code = p.hs_code)),
-        tiles AS (
-          SELECT m.prefix AS prefix, d.value_usd / d.quantity_kg AS uv,
-                 NTILE(20) OVER (PARTITION BY m.prefix
-                                 ORDER BY d.value_usd / d.quantity_kg) AS tile
-          FROM (SELECT DISTINCT p.hs_code AS member, p.prefix AS prefix
-                FROM prefixes AS p
-                JOIN (SELECT DISTINCT f.prefix AS prefix FROM fallback AS f
-                      WHERE f.position = 1) AS used ON used.prefix = p.prefix) AS m
-          JOIN declarations AS d ON d.hs_code = m.member
-          WHERE d.quantity_kg > 0 AND d.value_usd IS NOT NULL),
-        history AS (
-          SELECT t.prefix AS prefix, COUNT(*) AS n,
-                 MAX(CASE WHEN t.tile = 1 THEN t.uv END) AS p05,
-                 MIN(CASE WHEN t.tile = 20 THEN t.uv END) AS p95
-          FROM tiles AS t GROUP BY t.prefix)
-        SELECT c.hs_code AS hs_code, COALESCE(r.low, h.p05) AS low,
-               COALESCE(r.high, h.p95) AS high,
-               COALESCE(r.basis, 'history of ' || CAST(h.n AS TEXT) || ' declarations under '
-                                 || f.prefix) AS basis
-        FROM codes AS c
-        LEFT JOIN ranges AS r ON r.hs_code = c.hs_code AND r.position = 1
-        LEFT JOIN fallback AS f ON f.hs_code = c.hs_code AND f.position = 1
-        LEFT JOIN history AS h ON h.prefix = f.prefix""",
+    # The typical unit value (USD/kg) of each declared customs code (kb.screen.value_ranges).
+    "code_value_ranges": CODE_VALUE_RANGES,
     # Each declared name matching a listed party (`listed_names`) with each listing of that
     # party: the list, the listing's period, the note a finding gives, and the matches'
     # order for that note (best score first, then legal name, list, instrument). One probe
@@ -561,9 +496,11 @@ def _sqlite_select(name: str) -> str:
 @cache
 def _sqlite_selects() -> dict[str, str]:
     """The materialised support views' queries, printed for SQLite: once a process, and kept in
-    excon's cache under a digest of this module (which defines them) for the next."""
+    excon's cache under a digest of the modules that define them for the next."""
     names = list(MATERIALISED)
-    module = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()
+    module = hashlib.sha256(b"".join(  # this module and the one the ranges' query is in
+        Path(__file__).with_name(f).read_bytes() for f in ("checks.py", "value_ranges.py"))
+    ).hexdigest()
     return dict(zip(names, cached_json(
         "support selects", module, lambda: [view_select(n).sql(dialect="sqlite") for n in names],
         lambda s: isinstance(s, str), "support"), strict=True))
@@ -589,6 +526,8 @@ def materialise(db: Database, history: Any = None) -> None:
         kind = kinds.get(name)
         if kind == "table":
             db.execute(f"DELETE FROM {name}")
+            if history is not None and history.fill(name):
+                continue
             with history.shadowing(name) if history is not None else nullcontext():
                 db.execute(f"INSERT INTO {name} {select}")
             continue

@@ -9,8 +9,10 @@ declaration alone. Four look at other declarations, and each needs only part of 
   days' declarations when a window names no fact);
 - a licence's draw-down (`licence_walk`): the history's uses of the licences the loaded
   declarations name;
-- unit values learnt from history (`code_value_ranges`): the customs code, quantity and value
-  of every declaration under the 4-digit headings of the loaded codes that fall back on it;
+- unit values learnt from history (`code_value_ranges`): the sizes of the prefixes the loaded
+  codes fall back on and the history's values around the ranks of their percentiles, read
+  from indexes (`kb.screen.value_ranges`; from a knowledge base built without them, every
+  declaration under the loaded codes' headings);
 - first-seen dates (`party_first_seen`): the knowledge base's own, where earlier.
 
 While such a relation is made, temporary tables named as its inputs (`declarations`,
@@ -34,6 +36,7 @@ from contextlib import contextmanager
 from sqlglot import exp
 
 from dsl.compile import CompiledRulebook
+from kb.screen.value_ranges import has_unit_value_indexes, history_value_ranges
 
 EPOCH = dt.date(1970, 1, 1)  # day numbers count from it (`kb.screen.checks.day_number`)
 # the derived relations a window reads, besides the declarations (by declaration id)
@@ -103,6 +106,7 @@ class History:
         self.first: str | None = span[0] if span else None
         self.last: str | None = span[1] if span else None
         self.temporary: list[str] = []
+        self.indexed = has_unit_value_indexes(conn, "history")
 
     def columns(self, table: str) -> str:
         """The screener's columns of `table`, which the knowledge base's must have."""
@@ -113,6 +117,25 @@ class History:
             raise HistoryError(f"the knowledge base's {table} has no {', '.join(missing)}: "
                                "it was built by another version of excon; build it again")
         return ", ".join(f'"{c}"' for c in mine)  # names from the schema, not the user
+
+    def fill(self, name: str) -> bool:
+        """Fill the screener's table `name` itself, where it has a quicker way than the
+        relation's query over the history `shadowing` gives: the unit-value ranges, from a
+        knowledge base with `unit_value_indexes` (one built before them has its ranges made
+        from its rows). False: `shadowing` it is."""
+        if name != "code_value_ranges" or self.first is None or not self.indexed:
+            return False
+        self._code_groups()
+        # the loaded codes, and (`every_code`) the knowledge base's under the headings where
+        # a range learnt from history moves
+        codes = "SELECT hs_code FROM main.declarations WHERE hs_code IS NOT NULL"
+        if self.every_code:
+            codes += """ UNION SELECT c.hs_code FROM history.code_value_ranges AS c
+                          JOIN temp.excon_code_groups AS g
+                            ON c.hs_code >= g.prefix AND c.hs_code < g.prefix || ':'"""
+        self.conn.executemany("INSERT INTO main.code_value_ranges VALUES (?, ?, ?, ?)",
+                              history_value_ranges(self.conn, codes))
+        return True
 
     @contextmanager
     def shadowing(self, name: str) -> Iterator[None]:
