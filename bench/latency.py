@@ -1,8 +1,9 @@
 """Single-declaration latency through the Python API (`kb.screen.screen`), as a tool that
 screens each declaration when it is filed would call it.
 
-Target (issue 4 / issue 8): p50 ≤ 5 ms. The screener is built once (as `kb.screen` caches it);
-each call loads one declaration, adds the history its checks look back on, refreshes the
+Targets (issue 41): p50 ≤ 30 ms and p95 ≤ 60 ms against 1,000,000 declarations of history;
+without history (issue 4 / issue 8) p50 ≤ 5 ms. The screener is built once (as `kb.screen`
+caches it); each call loads one declaration, adds the history its checks look back on, refreshes the
 derived relations, reads `findings` and rolls back. The declarations are demo declarations, so
 some hit rules and most do not. Since session 22 the figure is measured with history (issue
 38: a declaration filed today is judged against the knowledge base's earlier ones); the
@@ -24,7 +25,9 @@ from typing import Any
 from bench.load import demo_folder
 from bench.stats import fmt_range, percentile, spread
 
-TARGET_P50_MS = 5.0
+TARGET_P50_MS = 30.0  # issue 41: with 1,000,000 declarations of history
+TARGET_P95_MS = 60.0
+TARGET_ALONE_P50_MS = 5.0  # issue 8: without history (the figure until session 22)
 TARGET_START_S = 1.0  # issue 41: a screener's start from a cached compile
 
 # a tool's process that opens a screener over a knowledge base and is ready to screen
@@ -55,9 +58,11 @@ def startup(db: Path, repeat: int = 5) -> dict[str, Any]:
 
 
 def _timed(screener: Any, rows: list[dict[str, str]], rounds: int) -> dict[str, Any]:
-    """p50 and p99 of one call per declaration, median over the rounds."""
+    """p50, p95 and p99 of one call per declaration, each the median over the rounds."""
     screener.screen(rows[:10])  # warm: statements prepared, pages cached
-    p50s, p99s, every, flagged = [], [], [], 0
+    marks: dict[str, list[float]] = {"p50": [], "p95": [], "p99": []}
+    every: list[float] = []
+    flagged = 0
     for _ in range(rounds):
         times, flagged = [], 0
         for row in rows:
@@ -65,12 +70,12 @@ def _timed(screener: Any, rows: list[dict[str, str]], rounds: int) -> dict[str, 
             findings = screener.screen([row])
             times.append(time.perf_counter() - t0)
             flagged += bool(findings)
-        p50s.append(percentile(times, 0.50) * 1000)
-        p99s.append(percentile(times, 0.99) * 1000)
+        for mark, runs in marks.items():
+            runs.append(percentile(times, int(mark[1:]) / 100) * 1000)
         every += times
-    return {"flagged": flagged, "p50_ms": statistics.median(p50s), "p50_range": spread(p50s),
-            "p99_ms": statistics.median(p99s), "p99_range": spread(p99s),
-            "max_ms": max(every) * 1000}
+    return {"flagged": flagged, "max_ms": max(every) * 1000,
+            **{f"{mark}_ms": statistics.median(runs) for mark, runs in marks.items()},
+            **{f"{mark}_range": spread(runs) for mark, runs in marks.items()}}
 
 
 def run(calls: int = 1000, rounds: int = 3, cache: Path | None = None,
@@ -103,20 +108,26 @@ def run(calls: int = 1000, rounds: int = 3, cache: Path | None = None,
     alone = _timed(Screener([Path("rulebooks")], licences=folder / "licences.csv",
                             parties=folder / "parties.csv"), rows, rounds)
     return {"calls": len(rows), "rounds": rounds, "history": len(past), **with_history,
-            "without_history": alone, "target_p50_ms": TARGET_P50_MS, "start": started}
+            "without_history": alone, "target_p50_ms": TARGET_P50_MS,
+            "target_p95_ms": TARGET_P95_MS, "start": started}
 
 
 def report(r: dict[str, Any]) -> str:
-    mark = "met" if r["p50_ms"] <= TARGET_P50_MS else "NOT met"
+    def met(value: float, target: float) -> str:
+        return "met" if value <= target else "NOT met"
+
     alone, start = r["without_history"], r["start"]
     return (f"single declaration via Screener(db=…) against {r['history']:,} earlier "
             f"declarations ({r['calls']:,} calls x {r['rounds']} rounds, {r['flagged']} "
-            f"flagged): p50 {r['p50_ms']:.2f} ms ({fmt_range(r['p50_range'])}), p99 "
-            f"{r['p99_ms']:.2f} ms ({fmt_range(r['p99_range'])}), max {r['max_ms']:.1f} ms "
-            f"(median of the rounds; target p50 ≤ {TARGET_P50_MS:g} ms: {mark})\n"
+            f"flagged): p50 {r['p50_ms']:.2f} ms ({fmt_range(r['p50_range'])}), p95 "
+            f"{r['p95_ms']:.2f} ms ({fmt_range(r['p95_range'])}), p99 {r['p99_ms']:.2f} ms, "
+            f"max {r['max_ms']:.1f} ms (medians of the rounds; targets p50 ≤ "
+            f"{TARGET_P50_MS:g} ms: {met(r['p50_ms'], TARGET_P50_MS)}, p95 ≤ "
+            f"{TARGET_P95_MS:g} ms: {met(r['p95_ms'], TARGET_P95_MS)})\n"
             f"  without history (the figure before session 22, now with the same licences and "
-            f"parties): p50 {alone['p50_ms']:.2f} ms ({fmt_range(alone['p50_range'])}), p99 "
-            f"{alone['p99_ms']:.2f} ms, {alone['flagged']} flagged\n"
+            f"parties): p50 {alone['p50_ms']:.2f} ms ({fmt_range(alone['p50_range'])}), p95 "
+            f"{alone['p95_ms']:.2f} ms, {alone['flagged']} flagged (target p50 ≤ "
+            f"{TARGET_ALONE_P50_MS:g} ms: {met(alone['p50_ms'], TARGET_ALONE_P50_MS)})\n"
             f"  start-up, a new process to a screener over that knowledge base: "
             f"{start['warm_s']:.2f} s with excon's cache warm ({fmt_range(start['warm_range'])}),"
             f" {start['off_s']:.2f} s with it off (target ≤ {TARGET_START_S:g} s warm: "

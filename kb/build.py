@@ -54,9 +54,8 @@ from kb.inputs.reference import load_reference
 from kb.inputs.report import LoadError, LoadReport
 from kb.publish.metadata import FINDING_DETAILS_SQL, LICENCE_BALANCES_SQL, publish
 from kb.screen.checks import MATERIALISED, install, refresh_inputs, tune_connection
-from kb.screen.history import Windows, window_indexes
+from kb.screen.history import Windows, history_indexes
 from kb.screen.screener import Finding, Screener
-from kb.screen.value_ranges import unit_value_indexes
 from kb.store.atomic import build_time, fsync, fsync_dir, remove_abandoned, software_version
 from kb.store.rulebook_rows import load_rulebook
 from kb.store.schema import declaration_schema, hs_subheadings
@@ -174,8 +173,7 @@ def _fill(db: Database, rb: dsl.CheckedRulebook, report: BuildReport,
         counts[table] = load.loaded
         counts[f"{table}_rejected"] = load.rejected_rows
     refresh_inputs(db)
-    window_indexes(db.conn, Windows(compiled))
-    unit_value_indexes(db.conn)
+    history_indexes(db.conn, Windows(compiled))
     publish(db, rb, compiled, when, previous)
     db.table("runs").update(run_id, {"inputs": json.dumps(inputs),
                                      "counts": json.dumps(counts, sort_keys=True)})

