@@ -54,7 +54,7 @@ from kb.inputs.reference import load_reference
 from kb.inputs.report import LoadError, LoadReport
 from kb.publish.metadata import FINDING_DETAILS_SQL, LICENCE_BALANCES_SQL, publish
 from kb.screen.checks import MATERIALISED, install, refresh_inputs, tune_connection
-from kb.screen.history import Windows, history_indexes
+from kb.screen.history import Windows, add_group_keys, history_indexes
 from kb.screen.screener import Finding, Screener
 from kb.store.atomic import build_time, fsync, fsync_dir, remove_abandoned, software_version
 from kb.store.rulebook_rows import load_rulebook
@@ -403,6 +403,7 @@ def _fill_added(kb: sqlite3.Connection, findings: Sequence[Finding],
             _copy_rows(kb, table)
     for table in ("party_name_keys", "listed_names", "party_reach"):
         _copy_rows(kb, table, verb="INSERT OR IGNORE")
+    add_group_keys(kb, "screened")  # the windows' keys of the new declarations
     _publish_added(kb, findings, [n for (n,) in kb.execute(
         "SELECT DISTINCT licence_no FROM screened.declarations WHERE licence_no IS NOT NULL")])
     return run_id, int(new[0])

@@ -95,7 +95,10 @@ def test_the_knowledge_base_after_an_add_is_the_one_a_build_of_everything_gives(
     report = add(db, split_kb["new"])
     full = split_kb["full"]
     windows = [n for (n,) in _rows(full, "SELECT name FROM excon_windows")]
-    for table in (*DERIVED, *windows):
+    keys = [n for (n,) in _rows(full, "SELECT name FROM sqlite_master WHERE type = 'table' "
+                                      "AND name LIKE 'excon_group_window_%'")]
+    assert keys  # the windows by group and facts keep their history by key
+    for table in (*DERIVED, *windows, *keys):
         assert _rows(db, f'SELECT * FROM "{table}"') == _rows(full, f'SELECT * FROM "{table}"'), \
             table
     new = sorted(_new_ids(split_kb["new"]))

@@ -31,6 +31,7 @@ from dsl.rulebook import CheckedRulebook
 from kb.inputs.reference import COUNTRIES_SOURCE, HS_SOURCE
 from kb.publish.search import build_search, searched_tables
 from kb.screen.checks import MATERIALISED, SUPPORT_TABLES, SUPPORT_VIEWS, declaration_findings_query
+from kb.screen.history import Windows, group_key_tables
 from kb.store.rulebook_rows import iso_day, timeline
 from kb.store.tables import SPECS
 
@@ -367,7 +368,7 @@ def database_metadata(db: Database, rb: CheckedRulebook, compiled: CompiledRuleb
     for r in compiled.rules:
         tables[r.view] = {"title": f"Check: {r.name}",
                           "description": f"Findings of rule {r.name} (compiled view)"}
-    for name in (*HIDDEN, *compiled.windows):
+    for name in (*HIDDEN, *compiled.windows, *group_key_tables(Windows(compiled))):
         tables.setdefault(name, {})["hidden"] = True
     description = _env.get_template("database.html.j2").render(
         rulebooks=rulebooks, counts=counts, built_at=built_at, version=rb.version,
@@ -484,6 +485,9 @@ def private_names(db: Database) -> list[str]:
         "SELECT name FROM sqlite_master WHERE type = 'view' AND name LIKE 'check\\_%' "
         "ESCAPE '\\'")}
     names |= {r[0] for r in db.execute("SELECT name FROM excon_windows")}
+    names |= {r[0] for r in db.execute(  # kb.screen.history.group_key_tables
+        "SELECT name FROM sqlite_master WHERE type = 'table' "
+        "AND name LIKE 'excon\\_group\\_window\\_\\_%' ESCAPE '\\'")}
     return sorted(names)
 
 

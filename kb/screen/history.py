@@ -79,6 +79,17 @@ class Windows:
                       if (r := window_reach(q)) is not None}
         self.inputs = {name: sorted({t.name for t in compiled.windows[name].find_all(exp.Table)}
                                     & set(WINDOW_INPUTS)) for name in self.reach}
+        self.reads = {name: _declaration_columns(compiled.windows[name]) for name in self.reach}
+
+
+def _declaration_columns(query: exp.Expression) -> frozenset[str] | None:
+    """The columns of `declarations` a window's query reads (None: it cannot tell)."""
+    aliases = {t.alias_or_name for t in query.find_all(exp.Table) if t.name == "declarations"}
+    columns = list(query.find_all(exp.Column))
+    if any(not c.table for c in columns) or any(
+            not isinstance(star.parent, exp.Count) for star in query.find_all(exp.Star)):
+        return None
+    return frozenset(c.name for c in columns if c.table in aliases)
 
 
 def history_indexes(conn: sqlite3.Connection, windows: Windows) -> list[str]:
@@ -91,7 +102,9 @@ def history_indexes(conn: sqlite3.Connection, windows: Windows) -> list[str]:
     - the licences' uses by licence (`excon_licence_uses__licence_no`): a licence's walk
       continues from its earlier uses;
     - the declarations by each prefix length of their code and their unit value
-      (`kb.screen.value_ranges.unit_value_indexes`)."""
+      (`kb.screen.value_ranges.unit_value_indexes`);
+    - for a window by group that shares facts, a table of the declarations by group, facts
+      and day (`group_key_tables`; `excon add` adds to it)."""
     made = []
     for fields in sorted({reach[1] for reach in windows.reach.values() if reach[1]}):
         name = "excon_window__" + "__".join(fields)  # schema field names, not the user's
@@ -101,7 +114,55 @@ def history_indexes(conn: sqlite3.Connection, windows: Windows) -> list[str]:
         made.append(name)
     conn.execute("CREATE INDEX IF NOT EXISTS excon_licence_uses__licence_no "
                  "ON licence_uses (licence_no)")
+    for name, (fields, values) in group_key_tables(windows).items():
+        columns = ", ".join([*(f'"{f}" TEXT NOT NULL' for f in fields),
+                             "day INTEGER NOT NULL", "declaration_id TEXT NOT NULL",
+                             *(f'"{v}"' for v in values)])  # as the declarations hold them
+        keys = ", ".join(f'"{f}"' for f in fields)
+        conn.execute(f"CREATE TABLE IF NOT EXISTS {name} (rulebook TEXT NOT NULL, "
+                     f"mineral TEXT NOT NULL, {columns}, "
+                     f"PRIMARY KEY (rulebook, mineral, {keys}, day, declaration_id)) "
+                     "WITHOUT ROWID")
+        made.append(name)
+    add_group_keys(conn, "main")
     return [*made, "excon_licence_uses__licence_no", *unit_value_indexes(conn)]
+
+
+def group_key_tables(windows: Windows) -> dict[str, tuple[tuple[str, ...], tuple[str, ...]]]:
+    """For each set of facts a window by group shares (`with same group, F`): the table of
+    the knowledge base's declarations by group, those facts and day, with the other columns
+    such windows read (quantity, value), so that their history is read from it alone
+    (`history_indexes`). Neither the facts' index nor the groups' finds such a window's
+    history quickly: a destination's declarations of a year run to tens of thousands, a
+    mineral's to as many; those of one mineral to one destination, to hundreds. Returns each
+    table's name, facts and other columns."""
+    out = {}
+    for fields in sorted({r[1] for r in windows.reach.values() if r[2] and r[1]}):
+        reads = [windows.reads[n] for n, r in windows.reach.items() if r[2] and r[1] == fields]
+        known = [r for r in reads if r is not None]
+        values = set().union(*known) - {"id", *fields} if len(known) == len(reads) else set()
+        out["excon_group_window__" + "__".join(fields)] = (fields, tuple(sorted(values)))
+    return out  # (schema field names, not the user's)
+
+
+def add_group_keys(conn: sqlite3.Connection, source: str) -> None:
+    """Rows of the declarations in schema `source` (the knowledge base's own, or an add's)
+    into the knowledge base's `group_key_tables`, which name their facts before `day` and the
+    other columns after `declaration_id`."""
+    for (name,) in conn.execute("SELECT name FROM main.sqlite_master WHERE type = 'table' "
+                                "AND name LIKE 'excon\\_group\\_window\\_\\_%' ESCAPE '\\'"
+                                ).fetchall():
+        columns = [c[1] for c in conn.execute(f'PRAGMA main.table_info("{name}")')]
+        day, at = columns.index("day"), columns.index("declaration_id")
+        fields, values = columns[2:day], columns[at + 1:]
+        conn.execute(f"""
+            INSERT OR IGNORE INTO main.{name}
+            SELECT x.rulebook, x.mineral, {', '.join(f'd."{f}"' for f in fields)}, x.day,
+                   {', '.join(['x.declaration_id', *(f'd."{v}"' for v in values)])}
+            FROM {source}.declaration_minerals AS x
+            JOIN {source}.declarations AS d ON d.id = x.declaration_id
+            WHERE x.mineral IS NOT NULL
+              AND {' AND '.join(f'd."{f}" IS NOT NULL' for f in fields)}""")
 
 
 class HistoryTables:
@@ -118,6 +179,11 @@ class HistoryTables:
         self.columns = {t: self._columns(t) for t in ("declarations", "licence_uses",
                                                       *WINDOW_INPUTS)}
         self.indexed = has_unit_value_indexes(conn, "history")
+        have = {r[0] for r in conn.execute("SELECT name FROM history.sqlite_master "
+                                           "WHERE type = 'table'")}
+        self.group_keys = {fields: name for name, (fields, _) in
+                           group_key_tables(windows).items()
+                           if name in have}  # (a knowledge base built before them: none)
         self.queries: dict[str, str] = {}
         conn.execute("CREATE TEMP TABLE IF NOT EXISTS excon_code_groups "
                      "(prefix TEXT PRIMARY KEY)")
@@ -126,10 +192,29 @@ class HistoryTables:
         conn.execute("CREATE TEMP TABLE IF NOT EXISTS excon_history_values "
                      "(hs_code TEXT, quantity_kg REAL, value_usd REAL)")
         self._like("excon_history_licence_uses", "licence_uses")
+        # the declarations' columns each reach's windows read, in the table's order (a
+        # year's declarations of a mineral to a destination copied whole took 11 ms)
+        everything = self.columns["declarations"].split(", ")
+        self.reads: dict[int, str] = {}
+        for reach, k in self.keys.items():
+            reads = [windows.reads[n] for n, r in windows.reach.items() if r == reach]
+            wanted = None if None in reads else {"id"}.union(*reads)  # type: ignore[arg-type]
+            self.reads[k] = ", ".join(c for c in everything
+                                      if wanted is None or c.strip('"') in wanted)
+        # the reaches whose declarations are read from their key table alone (it holds every
+        # column their windows read)
+        self.alone: dict[int, str] = {}
+        for (_, fields, by_group), k in self.keys.items():
+            name = self.group_keys.get(fields) if by_group else None
+            if name is not None:
+                held = {"id", *(c[1] for c in conn.execute(
+                    f'PRAGMA history.table_info("{name}")'))}
+                if {c.strip('"') for c in self.reads[k].split(", ")} <= held:
+                    self.alone[k] = name
         for reach, k in self.keys.items():
             conn.execute(f"CREATE TEMP TABLE IF NOT EXISTS excon_h{k}_ids "
                          "(id TEXT PRIMARY KEY) WITHOUT ROWID")
-            self._like(f"excon_h{k}_declarations", "declarations", "id")
+            self._like(f"excon_h{k}_declarations", "declarations", "id", self.reads[k])
             for table in sorted({t for name, r in windows.reach.items() if r == reach
                                  for t in windows.inputs[name]}):
                 self._like(f"excon_h{k}_{table}", table, "declaration_id")
@@ -145,9 +230,10 @@ class HistoryTables:
                                "it was built by another version of excon; build it again")
         return ", ".join(f'"{c}"' for c in mine)  # names from the schema, not the user
 
-    def _like(self, name: str, table: str, key: str | None = None) -> None:
+    def _like(self, name: str, table: str, key: str | None = None,
+              columns: str | None = None) -> None:
         self.conn.execute(f"CREATE TEMP TABLE IF NOT EXISTS {name} AS "  # names are ours
-                          f"SELECT {self.columns[table]} FROM main.{table} LIMIT 0")
+                          f"SELECT {columns or self.columns[table]} FROM main.{table} LIMIT 0")
         if key:
             self.conn.execute(f"CREATE INDEX IF NOT EXISTS temp.{name}_{key} ON {name} ({key})")
 
@@ -302,8 +388,30 @@ class History:
               AND x.day BETWEEN ? AND ?"""
         # a declaration found by its group is looked up then: it costs about two found by
         # the facts (an index entry each)
-        if by_group and (not fields or 2 * self._count(by_groups, days_on)
-                         < self._count(by_fields, dates_on)):
+        if by_group and fields in self.tables.group_keys:  # by group, facts and day
+            found = f"""
+                FROM history.{self.tables.group_keys[fields]} AS t
+                WHERE (t.rulebook, t.mineral, {', '.join(f't."{f}"' for f in fields)}) IN (
+                        SELECT m.rulebook, m.mineral, {', '.join(f'd."{f}"' for f in fields)}
+                        FROM main.declaration_minerals AS m
+                        JOIN main.declarations AS d ON d.id = m.declaration_id
+                        WHERE m.mineral IS NOT NULL)
+                  AND t.day BETWEEN ? AND ?
+                  AND t.declaration_id NOT IN (SELECT id FROM main.declarations)"""
+            conn.execute(f"INSERT OR IGNORE INTO temp.excon_h{k}_ids "
+                         f"SELECT t.declaration_id {found}", days_on)
+            if k in self.tables.alone:  # its declarations too (once each: a declaration
+                columns = self.tables.reads[k]  # may be in several groups)
+                held = ", ".join("t.declaration_id" if c == '"id"' else f"t.{c}"
+                                 for c in columns.split(", "))
+                conn.execute(f"DELETE FROM temp.excon_h{k}_declarations")
+                conn.execute(f"""
+                    INSERT INTO temp.excon_h{k}_declarations
+                    SELECT {columns} FROM main.declarations UNION ALL
+                    SELECT DISTINCT {held} {found}""", days_on)
+                return k
+        elif by_group and (not fields or 2 * self._count(by_groups, days_on)
+                           < self._count(by_fields, dates_on)):
             same = f"AND ({shared}) IN (SELECT {keys} FROM main.declarations)" \
                 if fields else ""
             conn.execute(f"""
@@ -339,7 +447,7 @@ class History:
 
     def _fill_declarations(self, k: int) -> int:
         """The reach's declarations: the loaded ones and the history's it found."""
-        columns = self.tables.columns["declarations"]
+        columns = self.tables.reads[k]
         self.conn.execute(f"DELETE FROM temp.excon_h{k}_declarations")
         self.conn.execute(f"""
             INSERT INTO temp.excon_h{k}_declarations

@@ -210,28 +210,18 @@ class StoredValues:
         self.left_out = f" AND rowid NOT IN ({', '.join('?' * len(replaced))})" \
             if replaced else ""
 
-    def _match(self, prefix_length: int, prefixes: int = 1) -> str:
+    def _match(self, prefix_length: int) -> str:
         """The condition, as the index is defined (SQLite matches the expressions)."""
-        marks = ", ".join("?" * prefixes)
-        return (f"SUBSTR(hs_code, 1, {prefix_length}) IN ({marks}) AND {_VALID}"
-                + self.left_out)
+        return f"SUBSTR(hs_code, 1, {prefix_length}) = ? AND {_VALID}" + self.left_out
 
     def sizes(self, prefixes: Iterable[str]) -> dict[str, int]:
         """How many declarations of the history have a quantity and a value under each prefix
-        (prefixes of a code have 4, 6, 8 or 10 digits: one index each)."""
-        out: dict[str, int] = {}
-        by_length: dict[int, list[str]] = {}
-        for prefix in prefixes:
-            out[prefix] = 0
-            by_length.setdefault(len(prefix), []).append(prefix)
-        for length, group in by_length.items():
-            for start in range(0, len(group), 500):
-                part = group[start:start + 500]
-                out |= dict(self.conn.execute(
-                    f"SELECT SUBSTR(hs_code, 1, {length}), COUNT(*) FROM history.declarations "
-                    f"WHERE {self._match(length, len(part))} GROUP BY 1",
-                    [*part, *self.params]).fetchall())
-        return out
+        (prefixes of a code have 4, 6, 8 or 10 digits: one index each), each counted from its
+        index (one query each: grouped, SQLite sorted the counts in a temporary tree, 4 to 10
+        times slower)."""
+        return {prefix: int(self.conn.execute(
+            f"SELECT COUNT(*) FROM history.declarations WHERE {self._match(len(prefix))}",
+            [prefix, *self.params]).fetchone()[0]) for prefix in prefixes}
 
     def window(self, prefix: str, size: int, first: int, last: int) -> list[float]:
         """The `first`th to `last`th (0-based) smallest unit values of the `size` under
