@@ -177,8 +177,9 @@ class Screener:
         # screening to the next (kb.screen.checks.refresh_inputs)
         self.kept: dict[str, Any] = {"licences": "licences" in self.standing,
                                      "parties": "trade_parties" in self.standing}
-        if self.kept["licences"]:
-            stand_licence_keys(self.db.conn, self.kept)
+        if self.kept["licences"]:  # (a knowledge base's own licences: keyed by its build)
+            stand_licence_keys(self.db.conn, self.kept, "history" if licences is None
+                               and self.history is not None else None)
         self.db.conn.commit()
 
     @staticmethod
