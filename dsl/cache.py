@@ -53,7 +53,7 @@ def parse_cached(data: bytes, name: str, max_errors: int) -> tuple[ast.SourceFil
     folder = root / "parsed" if root is not None else None
     path = None
     if folder is not None:
-        key = hashlib.sha256(_code_digest() + name.encode() + b"\0" + data).hexdigest()
+        key = hashlib.sha256(code_digest() + name.encode() + b"\0" + data).hexdigest()
         path = folder / key[:2] / f"{key}.pickle"
         with contextlib.suppress(Exception):  # missing, unreadable or from another Python
             found = pickle.loads(path.read_bytes())
@@ -61,7 +61,7 @@ def parse_cached(data: bytes, name: str, max_errors: int) -> tuple[ast.SourceFil
                 return found, []
     sf, diags = parse_bytes(data, name, max_errors)
     if path is not None and not diags:
-        _write(path, pickle.dumps(sf, protocol=pickle.HIGHEST_PROTOCOL))
+        write_whole(path, pickle.dumps(sf, protocol=pickle.HIGHEST_PROTOCOL))
     return sf, diags
 
 
@@ -78,18 +78,20 @@ def cached_json(kind: str, version: str, make: Callable[[], list[T]],
     root = cache_root()
     if root is None:
         return make()
-    key = hashlib.sha256(_code_digest() + f"{kind}\0{version}".encode()).hexdigest()
+    key = hashlib.sha256(code_digest() + f"{kind}\0{version}".encode()).hexdigest()
     path = root / folder / f"{key}.json"
     with contextlib.suppress(Exception):
         found = json.loads(path.read_text(encoding="utf-8"))
         if isinstance(found, list) and all(valid(s) for s in found):
             return found
     made = make()
-    _write(path, json.dumps(made).encode("utf-8"))
+    write_whole(path, json.dumps(made).encode("utf-8"))
     return made
 
 
-def _write(path: Path, data: bytes) -> None:
+def write_whole(path: Path, data: bytes) -> None:
+    """`data` written to `path` whole or not at all (a cache that cannot be written is
+    ignored)."""
     with contextlib.suppress(OSError):
         path.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=path.parent, delete=False) as f:
@@ -98,7 +100,7 @@ def _write(path: Path, data: bytes) -> None:
 
 
 @functools.cache
-def _code_digest() -> bytes:
+def code_digest() -> bytes:
     """A digest of excon's version, of its language's code (the grammar, the parser, the
     trees, the checker, the compiler) and of the versions of the libraries they use (Lark
     builds the trees, sqlglot prints the SQL): what makes a syntax tree or a check's SQL."""

@@ -407,7 +407,7 @@ def screen(declarations: str | None, licences: str | None, parties: str | None,
                    "not settled: they rest on a suspension that ended by its own text after the "
                    "sources were checked (lapsed-by-text) or on a fact the rulebook marks "
                    "unverified; their caveat says what to check", err=True)
-    beyond = beyond_sources(screener.rulebook, screener.last_judged_day)
+    beyond = beyond_sources(screener, screener.last_judged_day)
     if beyond:  # once per run, naming each rulebook whose sources stop before
         checked = "; ".join(f"{name} {day}" for name, day in beyond)
         click.echo(f"warning: declarations are judged up to {screener.last_judged_day}, after "

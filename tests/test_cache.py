@@ -95,3 +95,62 @@ def test_check_views_from_the_cache_screen_as_freshly_compiled_ones(
     entry.write_text("{", encoding="utf-8")
     load(folder)
     assert Screener([folder]).screen(rows, [LICENCE]) == fresh
+
+
+def _kb(tmp_path: Path, folder: Path, rows: list[dict[str, Any]]) -> Path:
+    """A knowledge base built from the rulebook folder, with `rows` as its declarations and
+    LICENCE as its licence."""
+    from kb.build import build
+    from kb.inputs.contracts import CONTRACTS
+    from kb.screen.screener import _csv_bytes
+
+    files = {}
+    for name, table in (("declarations", rows), ("licences", [LICENCE])):
+        files[name] = tmp_path / f"{name}.csv"
+        files[name].write_bytes(_csv_bytes(CONTRACTS[name], table))
+    db = tmp_path / "kb.db"
+    build(db, [folder], files["declarations"], files["licences"])
+    return db
+
+
+def test_a_screener_over_a_knowledge_base_starts_from_the_cache(
+        cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The second `Screener(db=…)` over a knowledge base neither parses, checks nor compiles
+    its rulebooks, and judges as the first (the knowledge base's history included: the licence
+    drawn down by its earlier use); the checked rulebook is made when asked for; a changed
+    setting makes an entry of its own, and a broken entry is made again."""
+    folder = rulebook(tmp_path)
+    rules = folder / "rules.excon"
+    rules.write_text(rules.read_text(encoding="utf-8").replace(
+        "  when quantity < 1 kg\n", "  when quantity reaches sample-limit\n") + (
+        '\nparameter sample-limit "Quantity under which a consignment is a sample"\n'
+        '  less than 1 kg\n  source "Test data"\n'), encoding="utf-8")
+    db = _kb(tmp_path, folder, [decl("ok", "2024-03-01", quantity_kg=600, licence_no="L-1")])
+    rows = [decl("exhausted", "2024-03-02", quantity_kg=600, licence_no="L-1"),
+            decl("sample", "2024-03-03", quantity_kg=0.5)]
+    first = Screener(db=db)
+    fresh = first.screen(rows)
+    licence = "widget-licence"
+    assert {f.declaration_id: f.outcome for f in fresh if f.rule == licence} == {
+        "exhausted": "unlicensed"}
+    assert len(list((cache / "screeners").glob("*.pickle"))) == 1
+
+    def no_loading(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("loaded again")
+
+    with monkeypatch.context() as m:
+        m.setattr(dsl, "load", no_loading)
+        m.setattr(sys.modules["kb.screen.checks"], "install", no_loading)
+        again = Screener(db=db)
+        assert again.screen(rows) == fresh and again.version == first.version
+    assert again.rulebook.version == first.version  # made now, from the kept rulebooks
+    assert [r.view for r in again.compiled.rules] == [r.view for r in first.compiled.rules]
+    # the sample limit raised: the sample needs a licence, under an entry of its own
+    raised = Screener(db=db, parameters={"sample-limit": "less than 0.1 kg"})
+    assert {f.declaration_id for f in raised.screen(rows) if f.rule == licence} == {
+        "exhausted", "sample"}
+    assert len(list((cache / "screeners").glob("*.pickle"))) == 2
+    assert Screener(db=db).screen(rows) == fresh
+    for entry in (cache / "screeners").glob("*.pickle"):
+        entry.write_bytes(b"not a pickle")
+    assert Screener(db=db).screen(rows) == fresh

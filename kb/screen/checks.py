@@ -372,12 +372,18 @@ def view_select(name: str, dialect: str | None = None) -> exp.Expression:
 
 
 def support_statements(dialect: str = "sqlite") -> list[str]:
-    """DDL of the support tables and views, printed for one SQL dialect."""
-    out = [sqlglot.transpile(sql, read="sqlite", write=dialect)[0]
-           + (" WITHOUT ROWID" if dialect == "sqlite" and name in CLUSTERED else "")
-           for name, sql in SUPPORT_TABLES.items()]
-    return out + [create_view(name, view_select(name, dialect), dialect)
-                  for name in SUPPORT_VIEWS]
+    """DDL of the support tables and views, printed for one SQL dialect: kept in excon's
+    cache under a digest of the modules that define them (parsing and printing them took a
+    third of a screener's start)."""
+    def make() -> list[str]:
+        out = [sqlglot.transpile(sql, read="sqlite", write=dialect)[0]
+               + (" WITHOUT ROWID" if dialect == "sqlite" and name in CLUSTERED else "")
+               for name, sql in SUPPORT_TABLES.items()]
+        return out + [create_view(name, view_select(name, dialect), dialect)
+                      for name in SUPPORT_VIEWS]
+
+    return cached_json(f"support statements {dialect}", _modules_digest(), make,
+                       lambda s: isinstance(s, str), "support")
 
 
 class Stored(NamedTuple):
@@ -498,12 +504,19 @@ def _sqlite_selects() -> dict[str, str]:
     """The materialised support views' queries, printed for SQLite: once a process, and kept in
     excon's cache under a digest of the modules that define them for the next."""
     names = list(MATERIALISED)
-    module = hashlib.sha256(b"".join(  # this module and the one the ranges' query is in
+    return dict(zip(names, cached_json(
+        "support selects", _modules_digest(),
+        lambda: [view_select(n).sql(dialect="sqlite") for n in names],
+        lambda s: isinstance(s, str), "support"), strict=True))
+
+
+@cache
+def _modules_digest() -> str:
+    """A digest of this module and of the one the ranges' query is in: what the support
+    relations' SQL is made from (with excon's language code, `dsl.cache`)."""
+    return hashlib.sha256(b"".join(
         Path(__file__).with_name(f).read_bytes() for f in ("checks.py", "value_ranges.py"))
     ).hexdigest()
-    return dict(zip(names, cached_json(
-        "support selects", module, lambda: [view_select(n).sql(dialect="sqlite") for n in names],
-        lambda s: isinstance(s, str), "support"), strict=True))
 
 
 def materialise(db: Database, history: Any = None) -> None:

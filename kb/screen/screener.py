@@ -25,7 +25,6 @@ from sqlite_utils import Database
 import dsl
 from dsl.basis import BASES
 from dsl.compile import FINDING_COLUMNS, CompiledRulebook
-from dsl.model import law
 from dsl.overrides import SettingError
 from dsl.rulebook import CheckedRulebook
 from kb.inputs.contracts import Contract, contract_for
@@ -34,6 +33,7 @@ from kb.inputs.fields import with_parameters
 from kb.inputs.load import load_csv
 from kb.inputs.report import LoadReport
 from kb.screen.checks import (
+    compile_checks,
     fill_licence_rows,
     install,
     materialise,
@@ -42,6 +42,7 @@ from kb.screen.checks import (
 )
 from kb.screen.engines import close_engines
 from kb.screen.history import History, HistoryTables, Windows
+from kb.screen.start import read_start, start_key, started, write_start
 from kb.store.rulebook_rows import SOURCES_TABLE, load_rulebook
 from kb.store.schema import declaration_schema
 from kb.store.tables import MIGRATIONS
@@ -108,28 +109,35 @@ class Screener:
         if self.history is not None and not self.history.is_file():
             raise ScreeningError(f"{self.history} does not exist; build it with `excon build`")
         # parameters set to other values for this screener (`dsl.overrides`: NAME → "300 kg")
-        settings = dict(parameters or {})
-        try:
-            if rulebooks is None:
-                result = self._rulebooks_of(self.history, settings)  # type: ignore[arg-type]
-                rulebooks = ()
-            else:
-                result = dsl.load(rulebooks, declaration_schema(), parameters=settings)
-        except SettingError as e:
-            raise ScreeningError(str(e)) from None
-        if not result.ok or result.rulebook is None:
-            first = "\n".join(dsl.render(d, result.sources) for d in result.errors[:5])
-            raise ScreeningError(f"the rulebooks have {len(result.errors)} error(s):\n{first}")
-        self.rulebook = result.rulebook
-        # a screening runs about 150 distinct statements: with the default cache of 128 each
-        # was evicted before its next use and prepared again at every call (the findings
-        # query, over every check, 60 ms of a declaration screened alone)
-        self.db = Database(sqlite3.connect(":memory:", cached_statements=STATEMENTS_KEPT))
-        MIGRATIONS.apply(self.db)
-        load_rulebook(self.db, self.rulebook, frozenset(), rulebooks)
-        self.compiled: CompiledRulebook
-        self.compiled, _ = install(self.db, self.rulebook, result.compiled)
-        self.windows = Windows(self.compiled)  # what a screening with history reads
+        self._settings = dict(parameters or {})
+        self._paths = rulebooks
+        self._rulebook: CheckedRulebook | None = None
+        self._compiled: CompiledRulebook | None = None
+        # over a knowledge base's own rulebooks, the start kept in excon's cache when one was
+        # made before from the same rulebooks, settings and excon (`kb.screen.start`)
+        key = start_key(kept_rulebooks(self.history), self._settings) \
+            if rulebooks is None and self.history is not None else None
+        start = read_start(key)
+        if start is not None:
+            self.db = Database(started(start, STATEMENTS_KEPT))
+            self.windows = start.windows
+            self._version = start.version
+        else:
+            self._load_rulebooks()
+            # a screening runs about 150 distinct statements: with the default cache of 128
+            # each was evicted before its next use and prepared again at every call (the
+            # findings query, over every check, 60 ms of a declaration screened alone)
+            self.db = Database(sqlite3.connect(":memory:", cached_statements=STATEMENTS_KEPT))
+            MIGRATIONS.apply(self.db)
+            load_rulebook(self.db, self.rulebook, frozenset(), rulebooks or ())
+            self._compiled, _ = install(self.db, self.rulebook, self._compiled)
+            self.windows = Windows(self.compiled)  # what a screening with history reads
+            self._version = self.rulebook.version
+            # turn the input-derived views into (empty) tables now, so that each screening
+            # refills them without DDL and the compiled statements stay prepared
+            materialise(self.db)
+            self.db.conn.commit()
+            write_start(key, self.db.conn, self.windows, self._version)
         self.engines: dict[str, Any] = {}  # other engines' copies of the rulebook tables
         # the latest day a declaration of the last `screen_files(…, last=True)` was judged on
         # (not looked up for the screenings before it: one declaration at a time stays fast)
@@ -138,9 +146,6 @@ class Screener:
         # the standing licences' items and agents' keys are in their tables (see `loaded`)
         self.licence_rows_ready = False
         weakref.finalize(self, close_engines, self.engines)
-        # turn the input-derived views into (empty) tables now, so that each screening
-        # refills them without DDL and the compiled statements stay prepared
-        materialise(self.db)
         if self.history is not None:  # read-only, for as long as the screener lives
             self.db.conn.execute("ATTACH DATABASE ? AS history",
                                  [f"file:{self.history.resolve()}?mode=ro"])
@@ -181,6 +186,38 @@ class Screener:
             stand_licence_keys(self.db.conn, self.kept, "history" if licences is None
                                and self.history is not None else None)
         self.db.conn.commit()
+
+    def _load_rulebooks(self) -> None:
+        """Parse, check and compile the rulebooks (from excon's cache where it can)."""
+        try:
+            if self._paths is None:
+                assert self.history is not None
+                result = self._rulebooks_of(self.history, self._settings)
+            else:
+                result = dsl.load(self._paths, declaration_schema(), parameters=self._settings)
+        except SettingError as e:
+            raise ScreeningError(str(e)) from None
+        if not result.ok or result.rulebook is None:
+            first = "\n".join(dsl.render(d, result.sources) for d in result.errors[:5])
+            raise ScreeningError(f"the rulebooks have {len(result.errors)} error(s):\n{first}")
+        self._rulebook, self._compiled = result.rulebook, result.compiled
+
+    @property
+    def rulebook(self) -> CheckedRulebook:
+        """The checked rulebook (made now, when this screener started from excon's cache)."""
+        if self._rulebook is None:
+            self._load_rulebooks()
+        assert self._rulebook is not None
+        return self._rulebook
+
+    @property
+    def compiled(self) -> CompiledRulebook:
+        """The compiled checks (made now, when this screener started from excon's cache)."""
+        if self._compiled is None:
+            self._load_rulebooks()
+            if self._compiled is None:  # (dsl.load compiles them; kept for other callers)
+                self._compiled, _ = compile_checks(self.rulebook)
+        return self._compiled
 
     @staticmethod
     def _rulebooks_of(db: Path, settings: Mapping[str, str]) -> dsl.LoadResult:
@@ -248,7 +285,7 @@ class Screener:
 
     @property
     def version(self) -> str:
-        return self.rulebook.version
+        return self._version
 
     @contextmanager
     def loaded(self, declarations: str | Path | IO[bytes] | None,
@@ -440,12 +477,14 @@ class Screener:
         return findings
 
 
-def beyond_sources(rulebook: CheckedRulebook, day: str | None) -> list[tuple[str, str]]:
+def beyond_sources(screener: Screener, day: str | None) -> list[tuple[str, str]]:
     """The rulebooks whose sources were checked through a day before `day` (a declaration
     judged on it may meet a decision they do not know): (rulebook, the day), by name."""
-    model = law(rulebook)
-    return sorted((name, r.sources_checked) for name, r in model.rulebooks.items()
-                  if day and r.sources_checked and r.sources_checked < day)
+    if not day:
+        return []
+    return [(name, checked) for name, checked in screener.db.conn.execute(
+        "SELECT name, sources_checked FROM rulebooks WHERE sources_checked < ? ORDER BY name",
+        [day])]
 
 
 def basis_counts(findings: Iterable[Finding]) -> dict[str, int]:
