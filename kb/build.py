@@ -317,6 +317,13 @@ def _write_into(db_path: Path, screened: sqlite3.Connection, findings: Sequence[
                 reports: Sequence[LoadReport], version: str,
                 groups: list[tuple[str]]) -> tuple[int, int]:
     kb = sqlite3.connect(db_path, timeout=60, isolation_level=None)
+    # the new declarations go into every index of the knowledge base's declarations, most of
+    # them keyed by party, code or unit value: 20,000 of them dirty about 470 MB of pages at
+    # 1,000,000 declarations. With SQLite's default page cache (2 MB) those pages were spilt to
+    # the file and read again during the transaction (the copy 9.6 s, 4.6 s with this); they
+    # now stay in memory, up to 1 GiB, until the commit writes them
+    kb.execute("PRAGMA cache_size = -1048576")
+    kb.execute("PRAGMA mmap_size = 4294967296")
     try:
         kb.execute("ATTACH DATABASE ':memory:' AS screened")
         kb.deserialize(screened.serialize(), name="screened")
