@@ -659,23 +659,16 @@ def refresh_inputs(db: Database, derive: bool = True, declarations: Any = None,
         materialise(db, history)
 
 
-def stand_licence_keys(conn: sqlite3.Connection, kept: dict[str, Any],
-                       known: str | None = None) -> None:
+def stand_licence_keys(conn: sqlite3.Connection, kept: dict[str, Any]) -> None:
     """For a screener's standing licences: the keys of the names they give (holders, end
     users) put in `party_name_keys` once, to stay there while each screening adds and removes
     its declared names' (`refresh_inputs`; the keys of 20,000 names made again at each call
-    took 35 ms of a declaration screened alone). `known`: the schema of a knowledge base
-    whose `party_name_keys` has them already (its build keyed the same licences' names; made
-    again, 5,551 names took 0.37 s of a screener's start, Chinese names' tables loaded)."""
+    took 35 ms of a declaration screened alone)."""
     holders = sorted({n for row in conn.execute("SELECT holder, end_user FROM licences")
                       for n in row if n})
-    have: dict[str, str] = {}
-    if known is not None:  # (our schema name)
-        have = dict(conn.execute(f"SELECT name, key FROM {known}.party_name_keys WHERE name IN "
-                                 "(SELECT value FROM json_each(?))", [json.dumps(holders)]))
     conn.execute("DELETE FROM party_name_keys")
     conn.executemany("INSERT INTO party_name_keys (name, key) VALUES (?, ?)",
-                     ((n, have[n] if n in have else party_key(n)) for n in holders))
+                     ((n, party_key(n)) for n in holders))
     kept |= {"licence_names": frozenset(holders), "licence_keys": True, "declared_names": []}
 
 

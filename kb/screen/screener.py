@@ -158,6 +158,10 @@ class Screener:
             if self.history is not None else None
         # licences and parties that stay for every screening
         self.standing: set[str] = set()
+        # over a knowledge base, its own licences: a screening copies those its declarations
+        # name (`_copy_named_licences`; all 157,708 of them and their 1.9M items copied at the
+        # start took 1.6 s of a screener's start at 1,000,000 declarations)
+        self.licences_of_history = licences is None and self.history is not None
         for table, source in (("licences", licences), ("trade_parties", parties)):
             if source is not None:
                 report = load_csv(self.db, table, source)
@@ -167,13 +171,10 @@ class Screener:
                                          f"expected {p.expected}")
                 self.standing.add(table)
             elif self.history is not None:
-                self._copy_from_history(table)
+                if table != "licences":
+                    self._copy_from_history(table)
                 self.standing.add(table)
-        if licences is None and self.history is not None:
-            # the knowledge base's licences, split as its build split them (158,845 licences'
-            # items and agents split again took 2 s of each `excon add`)
-            for table in ("licence_items", "licence_agent_keys"):
-                self._copy_from_history(table)
+        if self.licences_of_history:  # (split by the build: copied with them)
             self.licence_rows_ready = True
         elif "licences" in self.standing:  # split once, kept for every screening
             fill_licence_rows(self.db.conn)
@@ -182,9 +183,8 @@ class Screener:
         # screening to the next (kb.screen.checks.refresh_inputs)
         self.kept: dict[str, Any] = {"licences": "licences" in self.standing,
                                      "parties": "trade_parties" in self.standing}
-        if self.kept["licences"]:  # (a knowledge base's own licences: keyed by its build)
-            stand_licence_keys(self.db.conn, self.kept, "history" if licences is None
-                               and self.history is not None else None)
+        if self.kept["licences"] and not self.licences_of_history:
+            stand_licence_keys(self.db.conn, self.kept)
         self.db.conn.commit()
 
     def _load_rulebooks(self) -> None:
@@ -249,14 +249,25 @@ class Screener:
             write_kept_rulebooks(db, Path(tmp))
             return dsl.load([Path(tmp)], declaration_schema(), parameters=settings)
 
-    def _copy_from_history(self, table: str) -> None:
+    def _copy_from_history(self, table: str, where: str = "") -> None:
         conn = self.db.conn
         # the columns both have (a declared fact of one set of rulebooks only stays empty)
         have = {c[1] for c in conn.execute(f'PRAGMA history.table_info("{table}")')}
         columns = ", ".join(f'"{c[1]}"' for c in
                             conn.execute(f'PRAGMA main.table_info("{table}")') if c[1] in have)
         conn.execute(f'INSERT INTO main."{table}" ({columns}) '  # names are ours
-                     f'SELECT {columns} FROM history."{table}"')
+                     f'SELECT {columns} FROM history."{table}" {where}')
+
+    def _copy_named_licences(self) -> frozenset[str]:
+        """The knowledge base's licences that the loaded declarations name, with their items
+        and agents' keys as its build split them, copied for this screening (which removes
+        them with its other rows); the names they give (holders, end users)."""
+        named = ("WHERE licence_no IN (SELECT licence_no FROM main.declarations "
+                 "WHERE licence_no IS NOT NULL)")
+        for table in ("licences", "licence_items", "licence_agent_keys"):
+            self._copy_from_history(table, named)
+        return frozenset(n for row in self.db.conn.execute(
+            "SELECT holder, end_user FROM main.licences") for n in row if n)
 
     def _copy_inputs(self, other: Screener) -> None:
         """The validated input rows another screener holds, copied into this one (each table
@@ -327,6 +338,8 @@ class Screener:
                         reports.append(self._load(table, readable, name, reject_future,
                                                   to_duckdb if table in DUCKDB_INPUTS
                                                   else None))
+            if self.licences_of_history:
+                self.kept["licence_names"] = self._copy_named_licences()
             # the history each relation that looks at other declarations needs
             history = History(self.history_tables, self.every_range) \
                 if self.history_tables is not None else None
@@ -348,7 +361,10 @@ class Screener:
                       "party_reach", "unit_values")
             for table in () if last else inputs:
                 if table in ("licence_items", "licence_agent_keys") and \
-                        self.licence_rows_ready:
+                        self.licence_rows_ready and not self.licences_of_history:
+                    continue
+                if table == "licences" and self.licences_of_history:
+                    conn.execute("DELETE FROM licences")
                     continue
                 if table == "party_name_keys" and self.kept.get("licence_keys"):
                     continue  # the licences' names stand; the declared ones were rolled back
