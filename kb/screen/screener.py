@@ -33,7 +33,6 @@ from kb.inputs.fields import with_parameters
 from kb.inputs.load import load_csv
 from kb.inputs.report import LoadReport
 from kb.screen.checks import (
-    compile_checks,
     fill_licence_rows,
     install,
     materialise,
@@ -214,9 +213,8 @@ class Screener:
     def compiled(self) -> CompiledRulebook:
         """The compiled checks (made now, when this screener started from excon's cache)."""
         if self._compiled is None:
-            self._load_rulebooks()
-            if self._compiled is None:  # (dsl.load compiles them; kept for other callers)
-                self._compiled, _ = compile_checks(self.rulebook)
+            self._load_rulebooks()  # (`dsl.load` compiles them, or raises)
+        assert self._compiled is not None
         return self._compiled
 
     @staticmethod
