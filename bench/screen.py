@@ -89,7 +89,8 @@ _LOADED = """
 import json, resource, sys, time
 from pathlib import Path
 from kb.screen import engines
-from kb.screen.checks import check_statements, derive_statements, materialise, refresh_inputs
+from kb.screen.checks import materialise, refresh_inputs
+from kb.screen.statements import check_statements, derive_statements
 from kb.screen import Screener
 engine, folder, dsn = sys.argv[1], Path(sys.argv[2]), sys.argv[3]
 screener = Screener([Path("rulebooks")])

@@ -23,7 +23,6 @@ from typing import Any, TypeVar
 
 from dsl import ast
 from dsl.diagnostics import Diagnostic
-from dsl.parse import parse_bytes
 
 T = TypeVar("T")
 
@@ -59,6 +58,8 @@ def parse_cached(data: bytes, name: str, max_errors: int) -> tuple[ast.SourceFil
             found = pickle.loads(path.read_bytes())
             if isinstance(found, ast.SourceFile) and found.path == name:
                 return found, []
+    from dsl.parse import parse_bytes  # (Lark: not for a program that parses nothing)
+
     sf, diags = parse_bytes(data, name, max_errors)
     if path is not None and not diags:
         write_whole(path, pickle.dumps(sf, protocol=pickle.HIGHEST_PROTOCOL))

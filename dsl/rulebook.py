@@ -24,6 +24,10 @@ LICENSABLE = frozenset({"licence required", "presumption of denial", "case-by-ca
 # The outcomes of findings, the most serious first.
 FINDING_OUTCOMES = ("prohibited", "presumption-of-denial", "unlicensed", "case-by-case", "risk",
                     "undetermined")
+# the columns of a finding, in every engine's `findings` and every export
+FINDING_COLUMNS = ("declaration_id", "rule", "outcome", "severity", "instrument", "provision",
+                   "explanation", "rulebook_version", "basis", "caveat", "rulebook",
+                   "jurisdiction")
 
 
 @dataclass(frozen=True, slots=True)

@@ -53,9 +53,11 @@ from kb.inputs.load import load_csv
 from kb.inputs.reference import load_reference
 from kb.inputs.report import LoadError, LoadReport
 from kb.publish.metadata import FINDING_DETAILS_SQL, LICENCE_BALANCES_SQL, publish
-from kb.screen.checks import MATERIALISED, install, refresh_inputs, tune_connection
+from kb.screen.checks import refresh_inputs, tune_connection
 from kb.screen.history import Windows, add_group_keys, history_indexes
 from kb.screen.screener import Finding, Screener
+from kb.screen.statements import install
+from kb.screen.support import MATERIALISED
 from kb.store.atomic import build_time, fsync, fsync_dir, remove_abandoned, software_version
 from kb.store.rulebook_rows import load_rulebook
 from kb.store.schema import declaration_schema, hs_subheadings

@@ -70,6 +70,7 @@ def test_front_end_load_matching_latency_and_diff_write_figures(tmp_path: Path) 
     # a new process's screener over the knowledge base, with the cache warm and off
     start = results["latency"]["start"]
     assert start["warm_s"] > 0 and start["off_s"] > 0 and start["warm_range"]["runs"] == 3
+    assert start["first_s"] > 0 and start["first_range"]["runs"] == 3
     mt = results["matching"]
     assert mt["pairs"] >= 200 and mt["precision"] > 0.9 and mt["recall"] > 0.9
     assert [r["list_size"] for r in mt["runs"]] == [1_000, 2_000]

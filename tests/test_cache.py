@@ -3,7 +3,10 @@ worked out once, never read stale, and a broken or missing cache changes nothing
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -45,7 +48,7 @@ def test_a_file_parsed_once_is_read_from_the_cache_until_it_changes(
     def no_parsing(*args: Any) -> Any:
         raise AssertionError("parsed again")
 
-    monkeypatch.setattr(sys.modules["dsl.cache"], "parse_bytes", no_parsing)
+    monkeypatch.setattr(sys.modules["dsl.parse"], "parse_bytes", no_parsing)
     again = load(folder)
     assert again.rulebook is not None and first.rulebook is not None
     assert again.rulebook.version == first.rulebook.version
@@ -140,7 +143,7 @@ def test_a_screener_over_a_knowledge_base_starts_from_the_cache(
 
     with monkeypatch.context() as m:
         m.setattr(dsl, "load", no_loading)
-        m.setattr(sys.modules["kb.screen.checks"], "install", no_loading)
+        m.setattr(sys.modules["kb.screen.statements"], "install", no_loading)
         again = Screener(db=db)
         assert again.screen(rows) == fresh and again.version == first.version
     assert again.rulebook.version == first.version  # made now, from the kept rulebooks
@@ -154,3 +157,38 @@ def test_a_screener_over_a_knowledge_base_starts_from_the_cache(
     for entry in (cache / "screeners").glob("*.pickle"):
         entry.write_bytes(b"not a pickle")
     assert Screener(db=db).screen(rows) == fresh
+
+
+# the modules a screener started from the cache has no use for: the rules language's parser
+# (Lark), the rules compiler and sqlglot (a third of a start's time)
+_NOT_STARTED = ("import json, sys; from pathlib import Path; from kb.screen import Screener; "
+                "found = Screener(db=Path(sys.argv[1])).screen(json.loads(sys.argv[2])); "
+                "print(json.dumps([[f.as_dict() for f in found], sorted(m for m in sys.modules "
+                "if m.split('.')[0] in ('lark', 'sqlglot') or m.startswith(('dsl.compile', "
+                "'dsl.parse')))]))")
+
+
+def test_a_screener_started_from_the_cache_imports_no_parser_and_no_compiler(
+        cache: Path, tmp_path: Path) -> None:
+    """A new process's screener over a knowledge base that excon's cache has a start for
+    screens against the knowledge base's history (its statements over the history kept in the
+    cache too) without importing Lark, the compiler or sqlglot, and judges as a screener made
+    from the rulebooks."""
+    folder = rulebook(tmp_path)
+    db = _kb(tmp_path, folder, [decl("ok", "2024-03-01", quantity_kg=600, licence_no="L-1")])
+    rows = [decl("exhausted", "2024-03-02", quantity_kg=600, licence_no="L-1")]
+    fresh = [f.as_dict() for f in Screener([folder]).screen(
+        [decl("ok", "2024-03-01", quantity_kg=600, licence_no="L-1"), *rows], [LICENCE])
+        if f.declaration_id == "exhausted"]
+    assert "unlicensed" in [f["outcome"] for f in fresh]  # (the licence drawn down)
+
+    def run() -> tuple[list[dict[str, Any]], list[str]]:
+        out = subprocess.run([sys.executable, "-c", _NOT_STARTED, str(db), json.dumps(rows)],
+                             check=True, capture_output=True, text=True,
+                             env={**os.environ, "EXCON_CACHE_DIR": str(cache)}).stdout
+        found, imported = json.loads(out)
+        return found, imported
+
+    compiled = run()  # the first process compiles, and fills the cache
+    assert compiled[0] == fresh and "sqlglot" in compiled[1]
+    assert run() == (fresh, [])

@@ -10,7 +10,7 @@ import sqlglot
 
 from dsl.compile import FINDING_COLUMNS
 from kb.screen import Finding, Screener
-from kb.screen.checks import support_statements
+from kb.screen.statements import support_statements
 from tests.conftest import DATA, RULEBOOKS
 
 ENGINES = ["sqlite", "duckdb", "postgres"]

@@ -34,7 +34,6 @@ from dsl.compile.rules import (
 )
 from dsl.compile.sql import (
     DIALECTS,
-    FINDING_COLUMNS,
     OUTCOME_OF,
     OUTCOME_RANK,
     ROW_KEY,
@@ -42,7 +41,13 @@ from dsl.compile.sql import (
     in_force,
     union_all,
 )
-from dsl.rulebook import FINDING_OUTCOMES, LICENSABLE, listing_nodes, required_items
+from dsl.rulebook import (
+    FINDING_COLUMNS,
+    FINDING_OUTCOMES,
+    LICENSABLE,
+    listing_nodes,
+    required_items,
+)
 
 __all__ = ["DIALECTS", "FINDING_COLUMNS", "FINDING_OUTCOMES", "LICENSABLE", "OUTCOME_OF",
            "OUTCOME_RANK", "ROW_KEY",

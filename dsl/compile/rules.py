@@ -18,7 +18,6 @@ from dsl.compile.explanation import STANDARD_DECLARATION, STANDARD_ITEMS, explan
 from dsl.compile.sql import (
     COST_RELATION,
     FALSE,
-    FINDING_COLUMNS,
     OUTCOME_OF,
     TRUE,
     Candidates,
@@ -44,7 +43,7 @@ from dsl.compile.sql import (
 from dsl.diagnostics import Diagnostic
 from dsl.model import law
 from dsl.periods import Periods
-from dsl.rulebook import LICENSABLE, CheckedRulebook, listing_nodes, required_items
+from dsl.rulebook import FINDING_COLUMNS, LICENSABLE, CheckedRulebook, listing_nodes, required_items
 from dsl.schema import Schema
 
 

@@ -14,9 +14,6 @@ from sqlglot import exp
 from dsl.periods import Periods
 from dsl.rulebook import FINDING_OUTCOMES, Interval
 
-FINDING_COLUMNS = ("declaration_id", "rule", "outcome", "severity", "instrument", "provision",
-                   "explanation", "rulebook_version", "basis", "caveat", "rulebook",
-                   "jurisdiction")
 # A rule's outcome -> its findings' outcome (see `dsl.rulebook.LICENSABLE` for the three that
 # a licence covers).
 OUTCOME_OF = {"prohibited": "prohibited", "licence required": "unlicensed",

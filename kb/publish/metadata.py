@@ -30,8 +30,9 @@ from dsl.periods import timeline as law_timeline
 from dsl.rulebook import CheckedRulebook
 from kb.inputs.reference import COUNTRIES_SOURCE, HS_SOURCE
 from kb.publish.search import build_search, searched_tables
-from kb.screen.checks import MATERIALISED, SUPPORT_TABLES, SUPPORT_VIEWS, declaration_findings_query
 from kb.screen.history import Windows, group_key_tables
+from kb.screen.statements import declaration_findings_query
+from kb.screen.support import MATERIALISED, SUPPORT_TABLES, SUPPORT_VIEWS
 from kb.store.rulebook_rows import iso_day, timeline
 from kb.store.tables import SPECS
 

@@ -36,7 +36,6 @@ import sqlglot
 from sqlglot import exp
 
 from dsl.compile import CompiledRulebook, create_view
-from kb.screen.checks import check_statements, derive_statements
 from kb.screen.engines import (
     CHECK_TABLES,
     INPUT_TABLES,
@@ -46,6 +45,7 @@ from kb.screen.engines import (
     primary_key,
     secondary_indexes,
 )
+from kb.screen.statements import check_statements, derive_statements
 
 RULEBOOK_TABLES = tuple(t for t in CHECK_TABLES if t not in INPUT_TABLES)
 # The bundle's own record of what its inputs/ were prepared with (no check reads it: the

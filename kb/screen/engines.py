@@ -5,8 +5,8 @@ screening, with the relations only Python computes (party keys, fuzzy matches, l
 tables the checks read are then copied to the engine — to DuckDB as Arrow batches (DuckDB's
 SQLite scanner is an extension downloaded at run time, which fails offline), to PostgreSQL
 with COPY — and the engine derives every support relation and window itself, as tables
-(`kb.screen.checks.derive_statements`), before the checks run, all printed in its dialect from the
-same sqlglot trees.
+(`kb.screen.statements.derive_statements`), before the checks run, all printed in its dialect
+from the same sqlglot trees.
 """
 
 from __future__ import annotations
@@ -22,14 +22,9 @@ import weakref
 from typing import Any
 
 from dsl.compile import CompiledRulebook
-from kb.screen.checks import (
-    DUCKDB_LICENCE_ITEMS,
-    JUDGED_VIEWS,
-    check_statements,
-    derive_statements,
-    derived_relations,
-)
 from kb.screen.spark_run import run_statement
+from kb.screen.statements import check_statements, derive_statements, derived_relations
+from kb.screen.support import DUCKDB_LICENCE_ITEMS, JUDGED_VIEWS
 from kb.store.arrow import arrow_batches, arrow_schema
 
 # Each engine's column types for SQLite's declared types ("": none declared).

@@ -22,8 +22,8 @@ from dsl.model import law
 from dsl.names import party_key
 from dsl.periods import parameter_in_force, rule_periods
 from dsl.rulebook import LICENSABLE, movement_words, parameter_text, parameters_read
-from kb.screen.checks import declaration_findings_query
 from kb.screen.screener import Finding, Screener
+from kb.screen.statements import declaration_findings_query
 
 
 class ExplainError(Exception):

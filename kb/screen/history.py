@@ -30,20 +30,24 @@ findings into the knowledge base in one transaction: all of them, or nothing.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import sqlite3
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-import sqlglot
-from sqlglot import exp
-
-from dsl.compile import CompiledRulebook
+from dsl.cache import cached_json
 from kb.screen.value_ranges import (
     has_unit_value_indexes,
     history_value_ranges,
     unit_value_indexes,
 )
 
-EPOCH = dt.date(1970, 1, 1)  # day numbers count from it (`kb.screen.checks.day_number`)
+if TYPE_CHECKING:
+    from sqlglot import exp
+
+    from dsl.compile import CompiledRulebook
+
+EPOCH = dt.date(1970, 1, 1)  # day numbers count from it (`kb.screen.statements.day_number`)
 # the derived relations a window reads, besides the declarations (by declaration id)
 WINDOW_INPUTS = ("declaration_days", "declaration_minerals", "declaration_items")
 CAP = 5000  # rows a way of finding a window's history is counted to, to choose the fewer
@@ -59,6 +63,8 @@ def window_reach(query: exp.Expression) -> tuple[int, tuple[str, ...], bool] | N
     (`with same group`: a mineral of the rulebook). An item is not counted: more history is
     read than the window keeps, never less. None for a relation that is not a window over
     earlier declarations (`mentions_<n>`, `links_<n>`)."""
+    from sqlglot import exp
+
     for window in query.find_all(exp.Window):
         spec = window.args.get("spec")
         if spec is None or spec.args.get("kind") != "RANGE":
@@ -75,6 +81,8 @@ class Windows:
     relations it reads: worked out once per rulebook, not per screening."""
 
     def __init__(self, compiled: CompiledRulebook) -> None:
+        from sqlglot import exp
+
         self.reach = {name: r for name, q in compiled.windows.items()
                       if (r := window_reach(q)) is not None}
         self.inputs = {name: sorted({t.name for t in compiled.windows[name].find_all(exp.Table)}
@@ -84,6 +92,8 @@ class Windows:
 
 def _declaration_columns(query: exp.Expression) -> frozenset[str] | None:
     """The columns of `declarations` a window's query reads (None: it cannot tell)."""
+    from sqlglot import exp
+
     aliases = {t.alias_or_name for t in query.find_all(exp.Table) if t.name == "declarations"}
     columns = list(query.find_all(exp.Column))
     if any(not c.table for c in columns) or any(
@@ -239,17 +249,28 @@ class HistoryTables:
 
     def query(self, name: str, select: str, tables: dict[str, str]) -> str:
         """`select` (the query of relation `name`) reading the temporary tables `tables`
-        names instead of the inputs (once per relation)."""
+        names instead of the inputs (once per relation, and kept in excon's cache: a screener
+        started from it then parses no SQL)."""
         if name not in self.queries:
-            tree = sqlglot.parse_one(select, read="sqlite")
-            for node in list(tree.find_all(exp.Table)):
-                if not node.db and node.name in tables:
-                    node.set("alias", node.args.get("alias") or exp.TableAlias(
-                        this=exp.to_identifier(node.name)))
-                    node.set("this", exp.to_identifier(tables[node.name]))
-                    node.set("db", exp.to_identifier("temp"))
-            self.queries[name] = tree.sql(dialect="sqlite")
+            self.queries[name] = cached_json(
+                "history query", json.dumps([select, sorted(tables.items())]),
+                lambda: [_reading(select, tables)], lambda q: isinstance(q, str), "sql")[0]
         return self.queries[name]
+
+
+def _reading(select: str, tables: dict[str, str]) -> str:
+    """`select` reading the temporary tables `tables` names instead of the inputs."""
+    import sqlglot
+    from sqlglot import exp
+
+    tree = sqlglot.parse_one(select, read="sqlite")
+    for node in list(tree.find_all(exp.Table)):
+        if not node.db and node.name in tables:
+            node.set("alias", node.args.get("alias") or exp.TableAlias(
+                this=exp.to_identifier(node.name)))
+            node.set("this", exp.to_identifier(tables[node.name]))
+            node.set("db", exp.to_identifier("temp"))
+    return tree.sql(dialect="sqlite")
 
 
 class History:

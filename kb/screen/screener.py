@@ -18,15 +18,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from sqlite_utils import Database
 
 import dsl
 from dsl.basis import BASES
-from dsl.compile import FINDING_COLUMNS, CompiledRulebook
 from dsl.overrides import SettingError
-from dsl.rulebook import CheckedRulebook
+from dsl.rulebook import FINDING_COLUMNS, CheckedRulebook
 from kb.inputs.contracts import Contract, contract_for
 from kb.inputs.duckdb_reader import load_csv_duckdb
 from kb.inputs.fields import with_parameters
@@ -34,17 +33,18 @@ from kb.inputs.load import load_csv
 from kb.inputs.report import LoadReport
 from kb.screen.checks import (
     fill_licence_rows,
-    install,
     materialise,
     refresh_inputs,
     stand_licence_keys,
 )
-from kb.screen.engines import close_engines
 from kb.screen.history import History, HistoryTables, Windows
 from kb.screen.start import read_start, start_key, started, write_start
 from kb.store.rulebook_rows import SOURCES_TABLE, load_rulebook
 from kb.store.schema import declaration_schema
 from kb.store.tables import MIGRATIONS
+
+if TYPE_CHECKING:
+    from dsl.compile import CompiledRulebook
 
 
 @dataclass(frozen=True)
@@ -122,6 +122,8 @@ class Screener:
             self.windows = start.windows
             self._version = start.version
         else:
+            from kb.screen.statements import install  # (sqlglot, the compiler: not when started)
+
             self._load_rulebooks()
             # a screening runs about 150 distinct statements: with the default cache of 128
             # each was evicted before its next use and prepared again at every call (the
@@ -144,7 +146,7 @@ class Screener:
         self.spent = False  # its last screening is done (kept its rows): see `loaded`
         # the standing licences' items and agents' keys are in their tables (see `loaded`)
         self.licence_rows_ready = False
-        weakref.finalize(self, close_engines, self.engines)
+        weakref.finalize(self, _close_engines, self.engines)
         if self.history is not None:  # read-only, for as long as the screener lives
             self.db.conn.execute("ATTACH DATABASE ? AS history",
                                  [f"file:{self.history.resolve()}?mode=ro"])
@@ -290,7 +292,7 @@ class Screener:
 
     def close(self) -> None:
         """Drop what this screener keeps on other engines (PostgreSQL schemas)."""
-        close_engines(self.engines)
+        _close_engines(self.engines)
 
     @property
     def version(self) -> str:
@@ -415,7 +417,7 @@ class Screener:
         tables are copied over as Arrow batches (no DuckDB extension is needed);
         `engine="spark"` on a local Spark session; a PostgreSQL connection string
         (`postgresql://…`) on that server, in a schema of their own. Each engine derives the
-        support relations itself (`kb.screen.checks.derive_statements`). Inputs may be CSV or
+        support relations itself (`kb.screen.statements.derive_statements`). Inputs may be CSV or
         Parquet (a path ending in `.parquet`). `then(connection, findings, loads)`: called
         with the screener's connection while the inputs and every relation derived from them
         are still loaded (what `kb.add` copies into a knowledge base)."""
@@ -577,6 +579,15 @@ def spreadsheet_safe(value: Any) -> Any:
     if isinstance(value, str) and value.startswith(FORMULA_START):
         return "'" + value
     return value
+
+
+def _close_engines(held: dict[str, Any]) -> None:
+    """The other engines a screener used closed (`kb.screen.engines`, imported by then: a
+    screener that used none does not import it, nor it at exit)."""
+    if held:
+        from kb.screen.engines import close_engines
+
+        close_engines(held)
 
 
 def _csv_bytes(contract: Contract, rows: Iterable[Mapping[str, Any]]) -> bytes:
