@@ -192,3 +192,40 @@ def test_a_screener_started_from_the_cache_imports_no_parser_and_no_compiler(
     compiled = run()  # the first process compiles, and fills the cache
     assert compiled[0] == fresh and "sqlglot" in compiled[1]
     assert run() == (fresh, [])
+
+
+def test_the_party_graph_and_the_matcher_are_read_back_from_the_cache(
+        cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A new process's first screening reads the party graph and the listed names' matcher
+    back from the cache instead of keying every party's name again (seconds at 29,000 trade
+    parties); other parties or other spellings make their own."""
+    from dsl.graph import PartyFacts, PartyGraph
+    from dsl.names import PartyMatcher
+    from kb.screen import checks
+
+    facts = (PartyFacts("Alpha Trading Ltd", "1 Harbour Road, Hong Kong"),
+             PartyFacts("湖南贝塔有限公司", "1 Harbour Road, Hong Kong",
+                        parent="Alpha Trading Ltd"))
+    spellings = (("alpha", "Alpha Trading Ltd"), ("beta", "湖南贝塔有限公司"))
+    graph, matcher = checks._graph(facts, ()), checks._matcher(spellings)
+    assert len(list((cache / "graphs").glob("*.pickle"))) == 1
+    assert len(list((cache / "matchers").glob("*.pickle"))) == 1
+
+    def not_again(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("made again")
+
+    checks._graph.cache_clear()  # as in a new process
+    checks._matcher.cache_clear()
+    with monkeypatch.context() as m:
+        m.setattr(PartyGraph, "__init__", not_again)
+        m.setattr(PartyMatcher, "__init__", not_again)
+        again = checks._graph(facts, ())
+        assert again is not graph
+        assert (again.label, again.groups, again.held) == (graph.label, graph.groups, graph.held)
+        assert checks._matcher(spellings).entries == matcher.entries
+        with pytest.raises(AssertionError, match="made again"):
+            checks._graph(facts[:1], ())
+        with pytest.raises(AssertionError, match="made again"):
+            checks._matcher(spellings[:1])
+    checks._graph.cache_clear()
+    checks._matcher.cache_clear()
