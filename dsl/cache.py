@@ -54,15 +54,14 @@ def parse_cached(data: bytes, name: str, max_errors: int) -> tuple[ast.SourceFil
     if folder is not None:
         key = hashlib.sha256(code_digest() + name.encode() + b"\0" + data).hexdigest()
         path = folder / key[:2] / f"{key}.pickle"
-        with contextlib.suppress(Exception):  # missing, unreadable or from another Python
-            found = pickle.loads(path.read_bytes())
-            if isinstance(found, ast.SourceFile) and found.path == name:
-                return found, []
+        found = read_pickled(path, ast.SourceFile)
+        if found is not None and found.path == name:
+            return found, []
     from dsl.parse import parse_bytes  # (Lark: not for a program that parses nothing)
 
     sf, diags = parse_bytes(data, name, max_errors)
     if path is not None and not diags:
-        write_whole(path, pickle.dumps(sf, protocol=pickle.HIGHEST_PROTOCOL))
+        write_pickled(path, sf)
     return sf, diags
 
 
@@ -100,13 +99,27 @@ def cached_object(folder: str, made_from: bytes, make: Callable[[], T], kind: ty
         return make()
     key = hashlib.sha256(code_digest() + folder.encode() + b"\0" + made_from).hexdigest()
     path = root / folder / f"{key}.pickle"
-    with contextlib.suppress(Exception):  # missing, unreadable or from another Python
+    found = read_pickled(path, kind)
+    if found is not None:
+        return found
+    made = make()
+    write_pickled(path, made)
+    return made
+
+
+def read_pickled(path: Path, kind: type[T]) -> T | None:
+    """The object of `kind` pickled at `path`; None when it is missing, unreadable, from
+    another Python or of another kind."""
+    with contextlib.suppress(Exception):
         found = pickle.loads(path.read_bytes())
         if isinstance(found, kind):
             return found
-    made = make()
-    write_whole(path, pickle.dumps(made, protocol=pickle.HIGHEST_PROTOCOL))
-    return made
+    return None
+
+
+def write_pickled(path: Path, value: object) -> None:
+    """`value` pickled at `path`, whole or not at all."""
+    write_whole(path, pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL))
 
 
 def write_whole(path: Path, data: bytes) -> None:

@@ -14,17 +14,15 @@ asks for them (another engine's checks, a bundle, the explanations in Chinese).
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import hashlib
-import pickle
 import sqlite3
 from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib.metadata import version as package_version
 from pathlib import Path
 
-from dsl.cache import cache_root, code_digest, write_whole
+from dsl.cache import cache_root, code_digest, read_pickled, write_pickled
 from kb.screen.history import Windows
 
 FOLDER = "screeners"
@@ -55,11 +53,7 @@ def read_start(key: str | None) -> Start | None:
     root = cache_root()
     if key is None or root is None:
         return None
-    with contextlib.suppress(Exception):
-        found = pickle.loads((root / FOLDER / f"{key}.pickle").read_bytes())
-        if isinstance(found, Start):
-            return found
-    return None
+    return read_pickled(root / FOLDER / f"{key}.pickle", Start)
 
 
 def write_start(key: str | None, conn: sqlite3.Connection, windows: Windows,
@@ -69,9 +63,7 @@ def write_start(key: str | None, conn: sqlite3.Connection, windows: Windows,
     root = cache_root()
     if key is None or root is None:
         return
-    start = Start(conn.serialize(), windows, version)
-    write_whole(root / FOLDER / f"{key}.pickle",
-                pickle.dumps(start, protocol=pickle.HIGHEST_PROTOCOL))
+    write_pickled(root / FOLDER / f"{key}.pickle", Start(conn.serialize(), windows, version))
 
 
 def started(start: Start, statements: int) -> sqlite3.Connection:
