@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from itertools import pairwise
 
@@ -38,6 +38,7 @@ from dsl.names import party_key
 LINKS = ("address", "owner", "parent", "phone")
 Threshold = tuple[str, float]  # an ownership threshold: (">=" or ">", percent)
 OWNERSHIP: Threshold = (">=", 50.0)  # "50 % or more", unless a rule names a parameter
+RING_ENTRIES = 2_000_000  # the neighbours a graph keeps for its searches (`PartyGraph.ring`)
 _FOLD = re.compile(r"[^\w]+", re.UNICODE)
 _OWNER = re.compile(r"^(?P<name>.*?\S)\s*(?P<share>\d+(?:\.\d+)?)\s*%$")
 
@@ -119,6 +120,8 @@ class PartyGraph:
         self._components: dict[tuple[frozenset[str], Threshold], dict[str, str]] = {}
         self._near: dict[tuple[tuple[str, ...], frozenset[str], int, Threshold],
                          dict[str, dict[str, Reach]]] = {}
+        self._rings: dict[tuple[str, frozenset[str], bool, Threshold], dict[str, str]] = {}
+        self._ring_entries = 0
         for f in facts:
             node = self.node(f.name)
             if node is None:
@@ -171,6 +174,25 @@ class PartyGraph:
                 for other in down if reverse else up:
                     yield other, "owner"
 
+    def ring(self, node: str, links: frozenset[str], reverse: bool = False,
+             threshold: Threshold = OWNERSHIP) -> dict[str, str]:
+        """The node's neighbours under these links, each with the kind of its first link
+        (`neighbours`' order), kept: a search expands the same parties again and again (at
+        1,000,000 declarations, 11,000 pairs of parties of which many name one parent of 2,500
+        companies). At most RING_ENTRIES neighbours are kept in all."""
+        key = (node, links, reverse, threshold)
+        found = self._rings.get(key)
+        if found is None:
+            found = {}
+            for other, kind in self.neighbours(node, links, reverse, threshold):
+                found.setdefault(other, kind)
+            if self._ring_entries + len(found) > RING_ENTRIES:
+                self._rings.clear()
+                self._ring_entries = 0
+            self._rings[key] = found
+            self._ring_entries += len(found)
+        return found
+
     def _bfs(self, start: str, links: frozenset[str], hops: int, reverse: bool = False,
              threshold: Threshold = OWNERSHIP
              ) -> dict[str, tuple[int, str | None, str | None]]:
@@ -180,7 +202,7 @@ class PartyGraph:
         for depth in range(1, hops + 1):
             nxt = []
             for here in frontier:
-                for other, kind in self.neighbours(here, links, reverse, threshold):
+                for other, kind in self.ring(here, links, reverse, threshold).items():
                     if other not in tree:
                         tree[other] = (depth, here, kind)
                         nxt.append(other)
@@ -237,27 +259,37 @@ class PartyGraph:
         if self.component(start, allowed, threshold) != self.component(goal, allowed,
                                                                           threshold):
             return None
-        Tree = dict[str, tuple[int, str | None, str | None]]
-        ta: Tree = {start: (0, None, None)}
-        tb: Tree = {goal: (0, None, None)}
-        fa, fb = [start], [goal]
+        ta, tb = _Tree(start), _Tree(goal)
+        fa: Collection[str] = [start]
+        fb: Collection[str] = [goal]
         da = db = 0
         while da + db < hops and fa and fb:
             forward = len(fa) <= len(fb)
             tree, frontier = (ta, fa) if forward else (tb, fb)
             depth = (da if forward else db) + 1
-            nxt = []
-            for here in frontier:
-                for other, kind in self.neighbours(here, allowed, not forward, threshold):
-                    if other not in tree:
-                        tree[other] = (depth, here, kind)
-                        nxt.append(other)
+            nxt: Collection[str]
+            if depth == 1 and tree.root not in (
+                    ring := self.ring(tree.root, allowed, not forward, threshold)):
+                tree.first = nxt = ring  # the root's neighbours, not copied
+            else:
+                nxt = []
+                for here in frontier:
+                    for other, kind in self.ring(here, allowed, not forward, threshold).items():
+                        if other not in tree:
+                            tree.deeper[other] = (depth, here, kind)
+                            nxt.append(other)
             if forward:
                 fa, da = nxt, depth
             else:
                 fb, db = nxt, depth
-            meets = sorted((ta[n][0] + tb[n][0], n) for n in (set(nxt) & (
-                tb.keys() if forward else ta.keys())))
+            # where the two searches meet, looked up from the smaller side
+            there = tb if forward else ta
+            if len(nxt) <= len(there):
+                met = [n for n in nxt if n in there]
+            else:
+                found = nxt if isinstance(nxt, dict) else set(nxt)
+                met = [n for n in there if n in found]
+            meets = sorted((ta[n][0] + tb[n][0], n) for n in met)
             if meets:
                 total, node = meets[0]
                 steps = _from_root(ta, node)[:-1] + _towards_root(tb, node)
@@ -338,7 +370,40 @@ class Control:
         return f" {total:g} % ({words})"
 
 
-def _from_root(tree: dict[str, tuple[int, str | None, str | None]],
+Step = tuple[int, str | None, str | None]  # a search tree's node: depth, previous node, link
+
+
+class _Tree(Mapping[str, Step]):
+    """A search tree from `root`: node → (depth, previous node, kind of link). Its first
+    layer is the root's ring itself (`PartyGraph.ring`, kept), not a copy of it: a search
+    between a parent of 2,500 companies and one of them copied 2,500 entries for each pair."""
+
+    __slots__ = ("deeper", "first", "root")
+
+    def __init__(self, root: str) -> None:
+        self.root = root
+        self.first: dict[str, str] = {}
+        self.deeper: dict[str, Step] = {}
+
+    def __contains__(self, node: object) -> bool:
+        return node == self.root or node in self.first or node in self.deeper
+
+    def __getitem__(self, node: str) -> Step:
+        if node == self.root:
+            return (0, None, None)
+        kind = self.first.get(node)
+        return (1, self.root, kind) if kind is not None else self.deeper[node]
+
+    def __len__(self) -> int:
+        return 1 + len(self.first) + len(self.deeper)
+
+    def __iter__(self) -> Iterator[str]:
+        yield self.root
+        yield from self.first
+        yield from self.deeper
+
+
+def _from_root(tree: Mapping[str, Step],
                node: str) -> list[tuple[str, str | None]]:
     """(node, kind of the link to the next node) from the tree's root to `node`."""
     nodes = [n for n, _ in reversed(_towards_root(tree, node))]
@@ -346,7 +411,7 @@ def _from_root(tree: dict[str, tuple[int, str | None, str | None]],
             for i, n in enumerate(nodes)]
 
 
-def _towards_root(tree: dict[str, tuple[int, str | None, str | None]],
+def _towards_root(tree: Mapping[str, Step],
                   node: str) -> list[tuple[str, str | None]]:
     """(node, kind of the link to the next node) from `node` back to the tree's root."""
     out: list[tuple[str, str | None]] = []
