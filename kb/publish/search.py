@@ -18,7 +18,6 @@ import re
 from collections.abc import Iterable
 
 from datasette.utils import escape_fts
-from pypinyin import lazy_pinyin
 from sqlite_utils import Database
 
 from kb.store.tables import SPECS
@@ -44,7 +43,10 @@ def pinyin_terms(texts: Iterable[str | None]) -> str:
     """The toneless pinyin of every run of Chinese characters: each syllable and the run."""
     terms: list[str] = []
     for text in texts:
-        for run in _HAN_RUN.findall(text or ""):
+        runs = _HAN_RUN.findall(text or "")
+        if runs:  # pypinyin's tables take half a second to load: only for Chinese text
+            from pypinyin import lazy_pinyin
+        for run in runs:
             syllables = lazy_pinyin(run)
             terms += [*syllables, "".join(syllables)] if len(syllables) > 1 else syllables
     return " ".join(terms)
