@@ -114,6 +114,48 @@ def test_links_follow_addresses_phones_and_owners_within_the_hops() -> None:
     assert graph.related("Minority KK", "Exporter Co.", ["parent"], 3) is None
 
 
+def test_searches_through_a_parent_of_many_companies_find_the_shortest_paths(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A parent of many companies (the demo's 1M declarations have one of 2,500): each
+    search reuses the neighbours the graph keeps (`PartyGraph.ring`), and finds what the
+    reference interpreter's walk, one hop at a time, finds, in every direction and under
+    every kind of link; a graph that keeps almost nothing gives the same paths."""
+    from dsl.naive import Links
+
+    facts = [PartyFacts("Hub Holdings Ltd"), PartyFacts("Lone Trader"),
+             PartyFacts("Second Parent AG", address="1 Harbour Road")]
+    for i in range(30):
+        owners = "Hub Holdings Ltd 50 %; Second Parent AG 50 %" if i % 4 == 0 \
+            else "Hub Holdings Ltd"
+        facts.append(PartyFacts(f"Daughter {i} GmbH", parent=owners,
+                                address=f"{i % 7} Harbour Road",
+                                phone=f"+49 30 5555 {i % 5:04d}"))
+        facts.append(PartyFacts(f"Grandchild {i} SARL", parent=f"Daughter {i} GmbH"))
+    names = [f.name for f in facts]
+    asked = [(a, b, links, hops) for a in names for b in names if a != b
+             for links in (("parent",), ("owner",), ("address", "parent", "phone"))
+             for hops in (1, 2, 3)]
+
+    def answers(graph: PartyGraph) -> list[tuple[int, str] | None]:
+        return [(r.hops, r.path) if (r := graph.related(*q)) else None for q in asked]
+
+    kept = answers(PartyGraph(facts))
+    walk = Links(facts, {})
+    for (a, b, links, hops), found in zip(asked, kept, strict=True):
+        near = [h for h in range(1, hops + 1) if walk.node(b) in walk.reach(a, links, h)]
+        assert (found[0] if found else None) == (near[0] if near else None), (a, b, links)
+    import dsl.graph
+    monkeypatch.setattr(dsl.graph, "RING_ENTRIES", 1)  # nothing kept past one party
+    assert answers(PartyGraph(facts)) == kept
+    found = dict(zip(asked, kept, strict=True))
+    assert found["Grandchild 3 SARL", "Hub Holdings Ltd", ("owner",), 2] == (
+        2, "Grandchild 3 SARL —owner— Daughter 3 GmbH —owner— Hub Holdings Ltd")
+    assert found["Hub Holdings Ltd", "Grandchild 3 SARL", ("owner",), 3] is None
+    assert found["Daughter 0 GmbH", "Daughter 21 GmbH", ("address", "parent", "phone"),
+                 1] == (1, "Daughter 0 GmbH —address— Daughter 21 GmbH")
+    assert all(r is None for q, r in found.items() if "Lone Trader" in q[:2])
+
+
 def test_a_listed_name_misspelt_is_prohibited_with_the_alias_and_score_shown() -> None:
     screener = Screener([CN])
     findings = screener.screen([{
