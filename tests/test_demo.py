@@ -6,6 +6,7 @@ import csv
 from collections import Counter
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 from sqlite_utils import Database
 
@@ -119,3 +120,25 @@ def test_cases_per_sets_how_many_declarations_are_planted(tmp_path: Path) -> Non
     assert kinds["2000"] == kinds["200"]
     bad = CliRunner().invoke(cli, ["demo-data", "--cases-per", "0", "--out", str(tmp_path)])
     assert bad.exit_code == 2 and "--cases-per" in bad.output
+
+
+def test_a_surge_larger_than_a_ship_goes_in_more_consignments(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A surge is sized against its route's flow, which grows with the data: at 10,000,000
+    declarations three consignments came to over 500,000 t each, which validation rejects.
+    A surge larger than the largest consignment (here made small) goes in more of them,
+    none larger, its cases as many as before."""
+    import kb.inputs.demo as demo
+
+    def surges(data: demo.DemoData) -> tuple[int, list[float]]:
+        ids = Counter(t["declaration_id"] for t in data.truth if t["kind"] == "surge")
+        cases = {t["case_id"] for t in data.truth if t["kind"] == "surge"}
+        return len(cases), [float(str(r["quantity_kg"])) for r in data.declarations
+                            if r["id"] in ids]
+
+    cases, kg = surges(demo.generate(3000, seed=3, rulebooks=[RULEBOOKS]))
+    cap = sorted(kg)[len(kg) // 2]  # half the surges' consignments are larger
+    monkeypatch.setattr(demo, "LARGEST_CONSIGNMENT_KG", cap)
+    capped_cases, capped = surges(demo.generate(3000, seed=3, rulebooks=[RULEBOOKS]))
+    assert capped_cases == cases
+    assert len(capped) > len(kg) and max(capped) <= cap + 0.05

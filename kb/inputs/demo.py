@@ -28,6 +28,7 @@ import bisect
 import csv
 import datetime as dt
 import itertools
+import math
 import random
 from collections import defaultdict
 from collections.abc import Callable, Sequence
@@ -45,6 +46,9 @@ from kb.store.schema import declaration_schema
 # customs data has one.
 START = dt.date(2022, 1, 1)
 END = dt.date(2026, 11, 27)
+# A surge's largest consignment (a bulk carrier's cargo): surges grow with their route's flow,
+# so with the data's size (over 500,000 t a consignment at 10M); larger ones take more ships
+LARGEST_CONSIGNMENT_KG = 50_000_000.0
 
 # group -> (USD/kg low, high, date its licence requirement starts, typical consignment kg)
 CONTROLLED = {
@@ -389,8 +393,7 @@ class _Generator:
                         f"{group} to the US for a military end use (MOFCOM-2024-46 clause 1)")
         for _ in range(per_kind):
             group = rng.choice(plantable)
-            row = self._controlled(group, self._controlled_date(group, dt.date(2025, 1, 3)),
-                                   "US")
+            row = self._controlled(group, self._controlled_date(group, dt.date(2025, 1, 3)), "US")
             row.update(consignee=rng.choice(LISTED_SPELLINGS), consignee_country="US",
                        destination_country="US")
             self._plant("listed_party", [row], "consignee on the Control List (MOFCOM-2025-1)")
@@ -418,8 +421,7 @@ class _Generator:
         for _ in range(per_kind):
             group = rng.choice([g for g in plantable if g != "superhard"])
             via = rng.choice(TRANSIT)
-            row = self._controlled(group, self._controlled_date(group, dt.date(2024, 12, 3)),
-                                   "JP")
+            row = self._controlled(group, self._controlled_date(group, dt.date(2024, 12, 3)), "JP")
             self._ship_to(row, rng.choice(self.consignees[via]), rng.choice(self.consignees["US"]))
             self._plant("transshipment", [row], f"{group} to {via}, end user in the US")
         # front companies in third countries receiving repeated shipments
@@ -433,8 +435,7 @@ class _Generator:
             k, span = rng.randint(2, 5), rng.randint(10, 120)
             rows = []
             for j in range(k):
-                row = self._controlled(group, first + dt.timedelta(days=span * j // (k - 1)),
-                                       "JP")
+                row = self._controlled(group, first + dt.timedelta(days=span * j // (k - 1)), "JP")
                 self._ship_to(row, front, front)
                 rows.append(row)
             self._plant("new_consignee", rows, f"{front.name}, first seen {first}, receives "
@@ -498,8 +499,7 @@ class _Generator:
             front.parent = rng.choice(LISTED_SPELLINGS)
             self.data.parties.append(front)
             group = rng.choice(plantable)
-            row = self._controlled(group, self._controlled_date(group, dt.date(2025, 1, 3)),
-                                   "JP")
+            row = self._controlled(group, self._controlled_date(group, dt.date(2025, 1, 3)), "JP")
             self._ship_to(row, front, front)
             self._plant("listed_subsidiary", [row],
                         f"consignee is a subsidiary of {front.parent} (Control List)")
@@ -545,7 +545,8 @@ class _Generator:
                              and 0 < (first - dt.date.fromisoformat(str(r["declared_on"]))).days
                              <= 365)
                 total = max(before * rng.uniform(1, 3), 2 * self._order(group))
-                k, span = rng.randint(3, 8), rng.randint(30, 120)
+                k, span = max(rng.randint(3, 8), math.ceil(total * 1.2 / LARGEST_CONSIGNMENT_KG)), \
+                    rng.randint(30, 120)
                 consignees = rng.sample(self.consignees[hub], rng.randint(1, 3))
                 rows = []
                 for j in range(k):
@@ -692,18 +693,19 @@ class _Generator:
                          list(itertools.accumulate((kg for _, kg in rows), initial=0.0)))
         for d in self.surge_distances:
             group, hub = rng.choice(routes)
-            first = self._controlled_date(group, dt.date(2024, 1, 1),
-                                          END - dt.timedelta(days=150))
+            first = self._controlled_date(group, dt.date(2024, 1, 1), END - dt.timedelta(days=150))
             days, totals = sums.get((group, hub), ([], [0.0]))
             day = first.toordinal()
             before = (totals[bisect.bisect_left(days, day)]
                       - totals[bisect.bisect_left(days, day - int(year - window))])
             kg = max(before, self._order(group)) * d
-            for j, to in enumerate(rng.sample(self.consignees[hub], 3)):  # (3 or more each)
-                row = self._controlled(group, first + dt.timedelta(days=int(window) * j // 6),
-                                       "JP")
-                self._ship_to(row, to, to)
-                self._set_kg(row, kg / 3)
+            consignees = rng.sample(self.consignees[hub], 3)  # (3 or more each)
+            parts = max(3, math.ceil(kg / LARGEST_CONSIGNMENT_KG))
+            for j in range(parts):
+                row = self._controlled(
+                    group, first + dt.timedelta(days=int(window) * j // (2 * parts)), "JP")
+                self._ship_to(row, consignees[j % 3], consignees[j % 3])
+                self._set_kg(row, kg / parts)
                 self.data.declarations.append(row)
 
     def _near_new_consignee(self, d: float) -> None:
@@ -765,8 +767,7 @@ class _Generator:
                           f"{rng.choice(FOREIGN_STEMS)} Holdings {100 - share:g} %")
         self.data.parties.append(company)
         group = rng.choice(self._plantable())
-        row = self._controlled(group, self._controlled_date(group, dt.date(2025, 1, 3)),
-                               country)
+        row = self._controlled(group, self._controlled_date(group, dt.date(2025, 1, 3)), country)
         self._ship_to(row, company, company)
         self.data.declarations.append(row)
 
