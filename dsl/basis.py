@@ -23,8 +23,6 @@ from dsl.model import Lapse, Law
 from dsl.overrides import SET_NOTE
 from dsl.rulebook import CheckedRulebook, listing_nodes, parameters_read, required_items
 
-BASES = ("settled", "lapsed-by-text", "unverified")
-
 
 @dataclass(frozen=True)
 class LapseTest:

@@ -19,10 +19,11 @@ import tempfile
 from collections.abc import Callable
 from importlib.metadata import version as package_version
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from dsl import ast
-from dsl.diagnostics import Diagnostic
+if TYPE_CHECKING:
+    from dsl import ast
+    from dsl.diagnostics import Diagnostic
 
 T = TypeVar("T")
 
@@ -48,6 +49,8 @@ def parse_cached(data: bytes, name: str, max_errors: int) -> tuple[ast.SourceFil
     parses without a diagnostic is kept there, pickled, under a digest of its name, its bytes
     and excon's language code, so that a command that loads unchanged rulebooks does not run
     Lark again (a fifth of a second for the repository's)."""
+    from dsl import ast  # (the syntax tree's classes: not for a program that reads no tree)
+
     root = cache_root()
     folder = root / "parsed" if root is not None else None
     path = None

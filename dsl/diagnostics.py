@@ -10,8 +10,10 @@ import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
-from dsl.ast import Span
+if TYPE_CHECKING:
+    from dsl.ast import Span
 
 # code -> one-line summary; the long explanation with an example lives in docs/diagnostics.md.
 CODES: dict[str, str] = {

@@ -21,13 +21,6 @@ from dsl.schema import UNIT_DIMENSIONS, FieldSpec, Schema
 # application is judged on its own). A licence that covers the declaration leaves no finding;
 # without one the finding says which of the three the law imposes.
 LICENSABLE = frozenset({"licence required", "presumption of denial", "case-by-case review"})
-# The outcomes of findings, the most serious first.
-FINDING_OUTCOMES = ("prohibited", "presumption-of-denial", "unlicensed", "case-by-case", "risk",
-                    "undetermined")
-# the columns of a finding, in every engine's `findings` and every export
-FINDING_COLUMNS = ("declaration_id", "rule", "outcome", "severity", "instrument", "provision",
-                   "explanation", "rulebook_version", "basis", "caveat", "rulebook",
-                   "jurisdiction")
 
 
 @dataclass(frozen=True, slots=True)

@@ -421,7 +421,7 @@ def _fill_added(kb: sqlite3.Connection, findings: Sequence[Finding],
 def _publish_added(kb: sqlite3.Connection, findings: Sequence[Finding],
              licences: Sequence[str]) -> None:
     """The new findings in `finding_details`, and the balances of the licences drawn on."""
-    from dsl.compile import FINDING_COLUMNS
+    from dsl.findings import FINDING_COLUMNS
 
     kb.execute(f"CREATE TEMP TABLE excon_new_findings ({', '.join(FINDING_COLUMNS)})")
     marks = ", ".join("?" * len(FINDING_COLUMNS))

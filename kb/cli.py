@@ -18,8 +18,8 @@ import click
 
 import dsl
 from dsl.diagnostics import MAX_ERRORS, Diagnostic
+from dsl.findings import FINDING_OUTCOMES
 from dsl.load import display_path, rulebook_files
-from dsl.rulebook import FINDING_OUTCOMES
 from kb.store.schema import declaration_schema
 
 DEFAULT_RULEBOOKS = "rulebooks"

@@ -11,8 +11,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dsl import ast
+from dsl.findings import FINDING_OUTCOMES
 from dsl.interpret import Interpreter
-from dsl.rulebook import FINDING_OUTCOMES
 from dsl.schema import FieldSpec
 from kb.screen import Finding, Screener
 from kb.screen.examples import typed_row

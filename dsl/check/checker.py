@@ -9,10 +9,10 @@ import re
 from decimal import Decimal
 
 from dsl import ast
-from dsl.basis import BASES
 from dsl.check.conditions import example_unit
 from dsl.check.time import TimeChecks
 from dsl.diagnostics import Diagnostic, did_you_mean
+from dsl.findings import BASES
 from dsl.rulebook import EXPORT_COUNTRY, CheckedRulebook
 from dsl.schema import UNIT_DIMENSIONS, FieldSpec, Schema
 

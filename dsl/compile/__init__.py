@@ -41,13 +41,8 @@ from dsl.compile.sql import (
     in_force,
     union_all,
 )
-from dsl.rulebook import (
-    FINDING_COLUMNS,
-    FINDING_OUTCOMES,
-    LICENSABLE,
-    listing_nodes,
-    required_items,
-)
+from dsl.findings import FINDING_COLUMNS, FINDING_OUTCOMES
+from dsl.rulebook import LICENSABLE, listing_nodes, required_items
 
 __all__ = ["DIALECTS", "FINDING_COLUMNS", "FINDING_OUTCOMES", "LICENSABLE", "OUTCOME_OF",
            "OUTCOME_RANK", "ROW_KEY",

@@ -41,9 +41,10 @@ from dsl.compile.sql import (
     union_all,
 )
 from dsl.diagnostics import Diagnostic
+from dsl.findings import FINDING_COLUMNS
 from dsl.model import law
 from dsl.periods import Periods
-from dsl.rulebook import FINDING_COLUMNS, LICENSABLE, CheckedRulebook, listing_nodes, required_items
+from dsl.rulebook import LICENSABLE, CheckedRulebook, listing_nodes, required_items
 from dsl.schema import Schema
 
 

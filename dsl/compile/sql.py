@@ -11,8 +11,9 @@ from typing import NamedTuple
 
 from sqlglot import exp
 
+from dsl.findings import FINDING_OUTCOMES
 from dsl.periods import Periods
-from dsl.rulebook import FINDING_OUTCOMES, Interval
+from dsl.rulebook import Interval
 
 # A rule's outcome -> its findings' outcome (see `dsl.rulebook.LICENSABLE` for the three that
 # a licence covers).

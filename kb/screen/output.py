@@ -74,7 +74,7 @@ def write_findings(findings: list[Any], fmt: str, output: str | None) -> None:
     lines, to a file or stdout."""
     import csv as csv_module
 
-    from dsl.compile import FINDING_COLUMNS
+    from dsl.findings import FINDING_COLUMNS
     from kb.screen.screener import spreadsheet_safe
 
     with (Path(output).open("w", encoding="utf-8", newline="") if output

@@ -23,9 +23,7 @@ from typing import IO, TYPE_CHECKING, Any
 from sqlite_utils import Database
 
 import dsl
-from dsl.basis import BASES
-from dsl.overrides import SettingError
-from dsl.rulebook import FINDING_COLUMNS, CheckedRulebook
+from dsl.findings import BASES, FINDING_COLUMNS
 from kb.inputs.contracts import Contract, contract_for
 from kb.inputs.duckdb_reader import load_csv_duckdb
 from kb.inputs.fields import with_parameters
@@ -39,12 +37,12 @@ from kb.screen.checks import (
 )
 from kb.screen.history import History, HistoryTables, Windows
 from kb.screen.start import read_start, start_key, started, write_start
-from kb.store.rulebook_rows import SOURCES_TABLE, load_rulebook
 from kb.store.schema import declaration_schema
-from kb.store.tables import MIGRATIONS
+from kb.store.tables import MIGRATIONS, SOURCES_TABLE
 
 if TYPE_CHECKING:
     from dsl.compile import CompiledRulebook
+    from dsl.rulebook import CheckedRulebook
 
 
 @dataclass(frozen=True)
@@ -122,7 +120,9 @@ class Screener:
             self.windows = start.windows
             self._version = start.version
         else:
-            from kb.screen.statements import install  # (sqlglot, the compiler: not when started)
+            # (sqlglot, the compiler, the rulebook's rows: not when started from the cache)
+            from kb.screen.statements import install
+            from kb.store.rulebook_rows import load_rulebook
 
             self._load_rulebooks()
             # a screening runs about 150 distinct statements: with the default cache of 128
@@ -190,6 +190,8 @@ class Screener:
 
     def _load_rulebooks(self) -> None:
         """Parse, check and compile the rulebooks (from excon's cache where it can)."""
+        from dsl.overrides import SettingError
+
         try:
             if self._paths is None:
                 assert self.history is not None

@@ -17,7 +17,7 @@ from dsl.model import law
 from dsl.periods import Periods
 from dsl.periods import timeline as law_timeline
 from dsl.rulebook import CheckedRulebook
-from kb.store.tables import add_fact_columns
+from kb.store.tables import SOURCES_TABLE, add_fact_columns
 
 Row = dict[str, Any]
 
@@ -160,9 +160,6 @@ def relative_source(file: str, roots: Sequence[Path]) -> str:
         if path == root:
             return path.name
     return path.name
-
-
-SOURCES_TABLE = "excon_rulebook_sources"
 
 
 def load_rulebook(db: Database, rb: CheckedRulebook, hs6: frozenset[str],

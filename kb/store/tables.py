@@ -376,6 +376,8 @@ TABLES: tuple[TableSpec, ...] = (
 )
 
 SPECS = {t.name: t for t in TABLES}
+# the rulebook files a knowledge base keeps (path, text): what it was built from
+SOURCES_TABLE = "excon_rulebook_sources"
 
 MIGRATIONS = Migrations("excon")
 
