@@ -29,6 +29,7 @@ import csv
 import datetime as dt
 import itertools
 import math
+import operator
 import random
 from collections import defaultdict
 from collections.abc import Callable, Sequence
@@ -39,6 +40,18 @@ import dsl
 from dsl import ast
 from dsl.model import law
 from dsl.schema import UNIT_FACTORS
+from kb.inputs.demo_words import (
+    CITIES,
+    FOREIGN_STEMS,
+    FOREIGN_TRADES,
+    LEGAL_FORMS,
+    LISTED_LOOKALIKES,
+    LISTED_SPELLINGS,
+    NAMED_GOODS,
+    ORDINARY,
+    RELABEL_AS,
+    TRADES,
+)
 from kb.store.schema import declaration_schema
 
 # Ordinary trade from 2022, a year and a half before the first controls: indicators that compare
@@ -80,53 +93,13 @@ AGENT_ADDRESS = 0.15          # exporters (and consignees) using an agent's (for
 INDICATORS_FROM = dt.date(2023, 8, 1)  # the rulebook's indicators apply from the first controls
 BAN = (dt.date(2024, 12, 3), dt.date(2025, 11, 8))  # No. 46 cl. 2, before No. 72's suspension
 
-# (customs code, description, USD/kg low, high): everyday exports, real HS codes
-ORDINARY = (
-    ("7201100000", "pig iron, non-alloy", 0.35, 0.55),
-    ("7208510000", "hot-rolled steel plate", 0.6, 0.9),
-    ("7901120000", "unwrought zinc blocks", 2.4, 3.4),
-    ("7403111100", "refined copper cathodes", 8.0, 10.5),
-    ("7601100000", "unwrought aluminium ingots", 2.0, 2.9),
-    ("6907210000", "ceramic floor tiles", 0.3, 0.8),
-    ("3213100000", "artists' colours in sets (art supplies)", 3.0, 9.0),
-    ("8539520000", "LED lamps", 6.0, 15.0),
-    ("9403600000", "wooden furniture", 2.0, 6.0),
-    ("6109100000", "cotton T-shirts", 8.0, 20.0),
-    ("7202210000", "ferro-silicon", 1.0, 1.8),
-)
-RELABEL_AS = (("7201100000", "iron ingots"), ("7901120000", "zinc blocks"),
-              ("3213100000", "art supplies"), ("7208510000", "iron plates"))
 COUNTRY_MIX = {"JP": 15, "KR": 12, "US": 12, "DE": 10, "NL": 7, "BE": 4, "TW": 6, "IN": 6,
                "VN": 5, "GB": 5, "FR": 4, "HK": 5, "TH": 2, "MX": 2, "IT": 3, "CA": 2, "MY": 1,
                "AE": 1}
-CITIES = ("Changsha", "Ganzhou", "Baotou", "Kunming", "Shenzhen", "Hengyang", "Xiamen",
-          "Zhuzhou", "Jinan", "Nanning", "Qingdao", "Shanghai")
-TRADES = ("Nonferrous Metals", "Rare Metals", "Minerals", "New Materials", "Metallurgy",
-          "Import & Export", "Advanced Materials", "Mining")
-FOREIGN_STEMS = ("Apex", "Northgate", "Bluewater", "Meridian", "Keystone", "Silverline",
-                 "Orion", "Crescent", "Summit", "Harbor", "Pioneer", "Atlas", "Vertex", "Lumen")
-FOREIGN_TRADES = ("Metals", "Materials", "Trading", "Electronics", "Semiconductors", "Alloys",
-                  "Industries", "Resources")
-LEGAL_FORMS = {"US": "Inc.", "DE": "GmbH", "NL": "B.V.", "BE": "NV", "JP": "K.K.",
-               "KR": "Co., Ltd.", "TW": "Co., Ltd.", "IN": "Pvt. Ltd.", "VN": "JSC",
-               "GB": "Ltd", "FR": "SAS", "HK": "Limited", "TH": "Co., Ltd.", "MX": "S.A. de C.V.",
-               "IT": "S.p.A.", "CA": "Inc.", "MY": "Sdn. Bhd.", "AE": "FZE"}
-LISTED_SPELLINGS = ("LOCKHEED MARTIN CORP", "Lockheed Martin Corporation",
-                    "Lockheed Martin Corp.", "lockheed martin corp")
-# names like a listed party's that are another company's
-LISTED_LOOKALIKES = ("Lockheed Materials Corp", "Martin Lockwood Inc.", "Lockhart Martin LLC",
-                     "Lock Heed Marine Supply Co.")
+# (the running totals `random.choices` would make of the weights at every call)
+_COUNTRIES, _COUNTRY_WEIGHTS = tuple(COUNTRY_MIX), tuple(itertools.accumulate(COUNTRY_MIX.values()))
 # near misses sit at these multiples of a threshold: both sides of it, several distances
 NEAR = (0.5, 0.8, 0.95, 1.05, 1.25, 2.0)
-# goods under their own, uncontrolled codes whose description names a controlled mineral
-NAMED_GOODS = (("8539520000", "LED lamps with gallium nitride chips"),
-               ("8541410000", "gallium arsenide light-emitting diodes"),
-               ("7228300000", "molybdenum alloy steel bars"),
-               ("8311300000", "bismuth-tin solder wire"),
-               ("7020009000", "indium tin oxide coated glass"),
-               ("8505111000", "rare earth permanent magnets"),
-               ("8207190000", "tungsten carbide drill bits"),
-               ("9609100000", "graphite pencils HB"))
 
 
 @dataclass
@@ -168,6 +141,11 @@ def _rulebook_facts(rulebooks: Sequence[Path]
     tops = {c.digits: vr.high_usd_per_kg for vr in model.value_ranges.values()
             if vr.high_usd_per_kg is not None for c in vr.codes}
     return {g: c for g, c in codes.items() if c}, thresholds, tops
+
+
+def _day_and_kg(row: dict[str, object]) -> tuple[int, float]:
+    return (dt.date.fromisoformat(str(row["declared_on"])).toordinal(),
+            float(str(row["quantity_kg"])))
 
 
 class _Generator:
@@ -227,7 +205,7 @@ class _Generator:
         )
 
     def _country(self) -> str:
-        return self.rng.choices(list(COUNTRY_MIX), weights=list(COUNTRY_MIX.values()))[0]
+        return self.rng.choices(_COUNTRIES, cum_weights=_COUNTRY_WEIGHTS)[0]
 
     def _date(self, lo: dt.date = START, hi: dt.date = END) -> dt.date:
         return lo + dt.timedelta(days=self.rng.randint(0, (hi - lo).days))
@@ -257,7 +235,7 @@ class _Generator:
             "description": description, "quantity_kg": round(kg, 1),
             "value_usd": round(kg * usd_per_kg, 2),
             "purity_pct": "" if purity is None else purity, "licence_no": licence,
-            "end_use": "civil",
+            "end_use": "civil", "parameters": "",
         }
 
     def _parameters(self, group: str, code: str, purity: float | None) -> str:
@@ -533,6 +511,13 @@ class _Generator:
         against the route's own flow: one to three times the year's volume before it (at
         least two large orders), in three to eight consignments to one to three consignees."""
         rng = self.rng
+        # each route's consignments (day, kg), in the declarations' order (the surges' own
+        # added as they are planted): each year's baseline is summed from its route's alone
+        flows: dict[tuple[object, object], list[tuple[int, float]]] = defaultdict(list)
+        routes = {route for route in ROUTES if route[0] in self.codes}
+        for r in self.data.declarations:
+            if (r.get("_group"), r["destination_country"]) in routes:
+                flows[r.get("_group"), r["destination_country"]].append(_day_and_kg(r))
         for group, hub in ROUTES:
             if group not in self.codes:
                 continue
@@ -540,10 +525,8 @@ class _Generator:
                 first = self._controlled_date(group, dt.date(year, 1, 1), dt.date(year, 7, 31))
                 if first.year != year:
                     continue
-                before = sum(float(str(r["quantity_kg"])) for r in self.data.declarations
-                             if r.get("_group") == group and r["destination_country"] == hub
-                             and 0 < (first - dt.date.fromisoformat(str(r["declared_on"]))).days
-                             <= 365)
+                day = first.toordinal()
+                before = sum(kg for when, kg in flows[group, hub] if 0 < day - when <= 365)
                 total = max(before * rng.uniform(1, 3), 2 * self._order(group))
                 k, span = max(rng.randint(3, 8), math.ceil(total * 1.2 / LARGEST_CONSIGNMENT_KG)), \
                     rng.randint(30, 120)
@@ -561,6 +544,7 @@ class _Generator:
                     rows.append(row)
                 self._plant("surge", rows, f"{k} {group} consignments to {hub} in {span} days, "
                             f"{total:,.0f} kg against {before:,.0f} kg in the year before")
+                flows[group, hub] += map(_day_and_kg, rows)
 
     def look_alikes(self) -> None:
         """Ordinary trade that resembles the cases: new legitimate customers receiving repeated
@@ -683,9 +667,7 @@ class _Generator:
         flows: dict[tuple[str, str], list[tuple[int, float]]] = defaultdict(list)
         for r in self.data.declarations:
             if r.get("_group") and not r.get("_truth"):
-                flows[str(r["_group"]), str(r["destination_country"])].append(
-                    (dt.date.fromisoformat(str(r["declared_on"])).toordinal(),
-                     float(str(r["quantity_kg"]))))
+                flows[str(r["_group"]), str(r["destination_country"])].append(_day_and_kg(r))
         sums: dict[tuple[str, str], tuple[list[int], list[float]]] = {}
         for key, rows in flows.items():
             rows.sort()
@@ -803,11 +785,11 @@ class _Generator:
             group = r.get("_group")
             if not group or r.get("_no_licence"):
                 continue
-            when = dt.date.fromisoformat(str(r["declared_on"]))
-            if when < CONTROLLED[str(group)][2]:
+            when = str(r["declared_on"])  # (ISO days: compared as text)
+            if when < CONTROLLED[str(group)][2].isoformat():
                 continue
             need[(str(r.get("_holder") or r["exporter"]), str(group),
-                  str(r["destination_country"]), when.year)].append(r)
+                  str(r["destination_country"]), int(when[:4]))].append(r)
         for n, (key, rows) in enumerate(sorted(need.items()), 1):
             exporter, group, country, year = key
             number = f"MOFCOM-{year}-{n:06d}"
@@ -833,11 +815,11 @@ class _Generator:
         self.near_misses()
         planted = len(self.data.declarations)
         groups = [g for g in GROUP_SHARE if g in self.codes]
-        weights = [GROUP_SHARE[g] for g in groups]
+        weights = list(itertools.accumulate(GROUP_SHARE[g] for g in groups))
         for _ in range(max(0, self.n - planted)):
             if rng.random() < 0.3:
                 self.data.declarations.append(
-                    self._controlled(rng.choices(groups, weights=weights)[0]))
+                    self._controlled(rng.choices(groups, cum_weights=weights)[0]))
             else:
                 self.data.declarations.append(self._ordinary())
         self.near_surges()
@@ -849,7 +831,13 @@ class _Generator:
             dropped = set(rng.sample(ordinary, excess))
             self.data.declarations = [r for i, r in enumerate(self.data.declarations)
                                       if i not in dropped]
-        self.data.declarations.sort(key=lambda r: (str(r["declared_on"]), rng.random()))
+        # by day, and in a day by a draw for each row in the list's order (two sorts on
+        # plain keys: one on (day, draw) pairs took twice as long)
+        rows, draws = self.data.declarations, [rng.random() for _ in self.data.declarations]
+        order = sorted(range(len(rows)), key=draws.__getitem__)
+        days = [str(r["declared_on"]) for r in rows]
+        order.sort(key=days.__getitem__)
+        self.data.declarations = [rows[i] for i in order]
         for i, r in enumerate(self.data.declarations, 1):
             r["id"] = f"D{i:08d}"
             truth = r.get("_truth")
@@ -894,7 +882,7 @@ def write(data: DemoData, out: Path) -> dict[str, Path]:
     }
     for name, (columns, rows) in tables.items():
         with files[name].open("w", encoding="utf-8", newline="") as f:
-            w = csv.DictWriter(f, columns, extrasaction="ignore", lineterminator="\n")
-            w.writeheader()
-            w.writerows(rows)
+            w = csv.writer(f, lineterminator="\n")
+            w.writerow(columns)
+            w.writerows(map(operator.itemgetter(*columns), rows))  # (every row has each)
     return files
