@@ -99,15 +99,22 @@ def node_schemas() -> dict[str, Any]:
                            **{f.name: _schema_of(hints[f.name]) for f in fields}},
             "additionalProperties": False,
         }
-    # any node: its `node` field says which kind, and the kind's definition applies (if/then,
-    # so that a validator tries one definition, not all of them)
-    defs["node"] = {
-        "type": "object", "required": ["node"],
-        "properties": {"node": {"enum": sorted(node_classes())}},
-        "allOf": [{"if": {"properties": {"node": {"const": n}}},
-                   "then": {"$ref": f"#/$defs/{n}"}} for n in sorted(node_classes())],
-    }
+    # any node: its `node` field says which kind, and the kind's definition applies, found
+    # by halving the kinds (if/then/else): a validator tests about seven conditions a node, not
+    # one per kind (python-jsonschema took 29 s over the CN rulebooks' rules.json with 110)
+    kinds = sorted(node_classes())
+    defs["node"] = {"type": "object", "required": ["node"],
+                    "properties": {"node": {"enum": kinds}}, **_kind_of(kinds)}
     return defs
+
+
+def _kind_of(kinds: list[str]) -> dict[str, Any]:
+    """The schema that applies the definition of the node's kind, one of `kinds` (sorted)."""
+    if len(kinds) == 1:
+        return {"$ref": f"#/$defs/{kinds[0]}"}
+    half = len(kinds) // 2
+    return {"if": {"properties": {"node": {"enum": kinds[:half]}}},
+            "then": _kind_of(kinds[:half]), "else": _kind_of(kinds[half:])}
 
 
 def _description(cls: type, name: str) -> str:

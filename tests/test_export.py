@@ -99,6 +99,23 @@ def test_rules_json_follows_its_schema(
         ban["attributes"]
 
 
+def test_any_node_is_held_to_the_definition_of_its_own_kind(
+        rules_json: tuple[dict[str, Any], dict[str, Any]]) -> None:
+    """`$defs/node` (any node) applies the definition of the node's own kind, whichever of the
+    kinds it is, and refuses a kind the language does not have."""
+    _, schema = rules_json
+    root = {"$schema": schema["$schema"], "$defs": schema["$defs"], "$ref": "#/$defs/node"}
+    validator = jsonschema.validators.validator_for(root)(root)
+    kinds = schema["$defs"]["node"]["properties"]["node"]["enum"]
+    assert len(kinds) > 100
+    for kind in kinds:
+        refusals = {tuple(e.schema.get("properties", {}).get("node", {}).items())
+                    for e in validator.iter_errors({"node": kind, "not_a_part": 1})
+                    if e.validator == "additionalProperties"}
+        assert refusals == {(("const", kind),)}, kind
+    assert not validator.is_valid({"node": "Nonsense"})
+
+
 def test_rules_json_gives_each_items_control_periods_as_the_knowledge_base_has_them(
         rules_json: tuple[dict[str, Any], dict[str, Any]], demo_kb: Path) -> None:
     """An evaluator written from rules.json alone needs when each item is controlled and by
