@@ -782,12 +782,13 @@ class _Generator:
         """One licence per exporter, group, destination and year, covering its shipments."""
         rng = self.rng
         need: dict[tuple[str, str, str, int], list[dict[str, object]]] = defaultdict(list)
+        controlled_from = {g: c[2].isoformat() for g, c in CONTROLLED.items()}
         for r in self.data.declarations:
             group = r.get("_group")
             if not group or r.get("_no_licence"):
                 continue
             when = str(r["declared_on"])  # (ISO days: compared as text)
-            if when < CONTROLLED[str(group)][2].isoformat():
+            if when < controlled_from[str(group)]:
                 continue
             need[(str(r.get("_holder") or r["exporter"]), str(group),
                   str(r["destination_country"]), int(when[:4]))].append(r)
